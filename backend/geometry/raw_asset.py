@@ -1,0 +1,59 @@
+"""The contract between the models and the geometry pipeline: what a model hands over.
+
+A model returns a :class:`RawAsset`: a (usually dense, marching-cubes) triangle mesh in the
+backend's frame (glTF: +Y up, the subject facing +Z, metres-ish units, any origin), with colour
+either per vertex, as an incoming UV texture, or as a field the pipeline can query at any 3D
+point (what triplane models have). The pipeline (clean -> decimate -> UV -> bake -> export)
+turns it into the game-ready asset. Arrays only, no torch: a field that runs on the GPU wraps
+its own conversion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# points (k, 3) float32 -> values (k, c) float32; called in chunks by the baker.
+PointField = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class RawAsset:
+    """A model's raw output.
+
+    vertices : (n, 3) float32, +Y up, facing +Z
+    faces : (m, 3) int32/int64, counter-clockwise seen from outside
+    vertex_colors : (n, 3|4) float32 in [0, 1], sRGB, or None
+    uvs : (n, 2) float32 incoming UVs (glTF convention, v down from top-left), or None
+    texture : (h, w, 3|4) uint8 sRGB base colour for ``uvs``, or None
+    color_field : points -> (k, 3) sRGB colour in [0, 1], queried at texel surface points
+    material_field : points -> (k, 2) (roughness, metallic) in [0, 1]
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    vertex_colors: np.ndarray | None = None
+    uvs: np.ndarray | None = None
+    texture: np.ndarray | None = None
+    color_field: PointField | None = None
+    material_field: PointField | None = None
+    roughness: float = 0.8
+    metallic: float = 0.0
+    name: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.vertices = np.ascontiguousarray(self.vertices, dtype=np.float32)
+        self.faces = np.ascontiguousarray(self.faces, dtype=np.int64)
+        if self.vertices.ndim != 2 or self.vertices.shape[1] != 3:
+            raise ValueError(f"vertices must be (n, 3), got {self.vertices.shape}")
+        if self.faces.ndim != 2 or self.faces.shape[1] != 3:
+            raise ValueError(f"faces must be (m, 3), got {self.faces.shape}")
+        if len(self.faces) and (self.faces.min() < 0 or self.faces.max() >= len(self.vertices)):
+            raise ValueError("faces index vertices that do not exist")
+        for name in ("vertex_colors", "uvs"):
+            values = getattr(self, name)
+            if values is not None and len(values) != len(self.vertices):
+                raise ValueError(f"{name} has {len(values)} rows for {len(self.vertices)} vertices")

@@ -1,0 +1,127 @@
+"""Typed errors of the Dream CAD protocol: stable codes, wire form and default hints.
+
+Every failure that crosses the wire is an :class:`ErrorInfo` (code, message, field, hint). Code
+strings are part of the protocol and never change meaning; clients switch on them, so a new
+failure gets a new code rather than reusing a near one. :class:`ProtocolError` is the exception
+that carries an ``ErrorInfo`` through Python code on either side, kept apart from ``ValueError``
+so a bad message is never mistaken for a bug.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class ErrorCode(str, enum.Enum):
+    """Stable error codes. The value is what travels on the wire."""
+
+    # Framing and parsing: the message itself is wrong.
+    PROTOCOL_VERSION_MISMATCH = "protocol_version_mismatch"
+    MALFORMED_FRAMES = "malformed_frames"
+    BAD_JSON = "bad_json"
+    UNKNOWN_MESSAGE_TYPE = "unknown_message_type"
+    MISSING_FIELD = "missing_field"
+    INVALID_FIELD = "invalid_field"
+    OUT_OF_RANGE = "out_of_range"
+    FRAME_TOO_LARGE = "frame_too_large"
+    TOO_MANY_FRAMES = "too_many_frames"
+    PROMPT_TOO_LONG = "prompt_too_long"
+    # Request semantics: well-formed, but not something the backend can do.
+    UNKNOWN_MODEL = "unknown_model"
+    UNSUPPORTED_TASK = "unsupported_task"
+    INVALID_IMAGE = "invalid_image"
+    INVALID_PARAMETER = "invalid_parameter"
+    UNKNOWN_JOB = "unknown_job"
+    JOB_NOT_FINISHED = "job_not_finished"
+    RESULT_EXPIRED = "result_expired"
+    QUEUE_FULL = "queue_full"
+    # Running a job.
+    WEIGHTS_MISSING = "weights_missing"
+    CUDA_OUT_OF_MEMORY = "cuda_out_of_memory"
+    MODEL_FAILED = "model_failed"
+    GEOMETRY_FAILED = "geometry_failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+    INTERNAL_ERROR = "internal_error"
+    # Client side (never sent by the server, but reported in the same shape).
+    TIMEOUT = "timeout"
+    BACKEND_UNREACHABLE = "backend_unreachable"
+
+
+DEFAULT_HINTS: dict[ErrorCode, str] = {
+    ErrorCode.PROTOCOL_VERSION_MISMATCH: "Client and backend speak different protocol versions: "
+    "upgrade the older of the two (the Blender add-on or the dreamcad-backend package).",
+    ErrorCode.MALFORMED_FRAMES: "Send [protocol tag, JSON header, binary frames...] as one "
+    "multipart message; see docs/protocol.md.",
+    ErrorCode.BAD_JSON: "The header frame must be UTF-8 JSON holding one object.",
+    ErrorCode.UNKNOWN_MESSAGE_TYPE: "Use one of the message types listed in docs/protocol.md.",
+    ErrorCode.MISSING_FIELD: "Add the named field to the message body.",
+    ErrorCode.INVALID_FIELD: "Give the named field a value of the documented type.",
+    ErrorCode.OUT_OF_RANGE: "Choose a value inside the documented range.",
+    ErrorCode.FRAME_TOO_LARGE: "Send a smaller image, or raise the backend's --max-frame-mb.",
+    ErrorCode.TOO_MANY_FRAMES: "Send fewer images in one request.",
+    ErrorCode.PROMPT_TOO_LONG: "Shorten the prompt.",
+    ErrorCode.UNKNOWN_MODEL: "Run `dreamcad-backend models` to list installed models.",
+    ErrorCode.UNSUPPORTED_TASK: "Pick a model that supports this task (see hello_reply.models).",
+    ErrorCode.INVALID_IMAGE: "Send a PNG, JPEG or WebP file that opens in an image viewer.",
+    ErrorCode.INVALID_PARAMETER: "Check the model's parameter schema in hello_reply.models.",
+    ErrorCode.UNKNOWN_JOB: "List jobs with list_jobs_request; results past retention are deleted.",
+    ErrorCode.JOB_NOT_FINISHED: "Wait for the result_event, or poll status_request.",
+    ErrorCode.RESULT_EXPIRED: "The result was removed by retention; submit the job again.",
+    ErrorCode.QUEUE_FULL: "Wait for queued jobs to finish or cancel some.",
+    ErrorCode.WEIGHTS_MISSING: "Run `dreamcad-backend download MODEL` on the backend machine.",
+    ErrorCode.CUDA_OUT_OF_MEMORY: "Lower the resolution or texture size, close other GPU "
+    "programs, or pick a smaller model.",
+    ErrorCode.MODEL_FAILED: "See the backend log for the traceback; try another seed or model.",
+    ErrorCode.GEOMETRY_FAILED: "Try another target face count, or report the input mesh.",
+    ErrorCode.CANCELLED: "The job was cancelled on request.",
+    ErrorCode.INTERRUPTED: "The backend stopped twice while running this job; check its log "
+    "(out of memory?) and submit again.",
+    ErrorCode.INTERNAL_ERROR: "This is a bug in the backend; please report it with its log.",
+    ErrorCode.TIMEOUT: "Is the backend running and reachable? Try `dreamcad-backend ping`.",
+    ErrorCode.BACKEND_UNREACHABLE: "Start it with `dreamcad-backend serve`, or check the address.",
+}
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """A structured error as it travels: ``field`` is a dotted path such as ``body.seed``."""
+
+    code: str
+    message: str
+    field: str | None = None
+    hint: str | None = None
+
+    def describe(self) -> str:
+        """One line for logs and CLI output: ``code: message (field) - hint``."""
+        text = f"{self.code}: {self.message}"
+        if self.field:
+            text += f" (field {self.field})"
+        if self.hint:
+            text += f" - {self.hint}"
+        return text
+
+
+class ProtocolError(Exception):
+    """An error with a stable code; raised anywhere, turned into an error reply at the edge."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        field: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
+        self.hint = hint if hint is not None else DEFAULT_HINTS.get(code)
+
+    @property
+    def info(self) -> ErrorInfo:
+        return ErrorInfo(code=self.code.value, message=str(self), field=self.field, hint=self.hint)
+
+    def __str__(self) -> str:
+        return self.args[0] if self.args else self.code.value

@@ -1,0 +1,353 @@
+"""Every message of the Dream CAD protocol as a frozen dataclass, and the registry of their types.
+
+Naming follows ``<action>_request`` / ``<action>_reply`` / ``<noun>_event``. Requests go client ->
+backend; each gets exactly one reply (its own ``*_reply`` or an ``error_reply``) whose header
+``parent_id`` is the request's ``msg_id``. Events are pushed by the backend about a job; their
+``parent_id`` is the ``msg_id`` of the request that subscribed (the submit, or a watching status).
+Fields typed ``bytes`` travel as binary frames (see codec.py). Static limits (ranges) live here
+in field metadata; limits an operator can change (frame size, prompt length) live in framing.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from shared_protocol.codec import bounded
+
+Task = Literal["text", "image", "multi_image"]
+OutputFormat = Literal["glb", "obj", "ply", "stl"]
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+ViewName = Literal["front", "left", "back", "right", "top", "bottom"]
+ParameterKind = Literal["int", "float", "bool", "choice", "str"]
+
+FINISHED_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+MIN_FACES, MAX_FACES, DEFAULT_FACES = 500, 500_000, 20_000
+TEXTURE_SIZES = (256, 512, 1024, 2048, 4096)
+
+
+@dataclass(frozen=True)
+class Message:
+    """Base of all messages; ``TYPE`` is the wire name in the header's ``type``."""
+
+    TYPE: ClassVar[str] = ""
+
+
+# --- Shared records -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Error:
+    """Structured error: a stable ``code`` (errors.ErrorCode), words, the field and a fix."""
+
+    code: str
+    message: str
+    field: str | None = None
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    index: int
+    name: str
+    memory_total_mb: int
+    memory_free_mb: int
+    utilization_percent: int | None = None
+    temperature_c: int | None = None
+    power_w: float | None = None
+
+
+@dataclass(frozen=True)
+class ParameterSchema:
+    """One model parameter, enough for a client to draw a widget and check a value."""
+
+    name: str
+    kind: ParameterKind
+    default: Any
+    label: str = ""
+    description: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    name: str
+    tasks: tuple[Task, ...]
+    parameters: tuple[ParameterSchema, ...]
+    vram_mb: int
+    license: str
+    license_url: str = ""
+    description: str = ""
+    weights_repo: str = ""
+    weights_present: bool = True
+    available: bool = True
+    unavailable_reason: str = ""
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """An encoded image (PNG/JPEG/WebP) and, for multi-view models, which view it shows."""
+
+    data: bytes
+    media_type: str = "image/png"
+    view: ViewName = "front"
+
+
+@dataclass(frozen=True)
+class Progress:
+    stage: str
+    step: int = 0
+    total: int = 0
+    fraction: float = bounded(0.0, 0.0, 1.0)
+    eta_s: float | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a finished asset is: the numbers a client shows without opening the file."""
+
+    format: OutputFormat
+    faces: int
+    vertices: int
+    bbox_min: tuple[float, ...]
+    bbox_max: tuple[float, ...]
+    seed: int
+    model: str
+    up_axis: str = "+Y"
+    units: str = "m"
+    timings_s: dict[str, float] = field(default_factory=dict)
+    peak_vram_mb: float | None = None
+    warnings: tuple[str, ...] = ()
+    quality: dict[str, float] = field(default_factory=dict)
+    backend_version: str = ""
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    job_id: str
+    state: JobState
+    model: str
+    task: Task
+    prompt: str
+    name: str
+    priority: int
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    queue_position: int | None = None
+    attempts: int = 0
+    progress: Progress | None = None
+    error: Error | None = None
+    manifest: Manifest | None = None
+
+
+# --- Requests and replies -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HelloRequest(Message):
+    TYPE: ClassVar[str] = "hello_request"
+    client_name: str = ""
+    client_version: str = ""
+
+
+@dataclass(frozen=True)
+class HelloReply(Message):
+    TYPE: ClassVar[str] = "hello_reply"
+    backend_version: str
+    protocol_version: int
+    gpus: tuple[GpuInfo, ...]
+    models: tuple[ModelInfo, ...]
+    max_frame_bytes: int
+    max_frames: int
+    max_prompt_chars: int
+
+
+@dataclass(frozen=True)
+class SubmitRequest(Message):
+    """Ask for one asset. ``parameters`` are the model's own, checked against its schema."""
+
+    TYPE: ClassVar[str] = "submit_request"
+    model: str
+    task: Task
+    prompt: str = ""
+    images: tuple[ImageInput, ...] = ()
+    seed: int | None = bounded(None, 0, 2**32 - 1)
+    target_faces: int = bounded(DEFAULT_FACES, MIN_FACES, MAX_FACES)
+    texture_size: int = bounded(1024, TEXTURE_SIZES[0], TEXTURE_SIZES[-1])
+    pbr: bool = True
+    output_format: OutputFormat = "glb"
+    parameters: dict[str, Any] = field(default_factory=dict)
+    priority: int = bounded(0, -100, 100)
+    name: str = ""
+    watch: bool = True
+
+
+@dataclass(frozen=True)
+class SubmitReply(Message):
+    """The job was accepted and queued."""
+
+    TYPE: ClassVar[str] = "submit_reply"
+    job_id: str
+    queue_position: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class CancelRequest(Message):
+    TYPE: ClassVar[str] = "cancel_request"
+    job_id: str
+
+
+@dataclass(frozen=True)
+class CancelReply(Message):
+    """``state`` is the job's state after the request; a running job ends at its next step."""
+
+    TYPE: ClassVar[str] = "cancel_reply"
+    job_id: str
+    state: JobState
+
+
+@dataclass(frozen=True)
+class StatusRequest(Message):
+    """``watch`` subscribes this client to the job's events (a reconnecting client uses it)."""
+
+    TYPE: ClassVar[str] = "status_request"
+    job_id: str
+    watch: bool = False
+
+
+@dataclass(frozen=True)
+class StatusReply(Message):
+    TYPE: ClassVar[str] = "status_reply"
+    job: JobInfo
+
+
+@dataclass(frozen=True)
+class ListJobsRequest(Message):
+    TYPE: ClassVar[str] = "list_jobs_request"
+    states: tuple[JobState, ...] = ()
+    limit: int = bounded(100, 1, 10_000)
+
+
+@dataclass(frozen=True)
+class ListJobsReply(Message):
+    TYPE: ClassVar[str] = "list_jobs_reply"
+    jobs: tuple[JobInfo, ...]
+
+
+@dataclass(frozen=True)
+class FetchRequest(Message):
+    TYPE: ClassVar[str] = "fetch_request"
+    job_id: str
+
+
+@dataclass(frozen=True)
+class FetchReply(Message):
+    TYPE: ClassVar[str] = "fetch_reply"
+    job_id: str
+    manifest: Manifest
+    asset: bytes
+    preview: bytes | None = None
+
+
+@dataclass(frozen=True)
+class DeleteRequest(Message):
+    """Forget a finished job and delete its files (cancels it first if it is still live)."""
+
+    TYPE: ClassVar[str] = "delete_request"
+    job_id: str
+
+
+@dataclass(frozen=True)
+class DeleteReply(Message):
+    TYPE: ClassVar[str] = "delete_reply"
+    job_id: str
+
+
+@dataclass(frozen=True)
+class PingRequest(Message):
+    TYPE: ClassVar[str] = "ping_request"
+
+
+@dataclass(frozen=True)
+class PingReply(Message):
+    """The pong: backend clock, GPU telemetry and queue depth."""
+
+    TYPE: ClassVar[str] = "ping_reply"
+    server_time: float
+    gpus: tuple[GpuInfo, ...] = ()
+    queued_jobs: int = 0
+    running_jobs: int = 0
+
+
+@dataclass(frozen=True)
+class ErrorReply(Message):
+    """The reply to any request that failed; ``parent_id`` names the request."""
+
+    TYPE: ClassVar[str] = "error_reply"
+    error: Error
+
+
+# --- Events ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProgressEvent(Message):
+    TYPE: ClassVar[str] = "progress_event"
+    job_id: str
+    progress: Progress
+    preview: bytes | None = None
+
+
+@dataclass(frozen=True)
+class ResultEvent(Message):
+    TYPE: ClassVar[str] = "result_event"
+    job_id: str
+    manifest: Manifest
+    asset: bytes
+    preview: bytes | None = None
+
+
+@dataclass(frozen=True)
+class JobFailedEvent(Message):
+    """A job ended without a result: ``state`` is ``failed`` or ``cancelled``."""
+
+    TYPE: ClassVar[str] = "job_failed_event"
+    job_id: str
+    state: JobState
+    error: Error
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.TYPE: cls
+    for cls in (
+        HelloRequest,
+        HelloReply,
+        SubmitRequest,
+        SubmitReply,
+        CancelRequest,
+        CancelReply,
+        StatusRequest,
+        StatusReply,
+        ListJobsRequest,
+        ListJobsReply,
+        FetchRequest,
+        FetchReply,
+        DeleteRequest,
+        DeleteReply,
+        PingRequest,
+        PingReply,
+        ErrorReply,
+        ProgressEvent,
+        ResultEvent,
+        JobFailedEvent,
+    )
+}
+REQUEST_TYPES = frozenset(name for name in MESSAGE_TYPES if name.endswith("_request"))
+EVENT_TYPES = frozenset(name for name in MESSAGE_TYPES if name.endswith("_event"))
+
