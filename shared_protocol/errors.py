@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass
 
 
-class ErrorCode(str, enum.Enum):
+class ErrorCode(enum.StrEnum):
     """Stable error codes. The value is what travels on the wire."""
 
     # Framing and parsing: the message itself is wrong.
