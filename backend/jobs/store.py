@@ -238,9 +238,9 @@ class JobStore:
 
 def _record(row: sqlite3.Row) -> JobRecord:
     values = dict(row)
-    decoded = {
-        key: json.loads(values.pop(column)) if values.get(column) else None
-        for key, column in _JSON_COLUMNS.items()
-    }
+    decoded = {}
+    for key, column in _JSON_COLUMNS.items():
+        raw = values.pop(column)
+        decoded[key] = json.loads(raw) if raw else None
     decoded["request"] = decoded["request"] or {}
     return JobRecord(**values, **decoded)
