@@ -67,7 +67,7 @@ def seed_result(data_dir: Path) -> str:
 
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def measure(client: BackendClient, message, count: int, timeout_s: float) -> list[float]:

@@ -20,9 +20,9 @@ def submit_frames(**body_changes) -> list[bytes]:
     return [frames[0], json.dumps(header).encode(), *frames[2:]]
 
 
-def code_of(frames, limits: Limits = Limits()) -> tuple[str, str | None]:
+def code_of(frames, limits: Limits | None = None) -> tuple[str, str | None]:
     with pytest.raises(DecodeError) as caught:
-        decode(frames, limits)
+        decode(frames, limits or Limits())
     return caught.value.code.value, caught.value.field
 
 
@@ -80,7 +80,7 @@ def test_frame_limits() -> None:
     )
     many = encode(SubmitRequest(model="m", task="multi_image", images=(image,) * 5))
     assert code_of(many, Limits(max_frames=4)) == ("too_many_frames", "frames")
-    assert code_of(frames + [b"stray"]) == ("malformed_frames", "frames")
+    assert code_of([*frames, b"stray"]) == ("malformed_frames", "frames")
     assert code_of([TAG, b" " * 100], Limits(max_header_bytes=50)) == ("frame_too_large", "header")
 
 

@@ -1,4 +1,4 @@
-"""The queue's state machine on a real SQLite file: priorities, cancel, crash recovery, retention."""
+"""The queue's state machine on a real SQLite file: priority, cancel, crash recovery, retention."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def test_images_stored_as_files(tmp_path, events) -> None:
 def test_success_writes_result_and_publishes(tmp_path, events) -> None:
     queue = make_queue(tmp_path, events)
     job_id = submit(queue)
-    record, token = queue.claim(0)
+    queue.claim(0)
     queue.report_progress(job_id, Progress(stage="field", step=1, total=2, fraction=0.3), None)
     queue.succeed(job_id, MANIFEST, b"glTF...", b"png")
     record = queue.store.get(job_id)
