@@ -1,4 +1,4 @@
-"""`dreamcad-backend` as a user runs it: real subprocesses, real sockets, exit codes and messages."""
+"""`dreamcad-backend` as a user runs it: real subprocesses and sockets, exit codes, messages."""
 
 from __future__ import annotations
 
