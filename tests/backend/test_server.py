@@ -297,6 +297,7 @@ MALFORMED = {
         "too_many_frames",
         "frames",
     ),
+    "texture_size": (submit_frames(texture_size=1000), "out_of_range", "body.texture_size"),
     "prompt_too_long": (submit_frames(prompt="x" * 5000), "prompt_too_long", "body.prompt"),
     "empty_prompt": (submit_frames(prompt="  "), "missing_field", "body.prompt"),
     "unknown_job": (encode(StatusRequest(job_id="nope")), "unknown_job", "body.job_id"),
