@@ -87,6 +87,7 @@ def import_glb(
     obj.data.name = name
     _tag(obj, provenance)
     _select_only(obj)
+    bpy.context.view_layer.update()  # matrix_world reflects the placement for the caller
     return obj
 
 
@@ -174,6 +175,7 @@ def _place(obj: bpy.types.Object, placement: Placement, extent: float) -> None:
             size = max(target.dimensions) or None
         if placement.mode == "REPLACE":
             bpy.data.objects.remove(target)
+            bpy.context.view_layer.update()  # drop the removed object from the layer's list
     else:
         obj.location = placement.location
     if size is not None and extent > 0:
@@ -206,7 +208,8 @@ def _seed_property(seed: int | None) -> int | str:
 def _select_only(obj: bpy.types.Object) -> None:
     view_layer = bpy.context.view_layer
     for other in view_layer.objects:
-        other.select_set(False)
+        if other is not None:
+            other.select_set(False)
     if obj.name in view_layer.objects:
         obj.select_set(True)
         view_layer.objects.active = obj
