@@ -24,6 +24,7 @@ os.environ["BLENDER_USER_RESOURCES"] = str(USER_DIR)
 
 bpy = pytest.importorskip("bpy")
 
+from tests.blender_addon.fake_peer import peer_factory  # noqa: E402, F401 (a fixture)
 from tests.support.backend_process import BackendProcess  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]

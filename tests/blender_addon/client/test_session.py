@@ -6,15 +6,10 @@ answering) a tiny ROUTER socket in the test plays the peer over a real socket.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-
-import pytest
-import zmq
 
 from shared_protocol.errors import ErrorCode
-from shared_protocol.framing import decode, encode, split_identity
+from shared_protocol.framing import decode, encode
 from shared_protocol.messages import ErrorReply, SubmitRequest
 from tests.support.backend_process import free_port
 
@@ -69,41 +64,6 @@ def test_nothing_listening_turns_lost_with_a_fix(addon) -> None:
     assert "no backend answers" in lost.error.message
     assert "Retry" in lost.error.hint
     assert session.poll() == []  # closed: nothing more to read, and no exception
-
-
-class FakePeer:
-    """A ROUTER that answers every message with ``reply(frames) -> frames`` (a real socket)."""
-
-    def __init__(self, reply) -> None:
-        self.address = f"tcp://127.0.0.1:{free_port()}"
-        self.socket = zmq.Context.instance().socket(zmq.ROUTER)
-        self.socket.bind(self.address)
-        self.reply = reply
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-
-    def serve(self) -> None:
-        while not self.stop.is_set():
-            if self.socket.poll(50):
-                identity, frames = split_identity(self.socket.recv_multipart())
-                self.socket.send_multipart([identity, *self.reply(frames)])
-
-
-@pytest.fixture
-def peer_factory() -> Iterator:
-    peers: list[FakePeer] = []
-
-    def make(reply) -> FakePeer:
-        peer = FakePeer(reply)
-        peer.thread.start()
-        peers.append(peer)
-        return peer
-
-    yield make
-    for peer in peers:
-        peer.stop.set()
-        peer.thread.join(2)
-        peer.socket.close(0)
 
 
 def test_newer_backend_says_upgrade_the_addon(addon, peer_factory) -> None:
