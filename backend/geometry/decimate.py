@@ -33,8 +33,7 @@ def check_target(target_faces: int) -> None:
     if not MIN_TARGET_FACES <= target_faces <= MAX_TARGET_FACES:
         raise ProtocolError(
             ErrorCode.OUT_OF_RANGE,
-            f"target face count {target_faces} is outside [{MIN_TARGET_FACES}, "
-            f"{MAX_TARGET_FACES}]",
+            f"target face count {target_faces} is outside [{MIN_TARGET_FACES}, {MAX_TARGET_FACES}]",
             field="target_faces",
         )
 

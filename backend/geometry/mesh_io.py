@@ -80,12 +80,18 @@ def _merge(parts: list, name: str) -> RawAsset:
     result_uvs = None
     if texture is not None:
         result_uvs = np.vstack(
-            [u if u is not None else np.zeros((len(v), 2), np.float32) for u, v in zip(uvs, vertices, strict=True)]
+            [
+                u if u is not None else np.zeros((len(v), 2), np.float32)
+                for u, v in zip(uvs, vertices, strict=True)
+            ]
         )
     result_colors = None
     if any(c is not None for c in colors):
         result_colors = np.vstack(
-            [c if c is not None else np.full((len(v), 3), 0.8, np.float32) for c, v in zip(colors, vertices, strict=True)]
+            [
+                c if c is not None else np.full((len(v), 3), 0.8, np.float32)
+                for c, v in zip(colors, vertices, strict=True)
+            ]
         )
     return RawAsset(
         np.vstack(vertices),

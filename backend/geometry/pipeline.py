@@ -71,7 +71,11 @@ class PipelineOptions:
 
 @dataclass
 class PipelineResult:
-    """The finished asset (for OBJ a zip of obj + mtl + png) and its manifest figures."""
+    """The finished asset (for OBJ a zip of obj + mtl + png) and its manifest figures.
+
+    ``quality`` holds numbers only (bools for yes/no figures); ``timings_s`` has one entry per
+    stage plus ``bake.<step>`` details.
+    """
 
     asset: bytes
     format: str
@@ -83,13 +87,13 @@ class PipelineResult:
     timings_s: dict[str, float]
     quality: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
-    preview_png: bytes = b""
+    preview: bytes = b""  # PNG
 
     def manifest(self) -> dict[str, Any]:
         """Everything but the binary payloads, JSON-ready."""
         data = asdict(self)
         data.pop("asset")
-        data.pop("preview_png")
+        data.pop("preview")
         return data
 
 
@@ -182,6 +186,7 @@ def run_pipeline(
     )
     done(5, started)
     figures = _quality(source, reduced, mapped, maps, options)
+    timings.update({f"bake.{name}": seconds for name, seconds in maps.timings_s.items()})
     return PipelineResult(
         asset=asset,
         format=options.output_format,
@@ -193,7 +198,7 @@ def run_pipeline(
         timings_s=timings,
         quality=figures,
         warnings=warnings,
-        preview_png=preview_png,
+        preview=preview_png,
     )
 
 
@@ -239,7 +244,6 @@ def _quality(
         "uv_charts": mapped.charts,
         "flipped_faces": mapped.flipped_faces,
         "texture_coverage": round(maps.coverage, 4),
-        "bake_breakdown_s": maps.timings_s,
     }
     # Topology of the positions alone: UV seams are not holes.
     distance = WELD_DISTANCE * clean.bbox_diagonal(reduced.vertices)

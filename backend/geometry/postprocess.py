@@ -34,5 +34,5 @@ def postprocess_file(
     out_path.write_bytes(result.asset)
     manifest = {"source": str(path), "output": str(out_path), **result.manifest()}
     out_path.with_name(out_path.name + ".json").write_text(json.dumps(manifest, indent=2))
-    out_path.with_name(out_path.stem + ".preview.png").write_bytes(result.preview_png)
+    out_path.with_name(out_path.stem + ".preview.png").write_bytes(result.preview)
     return result

@@ -66,7 +66,9 @@ def test_fill_holes_closes_a_cut_sphere(sphere_mesh):
     centres = vertices[faces].mean(axis=1)
     cut = faces[centres[:, 1] < 0.45]  # a cap removed: one round hole
     assert not quality.topology(vertices, cut)["watertight"]
-    result = clean.clean_mesh(vertices, cut, {"c": np.ones((len(vertices), 3))}, fill_holes_enabled=True)
+    result = clean.clean_mesh(
+        vertices, cut, {"c": np.ones((len(vertices), 3))}, fill_holes_enabled=True
+    )
     assert result.report["holes_filled"] == 1
     assert quality.topology(result.vertices, result.faces)["watertight"]
     assert len(result.attributes["c"]) == len(result.vertices)

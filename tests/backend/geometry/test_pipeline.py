@@ -31,6 +31,7 @@ def test_vertex_colour_blob_to_checked_glb(colored_blob, tmp_path):
     assert result.quality["watertight"] and result.quality["pieces"] == 1
     assert result.quality["flipped_faces"] == 0
     assert result.quality["mean_distance_pct"] < 0.05
+    assert all(isinstance(float(v), float) for v in result.quality.values())  # manifest-ready
     assert result.bbox_min[1] == pytest.approx(0.0, abs=1e-6)  # origin at bottom centre
     assert result.bbox_min[0] == pytest.approx(-result.bbox_max[0], abs=1e-5)
     path = tmp_path / "blob.glb"
@@ -38,7 +39,7 @@ def test_vertex_colour_blob_to_checked_glb(colored_blob, tmp_path):
     report = validate(path)
     assert report["issues"]["numErrors"] == 0, error_messages(report)
     assert_baked_material(import_glb(path), result.faces)
-    preview = Image.open(io.BytesIO(result.preview_png))
+    preview = Image.open(io.BytesIO(result.preview))
     assert preview.size == (256, 256)
 
 
