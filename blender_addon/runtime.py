@@ -205,14 +205,19 @@ def import_job(job_id: str, placement: importer.Placement | None = None) -> str:
         settings=job.settings,
         inputs=plan.inputs if plan else {},
     )
-    fallback = Path(provenance.inputs.get("image", "")).stem or "Dream CAD Asset"
-    obj = importer.import_glb(path, importer.object_name(job.prompt, fallback), placement,
-                              provenance)
+    obj = importer.import_glb(path, display_name(job), placement, provenance)
     STATE.offered.discard(job_id)
     if plan is not None:
         plan.object_name = obj.name
     STATE.rows_dirty = True
     return obj.name
+
+
+def display_name(job: JobRecord) -> str:
+    """The object name for a job: its prompt, else its image file's name."""
+    plan = next((p for p in STATE.plans.values() if p.job_id == job.job_id), None)
+    image = Path(plan.inputs.get("image", "")).stem if plan else ""
+    return importer.object_name(job.prompt, image or job.name or "Dream CAD Asset")
 
 
 def request_import(job_id: str) -> str | None:
@@ -292,7 +297,8 @@ def process(notes: list[Notification], *, push_undo: bool) -> None:
 def wait_until_connected(timeout_s: float) -> Session:
     """Background mode: connect if needed and poll until hello is answered or fails."""
     session = STATE.session
-    if session is None or session.state is not ConnectionState.CONNECTED:
+    if session is None or session.state not in (ConnectionState.CONNECTED,
+                                                ConnectionState.CONNECTING):
         session = connect(timeout_s)
     while session.state is ConnectionState.CONNECTING:
         process(session.poll(wait_s=0.2), push_undo=False)
@@ -323,7 +329,7 @@ def _on_result(note: ResultReady, push_undo: bool) -> None:
 
     job = _job(note.job_id)
     folder = output_directory(preferences())
-    stem = f"{importer.object_name(job.prompt, 'asset').replace(' ', '_')}_{note.job_id[:8]}"
+    stem = f"{display_name(job).replace(' ', '_')}_{note.job_id[:8]}"
     path = folder / f"{stem}.{note.manifest.format}"
     path.write_bytes(note.asset)
     STATE.result_files[note.job_id] = path

@@ -37,6 +37,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help=".blend file to write")
     parser.add_argument("--address", help="backend address (default: the add-on's preference)")
     parser.add_argument("--addon-zip", type=Path, help="install this extension build first")
+    parser.add_argument("--start-backend", type=Path, metavar="PYTHON",
+                        help="start a local backend with this interpreter (the add-on's Start "
+                        "Local Backend) and stop it at the end")
+    parser.add_argument("--backend-data", type=Path, help="data folder of that local backend")
+    parser.add_argument("--results", type=Path, help="where GLB files and previews go")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="model parameter (VALUE read as JSON, else text); repeatable")
     parser.add_argument("--faces", type=int, help="target faces")
@@ -98,6 +103,14 @@ def grid_position(index: int, count: int, pitch: float) -> tuple[float, float, f
     return ((column - (columns - 1) / 2) * pitch, ((rows - 1) / 2 - row) * pitch, 0.0)
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def enable_addon(bpy, zip_path: Path | None) -> str:
     """The enabled Dream CAD extension's module name, installing ``zip_path`` first if given."""
     if zip_path is not None:
@@ -108,6 +121,13 @@ def enable_addon(bpy, zip_path: Path | None) -> str:
         )
     enabled = [addon.module for addon in bpy.context.preferences.addons
                if addon.module.split(".")[-1] == "dreamcad"]
+    if not enabled:  # installed but not enabled (background Blender does not save prefs)
+        for repo in bpy.context.preferences.extensions.repos:
+            if repo.enabled and (Path(repo.directory) / "dreamcad").is_dir():
+                module = f"bl_ext.{repo.module}.dreamcad"
+                bpy.ops.preferences.addon_enable(module=module)
+                enabled = [module]
+                break
     if not enabled:
         raise BatchError("the Dream CAD extension is not enabled: install it in Blender, or "
                          "pass --addon-zip dist/dreamcad-<version>.zip")
@@ -148,6 +168,26 @@ def run(args: argparse.Namespace) -> int:
     prefs = bpy.context.preferences.addons[addon_name].preferences
     if args.address:
         prefs.backend_address = args.address
+    elif args.start_backend:
+        prefs.backend_address = f"tcp://127.0.0.1:{free_port()}"
+    if args.results:
+        prefs.output_directory = str(args.results.resolve())
+    try:
+        if args.start_backend:
+            prefs.backend_python = str(args.start_backend.absolute())
+            prefs.backend_data_dir = str(args.backend_data.resolve()) if args.backend_data else ""
+            try:
+                bpy.ops.dreamcad.start_local_backend()
+            except RuntimeError as error:
+                raise BatchError(str(error)) from None
+        return generate_all(bpy, args, items, params)
+    finally:
+        if bpy.ops.dreamcad.stop_local_backend.poll():  # only a backend we started
+            bpy.ops.dreamcad.stop_local_backend()
+
+
+def generate_all(bpy, args: argparse.Namespace, items: list[tuple[str, str]],
+                 params: dict[str, object]) -> int:
     try:
         bpy.ops.dreamcad.connect()
         bpy.ops.dreamcad.select_model(model_id=args.model)
