@@ -50,6 +50,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--size", type=float, default=1.0, help="scale each asset to this (m)")
     parser.add_argument("--spacing", type=float, default=1.5, help="grid spacing, x size")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per asset")
+    parser.add_argument("--connect-timeout", type=float, default=120.0,
+                        help="seconds to wait for the backend to answer (it may be starting)")
     parser.add_argument("--render", type=Path, help="also render a preview PNG here")
     parser.add_argument("--keep-scene", action="store_true",
                         help="add to the open file instead of an empty one")
@@ -189,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
 def generate_all(bpy, args: argparse.Namespace, items: list[tuple[str, str]],
                  params: dict[str, object]) -> int:
     try:
-        bpy.ops.dreamcad.connect()
+        bpy.ops.dreamcad.connect(timeout_s=args.connect_timeout)
         bpy.ops.dreamcad.select_model(model_id=args.model)
     except RuntimeError as error:  # the operators' ERROR reports: what and how to fix
         raise BatchError(str(error)) from None

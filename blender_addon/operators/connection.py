@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import FloatProperty, StringProperty
 
 from shared_protocol.errors import ErrorCode, ProtocolError
 
@@ -18,10 +18,15 @@ class DREAMCAD_OT_connect(bpy.types.Operator):
     bl_idname = "dreamcad.connect"
     bl_label = "Retry"
 
+    timeout_s: FloatProperty(
+        name="Timeout", default=runtime.CONNECT_WAIT_S, min=0.1, options={"SKIP_SAVE"},
+        description="Background mode: how long to wait for the backend's answer",
+    )
+
     def execute(self, _context: bpy.types.Context) -> set[str]:
         try:
             if bpy.app.background:
-                runtime.wait_until_connected(runtime.CONNECT_WAIT_S)
+                runtime.wait_until_connected(self.timeout_s)
             else:
                 runtime.connect()
         except ProtocolError as error:
