@@ -35,8 +35,6 @@ from shared_protocol.messages import (
     SubmitRequest,
 )
 
-from . import runtime
-
 # (target faces, texture size) of each built-in quality preset.
 QUALITY_PRESETS: dict[str, tuple[int, int]] = {
     "DRAFT": (5_000, 512),
@@ -56,14 +54,14 @@ _PLACEMENT_ITEMS = (
     ("REPLACE", "Replace Selected", "Put the result where the active object is and remove it"),
 )
 # Blender keeps only the strings of dynamic enum items that Python keeps alive.
-_choice_items_cache: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+_choice_items_cache: dict[str, list[tuple[str, str, str]]] = {}
+_CHOICE_SEPARATOR = "\x1f"  # choices are stored on the item, joined: it needs no live backend
 
 
 def _choice_items(item: DREAMCAD_PG_parameter, _context: Any) -> list[tuple[str, str, str]]:
-    key = (item.model_id, item.name)
+    key = item.choices
     if key not in _choice_items_cache:
-        schema = parameter_schema(runtime.model_info(item.model_id), item.name)
-        choices = schema.choices if schema else ()
+        choices = [c for c in key.split(_CHOICE_SEPARATOR) if c]
         _choice_items_cache[key] = [(c, c, "") for c in choices] or [("", "(none)", "")]
     return _choice_items_cache[key]
 
@@ -73,6 +71,7 @@ class DREAMCAD_PG_parameter(bpy.types.PropertyGroup):
 
     model_id: StringProperty()
     kind: StringProperty()
+    choices: StringProperty()  # for kind "choice": the schema's choices, joined
     label: StringProperty()
     description: StringProperty()
     int_value: IntProperty(name="Value")
@@ -171,6 +170,7 @@ def sync_parameters(settings: DREAMCAD_PG_settings, model: ModelInfo | None) -> 
         item.name = schema.name
         item.model_id = model.id
         item.kind = schema.kind
+        item.choices = _CHOICE_SEPARATOR.join(schema.choices)
         item.label = schema.label or schema.name.replace("_", " ").title()
         item.description = schema.description
         value = kept.get(schema.name, schema.default)
