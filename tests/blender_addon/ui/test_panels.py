@@ -47,9 +47,10 @@ def test_connected_panel_shows_backend_models_and_schema_parameters(connected) -
     assert f"Backend {hello.backend_version} · protocol {hello.protocol_version}" in \
         layout.texts("label")
     assert any("GPU" in t or "GB free" in t for t in layout.texts("label"))
-    (select,) = layout.find("operator", name="dreamcad.select_model", text="Procedural") or \
-        layout.find("operator", name="dreamcad.select_model")
-    assert select.properties == {"model_id": "procedural"} and select.enabled
+    buttons = layout.find("operator", name="dreamcad.select_model")
+    assert [b.properties["model_id"] for b in buttons] == [m.id for m in hello.models]
+    (select,) = [b for b in buttons if b.properties["model_id"] == "procedural"]
+    assert select.text == connected.runtime.model_info("procedural").name and select.enabled
     assert any(t.startswith("Licence: ") for t in layout.texts("label"))
     model = connected.runtime.model_info("procedural")
     drawn = [c.text for c in layout.calls if c.kind == "prop" and c.name.endswith("_value")]
