@@ -33,6 +33,6 @@ echo
 echo "Dream CAD main job done:"
 echo "  scene    $out/example.blend"
 echo "  preview  $out/example_preview.png"
-echo "  asset    $(ls "$out"/results/*.glb | tail -n 1)"
+echo "  asset    $(ls -t "$out"/results/*.glb | head -n 1)"
 echo "  add-on   $zip   (Blender: Edit > Preferences > Get Extensions > Install from Disk)"
 echo "  backend  log: ${log:-none}"
