@@ -59,9 +59,8 @@ from .records import (
     settings_of,
 )
 
-# The peer's version as framing.py words it: in a message we could not decode ("message speaks
-# protocol N") and in the backend's error_reply about ours ("this side speaks N").
-_THEIR_MESSAGE_VERSION = re.compile(r"message speaks protocol (\d+)")
+# A backend that could read our tag but not our version says so in words ("this side speaks N");
+# a message of theirs we cannot read carries its version as DecodeError.peer_version.
 _THEIR_SIDE_VERSION = re.compile(r"this side speaks (\d+)")
 
 
@@ -182,7 +181,7 @@ class Session:
                 envelopes = [first] if first is not None else []
             envelopes += self._client.drain()
         except ProtocolError as error:  # only a protocol version mismatch escapes the client
-            return [self._incompatible(_version_in(_THEIR_MESSAGE_VERSION, str(error)))]
+            return [self._incompatible(getattr(error, "peer_version", None))]
         for envelope in envelopes:
             notes.extend(self._dispatch(envelope))
             if self.state is ConnectionState.INCOMPATIBLE:
