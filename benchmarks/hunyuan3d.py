@@ -288,7 +288,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=0, help="0: 50 standard, 10 fast, 5 turbo")
     parser.add_argument("--octree-resolution", type=int, default=384)
     parser.add_argument(
-        "--decoding", choices=("dense", "hierarchical", "flashvdm"), default="dense"
+        "--decoding", choices=("dense", "hierarchical", "flashvdm"), default="hierarchical"
     )
     parser.add_argument("--num-chunks", type=int, default=8000, help="hy3dgen's default")
     parser.add_argument("--our-chunks", type=int, default=65_536)
