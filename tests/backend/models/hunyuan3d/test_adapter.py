@@ -144,3 +144,23 @@ def test_five_views_are_too_many(multi_view: Hunyuan3D2MVAdapter) -> None:
     with pytest.raises(ProtocolError) as error:
         multi_view.check_inputs(GenerationRequest(task="multi_image", images=images))
     assert error.value.code == ErrorCode.TOO_MANY_FRAMES
+
+
+def test_raw_mesh_goes_through_the_geometry_pipeline_to_a_valid_glb(
+    mini: Hunyuan3D2MiniAdapter, tmp_path: Path
+) -> None:
+    from backend.geometry.pipeline import PipelineOptions, run_pipeline
+    from tests.support.gltf_validator import error_messages, validate
+
+    request = GenerationRequest(
+        task="image",
+        images=(InputImage(subject_image()),),
+        parameters={"steps": 2, "decoding": "dense", **SMALL},
+    )
+    raw = mini.generate(request, Recorder(), CancelToken())
+    result = run_pipeline(raw, PipelineOptions(target_faces=500, texture_size=256))
+    assert result.faces <= 500
+    path = tmp_path / "hunyuan.glb"
+    path.write_bytes(result.asset)
+    report = validate(path)
+    assert report["issues"]["numErrors"] == 0, error_messages(report)
