@@ -130,6 +130,14 @@ def error_info(error: ProtocolError) -> ErrorInfo:
     return error.info
 
 
+def error_code(value: str) -> ErrorCode:
+    """The ErrorCode for a code string off the wire; a code newer than this add-on is internal."""
+    try:
+        return ErrorCode(value)
+    except ValueError:
+        return ErrorCode.INTERNAL_ERROR
+
+
 def client_error(code: ErrorCode, message: str, hint: str | None = None) -> ErrorInfo:
     """An ErrorInfo for a failure seen on the client side, with the code's default hint."""
     return ProtocolError(code, message, hint=hint).info
