@@ -57,7 +57,7 @@ class Runtime:
         self.offered: set[str] = set()  # finished jobs whose result is not in this .blend
         self.report: Report | None = None
         self.log_lines: list[str] = []
-        self.previews = None  # a bpy.utils.previews collection while registered
+        self.previews = None  # job id -> preview, while registered (job_previews.py)
         self.rows_dirty = True
         self._last_log_read = 0.0
         self._local_exit_reported = False

@@ -15,7 +15,7 @@ import bpy
 
 from shared_protocol.errors import ErrorCode, ProtocolError
 
-from . import importer
+from . import importer, job_previews
 from .client.records import JobRecord, ResultReady, client_error
 from .live_state import STATE, fail_plan, job_record, plan_for, require_session, set_report
 
@@ -33,7 +33,7 @@ def on_result(note: ResultReady, push_undo: bool) -> None:
     if note.preview:
         preview_path = folder / f"{stem}_preview.png"
         preview_path.write_bytes(note.preview)
-        load_preview(note.job_id, preview_path)
+        job_previews.load(note.job_id, preview_path)
     wanted = note.job_id in STATE.import_requested or (
         record.submitted_here and not any(p.job_id == note.job_id and p.object_name
                                           for p in STATE.plans.values())
@@ -115,13 +115,3 @@ def offer_finished(job_ids: tuple[str, ...]) -> None:
         set_report("INFO", f"{len(STATE.offered)} finished results are not in this file yet.",
                    "Import them from the Dream CAD queue.")
 
-
-def load_preview(job_id: str, path: Path) -> None:
-    if STATE.previews is not None and job_id not in STATE.previews:
-        STATE.previews.load(job_id, str(path), "IMAGE")
-
-
-def preview_icon(job_id: str) -> int:
-    if STATE.previews is None or job_id not in STATE.previews:
-        return 0
-    return STATE.previews[job_id].icon_id

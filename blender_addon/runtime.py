@@ -20,11 +20,12 @@ import bpy
 from shared_protocol.errors import ErrorCode
 from shared_protocol.messages import ModelInfo, SubmitRequest
 
-from . import importer
+from . import importer, job_previews
 from .client.records import (
     Connected,
     ConnectionState,
     Disconnected,
+    JobDeleted,
     JobEnded,
     JobRecord,
     JobsListed,
@@ -44,7 +45,7 @@ from .live_state import (  # STATE and SubmitPlan are this module's public face 
     set_report,
 )
 from .local_backend import LocalBackend
-from .results import offer_finished, on_result, preview_icon
+from .results import offer_finished, on_result
 
 log = logging.getLogger(__name__)
 ADDON_VERSION = "0.1.0"
@@ -191,7 +192,17 @@ def process(notes: list[Notification], *, push_undo: bool) -> None:
                        note.error.hint or "")
         elif isinstance(note, JobsListed):
             offer_finished(note.job_ids)
+        elif isinstance(note, JobDeleted):
+            _forget_job(note.job_id)
     link_plans()
+
+
+def _forget_job(job_id: str) -> None:
+    """The backend deleted the job: drop its preview and offer (imported objects stay)."""
+    job_previews.free(job_id)
+    STATE.offered.discard(job_id)
+    STATE.import_requested.discard(job_id)
+    STATE.result_files.pop(job_id, None)  # the file on disk stays: it is the user's output
 
 
 def wait_until_connected(timeout_s: float) -> Session:
@@ -274,7 +285,7 @@ def sync_rows() -> None:
         row.state = job.state
         row.percent = job.percent
         row.imported = job.job_id in present
-        row.preview_icon = preview_icon(job.job_id)
+        row.preview_icon = job_previews.icon_id(job.job_id)
         row.detail = job.error.message if job.error else (
             job.progress.stage if job.progress and not job.finished else job.model)
     live.active_job_index = min(live.active_job_index, max(0, len(live.jobs) - 1))
@@ -302,25 +313,20 @@ def _on_load_post(*_args: object) -> None:
 
 
 def start() -> None:
-    import bpy.utils.previews
-
-    STATE.previews = bpy.utils.previews.new()
+    job_previews.open_collection()
     bpy.app.handlers.load_post.append(_on_load_post)
     atexit.register(_stop_at_exit)
     ensure_timer()
 
 
 def shutdown() -> None:
-    import bpy.utils.previews
-
     if bpy.app.timers.is_registered(tick):
         bpy.app.timers.unregister(tick)
     if _on_load_post in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(_on_load_post)
     atexit.unregister(_stop_at_exit)
     _stop_at_exit()
-    if STATE.previews is not None:
-        bpy.utils.previews.remove(STATE.previews)
+    job_previews.close_collection()
     STATE.__init__()
 
 

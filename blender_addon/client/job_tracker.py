@@ -23,6 +23,7 @@ from shared_protocol.messages import (
 
 from .records import (
     JobChanged,
+    JobDeleted,
     JobEnded,
     JobRecord,
     Notification,
@@ -117,7 +118,7 @@ class JobTracker:
 
     def deleted(self, job_id: str) -> list[Notification]:
         self.jobs.pop(job_id, None)
-        return [JobChanged(job_id)]
+        return [JobChanged(job_id), JobDeleted(job_id)]
 
     def event(self, message: Message, parent_id: str | None) -> list[Notification]:
         """A progress, result or failure event (``parent_id``: the submit it belongs to)."""

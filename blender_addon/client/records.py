@@ -116,6 +116,13 @@ class RequestFailed:
 
 
 @dataclass(frozen=True)
+class JobDeleted:
+    """The backend deleted the job (its record is gone; what was imported stays)."""
+
+    job_id: str
+
+
+@dataclass(frozen=True)
 class JobsListed:
     """The backend's job list arrived (after connecting): finished jobs can be offered."""
 
@@ -123,7 +130,7 @@ class JobsListed:
 
 
 Notification = Connected | Disconnected | JobChanged | ResultReady | JobEnded | RequestFailed
-Notification = Notification | JobsListed
+Notification = Notification | JobsListed | JobDeleted
 
 
 def error_info(error: ProtocolError) -> ErrorInfo:

@@ -86,3 +86,5 @@ def test_reconnect_rewatches_live_jobs_and_results_never_received(addon) -> None
     tracker.submitted(SubmitReply(job_id="mine", seed=1, queue_position=0), REQUEST, "m")
     _notes, fetch_now = tracker.status(info("mine", "succeeded", manifest=MANIFEST))
     assert fetch_now  # ours, finished while we were away
+    assert names(tracker.deleted("mine")) == ["JobChanged", "JobDeleted"]
+    assert "mine" not in tracker.jobs
