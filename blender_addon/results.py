@@ -9,6 +9,7 @@ request, fetching them first when the file is not here yet.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import bpy
@@ -18,6 +19,8 @@ from shared_protocol.errors import ErrorCode, ProtocolError
 from . import importer, job_previews
 from .client.records import JobRecord, ResultReady, client_error
 from .live_state import STATE, fail_plan, job_record, plan_for, require_session, set_report
+
+log = logging.getLogger(__name__)
 
 
 def on_result(note: ResultReady, push_undo: bool) -> None:
@@ -49,9 +52,21 @@ def on_result(note: ResultReady, push_undo: bool) -> None:
         fail_plan(note.job_id, info)
         set_report("ERROR", info.message, info.hint or "")
         return
-    if push_undo and not bpy.app.background:
-        bpy.ops.ed.undo_push(message=f"Dream CAD: import {name}")
+    if push_undo:
+        push_undo_step(f"Dream CAD: import {name}")
     set_report("INFO", f"Imported {name}.")
+
+
+def push_undo_step(message: str) -> None:
+    """Make an import from the timer one undo step, as an operator's would be.
+
+    Timers run with the first window in context, so the poll passes in the UI; it is checked
+    anyway so that a context without a screen costs the undo step, not the import.
+    """
+    if bpy.ops.ed.undo_push.poll():
+        bpy.ops.ed.undo_push(message=message)
+    else:
+        log.warning("no undo step for %r: ed.undo_push cannot run in this context", message)
 
 
 def import_job(job_id: str, placement: importer.Placement | None = None) -> str:

@@ -212,7 +212,7 @@ def wait_until_connected(timeout_s: float) -> Session:
                                                 ConnectionState.CONNECTING):
         session = connect(timeout_s)
     while session.state is ConnectionState.CONNECTING:
-        process(session.poll(wait_s=0.2), push_undo=False)
+        process(session.poll(wait_s=0.2), push_undo=not bpy.app.background)
     return require_session()
 
 
@@ -231,7 +231,8 @@ def wait_for(msg_id: str, timeout_s: float) -> SubmitPlan:
             plan.error = client_error(ErrorCode.TIMEOUT,
                                       f"the job did not finish within {timeout_s:g} s")
             break
-        process(session.poll(wait_s=0.2), push_undo=False)
+        # Generate with wait=True in the UI gets an undo step; batch scripts need none.
+        process(session.poll(wait_s=0.2), push_undo=not bpy.app.background)
     return plan
 
 
