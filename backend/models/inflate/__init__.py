@@ -1,0 +1,1 @@
+"""Built-in ``inflate`` image-to-3D: a silhouette inflated into a rounded, textured solid."""
