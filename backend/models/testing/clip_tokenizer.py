@@ -22,13 +22,10 @@ def _byte_symbols() -> list[str]:
         + list(range(ord("¡"), ord("¬") + 1))
         + list(range(ord("®"), ord("ÿ") + 1))
     )
-    extra = 0
-    symbols: dict[int, str] = {b: chr(b) for b in printable}
-    for byte in range(256):
-        if byte not in symbols:
-            symbols[byte] = chr(256 + extra)
-            extra += 1
-    return [symbols[b] for b in range(256)]
+    # Same order as CLIP's vocabulary: the printable bytes first, so "!" is id 0 (the pad id
+    # open_clip and SD 2.x use), then the rest mapped above U+00FF.
+    others = [b for b in range(256) if b not in printable]
+    return [chr(b) for b in printable] + [chr(256 + i) for i in range(len(others))]
 
 
 def byte_level_vocab() -> dict[str, int]:
