@@ -11,7 +11,7 @@ import pytest
 from backend.jobs.progress import ProgressTracker
 from backend.models.base import Cancelled, CancelToken, GenerationRequest
 from backend.models.image_bridge.adapter import ImageBridgeAdapter
-from backend.models.inflate.adapter import InflateAdapter
+from backend.models.inflate import InflateAdapter
 from backend.models.procedural import ProceduralAdapter
 from backend.models.registry import ModelRegistry
 from backend.models.shap_e.adapter import ShapEImageAdapter
