@@ -37,6 +37,7 @@ class MVDreamConfig:
     text_heads: int = 16
     context_length: int = 77
     vocab_size: int = 49408
+    text_embed_dim: int = 1024  # pooled projection width (unused by MVDream, in the file)
     # Noise schedule (linear in sqrt(beta), as LDM)
     timesteps: int = 1000
     linear_start: float = 0.00085
@@ -82,6 +83,27 @@ class MVDreamConfig:
 
 
 SD21_BASE_4VIEW = MVDreamConfig()
+OPEN_CLIP_HEAD_WIDTH = 64  # every OpenCLIP text tower uses 64-wide heads
+
+
+def with_text_tower_of(config: MVDreamConfig, state: dict) -> MVDreamConfig:
+    """``config`` with the text-tower sizes read off a checkpoint's tensors.
+
+    Upstream's yaml names the tower only by its OpenCLIP architecture; its sizes are in the
+    checkpoint (width and vocabulary from the token embedding, depth from the block count,
+    heads from OpenCLIP's fixed 64-wide heads).
+    """
+    prefix = "cond_stage_model.model."
+    embedding = state.get(prefix + "token_embedding.weight")
+    if embedding is None:
+        return config
+    blocks = {key.split(".")[4] for key in state
+              if key.startswith(prefix + "transformer.resblocks.")}
+    vocab, width = embedding.shape
+    return replace(config, vocab_size=int(vocab), text_width=int(width),
+                   text_layers=len(blocks), text_heads=max(1, int(width) // OPEN_CLIP_HEAD_WIDTH),
+                   context_length=int(state[prefix + "positional_embedding"].shape[0]),
+                   text_embed_dim=int(state[prefix + "text_projection"].shape[1]))
 # A few thousand weights with every structural feature of the full model.
 TINY = replace(
     SD21_BASE_4VIEW,
@@ -90,13 +112,14 @@ TINY = replace(
     num_res_blocks=2,
     attention_resolutions=(1, 2),
     num_head_channels=8,
-    context_dim=32,
+    context_dim=128,
     norm_groups=32,
     vae_ch=32,
     vae_ch_mult=(1, 2),
     vae_num_res_blocks=1,
-    text_width=32,
+    text_width=128,
     text_layers=2,
-    text_heads=4,
+    text_heads=2,
     vocab_size=514,
+    text_embed_dim=32,
 )

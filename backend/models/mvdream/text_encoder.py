@@ -52,7 +52,7 @@ class OpenCLIPTextTower(nn.Module):
         self.transformer = _Transformer(width, config.text_layers, config.text_heads)
         self.ln_final = nn.LayerNorm(width)
         # Unused by MVDream (pooled projection) but in the checkpoint: kept for strict loading.
-        self.text_projection = nn.Parameter(torch.empty(width, width))
+        self.text_projection = nn.Parameter(torch.empty(width, config.text_embed_dim))
         self.logit_scale = nn.Parameter(torch.ones([]))
         mask = torch.full((length, length), float("-inf")).triu_(1)
         self.register_buffer("attn_mask", mask, persistent=False)

@@ -70,3 +70,39 @@ def write_mvdream_checkpoint(manifest: Path, path: Path, config: MVDreamConfig) 
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
     return path
+
+
+def write_upstream_config(config: MVDreamConfig, path: Path) -> Path:
+    """Write ``config`` as an upstream ``sd-v2-base.yaml``-style file (model.params.*)."""
+    from omegaconf import OmegaConf
+
+    unet = {
+        "image_size": 32, "in_channels": config.in_channels,
+        "out_channels": config.out_channels, "model_channels": config.model_channels,
+        "attention_resolutions": list(config.attention_resolutions),
+        "num_res_blocks": config.num_res_blocks, "channel_mult": list(config.channel_mult),
+        "num_head_channels": config.num_head_channels, "use_spatial_transformer": True,
+        "use_linear_in_transformer": True, "transformer_depth": 1,
+        "context_dim": config.context_dim, "use_checkpoint": False, "legacy": False,
+        "camera_dim": config.camera_dim,
+    }
+    ddconfig = {
+        "double_z": True, "z_channels": config.z_channels, "resolution": 256, "in_channels": 3,
+        "out_ch": 3, "ch": config.vae_ch, "ch_mult": list(config.vae_ch_mult),
+        "num_res_blocks": config.vae_num_res_blocks, "attn_resolutions": [], "dropout": 0.0,
+    }
+    document = {"model": {"target": "mvdream.ldm.interface.LatentDiffusionInterface", "params": {
+        "linear_start": config.linear_start, "linear_end": config.linear_end,
+        "timesteps": config.timesteps, "scale_factor": config.scale_factor,
+        "parameterization": "eps",
+        "unet_config": {"target": "mvdream.ldm.modules.diffusionmodules.openaimodel."
+                                  "MultiViewUNetModel", "params": unet},
+        "first_stage_config": {"target": "mvdream.ldm.models.autoencoder.AutoencoderKL",
+                               "params": {"embed_dim": 4, "ddconfig": ddconfig}},
+        "cond_stage_config": {"target": "mvdream.ldm.modules.encoders.modules."
+                                        "FrozenOpenCLIPEmbedder",
+                              "params": {"freeze": True, "layer": "penultimate"}},
+    }}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create(document), path)
+    return path
