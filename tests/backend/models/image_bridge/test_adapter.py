@@ -105,3 +105,16 @@ def test_cancel_in_the_picture_stage(tiny_sd_dir: Path) -> None:
 
     with pytest.raises(Cancelled):
         bridge.generate(_request(tiny_sd_dir, steps=3), progress, token)
+
+
+def test_bridge_to_valid_glb(tiny_sd_dir: Path, tmp_path: Path) -> None:
+    from backend.geometry.pipeline import PipelineOptions, run_pipeline
+    from tests.support.gltf_validator import error_messages, validate
+
+    bridge = ImageBridgeAdapter(registry=_registry())
+    bridge.load("cpu")
+    asset = bridge.generate(_request(tiny_sd_dir), lambda *a, **k: None, CancelToken())
+    result = run_pipeline(asset, PipelineOptions(target_faces=500, texture_size=256))
+    path = tmp_path / "bridge.glb"
+    path.write_bytes(result.asset)
+    assert error_messages(validate(path)) == []

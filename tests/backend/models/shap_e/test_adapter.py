@@ -109,3 +109,19 @@ def test_composite_on_white() -> None:
     np.testing.assert_array_equal(composite_on_white(pixels), [[[255, 255, 255], [10, 20, 30]]])
     with pytest.raises(ProtocolError):
         composite_on_white(np.zeros((4, 4), np.uint8))
+
+
+def test_text_to_valid_glb(shap_e_text_dir: Path, tmp_path: Path) -> None:
+    from backend.geometry.pipeline import PipelineOptions, run_pipeline
+    from tests.support.gltf_validator import error_messages, validate
+
+    adapter = ShapETextAdapter(shap_e_text_dir)
+    adapter.load("cpu")
+    request = GenerationRequest(task="text", prompt="a red chair", seed=1,
+                                parameters={"steps": 2, "grid_size": 24})
+    asset = adapter.generate(request, Recorder(), CancelToken())
+    result = run_pipeline(asset, PipelineOptions(target_faces=800, texture_size=256))
+    path = tmp_path / "shap-e.glb"
+    path.write_bytes(result.asset)
+    assert error_messages(validate(path)) == []
+    assert result.faces <= 800
