@@ -29,6 +29,7 @@ class MVDreamOutput:
     elevation: float
     azimuths: tuple[float, ...]
     cameras: np.ndarray
+    latents: torch.Tensor | None = None  # (n, 4, h, w) final latents
 
 
 class MVDreamPipeline:
@@ -95,6 +96,7 @@ class MVDreamPipeline:
         image_size: int = 256,
         seed: int = 0,
         eta: float = 0.0,
+        latents: torch.Tensor | None = None,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
     ) -> MVDreamOutput:
@@ -115,19 +117,46 @@ class MVDreamPipeline:
         generator = torch.Generator(device="cpu").manual_seed(seed)
         shape = (len(azimuths), self.models.config.z_channels, image_size // factor,
                  image_size // factor)
-        latents = torch.randn(shape, generator=generator).to(self.device, self.dtype)
+        if latents is None:
+            latents = torch.randn(shape, generator=generator)
+        elif tuple(latents.shape) != shape:
+            raise ValueError(f"latents must be {shape}, got {tuple(latents.shape)}")
+        latents = latents.to(self.device, self.dtype)
         # 3. denoising
-        schedule = DDIMSchedule.make(self.cumulative, steps, eta)
-        total = len(schedule.timesteps)
-        for index in range(total):
-            cancel.raise_if_cancelled()
-            latents, _ = self.step(latents, schedule, index, cond, uncond, cameras,
-                                   guidance_scale, generator)
-            report("views", index + 1, total, f"DDIM step {index + 1}/{total}")
+        latents = self.sample(latents, cond, uncond, cameras, steps=steps,
+                              guidance_scale=guidance_scale, eta=eta, generator=generator,
+                              progress=report, cancel=cancel)
         # 4. decoding
         cancel.raise_if_cancelled()
         views = self.decode(latents)
-        return MVDreamOutput(views, float(elevation), tuple(azimuths), camera_rows)
+        return MVDreamOutput(views, float(elevation), tuple(azimuths), camera_rows, latents)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        latents: torch.Tensor,
+        cond: torch.Tensor,
+        uncond: torch.Tensor,
+        cameras: torch.Tensor,
+        *,
+        steps: int,
+        guidance_scale: float,
+        eta: float = 0.0,
+        generator: torch.Generator | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> torch.Tensor:
+        """The DDIM loop: noise (views, 4, h, w) -> clean latents, one guided step at a time."""
+        schedule = DDIMSchedule.make(self.cumulative, steps, eta)
+        total = len(schedule.timesteps)
+        for index in range(total):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            latents, _ = self.step(latents, schedule, index, cond, uncond, cameras,
+                                   guidance_scale, generator)
+            if progress is not None:
+                progress("views", index + 1, total, f"DDIM step {index + 1}/{total}")
+        return latents
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> np.ndarray:

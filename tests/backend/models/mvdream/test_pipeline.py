@@ -47,3 +47,14 @@ def test_cancel(pipeline: MVDreamPipeline) -> None:
     token.cancel()
     with pytest.raises(Cancelled):
         pipeline("a teapot", steps=2, image_size=16, cancel=token)
+
+
+def test_given_latents_are_used_and_checked(pipeline: MVDreamPipeline) -> None:
+    import torch
+
+    noise = torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(5))
+    first = pipeline("a teapot", steps=1, image_size=16, latents=noise, seed=1)
+    second = pipeline("a teapot", steps=1, image_size=16, latents=noise, seed=2)
+    np.testing.assert_array_equal(first.views, second.views)  # the seed no longer matters
+    with pytest.raises(ValueError, match="latents must be"):
+        pipeline("a teapot", steps=1, image_size=16, latents=noise[:2])
