@@ -41,6 +41,9 @@ def load_shap_e(
     pipeline = pipeline_type[expected_class].from_pretrained(
         str(folder), dtype=torch_dtype(dtype), local_files_only=True
     )
+    # The renderer's positional encoding reaches 2^15 x; in float16 that is noise. It is small,
+    # so it always runs in float32 whatever the prior's dtype.
+    pipeline.shap_e_renderer.to(torch.float32)
     warnings = repair_mc_tables(pipeline.shap_e_renderer)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline.to(device), config, warnings

@@ -78,7 +78,8 @@ def latent_to_mesh(
 ) -> ShapEMesh:
     """Extract the surface of ``latent`` (tokens, d) at ``grid_size``^3 with vertex colours."""
     device = latent.device
-    mlp = _project_mlp(renderer, latent[None])
+    renderer_dtype = next(renderer.parameters()).dtype
+    mlp = _project_mlp(renderer, latent[None].to(renderer_dtype))
     dtype = next(mlp.parameters()).dtype
     points = lattice_points(grid_size, device, dtype)
     chunks = range(0, len(points), QUERY_CHUNK)

@@ -74,3 +74,9 @@ def test_missing_folder_and_component(shap_e_text_dir: Path, tmp_path: Path) -> 
     with pytest.raises(ProtocolError) as caught:
         ShapEConfig.from_folder(folder, "shap-e")
     assert caught.value.code == ErrorCode.WEIGHTS_MISSING and "prior" in str(caught.value)
+
+
+def test_renderer_stays_float32_under_half_precision(shap_e_text_dir: Path) -> None:
+    pipeline, _, _ = load_shap_e(shap_e_text_dir, "shap-e", TEXT_PIPELINE, "cpu", "bfloat16")
+    assert next(pipeline.prior.parameters()).dtype == torch.bfloat16
+    assert next(pipeline.shap_e_renderer.parameters()).dtype == torch.float32
