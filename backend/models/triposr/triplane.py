@@ -128,7 +128,9 @@ def query_field(
     chunk_size : points per decoder call (0: all at once)
     returns {"density": (k, 1) raw, "density_act": (k, 1), "color": (k, 3) in [0, 1]}
     """
-    unit = points / config.radius  # maps [-radius, radius] onto grid_sample's [-1, 1]
+    # [-radius, radius] -> grid_sample's [-1, 1], with upstream's exact arithmetic.
+    radius = config.radius
+    unit = (points + radius) / (2.0 * radius) * 2.0 - 1.0
     density_act = _activation(config.density_activation)
     color_act = _activation(config.color_activation)
     raw_density, raw_color = [], []
