@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import zmq
 
-from shared_protocol.errors import ErrorCode, ProtocolError
+from shared_protocol.errors import ErrorCode, ErrorInfo, ProtocolError
 from shared_protocol.framing import DEFAULT_LIMITS, Envelope, Limits, decode, encode, new_msg_id
 from shared_protocol.messages import ErrorReply, Message
 
@@ -132,10 +132,14 @@ class BackendClient:
 def raise_if_error(message: Message) -> Message:
     """Return ``message``, or raise its error if it is an error_reply."""
     if isinstance(message, ErrorReply):
-        error = message.error
-        try:
-            code = ErrorCode(error.code)
-        except ValueError:
-            code = ErrorCode.INTERNAL_ERROR
-        raise ProtocolError(code, error.message, field=error.field, hint=error.hint)
+        raise error_from_wire(message.error)
     return message
+
+
+def error_from_wire(error: ErrorInfo) -> ProtocolError:
+    """A received error as an exception; a code newer than this client reads as internal."""
+    try:
+        code = ErrorCode(error.code)
+    except ValueError:
+        code = ErrorCode.INTERNAL_ERROR
+    return ProtocolError(code, error.message, field=error.field, hint=error.hint)

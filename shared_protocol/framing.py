@@ -139,7 +139,9 @@ def _parse_header(raw: bytes, limits: Limits) -> dict[str, Any]:
         if key not in header:
             raise ProtocolError(ErrorCode.MISSING_FIELD, f"header.{key} is required", field=key)
         if not isinstance(header[key], kind):
-            raise ProtocolError(ErrorCode.INVALID_FIELD, f"header.{key} must be a string", field=key)
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD, f"header.{key} must be a string", field=key
+            )
     return header
 
 
@@ -154,7 +156,9 @@ def _decode_header(header: dict[str, Any], binary: list[bytes], limits: Limits) 
         )
     parent_id = header.get("parent_id")
     if parent_id is not None and not isinstance(parent_id, str):
-        raise ProtocolError(ErrorCode.INVALID_FIELD, "parent_id must be a string", field="parent_id")
+        raise ProtocolError(
+            ErrorCode.INVALID_FIELD, "parent_id must be a string", field="parent_id"
+        )
     sent_at = header.get("sent_at", 0.0)
     if isinstance(sent_at, bool) or not isinstance(sent_at, (int, float)):
         raise ProtocolError(ErrorCode.INVALID_FIELD, "sent_at must be a number", field="sent_at")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from shared_protocol.codec import bounded
+from shared_protocol.errors import ErrorInfo as Error  # the wire form of every error
 
 Task = Literal["text", "image", "multi_image"]
 OutputFormat = Literal["glb", "obj", "ply", "stl"]
@@ -34,16 +35,6 @@ class Message:
 
 
 # --- Shared records -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Error:
-    """Structured error: a stable ``code`` (errors.ErrorCode), words, the field and a fix."""
-
-    code: str
-    message: str
-    field: str | None = None
-    hint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -350,4 +341,3 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
 }
 REQUEST_TYPES = frozenset(name for name in MESSAGE_TYPES if name.endswith("_request"))
 EVENT_TYPES = frozenset(name for name in MESSAGE_TYPES if name.endswith("_event"))
-

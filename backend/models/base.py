@@ -64,7 +64,7 @@ class GenerationRequest:
     texture_size: int = 1024
 
 
-class Cancelled(Exception):
+class Cancelled(Exception):  # noqa: N818 - reads as "raise Cancelled"
     """Raised inside a model's step loop when its job was cancelled."""
 
 
@@ -112,6 +112,8 @@ class ModelAdapter(abc.ABC):
     license_url: ClassVar[str] = ""
     weights: ClassVar[WeightsSource | None] = None
     max_images: ClassVar[int] = 1
+    # Shares of the progress bar per stage the model reports, e.g. {"sample": 0.8, "decode": 0.2}.
+    stage_weights: ClassVar[dict[str, float]] = {}
 
     def __init__(self, weights_dir: Path | None = None) -> None:
         """``weights_dir`` is the local folder holding ``weights.files`` (None: no weights)."""
@@ -179,7 +181,7 @@ class ModelAdapter(abc.ABC):
     ) -> RawAsset:
         """Run the model; call ``progress`` and ``cancel.raise_if_cancelled()`` every step."""
 
-    def unload(self) -> None:
+    def unload(self) -> None:  # noqa: B027 - optional hook, most adapters override it
         """Free the model's memory (device and host). Default: nothing held."""
 
 
@@ -205,7 +207,9 @@ def resolve_parameters(
 def _check_parameter(spec: ParameterSchema, value: Any) -> Any:
     path = f"body.parameters.{spec.name}"
     expected = {"int": int, "float": (int, float), "bool": bool, "choice": str, "str": str}
-    if isinstance(value, bool) and spec.kind != "bool" or not isinstance(value, expected[spec.kind]):
+    if (isinstance(value, bool) and spec.kind != "bool") or not isinstance(
+        value, expected[spec.kind]
+    ):
         raise ProtocolError(
             ErrorCode.INVALID_PARAMETER, f"{path} must be {spec.kind}, got {value!r}", field=path
         )

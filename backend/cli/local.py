@@ -1,0 +1,228 @@
+"""Standalone subcommands on this machine: generate, postprocess, models, download, doctor, jobs.
+
+``generate`` runs the same code path as a queued job (backend.jobs.runner), without a server,
+with a progress bar on the terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from tqdm import tqdm
+
+from backend.cli.options import (
+    add_address,
+    add_data_dir,
+    add_request,
+    add_weights,
+    params_from,
+    settings_from,
+    task_from,
+    views_from,
+    weights_from,
+)
+from backend.doctor import run_checks
+from backend.handlers import model_infos
+from backend.images import decode_image
+from backend.models.base import CancelToken, GenerationRequest, InputImage, resolve_parameters
+from backend.models.registry import ModelCache, ModelRegistry
+from backend.telemetry import detect_devices
+from shared_protocol.errors import ErrorCode, ProtocolError
+from shared_protocol.messages import Progress
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    generate = commands.add_parser("generate", help="generate one asset here, without a server")
+    add_request(generate)
+    generate.add_argument("--device", help="cpu, cuda:0, ... (default: first GPU, else cpu)")
+    add_weights(generate)
+    generate.set_defaults(func=run_generate)
+
+    post = commands.add_parser("postprocess", help="run the geometry pipeline on a mesh file")
+    post.add_argument("mesh", type=Path, help="PLY, OBJ or GLB")
+    post.add_argument("-o", "--output", type=Path, required=True)
+    post.add_argument("--faces", type=int, default=20_000)
+    post.add_argument("--texture-size", type=int, default=1024)
+    post.set_defaults(func=run_postprocess)
+
+    models = commands.add_parser("models", help="installed models and whether they can run here")
+    models.add_argument("--json", action="store_true")
+    add_weights(models)
+    models.set_defaults(func=run_models)
+
+    download = commands.add_parser("download", help="fetch a model's weights from the HF hub")
+    download.add_argument("model")
+    download.set_defaults(func=run_download)
+
+    doctor = commands.add_parser("doctor", help="check GPU, driver, torch, disk and weights")
+    add_data_dir(doctor)
+    doctor.set_defaults(func=run_doctor)
+
+    jobs = commands.add_parser("jobs", help="list or cancel jobs in the local job store")
+    jobs.add_argument("action", choices=("list", "cancel"))
+    jobs.add_argument("job_id", nargs="?")
+    jobs.add_argument("--state", action="append", default=[], help="filter, repeatable")
+    add_data_dir(jobs)
+    add_address(jobs)
+    jobs.set_defaults(func=run_jobs)
+
+
+class ProgressBar:
+    """A tqdm bar over the job's fraction, showing the stage and message."""
+
+    def __init__(self) -> None:
+        self.bar = tqdm(total=1000, unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
+
+    def __call__(self, progress: Progress, preview: bytes | None = None) -> None:
+        self.bar.set_description(f"{progress.stage:>9}")
+        self.bar.set_postfix_str(progress.message[:40])
+        self.bar.update(int(progress.fraction * 1000) - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from backend.jobs.runner import JobSpec, run_job
+
+    registry = ModelRegistry(weights_paths=weights_from(args))
+    adapter = registry.create(args.model)
+    images = tuple(
+        InputImage(pixels=decode_image(_read(path), f"--image {path}")[0], view=view)
+        for path, view in zip(args.image, views_from(args), strict=True)
+    )
+    request = GenerationRequest(
+        task=task_from(args),
+        prompt=args.prompt,
+        images=images,
+        seed=args.seed if args.seed is not None else secrets.randbelow(2**32),
+        parameters=resolve_parameters(adapter.parameters, params_from(args)),
+        target_faces=args.faces,
+        texture_size=args.texture_size,
+    )
+    adapter.check_inputs(request)
+    device = args.device or detect_devices()[0]
+    output = args.output or Path(f"{args.model}-{request.seed}.{args.format}")
+    bar = ProgressBar()
+    try:
+        result = run_job(
+            ModelCache(registry, device, None),
+            JobSpec(
+                model=args.model, request=request, output_format=args.format, pbr=not args.no_pbr
+            ),
+            bar,
+            CancelToken(),
+        )
+    finally:
+        bar.close()
+    output.write_bytes(result.asset)
+    manifest = result.manifest
+    print(
+        f"wrote {output} ({manifest.faces} faces, seed {manifest.seed}, "
+        f"{sum(manifest.timings_s.values()):.2f} s)"
+    )
+    for warning in manifest.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def run_postprocess(args: argparse.Namespace) -> int:
+    from backend.geometry.pipeline import PipelineOptions
+    from backend.geometry.postprocess import postprocess_file
+
+    options = PipelineOptions(
+        target_faces=args.faces,
+        texture_size=args.texture_size,
+        output_format=args.output.suffix.lstrip(".").lower() or "glb",
+    )
+    result = postprocess_file(args.mesh, args.output, options, None)
+    print(f"wrote {args.output} ({result.faces} faces)")
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    infos = model_infos(ModelRegistry(weights_paths=weights_from(args)))
+    if args.json:
+        print(json.dumps([asdict(info) for info in infos], indent=2))
+        return 0
+    print(f"{'model':<20} {'tasks':<22} {'weights':<9} {'VRAM MB':>8}  {'runs here':<10} licence")
+    for info in infos:
+        print(
+            f"{info.id:<20} {','.join(info.tasks):<22} "
+            f"{'yes' if info.weights_present else 'missing':<9} {info.vram_mb:>8}  "
+            f"{'yes' if info.available else 'no':<10} {info.license}"
+        )
+        if info.unavailable_reason:
+            print(f"{'':<20} -> {info.unavailable_reason}")
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from backend.download import download_weights
+
+    cls = ModelRegistry().adapter_class(args.model)
+    folder = download_weights(cls, lambda name, i, n: print(f"[{i + 1}/{n}] {name}", flush=True))
+    print(f"{args.model}: weights in {folder}")
+    return 0
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    checks = run_checks(settings_from(args).data_dir, ModelRegistry())
+    for check in checks:
+        print(f"[{check.status}] {check.name:<24} {check.detail}")
+        if check.hint:
+            print(f"{'':>7}{'':<24} fix: {check.hint}")
+    return 1 if any(c.status == "FAIL" for c in checks) else 0
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    from backend.jobs.store import JobStore
+
+    settings = settings_from(args)
+    store = JobStore(settings.db_path, settings.jobs_dir)
+    if args.action == "list":
+        print(f"{'job':<17} {'state':<10} {'model':<16} {'progress':>8}  prompt/name")
+        for record in store.list(args.state, 200):
+            fraction = (record.progress or {}).get("fraction", 0.0)
+            print(
+                f"{record.job_id:<17} {record.state:<10} {record.model:<16} "
+                f"{fraction:>7.0%}  {record.name or record.prompt[:40]}"
+            )
+        return 0
+    if not args.job_id:
+        raise SystemExit("jobs cancel needs a JOB_ID")
+    from backend.cli.remote import cancel_remote
+
+    try:
+        state = cancel_remote(args, args.job_id)  # a running job is only reachable via the server
+    except ProtocolError as error:
+        if error.code not in (ErrorCode.TIMEOUT, ErrorCode.BACKEND_UNREACHABLE):
+            raise
+        record = store.get(args.job_id)
+        if record is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"no job {args.job_id!r}") from None
+        if record.state in ("queued", "running"):
+            store.update(
+                args.job_id,
+                state="cancelled",
+                error=asdict(
+                    ProtocolError(ErrorCode.CANCELLED, "cancelled while the backend was down").info
+                ),
+            )
+        state = "cancelled" if record.state in ("queued", "running") else record.state
+    print(f"{args.job_id}: {state}")
+    return 0
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ProtocolError(
+            ErrorCode.INVALID_IMAGE, f"cannot read {path}: {error.strerror}", field="--image"
+        ) from None

@@ -1,0 +1,137 @@
+"""Options several subcommands share, and turning them into Settings and key objects."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import zmq.auth
+
+from backend.settings import DEFAULT_ADDRESS, Settings, default_data_dir
+from shared_protocol.client import CurveKeys
+from shared_protocol.framing import Limits
+
+
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="jobs and results (default $DREAMCAD_DATA_DIR or XDG data dir)",
+    )
+
+
+def add_weights(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        metavar="MODEL=PATH",
+        help="use weights from a local folder, repeatable",
+    )
+
+
+def add_address(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--address", default=DEFAULT_ADDRESS, help=f"default {DEFAULT_ADDRESS}")
+    parser.add_argument(
+        "--curve-keys",
+        type=Path,
+        metavar="DIR",
+        help="folder with server.key and client.key_secret for a remote backend",
+    )
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a reply")
+
+
+def weights_from(args: argparse.Namespace) -> dict[str, Path]:
+    paths = {}
+    for item in args.weights:
+        model_id, sep, path = item.partition("=")
+        if not sep or not model_id or not path:
+            raise SystemExit(f"--weights takes MODEL=PATH, got {item!r}")
+        paths[model_id] = Path(path).expanduser()
+    return paths
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    values: dict = {"data_dir": args.data_dir or default_data_dir()}
+    if hasattr(args, "address"):
+        values["address"] = args.address
+    if getattr(args, "curve_keys", None):
+        values["curve_dir"] = args.curve_keys
+    if getattr(args, "max_frame_mb", None):
+        values["limits"] = Limits(max_frame_bytes=int(args.max_frame_mb * 2**20))
+    if getattr(args, "devices", None):
+        values["devices"] = tuple(args.devices)
+    if getattr(args, "vram_budget_mb", None):
+        values["vram_budget_mb"] = args.vram_budget_mb
+    return Settings(**values)
+
+
+def client_keys(folder: Path | None) -> CurveKeys | None:
+    """Client-side CURVE keys from a folder holding server.key and one *.key_secret."""
+    if folder is None:
+        return None
+    server_public, _ = zmq.auth.load_certificate(folder / "server.key")
+    secrets = sorted(p for p in folder.glob("*.key_secret") if p.name != "server.key_secret")
+    if not secrets:
+        raise SystemExit(f"{folder} has no client *.key_secret; run `dreamcad-backend keys`")
+    public, secret = zmq.auth.load_certificate(secrets[0])
+    return CurveKeys(server_public=server_public, client_public=public, client_secret=secret)
+
+
+def add_request(parser: argparse.ArgumentParser) -> None:
+    """What to generate: shared by `generate` (standalone) and `submit` (remote)."""
+    parser.add_argument("--model", required=True, help="model id (see `models`)")
+    parser.add_argument("--prompt", default="", help="text prompt")
+    parser.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        type=Path,
+        help="input image, repeatable for multi-view models",
+    )
+    parser.add_argument(
+        "--view",
+        action="append",
+        default=[],
+        help="view of each --image (front, left, back, right), in order",
+    )
+    parser.add_argument("--seed", type=int, help="default: random")
+    parser.add_argument("--faces", type=int, default=20_000, help="target faces (default 20000)")
+    parser.add_argument("--texture-size", type=int, default=1024, help="default 1024")
+    parser.add_argument("--format", default="glb", choices=("glb", "obj", "ply", "stl"))
+    parser.add_argument("--no-pbr", action="store_true", help="base colour only")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="model parameter (VALUE parsed as JSON, else a string), repeatable",
+    )
+    parser.add_argument("-o", "--output", type=Path, help="where to write the asset")
+
+
+def task_from(args: argparse.Namespace) -> str:
+    if len(args.image) > 1:
+        return "multi_image"
+    return "image" if args.image else "text"
+
+
+def params_from(args: argparse.Namespace) -> dict:
+    import json
+
+    params = {}
+    for item in args.param:
+        name, sep, raw = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--param takes NAME=VALUE, got {item!r}")
+        try:
+            params[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[name] = raw
+    return params
+
+
+def views_from(args: argparse.Namespace) -> list[str]:
+    default = ["front", "left", "back", "right"]
+    return [args.view[i] if i < len(args.view) else default[i % 4] for i in range(len(args.image))]

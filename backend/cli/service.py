@@ -1,0 +1,88 @@
+"""``serve`` and ``keys``: run the service, and make the CURVE keys a remote service needs."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import zmq.auth
+
+from backend.cli.options import add_data_dir, add_weights, settings_from, weights_from
+from backend.models.registry import ModelRegistry
+from backend.server import BackendServer, ConfigurationError
+from backend.settings import DEFAULT_ADDRESS, default_data_dir
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser("serve", help="run the backend service (ROUTER socket)")
+    serve.add_argument("--address", default=DEFAULT_ADDRESS, help=f"default {DEFAULT_ADDRESS}")
+    serve.add_argument(
+        "--curve-keys",
+        type=Path,
+        metavar="DIR",
+        help="folder made by `keys`; required for non-loopback addresses",
+    )
+    serve.add_argument(
+        "--max-frame-mb",
+        type=float,
+        default=64.0,
+        help="largest binary frame accepted (default 64)",
+    )
+    serve.add_argument(
+        "--device",
+        action="append",
+        dest="devices",
+        metavar="DEV",
+        help="worker device, repeatable (default: one per GPU, else cpu)",
+    )
+    serve.add_argument(
+        "--vram-budget-mb", type=int, help="unload least-recently-used models past this much VRAM"
+    )
+    add_data_dir(serve)
+    add_weights(serve)
+    serve.set_defaults(func=run_serve)
+
+    keys = commands.add_parser("keys", help="make CURVE keys for serving beyond this machine")
+    keys.add_argument("--dir", type=Path, help="default: DATA_DIR/curve")
+    keys.add_argument("--client-name", default="client", help="name of the client key pair")
+    keys.set_defaults(func=run_keys)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    server = BackendServer(settings, ModelRegistry(weights_paths=weights_from(args)))
+    try:
+        server.start()
+    except ConfigurationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        server.close()
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    signal.signal(signal.SIGINT, lambda *_: server.stop())
+    print(f"dreamcad-backend serving on {settings.address} (data: {settings.data_dir})", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.close()
+    return 0
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    folder: Path = args.dir or default_data_dir() / "curve"
+    authorized = folder / "authorized_clients"
+    authorized.mkdir(parents=True, exist_ok=True)
+    if not (folder / "server.key_secret").exists():
+        zmq.auth.create_certificates(str(folder), "server")
+    zmq.auth.create_certificates(str(folder), args.client_name)
+    shutil.copy(folder / f"{args.client_name}.key", authorized / f"{args.client_name}.key")
+    print(
+        f"keys written to {folder}\n"
+        f"  serve with:   dreamcad-backend serve --address tcp://0.0.0.0:5555 "
+        f"--curve-keys {folder}\n"
+        f"  give clients: {folder / 'server.key'} and {folder / (args.client_name + '.key_secret')}"
+        f"\n  (the Blender add-on's preferences take both files)"
+    )
+    return 0

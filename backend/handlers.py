@@ -1,0 +1,233 @@
+"""One function per request type: check, act through the queue, build the reply.
+
+Handlers run on the server thread and never do GPU work: a submit is checked (model, task,
+images, parameters) and queued; the workers do the rest. Each returns the reply message, or
+raises ProtocolError, which the server turns into an ``error_reply``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from backend import __version__
+from backend.images import decode_image
+from backend.jobs.queue import JobQueue
+from backend.jobs.store import JobRecord
+from backend.models.base import GenerationRequest, InputImage, resolve_parameters
+from backend.models.registry import ModelRegistry
+from backend.telemetry import gpu_info
+from shared_protocol.errors import ErrorCode, ProtocolError
+from shared_protocol.framing import PROTOCOL_VERSION, Limits
+from shared_protocol.messages import (
+    FINISHED_STATES,
+    TEXTURE_SIZES,
+    CancelReply,
+    CancelRequest,
+    DeleteReply,
+    DeleteRequest,
+    Error,
+    FetchReply,
+    FetchRequest,
+    HelloReply,
+    HelloRequest,
+    JobInfo,
+    ListJobsReply,
+    ListJobsRequest,
+    Manifest,
+    Message,
+    ModelInfo,
+    PingReply,
+    PingRequest,
+    Progress,
+    StatusReply,
+    StatusRequest,
+    SubmitReply,
+    SubmitRequest,
+)
+
+
+@dataclass
+class HandlerContext:
+    """What a handler may touch; ``subscribe`` attaches the requesting client to a job's events."""
+
+    queue: JobQueue
+    registry: ModelRegistry
+    limits: Limits
+    subscribe: Callable[[str], None]
+
+
+def model_infos(registry: ModelRegistry) -> tuple[ModelInfo, ...]:
+    """Every installed model, marked unavailable when its weights are missing or too big."""
+    gpus = gpu_info()
+    largest_mb = max((g.memory_total_mb for g in gpus), default=None)
+    infos = []
+    for model_id in registry.ids():
+        adapter = registry.create(model_id)
+        fits = largest_mb is None or adapter.vram_mb <= largest_mb
+        reason = (
+            "" if fits else f"needs {adapter.vram_mb} MB of VRAM; the largest GPU has {largest_mb}"
+        )
+        infos.append(adapter.info(fits_gpu=fits, reason=reason))
+    return tuple(infos)
+
+
+def hello(ctx: HandlerContext, message: HelloRequest) -> HelloReply:
+    return HelloReply(
+        backend_version=__version__,
+        protocol_version=PROTOCOL_VERSION,
+        gpus=gpu_info(),
+        models=model_infos(ctx.registry),
+        max_frame_bytes=ctx.limits.max_frame_bytes,
+        max_frames=ctx.limits.max_frames,
+        max_prompt_chars=ctx.limits.max_prompt_chars,
+    )
+
+
+def submit(ctx: HandlerContext, message: SubmitRequest) -> SubmitReply:
+    adapter = ctx.registry.create(message.model)  # UNKNOWN_MODEL if not installed
+    if message.texture_size not in TEXTURE_SIZES:
+        raise ProtocolError(
+            ErrorCode.OUT_OF_RANGE,
+            f"texture_size {message.texture_size} is not one of {TEXTURE_SIZES}",
+            field="body.texture_size",
+        )
+    decoded = [
+        decode_image(image.data, f"body.images[{i}].data") for i, image in enumerate(message.images)
+    ]
+    parameters = resolve_parameters(adapter.parameters, message.parameters)
+    seed = message.seed if message.seed is not None else secrets.randbelow(2**32)
+    adapter.check_inputs(
+        GenerationRequest(
+            task=message.task,
+            prompt=message.prompt,
+            images=tuple(
+                InputImage(pixels=pixels, view=image.view)
+                for (pixels, _), image in zip(decoded, message.images, strict=True)
+            ),
+            seed=seed,
+            parameters=parameters,
+            target_faces=message.target_faces,
+            texture_size=message.texture_size,
+        )
+    )
+    record, position = ctx.queue.submit(
+        model=message.model,
+        task=message.task,
+        prompt=message.prompt,
+        name=message.name,
+        seed=seed,
+        priority=message.priority,
+        request={
+            "parameters": parameters,
+            "target_faces": message.target_faces,
+            "texture_size": message.texture_size,
+            "pbr": message.pbr,
+            "output_format": message.output_format,
+        },
+        images=[
+            (image.data, suffix, image.view)
+            for (_, suffix), image in zip(decoded, message.images, strict=True)
+        ],
+    )
+    if message.watch:
+        ctx.subscribe(record.job_id)
+    return SubmitReply(job_id=record.job_id, queue_position=position, seed=seed)
+
+
+def cancel(ctx: HandlerContext, message: CancelRequest) -> CancelReply:
+    return CancelReply(job_id=message.job_id, state=ctx.queue.cancel(message.job_id))
+
+
+def status(ctx: HandlerContext, message: StatusRequest) -> StatusReply:
+    record = _require(ctx, message.job_id)
+    if message.watch and record.state not in FINISHED_STATES:
+        ctx.subscribe(record.job_id)
+    return StatusReply(job=job_info(ctx.queue, record))
+
+
+def list_jobs(ctx: HandlerContext, message: ListJobsRequest) -> ListJobsReply:
+    records = ctx.queue.store.list(message.states, message.limit)
+    return ListJobsReply(jobs=tuple(job_info(ctx.queue, r) for r in records))
+
+
+def fetch(ctx: HandlerContext, message: FetchRequest) -> FetchReply:
+    record = _require(ctx, message.job_id)
+    if record.state != "succeeded" or record.manifest is None:
+        raise ProtocolError(
+            ErrorCode.JOB_NOT_FINISHED,
+            f"job {record.job_id} is {record.state}; only succeeded jobs have a result",
+            field="body.job_id",
+        )
+    path = ctx.queue.result_path(record)
+    if not path.is_file():
+        raise ProtocolError(ErrorCode.RESULT_EXPIRED, f"the result file of {record.job_id} is gone")
+    preview = path.with_name("preview.png")
+    return FetchReply(
+        job_id=record.job_id,
+        manifest=_manifest(record.manifest),
+        asset=path.read_bytes(),
+        preview=preview.read_bytes() if preview.is_file() else None,
+    )
+
+
+def delete(ctx: HandlerContext, message: DeleteRequest) -> DeleteReply:
+    ctx.queue.delete(message.job_id)
+    return DeleteReply(job_id=message.job_id)
+
+
+def ping(ctx: HandlerContext, message: PingRequest) -> PingReply:
+    return PingReply(
+        server_time=time.time(),
+        gpus=gpu_info(),
+        queued_jobs=ctx.queue.store.count("queued"),
+        running_jobs=ctx.queue.store.count("running"),
+    )
+
+
+HANDLERS: dict[type[Message], Callable[[HandlerContext, Message], Message]] = {
+    HelloRequest: hello,
+    SubmitRequest: submit,
+    CancelRequest: cancel,
+    StatusRequest: status,
+    ListJobsRequest: list_jobs,
+    FetchRequest: fetch,
+    DeleteRequest: delete,
+    PingRequest: ping,
+}  # type: ignore[dict-item]
+
+
+def job_info(queue: JobQueue, record: JobRecord) -> JobInfo:
+    return JobInfo(
+        job_id=record.job_id,
+        state=record.state,  # type: ignore[arg-type]
+        model=record.model,
+        task=record.task,  # type: ignore[arg-type]
+        prompt=record.prompt,
+        name=record.name,
+        priority=record.priority,
+        created_at=record.created_at,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        queue_position=queue.store.queue_position(record.job_id),
+        attempts=record.attempts,
+        progress=Progress(**record.progress) if record.progress else None,
+        error=Error(**record.error) if record.error else None,
+        manifest=_manifest(record.manifest) if record.manifest else None,
+    )
+
+
+def _manifest(data: dict) -> Manifest:
+    values = dict(data)
+    for key in ("bbox_min", "bbox_max", "warnings"):
+        values[key] = tuple(values.get(key, ()))
+    return Manifest(**values)
+
+
+def _require(ctx: HandlerContext, job_id: str) -> JobRecord:
+    record = ctx.queue.store.get(job_id)
+    if record is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"no job {job_id!r}", field="body.job_id")
+    return record

@@ -1,0 +1,246 @@
+"""The job store: the only module that speaks SQL. One SQLite file in WAL mode.
+
+A row per job holds its state, the submit request (as JSON; images live as files beside the
+results), progress, error and manifest. Files live under ``jobs/<job_id>/``. The store knows
+nothing of states' meaning beyond queries; the queue (queue.py) owns the state machine. One
+connection shared by the server and worker threads behind a lock: writes are tiny, and SQLite
+serialises them anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id        TEXT PRIMARY KEY,
+    seq           INTEGER NOT NULL,
+    state         TEXT NOT NULL,
+    priority      INTEGER NOT NULL,
+    model         TEXT NOT NULL,
+    task          TEXT NOT NULL,
+    prompt        TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    seed          INTEGER NOT NULL,
+    request_json  TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    started_at    REAL,
+    finished_at   REAL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    progress_json TEXT,
+    error_json    TEXT,
+    manifest_json TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_by_queue ON jobs (state, priority DESC, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_finish ON jobs (finished_at);
+"""
+
+
+@dataclass
+class JobRecord:
+    """One row of the jobs table, JSON columns decoded."""
+
+    job_id: str
+    seq: int
+    state: str
+    priority: int
+    model: str
+    task: str
+    prompt: str
+    name: str
+    seed: int
+    request: dict[str, Any]
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    progress: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    manifest: dict[str, Any] | None = None
+
+
+_JSON_COLUMNS = {
+    "request": "request_json",
+    "progress": "progress_json",
+    "error": "error_json",
+    "manifest": "manifest_json",
+}
+
+
+class JobStore:
+    """SQLite-backed rows plus a folder per job for its files."""
+
+    def __init__(self, db_path: Path, jobs_dir: Path) -> None:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.jobs_dir = jobs_dir
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process kill
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.jobs_dir / job_id
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def insert(self, record: JobRecord) -> JobRecord:
+        with self._lock:
+            seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
+            record.seq = seq
+            self._db.execute(
+                "INSERT INTO jobs (job_id, seq, state, priority, model, task, prompt, name, seed,"
+                " request_json, created_at, attempts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    record.job_id,
+                    seq,
+                    record.state,
+                    record.priority,
+                    record.model,
+                    record.task,
+                    record.prompt,
+                    record.name,
+                    record.seed,
+                    json.dumps(record.request),
+                    record.created_at,
+                    record.attempts,
+                ),
+            )
+        return record
+
+    def update(self, job_id: str, *, expect_state: str | None = None, **values: Any) -> bool:
+        """Set columns of one job; with ``expect_state``, only if it is in that state.
+
+        Returns whether a row changed, so callers can do compare-and-set transitions.
+        """
+        columns, params = [], []
+        for key, value in values.items():
+            column = _JSON_COLUMNS.get(key, key)
+            columns.append(f"{column} = ?")
+            params.append(
+                json.dumps(value) if key in _JSON_COLUMNS and value is not None else value
+            )
+        sql = f"UPDATE jobs SET {', '.join(columns)} WHERE job_id = ?"
+        params.append(job_id)
+        if expect_state is not None:
+            sql += " AND state = ?"
+            params.append(expect_state)
+        with self._lock:
+            return self._db.execute(sql, params).rowcount == 1
+
+    def claim_next(self) -> JobRecord | None:
+        """Atomically move the best queued job to running and return it."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT job_id FROM jobs WHERE state = 'queued'"
+                    " ORDER BY priority DESC, seq LIMIT 1"
+                ).fetchone()
+                if row is None:
+                    self._db.execute("COMMIT")
+                    return None
+                self._db.execute(
+                    "UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1,"
+                    " progress_json = NULL WHERE job_id = ?",
+                    (time.time(), row["job_id"]),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return self.get(row["job_id"])
+
+    def delete(self, job_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return _record(row) if row else None
+
+    def list(self, states: Iterable[str] = (), limit: int = 100) -> list[JobRecord]:
+        """Newest first; all states when ``states`` is empty."""
+        states = tuple(states)
+        sql = "SELECT * FROM jobs"
+        if states:
+            sql += f" WHERE state IN ({','.join('?' * len(states))})"
+        sql += " ORDER BY seq DESC LIMIT ?"
+        with self._lock:
+            rows = self._db.execute(sql, (*states, limit)).fetchall()
+        return [_record(row) for row in rows]
+
+    def ids_in_state(self, state: str) -> list[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT job_id FROM jobs WHERE state = ?", (state,)).fetchall()
+        return [row[0] for row in rows]
+
+    def queue_position(self, job_id: str) -> int | None:
+        """1 for the next job to run; None when the job is not queued."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT priority, seq, state FROM jobs WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            if row is None or row["state"] != "queued":
+                return None
+            ahead = self._db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE state = 'queued'"
+                " AND (priority > ? OR (priority = ? AND seq < ?))",
+                (row["priority"], row["priority"], row["seq"]),
+            ).fetchone()[0]
+        return ahead + 1
+
+    def count(self, state: str) -> int:
+        with self._lock:
+            return self._db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE state = ?", (state,)
+            ).fetchone()[0]
+
+    def finished_to_expire(self, older_than: float, keep_newest: int) -> list[str]:
+        """Finished jobs past the age limit or beyond the newest ``keep_newest``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT job_id FROM jobs WHERE finished_at IS NOT NULL AND"
+                " state IN ('succeeded', 'failed', 'cancelled')"
+                " ORDER BY finished_at DESC"
+            ).fetchall()
+            old = self._db.execute(
+                "SELECT job_id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?"
+                " AND state IN ('succeeded', 'failed', 'cancelled')",
+                (older_than,),
+            ).fetchall()
+        expired = {row[0] for row in rows[keep_newest:]} | {row[0] for row in old}
+        return sorted(expired)
+
+
+def _record(row: sqlite3.Row) -> JobRecord:
+    values = dict(row)
+    decoded = {}
+    for key, column in _JSON_COLUMNS.items():
+        raw = values.pop(column)
+        decoded[key] = json.loads(raw) if raw else None
+    decoded["request"] = decoded["request"] or {}
+    return JobRecord(**values, **decoded)

@@ -1,0 +1,1 @@
+"""Model adapters (one module or package per family) behind one interface (``base``)."""

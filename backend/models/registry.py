@@ -1,0 +1,153 @@
+"""Finds model adapters, locates their weights, and keeps loaded models within a VRAM budget.
+
+Adapters are classes registered under the ``dreamcad.models`` entry-point group, so any
+installed package can add one. An adapter's weights folder is, in order: the path given for it
+(``--weights ID=PATH`` or ``DREAMCAD_WEIGHTS_<ID>``), else the Hugging Face cache's snapshot of
+its pinned revision when every declared file is there. Nothing here downloads (see download.py).
+``ModelCache`` keeps models loaded between jobs on one device and unloads the least recently used
+when a new one would overflow the budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+
+from backend.models.base import ModelAdapter
+from shared_protocol.errors import ErrorCode, ProtocolError
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "dreamcad.models"
+
+
+def weights_env_var(model_id: str) -> str:
+    """``DREAMCAD_WEIGHTS_<ID>``: the id upper-cased, other characters as ``_``."""
+    return "DREAMCAD_WEIGHTS_" + re.sub(r"[^A-Za-z0-9]", "_", model_id).upper()
+
+
+def discover_adapters() -> dict[str, type[ModelAdapter]]:
+    """Every adapter class installed; a broken plug-in is logged and skipped, never fatal."""
+    found: dict[str, type[ModelAdapter]] = {}
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = entry.load()
+        except Exception as error:  # a third-party plug-in must not take the backend down
+            log.warning("model plug-in %s failed to import: %s", entry.value, error)
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, ModelAdapter)):
+            log.warning("model plug-in %s is not a ModelAdapter subclass", entry.value)
+            continue
+        found[cls.id] = cls
+    return dict(sorted(found.items()))
+
+
+def hub_snapshot_dir(cls: type[ModelAdapter]) -> Path | None:
+    """The HF cache folder of the adapter's pinned revision, if every declared file is there."""
+    if cls.weights is None:
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    folder: Path | None = None
+    for weight_file in cls.weights.files:
+        cached = try_to_load_from_cache(
+            cls.weights.repo_id, weight_file.path, revision=cls.weights.revision
+        )
+        if not isinstance(cached, str):
+            return None
+        path = Path(cached)
+        folder = path.parents[len(Path(weight_file.path).parts) - 1]
+    return folder
+
+
+class ModelRegistry:
+    """The installed adapters and where their weights are."""
+
+    def __init__(
+        self,
+        adapters: Mapping[str, type[ModelAdapter]] | None = None,
+        weights_paths: Mapping[str, Path] | None = None,
+    ) -> None:
+        self.adapters = dict(adapters) if adapters is not None else discover_adapters()
+        self._weights_paths = dict(weights_paths or {})
+
+    def ids(self) -> list[str]:
+        return list(self.adapters)
+
+    def adapter_class(self, model_id: str) -> type[ModelAdapter]:
+        cls = self.adapters.get(model_id)
+        if cls is None:
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_MODEL,
+                f"no model {model_id!r}; installed: {', '.join(self.adapters) or 'none'}",
+                field="body.model",
+            )
+        return cls
+
+    def weights_dir(self, model_id: str) -> Path | None:
+        if model_id in self._weights_paths:
+            return self._weights_paths[model_id]
+        if env := os.environ.get(weights_env_var(model_id)):
+            return Path(env).expanduser()
+        return hub_snapshot_dir(self.adapter_class(model_id))
+
+    def create(self, model_id: str) -> ModelAdapter:
+        """A new, unloaded adapter instance (cheap: nothing is read until ``load``)."""
+        cls = self.adapter_class(model_id)
+        return cls(weights_dir=self.weights_dir(model_id) if cls.weights else None)
+
+
+class ModelCache:
+    """Loaded adapters on one device, least recently used unloaded first past the budget."""
+
+    def __init__(self, registry: ModelRegistry, device: str, budget_mb: int | None) -> None:
+        self.registry = registry
+        self.device = device
+        self.budget_mb = budget_mb
+        self._loaded: OrderedDict[str, ModelAdapter] = OrderedDict()
+
+    def acquire(self, model_id: str, dtype: str = "float32") -> ModelAdapter:
+        if model_id in self._loaded:
+            self._loaded.move_to_end(model_id)
+            return self._loaded[model_id]
+        adapter = self.registry.create(model_id)
+        if not adapter.weights_present():
+            raise ProtocolError(
+                ErrorCode.WEIGHTS_MISSING,
+                f"weights of {model_id!r} are not on this machine",
+                hint=f"Run `dreamcad-backend download {model_id}`, or point "
+                f"{weights_env_var(model_id)} at a folder holding them.",
+            )
+        self._make_room(adapter.vram_mb)
+        adapter.load(self.device, dtype)
+        self._loaded[model_id] = adapter
+        return adapter
+
+    def loaded(self) -> list[str]:
+        return list(self._loaded)
+
+    def evict(self, model_id: str) -> None:
+        adapter = self._loaded.pop(model_id, None)
+        if adapter is not None:
+            adapter.unload()
+
+    def clear(self) -> None:
+        for model_id in list(self._loaded):
+            self.evict(model_id)
+
+    def _make_room(self, needed_mb: int) -> None:
+        if self.budget_mb is None:
+            return
+        while self._loaded and (
+            sum(a.vram_mb for a in self._loaded.values()) + needed_mb > self.budget_mb
+        ):
+            oldest = next(iter(self._loaded))
+            log.info("unloading %s to make room for %d MB", oldest, needed_mb)
+            self.evict(oldest)
