@@ -86,6 +86,7 @@ def run_ours(
     dtype: torch.dtype,
     chunk: int,
     threshold: float | None,
+    mc_method: str = "auto",
 ) -> tuple[dict[str, float], dict]:
     """One generation, stage by stage; returns (seconds per stage, outputs)."""
     device = next(model.parameters()).device
@@ -96,12 +97,18 @@ def run_ours(
         planes = inference.encode(model, condition, dtype)
     with timed(seconds, "field", device):
         density = inference.density_grid(model, planes, args.mc_resolution, chunk)
-    level = float(np.quantile(density, 0.8)) if threshold is None else threshold
+    if threshold is None:
+        threshold = float(np.quantile(density.cpu().numpy(), 0.8))
     with timed(seconds, "surface", device):
-        vertices, faces = inference.surface(density, level, model.config.radius)
+        vertices, faces = inference.surface(density, threshold, model.config.radius, mc_method)
     with timed(seconds, "colour", device):
         inference.make_color_field(model, planes, chunk)(vertices)
-    outputs = {"planes": planes, "density": density, "threshold": level, "faces": len(faces)}
+    outputs = {
+        "planes": planes,
+        "density": density.cpu(),
+        "threshold": threshold,
+        "faces": len(faces),
+    }
     return seconds, outputs
 
 
@@ -175,8 +182,8 @@ def upstream_runner(
             radius = config.radius
             points = grid_points(args.mc_resolution, radius, device)
             density = model.renderer.query_triplane(model.decoder, points, planes[0])
-            density = density["density_act"].reshape((args.mc_resolution,) * 3).cpu().numpy()
-        return seconds, {"planes": planes[0].float(), "density": density}
+            density = density["density_act"].reshape((args.mc_resolution,) * 3)
+        return seconds, {"planes": planes[0].float(), "density": density.cpu()}
 
     return run
 
@@ -231,22 +238,30 @@ def main(argv: list[str] | None = None) -> int:
     _, warm = run_ours(model, image, args, torch.float32, args.chunk_size, None)
     threshold = warm["threshold"]
     half = DTYPES[args.dtype] if device.type == "cuda" else torch.float32
-    variants: list[tuple[str, torch.dtype, int]] = [
-        (f"ours float32, chunk {args.chunk_size}", torch.float32, args.chunk_size),
-        (f"ours {args.dtype}, chunk {args.chunk_size}", half, args.chunk_size),
-        (f"ours {args.dtype}, chunk {args.big_chunk}", half, args.big_chunk),
+    variants: list[tuple[str, torch.dtype, int, str]] = [
+        (
+            f"ours float32, chunk {args.chunk_size}, mc skimage",
+            torch.float32,
+            args.chunk_size,
+            "skimage",
+        ),
+        (f"ours {args.dtype}, chunk {args.chunk_size}, mc auto", half, args.chunk_size, "auto"),
+        (f"ours {args.dtype}, chunk {args.big_chunk}, mc auto", half, args.big_chunk, "auto"),
     ]
     rows, reference = [], None
-    for name, dtype, chunk in variants:
+    for name, dtype, chunk, mc_method in variants:
         row, outputs = measure(
             name,
-            lambda d=dtype, c=chunk: run_ours(model, image, args, d, c, threshold),
+            lambda d=dtype, c=chunk, m=mc_method: run_ours(model, image, args, d, c, threshold, m),
             args.repeats,
             device,
         )
         reference = reference or outputs
         if outputs is not reference:
             row["planes_rel_err_vs_fp32"] = relative_error(outputs["planes"], reference["planes"])
+            row["density_rel_err_vs_fp32"] = relative_error(
+                outputs["density"], reference["density"]
+            )
         rows.append(row)
     if args.compile:
         model.backbone = torch.compile(model.backbone)

@@ -59,10 +59,11 @@ def density_grid(
     resolution: int,
     chunk_size: int,
     between_chunks: Callable[[int, int], None] | None = None,
-) -> np.ndarray:
+) -> torch.Tensor:
     """Activated density on the marching-cubes grid: (resolution,)*3 float32, indexed [x, y, z].
 
-    ``between_chunks(done, total)`` runs after every chunk (progress, cancellation).
+    Stays on the planes' device (a GPU marching cubes reads it there). ``between_chunks(done,
+    total)`` runs after every chunk (progress, cancellation).
     """
     points = grid_points(resolution, model.config.radius, device=planes.device)
     total = points.shape[0]
@@ -75,14 +76,17 @@ def density_grid(
         ][:, 0]
         if between_chunks is not None:
             between_chunks(min(start + step, total), total)
-    return out.reshape(resolution, resolution, resolution).cpu().numpy()
+    return out.reshape(resolution, resolution, resolution)
 
 
 def surface(
-    density: np.ndarray, threshold: float, radius: float
+    density: torch.Tensor | np.ndarray, threshold: float, radius: float, method: str = "auto"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Marching cubes in the backend frame: vertices (n, 3) float32, faces (m, 3) int64."""
-    vertices, faces = marching_cubes(density, threshold, radius)
+    """Marching cubes in the backend frame: vertices (n, 3) float32, faces (m, 3) int64.
+
+    ``method`` "auto" marches on the GPU when the density is there, else with scikit-image.
+    """
+    vertices, faces = marching_cubes(density, threshold, radius, method)
     return to_backend_frame(vertices), faces
 
 
