@@ -9,6 +9,7 @@ requested half dtype, the field query stays float32 (its exp density is threshol
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,7 +90,7 @@ class TripoSRAdapter(ModelAdapter):
         ),
     )
 
-    def __init__(self, weights_dir: Any = None) -> None:
+    def __init__(self, weights_dir: Path | None = None) -> None:
         super().__init__(weights_dir)
         self.model: TripoSRNet | None = None
         self.dtype = torch.float32
