@@ -296,7 +296,7 @@ def tiny_config_dict() -> dict[str, Any]:
     material_head = {"out_channels": 1, "n_hidden_layers": 3, "output_activation": "linear",
                      "add_to_decoder_features": True, "output_bias": 1.0, "shape": [-1, 1, 1]}
     return {
-        "cond_image_size": 56, "isosurface_resolution": 16, "isosurface_threshold": 10.0,
+        "cond_image_size": 56, "isosurface_resolution": 16, "isosurface_threshold": 1.0,
         "radius": 0.87, "background_color": [0.5, 0.5, 0.5], "default_fovy_deg": 40.0,
         "default_distance": 1.6,
         "camera_embedder_cls": EXPECTED_CLASSES["camera_embedder_cls"],
@@ -322,9 +322,10 @@ def tiny_config_dict() -> dict[str, Any]:
                     "heads": dec_heads},
         "image_estimator_cls": EXPECTED_CLASSES["image_estimator_cls"],
         "image_estimator": {
-            "distribution": "beta", "distribution_eval": "mode", "hidden_features": 16,
+            "model": "tiny-clip", "distribution": "beta", "distribution_eval": "mode",
+            "hidden_features": 16,
             "clip": {"embed_dim": 16, "vision_width": 32, "vision_layers": 1,
-                     "vision_patch_size": 8, "image_size": 32, "text_width": 16,
+                     "vision_patch_size": 32, "image_size": 224, "text_width": 16,
                      "text_layers": 1, "text_heads": 2, "context_length": 8,
                      "vocab_size": 64, "head_width": 16},
             "heads": [{"name": "roughness", **material_head},

@@ -127,3 +127,20 @@ def save_checkpoint(model: SF3DNetwork, folder: Path, config_yaml: str) -> None:
     (folder / CONFIG_FILE).write_text(config_yaml)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(folder / WEIGHTS_FILE))
+
+
+def randomize_weights(model: torch.nn.Module, seed: int) -> None:
+    """Fill every float tensor but ``bbox`` with seeded Gaussian noise (tests, benchmarks).
+
+    Scaled by 1/sqrt(fan-in) (all but the first dimension) so activations stay finite through
+    the deep stacks; vectors and scalars get std 0.5 so zero-initialised modulations and norms
+    take part too.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point() and name != "bbox":
+                fan_in = max(tensor[0].numel(), 1) if tensor.ndim > 1 else 0
+                scale = 0.5 if tensor.ndim <= 1 else 1.0 / fan_in**0.5
+                noise = torch.randn(tensor.shape, generator=generator) * scale
+                tensor.copy_(noise.to(tensor.dtype))

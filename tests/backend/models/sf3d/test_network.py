@@ -7,8 +7,9 @@ import json
 import torch
 
 from backend.models.sf3d.config import SF3DConfig, config_from_dict, tiny_config_dict
+from backend.models.sf3d.loading import randomize_weights
 from backend.models.sf3d.network import SF3DNetwork, default_camera
-from tests.backend.models.sf3d.conftest import DATA, randomize
+from tests.backend.models.sf3d.conftest import DATA
 
 
 def test_full_size_state_dict_matches_the_official_key_manifest() -> None:
@@ -24,7 +25,7 @@ def test_full_size_state_dict_matches_the_official_key_manifest() -> None:
 def test_tiny_forward_shapes_and_ranges() -> None:
     config = config_from_dict(tiny_config_dict())
     model = SF3DNetwork(config).eval()
-    randomize(model, seed=1)
+    randomize_weights(model, seed=1)
     torch.manual_seed(0)
     c2w, intrinsic = default_camera(config)
     rgb = torch.rand(2, 1, 56, 56, 3)
