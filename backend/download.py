@@ -40,7 +40,7 @@ def check_disk(files: tuple[WeightFile, ...], folder: Path) -> None:
     free = shutil.disk_usage(folder).free
     if needed > free:
         raise ProtocolError(
-            ErrorCode.INTERNAL_ERROR,
+            ErrorCode.DISK_FULL,
             f"the download needs {needed / 2**30:.1f} GiB but {folder} has {free / 2**30:.1f} GiB "
             "free",
             hint="Free disk space, or point HF_HOME at a larger disk.",

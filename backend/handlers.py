@@ -23,6 +23,7 @@ from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.framing import PROTOCOL_VERSION, Limits
 from shared_protocol.messages import (
     FINISHED_STATES,
+    TEXTURE_SIZES,
     CancelReply,
     CancelRequest,
     DeleteReply,
@@ -87,6 +88,12 @@ def hello(ctx: HandlerContext, message: HelloRequest) -> HelloReply:
 
 def submit(ctx: HandlerContext, message: SubmitRequest) -> SubmitReply:
     adapter = ctx.registry.create(message.model)  # UNKNOWN_MODEL if not installed
+    if message.texture_size not in TEXTURE_SIZES:
+        raise ProtocolError(
+            ErrorCode.OUT_OF_RANGE,
+            f"texture_size {message.texture_size} is not one of {TEXTURE_SIZES}",
+            field="body.texture_size",
+        )
     decoded = [
         decode_image(image.data, f"body.images[{i}].data") for i, image in enumerate(message.images)
     ]

@@ -38,6 +38,7 @@ class ErrorCode(enum.StrEnum):
     QUEUE_FULL = "queue_full"
     # Running a job.
     WEIGHTS_MISSING = "weights_missing"
+    DISK_FULL = "disk_full"
     CUDA_OUT_OF_MEMORY = "cuda_out_of_memory"
     MODEL_FAILED = "model_failed"
     GEOMETRY_FAILED = "geometry_failed"
@@ -71,6 +72,7 @@ DEFAULT_HINTS: dict[ErrorCode, str] = {
     ErrorCode.RESULT_EXPIRED: "The result was removed by retention; submit the job again.",
     ErrorCode.QUEUE_FULL: "Wait for queued jobs to finish or cancel some.",
     ErrorCode.WEIGHTS_MISSING: "Run `dreamcad-backend download MODEL` on the backend machine.",
+    ErrorCode.DISK_FULL: "Free disk space, or point HF_HOME / --data-dir at a larger disk.",
     ErrorCode.CUDA_OUT_OF_MEMORY: "Lower the resolution or texture size, close other GPU "
     "programs, or pick a smaller model.",
     ErrorCode.MODEL_FAILED: "See the backend log for the traceback; try another seed or model.",

@@ -89,6 +89,7 @@ def run_job(
         texture_size=spec.request.texture_size,
         pbr=spec.pbr,
         output_format=spec.output_format,
+        name=spec.name or raw.name or spec.model,
     )
     result = run_pipeline(raw, options, pipeline_progress, cancel)
     timings.update({f"pipeline.{k}": v for k, v in result.timings_s.items()})

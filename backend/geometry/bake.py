@@ -1,0 +1,247 @@
+"""Stage 4, bake: texture maps for the low-resolution mesh from the high-resolution source.
+
+Base colour comes from the source's vertex colours, its own texture (sampled at the
+interpolated source UV), or the model's colour field queried at each texel's point on the
+high-resolution surface: a real texture either way, not vertex colours. The normal map is
+tangent-space, MikkTSpace convention, holding the high-resolution normal against the frames of
+tangents.py. Roughness / metallic come from the material field when there is one, otherwise they
+stay constants of the material. Every map is dilated past chart borders. The transfer itself is
+transfer.py's splat: one pass over the high-resolution triangles.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from backend.geometry import dilate, raster, tangents, tolerances, transfer
+from backend.geometry.raw_asset import PointField
+
+
+@dataclass
+class BakeSource:
+    """The high-resolution surface. vertices (N, 3), faces (M, 3); vertex_colors (N, 3|4) in
+    [0, 1]; uvs (N, 2) glTF convention with texture (h, w, 3|4) uint8; fields as in RawAsset."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    vertex_colors: np.ndarray | None = None
+    uvs: np.ndarray | None = None
+    texture: np.ndarray | None = None
+    color_field: PointField | None = None
+    material_field: PointField | None = None
+
+
+@dataclass
+class BakeTarget:
+    """The UV-mapped low-resolution mesh: vertices (n, 3), faces (m, 3), uvs (n, 2), normals
+    (n, 3), tangents (n, 4), chart (m,) per face, weld (n,) ids joining seam copies."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    uvs: np.ndarray
+    normals: np.ndarray
+    tangents: np.ndarray
+    chart: np.ndarray
+    weld: np.ndarray
+
+
+@dataclass
+class BakedMaps:
+    """base_color (s, s, 3|4) uint8 sRGB, normal (s, s, 3) uint8, metallic_roughness (s, s, 3)
+    uint8 (G roughness, B metallic) or None; coverage is the share of texels baked."""
+
+    base_color: np.ndarray
+    normal: np.ndarray
+    metallic_roughness: np.ndarray | None
+    coverage: float
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def bake(source: BakeSource, target: BakeTarget, size: int, normal_map: bool = True) -> BakedMaps:
+    """Bake every map at ``size`` x ``size`` texels."""
+    clock = _Clock()
+    # Search over welded positions, so a seam's copies do not crowd out other candidates.
+    first = np.unique(target.weld, return_index=True)[1]
+    near = first[cKDTree(target.vertices[first]).query(source.vertices, k=3, workers=-1)[1]]
+    face, dist = transfer.closest_faces(
+        source.vertices, near, target.vertices, target.faces, target.weld
+    )
+    clock.lap("closest_faces")
+    layout = _attribute_layout(source)
+    attributes = np.hstack(
+        [tangents.vertex_normals(source.vertices, source.faces)] + [a for _, a in layout]
+    ).astype(np.float32)
+    values, splat_face = transfer.splat(
+        source.vertices, source.faces, attributes, face, dist,
+        target.vertices, target.faces, target.uvs, target.chart, size,
+    )  # fmt: skip
+    clock.lap("splat")
+    rows, cols = np.nonzero(splat_face >= 0)
+    texels = values[rows, cols]
+    channels = []
+    if normal_map:
+        frame_face, bary = _texel_frames(target, size, rows, cols, splat_face[rows, cols])
+        channels.append(_tangent_space(texels[:, :3], target, frame_face, bary))
+    clock.lap("normal")
+    offset = 3
+    slices = {}
+    for name, array in layout:
+        slices[name] = texels[:, offset : offset + array.shape[1]]
+        offset += array.shape[1]
+    color = _base_color(source, slices)
+    channels.insert(0, color)
+    material = None
+    if source.material_field is not None:
+        material = _query(source.material_field, slices["position"], 2)
+        channels.append(material)
+    clock.lap("color")
+    stacked = np.zeros((size, size, sum(c.shape[1] for c in channels)), dtype=np.float32)
+    stacked[rows, cols] = np.hstack(channels)
+    filled = np.zeros((size, size), dtype=bool)
+    filled[rows, cols] = True
+    stacked, grown = dilate.dilate(stacked, filled, tolerances.DILATE_PX)
+    stacked[~grown] = stacked[grown].mean(axis=0) if grown.any() else 0.5
+    clock.lap("dilate")
+    n_color = color.shape[1]
+    base = _to_uint8(stacked[..., :n_color])
+    normal = (
+        _to_uint8(stacked[..., n_color : n_color + 3])
+        if normal_map
+        else np.full((size, size, 3), (128, 128, 255), dtype=np.uint8)
+    )
+    metallic_roughness = None
+    if material is not None:
+        mr = stacked[..., -2:]
+        metallic_roughness = _to_uint8(
+            np.dstack([np.ones_like(mr[..., 0]), mr[..., 0], mr[..., 1]])
+        )
+    clock.lap("encode")
+    return BakedMaps(base, normal, metallic_roughness, len(rows) / size**2, clock.laps)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 4)
+        self._last = now
+
+
+def _attribute_layout(source: BakeSource) -> list[tuple[str, np.ndarray]]:
+    """Which per-vertex values ride through the splat, after the normal (3 channels)."""
+    layout: list[tuple[str, np.ndarray]] = []
+    if source.vertex_colors is not None and source.color_field is None:
+        layout.append(("color", source.vertex_colors))
+    if source.uvs is not None and source.texture is not None and source.color_field is None:
+        layout.append(("uv", source.uvs))
+    if source.color_field is not None or source.material_field is not None:
+        layout.append(("position", source.vertices))
+    return layout
+
+
+def _base_color(source: BakeSource, slices: dict[str, np.ndarray]) -> np.ndarray:
+    """(k, 3|4) float colour of each baked texel, in [0, 1] sRGB."""
+    if source.color_field is not None:
+        return _query(source.color_field, slices["position"], 3)
+    if "uv" in slices:
+        return _sample_texture(source.texture, slices["uv"])
+    if "color" in slices:
+        return np.clip(slices["color"], 0.0, 1.0)
+    return np.full((len(next(iter(slices.values()), np.zeros((0, 1)))), 3), 0.8, np.float32)
+
+
+def _query(point_field: PointField, points: np.ndarray, channels: int) -> np.ndarray:
+    """Call a model's field in chunks: points (k, 3) -> (k, channels) float32 in [0, 1]."""
+    out = np.empty((len(points), channels), dtype=np.float32)
+    for start in range(0, len(points), tolerances.FIELD_CHUNK):
+        chunk = np.ascontiguousarray(points[start : start + tolerances.FIELD_CHUNK], np.float32)
+        out[start : start + len(chunk)] = np.asarray(point_field(chunk))[:, :channels]
+    return np.clip(out, 0.0, 1.0)
+
+
+def _sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Bilinear, wrapping lookup of texture (h, w, c) uint8 at uv (k, 2) -> (k, c) in [0, 1]."""
+    height, width = texture.shape[:2]
+    x = np.mod(uv[:, 0], 1.0) * width - 0.5
+    y = np.mod(uv[:, 1], 1.0) * height - 0.5
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    image = texture.astype(np.float32) / 255.0
+
+    def at(dy: int, dx: int) -> np.ndarray:
+        return image[(y0 + dy) % height, (x0 + dx) % width]
+
+    top = at(0, 0) * (1 - fx) + at(0, 1) * fx
+    bottom = at(1, 0) * (1 - fx) + at(1, 1) * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def _texel_frames(
+    target: BakeTarget, size: int, rows: np.ndarray, cols: np.ndarray, splat_face: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Low-res face (k,) and barycentrics (k, 3) under each texel, extrapolated past borders."""
+    face_id, bary = raster.rasterize(target.uvs, target.faces, size, size)
+    face = face_id[rows, cols].astype(np.int64)
+    weights = bary[rows, cols].astype(np.float64)
+    outside = face < 0
+    if outside.any():
+        face[outside] = splat_face[outside]
+        corners = target.uvs[target.faces[face[outside]]].astype(np.float64)
+        point = np.stack([(cols[outside] + 0.5) / size, (rows[outside] + 0.5) / size], axis=1)
+        e1, e2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+        d = point - corners[:, 0]
+        det = e1[:, 0] * e2[:, 1] - e2[:, 0] * e1[:, 1]
+        det = np.where(np.abs(det) > 1e-30, det, 1e-30)
+        w1 = (d[:, 0] * e2[:, 1] - e2[:, 0] * d[:, 1]) / det
+        w2 = (e1[:, 0] * d[:, 1] - d[:, 0] * e1[:, 1]) / det
+        weights[outside] = np.stack([1 - w1 - w2, w1, w2], axis=1)
+    return face, weights
+
+
+def _tangent_space(
+    high_normal: np.ndarray, target: BakeTarget, face: np.ndarray, bary: np.ndarray
+) -> np.ndarray:
+    """Encode world normals (k, 3) in each texel's tangent frame -> (k, 3) in [0, 1].
+
+    The frame is interpolated without normalising and B = w * cross(N, T), as a MikkTSpace
+    shader rebuilds it; solving against that exact frame makes the round trip exact.
+    """
+    corners = target.faces[face]
+
+    def interpolate(values: np.ndarray) -> np.ndarray:
+        return np.einsum("kj,kjc->kc", bary, values[corners].astype(np.float64))
+
+    n = interpolate(target.normals)
+    t = interpolate(target.tangents[:, :3])
+    w = np.sign(interpolate(target.tangents[:, 3:4]))
+    w[w == 0] = 1.0
+    b = w * np.cross(n, t)
+    # Solve [t b n] x = high_normal via the dual basis (rows: b x n, n x t, t x b over det).
+    det = np.einsum("kc,kc->k", t, np.cross(b, n))
+    det = np.where(np.abs(det) > 1e-20, det, 1e-20)[:, None]
+    h = high_normal.astype(np.float64)
+    x = (
+        np.stack(
+            [
+                np.einsum("kc,kc->k", np.cross(b, n), h),
+                np.einsum("kc,kc->k", np.cross(n, t), h),
+                np.einsum("kc,kc->k", np.cross(t, b), h),
+            ],
+            axis=1,
+        )
+        / det
+    )
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-20)
+    x[:, 2] = np.maximum(x[:, 2], 0.0)  # a normal can not face into the surface
+    return (x * 0.5 + 0.5).astype(np.float32)
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8)

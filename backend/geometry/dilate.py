@@ -1,0 +1,83 @@
+"""Grow baked texels past chart borders so filtering and mip-maps never sample empty texels.
+
+Each round fills the empty texels touching filled ones with the mean of their filled
+8-neighbours; only the moving front is visited, so the cost follows the band that is filled,
+not the image size. Compiled with numba.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True)
+def _dilate(values, filled, rounds):
+    height, width, channels = values.shape
+    queued = filled.copy()
+    front = np.empty(height * width, dtype=np.int64)
+    count = 0
+    for row in range(height):
+        for col in range(width):
+            if filled[row, col]:
+                continue
+            for dr in range(-1, 2):
+                r = row + dr
+                if r < 0 or r >= height:
+                    continue
+                for dc in range(-1, 2):
+                    c = col + dc
+                    if 0 <= c < width and filled[r, c] and not queued[row, col]:
+                        queued[row, col] = True
+                        front[count] = row * width + col
+                        count += 1
+    total = np.zeros(channels)
+    next_front = np.empty_like(front)
+    for _ in range(rounds):
+        if count == 0:
+            break
+        fresh = np.empty((count, channels), dtype=values.dtype)
+        for i in range(count):
+            row, col = front[i] // width, front[i] % width
+            total[:] = 0.0
+            n = 0
+            for dr in range(-1, 2):
+                r = row + dr
+                if r < 0 or r >= height:
+                    continue
+                for dc in range(-1, 2):
+                    c = col + dc
+                    if 0 <= c < width and filled[r, c]:
+                        total += values[r, c]
+                        n += 1
+            fresh[i] = total / max(n, 1)
+        next_count = 0
+        for i in range(count):
+            row, col = front[i] // width, front[i] % width
+            values[row, col] = fresh[i]
+            filled[row, col] = True
+        for i in range(count):
+            row, col = front[i] // width, front[i] % width
+            for dr in range(-1, 2):
+                r = row + dr
+                if r < 0 or r >= height:
+                    continue
+                for dc in range(-1, 2):
+                    c = col + dc
+                    if 0 <= c < width and not queued[r, c]:
+                        queued[r, c] = True
+                        next_front[next_count] = r * width + c
+                        next_count += 1
+        front, next_front = next_front, front
+        count = next_count
+
+
+def dilate(values: np.ndarray, filled: np.ndarray, rounds: int) -> tuple[np.ndarray, np.ndarray]:
+    """Extend ``values`` (h, w, c) float32 from ``filled`` (h, w) bool texels by ``rounds`` texels.
+
+    Returns new (values, filled) arrays; texels further than ``rounds`` stay as they were.
+    """
+    values = np.array(values, dtype=np.float32, copy=True)
+    filled = np.array(filled, dtype=bool, copy=True)
+    _dilate(values, filled, rounds)
+    return values, filled

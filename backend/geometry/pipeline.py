@@ -1,0 +1,260 @@
+"""The geometry pipeline: a model's RawAsset in, a game-ready asset and its manifest out.
+
+Laid out the same way every time: check options, then numbered stages (clean, decimate, UV,
+bake, export, preview), each timed, reported through ``progress`` and preceded by a cancel
+check, and a :class:`PipelineResult` dataclass at the end. Each stage is its own module and
+usable alone; this file only wires them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from backend.geometry import bake, clean, decimate, export, preview, quality, tangents, uv
+from backend.geometry.raw_asset import RawAsset
+from backend.geometry.tolerances import FLOATER_FRACTION, WELD_DISTANCE
+from backend.models.base import CancelToken
+from shared_protocol.errors import ErrorCode, ProtocolError
+
+# (stage, step, total, message): the first arguments of backend.models.base.ProgressCallback.
+StageProgress = Callable[[str, int, int, str], None]
+STAGES = ("clean", "decimate", "uv", "bake", "export", "preview")
+TEXTURE_SIZES = (256, 512, 1024, 2048, 4096)
+
+
+@dataclass
+class PipelineOptions:
+    """What the user asked for. ``pbr`` bakes a normal map (and roughness / metallic maps when
+    the model gives a material field); ``height_m`` scales the result to that height."""
+
+    target_faces: int = 20_000
+    texture_size: int = 1024
+    pbr: bool = True
+    output_format: str = "glb"
+    keep_uvs: bool = False
+    fill_holes: bool = False
+    floater_fraction: float = FLOATER_FRACTION
+    height_m: float | None = None
+    name: str = "dreamcad"
+    preview_size: int = 256
+    measure_quality: bool = True
+
+    def check(self) -> None:
+        """Raise ProtocolError naming the first bad option."""
+        decimate.check_target(self.target_faces)
+        if self.texture_size not in TEXTURE_SIZES:
+            raise ProtocolError(
+                ErrorCode.OUT_OF_RANGE,
+                f"texture size {self.texture_size} is not one of {TEXTURE_SIZES}",
+                field="texture_size",
+            )
+        if self.output_format not in export.FORMATS:
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD,
+                f"output format {self.output_format!r} is not one of {export.FORMATS}",
+                field="output_format",
+            )
+        if not 0.0 <= self.floater_fraction < 1.0:
+            raise ProtocolError(
+                ErrorCode.OUT_OF_RANGE,
+                "floater_fraction must be in [0, 1)",
+                field="floater_fraction",
+            )
+        if self.height_m is not None and not self.height_m > 0:
+            raise ProtocolError(ErrorCode.OUT_OF_RANGE, "height_m must be > 0", field="height_m")
+
+
+@dataclass
+class PipelineResult:
+    """The finished asset (for OBJ a zip of obj + mtl + png) and its manifest figures.
+
+    ``quality`` holds numbers only (bools for yes/no figures); ``timings_s`` has one entry per
+    stage plus ``bake.<step>`` details.
+    """
+
+    asset: bytes
+    format: str
+    media_type: str
+    faces: int
+    vertices: int
+    bbox_min: tuple[float, float, float]
+    bbox_max: tuple[float, float, float]
+    timings_s: dict[str, float]
+    quality: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    preview: bytes = b""  # PNG
+
+    def manifest(self) -> dict[str, Any]:
+        """Everything but the binary payloads, JSON-ready."""
+        data = asdict(self)
+        data.pop("asset")
+        data.pop("preview")
+        return data
+
+
+def run_pipeline(
+    raw: RawAsset,
+    options: PipelineOptions,
+    progress: StageProgress | None = None,
+    cancel: CancelToken | None = None,
+) -> PipelineResult:
+    """Turn ``raw`` into the asset ``options`` ask for."""
+    options.check()
+    if len(raw.faces) == 0:
+        raise ProtocolError(ErrorCode.GEOMETRY_FAILED, "the model returned an empty mesh")
+    timings: dict[str, float] = {}
+    warnings = list(raw.warnings)
+    keep_uvs = options.keep_uvs and raw.uvs is not None
+    if options.keep_uvs and raw.uvs is None:
+        warnings.append("keep_uvs asked but the input has no UVs: unwrapped instead")
+
+    def stage(index: int, message: str) -> float:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if progress is not None:
+            progress(STAGES[index], index, len(STAGES), message)
+        return time.perf_counter()
+
+    def done(index: int, started: float) -> None:
+        timings[STAGES[index]] = round(time.perf_counter() - started, 4)
+
+    # 1. clean
+    started = stage(0, "welding, removing degenerate faces and floaters")
+    cleaned = clean.clean_mesh(
+        raw.vertices,
+        raw.faces,
+        {} if raw.vertex_colors is None else {"colors": raw.vertex_colors},
+        {} if raw.uvs is None else {"uvs": raw.uvs[raw.faces]},
+        floater_fraction=options.floater_fraction,
+        fill_holes_enabled=options.fill_holes,
+    )
+    if len(cleaned.faces) == 0:
+        raise ProtocolError(ErrorCode.GEOMETRY_FAILED, "nothing is left of the mesh after cleaning")
+    source = _bake_source(raw, cleaned, options.pbr)
+    done(0, started)
+    # 2. decimate
+    started = stage(1, f"reducing {len(cleaned.faces)} faces to {options.target_faces}")
+    if keep_uvs:  # seams stay split, so the decimator keeps them as borders
+        reduced = decimate.decimate(
+            source.vertices, source.faces, options.target_faces, {"uvs": source.uvs}
+        )
+    else:
+        reduced = decimate.decimate(cleaned.vertices, cleaned.faces, options.target_faces)
+    if len(cleaned.faces) > options.target_faces and not decimate.within_tolerance(
+        len(reduced.faces), options.target_faces
+    ):
+        warnings.append(
+            f"reached {len(reduced.faces)} faces for a target of {options.target_faces}"
+        )
+    done(1, started)
+    # 3. UV
+    started = stage(2, "unwrapping")
+    if keep_uvs:
+        mapped = _incoming_charts(reduced.vertices, reduced.faces, reduced.attributes["uvs"])
+    else:
+        mapped = uv.unwrap(reduced.vertices, reduced.faces, options.texture_size)
+    normals = tangents.vertex_normals(mapped.vertices, mapped.faces, mapped.source_vertex)
+    frame = tangents.vertex_tangents(mapped.vertices, mapped.faces, mapped.uvs, normals)
+    done(2, started)
+    # 4. bake
+    started = stage(3, f"baking {options.texture_size} px maps")
+    target = bake.BakeTarget(
+        mapped.vertices, mapped.faces, mapped.uvs, normals, frame, mapped.chart,
+        mapped.source_vertex,
+    )  # fmt: skip
+    maps = bake.bake(source, target, options.texture_size, normal_map=options.pbr)
+    done(3, started)
+    # 5. export
+    started = stage(4, f"writing {options.output_format.upper()}")
+    placed = export.place_on_ground(mapped.vertices, options.height_m)
+    mesh = export.ExportMesh(
+        placed, mapped.faces, normals, mapped.uvs, frame, mapped.source_vertex,
+        maps.base_color, maps.normal if options.pbr else None, maps.metallic_roughness,
+        raw.roughness, raw.metallic, options.name,
+    )  # fmt: skip
+    asset = export.export(mesh, options.output_format)
+    done(4, started)
+    # 6. preview
+    started = stage(5, "rendering the preview")
+    preview_png = preview.render_png(
+        placed, mapped.faces, normals, mapped.uvs, maps.base_color, options.preview_size
+    )
+    done(5, started)
+    figures = _quality(source, reduced, mapped, maps, options)
+    timings.update({f"bake.{name}": seconds for name, seconds in maps.timings_s.items()})
+    return PipelineResult(
+        asset=asset,
+        format=options.output_format,
+        media_type=export.MEDIA_TYPES[options.output_format],
+        faces=len(mapped.faces),
+        vertices=len(mapped.vertices),
+        bbox_min=tuple(float(x) for x in placed.min(axis=0)),
+        bbox_max=tuple(float(x) for x in placed.max(axis=0)),
+        timings_s=timings,
+        quality=figures,
+        warnings=warnings,
+        preview=preview_png,
+    )
+
+
+def _bake_source(raw: RawAsset, cleaned: clean.CleanResult, pbr: bool) -> bake.BakeSource:
+    """The cleaned high-res mesh as bake source; split along incoming UV seams if textured."""
+    vertices, faces, uvs = cleaned.vertices, cleaned.faces, None
+    colors = cleaned.attributes.get("colors")
+    if "uvs" in cleaned.corner_attributes:
+        faces, uvs, origin = clean.split_corners(
+            cleaned.vertices, cleaned.faces, cleaned.corner_attributes["uvs"]
+        )
+        vertices = cleaned.vertices[origin]
+        colors = None if colors is None else colors[origin]
+    return bake.BakeSource(
+        vertices, faces, colors, uvs, raw.texture, raw.color_field,
+        raw.material_field if pbr else None,
+    )  # fmt: skip
+
+
+def _incoming_charts(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray) -> uv.UVResult:
+    """Wrap kept UVs as a UVResult: charts are the pieces connected through shared UV vertices."""
+    count, chart = clean.face_components(faces, len(vertices))
+    identity = np.arange(len(vertices))[:, None]
+    _, weld = clean.weld_vertices(vertices, identity, WELD_DISTANCE * clean.bbox_diagonal(vertices))
+    weld = weld[:, 0]
+    signed = uv.uv_signed_areas(uvs, faces)
+    return uv.UVResult(
+        vertices=vertices, faces=faces, uvs=uvs.astype(np.float32), source_vertex=weld,
+        chart=chart, charts=count, utilization=float(np.clip(np.abs(signed).sum(), 0, 1)),
+        flipped_faces=int(np.count_nonzero(signed <= 0)),
+    )  # fmt: skip
+
+
+def _quality(
+    source: bake.BakeSource,
+    reduced: decimate.DecimateResult,
+    mapped: uv.UVResult,
+    maps: bake.BakedMaps,
+    options: PipelineOptions,
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {
+        "uv_utilization": round(mapped.utilization, 4),
+        "uv_charts": mapped.charts,
+        "flipped_faces": mapped.flipped_faces,
+        "texture_coverage": round(maps.coverage, 4),
+    }
+    # Topology of the positions alone: UV seams are not holes.
+    distance = WELD_DISTANCE * clean.bbox_diagonal(reduced.vertices)
+    kept, welded = clean.weld_vertices(reduced.vertices, reduced.faces, distance)
+    figures.update(quality.topology(reduced.vertices[kept], welded))
+    if options.measure_quality:
+        started = time.perf_counter()
+        figures.update(
+            quality.surface_distance(
+                (source.vertices, source.faces), (reduced.vertices, reduced.faces)
+            )
+        )
+        figures["measure_s"] = round(time.perf_counter() - started, 4)
+    return figures

@@ -1,0 +1,31 @@
+"""Every numeric tolerance of the geometry pipeline, named once.
+
+Lengths are relative to the bounding-box diagonal of the mesh being processed (so the same
+values work for a 2 cm ring and a 20 m house); areas relative to the diagonal squared. Pixel
+figures are at the output texture size.
+"""
+
+from __future__ import annotations
+
+# clean.py
+WELD_DISTANCE = 1e-7  # vertices closer than this (x diagonal) are one vertex
+ZERO_AREA = 1e-14  # faces with area below this (x diagonal^2) are degenerate
+FLOATER_FRACTION = 0.01  # pieces with fewer faces than this share of the mesh are floaters
+
+# decimate.py
+DECIMATE_FACE_TOLERANCE = 0.02  # the face count reached is within 2 % of the target
+FLIP_COS = 0.2  # a collapse may not turn a face normal by more than acos(0.2) (~78 deg)
+MIN_FACE_QUALITY = 0.02  # and may not create a sliver (4*sqrt3*area / sum edge^2 below this)
+BOUNDARY_WEIGHT = 100.0  # quadric weight of the planes that pin open boundaries
+
+# uv.py
+CHART_ANGLE_COS = 0.5  # a face joins a chart whose axis is within acos(0.5) = 60 deg of it
+UV_PADDING_PX = 4  # empty texels kept around every chart, at the output texture size
+MIN_CHART_FACES_MERGE = 4  # charts this small are folded into a neighbour when possible
+
+# bake.py
+DILATE_PX = 16  # texels filled past chart borders, so mip-maps and filtering never reach black
+FIELD_CHUNK = 262_144  # points per call of a model's colour / material field
+
+# pipeline quality figures
+QUALITY_SAMPLES = 20_000  # surface samples each way for the mean surface distance

@@ -1,0 +1,217 @@
+"""Carry high-resolution surface data into a low-resolution mesh's texture atlas.
+
+Two compiled kernels do the heavy part of baking. ``closest_faces`` finds, for every
+high-resolution vertex, the nearest low-resolution face among those around a nearby
+low-resolution vertex. ``splat`` then draws every high-resolution triangle straight into the
+atlas: each corner is placed through the affine 3D -> UV map of its low-resolution face, once per
+chart its corners touch, so triangles straddling a seam fill both sides. Attributes (normal,
+colour, position) are interpolated with true barycentrics, and where triangles overlap the one
+closest to the low-resolution surface wins. This is what a ray-cast bake computes, without a
+ray tracer, at about one pass over the high-resolution triangles.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _closest_on_triangle(p, a, b, c):
+    """Barycentric coordinates of the point of triangle abc nearest to p (Ericson, 5.1.5)."""
+    ab, ac, ap = b - a, c - a, p - a
+    d1, d2 = np.dot(ab, ap), np.dot(ac, ap)
+    if d1 <= 0.0 and d2 <= 0.0:
+        return 1.0, 0.0, 0.0
+    bp = p - b
+    d3, d4 = np.dot(ab, bp), np.dot(ac, bp)
+    if d3 >= 0.0 and d4 <= d3:
+        return 0.0, 1.0, 0.0
+    vc = d1 * d4 - d3 * d2
+    if vc <= 0.0 and d1 >= 0.0 and d3 <= 0.0:
+        v = d1 / (d1 - d3)
+        return 1.0 - v, v, 0.0
+    cp = p - c
+    d5, d6 = np.dot(ab, cp), np.dot(ac, cp)
+    if d6 >= 0.0 and d5 <= d6:
+        return 0.0, 0.0, 1.0
+    vb = d5 * d2 - d1 * d6
+    if vb <= 0.0 and d2 >= 0.0 and d6 <= 0.0:
+        w = d2 / (d2 - d6)
+        return 1.0 - w, 0.0, w
+    va = d3 * d6 - d5 * d4
+    if va <= 0.0 and (d4 - d3) >= 0.0 and (d5 - d6) >= 0.0:
+        w = (d4 - d3) / ((d4 - d3) + (d5 - d6))
+        return 0.0, 1.0 - w, w
+    denom = 1.0 / (va + vb + vc)
+    v, w = vb * denom, vc * denom
+    return 1.0 - v - w, v, w
+
+
+@numba.njit(cache=True, nogil=True)
+def _closest_faces(points, starts, ring_ptr, ring_faces, lo_vertices, lo_faces, face, dist):
+    for i in range(points.shape[0]):
+        p = points[i]
+        best, best_d = -1, np.inf
+        for k in range(starts.shape[1]):
+            s = starts[i, k]
+            for j in range(ring_ptr[s], ring_ptr[s + 1]):
+                f = ring_faces[j]
+                a = lo_vertices[lo_faces[f, 0]]
+                b = lo_vertices[lo_faces[f, 1]]
+                c = lo_vertices[lo_faces[f, 2]]
+                u, v, w = _closest_on_triangle(p, a, b, c)
+                q = u * a + v * b + w * c
+                d = np.sum((p - q) ** 2)
+                if d < best_d:
+                    best, best_d = f, d
+        face[i] = best
+        dist[i] = np.sqrt(best_d)
+
+
+def closest_faces(
+    points: np.ndarray,
+    near_vertex: np.ndarray,
+    lo_vertices: np.ndarray,
+    lo_faces: np.ndarray,
+    weld: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest low-res face to each point among the faces around its ``near_vertex`` set.
+
+    points (k, 3), near_vertex (k,) or (k, j) nearby low-res vertex indices, lo_vertices
+    (n, 3), lo_faces (m, 3),
+    weld (n,) optional ids joining split copies of a vertex (so the search crosses UV seams).
+    Returns face (k,) int64 and distance (k,) float64.
+    """
+    ids = np.arange(len(lo_vertices)) if weld is None else weld
+    corner_owner = ids[lo_faces].reshape(-1)
+    order = np.argsort(corner_owner, kind="stable")
+    ring_faces = (order // 3).astype(np.int64)
+    ring_ptr = np.zeros(int(ids.max()) + 2, dtype=np.int64)
+    np.cumsum(np.bincount(corner_owner, minlength=len(ring_ptr) - 1), out=ring_ptr[1:])
+    face = np.empty(len(points), dtype=np.int64)
+    dist = np.empty(len(points), dtype=np.float64)
+    _closest_faces(
+        np.ascontiguousarray(points, dtype=np.float64),
+        np.ascontiguousarray(ids[near_vertex].reshape(len(points), -1), dtype=np.int64),
+        ring_ptr,
+        ring_faces,
+        np.ascontiguousarray(lo_vertices, dtype=np.float64),
+        np.ascontiguousarray(lo_faces, dtype=np.int64),
+        face,
+        dist,
+    )
+    return face, dist
+
+
+def face_uv_maps(
+    vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Affine 3D -> UV map of each face: uv = origin + matrix @ (p - corner0).
+
+    vertices (n, 3), faces (m, 3), uvs (n, 2) -> matrix (m, 2, 3), origin (m, 2) (= corner 0's
+    UV); points off the face plane map as their projection along the face normal.
+    """
+    corners = vertices[faces].astype(np.float64)
+    uv = uvs[faces].astype(np.float64)
+    e1, e2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+    normal = np.cross(e1, e2)
+    frame = np.stack([e1, e2, normal], axis=2)  # columns
+    det = np.linalg.det(frame)
+    frame[np.abs(det) < 1e-30] = np.eye(3)  # degenerate faces map everything to one point
+    target = np.stack([uv[:, 1] - uv[:, 0], uv[:, 2] - uv[:, 0], np.zeros_like(uv[:, 0])], axis=2)
+    matrix = target @ np.linalg.inv(frame)
+    return matrix, uv[:, 0]
+
+
+@numba.njit(cache=True, nogil=True)
+def _splat(
+    hi_vertices, hi_faces, attributes, vertex_face, vertex_dist, face_chart, matrix, origin,
+    lo_faces, lo_vertices, height, width, out, depth, out_face,
+):  # fmt: skip
+    channels = attributes.shape[1]
+    px = np.empty(3)
+    py = np.empty(3)
+    for t in range(hi_faces.shape[0]):
+        i0, i1, i2 = hi_faces[t, 0], hi_faces[t, 1], hi_faces[t, 2]
+        for k in range(3):
+            fk = vertex_face[hi_faces[t, k]]
+            chart = face_chart[fk]
+            if k >= 1 and chart == face_chart[vertex_face[i0]]:
+                continue
+            if k == 2 and chart == face_chart[vertex_face[i1]]:
+                continue
+            base = lo_vertices[lo_faces[fk, 0]]
+            for j in range(3):
+                d = hi_vertices[hi_faces[t, j]] - base
+                px[j] = (origin[fk, 0] + matrix[fk, 0] @ d) * width
+                py[j] = (origin[fk, 1] + matrix[fk, 1] @ d) * height
+            det = (px[1] - px[0]) * (py[2] - py[0]) - (px[2] - px[0]) * (py[1] - py[0])
+            if det == 0.0:
+                continue
+            inv = 1.0 / det
+            col0 = max(int(np.floor(min(px[0], px[1], px[2]) - 0.5)), 0)
+            col1 = min(int(np.ceil(max(px[0], px[1], px[2]) - 0.5)), width - 1)
+            row0 = max(int(np.floor(min(py[0], py[1], py[2]) - 0.5)), 0)
+            row1 = min(int(np.ceil(max(py[0], py[1], py[2]) - 0.5)), height - 1)
+            for row in range(row0, row1 + 1):
+                y = row + 0.5
+                for col in range(col0, col1 + 1):
+                    x = col + 0.5
+                    w1 = ((x - px[0]) * (py[2] - py[0]) - (px[2] - px[0]) * (y - py[0])) * inv
+                    w2 = ((px[1] - px[0]) * (y - py[0]) - (x - px[0]) * (py[1] - py[0])) * inv
+                    w0 = 1.0 - w1 - w2
+                    if w0 < -1e-6 or w1 < -1e-6 or w2 < -1e-6:
+                        continue
+                    z = w0 * vertex_dist[i0] + w1 * vertex_dist[i1] + w2 * vertex_dist[i2]
+                    if z >= depth[row, col]:
+                        continue
+                    depth[row, col] = z
+                    out_face[row, col] = fk
+                    for c in range(channels):
+                        out[row, col, c] = (
+                            w0 * attributes[i0, c] + w1 * attributes[i1, c] + w2 * attributes[i2, c]
+                        )
+
+
+def splat(
+    hi_vertices: np.ndarray,
+    hi_faces: np.ndarray,
+    attributes: np.ndarray,
+    vertex_face: np.ndarray,
+    vertex_dist: np.ndarray,
+    lo_vertices: np.ndarray,
+    lo_faces: np.ndarray,
+    lo_uvs: np.ndarray,
+    face_chart: np.ndarray,
+    size: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw the high-res mesh into the low-res atlas.
+
+    hi_vertices (N, 3), hi_faces (M, 3), attributes (N, k) float, vertex_face (N,) and
+    vertex_dist (N,) from :func:`closest_faces`, lo_* the UV-mapped low-res mesh, face_chart
+    (m,) chart of each low-res face. Returns values (size, size, k) float32 and face
+    (size, size) int32: the low-res face each texel was placed through, -1 where empty.
+    """
+    matrix, origin = face_uv_maps(lo_vertices, lo_faces, lo_uvs)
+    out = np.zeros((size, size, attributes.shape[1]), dtype=np.float32)
+    depth = np.full((size, size), np.inf, dtype=np.float32)
+    out_face = np.full((size, size), -1, dtype=np.int32)
+    _splat(
+        np.ascontiguousarray(hi_vertices, dtype=np.float64),
+        np.ascontiguousarray(hi_faces, dtype=np.int64),
+        np.ascontiguousarray(attributes, dtype=np.float32),
+        vertex_face.astype(np.int64),
+        vertex_dist.astype(np.float32),
+        face_chart.astype(np.int64),
+        matrix,
+        origin,
+        np.ascontiguousarray(lo_faces, dtype=np.int64),
+        np.ascontiguousarray(lo_vertices, dtype=np.float64),
+        size,
+        size,
+        out,
+        depth,
+        out_face,
+    )
+    return out, out_face

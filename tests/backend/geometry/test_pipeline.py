@@ -1,0 +1,91 @@
+"""The whole pipeline: RawAsset in, checked asset out (validator, real Blender), options, cancel."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from backend.geometry.pipeline import PipelineOptions, run_pipeline
+from backend.geometry.raw_asset import RawAsset
+from backend.models.base import Cancelled, CancelToken
+from shared_protocol.errors import ErrorCode, ProtocolError
+from tests.support.analytic_meshes import analytic_color
+from tests.support.blender_import import assert_baked_material, import_glb
+from tests.support.gltf_validator import error_messages, validate
+
+
+@pytest.fixture(scope="module")
+def colored_blob(blob_mesh, blob_colors) -> RawAsset:
+    return RawAsset(blob_mesh[0], blob_mesh[1], vertex_colors=blob_colors)
+
+
+def test_vertex_colour_blob_to_checked_glb(colored_blob, tmp_path):
+    stages = []
+    options = PipelineOptions(target_faces=4000, texture_size=512)
+    result = run_pipeline(colored_blob, options, lambda *args: stages.append(args))
+    assert [s[0] for s in stages] == ["clean", "decimate", "uv", "bake", "export", "preview"]
+    assert abs(result.faces - 4000) <= 0.02 * 4000
+    assert result.quality["watertight"] and result.quality["pieces"] == 1
+    assert result.quality["flipped_faces"] == 0
+    assert result.quality["mean_distance_pct"] < 0.05
+    assert all(isinstance(float(v), float) for v in result.quality.values())  # manifest-ready
+    assert result.bbox_min[1] == pytest.approx(0.0, abs=1e-6)  # origin at bottom centre
+    assert result.bbox_min[0] == pytest.approx(-result.bbox_max[0], abs=1e-5)
+    path = tmp_path / "blob.glb"
+    path.write_bytes(result.asset)
+    report = validate(path)
+    assert report["issues"]["numErrors"] == 0, error_messages(report)
+    assert_baked_material(import_glb(path), result.faces)
+    preview = Image.open(io.BytesIO(result.preview))
+    assert preview.size == (256, 256)
+
+
+def test_color_field_is_baked_as_a_texture(sphere_mesh, tmp_path):
+    vertices, faces = sphere_mesh
+    raw = RawAsset(vertices, faces, color_field=analytic_color, roughness=0.4, metallic=0.1)
+    result = run_pipeline(raw, PipelineOptions(target_faces=2000, texture_size=256))
+    path = tmp_path / "sphere.glb"
+    path.write_bytes(result.asset)
+    assert validate(path)["issues"]["numErrors"] == 0
+
+
+def test_height_scales_to_metres(colored_blob):
+    options = PipelineOptions(target_faces=1000, texture_size=256, height_m=1.8)
+    result = run_pipeline(colored_blob, options)
+    assert result.bbox_max[1] - result.bbox_min[1] == pytest.approx(1.8, rel=1e-4)
+
+
+def test_cancel_stops_between_stages(colored_blob):
+    token = CancelToken()
+
+    def progress(stage, step, total, message):
+        if stage == "uv":
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        run_pipeline(colored_blob, PipelineOptions(target_faces=1000), progress, token)
+
+
+@pytest.mark.parametrize(
+    ("options", "code"),
+    [
+        (PipelineOptions(target_faces=1), ErrorCode.OUT_OF_RANGE),
+        (PipelineOptions(texture_size=300), ErrorCode.OUT_OF_RANGE),
+        (PipelineOptions(output_format="fbx"), ErrorCode.INVALID_FIELD),
+        (PipelineOptions(height_m=0.0), ErrorCode.OUT_OF_RANGE),
+    ],
+)
+def test_bad_options_are_protocol_errors(colored_blob, options, code):
+    with pytest.raises(ProtocolError) as caught:
+        run_pipeline(colored_blob, options)
+    assert caught.value.code == code
+
+
+def test_empty_mesh_is_a_geometry_error():
+    raw = RawAsset(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
+    with pytest.raises(ProtocolError) as caught:
+        run_pipeline(raw, PipelineOptions())
+    assert caught.value.code == ErrorCode.GEOMETRY_FAILED

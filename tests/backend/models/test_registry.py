@@ -1,0 +1,119 @@
+"""Adapter discovery, weights resolution and the LRU VRAM budget, with real adapter classes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backend.models.base import ModelAdapter, WeightFile, WeightsSource, resolve_parameters
+from backend.models.procedural import ProceduralAdapter
+from backend.models.registry import ModelCache, ModelRegistry, discover_adapters, weights_env_var
+from shared_protocol.errors import ErrorCode, ProtocolError
+from shared_protocol.messages import ParameterSchema
+
+
+class SizedAdapter(ModelAdapter):
+    """A real (tiny) adapter that records loads and unloads; its weights are one text file."""
+
+    tasks = ("text",)
+    license = "MIT"
+    weights = WeightsSource("org/sized", "abc123", (WeightFile("weights.txt"),))
+    events: list[str] = []
+
+    def load(self, device: str, dtype: str = "float32") -> None:
+        self.payload = (self.weights_dir / "weights.txt").read_text()
+        self.events.append(f"load {self.id}")
+
+    def generate(self, request, progress, cancel):  # not exercised here
+        raise NotImplementedError
+
+    def unload(self) -> None:
+        self.events.append(f"unload {self.id}")
+
+
+def sized(model_id: str, vram: int) -> type[SizedAdapter]:
+    return type(model_id, (SizedAdapter,), {"id": model_id, "name": model_id, "vram_mb": vram})
+
+
+def test_entry_points_find_builtin_models() -> None:
+    assert discover_adapters()["procedural"] is ProceduralAdapter
+
+
+def test_weights_env_var_name() -> None:
+    assert weights_env_var("hunyuan3d-2mini") == "DREAMCAD_WEIGHTS_HUNYUAN3D_2MINI"
+
+
+def test_weights_from_env_and_missing_weights_error(tmp_path, monkeypatch) -> None:
+    a = sized("a", 100)
+    registry = ModelRegistry({"a": a})
+    monkeypatch.delenv(weights_env_var("a"), raising=False)
+    cache = ModelCache(registry, "cpu", None)
+    with pytest.raises(ProtocolError) as caught:
+        cache.acquire("a")
+    assert caught.value.code is ErrorCode.WEIGHTS_MISSING
+    assert "DREAMCAD_WEIGHTS_A" in caught.value.hint
+    (tmp_path / "weights.txt").write_text("w")
+    monkeypatch.setenv(weights_env_var("a"), str(tmp_path))
+    assert cache.acquire("a").payload == "w"
+    info = registry.create("a").info()
+    assert info.weights_present and info.available
+
+
+def test_lru_unloads_least_recently_used_past_the_budget(tmp_path) -> None:
+    (tmp_path / "weights.txt").write_text("w")
+    classes = {m: sized(m, 400) for m in "abc"}
+    registry = ModelRegistry(classes, weights_paths={m: tmp_path for m in "abc"})
+    SizedAdapter.events.clear()
+    cache = ModelCache(registry, "cpu", budget_mb=900)
+    cache.acquire("a"), cache.acquire("b"), cache.acquire("a")  # b is now least recent
+    cache.acquire("c")
+    assert cache.loaded() == ["a", "c"]
+    assert SizedAdapter.events == ["load a", "load b", "unload b", "load c"]
+
+
+def test_unknown_model_lists_installed() -> None:
+    with pytest.raises(ProtocolError) as caught:
+        ModelRegistry({"procedural": ProceduralAdapter}).create("nope")
+    assert caught.value.code is ErrorCode.UNKNOWN_MODEL and "procedural" in str(caught.value)
+
+
+SCHEMA = (
+    ParameterSchema("steps", "int", 10, minimum=1, maximum=50),
+    ParameterSchema("scale", "float", 1.0, minimum=0.0),
+    ParameterSchema("mode", "choice", "fast", choices=("fast", "best")),
+    ParameterSchema("flag", "bool", False),
+)
+
+
+def test_resolve_parameters_fills_defaults_and_checks() -> None:
+    assert resolve_parameters(SCHEMA, {"scale": 2}) == {
+        "steps": 10,
+        "scale": 2.0,
+        "mode": "fast",
+        "flag": False,
+    }
+    for given, code, field in [
+        ({"steps": 0}, ErrorCode.OUT_OF_RANGE, "body.parameters.steps"),
+        ({"steps": 1.5}, ErrorCode.INVALID_PARAMETER, "body.parameters.steps"),
+        ({"steps": True}, ErrorCode.INVALID_PARAMETER, "body.parameters.steps"),
+        ({"mode": "slow"}, ErrorCode.INVALID_PARAMETER, "body.parameters.mode"),
+        ({"other": 1}, ErrorCode.INVALID_PARAMETER, "body.parameters.other"),
+    ]:
+        with pytest.raises(ProtocolError) as caught:
+            resolve_parameters(SCHEMA, given)
+        assert (caught.value.code, caught.value.field) == (code, field)
+
+
+def test_hub_cache_snapshot_is_found(tmp_path, monkeypatch) -> None:
+    """A snapshot laid out as huggingface_hub writes it is found at the pinned revision."""
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    a = sized("a", 1)
+    snapshot = tmp_path / "models--org--sized" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    registry = ModelRegistry({"a": a})
+    assert registry.weights_dir("a") is None
+    (snapshot / "weights.txt").write_text("w")
+    assert Path(registry.weights_dir("a")) == snapshot

@@ -1,0 +1,137 @@
+"""`dreamcad-backend` as a user runs it: real subprocesses and sockets, exit codes, messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.backend_process import REPO, BackendProcess, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "backend.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_models_json_lists_builtin_models() -> None:
+    result = cli("models", "--json")
+    assert result.returncode == 0, result.stderr
+    models = {m["id"]: m for m in json.loads(result.stdout)}
+    assert models["procedural"]["weights_present"] and models["procedural"]["license"] == "MIT"
+
+
+def test_doctor_reports_each_check(tmp_path) -> None:
+    result = cli("doctor", "--data-dir", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("python", "torch", "gpu", "disk", "weights:procedural"):
+        assert name in result.stdout
+
+
+def test_refuses_non_loopback_without_keys(tmp_path) -> None:
+    result = cli(
+        "serve",
+        "--address",
+        f"tcp://0.0.0.0:{free_port()}",
+        "--data-dir",
+        str(tmp_path),
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "dreamcad-backend keys" in result.stderr
+
+
+def test_curve_keys_authenticate_clients(tmp_path) -> None:
+    keys = tmp_path / "keys"
+    made = cli("keys", "--dir", str(keys))
+    assert made.returncode == 0, made.stderr
+    port = free_port()
+    backend = BackendProcess(tmp_path / "data", "--curve-keys", str(keys), port=port)
+    backend.address = f"tcp://0.0.0.0:{port}"
+    with backend:
+        address = f"tcp://127.0.0.1:{port}"
+        allowed = cli("ping", "--address", address, "--curve-keys", str(keys))
+        assert allowed.returncode == 0, allowed.stderr
+        assert "pong" in allowed.stdout
+        stranger = cli("ping", "--address", address, "--timeout", "2")
+        assert stranger.returncode == 1 and "timeout" in stranger.stderr
+
+
+def test_client_commands_against_a_running_backend(tmp_path) -> None:
+    with BackendProcess(tmp_path / "data") as backend:
+        address = ("--address", backend.address)
+        out = tmp_path / "torus.glb"
+        submitted = cli(
+            "submit",
+            "--model",
+            "procedural",
+            "--prompt",
+            "a green torus",
+            "--param",
+            "resolution=48",
+            "--faces",
+            "1500",
+            "--texture-size",
+            "256",
+            "--wait",
+            "-o",
+            str(out),
+            *address,
+        )
+        assert submitted.returncode == 0, submitted.stderr
+        assert out.read_bytes()[:4] == b"glTF"
+        job_id = submitted.stdout.split()[1]
+
+        status = cli("status", job_id, *address)
+        assert status.returncode == 0 and json.loads(status.stdout)["state"] == "succeeded"
+        fetched = cli("fetch", job_id, "-o", str(tmp_path / "again.glb"), *address)
+        assert fetched.returncode == 0
+        assert (tmp_path / "again.glb").read_bytes() == out.read_bytes()
+
+        missing = cli("status", "nope", *address)
+        assert missing.returncode == 1 and "unknown_job" in missing.stderr
+        bad = cli("submit", "--model", "nope", "--prompt", "x", *address)
+        assert bad.returncode == 1 and "unknown_model" in bad.stderr
+
+        listed = cli("jobs", "list", "--data-dir", str(backend.data_dir))
+        assert job_id in listed.stdout and "succeeded" in listed.stdout
+
+
+def test_unreachable_backend_is_a_clear_error() -> None:
+    result = cli("ping", "--address", f"tcp://127.0.0.1:{free_port()}", "--timeout", "1")
+    assert result.returncode == 1
+    assert "timeout" in result.stderr and "dreamcad-backend ping" in result.stderr
+
+
+def test_generate_standalone_writes_a_glb(tmp_path: Path) -> None:
+    out = tmp_path / "cube.glb"
+    result = cli(
+        "generate",
+        "--model",
+        "procedural",
+        "--prompt",
+        "a blue cube",
+        "--param",
+        "resolution=48",
+        "--faces",
+        "1000",
+        "--texture-size",
+        "256",
+        "--seed",
+        "3",
+        "-o",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:4] == b"glTF"
+    assert "seed 3" in result.stdout
