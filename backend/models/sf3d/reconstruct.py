@@ -8,6 +8,7 @@ backend (x, y, z) = model (y, z, x): a rotation (cyclic axis permutation), no mi
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -71,3 +72,38 @@ def extract_mesh(
     sdf = decoded["density"].float().reshape(-1) - model.config.isosurface_threshold
     vertices, faces = extractor(sdf, decoded["vertex_offset"].float())
     return vertices * (2 * radius) - radius, faces
+
+
+@dataclass
+class FieldSampler:
+    """Backend-frame point fields over one asset's triplanes (what RawAsset carries).
+
+    ``albedo`` is the delighted base colour (the decoder's ``features`` head, sRGB in [0, 1]),
+    ``material`` the per-asset (roughness, metallic) broadcast to every point, ``normal`` the
+    decoder's perturbed surface normal, rotated into the backend frame.
+    """
+
+    model: SF3DNetwork
+    planes: torch.Tensor
+    roughness: float
+    metallic: float
+    chunk: int = 262_144
+
+    def _decode(self, points: np.ndarray, head: str) -> np.ndarray:
+        model_points = torch.from_numpy(backend_to_model(np.asarray(points, np.float32)))
+        model_points = model_points.to(self.planes.device)
+        out = decode_chunked(self.model, model_points, self.planes, (head,), self.chunk)[head]
+        return out.float().cpu().numpy()
+
+    def albedo(self, points: np.ndarray) -> np.ndarray:
+        """(k, 3) backend-frame points -> (k, 3) float32 sRGB albedo in [0, 1]."""
+        return np.clip(self._decode(points, "features"), 0.0, 1.0).astype(np.float32)
+
+    def material(self, points: np.ndarray) -> np.ndarray:
+        """(k, 3) points -> (k, 2) float32 (roughness, metallic), constant per asset."""
+        values = np.array([self.roughness, self.metallic], dtype=np.float32)
+        return np.broadcast_to(values, (len(points), 2)).copy()
+
+    def normal(self, points: np.ndarray) -> np.ndarray:
+        """(k, 3) points -> (k, 3) float32 unit normals in the backend frame."""
+        return model_to_backend(self._decode(points, "perturb_normal")).astype(np.float32)
