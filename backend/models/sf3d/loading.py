@@ -74,7 +74,7 @@ def check_weights_dir(weights_dir: Path | None) -> Path:
     hint = (
         "run `dreamcad-backend download sf3d` (the repo is gated: accept the Stability AI "
         "Community License at https://huggingface.co/stabilityai/stable-fast-3d and log in with "
-        "`huggingface-cli login` first)"
+        "`hf auth login` or HF_TOKEN first)"
     )
     if weights_dir is None:
         raise ProtocolError(ErrorCode.WEIGHTS_MISSING, "SF3D weights are not installed",

@@ -65,4 +65,4 @@ def test_missing_files_say_how_to_download(tmp_path: Path) -> None:
         with pytest.raises(ProtocolError) as caught:
             check_weights_dir(folder)
         assert caught.value.code == ErrorCode.WEIGHTS_MISSING
-        assert "huggingface-cli login" in (caught.value.hint or "")
+        assert "hf auth login" in (caught.value.hint or "")
