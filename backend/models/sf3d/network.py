@@ -99,7 +99,9 @@ class SF3DNetwork(nn.Module):
         Points are scaled from [-radius, radius] to grid_sample's [-1, 1]; planes are the
         (x, y), (x, z), (y, z) projections, features concatenated plane by plane.
         """
-        coords = points / self.config.radius
+        r = self.config.radius
+        # Same float ops as upstream's scale_tensor, so coordinates round identically.
+        coords = (points + r) / (2 * r) * 2.0 - 1.0
         grid = torch.stack([coords[:, [0, 1]], coords[:, [0, 2]], coords[:, [1, 2]]], dim=0)
         sampled = nnf.grid_sample(
             planes.float(), grid[:, None].float(), mode="bilinear", align_corners=True
