@@ -1,0 +1,311 @@
+"""One non-blocking conversation with a backend: requests, replies, events, liveness (no bpy).
+
+``Session`` wraps ``shared_protocol.client.BackendClient``. Every call returns at once; ``poll``
+reads what has arrived and returns notifications (records.py) for the runtime to act on, so a
+Blender timer tick never waits. What replies and events say about jobs is folded in by its
+``JobTracker`` (job_tracker.py); this module owns the socket, pending requests and liveness.
+Liveness is a ping every ``heartbeat_s``: a DEALER socket never notices a dead peer by itself,
+so any request unanswered for ``reply_timeout_s`` means the backend is gone (killed, crashed,
+unreachable) and the session turns LOST with a clear error instead of hanging. ``connect``
+again after that: live jobs are re-watched and finished ones fetched. ``poll(wait_s)`` may
+block, which only background (batch) mode asks for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from shared_protocol.client import BackendClient, CurveKeys
+from shared_protocol.errors import ErrorCode, ProtocolError
+from shared_protocol.framing import PROTOCOL_VERSION, Envelope
+from shared_protocol.messages import (
+    CancelReply,
+    CancelRequest,
+    DeleteReply,
+    DeleteRequest,
+    ErrorReply,
+    FetchReply,
+    FetchRequest,
+    HelloReply,
+    HelloRequest,
+    ListJobsReply,
+    ListJobsRequest,
+    Message,
+    PingReply,
+    PingRequest,
+    StatusReply,
+    StatusRequest,
+    SubmitReply,
+    SubmitRequest,
+)
+
+from .compatibility import incompatibility_hint, version_in_refusal
+from .job_tracker import JobTracker
+from .records import (
+    Connected,
+    ConnectionState,
+    Disconnected,
+    JobRecord,
+    JobsListed,
+    Notification,
+    RequestFailed,
+    client_error,
+    error_code,
+)
+
+
+@dataclass
+class _Pending:
+    """A request awaiting its reply: what it was, when it left, and what it was about."""
+
+    action: str
+    sent_at: float
+    job_id: str | None = None
+    submit: SubmitRequest | None = None
+
+
+class Session:
+    """The add-on's connection to one backend address."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        curve: CurveKeys | None = None,
+        client_version: str = "",
+        heartbeat_s: float = 1.0,
+        reply_timeout_s: float = 10.0,
+        connect_timeout_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.address = address
+        self.curve = curve
+        self.client_version = client_version
+        self.heartbeat_s = heartbeat_s
+        self.reply_timeout_s = reply_timeout_s
+        # A backend that is still starting (importing torch) answers hello late.
+        self.connect_timeout_s = connect_timeout_s or reply_timeout_s
+        self._clock = clock
+        self.state = ConnectionState.DISCONNECTED
+        self.hello: HelloReply | None = None
+        self.error = None  # ErrorInfo of the last connection failure
+        self.tracker = JobTracker()
+        self._client: BackendClient | None = None
+        self._pending: dict[str, _Pending] = {}
+        self._last_ping = 0.0
+
+    # --- connection -----------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """(Re)open the socket and send hello; the reply arrives through ``poll``."""
+        self.close()
+        self._client = BackendClient(self.address, curve=self.curve)
+        self.state = ConnectionState.CONNECTING
+        self.error = None
+        hello = HelloRequest(client_name="dreamcad-blender", client_version=self.client_version)
+        self._send(hello, _Pending("hello", self._clock()))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._client = None
+        self._pending.clear()
+        self.state = ConnectionState.DISCONNECTED
+
+    @property
+    def connected(self) -> bool:
+        return self.state is ConnectionState.CONNECTED
+
+    @property
+    def jobs(self) -> dict[str, JobRecord]:
+        """Every job this session knows of, by job id (kept by its JobTracker)."""
+        return self.tracker.jobs
+
+    @property
+    def busy(self) -> bool:
+        """True while something is on its way: the runtime ticks faster then."""
+        live = self.tracker.live
+        return bool(self._pending) or live or self.state is ConnectionState.CONNECTING
+
+    # --- requests (all return at once) ----------------------------------------------------
+
+    def submit(self, request: SubmitRequest) -> str:
+        msg_id = self._send(request, _Pending("submit", self._clock(), submit=request))
+        self.tracker.submit_sent(msg_id, request)
+        return msg_id
+
+    def cancel(self, job_id: str) -> None:
+        self._send(CancelRequest(job_id=job_id), _Pending("cancel", self._clock(), job_id))
+
+    def fetch(self, job_id: str) -> None:
+        self._send(FetchRequest(job_id=job_id), _Pending("fetch", self._clock(), job_id))
+
+    def delete(self, job_id: str) -> None:
+        self._send(DeleteRequest(job_id=job_id), _Pending("delete", self._clock(), job_id))
+
+    def watch(self, job_id: str) -> None:
+        request = StatusRequest(job_id=job_id, watch=True)
+        self._send(request, _Pending("status", self._clock(), job_id))
+
+    def list_jobs(self) -> None:
+        self._send(ListJobsRequest(), _Pending("list_jobs", self._clock()))
+
+    def _send(self, message: Message, pending: _Pending) -> str:
+        if self._client is None:
+            raise ProtocolError(
+                ErrorCode.BACKEND_UNREACHABLE,
+                f"not connected to a backend at {self.address}",
+                hint="Press Retry in the Dream CAD panel, or start a local backend.",
+            )
+        msg_id = self._client.send(message)
+        self._pending[msg_id] = pending
+        return msg_id
+
+    # --- the tick ---------------------------------------------------------------------------
+
+    def poll(self, wait_s: float = 0.0) -> list[Notification]:
+        """Handle what has arrived (waiting up to ``wait_s`` for the first message)."""
+        if self._client is None:
+            return []
+        notes: list[Notification] = []
+        try:
+            envelopes = []
+            if wait_s > 0:
+                first = self._client.receive(wait_s)
+                envelopes = [first] if first is not None else []
+            envelopes += self._client.drain()
+        except ProtocolError as error:  # only a protocol version mismatch escapes the client
+            return [self._incompatible(getattr(error, "peer_version", None))]
+        for envelope in envelopes:
+            notes.extend(self._dispatch(envelope))
+            if self.state is ConnectionState.INCOMPATIBLE:
+                return notes
+        notes.extend(self._check_liveness())
+        return notes
+
+    def _check_liveness(self) -> list[Notification]:
+        now = self._clock()
+        overdue = [p for p in self._pending.values() if now - p.sent_at > self._timeout_of(p)]
+        if overdue:
+            return [self._lost(overdue[0].action)]
+        ping_due = self.connected and now - self._last_ping >= self.heartbeat_s
+        if ping_due and not any(p.action == "ping" for p in self._pending.values()):
+            self._last_ping = now
+            self._send(PingRequest(), _Pending("ping", now))
+        return []
+
+    def _timeout_of(self, pending: _Pending) -> float:
+        return self.connect_timeout_s if pending.action == "hello" else self.reply_timeout_s
+
+    def _lost(self, action: str) -> Notification:
+        was_connected = self.state is not ConnectionState.CONNECTING
+        self.close()
+        self.state = ConnectionState.LOST
+        if was_connected:
+            message = (
+                f"the backend at {self.address} stopped answering "
+                f"(no reply to {action} in {self.reply_timeout_s:g} s)"
+            )
+            hint = "It may have crashed or been stopped: check its log, then press Retry."
+        else:
+            message = (
+                f"no backend answers at {self.address} "
+                f"(no reply to hello in {self.connect_timeout_s:g} s)"
+            )
+            hint = "Start it (Start Local Backend, or `dreamcad-backend serve`), then Retry."
+        self.error = client_error(ErrorCode.BACKEND_UNREACHABLE, message, hint)
+        self.tracker.connection_lost()
+        return Disconnected(self.state, self.error)
+
+    def _incompatible(self, remote_version: int | None) -> Notification:
+        self.close()
+        self.state = ConnectionState.INCOMPATIBLE
+        theirs = f"protocol {remote_version}" if remote_version is not None else "another protocol"
+        self.error = client_error(
+            ErrorCode.PROTOCOL_VERSION_MISMATCH,
+            f"the backend at {self.address} speaks {theirs}; "
+            f"this add-on speaks protocol {PROTOCOL_VERSION}",
+            incompatibility_hint(remote_version),
+        )
+        return Disconnected(self.state, self.error)
+
+    # --- replies and events -----------------------------------------------------------------
+
+    def _dispatch(self, envelope: Envelope) -> list[Notification]:
+        message = envelope.message
+        if envelope.type.endswith("_event"):
+            return self.tracker.event(message, envelope.parent_id)
+        pending = self._pending.pop(envelope.parent_id or "", None)
+        if pending is None:
+            return []  # a reply to a request from before a reconnect
+        if isinstance(message, ErrorReply):
+            return self._on_error_reply(pending, envelope)
+        handler = getattr(self, f"_on_{pending.action}", None)
+        return handler(message, pending, envelope) if handler else []
+
+    def _on_error_reply(self, pending: _Pending, envelope: Envelope) -> list[Notification]:
+        error = envelope.message.error  # type: ignore[attr-defined]
+        if error.code == ErrorCode.PROTOCOL_VERSION_MISMATCH.value:
+            return [self._incompatible(version_in_refusal(error.message))]
+        self.tracker.submit_refused(envelope.parent_id or "")
+        if pending.action == "hello":
+            self.close()
+            self.state = ConnectionState.LOST
+            self.error = client_error(ErrorCode(error.code), error.message, error.hint)
+            return [Disconnected(self.state, self.error)]
+        info = client_error(error_code(error.code), error.message, error.hint)
+        if pending.action in ("status", "fetch"):
+            self.tracker.request_failed(pending.job_id, info)
+        return [RequestFailed(pending.action, info, pending.job_id, envelope.parent_id or "")]
+
+    def _on_hello(self, message: Message, _p: _Pending, _e: Envelope) -> list[Notification]:
+        assert isinstance(message, HelloReply)
+        if message.protocol_version != PROTOCOL_VERSION:
+            return [self._incompatible(message.protocol_version)]
+        self.hello = message
+        self.state = ConnectionState.CONNECTED
+        self._last_ping = self._clock()
+        for job_id in self.tracker.to_watch():  # jobs from before a lost connection
+            self.watch(job_id)
+        self.list_jobs()
+        return [Connected(message)]
+
+    def _on_submit(self, message: Message, pending: _Pending, env: Envelope) -> list[Notification]:
+        assert isinstance(message, SubmitReply) and pending.submit is not None
+        return self.tracker.submitted(message, pending.submit, env.parent_id or "")
+
+    def _on_status(self, message: Message, _p: _Pending, _e: Envelope) -> list[Notification]:
+        assert isinstance(message, StatusReply)
+        notes, fetch_now = self.tracker.status(message.job)
+        if fetch_now:
+            self.fetch(message.job.job_id)  # finished while we were away
+        return notes
+
+    def _on_list_jobs(self, message: Message, _p: _Pending, _e: Envelope) -> list[Notification]:
+        assert isinstance(message, ListJobsReply)
+        for info in message.jobs:
+            self.tracker.merge(info)
+        return [JobsListed(tuple(info.job_id for info in message.jobs))]
+
+    def _on_fetch(self, message: Message, _p: _Pending, _e: Envelope) -> list[Notification]:
+        assert isinstance(message, FetchReply)
+        return self.tracker.result(message.job_id, message.manifest, message.asset,
+                                   message.preview)
+
+    def _on_cancel(self, message: Message, _p: _Pending, _e: Envelope) -> list[Notification]:
+        assert isinstance(message, CancelReply)
+        return self.tracker.cancelled(message.job_id, message.state)
+
+    def _on_delete(self, message: Message, _p: _Pending, _e: Envelope) -> list[Notification]:
+        assert isinstance(message, DeleteReply)
+        return self.tracker.deleted(message.job_id)
+
+    def _on_ping(self, message: Message, _p: _Pending, _e: Envelope) -> list[Notification]:
+        assert isinstance(message, PingReply)
+        if self.hello is not None and message.gpus:
+            self.hello = replace(self.hello, gpus=message.gpus)  # free VRAM changes as we run
+        return []
+
+
