@@ -101,7 +101,12 @@ class ModelRegistry:
     def create(self, model_id: str) -> ModelAdapter:
         """A new, unloaded adapter instance (cheap: nothing is read until ``load``)."""
         cls = self.adapter_class(model_id)
-        return cls(weights_dir=self.weights_dir(model_id) if cls.weights else None)
+        weights_dir = self.weights_dir(model_id) if cls.weights else None
+        if getattr(cls, "takes_registry", False):
+            # Composite adapters (text -> image -> 3D) create their inner models from this same
+            # registry, so a job's weights folders and installed set hold for the whole job.
+            return cls(weights_dir=weights_dir, registry=self)
+        return cls(weights_dir=weights_dir)
 
 
 class ModelCache:

@@ -34,8 +34,10 @@ from backend.models.mvdream.config import SD21_BASE_4VIEW, MVDreamConfig, with_t
 from backend.models.mvdream.loading import CHECKPOINT, build_models, read_checkpoint
 from backend.models.mvdream.pipeline import MVDreamPipeline
 from backend.models.mvdream.tokenizer import load_tokenizer
-from backend.models.pipeline_hooks import torch_dtype, typed_device_errors
+from backend.models.nested import NestedAdapters
+from backend.models.pipeline_hooks import typed_device_errors
 from backend.models.stage_folding import FoldedProgress
+from backend.models.torch_dtypes import torch_dtype
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
 
@@ -43,7 +45,14 @@ CONFIG_FILE = "sd-v2-base.yaml"  # optional: upstream's config beside the checkp
 MULTI_VIEW_RECONSTRUCTOR = "hunyuan3d-2mv"
 FALLBACK_RECONSTRUCTOR = "inflate"
 # Azimuth (degrees, backend frame) -> the view name multi-view reconstructors take.
+# Hunyuan3D-2mv's names are object-centred: "left" is the picture of the subject's left side
+# (its view slots run front, left, back, right = 0..3, a quarter turn each). Our subject faces
+# +Z with +Y up, so its left side is +X, where MVDream's azimuth-90 camera sits (camera.py:
+# azimuth 0 on +Z, 90 on +X). So azimuth 90 is "left" and 270 "right"; checked in
+# tests/backend/models/mvdream/test_adapter.py against Hunyuan's VIEW_INDEX and our cameras.
 VIEW_NAMES = {0.0: "front", 90.0: "left", 180.0: "back", 270.0: "right"}
+# Parameters that set a reconstructor's mesh grid, in the order they are looked for.
+RESOLUTION_PARAMETERS = ("octree_resolution", "resolution", "mc_resolution", "grid_size")
 
 
 class MVDreamAdapter(ModelAdapter):
@@ -69,6 +78,8 @@ class MVDreamAdapter(ModelAdapter):
         ParameterSchema("reconstructor", "str", "auto", "Reconstructor",
                         "model id turning the views into a mesh; auto: hunyuan3d-2mv if "
                         "installed, else inflate"),
+        ParameterSchema("reconstructor_resolution", "int", 0, "Mesh grid",
+                        "the reconstructor's mesh grid per side; 0 = its own default", 0, 512),
     )
     stage_weights = {"views": 0.55, "cutout": 0.03, "reconstruct": 0.37, "texture": 0.05}
     weights = WeightsSource(
@@ -77,20 +88,16 @@ class MVDreamAdapter(ModelAdapter):
         (WeightFile(CHECKPOINT),),
     )
 
+    takes_registry = True  # the registry hands itself over, so reconstructors come from it
+
     def __init__(self, weights_dir: Path | None = None, registry: Any = None) -> None:
         super().__init__(weights_dir)
-        self._registry = registry
+        self.nested = NestedAdapters(registry)
         self.pipeline: MVDreamPipeline | None = None
-        self._device, self._dtype = "cpu", "float32"
-        self._reconstructor: tuple[str, ModelAdapter] | None = None
 
     @property
     def registry(self) -> Any:
-        if self._registry is None:
-            from backend.models.registry import ModelRegistry
-
-            self._registry = ModelRegistry()
-        return self._registry
+        return self.nested.registry
 
     def _config(self) -> MVDreamConfig:
         assert self.weights_dir is not None
@@ -109,12 +116,11 @@ class MVDreamAdapter(ModelAdapter):
             models = build_models(state, config, device, torch_dtype(dtype))
         cache = Path(tempfile.gettempdir()) / "dreamcad"
         self.pipeline = MVDreamPipeline(models, load_tokenizer(self.weights_dir, cache))
-        self._device, self._dtype = device, dtype
+        self.nested.place(device, dtype)
 
     def unload(self) -> None:
-        if self._reconstructor is not None:
-            self._reconstructor[1].unload()
-        self.pipeline = self._reconstructor = None
+        self.nested.release()
+        self.pipeline = None
 
     def _pick_reconstructor(self, name: str) -> str:
         if name != "auto":
@@ -141,15 +147,6 @@ class MVDreamAdapter(ModelAdapter):
                 f"reconstructor {name!r} takes no images (it does {tasks})",
                 field="body.parameters.reconstructor",
             )
-
-    def _reconstructor_adapter(self, model_id: str) -> ModelAdapter:
-        if self._reconstructor is None or self._reconstructor[0] != model_id:
-            if self._reconstructor is not None:
-                self._reconstructor[1].unload()
-            adapter = self.registry.create(model_id)
-            adapter.load(self._device, self._dtype)
-            self._reconstructor = (model_id, adapter)
-        return self._reconstructor[1]
 
     def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
@@ -190,24 +187,34 @@ class MVDreamAdapter(ModelAdapter):
         if params["reconstructor"] == "auto" and name == FALLBACK_RECONSTRUCTOR:
             warnings.append(f"{MULTI_VIEW_RECONSTRUCTOR} is not installed: the shape is the "
                             "inflated front view, textured from all four views")
-        adapter = self._reconstructor_adapter(name)
+        adapter = self.nested.get(name)
         names = [VIEW_NAMES.get(round(a % 360.0, 6)) for a in azimuths]
+        inner_parameters = _resolution_parameter(adapter, params["reconstructor_resolution"])
         if "multi_image" in adapter.tasks and None not in names:
             inner = GenerationRequest(
                 task="multi_image", seed=request.seed,
                 images=tuple(InputImage(c, view=n) for c, n in zip(cutouts, names, strict=True)),
-                target_faces=request.target_faces, texture_size=request.texture_size,
+                parameters=inner_parameters, target_faces=request.target_faces,
+                texture_size=request.texture_size,
             )
         else:
             front = names.index("front") if "front" in names else 0
             inner = GenerationRequest(task="image", images=(InputImage(cutouts[front]),),
-                                      seed=request.seed, target_faces=request.target_faces,
+                                      seed=request.seed, parameters=inner_parameters,
+                                      target_faces=request.target_faces,
                                       texture_size=request.texture_size)
         adapter.check_inputs(inner)
         folded = FoldedProgress(progress, "reconstruct", adapter.stage_weights)
         asset = adapter.generate(inner, folded, cancel)
         folded.finish(f"reconstructed by {name}")
         return asset, warnings
+
+
+def _resolution_parameter(adapter: ModelAdapter, resolution: int) -> dict[str, int]:
+    """``{name: resolution}`` for the adapter's mesh-grid parameter; empty for 0 or none."""
+    names = {p.name for p in adapter.parameters}
+    found = next((n for n in RESOLUTION_PARAMETERS if n in names), None)
+    return {found: resolution} if resolution and found else {}
 
 
 def _cut_out(views: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
