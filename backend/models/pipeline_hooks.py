@@ -98,17 +98,3 @@ def typed_device_errors(model_id: str) -> Iterator[None]:
             hint="Lower the grid size, resolution or step count, close other GPU programs, "
             "or run in float16.",
         ) from error
-
-
-def torch_dtype(name: str):
-    """``"float32"`` / ``"float16"`` / ``"bfloat16"`` -> the torch dtype; anything else errors."""
-    import torch
-
-    table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    if name not in table:
-        raise ProtocolError(
-            ErrorCode.INVALID_PARAMETER,
-            f"unknown dtype {name!r}; use one of {', '.join(table)}",
-            field="dtype",
-        )
-    return table[name]

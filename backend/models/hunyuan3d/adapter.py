@@ -30,6 +30,7 @@ from backend.models.hunyuan3d.conditioner import VIEW_INDEX
 from backend.models.hunyuan3d.loading import ShapeModels, load_shape_models
 from backend.models.hunyuan3d.pipeline import ShapePipeline, ShapeSettings
 from backend.models.hunyuan3d.preprocess import to_condition_tensor
+from backend.models.torch_dtypes import DTYPES
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
 
@@ -43,7 +44,6 @@ LICENSE_URL = "https://github.com/Tencent/Hunyuan3D-2/blob/main/LICENSE"
 # Steps each variant was made for (upstream's app: turbo 5, fast 10, standard 30).
 DEFAULT_STEPS = {"turbo": 5, "fast": 10, "standard": 30}
 VARIANT_SUFFIX = {"standard": "", "fast": "-fast", "turbo": "-turbo"}
-DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 PARAMETERS: tuple[ParameterSchema, ...] = (
     ParameterSchema(

@@ -28,6 +28,7 @@ from backend.models.image_bridge.text_to_image import (
     locate_pipeline,
     run_text_to_image,
 )
+from backend.models.nested import NestedAdapters
 from backend.models.stage_folding import FoldedProgress
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
@@ -63,6 +64,7 @@ class ImageBridgeAdapter(ModelAdapter):
                         "appended to the prompt so the picture suits 3D reconstruction"),
     )
     stage_weights = {"text_to_image": 0.35, "image_to_3d": 0.65}
+    takes_registry = True  # the registry hands itself over, so image models come from it
     weights = WeightsSource(
         "stabilityai/sdxl-turbo",
         "647e47abb87343a8a42170b6f73255d72443ef70",
@@ -94,19 +96,12 @@ class ImageBridgeAdapter(ModelAdapter):
     def __init__(self, weights_dir: Path | None = None, registry: Any = None) -> None:
         """``registry``: a ``ModelRegistry`` to create image models from (default: installed)."""
         super().__init__(weights_dir)
-        self._registry = registry
-        self._device = "cpu"
-        self._dtype = "float32"
+        self.nested = NestedAdapters(registry)
         self._text: tuple[Path, Any] | None = None  # (folder, pipeline)
-        self._image: tuple[str, ModelAdapter] | None = None
 
     @property
     def registry(self) -> Any:
-        if self._registry is None:
-            from backend.models.registry import ModelRegistry
-
-            self._registry = ModelRegistry()
-        return self._registry
+        return self.nested.registry
 
     def check_inputs(self, request: GenerationRequest) -> None:
         super().check_inputs(request)
@@ -122,28 +117,19 @@ class ImageBridgeAdapter(ModelAdapter):
 
     def load(self, device: str, dtype: str = "float32") -> None:
         """Remember the device; models load on first use (they depend on the request)."""
-        self._device, self._dtype = device, dtype
+        self.nested.place(device, dtype)
 
     def unload(self) -> None:
-        if self._image is not None:
-            self._image[1].unload()
-        self._text = self._image = None
+        self.nested.release()
+        self._text = None
 
     def _text_pipeline(self, name: str) -> Any:
         folder = locate_pipeline(name, DEFAULT_TEXT_MODEL, self.weights_dir)
         if self._text is None or self._text[0] != folder:
             self._text = None  # drop the old one before loading the next
-            self._text = (folder, load_text_to_image(folder, self._device, self._dtype))
+            self._text = (folder, load_text_to_image(folder, self.nested.device,
+                                                     self.nested.dtype))
         return self._text[1]
-
-    def _image_adapter(self, model_id: str) -> ModelAdapter:
-        if self._image is None or self._image[0] != model_id:
-            if self._image is not None:
-                self._image[1].unload()
-            adapter = self.registry.create(model_id)
-            adapter.load(self._device, self._dtype)
-            self._image = (model_id, adapter)
-        return self._image[1]
 
     def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
@@ -158,7 +144,7 @@ class ImageBridgeAdapter(ModelAdapter):
             seed=request.seed, progress=progress, cancel=cancel, stage="text_to_image",
         )
         progress("text_to_image", params["steps"], params["steps"], "picture ready", picture)
-        image_adapter = self._image_adapter(params["image_model"])
+        image_adapter = self.nested.get(params["image_model"])
         inner_request = GenerationRequest(
             task="image", images=(InputImage(picture),), seed=request.seed,
             target_faces=request.target_faces, texture_size=request.texture_size,

@@ -34,10 +34,10 @@ from backend.models.sf3d.loading import CONFIG_FILE, WEIGHTS_FILE, load_network
 from backend.models.sf3d.network import SF3DNetwork, default_camera
 from backend.models.sf3d.preprocess import condition_image
 from backend.models.sf3d.reconstruct import FieldSampler, extract_mesh, model_to_backend
+from backend.models.torch_dtypes import DTYPES
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 PROGRESS_UPDATES = 16  # field-query progress events per generation, however many chunks
 
 

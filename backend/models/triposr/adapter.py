@@ -25,13 +25,13 @@ from backend.models.base import (
     WeightsSource,
     resolve_parameters,
 )
+from backend.models.torch_dtypes import DTYPES
 from backend.models.triposr import inference
 from backend.models.triposr.loading import load_model
 from backend.models.triposr.model import TripoSRNet
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 PROGRESS_UPDATES = 32  # field-query progress events per generation, however many chunks
 PREVIEW_SIZE = 128
 

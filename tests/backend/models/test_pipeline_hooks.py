@@ -9,7 +9,6 @@ from backend.models.base import Cancelled, CancelToken
 from backend.models.pipeline_hooks import (
     StepReporter,
     report_steps,
-    torch_dtype,
     typed_device_errors,
 )
 from shared_protocol.errors import ErrorCode, ProtocolError
@@ -64,8 +63,3 @@ def test_oom_becomes_typed_error() -> None:
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
     assert caught.value.code == ErrorCode.CUDA_OUT_OF_MEMORY and caught.value.hint
 
-
-def test_dtype_names() -> None:
-    assert torch_dtype("float16") is torch.float16
-    with pytest.raises(ProtocolError):
-        torch_dtype("float8")
