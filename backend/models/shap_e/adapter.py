@@ -27,7 +27,7 @@ from backend.models.base import (
 from backend.models.pipeline_hooks import report_steps, typed_device_errors
 from backend.models.shap_e.config import IMAGE_PIPELINE, TEXT_PIPELINE
 from backend.models.shap_e.loading import load_shap_e
-from backend.models.shap_e.mesh import latent_to_mesh
+from backend.models.shap_e.mesh import is_volume_filling, latent_to_mesh
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
 
@@ -119,6 +119,14 @@ class _ShapEBase(ModelAdapter):
         warnings = list(self.load_warnings)
         if len(mesh.faces) == 0:
             warnings.append("the implicit surface is empty at this seed; try another seed")
+        elif is_volume_filling(len(mesh.faces), params["grid_size"]):
+            # Seen with random weights: the field changes sign everywhere, marching cubes fills
+            # the box with millions of faces and clean/decimate/bake take minutes on them.
+            warnings.append(
+                f"the implicit field changes sign throughout the volume ({len(mesh.faces)} faces "
+                f"at grid {params['grid_size']}): not a surface; are the weights trained? The "
+                "geometry pipeline is slow on such a mesh"
+            )
         return RawAsset(
             vertices=mesh.vertices,
             faces=mesh.faces,

@@ -28,6 +28,12 @@ from backend.models.base import CancelToken, ProgressCallback
 # Shap-E frame -> backend frame, applied to row vectors: p_backend = p_shap_e @ TO_BACKEND.
 TO_BACKEND = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], np.float32)
 QUERY_CHUNK = 32_768
+# Faces per grid_size^2 above which the "surface" fills the volume. A closed surface spanning
+# the box polygonises to about 7 g^2 faces (a sphere of radius g/2 cells) and a very intricate
+# one to a few times that; a field that changes sign throughout, as untrained weights give,
+# makes about 150-240 g^2 (measured: full-size random renderer, 681 k faces at g = 64; tiny
+# random pipeline, 3.9 M at g = 128), which the geometry pipeline then spends minutes on.
+VOLUME_FILLING_FACES_PER_CELL2 = 60.0
 
 
 @dataclass
@@ -112,6 +118,11 @@ def latent_to_mesh(
         vertex_colors=colors.clamp(0, 1).cpu().numpy().astype(np.float32),
         color_field=_colour_field(mlp, device, dtype),
     )
+
+
+def is_volume_filling(face_count: int, grid_size: int) -> bool:
+    """Whether ``face_count`` faces at ``grid_size``^3 are a sign-changing noise, not a surface."""
+    return face_count > VOLUME_FILLING_FACES_PER_CELL2 * grid_size**2
 
 
 def _outward(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:

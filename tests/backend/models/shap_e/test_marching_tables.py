@@ -87,3 +87,4 @@ def test_tables_look_filled() -> None:
     cases, masks = shap_e_mc_tables()
     assert tables_look_filled(cases, masks)
     assert not tables_look_filled(np.zeros_like(cases), np.zeros_like(masks))
+

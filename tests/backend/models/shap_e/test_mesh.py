@@ -11,7 +11,8 @@ import torch
 from backend.models.base import Cancelled, CancelToken
 from backend.models.shap_e.config import TEXT_PIPELINE
 from backend.models.shap_e.loading import load_shap_e
-from backend.models.shap_e.mesh import TO_BACKEND, latent_to_mesh, lattice_points
+from backend.models.shap_e.mesh import TO_BACKEND, is_volume_filling, latent_to_mesh, lattice_points
+from tests.backend.models.shap_e.test_marching_tables import _lattice, _polygonise
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +72,12 @@ def test_cancel_stops_extraction(renderer_and_latent) -> None:
     token.cancel()
     with pytest.raises(Cancelled):
         latent_to_mesh(renderer, latent, 16, lambda *a, **k: None, token)
+
+
+def test_volume_filling_noise_is_told_apart_from_surfaces() -> None:
+    size = 40
+    xs, ys, zs = _lattice(size)
+    sphere = _polygonise(0.9 - np.sqrt(xs**2 + ys**2 + zs**2))
+    assert not is_volume_filling(len(sphere.faces), size)
+    noise = np.random.default_rng(0).standard_normal((size, size, size))
+    assert is_volume_filling(len(_polygonise(noise).faces), size)
