@@ -74,13 +74,75 @@ def degenerate_face_mask(vertices: np.ndarray, faces: np.ndarray, min_area: floa
     return repeated | (face_areas(vertices, faces) < min_area)
 
 
-def duplicate_face_mask(faces: np.ndarray) -> np.ndarray:
-    """(m,) bool: every face after the first that uses the same three vertices (any order)."""
+def collapse_zero_area_faces(
+    vertices: np.ndarray, faces: np.ndarray, min_area: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Merge the shortest edge of every zero-area face, so a closed surface stays closed.
+
+    Deleting a needle or cap would open a slit; merging its shortest edge (nearly zero long on
+    a needle) removes it and its neighbour across that edge instead. vertices (n, 3), faces
+    (m, 3) -> (faces (m, 3) remapped, drop (m,) bool: faces that now repeat a vertex).
+    """
+    flat = face_areas(vertices, faces) < min_area
+    if not flat.any():
+        return faces, np.zeros(len(faces), dtype=bool)
+    corners = vertices[faces[flat]].astype(np.float64)
+    lengths = np.stack(
+        [np.linalg.norm(corners[:, (k + 1) % 3] - corners[:, k], axis=1) for k in range(3)], axis=1
+    )
+    shortest = np.argmin(lengths, axis=1)
+    rows = np.arange(len(shortest))
+    a = faces[flat][rows, shortest]
+    b = faces[flat][rows, (shortest + 1) % 3]
+    target = np.arange(len(vertices))
+    target[np.maximum(a, b)] = np.minimum(a, b)  # always to the lower index: no cycles
+    while True:
+        deeper = target[target]
+        if np.array_equal(deeper, target):
+            break
+        target = deeper
+    faces = target[faces]
+    repeated = (
+        (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 2] == faces[:, 0])
+    )
+    return faces, repeated
+
+
+def duplicate_face_mask(faces: np.ndarray, n_vertices: int | None = None) -> np.ndarray:
+    """(m,) bool: faces to drop among those using the same three vertices.
+
+    Copies with one winding keep their first; a pair wound both ways (a zero-volume fin) goes
+    entirely.
+    """
     if len(faces) == 0:
         return np.zeros(0, dtype=bool)
-    _, first = np.unique(np.sort(faces, axis=1), axis=0, return_index=True)
+    ordered = np.sort(faces, axis=1)
+    n = int(n_vertices if n_vertices is not None else faces.max() + 1)
+    if n < 2_000_000:  # n^3 fits an int64 key: much faster than a row-wise unique
+        keys = (ordered[:, 0] * n + ordered[:, 1]) * n + ordered[:, 2]
+        _, first, inverse, counts = np.unique(
+            keys, return_index=True, return_inverse=True, return_counts=True
+        )
+    else:
+        _, first, inverse, counts = np.unique(
+            ordered, axis=0, return_index=True, return_inverse=True, return_counts=True
+        )
     mask = np.ones(len(faces), dtype=bool)
     mask[first] = False
+    if np.any(counts > 1):
+        # Winding parity: a rotation keeps it, a reversal flips it.
+        rotations = faces[:, 0] == ordered[:, 0]
+        parity = np.where(
+            rotations,
+            faces[:, 1] < faces[:, 2],
+            np.where(
+                faces[:, 1] == ordered[:, 0], faces[:, 2] < faces[:, 0], faces[:, 0] < faces[:, 1]
+            ),
+        )
+        both = np.zeros(len(counts), dtype=np.int64)
+        np.add.at(both, inverse, np.where(parity, 1, 2))
+        fin = (both[inverse] % 3 == 0) & (counts[inverse] > 1)  # holds both windings
+        mask |= fin
     return mask
 
 
@@ -267,13 +329,12 @@ def clean_mesh(
     report["welded_vertices"] = len(vertices) - len(kept)
     vertices = vertices[kept]
     attributes = {name: values[kept] for name, values in attributes.items()}
-    drops = [
-        (
-            "degenerate_faces",
-            lambda: degenerate_face_mask(vertices, faces, tolerances.ZERO_AREA * diagonal**2),
-        ),
-        ("duplicate_faces", lambda: duplicate_face_mask(faces)),
-    ]
+    repeated = degenerate_face_mask(vertices, faces, -1.0)  # faces repeating a vertex
+    faces, source_face = faces[~repeated], source_face[~repeated]
+    faces, merged = collapse_zero_area_faces(vertices, faces, tolerances.ZERO_AREA * diagonal**2)
+    faces, source_face = faces[~merged], source_face[~merged]
+    report["degenerate_faces"] = int(repeated.sum() + merged.sum())
+    drops = [("duplicate_faces", lambda: duplicate_face_mask(faces, len(vertices)))]
     if floater_fraction > 0:
         drops.append(
             ("floater_faces", lambda: floater_face_mask(vertices, faces, floater_fraction))
