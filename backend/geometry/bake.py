@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 from scipy.spatial import cKDTree
 
@@ -99,25 +100,26 @@ def bake(source: BakeSource, target: BakeTarget, size: int, normal_map: bool = T
         material = _query(source.material_field, slices["position"], 2)
         channels.append(material)
     clock.lap("color")
-    stacked = np.zeros((size, size, sum(c.shape[1] for c in channels)), dtype=np.float32)
-    stacked[rows, cols] = np.hstack(channels)
+    texel_bytes = _to_uint8(np.hstack(channels))
+    stacked = np.zeros((size, size, texel_bytes.shape[1]), dtype=np.uint8)
+    stacked[rows, cols] = texel_bytes
     filled = np.zeros((size, size), dtype=bool)
     filled[rows, cols] = True
     stacked, grown = dilate.dilate(stacked, filled, tolerances.DILATE_PX)
-    stacked[~grown] = stacked[grown].mean(axis=0) if grown.any() else 0.5
+    if len(rows):  # far from every chart: the mean, so coarse mip levels stay in tone
+        stacked[~grown] = np.rint(texel_bytes.mean(axis=0)).astype(np.uint8)
     clock.lap("dilate")
     n_color = color.shape[1]
-    base = _to_uint8(stacked[..., :n_color])
+    base = stacked[..., :n_color]
     normal = (
-        _to_uint8(stacked[..., n_color : n_color + 3])
+        stacked[..., n_color : n_color + 3]
         if normal_map
         else np.full((size, size, 3), (128, 128, 255), dtype=np.uint8)
     )
     metallic_roughness = None
     if material is not None:
-        mr = stacked[..., -2:]
-        metallic_roughness = _to_uint8(
-            np.dstack([np.ones_like(mr[..., 0]), mr[..., 0], mr[..., 1]])
+        metallic_roughness = np.dstack(
+            [np.full((size, size), 255, np.uint8), stacked[..., -2], stacked[..., -1]]
         )
     clock.lap("encode")
     return BakedMaps(base, normal, metallic_roughness, len(rows) / size**2, clock.laps)
@@ -213,34 +215,49 @@ def _tangent_space(
     The frame is interpolated without normalising and B = w * cross(N, T), as a MikkTSpace
     shader rebuilds it; solving against that exact frame makes the round trip exact.
     """
-    corners = target.faces[face]
-
-    def interpolate(values: np.ndarray) -> np.ndarray:
-        return np.einsum("kj,kjc->kc", bary, values[corners].astype(np.float64))
-
-    n = interpolate(target.normals)
-    t = interpolate(target.tangents[:, :3])
-    w = np.sign(interpolate(target.tangents[:, 3:4]))
-    w[w == 0] = 1.0
-    b = w * np.cross(n, t)
-    # Solve [t b n] x = high_normal via the dual basis (rows: b x n, n x t, t x b over det).
-    det = np.einsum("kc,kc->k", t, np.cross(b, n))
-    det = np.where(np.abs(det) > 1e-20, det, 1e-20)[:, None]
-    h = high_normal.astype(np.float64)
-    x = (
-        np.stack(
-            [
-                np.einsum("kc,kc->k", np.cross(b, n), h),
-                np.einsum("kc,kc->k", np.cross(n, t), h),
-                np.einsum("kc,kc->k", np.cross(t, b), h),
-            ],
-            axis=1,
-        )
-        / det
+    out = np.empty((len(face), 3), dtype=np.float32)
+    _encode_normals(
+        np.ascontiguousarray(high_normal, dtype=np.float32),
+        face.astype(np.int64),
+        np.ascontiguousarray(bary, dtype=np.float64),
+        target.faces.astype(np.int64),
+        np.ascontiguousarray(target.normals, dtype=np.float64),
+        np.ascontiguousarray(target.tangents, dtype=np.float64),
+        out,
     )
-    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-20)
-    x[:, 2] = np.maximum(x[:, 2], 0.0)  # a normal can not face into the surface
-    return (x * 0.5 + 0.5).astype(np.float32)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _encode_normals(high, face, bary, faces, normals, tangents, out):
+    for i in range(face.shape[0]):
+        f = face[i]
+        n = np.zeros(3)
+        t = np.zeros(3)
+        w = 0.0
+        for k in range(3):
+            v = faces[f, k]
+            n += bary[i, k] * normals[v]
+            t += bary[i, k] * tangents[v, :3]
+            w += bary[i, k] * tangents[v, 3]
+        sign = -1.0 if w < 0.0 else 1.0
+        b = sign * np.cross(n, t)
+        # Solve [t b n] x = high via the dual basis (b x n, n x t, t x b) over the determinant.
+        bn, nt, tb = np.cross(b, n), np.cross(n, t), np.cross(t, b)
+        det = np.dot(t, bn)
+        if abs(det) < 1e-20:
+            out[i, 0], out[i, 1], out[i, 2] = 0.5, 0.5, 1.0
+            continue
+        h = high[i].astype(np.float64)
+        x0, x1, x2 = np.dot(bn, h) / det, np.dot(nt, h) / det, np.dot(tb, h) / det
+        x2 = max(x2, 0.0)  # a normal can not face into the surface
+        length = np.sqrt(x0 * x0 + x1 * x1 + x2 * x2)
+        if length < 1e-20:
+            out[i, 0], out[i, 1], out[i, 2] = 0.5, 0.5, 1.0
+            continue
+        out[i, 0] = x0 / length * 0.5 + 0.5
+        out[i, 1] = x1 / length * 0.5 + 0.5
+        out[i, 2] = x2 / length * 0.5 + 0.5
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:
