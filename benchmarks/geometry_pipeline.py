@@ -1,6 +1,6 @@
 """Benchmark: the geometry pipeline on an ~800k-triangle marching-cubes mesh -> 20k-face GLB.
 
-Makes its own input (a smooth union of 14 spheres with 24 bumps, marching cubes at 384^3, an
+Makes its own input (a smooth union of 14 spheres with 24 bumps, marching cubes at 464^3, an
 analytic vertex colour), runs ``run_pipeline`` (20k faces, 2048 px base colour + normal map,
 GLB) once to warm numba's caches and then ``--runs`` times, and prints a per-stage table with
 quality figures. In the same run it measures the reference tools the issue compares against
@@ -273,7 +273,7 @@ def print_table(ours: dict, reference: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--resolution", type=int, default=384)
+    parser.add_argument("--resolution", type=int, default=464)  # ~800k triangles
     parser.add_argument("--skip-reference", action="store_true")
     args = parser.parse_args()
     started = time.perf_counter()
