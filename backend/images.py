@@ -37,9 +37,13 @@ def decode_image(data: bytes, field: str) -> tuple[np.ndarray, str]:
             image.load()
     except ProtocolError:
         raise
+    except Image.UnidentifiedImageError:
+        raise ProtocolError(
+            ErrorCode.INVALID_IMAGE, f"{field} is not in an image format we read", field=field
+        ) from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as error:
         raise ProtocolError(
-            ErrorCode.INVALID_IMAGE, f"{field} is not a readable image: {error}", field=field
+            ErrorCode.INVALID_IMAGE, f"{field} is a damaged image: {error}", field=field
         ) from None
     if fmt not in SUFFIXES:
         raise ProtocolError(

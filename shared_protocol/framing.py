@@ -53,11 +53,19 @@ class Envelope:
 
 
 class DecodeError(ProtocolError):
-    """A message that could not be decoded; ``msg_id`` is kept when the header was readable."""
+    """A message that could not be decoded.
 
-    def __init__(self, error: ProtocolError, msg_id: str | None) -> None:
+    ``msg_id`` is kept when the header was readable; ``peer_version`` is the protocol version
+    the sender's tag named (None if the tag was unreadable), so a client can say which side to
+    upgrade without parsing the message text.
+    """
+
+    def __init__(
+        self, error: ProtocolError, msg_id: str | None, peer_version: int | None = None
+    ) -> None:
         super().__init__(error.code, str(error), field=error.field, hint=error.hint)
         self.msg_id = msg_id
+        self.peer_version = peer_version
 
 
 def new_msg_id() -> str:
@@ -96,7 +104,15 @@ def decode(frames: Sequence[bytes], limits: Limits = DEFAULT_LIMITS) -> Envelope
         msg_id = header["msg_id"] if isinstance(header.get("msg_id"), str) else None
         return _decode_header(header, list(frames[2:]), limits)
     except ProtocolError as error:
-        raise DecodeError(error, msg_id) from None
+        raise DecodeError(error, msg_id, tag_version(frames)) from None
+
+
+def tag_version(frames: Sequence[bytes]) -> int | None:
+    """The version a message's tag names, or None when the tag is not ours."""
+    if not frames:
+        return None
+    name, _, version = bytes(frames[0]).partition(b"/")
+    return int(version) if name == PROTOCOL_NAME.encode() and version.isdigit() else None
 
 
 def _check_tag(frames: Sequence[bytes]) -> None:

@@ -89,6 +89,7 @@ def run_job(
         texture_size=spec.request.texture_size,
         pbr=spec.pbr,
         output_format=spec.output_format,
+        name=spec.name or raw.name or spec.model,
     )
     result = run_pipeline(raw, options, pipeline_progress, cancel)
     timings.update({f"pipeline.{k}": v for k, v in result.timings_s.items()})
@@ -138,10 +139,15 @@ def _origin(error: BaseException) -> str:
 
 
 def _torch_cuda(device: str):
+    """torch.cuda when a model has already initialised CUDA on ``device``, else None.
+
+    Models that never touch CUDA (the built-ins) must not pay for, or fail on, its start-up:
+    the allocator's statistics exist only once CUDA is initialised.
+    """
     if not device.startswith("cuda") or "torch" not in sys.modules:
         return None
-    torch = sys.modules["torch"]
-    return torch.cuda if torch.cuda.is_available() else None
+    cuda = sys.modules["torch"].cuda
+    return cuda if cuda.is_initialized() else None
 
 
 def _reset_peak_vram(device: str) -> None:
@@ -150,6 +156,7 @@ def _reset_peak_vram(device: str) -> None:
 
 
 def _peak_vram_mb(device: str) -> float | None:
+    """Peak memory torch allocated on ``device`` during the job (None: no CUDA used)."""
     if cuda := _torch_cuda(device):
         return round(cuda.max_memory_allocated(device) / 2**20, 1)
     return None

@@ -39,6 +39,7 @@ from shared_protocol.messages import (
     SubmitRequest,
 )
 from tests.support.backend_process import BackendProcess
+from tests.support.gltf_validator import error_messages, validate
 
 pytestmark = pytest.mark.slow
 
@@ -111,7 +112,7 @@ def test_hello_lists_models_and_limits(client) -> None:
     assert reply.max_frame_bytes == 2**20
 
 
-def test_submit_progress_result(client) -> None:
+def test_submit_progress_result(client, tmp_path) -> None:
     accepted = submit(client)
     assert accepted.queue_position >= 1
     events = events_until_end(client, accepted.job_id)
@@ -121,7 +122,9 @@ def test_submit_progress_result(client) -> None:
     assert {"load", "field", "surface"} <= {p.stage for p in progress}
     result = events[-1]
     assert isinstance(result, ResultEvent), events[-1]
-    assert result.asset[:4] == b"glTF"
+    glb = tmp_path / "result.glb"
+    glb.write_bytes(result.asset)
+    assert error_messages(validate(glb)) == []
     assert result.manifest.seed == accepted.seed
     assert abs(result.manifest.faces - 2000) <= 40
     assert result.manifest.bbox_min[1] == pytest.approx(0.0, abs=1e-4)  # origin at bottom

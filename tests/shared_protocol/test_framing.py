@@ -65,6 +65,13 @@ def test_missing_required_field() -> None:
     assert code_of([TAG, json.dumps(header).encode()]) == ("missing_field", "body.model")
 
 
+def test_peer_version_is_reported_on_mismatch() -> None:
+    with pytest.raises(DecodeError) as caught:
+        decode([b"dreamcad/7", b"{}"])
+    assert caught.value.code is ErrorCode.PROTOCOL_VERSION_MISMATCH
+    assert caught.value.peer_version == 7
+
+
 def test_msg_id_is_kept_for_the_error_reply() -> None:
     with pytest.raises(DecodeError) as caught:
         decode(submit_frames(seed="x"))

@@ -1,0 +1,9 @@
+"""The add-on's user interface: sidebar panels, the job UIList and the preferences' drawing.
+
+Draw code only: reads settings and live state, calls no I/O, acts only through operators.
+"""
+
+from . import job_list, panels, preferences_view
+
+CLASSES = (*panels.CLASSES, *job_list.CLASSES)
+__all__ = ["CLASSES", "preferences_view"]

@@ -1,0 +1,79 @@
+"""One job end to end without a server (the code path of workers and `generate`), and how
+failures become coded errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from backend.jobs.progress import ProgressTracker
+from backend.jobs.runner import JobSpec, error_from_exception, run_job
+from backend.models.base import Cancelled, CancelToken, GenerationRequest
+from backend.models.registry import ModelCache, ModelRegistry
+from shared_protocol.errors import ErrorCode, ProtocolError
+
+
+def spec(**params) -> JobSpec:
+    return JobSpec(
+        model="procedural",
+        request=GenerationRequest(task="text", prompt="a yellow capsule", seed=5,
+                                  parameters={"resolution": 48, "steps": 4, **params},
+                                  target_faces=1000, texture_size=256),
+    )
+
+
+def test_run_job_reports_monotonic_progress_and_a_manifest() -> None:
+    seen = []
+    output = run_job(ModelCache(ModelRegistry(), "cpu", None), spec(),
+                     lambda progress, preview: seen.append(progress), CancelToken())
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions) and fractions[-1] > 0.9
+    manifest = output.manifest
+    assert output.asset[:4] == b"glTF"
+    assert abs(manifest.faces - 1000) <= 20 and manifest.seed == 5
+    assert {"load", "generate"} <= set(manifest.timings_s)
+    assert any(k.startswith("pipeline.") for k in manifest.timings_s)
+    assert manifest.bbox_min[1] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_cancel_stops_the_model_loop() -> None:
+    token = CancelToken()
+    steps = []
+
+    def on_progress(progress, preview):
+        steps.append(progress.step)
+        if progress.stage == "field" and progress.step == 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        run_job(ModelCache(ModelRegistry(), "cpu", None), spec(steps=16), on_progress, token)
+    assert max(steps) == 2  # not one step more
+
+
+def test_error_codes_for_failures() -> None:
+    assert error_from_exception(Cancelled())[0].code == "cancelled"
+    assert error_from_exception(Cancelled())[1] is True
+    given = ProtocolError(ErrorCode.WEIGHTS_MISSING, "no weights")
+    assert error_from_exception(given)[0] == given.info
+    oom = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert error_from_exception(oom)[0].code == "cuda_out_of_memory"
+    assert error_from_exception(RuntimeError("boom"))[0].code == "model_failed"
+
+
+def test_geometry_failures_are_labelled_as_such() -> None:
+    from backend.geometry.raw_asset import RawAsset
+
+    with pytest.raises(ValueError) as caught:
+        RawAsset(vertices=np.zeros((3, 2)), faces=np.zeros((1, 3)))
+    assert error_from_exception(caught.value)[0].code == "geometry_failed"
+
+
+def test_progress_tracker_spreads_undeclared_stages_and_never_goes_back() -> None:
+    tracker = ProgressTracker({"sample": 0.8})
+    a = tracker.update("model", "sample", 5, 10).fraction
+    b = tracker.update("model", "decode", 0, 4).fraction
+    c = tracker.update("model", "decode", 4, 4).fraction
+    d = tracker.update("pipeline", "clean", 0, 1).fraction
+    assert 0 < a <= b <= c <= d <= 1.0
+    assert tracker.update("model", "sample", 1, 10).fraction == d  # a late report cannot rewind

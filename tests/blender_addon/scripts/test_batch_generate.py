@@ -1,0 +1,78 @@
+"""scripts/batch_generate.py end to end: a subprocess with the bpy module, a real backend."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import bpy
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+SCRIPT = REPO / "scripts" / "batch_generate.py"
+FAST_ARGS = ["--param", "resolution=24", "--param", "steps=4", "--faces", "500",
+             "--texture-size", "256"]
+
+
+def run_batch(tmp_path: Path, zip_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {"BLENDER_USER_RESOURCES": str(tmp_path / "blender-user"), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--addon-zip", str(zip_path), *args],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )
+
+
+def test_prompts_make_a_grid_in_a_saved_blend(fresh, backend, addon_zip, tmp_path) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("red torus\n\n# a comment\nblue cube\ngreen sphere\n")
+    out = tmp_path / "scene.blend"
+    result = run_batch(tmp_path, addon_zip, "--prompts", str(prompts), "--model", "procedural",
+                       "--out", str(out), "--address", backend.address, "--size", "0.5",
+                       *FAST_ARGS)
+    assert result.returncode == 0, result.stderr
+    assert out.is_file()
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    objects = sorted((o for o in bpy.data.objects if "dreamcad_job_id" in o),
+                     key=lambda o: o["dreamcad_prompt"])
+    assert [o["dreamcad_prompt"] for o in objects] == ["blue cube", "green sphere", "red torus"]
+    locations = {tuple(round(v, 4) for v in o.location) for o in objects}
+    assert len(locations) == 3 and all(loc[2] == 0.0 for loc in locations)  # a grid on z = 0
+    assert all(max(o.dimensions) == pytest.approx(0.5, rel=1e-4) for o in objects)
+    gaps = sorted({abs(a[0] - b[0]) for a in locations for b in locations} - {0.0})
+    assert gaps[0] == pytest.approx(0.75)  # spacing 1.5 x size 0.5
+
+
+def test_image_folder_with_one_bad_image_fails_that_item_only(
+    fresh, backend, addon_zip, tmp_path
+) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "a_good.png").write_bytes((REPO / "backend/assets/example.png").read_bytes())
+    (images / "b_broken.png").write_bytes(b"not a png at all")
+    out = tmp_path / "images.blend"
+    result = run_batch(tmp_path, addon_zip, "--images", str(images), "--model", "inflate",
+                       "--out", str(out), "--address", backend.address, "--faces", "1000",
+                       "--texture-size", "256")
+    assert result.returncode == 1
+    assert "1 of 2 failed" in result.stderr and "b_broken.png" in result.stderr
+    assert "invalid_image" in result.stderr or "image format" in result.stderr  # backend reason
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    assert [o.name for o in bpy.data.objects if "dreamcad_job_id" in o] == ["a_good"]
+
+
+def test_setup_errors_exit_2_with_the_reason(fresh, backend, addon_zip, tmp_path) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("cube\n")
+    common = ["--prompts", str(prompts), "--out", str(tmp_path / "x.blend"),
+              "--address", backend.address]
+    unknown_model = run_batch(tmp_path, addon_zip, *common, "--model", "nope")
+    assert unknown_model.returncode == 2 and "no model 'nope'" in unknown_model.stderr
+    unknown_param = run_batch(tmp_path, addon_zip, *common, "--model", "procedural",
+                              "--param", "colour=1")
+    assert unknown_param.returncode == 2 and "has no parameter 'colour'" in unknown_param.stderr
+    no_backend = run_batch(tmp_path, addon_zip, "--prompts", str(prompts), "--model", "x",
+                           "--out", str(tmp_path / "x.blend"), "--address",
+                           "tcp://127.0.0.1:9", "--connect-timeout", "1")
+    assert no_backend.returncode == 2 and "no backend answers" in no_backend.stderr
+    assert not (tmp_path / "x.blend").exists()
