@@ -232,25 +232,34 @@ def _tangent_space(
 def _encode_normals(high, face, bary, faces, normals, tangents, out):
     for i in range(face.shape[0]):
         f = face[i]
-        n = np.zeros(3)
-        t = np.zeros(3)
-        w = 0.0
+        nx = ny = nz = tx = ty = tz = w = 0.0
         for k in range(3):
-            v = faces[f, k]
-            n += bary[i, k] * normals[v]
-            t += bary[i, k] * tangents[v, :3]
-            w += bary[i, k] * tangents[v, 3]
+            v, weight = faces[f, k], bary[i, k]
+            nx += weight * normals[v, 0]
+            ny += weight * normals[v, 1]
+            nz += weight * normals[v, 2]
+            tx += weight * tangents[v, 0]
+            ty += weight * tangents[v, 1]
+            tz += weight * tangents[v, 2]
+            w += weight * tangents[v, 3]
         sign = -1.0 if w < 0.0 else 1.0
-        b = sign * np.cross(n, t)
+        bx, by, bz = (
+            sign * (ny * tz - nz * ty),
+            sign * (nz * tx - nx * tz),
+            sign * (nx * ty - ny * tx),
+        )
         # Solve [t b n] x = high via the dual basis (b x n, n x t, t x b) over the determinant.
-        bn, nt, tb = np.cross(b, n), np.cross(n, t), np.cross(t, b)
-        det = np.dot(t, bn)
+        bnx, bny, bnz = by * nz - bz * ny, bz * nx - bx * nz, bx * ny - by * nx
+        ntx, nty, ntz = ny * tz - nz * ty, nz * tx - nx * tz, nx * ty - ny * tx
+        tbx, tby, tbz = ty * bz - tz * by, tz * bx - tx * bz, tx * by - ty * bx
+        det = tx * bnx + ty * bny + tz * bnz
+        hx, hy, hz = high[i, 0], high[i, 1], high[i, 2]
         if abs(det) < 1e-20:
             out[i, 0], out[i, 1], out[i, 2] = 0.5, 0.5, 1.0
             continue
-        h = high[i].astype(np.float64)
-        x0, x1, x2 = np.dot(bn, h) / det, np.dot(nt, h) / det, np.dot(tb, h) / det
-        x2 = max(x2, 0.0)  # a normal can not face into the surface
+        x0 = (bnx * hx + bny * hy + bnz * hz) / det
+        x1 = (ntx * hx + nty * hy + ntz * hz) / det
+        x2 = max((tbx * hx + tby * hy + tbz * hz) / det, 0.0)  # never into the surface
         length = np.sqrt(x0 * x0 + x1 * x1 + x2 * x2)
         if length < 1e-20:
             out[i, 0], out[i, 1], out[i, 2] = 0.5, 0.5, 1.0
