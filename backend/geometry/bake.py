@@ -62,12 +62,24 @@ class BakedMaps:
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
-def bake(source: BakeSource, target: BakeTarget, size: int, normal_map: bool = True) -> BakedMaps:
-    """Bake every map at ``size`` x ``size`` texels."""
+def bake(
+    source: BakeSource,
+    target: BakeTarget,
+    size: int,
+    normal_map: bool = True,
+    near_vertex: np.ndarray | None = None,
+) -> BakedMaps:
+    """Bake every map at ``size`` x ``size`` texels.
+
+    ``near_vertex`` (N,) optionally names, for each source vertex, a target vertex near it (the
+    decimator's merge map gives this for free); otherwise a KD-tree finds the nearest three.
+    """
     clock = _Clock()
-    # Search over welded positions, so a seam's copies do not crowd out other candidates.
-    first = np.unique(target.weld, return_index=True)[1]
-    near = first[cKDTree(target.vertices[first]).query(source.vertices, k=3, workers=-1)[1]]
+    if near_vertex is not None:
+        near = np.asarray(near_vertex, dtype=np.int64)
+    else:  # search over welded positions, so a seam's copies do not crowd out other candidates
+        first = np.unique(target.weld, return_index=True)[1]
+        near = first[cKDTree(target.vertices[first]).query(source.vertices, k=3, workers=-1)[1]]
     face, dist = transfer.closest_faces(
         source.vertices, near, target.vertices, target.faces, target.weld
     )
