@@ -66,12 +66,16 @@ def weld_vertices(
     return kept, new_index[faces]
 
 
-def degenerate_face_mask(vertices: np.ndarray, faces: np.ndarray, min_area: float) -> np.ndarray:
-    """(m,) bool: faces that repeat a vertex or whose area is below ``min_area``."""
-    repeated = (
+def repeated_vertex_mask(faces: np.ndarray) -> np.ndarray:
+    """(m,) bool: faces that use one vertex twice."""
+    return (
         (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 2] == faces[:, 0])
     )
-    return repeated | (face_areas(vertices, faces) < min_area)
+
+
+def degenerate_face_mask(vertices: np.ndarray, faces: np.ndarray, min_area: float) -> np.ndarray:
+    """(m,) bool: faces that repeat a vertex or whose area is below ``min_area``."""
+    return repeated_vertex_mask(faces) | (face_areas(vertices, faces) < min_area)
 
 
 def collapse_zero_area_faces(
@@ -102,10 +106,7 @@ def collapse_zero_area_faces(
             break
         target = deeper
     faces = target[faces]
-    repeated = (
-        (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 2] == faces[:, 0])
-    )
-    return faces, repeated
+    return faces, repeated_vertex_mask(faces)
 
 
 def duplicate_face_mask(faces: np.ndarray, n_vertices: int | None = None) -> np.ndarray:
@@ -329,7 +330,7 @@ def clean_mesh(
     report["welded_vertices"] = len(vertices) - len(kept)
     vertices = vertices[kept]
     attributes = {name: values[kept] for name, values in attributes.items()}
-    repeated = degenerate_face_mask(vertices, faces, -1.0)  # faces repeating a vertex
+    repeated = repeated_vertex_mask(faces)
     faces, source_face = faces[~repeated], source_face[~repeated]
     faces, merged = collapse_zero_area_faces(vertices, faces, tolerances.ZERO_AREA * diagonal**2)
     faces, source_face = faces[~merged], source_face[~merged]
