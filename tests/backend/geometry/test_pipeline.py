@@ -89,3 +89,27 @@ def test_empty_mesh_is_a_geometry_error():
     with pytest.raises(ProtocolError) as caught:
         run_pipeline(raw, PipelineOptions())
     assert caught.value.code == ErrorCode.GEOMETRY_FAILED
+
+
+def test_keep_uvs_keeps_the_incoming_mapping(sphere_mesh, tmp_path):
+    vertices, faces = sphere_mesh
+    uvs = np.column_stack([(vertices[:, 0] + 0.6) / 1.2, (0.6 - vertices[:, 1]) / 1.2])
+    texture = np.zeros((32, 32, 3), dtype=np.uint8)
+    texture[..., 1] = np.linspace(0, 255, 32, dtype=np.uint8)[None, :]
+    raw = RawAsset(vertices, faces, uvs=uvs, texture=texture)
+    options = PipelineOptions(target_faces=1500, texture_size=256, keep_uvs=True)
+    result = run_pipeline(raw, options)
+    assert abs(result.faces - 1500) <= 30
+    # A planar mapping seen from the back is mirrored: kept, and reported.
+    assert result.quality["flipped_faces"] > 0
+    path = tmp_path / "kept.glb"
+    path.write_bytes(result.asset)
+    assert validate(path)["issues"]["numErrors"] == 0
+    import trimesh
+
+    mesh = next(iter(trimesh.load(path, process=False).geometry.values()))
+    placed = np.asarray(mesh.vertices)
+    kept_uv = np.asarray(mesh.visual.uv)  # trimesh: v up
+    # Endpoint collapses keep original vertices: each UV still equals the planar map of it.
+    x = placed[:, 0] - placed[:, 0].mean() + (vertices[:, 0].max() + vertices[:, 0].min()) / 2
+    np.testing.assert_allclose(kept_uv[:, 0], (x + 0.6) / 1.2, atol=2e-3)
