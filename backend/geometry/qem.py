@@ -293,8 +293,8 @@ def _face_error(f, pos, faces, quadrics, border, endpoint, q):
 
 
 @numba.njit(cache=True)
-def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, endpoint, flip_cos,
-              min_quality):  # fmt: skip
+def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_quantile, endpoint,
+              flip_cos, min_quality):  # fmt: skip
     n, m = pos.shape[0], faces.shape[0]
     face_alive = np.ones(m, np.bool_)
     vertex_alive = np.ones(n, np.bool_)
@@ -321,7 +321,7 @@ def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, endpoint,
             sample = error[::stride][face_alive[::stride]]
             if sample.shape[0] == 0:
                 break
-            threshold = np.quantile(sample, 0.3)
+            threshold = np.quantile(sample, sweep_quantile)
             for f in range(m):
                 if alive_faces <= sweep_faces:
                     break
@@ -485,8 +485,8 @@ def collapse(
     quadrics, border = _prepare(pos, work_faces, tolerances.BOUNDARY_WEIGHT)
     sweep_faces = int(target_faces * tolerances.SWEEP_UNTIL)
     face_alive, vertex_alive, parent = _decimate(
-        pos, work_faces, quadrics, border, int(target_faces), sweep_faces, bool(endpoint),
-        tolerances.FLIP_COS, tolerances.MIN_FACE_QUALITY,
+        pos, work_faces, quadrics, border, int(target_faces), sweep_faces,
+        tolerances.SWEEP_QUANTILE, bool(endpoint), tolerances.FLIP_COS, tolerances.MIN_FACE_QUALITY,
     )  # fmt: skip
     while True:  # follow merge chains to the surviving vertex
         grand = parent[parent]
