@@ -59,3 +59,21 @@ def test_target_out_of_range_is_rejected(sphere_mesh, target):
     with pytest.raises(ProtocolError) as caught:
         decimate.decimate(*sphere_mesh, target)
     assert caught.value.code == ErrorCode.OUT_OF_RANGE
+
+
+def test_non_manifold_input_still_reaches_the_target(sphere_mesh):
+    vertices, faces = sphere_mesh
+    # Two spheres glued at one vertex (a bow-tie vertex) plus a fin sharing an edge three ways.
+    shift = vertices[np.argmax(vertices[:, 0])] - vertices[np.argmin(vertices[:, 0])]
+    second = vertices + shift
+    glued = np.argmin(vertices[:, 0])
+    second_faces = faces + len(vertices)
+    second_faces[second_faces == glued + len(vertices)] = np.argmax(vertices[:, 0])
+    fin_tip = len(vertices) * 2
+    a, b = faces[0, 0], faces[0, 1]
+    all_vertices = np.vstack([vertices, second, [vertices[a] + [0.0, 0.3, 0.0]]])
+    all_faces = np.vstack([faces, second_faces, [[a, b, fin_tip]]])
+    assert quality.topology(all_vertices, all_faces)["non_manifold_edges"] >= 1
+    result = decimate.decimate(all_vertices, all_faces, 3000)
+    assert decimate.within_tolerance(len(result.faces), 3000)
+    assert quality.topology(result.vertices, result.faces)["zero_area_faces"] == 0
