@@ -81,10 +81,26 @@ class DREAMCAD_PG_parameter(bpy.types.PropertyGroup):
     choice_value: EnumProperty(name="Value", items=_choice_items)
 
 
+def quality_of(target_faces: int, texture_size: int) -> str:
+    """The built-in preset with these settings, or CUSTOM."""
+    return next((name for name, values in QUALITY_PRESETS.items()
+                 if values == (target_faces, texture_size)), "CUSTOM")
+
+
 def _apply_quality(settings: DREAMCAD_PG_settings, _context: Any) -> None:
+    if settings.quality not in QUALITY_PRESETS:
+        return  # CUSTOM keeps what was set by hand
     faces, texture = QUALITY_PRESETS[settings.quality]
+    # Setting faces first passes through a mixed state: the quality is matched again after.
     settings.target_faces = faces
     settings.texture_size = str(texture)
+
+
+def _match_quality(settings: DREAMCAD_PG_settings, _context: Any) -> None:
+    """Keep the quality menu truthful when faces or texture size are set by hand."""
+    quality = quality_of(settings.target_faces, int(settings.texture_size))
+    if settings.quality != quality:
+        settings.quality = quality
 
 
 class DREAMCAD_PG_settings(bpy.types.PropertyGroup):
@@ -114,15 +130,18 @@ class DREAMCAD_PG_settings(bpy.types.PropertyGroup):
             ("DRAFT", "Draft", "5k faces, 512 px textures"),
             ("STANDARD", "Standard", "20k faces, 1024 px textures"),
             ("HIGH", "High", "100k faces, 2048 px textures"),
+            ("CUSTOM", "Custom", "Faces and texture size as set below"),
         ),
         default="STANDARD",
         update=_apply_quality,
     )
-    target_faces: IntProperty(name="Faces", min=MIN_FACES, max=MAX_FACES, default=20_000)
+    target_faces: IntProperty(name="Faces", min=MIN_FACES, max=MAX_FACES, default=20_000,
+                              update=_match_quality)
     texture_size: EnumProperty(
         name="Texture",
         items=[(str(s), f"{s} px", "") for s in TEXTURE_SIZES],
         default="1024",
+        update=_match_quality,
     )
     pbr: BoolProperty(name="PBR Materials", default=True, description="Bake metal/roughness too")
     parameters: CollectionProperty(type=DREAMCAD_PG_parameter)

@@ -1,12 +1,11 @@
-"""The one owner of the add-on's live state, and the timer tick that keeps it current.
+"""The add-on's live side: connecting, submitting, and the timer tick that keeps state current.
 
-Everything that lives only while Blender runs is here: the backend session, the local backend
-process, what to do with each result (placement chosen at submit time), result files, preview
-icons and the last message for the panel. ``tick`` is registered with ``bpy.app.timers``: it
-drains the socket without waiting, imports finished results on the main thread, refreshes the
-queue's display rows and redraws the panel; it keeps no bpy objects or context between ticks
-(objects are found again by name). Background mode has no timers, so ``wait_for`` polls the
-same way until a submitted job has been imported or has failed.
+The state itself lives in live_state.py (``STATE``, re-exported here with ``SubmitPlan``);
+finished results are delivered by results.py. ``tick`` is registered with ``bpy.app.timers``:
+it drains the socket without waiting, hands results to results.py on the main thread, refreshes
+the queue's display rows and redraws the panel; it keeps no bpy objects or context between
+ticks (objects are found again by name). Background mode has no timers, so ``wait_for`` polls
+the same way until a submitted job has been imported or has failed.
 """
 
 from __future__ import annotations
@@ -14,19 +13,19 @@ from __future__ import annotations
 import atexit
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpy
 
-from shared_protocol.errors import ErrorCode, ErrorInfo, ProtocolError
+from shared_protocol.errors import ErrorCode
 from shared_protocol.messages import ModelInfo, SubmitRequest
 
-from . import importer
+from . import importer, job_previews
 from .client.records import (
     Connected,
     ConnectionState,
     Disconnected,
+    JobDeleted,
     JobEnded,
     JobRecord,
     JobsListed,
@@ -36,7 +35,17 @@ from .client.records import (
     client_error,
 )
 from .client.session import Session
+from .live_state import (  # STATE and SubmitPlan are this module's public face too
+    STATE,
+    SubmitPlan,
+    fail_plan,
+    job_record,
+    link_plans,
+    require_session,
+    set_report,
+)
 from .local_backend import LocalBackend
+from .results import offer_finished, on_result
 
 log = logging.getLogger(__name__)
 ADDON_VERSION = "0.1.0"
@@ -45,49 +54,6 @@ IDLE_TICK_S = 0.5
 LOG_REFRESH_S = 1.0
 LOCAL_START_TIMEOUT_S = 120.0  # a fresh backend imports torch before it answers hello
 CONNECT_WAIT_S = 30.0  # how long background mode waits for a hello reply
-
-
-@dataclass
-class SubmitPlan:
-    """What to do with one submitted job's result, and how it went."""
-
-    placement: importer.Placement
-    inputs: dict[str, str] = field(default_factory=dict)
-    job_id: str = ""
-    object_name: str = ""
-    error: ErrorInfo | None = None
-
-    @property
-    def done(self) -> bool:
-        return bool(self.object_name) or self.error is not None
-
-
-@dataclass
-class Report:
-    level: str  # INFO, WARNING or ERROR
-    message: str
-    hint: str = ""
-
-
-class Runtime:
-    """The live state (one instance, ``STATE``)."""
-
-    def __init__(self) -> None:
-        self.session: Session | None = None
-        self.local_backend: LocalBackend | None = None
-        self.plans: dict[str, SubmitPlan] = {}  # by submit msg_id
-        self.result_files: dict[str, Path] = {}  # job_id -> GLB
-        self.import_requested: set[str] = set()  # job ids to import when fetched
-        self.offered: set[str] = set()  # finished jobs whose result is not in this .blend
-        self.report: Report | None = None
-        self.log_lines: list[str] = []
-        self.previews = None  # a bpy.utils.previews collection while registered
-        self.rows_dirty = True
-        self._last_log_read = 0.0
-        self._local_exit_reported = False
-
-
-STATE = Runtime()
 
 
 # --- connection -------------------------------------------------------------------------------
@@ -109,7 +75,7 @@ def connect(timeout_s: float | None = None) -> Session:
         connect_timeout_s=timeout_s,
     )
     if old_jobs and STATE.session and STATE.session.address == session.address:
-        session.jobs = old_jobs  # watched again and fetched once hello is answered
+        session.tracker.jobs = old_jobs  # watched again and fetched once hello is answered
     STATE.session = session
     session.connect()
     set_report("INFO", f"Connecting to {session.address}...")
@@ -126,19 +92,6 @@ def models() -> tuple[ModelInfo, ...]:
 
 def model_info(model_id: str) -> ModelInfo | None:
     return next((m for m in models() if m.id == model_id), None)
-
-
-def require_session() -> Session:
-    session = STATE.session
-    if session is None or not session.connected:
-        reason = session.error if session and session.error else None
-        raise ProtocolError(
-            ErrorCode.BACKEND_UNREACHABLE,
-            reason.message if reason else "not connected to a backend",
-            hint=(reason.hint if reason else None)
-            or "Press Retry in the Dream CAD panel, or start a local backend.",
-        )
-    return session
 
 
 def start_local_backend() -> LocalBackend:
@@ -182,53 +135,6 @@ def submit(request: SubmitRequest, plan: SubmitPlan) -> str:
     return msg_id
 
 
-def import_job(job_id: str, placement: importer.Placement | None = None) -> str:
-    """Import a job's result file and return the new object's name."""
-    job = _job(job_id)
-    path = STATE.result_files.get(job_id)
-    if path is None or not path.is_file():
-        raise ProtocolError(ErrorCode.RESULT_EXPIRED, f"the result of {job.name!r} is not here yet",
-                            hint="Import it from the queue; the add-on fetches it first.")
-    plan = next((p for p in STATE.plans.values() if p.job_id == job_id), None)
-    if placement is None:
-        placement = plan.placement if plan else importer.Placement(
-            location=tuple(bpy.context.scene.cursor.location)
-        )
-    session = STATE.session
-    hello_version = session.hello.backend_version if session and session.hello else ""
-    provenance = importer.Provenance(
-        prompt=job.prompt,
-        model=job.model,
-        seed=job.seed,
-        job_id=job.job_id,
-        backend_version=(job.manifest.backend_version if job.manifest else "") or hello_version,
-        settings=job.settings,
-        inputs=plan.inputs if plan else {},
-    )
-    obj = importer.import_glb(path, display_name(job), placement, provenance)
-    STATE.offered.discard(job_id)
-    if plan is not None:
-        plan.object_name = obj.name
-    STATE.rows_dirty = True
-    return obj.name
-
-
-def display_name(job: JobRecord) -> str:
-    """The object name for a job: its prompt, else its image file's name."""
-    plan = next((p for p in STATE.plans.values() if p.job_id == job.job_id), None)
-    image = Path(plan.inputs.get("image", "")).stem if plan else ""
-    return importer.object_name(job.prompt, image or job.name or "Dream CAD Asset")
-
-
-def request_import(job_id: str) -> str | None:
-    """Import now if the result is here; otherwise fetch it and import when it arrives."""
-    if job_id in STATE.result_files and STATE.result_files[job_id].is_file():
-        return import_job(job_id)
-    require_session().fetch(job_id)
-    STATE.import_requested.add(job_id)
-    return None
-
-
 def active_job() -> JobRecord | None:
     """The newest job submitted here that is still running or queued."""
     session = STATE.session
@@ -236,11 +142,6 @@ def active_job() -> JobRecord | None:
         return None
     live = [j for j in session.jobs.values() if j.submitted_here and not j.finished]
     return live[-1] if live else None
-
-
-def set_report(level: str, message: str, hint: str = "") -> None:
-    STATE.report = Report(level, message, hint)
-    (log.error if level == "ERROR" else log.info)("%s %s", message, hint)
 
 
 # --- the tick -----------------------------------------------------------------------------------
@@ -267,7 +168,7 @@ def process(notes: list[Notification], *, push_undo: bool) -> None:
     """Act on what the session reported: save and import results, remember failures."""
     for note in notes:
         STATE.rows_dirty = True
-        _link_plans()  # a result can arrive in the same tick as its submit reply
+        link_plans()  # a result can arrive in the same tick as its submit reply
         if isinstance(note, Connected):
             hello = note.hello
             set_report("INFO", f"Connected: backend {hello.backend_version}, "
@@ -276,22 +177,32 @@ def process(notes: list[Notification], *, push_undo: bool) -> None:
         elif isinstance(note, Disconnected):  # jobs stay: they are picked up on reconnect
             set_report("ERROR", note.error.message, note.error.hint or "")
         elif isinstance(note, ResultReady):
-            _on_result(note, push_undo)
+            on_result(note, push_undo)
         elif isinstance(note, JobEnded):
-            _fail_plan(note.job_id, note.error)
+            fail_plan(note.job_id, note.error)
             level = "INFO" if note.state == "cancelled" else "ERROR"
-            set_report(level, f"{_job(note.job_id).name or note.job_id}: {note.error.message}",
-                       note.error.hint or "")
+            label = job_record(note.job_id).name or note.job_id
+            set_report(level, f"{label}: {note.error.message}", note.error.hint or "")
         elif isinstance(note, RequestFailed):
             if note.msg_id in STATE.plans:
                 STATE.plans[note.msg_id].error = note.error
             elif note.job_id:
-                _fail_plan(note.job_id, note.error)
+                fail_plan(note.job_id, note.error)
             set_report("ERROR", f"{note.action} failed: {note.error.message}",
                        note.error.hint or "")
         elif isinstance(note, JobsListed):
-            _offer_finished(note.job_ids)
-    _link_plans()
+            offer_finished(note.job_ids)
+        elif isinstance(note, JobDeleted):
+            _forget_job(note.job_id)
+    link_plans()
+
+
+def _forget_job(job_id: str) -> None:
+    """The backend deleted the job: drop its preview and offer (imported objects stay)."""
+    job_previews.free(job_id)
+    STATE.offered.discard(job_id)
+    STATE.import_requested.discard(job_id)
+    STATE.result_files.pop(job_id, None)  # the file on disk stays: it is the user's output
 
 
 def wait_until_connected(timeout_s: float) -> Session:
@@ -301,7 +212,7 @@ def wait_until_connected(timeout_s: float) -> Session:
                                                 ConnectionState.CONNECTING):
         session = connect(timeout_s)
     while session.state is ConnectionState.CONNECTING:
-        process(session.poll(wait_s=0.2), push_undo=False)
+        process(session.poll(wait_s=0.2), push_undo=not bpy.app.background)
     return require_session()
 
 
@@ -320,71 +231,9 @@ def wait_for(msg_id: str, timeout_s: float) -> SubmitPlan:
             plan.error = client_error(ErrorCode.TIMEOUT,
                                       f"the job did not finish within {timeout_s:g} s")
             break
-        process(session.poll(wait_s=0.2), push_undo=False)
+        # Generate with wait=True in the UI gets an undo step; batch scripts need none.
+        process(session.poll(wait_s=0.2), push_undo=not bpy.app.background)
     return plan
-
-
-def _on_result(note: ResultReady, push_undo: bool) -> None:
-    from .preferences import output_directory, preferences
-
-    job = _job(note.job_id)
-    folder = output_directory(preferences())
-    stem = f"{display_name(job).replace(' ', '_')}_{note.job_id[:8]}"
-    path = folder / f"{stem}.{note.manifest.format}"
-    path.write_bytes(note.asset)
-    STATE.result_files[note.job_id] = path
-    if note.preview:
-        preview_path = folder / f"{stem}_preview.png"
-        preview_path.write_bytes(note.preview)
-        _load_preview(note.job_id, preview_path)
-    wanted = note.job_id in STATE.import_requested or (
-        job.submitted_here and not any(p.job_id == note.job_id and p.object_name
-                                       for p in STATE.plans.values())
-    )
-    if not wanted:
-        return
-    STATE.import_requested.discard(note.job_id)
-    try:
-        name = import_job(note.job_id)
-    except (ProtocolError, RuntimeError) as error:
-        info = error.info if isinstance(error, ProtocolError) else client_error(
-            ErrorCode.GEOMETRY_FAILED, f"Blender could not import {path.name}: {error}")
-        _fail_plan(note.job_id, info)
-        set_report("ERROR", info.message, info.hint or "")
-        return
-    if push_undo and not bpy.app.background:
-        bpy.ops.ed.undo_push(message=f"Dream CAD: import {name}")
-    set_report("INFO", f"Imported {name}.")
-
-
-def _link_plans() -> None:
-    """Give each plan the job id its submit reply carried."""
-    session = STATE.session
-    if session is None:
-        return
-    for job in session.jobs.values():
-        plan = STATE.plans.get(job.submit_msg_id)
-        if plan is not None and not plan.job_id:
-            plan.job_id = job.job_id
-
-
-def _fail_plan(job_id: str, error: ErrorInfo) -> None:
-    _link_plans()
-    for plan in STATE.plans.values():
-        if plan.job_id == job_id and not plan.done:
-            plan.error = error
-
-
-def _offer_finished(job_ids: tuple[str, ...]) -> None:
-    session = STATE.session
-    if session is None:
-        return
-    present = importer.imported_job_ids()
-    finished = {j for j in job_ids if session.jobs[j].state == "succeeded"}
-    STATE.offered = {j for j in finished - present if not session.jobs[j].submitted_here}
-    if STATE.offered:
-        set_report("INFO", f"{len(STATE.offered)} finished results are not in this file yet.",
-                   "Import them from the Dream CAD queue.")
 
 
 def _refresh_parameters() -> None:
@@ -422,24 +271,6 @@ def _watch_local_backend() -> None:
                    f"See its log: {backend.log_path}")
 
 
-def _job(job_id: str) -> JobRecord:
-    session = STATE.session
-    if session is None or job_id not in session.jobs:
-        raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"no job {job_id} in this session")
-    return session.jobs[job_id]
-
-
-def _load_preview(job_id: str, path: Path) -> None:
-    if STATE.previews is not None and job_id not in STATE.previews:
-        STATE.previews.load(job_id, str(path), "IMAGE")
-
-
-def preview_icon(job_id: str) -> int:
-    if STATE.previews is None or job_id not in STATE.previews:
-        return 0
-    return STATE.previews[job_id].icon_id
-
-
 def sync_rows() -> None:
     """Copy the job list into the UIList's display rows (newest first)."""
     STATE.rows_dirty = False
@@ -455,7 +286,7 @@ def sync_rows() -> None:
         row.state = job.state
         row.percent = job.percent
         row.imported = job.job_id in present
-        row.preview_icon = preview_icon(job.job_id)
+        row.preview_icon = job_previews.icon_id(job.job_id)
         row.detail = job.error.message if job.error else (
             job.progress.stage if job.progress and not job.finished else job.model)
     live.active_job_index = min(live.active_job_index, max(0, len(live.jobs) - 1))
@@ -483,25 +314,20 @@ def _on_load_post(*_args: object) -> None:
 
 
 def start() -> None:
-    import bpy.utils.previews
-
-    STATE.previews = bpy.utils.previews.new()
+    job_previews.open_collection()
     bpy.app.handlers.load_post.append(_on_load_post)
     atexit.register(_stop_at_exit)
     ensure_timer()
 
 
 def shutdown() -> None:
-    import bpy.utils.previews
-
     if bpy.app.timers.is_registered(tick):
         bpy.app.timers.unregister(tick)
     if _on_load_post in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(_on_load_post)
     atexit.unregister(_stop_at_exit)
     _stop_at_exit()
-    if STATE.previews is not None:
-        bpy.utils.previews.remove(STATE.previews)
+    job_previews.close_collection()
     STATE.__init__()
 
 

@@ -74,6 +74,7 @@ class ModelInfo:
     description: str = ""
     weights_repo: str = ""
     weights_present: bool = True
+    max_images: int = 1  # how many input images (views) the model takes
     available: bool = True
     unavailable_reason: str = ""
 

@@ -105,7 +105,7 @@ def bake(
     for name, array in layout:
         slices[name] = texels[:, offset : offset + array.shape[1]]
         offset += array.shape[1]
-    color = _base_color(source, slices)
+    color = _base_color(source, slices, len(texels))
     channels.insert(0, color)
     material = None
     if source.material_field is not None:
@@ -160,15 +160,16 @@ def _attribute_layout(source: BakeSource) -> list[tuple[str, np.ndarray]]:
     return layout
 
 
-def _base_color(source: BakeSource, slices: dict[str, np.ndarray]) -> np.ndarray:
-    """(k, 3|4) float colour of each baked texel, in [0, 1] sRGB."""
+def _base_color(source: BakeSource, slices: dict[str, np.ndarray], count: int) -> np.ndarray:
+    """(count, 3|4) float colour of each baked texel, in [0, 1] sRGB."""
     if source.color_field is not None:
         return _query(source.color_field, slices["position"], 3)
     if "uv" in slices:
         return _sample_texture(source.texture, slices["uv"])
     if "color" in slices:
         return np.clip(slices["color"], 0.0, 1.0)
-    return np.full((len(next(iter(slices.values()), np.zeros((0, 1)))), 3), 0.8, np.float32)
+    # An uncoloured mesh (a shape-only model) bakes neutral grey.
+    return np.full((count, 3), 0.8, np.float32)
 
 
 def _query(point_field: PointField, points: np.ndarray, channels: int) -> np.ndarray:

@@ -141,6 +141,7 @@ class ModelAdapter(abc.ABC):
             description=self.description,
             weights_repo=self.weights.repo_id if self.weights else "",
             weights_present=present,
+            max_images=self.max_images,
             available=present and fits_gpu,
             unavailable_reason="" if present and fits_gpu else reason,
         )

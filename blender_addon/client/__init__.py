@@ -1,7 +1,8 @@
 """The add-on's side of the wire, free of bpy so it can be used and tested without Blender.
 
-``session.Session`` is the non-blocking conversation with one backend; ``records`` holds the
-plain data it reports (job records and notifications).
+``session.Session`` is the non-blocking conversation with one backend; ``job_tracker`` folds
+what the backend says into job records; ``records`` holds the plain data reported (job records
+and notifications); ``compatibility`` words protocol version mismatches.
 """
 
 from .records import ConnectionState, JobRecord

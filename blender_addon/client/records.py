@@ -116,6 +116,13 @@ class RequestFailed:
 
 
 @dataclass(frozen=True)
+class JobDeleted:
+    """The backend deleted the job (its record is gone; what was imported stays)."""
+
+    job_id: str
+
+
+@dataclass(frozen=True)
 class JobsListed:
     """The backend's job list arrived (after connecting): finished jobs can be offered."""
 
@@ -123,11 +130,19 @@ class JobsListed:
 
 
 Notification = Connected | Disconnected | JobChanged | ResultReady | JobEnded | RequestFailed
-Notification = Notification | JobsListed
+Notification = Notification | JobsListed | JobDeleted
 
 
 def error_info(error: ProtocolError) -> ErrorInfo:
     return error.info
+
+
+def error_code(value: str) -> ErrorCode:
+    """The ErrorCode for a code string off the wire; a code newer than this add-on is internal."""
+    try:
+        return ErrorCode(value)
+    except ValueError:
+        return ErrorCode.INTERNAL_ERROR
 
 
 def client_error(code: ErrorCode, message: str, hint: str | None = None) -> ErrorInfo:

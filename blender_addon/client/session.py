@@ -2,19 +2,20 @@
 
 ``Session`` wraps ``shared_protocol.client.BackendClient``. Every call returns at once; ``poll``
 reads what has arrived and returns notifications (records.py) for the runtime to act on, so a
-Blender timer tick never waits. Liveness is a ping every ``heartbeat_s``: a DEALER socket never
-notices a dead peer by itself, so any request unanswered for ``reply_timeout_s`` means the
-backend is gone (killed, crashed, unreachable) and the session turns LOST with a clear error
-instead of hanging. ``connect`` again after that: live jobs are re-watched and finished ones
-fetched. ``poll(wait_s)`` may block, which only background (batch) mode asks for.
+Blender timer tick never waits. What replies and events say about jobs is folded in by its
+``JobTracker`` (job_tracker.py); this module owns the socket, pending requests and liveness.
+Liveness is a ping every ``heartbeat_s``: a DEALER socket never notices a dead peer by itself,
+so any request unanswered for ``reply_timeout_s`` means the backend is gone (killed, crashed,
+unreachable) and the session turns LOST with a clear error instead of hanging. ``connect``
+again after that: live jobs are re-watched and finished ones fetched. ``poll(wait_s)`` may
+block, which only background (batch) mode asks for.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from shared_protocol.client import BackendClient, CurveKeys
 from shared_protocol.errors import ErrorCode, ProtocolError
@@ -29,39 +30,30 @@ from shared_protocol.messages import (
     FetchRequest,
     HelloReply,
     HelloRequest,
-    JobFailedEvent,
-    JobInfo,
     ListJobsReply,
     ListJobsRequest,
     Message,
     PingReply,
     PingRequest,
-    ProgressEvent,
-    ResultEvent,
     StatusReply,
     StatusRequest,
     SubmitReply,
     SubmitRequest,
 )
 
+from .compatibility import incompatibility_hint, version_in_refusal
+from .job_tracker import JobTracker
 from .records import (
     Connected,
     ConnectionState,
     Disconnected,
-    JobChanged,
-    JobEnded,
     JobRecord,
     JobsListed,
     Notification,
     RequestFailed,
-    ResultReady,
     client_error,
-    settings_of,
+    error_code,
 )
-
-# A backend that could read our tag but not our version says so in words ("this side speaks N");
-# a message of theirs we cannot read carries its version as DecodeError.peer_version.
-_THEIR_SIDE_VERSION = re.compile(r"this side speaks (\d+)")
 
 
 @dataclass
@@ -99,10 +91,9 @@ class Session:
         self.state = ConnectionState.DISCONNECTED
         self.hello: HelloReply | None = None
         self.error = None  # ErrorInfo of the last connection failure
-        self.jobs: dict[str, JobRecord] = {}
+        self.tracker = JobTracker()
         self._client: BackendClient | None = None
         self._pending: dict[str, _Pending] = {}
-        self._submits_by_msg: dict[str, SubmitRequest] = {}
         self._last_ping = 0.0
 
     # --- connection -----------------------------------------------------------------------
@@ -128,16 +119,21 @@ class Session:
         return self.state is ConnectionState.CONNECTED
 
     @property
+    def jobs(self) -> dict[str, JobRecord]:
+        """Every job this session knows of, by job id (kept by its JobTracker)."""
+        return self.tracker.jobs
+
+    @property
     def busy(self) -> bool:
         """True while something is on its way: the runtime ticks faster then."""
-        live = any(not job.finished for job in self.jobs.values())
+        live = self.tracker.live
         return bool(self._pending) or live or self.state is ConnectionState.CONNECTING
 
     # --- requests (all return at once) ----------------------------------------------------
 
     def submit(self, request: SubmitRequest) -> str:
         msg_id = self._send(request, _Pending("submit", self._clock(), submit=request))
-        self._submits_by_msg[msg_id] = request
+        self.tracker.submit_sent(msg_id, request)
         return msg_id
 
     def cancel(self, job_id: str) -> None:
@@ -220,9 +216,7 @@ class Session:
             )
             hint = "Start it (Start Local Backend, or `dreamcad-backend serve`), then Retry."
         self.error = client_error(ErrorCode.BACKEND_UNREACHABLE, message, hint)
-        for job in self.jobs.values():
-            if not job.finished:
-                job.progress = None  # stale: the job's fate is known again on reconnect
+        self.tracker.connection_lost()
         return Disconnected(self.state, self.error)
 
     def _incompatible(self, remote_version: int | None) -> Notification:
@@ -242,7 +236,7 @@ class Session:
     def _dispatch(self, envelope: Envelope) -> list[Notification]:
         message = envelope.message
         if envelope.type.endswith("_event"):
-            return self._on_event(envelope)
+            return self.tracker.event(message, envelope.parent_id)
         pending = self._pending.pop(envelope.parent_id or "", None)
         if pending is None:
             return []  # a reply to a request from before a reconnect
@@ -254,19 +248,16 @@ class Session:
     def _on_error_reply(self, pending: _Pending, envelope: Envelope) -> list[Notification]:
         error = envelope.message.error  # type: ignore[attr-defined]
         if error.code == ErrorCode.PROTOCOL_VERSION_MISMATCH.value:
-            return [self._incompatible(_version_in(_THEIR_SIDE_VERSION, error.message))]
-        self._submits_by_msg.pop(envelope.parent_id or "", None)
+            return [self._incompatible(version_in_refusal(error.message))]
+        self.tracker.submit_refused(envelope.parent_id or "")
         if pending.action == "hello":
             self.close()
             self.state = ConnectionState.LOST
             self.error = client_error(ErrorCode(error.code), error.message, error.hint)
             return [Disconnected(self.state, self.error)]
-        info = client_error(_code(error.code), error.message, error.hint)
-        if pending.action in ("status", "fetch") and pending.job_id in self.jobs:
-            job = self.jobs[pending.job_id]
-            job.error = info
-            if error.code in (ErrorCode.UNKNOWN_JOB.value, ErrorCode.RESULT_EXPIRED.value):
-                job.state = "failed"  # the backend forgot it: it will never finish now
+        info = client_error(error_code(error.code), error.message, error.hint)
+        if pending.action in ("status", "fetch"):
+            self.tracker.request_failed(pending.job_id, info)
         return [RequestFailed(pending.action, info, pending.job_id, envelope.parent_id or "")]
 
     def _on_hello(self, message: Message, _p: _Pending, _e: Envelope) -> list[Notification]:
@@ -276,158 +267,45 @@ class Session:
         self.hello = message
         self.state = ConnectionState.CONNECTED
         self._last_ping = self._clock()
-        for job in self.jobs.values():  # jobs from before a lost connection
-            if not job.finished or (job.state == "succeeded" and not job.result_received):
-                self.watch(job.job_id)
+        for job_id in self.tracker.to_watch():  # jobs from before a lost connection
+            self.watch(job_id)
         self.list_jobs()
         return [Connected(message)]
 
     def _on_submit(self, message: Message, pending: _Pending, env: Envelope) -> list[Notification]:
         assert isinstance(message, SubmitReply) and pending.submit is not None
-        request = pending.submit
-        job = self.jobs.get(message.job_id) or JobRecord(
-            job_id=message.job_id,
-            name=request.name,
-            model=request.model,
-            prompt=request.prompt,
-            task=request.task,
-            seed=message.seed,
-            settings=settings_of(request),
-        )
-        job.seed = message.seed
-        job.submitted_here = True
-        job.submit_msg_id = env.parent_id or ""
-        job.queue_position = message.queue_position
-        self.jobs[message.job_id] = job
-        return [JobChanged(message.job_id)]
+        return self.tracker.submitted(message, pending.submit, env.parent_id or "")
 
     def _on_status(self, message: Message, _p: _Pending, _e: Envelope) -> list[Notification]:
         assert isinstance(message, StatusReply)
-        job = self._merge(message.job)
-        notes: list[Notification] = [JobChanged(job.job_id)]
-        if job.state == "succeeded" and not job.result_received and job.submitted_here:
-            self.fetch(job.job_id)  # finished while we were away
-        elif job.state in ("failed", "cancelled") and job.error is not None:
-            notes.append(JobEnded(job.job_id, job.state, job.error))
+        notes, fetch_now = self.tracker.status(message.job)
+        if fetch_now:
+            self.fetch(message.job.job_id)  # finished while we were away
         return notes
 
     def _on_list_jobs(self, message: Message, _p: _Pending, _e: Envelope) -> list[Notification]:
         assert isinstance(message, ListJobsReply)
         for info in message.jobs:
-            self._merge(info)
+            self.tracker.merge(info)
         return [JobsListed(tuple(info.job_id for info in message.jobs))]
 
     def _on_fetch(self, message: Message, _p: _Pending, _e: Envelope) -> list[Notification]:
         assert isinstance(message, FetchReply)
-        return self._result(message.job_id, message.manifest, message.asset, message.preview)
+        return self.tracker.result(message.job_id, message.manifest, message.asset,
+                                   message.preview)
 
     def _on_cancel(self, message: Message, _p: _Pending, _e: Envelope) -> list[Notification]:
         assert isinstance(message, CancelReply)
-        if message.job_id in self.jobs:
-            self.jobs[message.job_id].state = message.state
-        return [JobChanged(message.job_id)]
+        return self.tracker.cancelled(message.job_id, message.state)
 
     def _on_delete(self, message: Message, _p: _Pending, _e: Envelope) -> list[Notification]:
         assert isinstance(message, DeleteReply)
-        self.jobs.pop(message.job_id, None)
-        return [JobChanged(message.job_id)]
+        return self.tracker.deleted(message.job_id)
 
     def _on_ping(self, message: Message, _p: _Pending, _e: Envelope) -> list[Notification]:
         assert isinstance(message, PingReply)
         if self.hello is not None and message.gpus:
-            self.hello = _with_gpus(self.hello, message)
+            self.hello = replace(self.hello, gpus=message.gpus)  # free VRAM changes as we run
         return []
 
-    def _on_event(self, envelope: Envelope) -> list[Notification]:
-        message = envelope.message
-        job_id = getattr(message, "job_id", "")
-        job = self.jobs.get(job_id) or self._job_from_submit(job_id, envelope.parent_id)
-        if job is None:
-            return []
-        if isinstance(message, ProgressEvent):
-            job.state = "running"
-            job.progress = message.progress
-            return [JobChanged(job_id)]
-        if isinstance(message, ResultEvent):
-            return self._result(job_id, message.manifest, message.asset, message.preview)
-        if isinstance(message, JobFailedEvent):
-            job.state = message.state
-            job.error = client_error(_code(message.error.code), message.error.message,
-                                     message.error.hint)
-            return [JobChanged(job_id), JobEnded(job_id, message.state, job.error)]
-        return []
 
-    def _job_from_submit(self, job_id: str, parent_id: str | None) -> JobRecord | None:
-        """An event that overtook its submit reply: make the record from the request."""
-        request = self._submits_by_msg.get(parent_id or "")
-        if request is None or not job_id:
-            return None
-        job = JobRecord(job_id, request.name, request.model, request.prompt, request.task,
-                        request.seed, settings_of(request), submitted_here=True,
-                        submit_msg_id=parent_id or "")
-        self.jobs[job_id] = job
-        return job
-
-    def _result(self, job_id: str, manifest, asset: bytes, preview: bytes | None):
-        job = self.jobs.get(job_id)
-        if job is None:
-            return []
-        job.state = "succeeded"
-        job.manifest = manifest
-        job.seed = manifest.seed
-        job.result_received = True
-        job.error = None
-        return [JobChanged(job_id), ResultReady(job_id, manifest, asset, preview)]
-
-    def _merge(self, info: JobInfo) -> JobRecord:
-        """Fold a backend JobInfo into our record (creating it for jobs from elsewhere)."""
-        job = self.jobs.get(info.job_id)
-        if job is None:
-            seed = info.manifest.seed if info.manifest else None
-            job = JobRecord(info.job_id, info.name, info.model, info.prompt, info.task, seed)
-            self.jobs[info.job_id] = job
-        job.state = info.state
-        job.progress = info.progress or job.progress
-        job.queue_position = info.queue_position
-        if info.error is not None:
-            job.error = client_error(_code(info.error.code), info.error.message, info.error.hint)
-        if info.manifest is not None:
-            job.manifest = info.manifest
-        return job
-
-
-def incompatibility_hint(remote: int | None) -> str:
-    """Say which side to upgrade, given the backend's protocol version when it is known."""
-    if remote is None:
-        return (
-            "Upgrade the older of the two so both speak the same protocol: the Dream CAD "
-            "add-on (Edit > Preferences > Get Extensions) or the backend (scripts/setup_env.sh)."
-        )
-    if remote > PROTOCOL_VERSION:
-        return (
-            f"The backend is newer (protocol {remote}; this add-on speaks {PROTOCOL_VERSION}): "
-            "upgrade the Dream CAD add-on."
-        )
-    return (
-        f"The backend is older (protocol {remote}; this add-on speaks {PROTOCOL_VERSION}): "
-        "upgrade the backend (rerun scripts/setup_env.sh or pip install -U dreamcad)."
-    )
-
-
-def _version_in(pattern: re.Pattern[str], text: str) -> int | None:
-    match = pattern.search(text)
-    return int(match.group(1)) if match else None
-
-
-def _code(value: str) -> ErrorCode:
-    try:
-        return ErrorCode(value)
-    except ValueError:
-        return ErrorCode.INTERNAL_ERROR
-
-
-def _with_gpus(hello: HelloReply, ping: PingReply) -> HelloReply:
-    """The hello with fresh GPU telemetry from a ping (free VRAM changes while we run)."""
-    from dataclasses import replace
-
-    return replace(hello, gpus=ping.gpus)

@@ -7,7 +7,7 @@ from bpy.props import StringProperty
 
 from shared_protocol.errors import ErrorCode, ProtocolError
 
-from .. import runtime
+from .. import results, runtime
 from .reporting import report_error
 
 
@@ -43,7 +43,7 @@ class DREAMCAD_OT_reimport(bpy.types.Operator):
 
     def execute(self, _context: bpy.types.Context) -> set[str]:
         try:
-            name = runtime.request_import(self.job_id)
+            name = results.request_import(self.job_id)
         except ProtocolError as error:
             return report_error(self, error)
         except RuntimeError as error:  # Blender's glTF importer refused the file

@@ -52,7 +52,10 @@ def apply_preset(settings, data: dict[str, Any]) -> None:
                 setattr(settings, name, data[name])
             except (TypeError, ValueError):
                 continue  # e.g. a preset from a newer add-on with another enum value
-    sync_parameters(settings, runtime.model_info(settings.model_id))
+    model = runtime.model_info(settings.model_id)
+    if model is not None and settings.task not in model.tasks:
+        settings.task = model.tasks[0]  # e.g. multi-view input saved with another model
+    sync_parameters(settings, model)
     for item in settings.parameters:
         if item.name in data.get("parameters", {}):
             try:

@@ -111,13 +111,13 @@ class DREAMCAD_PT_input(DreamCadPanel, bpy.types.Panel):
         if settings.task == "text":
             return
         layout.prop(settings, "image_source", expand=True)
+        multi_view = settings.task == "multi_image" and "multi_image" in tasks
         if settings.image_source == "FILE":
-            layout.prop(settings, "image_path", text="Front" if settings.task ==
-                        "multi_image" else "Image")
+            layout.prop(settings, "image_path", text="Front" if multi_view else "Image")
         else:
             layout.template_ID(settings, "image", open="image.open")
-        if settings.task == "multi_image":
-            column = layout.column(align=True)
+        if multi_view:
+            column = layout.column(align=True)  # extra views only for models that take them
             for prop in ("view_left_path", "view_back_path", "view_right_path"):
                 column.prop(settings, prop)
 

@@ -77,6 +77,7 @@ def fresh(addon: ModuleType, tmp_path: Path) -> ModuleType:
     prefs = addon.preferences.preferences()
     prefs.output_directory = str(tmp_path / "results")
     prefs.reply_timeout_s = 10.0
+    prefs.use_curve = False  # a test may have turned it on (preferences outlive the scene)
     return addon
 
 

@@ -105,3 +105,14 @@ def test_presets_save_and_load(fresh, settings) -> None:
     assert (settings.quality, settings.pbr, settings.target_faces) == ("DRAFT", False, 5000)
     bpy.ops.dreamcad.preset_delete()
     assert not presets.preset_path("Quick Look").exists()
+
+
+def test_quality_preset_follows_hand_set_values(fresh, settings) -> None:
+    settings.quality = "HIGH"
+    assert (settings.target_faces, settings.texture_size) == (100_000, "2048")
+    settings.target_faces = 60_000  # set by hand: the menu must not claim "High" any more
+    assert settings.quality == "CUSTOM"
+    settings.quality = "CUSTOM"
+    assert (settings.target_faces, settings.texture_size) == (60_000, "2048")  # kept
+    settings.target_faces, settings.texture_size = 5_000, "512"
+    assert settings.quality == "DRAFT"  # matching a preset's values is that preset

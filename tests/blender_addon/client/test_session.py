@@ -96,7 +96,3 @@ def test_older_backend_says_upgrade_the_backend(addon, peer_factory) -> None:
     assert session.state is client.ConnectionState.INCOMPATIBLE
     assert "upgrade the backend" in session.error.hint
 
-
-def test_incompatibility_hint_names_the_side_to_upgrade(addon) -> None:
-    hint = addon.client.session.incompatibility_hint
-    assert "add-on" in hint(99) and "backend" in hint(0) and "older of the two" in hint(None)

@@ -51,7 +51,8 @@ class RecordingLayout:
     box = row = column = split = _child
 
     def label(self, *, text: str = "", icon: str = "NONE", icon_value: int = 0) -> None:
-        self.calls.append(Call("label", text=text, enabled=self._enabled))
+        properties = {"icon_value": icon_value} if icon_value else {}
+        self.calls.append(Call("label", text=text, enabled=self._enabled, properties=properties))
 
     def prop(self, data: Any, name: str, **kwargs: Any) -> None:
         assert name in data.bl_rna.properties, f"{data} has no property {name!r}"

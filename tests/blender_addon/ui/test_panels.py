@@ -120,3 +120,25 @@ def test_preferences_draw(fresh) -> None:
     names = {c.name for c in layout.calls if c.kind == "prop"}
     assert {"backend_address", "curve_client_secret", "backend_python", "output_directory"} \
         <= names
+
+
+def test_view_slots_only_for_models_that_take_several_views(connected) -> None:
+    settings = bpy.context.scene.dreamcad
+    views = {"view_left_path", "view_back_path", "view_right_path"}
+
+    def drawn_props() -> dict[str, str]:
+        layout = draw(connected.ui.panels.DREAMCAD_PT_input)
+        return {c.name: c.text for c in layout.calls if c.kind == "prop"}
+
+    settings.task = "multi_image"  # left over from another model: procedural takes text only
+    assert not views & set(drawn_props())
+    session = connected.runtime.STATE.session
+    multi = ModelInfo(id="mv", name="Multi View", tasks=("image", "multi_image"), parameters=(),
+                      vram_mb=8_000, license="MIT")
+    session.hello = dataclasses.replace(session.hello, models=(*session.hello.models, multi))
+    settings.model_id = "mv"
+    props = drawn_props()
+    assert views <= set(props) and props["image_path"] == "Front"
+    settings.task = "image"
+    props = drawn_props()
+    assert not views & set(props) and props["image_path"] == "Image"

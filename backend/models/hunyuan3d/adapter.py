@@ -1,0 +1,274 @@
+"""Model adapters for the Hunyuan3D-2 shape family: 2mini, 2 and 2mv (multi-view).
+
+Each hub repo ships three variants of one DiT: standard (classifier-free guidance, ~30-50
+steps), fast (guidance distilled: one model call per step) and turbo (step distilled: 5 steps).
+Only the turbo variant is in the declared download (one ~1-2 GB file, not the whole repo); the
+others load if the user put them in the weights folder and asks for them. Outputs are raw
+marching-cubes meshes in the backend frame (Hunyuan3D already works +Y up, facing +Z); the
+geometry pipeline decimates, unwraps and bakes them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from backend.geometry.raw_asset import RawAsset
+from backend.models.base import (
+    CancelToken,
+    GenerationRequest,
+    ModelAdapter,
+    ProgressCallback,
+    WeightFile,
+    WeightsSource,
+    resolve_parameters,
+)
+from backend.models.hunyuan3d.conditioner import VIEW_INDEX
+from backend.models.hunyuan3d.loading import ShapeModels, load_shape_models
+from backend.models.hunyuan3d.pipeline import ShapePipeline, ShapeSettings
+from backend.models.hunyuan3d.preprocess import to_condition_tensor
+from shared_protocol.errors import ErrorCode, ProtocolError
+from shared_protocol.messages import ParameterSchema
+
+LICENSE = (
+    "Tencent Hunyuan 3D Community License: not licensed for use in the European Union, the "
+    "United Kingdom or South Korea; services above 1 million monthly active users need a "
+    "separate licence from Tencent; outputs may not be used to improve other AI models."
+)
+LICENSE_URL = "https://github.com/Tencent/Hunyuan3D-2/blob/main/LICENSE"
+
+# Steps each variant was made for (upstream's app: turbo 5, fast 10, standard 30).
+DEFAULT_STEPS = {"turbo": 5, "fast": 10, "standard": 30}
+VARIANT_SUFFIX = {"standard": "", "fast": "-fast", "turbo": "-turbo"}
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+PARAMETERS: tuple[ParameterSchema, ...] = (
+    ParameterSchema(
+        "variant",
+        "choice",
+        "turbo",
+        "Variant",
+        "turbo: 5 steps; fast: guidance distilled; standard: classifier-free guidance",
+        choices=("turbo", "fast", "standard"),
+    ),
+    ParameterSchema("steps", "int", 0, "Steps", "0 = the variant's own count", 0, 100),
+    ParameterSchema("guidance_scale", "float", 5.0, "Guidance", "image adherence", 0.0, 20.0),
+    ParameterSchema("octree_resolution", "int", 256, "Resolution", "grid cells per side", 16, 512),
+    ParameterSchema(
+        "decoding",
+        "choice",
+        "octree",
+        "Decoding",
+        "octree: query near the surface only; dense: every grid point (upstream default); "
+        "flashvdm: octree with FlashVDM's levels (384 becomes 380)",
+        choices=("octree", "dense", "flashvdm"),
+    ),
+    ParameterSchema(
+        "num_chunks", "int", 65_536, "Chunk", "points per decoding batch", 1_000, 1_000_000
+    ),
+)
+
+
+class Hunyuan3DShapeAdapter(ModelAdapter):
+    """Shared behaviour; subclasses name the repo and the variant folder prefix."""
+
+    repo_id: ClassVar[str]
+    folder_prefix: ClassVar[str]
+    tasks = ("image",)
+    parameters = PARAMETERS
+    license = LICENSE
+    license_url = LICENSE_URL
+
+    def __init__(self, weights_dir: Path | None = None) -> None:
+        super().__init__(weights_dir)
+        self._models: ShapeModels | None = None
+        self._variant = ""
+        self._device = "cpu"
+        self._dtype = torch.float32
+
+    @classmethod
+    def variant_folder(cls, variant: str) -> str:
+        return cls.folder_prefix + VARIANT_SUFFIX[variant]
+
+    def _variant_dir(self, variant: str) -> Path:
+        if self.weights_dir is None:
+            raise ProtocolError(
+                ErrorCode.WEIGHTS_MISSING,
+                f"no weights folder configured for {self.id}",
+                hint=f"run `dreamcad-backend download {self.id}`",
+            )
+        folder = self.weights_dir / self.variant_folder(variant)
+        if not (folder / "config.yaml").is_file():
+            raise ProtocolError(
+                ErrorCode.WEIGHTS_MISSING,
+                f"the {variant} variant of {self.id} is not in {self.weights_dir}",
+                field="body.parameters.variant",
+                hint=f"run `dreamcad-backend download {self.id}` (turbo), or add the "
+                f"{self.variant_folder(variant)}/ folder from {self.repo_id}",
+            )
+        return folder
+
+    def load(self, device: str, dtype: str = "float32") -> None:
+        if dtype not in DTYPES:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMETER, f"unsupported dtype {dtype!r}", field="dtype"
+            )
+        self._device, self._dtype = device, DTYPES[dtype]
+        self._load_variant("turbo")
+
+    def _load_variant(self, variant: str) -> ShapeModels:
+        if self._models is not None and self._variant == variant:
+            return self._models
+        folder = self._variant_dir(variant)
+        self.unload()
+        try:
+            self._models = load_shape_models(folder, self._device, self._dtype)
+        except torch.cuda.OutOfMemoryError as error:
+            raise _oom(error) from error
+        self._variant = variant
+        return self._models
+
+    def unload(self) -> None:
+        self._models = None
+        self._variant = ""
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def check_inputs(self, request: GenerationRequest) -> None:
+        super().check_inputs(request)
+        parameters = resolve_parameters(self.parameters, request.parameters)
+        self._variant_dir(parameters["variant"])
+        views = [image.view for image in request.images]
+        if self.max_images == 1:
+            return
+        unknown = sorted(set(views) - set(VIEW_INDEX))
+        if unknown:
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD,
+                f"unknown view(s) {unknown}; this model takes {', '.join(VIEW_INDEX)}",
+                field="body.images",
+            )
+        if len(set(views)) != len(views):
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD, "each view may be given once", field="body.images"
+            )
+
+    def _settings(self, parameters: dict[str, Any], seed: int) -> ShapeSettings:
+        decoding = {"octree": "hierarchical"}.get(parameters["decoding"], parameters["decoding"])
+        return ShapeSettings(
+            steps=parameters["steps"] or DEFAULT_STEPS[parameters["variant"]],
+            guidance_scale=parameters["guidance_scale"],
+            seed=seed,
+            octree_resolution=parameters["octree_resolution"],
+            num_chunks=parameters["num_chunks"],
+            decoding=decoding,
+        )
+
+    def _images(self, request: GenerationRequest, size: int, border: float) -> torch.Tensor:
+        ordered = sorted(request.images, key=lambda image: VIEW_INDEX.get(image.view, 0))
+        tensors = [to_condition_tensor(image.pixels, size, border) for image in ordered]
+        if self.max_images == 1:
+            return tensors[0]
+        return torch.stack([t[0] for t in tensors])[None]
+
+    def generate(
+        self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
+    ) -> RawAsset:
+        self.check_inputs(request)
+        parameters = resolve_parameters(self.parameters, request.parameters)
+        models = self._load_variant(parameters["variant"])
+        processor = models.config.image_processor
+        images = self._images(request, processor.size, processor.border_ratio)
+        views = tuple(sorted(VIEW_INDEX.get(image.view, 0) for image in request.images))
+        settings = self._settings(parameters, request.seed)
+
+        def on_event(stage: str, step: int, total: int) -> None:
+            cancel.raise_if_cancelled()
+            progress(stage, step, total)
+
+        try:
+            result = ShapePipeline(models)(images, views, settings, on_event)
+        except torch.cuda.OutOfMemoryError as error:
+            raise _oom(error) from error
+        except ValueError as error:  # no surface: the field is empty or full
+            raise ProtocolError(
+                ErrorCode.MODEL_FAILED,
+                f"{self.id} produced no surface: {error}",
+                hint="Try another seed, or an image with a clearer subject on transparency.",
+            ) from error
+        return RawAsset(
+            vertices=result.vertices,
+            faces=result.faces,
+            name=f"{self.id}-{parameters['variant']}",
+            warnings=[] if np.isfinite(result.vertices).all() else ["non-finite vertices"],
+        )
+
+
+def _oom(error: Exception) -> ProtocolError:
+    return ProtocolError(
+        ErrorCode.CUDA_OUT_OF_MEMORY,
+        f"out of GPU memory: {error}",
+        hint="Lower octree_resolution or num_chunks, use the turbo variant, or close other "
+        "GPU programs.",
+    )
+
+
+class Hunyuan3D2MiniAdapter(Hunyuan3DShapeAdapter):
+    id = "hunyuan3d-2mini"
+    name = "Hunyuan3D-2 mini"
+    description = "Tencent Hunyuan3D-2mini (0.6B): image to shape, 5-step turbo by default."
+    repo_id = "tencent/Hunyuan3D-2mini"
+    folder_prefix = "hunyuan3d-dit-v2-mini"
+    vram_mb = 6_000
+    weights = WeightsSource(
+        repo_id,
+        # Pinned revision and hash as published by other projects pinning this repo; the
+        # hash is re-checked on download.
+        "f90a0f7df7d5e6f71109cf333f6a95a0ae3194a6",
+        (
+            WeightFile("hunyuan3d-dit-v2-mini-turbo/config.yaml"),
+            WeightFile(
+                "hunyuan3d-dit-v2-mini-turbo/model.fp16.safetensors",
+                "bdbcef30dd0149a281e17d5b5b1fdad1122c904e098a42f3100e04e03c247bc4",
+            ),
+        ),
+    )
+
+
+class Hunyuan3D2Adapter(Hunyuan3DShapeAdapter):
+    id = "hunyuan3d-2"
+    name = "Hunyuan3D-2"
+    description = "Tencent Hunyuan3D-2 (1.1B DiT): image to shape, 5-step turbo by default."
+    repo_id = "tencent/Hunyuan3D-2"
+    folder_prefix = "hunyuan3d-dit-v2-0"
+    vram_mb = 10_000
+    weights = WeightsSource(
+        repo_id,
+        "main",  # no verified commit found offline; pin when the registry downloads it
+        (
+            WeightFile("hunyuan3d-dit-v2-0-turbo/config.yaml"),
+            WeightFile("hunyuan3d-dit-v2-0-turbo/model.fp16.safetensors"),
+        ),
+    )
+
+
+class Hunyuan3D2MVAdapter(Hunyuan3DShapeAdapter):
+    id = "hunyuan3d-2mv"
+    name = "Hunyuan3D-2 multi-view"
+    description = "Tencent Hunyuan3D-2mv (1.1B): shape from any of front/left/back/right views."
+    repo_id = "tencent/Hunyuan3D-2mv"
+    folder_prefix = "hunyuan3d-dit-v2-mv"
+    tasks = ("multi_image", "image")
+    max_images = 4
+    vram_mb = 10_000
+    weights = WeightsSource(
+        repo_id,
+        "main",  # no verified commit found offline; pin when the registry downloads it
+        (
+            WeightFile("hunyuan3d-dit-v2-mv-turbo/config.yaml"),
+            WeightFile("hunyuan3d-dit-v2-mv-turbo/model.fp16.safetensors"),
+        ),
+    )

@@ -1,0 +1,366 @@
+"""Hunyuan3D-2 shape generation: our implementation against hy3dgen, stage by stage.
+
+Full-size networks with random weights (written once in the official layout and loaded by both
+from the same file), the same preprocessed image tensor and seed for both, default settings
+unless overridden. Stages: load, conditioning, sampling, volume decoding, marching cubes; for each
+the wall time (CUDA-synchronised) and peak VRAM. Outputs are compared (latents, logits, mesh), so
+the speed-up is measured for the same result. Random weights would give a noise field whose
+marching cubes dwarfs everything, so the VAE decoder's residual branches are zeroed and its
+query projection kept to the xyz inputs: the field is a smooth function of position, every
+matrix multiply still runs at full size.
+
+hy3dgen is optional: install it (``pip install --no-deps hy3dgen==2.0.2`` plus opencv and
+torchvision) to get the comparison columns; without it only our stages are reported. The
+texture stage is not implemented yet (reported as such).
+
+    .venv/backend/bin/python benchmarks/hunyuan3d.py --model mini --variant standard
+    .venv/backend/bin/python benchmarks/hunyuan3d.py --tiny            # CPU smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from safetensors.torch import save_file
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from backend.models.hunyuan3d.config import parse_shape_config  # noqa: E402
+from backend.models.hunyuan3d.loading import build_networks, load_shape_models  # noqa: E402
+from backend.models.hunyuan3d.pipeline import ShapePipeline, ShapeSettings  # noqa: E402
+from backend.models.hunyuan3d.volume import extract_surface  # noqa: E402
+
+MANIFEST = REPO / "tests" / "data" / "hunyuan" / "full_size_manifest.json"
+PARITY = REPO / "tests" / "data" / "hunyuan" / "parity_plain.npz"
+FOLDERS = {
+    "mini": "hunyuan3d-dit-v2-mini",
+    "full": "hunyuan3d-dit-v2-0",
+    "mv": "hunyuan3d-dit-v2-mv",
+}
+
+
+def full_config(model: str, variant: str) -> dict:
+    configs = json.loads(MANIFEST.read_text())["configs"]
+    base = dict(configs["hunyuan3d-dit-v2-mini" if model == "mini" else "hunyuan3d-dit-v2-0"])
+    turbo = variant == "turbo"
+    base["model"] = {**base["model"], "params": {**base["model"]["params"]}}
+    base["model"]["params"]["guidance_embed"] = variant in ("turbo", "fast")
+    if turbo:
+        base["scheduler"] = configs["hunyuan3d-dit-v2-mini-turbo"]["scheduler"]
+    if model == "mv":
+        base["conditioner"] = configs["hunyuan3d-dit-v2-mv-turbo"]["conditioner"]
+    return base
+
+
+def tiny_config() -> dict:
+    with np.load(PARITY) as data:
+        return yaml.safe_load(str(data["config_yaml"]))
+
+
+def write_random_variant(raw: dict, folder: Path, seed: int = 0) -> None:
+    """Random weights for ``raw`` in the official single-file layout (fp16 file)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    generator = torch.Generator().manual_seed(seed)
+    state: dict[str, torch.Tensor] = {}
+    for prefix, module in zip(
+        ("model", "vae", "conditioner"), build_networks(parse_shape_config(raw)), strict=True
+    ):
+        for key, value in module.state_dict().items():
+            fan_in = value.shape[-1] if value.ndim > 1 else 1
+            scale = 1.0 / np.sqrt(fan_in) if value.ndim > 1 else 0.02
+            tensor = torch.randn(value.shape, generator=generator) * scale
+            if value.ndim == 1 and key.endswith(("weight", "scale")):  # norm gains
+                tensor = 1 + tensor
+            state[f"{prefix}.{key}"] = tensor.half()
+    # A smooth occupancy field (see the module docstring).
+    for key in list(state):
+        if key.startswith("vae.geo_decoder.cross_attn_decoder") and key.endswith(
+            ("c_proj.weight", "c_proj.bias")
+        ):
+            state[key].zero_()
+    state["vae.geo_decoder.query_proj.weight"][:, 3:] = 0
+    state["vae.geo_decoder.output_proj.bias"].fill_(0.3)
+    save_file(state, str(folder / "model.fp16.safetensors"))
+
+
+@contextlib.contextmanager
+def stage(results: dict, name: str, device: torch.device) -> Iterator[None]:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    yield
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    results[name] = {
+        "seconds": time.perf_counter() - start,
+        "peak_vram_mb": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else 0.0,
+    }
+
+
+def run_ours(
+    folder: Path,
+    image: torch.Tensor,
+    views: tuple[int, ...],
+    settings: ShapeSettings,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> tuple[dict, dict]:
+    results: dict = {}
+    with stage(results, "load", device):
+        models = load_shape_models(folder, str(device), dtype)
+    pipeline = ShapePipeline(models)
+    guided = not models.config.dit.guidance_embed
+    with torch.inference_mode():
+        with stage(results, "conditioning", device):
+            cond = pipeline.condition(image, views, guided)
+        with stage(results, "sampling", device):
+            latents = pipeline.sample(cond, settings)
+        with stage(results, "volume_decoding", device):
+            logits, box = pipeline.decode(latents, settings)
+        with stage(results, "marching_cubes", device):
+            vertices, faces = extract_surface(logits, box, settings.mc_level)
+    del models, pipeline
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return results, {
+        "latents": latents.float().cpu(),
+        "logits": logits.cpu(),
+        "vertices": vertices,
+        "faces": faces,
+    }
+
+
+def upstream_available() -> bool:
+    return importlib.util.find_spec("hy3dgen") is not None
+
+
+class UpstreamRunner:
+    """hy3dgen 2.0.2 loading the same folder, fed the same tensor, stage by stage."""
+
+    def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
+        from hy3dgen.shapegen.pipelines import Hunyuan3DDiTFlowMatchingPipeline
+
+        self.device, self.dtype, self.load_result = device, dtype, {}
+        timing: dict = {}
+        with stage(timing, "load", device):
+            self.pipe = Hunyuan3DDiTFlowMatchingPipeline.from_single_file(
+                str(folder / "model.fp16.safetensors"),
+                str(folder / "config.yaml"),
+                device=str(device),
+                dtype=dtype,
+                use_safetensors=True,
+            )
+        self.load_result = timing["load"]
+
+    def run(
+        self,
+        image: torch.Tensor,
+        views: tuple[int, ...],
+        steps: int,
+        octree_resolution: int,
+        num_chunks: int,
+    ) -> tuple[dict, dict]:
+        pipe, results = self.pipe, {}
+        multi_view = image.ndim == 5
+        prepared = {"image": image, "mask": torch.ones_like(image[..., :1, :, :])}
+        extra = {"view_idxs": [views]} if multi_view else {}
+        pipe.prepare_image = lambda _image: {**prepared, **extra}
+        guided = not getattr(pipe.model, "guidance_embed", False)
+        with torch.inference_mode():
+            with stage(results, "conditioning", self.device):
+                pipe.encode_cond(image.to(self.device, self.dtype), dict(extra), guided, False)
+            with stage(results, "sampling", self.device):
+                latents = pipe(
+                    image="prepared",
+                    num_inference_steps=steps,
+                    guidance_scale=5.0,
+                    generator=torch.manual_seed(1234),
+                    output_type="latent",
+                    enable_pbar=False,
+                )
+            # __call__ encodes the condition again: count that under conditioning only.
+            results["sampling"]["seconds"] -= results["conditioning"]["seconds"]
+            with stage(results, "volume_decoding", self.device):
+                decoded = pipe.vae(1.0 / pipe.vae.scale_factor * latents)
+                logits = pipe.vae.volume_decoder(
+                    decoded,
+                    pipe.vae.geo_decoder,
+                    bounds=1.01,
+                    num_chunks=num_chunks,
+                    octree_resolution=octree_resolution,
+                    mc_level=0.0,
+                    enable_pbar=False,
+                )
+            with stage(results, "marching_cubes", self.device):
+                mesh = pipe.vae.surface_extractor(
+                    logits, mc_level=0.0, bounds=1.01, octree_resolution=octree_resolution
+                )[0]
+        return results, {
+            "latents": latents.float().cpu(),
+            "logits": logits[0].float().cpu(),
+            "vertices": mesh.mesh_v,
+            "faces": mesh.mesh_f,
+        }
+
+
+def compare(ours: dict, theirs: dict) -> dict:
+    from scipy.spatial import cKDTree
+
+    latents = float(
+        (ours["latents"] - theirs["latents"]).abs().max() / theirs["latents"].abs().max()
+    )
+    both = torch.isfinite(theirs["logits"])
+    logits = (
+        float((ours["logits"][both] - theirs["logits"][both]).abs().max())
+        if both.any()
+        else float("nan")
+    )
+    diagonal = float(np.linalg.norm(np.ptp(theirs["vertices"], axis=0)))
+    rng = np.random.default_rng(0)
+    a = ours["vertices"][
+        rng.choice(len(ours["vertices"]), min(20_000, len(ours["vertices"])), replace=False)
+    ]
+    b = theirs["vertices"][
+        rng.choice(len(theirs["vertices"]), min(20_000, len(theirs["vertices"])), replace=False)
+    ]
+    chamfer = (cKDTree(b).query(a)[0].mean() + cKDTree(a).query(b)[0].mean()) / 2 / diagonal
+    return {
+        "latents_max_rel_diff": latents,
+        "logits_max_abs_diff_where_both_decoded": logits,
+        "mesh_vertices": [len(ours["vertices"]), len(theirs["vertices"])],
+        "chamfer_over_diagonal": float(chamfer),
+    }
+
+
+def print_table(table: dict) -> None:
+    print(
+        f"{'stage':<18}{'ours s':>10}{'hy3dgen s':>11}{'ratio':>8}{'ours MB':>10}{'hy3dgen MB':>12}"
+    )
+    ours, theirs = table["ours"], table.get("hy3dgen", {})
+    for name in (
+        "load",
+        "conditioning",
+        "sampling",
+        "volume_decoding",
+        "marching_cubes",
+        "shape_total",
+        "texture",
+    ):
+        mine, other = ours.get(name), theirs.get(name)
+        if mine is None:
+            print(f"{name:<18}{'not implemented':>10}")
+            continue
+        ratio = f"{other['seconds'] / mine['seconds']:.2f}x" if other else "-"
+        other_s = f"{other['seconds']:.3f}" if other else "-"
+        other_mb = f"{other['peak_vram_mb']:.0f}" if other else "-"
+        print(
+            f"{name:<18}{mine['seconds']:>10.3f}{other_s:>11}{ratio:>8}{mine['peak_vram_mb']:>10.0f}{other_mb:>12}"
+        )
+
+
+def total(results: dict) -> dict:
+    parts = ("conditioning", "sampling", "volume_decoding", "marching_cubes")
+    return {
+        "seconds": sum(results[p]["seconds"] for p in parts),
+        "peak_vram_mb": max(results[p]["peak_vram_mb"] for p in parts),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(FOLDERS), default="mini")
+    parser.add_argument("--variant", choices=("standard", "fast", "turbo"), default="standard")
+    parser.add_argument("--steps", type=int, default=0, help="0: 50 standard, 10 fast, 5 turbo")
+    parser.add_argument("--octree-resolution", type=int, default=384)
+    parser.add_argument(
+        "--decoding", choices=("dense", "hierarchical", "flashvdm"), default="hierarchical"
+    )
+    parser.add_argument("--num-chunks", type=int, default=8000, help="hy3dgen's default")
+    parser.add_argument("--our-chunks", type=int, default=65_536)
+    parser.add_argument("--tiny", action="store_true", help="tiny config on the CPU (smoke test)")
+    parser.add_argument("--no-upstream", action="store_true")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "benchmarks" / "results" / "hunyuan3d.json"
+    )
+    args = parser.parse_args()
+
+    device = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    raw = tiny_config() if args.tiny else full_config(args.model, args.variant)
+    if args.tiny:
+        args.octree_resolution, args.num_chunks, args.our_chunks = (
+            min(args.octree_resolution, 48),
+            3000,
+            8192,
+        )
+    steps = args.steps or {"standard": 50, "fast": 10, "turbo": 5}[args.variant]
+    config = parse_shape_config(raw)
+    size = config.image_processor.size
+    views = (0, 2, 3) if config.conditioner.multi_view else (0,)
+    generator = torch.Generator().manual_seed(1)
+    shape = (1, len(views), 3, size, size) if config.conditioner.multi_view else (1, 3, size, size)
+    image = torch.rand(shape, generator=generator) * 2 - 1
+    table: dict = {
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor(),
+        "model": "tiny" if args.tiny else args.model,
+        "variant": args.variant,
+        "steps": steps,
+        "octree_resolution": args.octree_resolution,
+        "decoding": args.decoding,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / FOLDERS[args.model]
+        write_random_variant(raw, folder)
+        settings = ShapeSettings(
+            steps=steps,
+            guidance_scale=5.0,
+            seed=1234,
+            octree_resolution=args.octree_resolution,
+            num_chunks=args.our_chunks,
+            decoding=args.decoding,
+        )
+        run_ours(
+            folder, image, views, ShapeSettings(steps=1, octree_resolution=32), device, dtype
+        )  # warm-up
+        table["ours"], ours_out = run_ours(folder, image, views, settings, device, dtype)
+        table["ours"]["shape_total"] = total(table["ours"])
+        if not args.no_upstream and upstream_available():
+            runner = UpstreamRunner(folder, device, dtype)
+            runner.run(
+                image, views, steps=1, octree_resolution=32, num_chunks=args.num_chunks
+            )  # warm-up
+            table["hy3dgen"], theirs_out = runner.run(
+                image,
+                views,
+                steps=steps,
+                octree_resolution=args.octree_resolution,
+                num_chunks=args.num_chunks,
+            )
+            table["hy3dgen"]["load"] = runner.load_result
+            table["hy3dgen"]["shape_total"] = total(table["hy3dgen"])
+            table["same_output"] = compare(ours_out, theirs_out)
+    print_table(table)
+    if "same_output" in table:
+        print(json.dumps(table["same_output"], indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(table, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny Hunyuan3D-2 shape variants written in the official on-disk layout.
+
+The parity files (tests/data/hunyuan/parity_<kind>.npz) hold a tiny config (``config_yaml``),
+random weights under ``weight:<official key>``, fixed inputs and hy3dgen 2.0.2's outputs for
+them. ``write_variant`` turns one into a variant folder (config.yaml + model.safetensors) so the
+tests load it through the same code that loads the real checkpoints.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+DATA = Path(__file__).resolve().parents[3] / "data" / "hunyuan"
+KINDS = ("plain", "turbo", "mv")
+
+
+def load_reference(kind: str) -> dict[str, np.ndarray]:
+    with np.load(DATA / f"parity_{kind}.npz") as data:
+        return {key: data[key] for key in data.files}
+
+
+def write_variant(reference: dict[str, np.ndarray], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(str(reference["config_yaml"]), encoding="utf-8")
+    weights = {
+        key.removeprefix("weight:"): torch.from_numpy(np.ascontiguousarray(value))
+        for key, value in reference.items()
+        if key.startswith("weight:")
+    }
+    save_file(weights, str(folder / "model.safetensors"))
+    return folder
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def tiny_variant(tmp_path: Path) -> Path:
+    """The plain (CFG, Euler) tiny variant as a folder."""
+    return write_variant(load_reference("plain"), tmp_path / "hunyuan3d-dit-v2-mini")
