@@ -114,3 +114,13 @@ def test_keep_uvs_keeps_the_incoming_mapping(sphere_mesh, tmp_path):
     slope, offset = np.polyfit(placed[:, 0], kept_uv[:, 0], 1)
     assert slope == pytest.approx(1 / 1.2, rel=1e-3)
     assert np.abs(kept_uv[:, 0] - (slope * placed[:, 0] + offset)).max() < 1e-4
+
+
+def test_uncoloured_mesh_bakes_neutral_grey(sphere_mesh):
+    raw = RawAsset(*sphere_mesh)  # a shape-only model's output
+    result = run_pipeline(raw, PipelineOptions(target_faces=1000, texture_size=256))
+    import trimesh
+
+    mesh = next(iter(trimesh.load(io.BytesIO(result.asset), file_type="glb").geometry.values()))
+    base = np.asarray(mesh.visual.material.baseColorTexture.convert("RGB"))
+    assert np.all(np.abs(base.astype(int) - 204) <= 1)
