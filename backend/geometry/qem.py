@@ -19,16 +19,7 @@ import numba
 import numpy as np
 
 from backend.geometry import tolerances
-
-
-@numba.njit(cache=True, inline="always")
-def _quadric_cost(q, x, y, z):
-    return (
-        q[0] * x * x + 2 * q[1] * x * y + 2 * q[2] * x * z + 2 * q[3] * x
-        + q[4] * y * y + 2 * q[5] * y * z + 2 * q[6] * y
-        + q[7] * z * z + 2 * q[8] * z + q[9]
-    )  # fmt: skip
-
+from backend.geometry.quadrics import add_plane, edge_cost, placement
 
 BUCKETS_PER_OCTAVE = 8  # the queue orders costs to within 2^(1/8): ~9 %
 N_BUCKETS = 2048
@@ -59,48 +50,6 @@ def _queue_push(queue, head, tail, nxt, count, key, u, v, stu, stv):
         head[key] = count
     tail[key] = count
     return queue, nxt
-
-
-@numba.njit(cache=True)
-def _placement(q, pu, pv, endpoint, pinned_u, pinned_v):
-    """Best position for the merged vertex and its cost; which=0 u, 1 v, 2 elsewhere."""
-    if pinned_u and not pinned_v:
-        return pu[0], pu[1], pu[2], _quadric_cost(q, pu[0], pu[1], pu[2]), 0
-    if pinned_v and not pinned_u:
-        return pv[0], pv[1], pv[2], _quadric_cost(q, pv[0], pv[1], pv[2]), 1
-    if not endpoint:
-        a00, a01, a02, a11, a12, a22 = q[0], q[1], q[2], q[4], q[5], q[7]
-        det = (
-            a00 * (a11 * a22 - a12 * a12) - a01 * (a01 * a22 - a12 * a02)
-            + a02 * (a01 * a12 - a11 * a02)
-        )  # fmt: skip
-        scale = (a00 + a11 + a22) ** 3
-        if abs(det) > 1e-9 * abs(scale) and scale != 0.0:
-            b0, b1, b2 = -q[3], -q[6], -q[8]
-            i00 = a11 * a22 - a12 * a12
-            i01 = a02 * a12 - a01 * a22
-            i02 = a01 * a12 - a02 * a11
-            i11 = a00 * a22 - a02 * a02
-            i12 = a01 * a02 - a00 * a12
-            i22 = a00 * a11 - a01 * a01
-            x = (i00 * b0 + i01 * b1 + i02 * b2) / det
-            y = (i01 * b0 + i11 * b1 + i12 * b2) / det
-            z = (i02 * b0 + i12 * b1 + i22 * b2) / det
-            # The optimum must stay near the edge; far away means an ill-posed quadric.
-            span = np.sqrt(np.sum((pu - pv) ** 2))
-            mx, my, mz = (pu[0] + pv[0]) / 2, (pu[1] + pv[1]) / 2, (pu[2] + pv[2]) / 2
-            if (x - mx) ** 2 + (y - my) ** 2 + (z - mz) ** 2 <= (2.0 * span) ** 2:
-                return x, y, z, _quadric_cost(q, x, y, z), 2
-    cu = _quadric_cost(q, pu[0], pu[1], pu[2])
-    cv = _quadric_cost(q, pv[0], pv[1], pv[2])
-    if not endpoint:
-        mx, my, mz = (pu[0] + pv[0]) / 2, (pu[1] + pv[1]) / 2, (pu[2] + pv[2]) / 2
-        cm = _quadric_cost(q, mx, my, mz)
-        if cm < cu and cm < cv:
-            return mx, my, mz, cm, 2
-    if cu <= cv:
-        return pu[0], pu[1], pu[2], cu, 0
-    return pv[0], pv[1], pv[2], cv, 1
 
 
 @numba.njit(cache=True)
@@ -217,15 +166,6 @@ def _build_refs(faces, face_alive, n, capacity):
 
 
 @numba.njit(cache=True)
-def _edge_cost(u, w, pos, quadrics, border, endpoint, q):
-    for t in range(10):
-        q[t] = quadrics[u, t] + quadrics[w, t]
-    pin_u = border[u] and not border[w]
-    pin_w = border[w] and not border[u]
-    return _placement(q, pos[u], pos[w], endpoint, pin_u, pin_w)[3]
-
-
-@numba.njit(cache=True)
 def _try_collapse(u, v, pos, faces, quadrics, border, endpoint, flip_cos, min_quality, face_alive,
                   vertex_alive, version, parent, mark, stamp, ring_u, ring_v, refs, vstart,
                   vcount, top, q):  # fmt: skip
@@ -238,7 +178,7 @@ def _try_collapse(u, v, pos, faces, quadrics, border, endpoint, flip_cos, min_qu
         q[t] = quadrics[u, t] + quadrics[v, t]
     pin_u = border[u] and not border[v]
     pin_v = border[v] and not border[u]
-    x, y, z, _, which = _placement(q, pos[u], pos[v], endpoint, pin_u, pin_v)
+    x, y, z, _, which = placement(q, pos[u], pos[v], endpoint, pin_u, pin_v)
     if not _collapse_ok(u, v, x, y, z, pos, faces, ring_u, nu, ring_v, nv, mark, stamp,
                         border, flip_cos, min_quality):  # fmt: skip
         return -1, 0, refs, top
@@ -287,7 +227,7 @@ def _try_collapse(u, v, pos, faces, quadrics, border, endpoint, flip_cos, min_qu
 def _face_error(f, pos, faces, quadrics, border, endpoint, q):
     best = np.inf
     for k in range(3):
-        c = _edge_cost(faces[f, k], faces[f, (k + 1) % 3], pos, quadrics, border, endpoint, q)
+        c = edge_cost(faces[f, k], faces[f, (k + 1) % 3], pos, quadrics, border, endpoint, q)
         best = min(best, c)
     return best
 
@@ -329,7 +269,7 @@ def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_qua
                     continue
                 for k in range(3):
                     a, b = faces[f, k], faces[f, (k + 1) % 3]
-                    if _edge_cost(a, b, pos, quadrics, border, endpoint, q) > threshold:
+                    if edge_cost(a, b, pos, quadrics, border, endpoint, q) > threshold:
                         continue
                     kept, removed, refs, top = _try_collapse(
                         a, b, pos, faces, quadrics, border, endpoint, flip_cos, min_quality,
@@ -359,7 +299,7 @@ def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_qua
             for k in range(3):
                 a, b = faces[f, k], faces[f, (k + 1) % 3]
                 if a < b or (border[a] and border[b]):
-                    key = _bucket(_edge_cost(a, b, pos, quadrics, border, endpoint, q))
+                    key = _bucket(edge_cost(a, b, pos, quadrics, border, endpoint, q))
                     queue, nxt = _queue_push(queue, head, tail, nxt, count, key, a, b,
                                              version[a], version[b])  # fmt: skip
                     count += 1
@@ -392,7 +332,7 @@ def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_qua
                     w = faces[f, k]
                     if w != kept and mark[w] != stamp[0]:
                         mark[w] = stamp[0]
-                        key = _bucket(_edge_cost(kept, w, pos, quadrics, border, endpoint, q))
+                        key = _bucket(edge_cost(kept, w, pos, quadrics, border, endpoint, q))
                         queue, nxt = _queue_push(queue, head, tail, nxt, count, key, kept, w,
                                                  version[kept], version[w])  # fmt: skip
                         count += 1
@@ -401,20 +341,6 @@ def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_qua
         if alive_faces <= target_faces or collapsed == 0:
             break
     return face_alive, vertex_alive, parent
-
-
-@numba.njit(cache=True, inline="always")
-def _add_plane(quadrics, w, a, b, c, d, weight):
-    quadrics[w, 0] += weight * a * a
-    quadrics[w, 1] += weight * a * b
-    quadrics[w, 2] += weight * a * c
-    quadrics[w, 3] += weight * a * d
-    quadrics[w, 4] += weight * b * b
-    quadrics[w, 5] += weight * b * c
-    quadrics[w, 6] += weight * b * d
-    quadrics[w, 7] += weight * c * c
-    quadrics[w, 8] += weight * c * d
-    quadrics[w, 9] += weight * d * d
 
 
 @numba.njit(cache=True)
@@ -437,7 +363,7 @@ def _prepare(pos, faces, boundary_weight):
         normals[f, 0], normals[f, 1], normals[f, 2] = nx, ny, nz
         d = -(nx * p0[0] + ny * p0[1] + nz * p0[2])
         for k in range(3):
-            _add_plane(quadrics, faces[f, k], nx, ny, nz, d, 0.5 * length)
+            add_plane(quadrics, faces[f, k], nx, ny, nz, d, 0.5 * length)
     alive = np.ones(m, np.bool_)
     refs, vstart, vcount, _ = _build_refs(faces, alive, n, 0)
     for f in range(m):
@@ -463,8 +389,8 @@ def _prepare(pos, faces, boundary_weight):
             sx, sy, sz = sx / length, sy / length, sz / length
             d = -(sx * pos[a, 0] + sy * pos[a, 1] + sz * pos[a, 2])
             weight = boundary_weight * (ex * ex + ey * ey + ez * ez)
-            _add_plane(quadrics, a, sx, sy, sz, d, weight)
-            _add_plane(quadrics, b, sx, sy, sz, d, weight)
+            add_plane(quadrics, a, sx, sy, sz, d, weight)
+            add_plane(quadrics, b, sx, sy, sz, d, weight)
     return quadrics, border
 
 
