@@ -54,7 +54,12 @@ def weld_vertices(
     vertices (n, 3), faces (m, k) -> (kept, faces): kept (n',) indices of the surviving vertices
     and the faces remapped (m, k).
     """
-    cells = np.floor(vertices / max(distance, 1e-30)).astype(np.int64)
+    low = vertices.min(axis=0) if len(vertices) else np.zeros(3)
+    cells = np.floor((vertices - low) / max(distance, 1e-30)).astype(np.int64)
+    if len(cells) and cells.max() < 2**21:  # three 21-bit cells in one int64: a 1-D unique
+        keys = (cells[:, 0] << 42) | (cells[:, 1] << 21) | cells[:, 2]
+        _, kept, new_index = np.unique(keys, return_index=True, return_inverse=True)
+        return kept, new_index.reshape(-1)[faces]
     order = np.lexsort(cells.T[::-1])
     sorted_cells = cells[order]
     starts = np.ones(len(order), dtype=bool)
@@ -159,9 +164,17 @@ def face_components(faces: np.ndarray, n_vertices: int) -> tuple[int, np.ndarray
     return len(used[0]), used[1].astype(np.int64)
 
 
-def floater_face_mask(vertices: np.ndarray, faces: np.ndarray, fraction: float) -> np.ndarray:
-    """(m,) bool: faces of pieces whose area is below ``fraction`` of the largest piece's."""
-    count, labels = face_components(faces, len(vertices))
+def floater_face_mask(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    fraction: float,
+    components: tuple[int, np.ndarray] | None = None,
+) -> np.ndarray:
+    """(m,) bool: faces of pieces whose area is below ``fraction`` of the largest piece's.
+
+    ``components`` is :func:`face_components`'s answer when the caller already has it.
+    """
+    count, labels = components or face_components(faces, len(vertices))
     if count <= 1:
         return np.zeros(len(faces), dtype=bool)
     piece_area = np.bincount(labels, weights=face_areas(vertices, faces), minlength=count)
@@ -197,11 +210,14 @@ def manifold_face_pairs(
     return face_of[pair], face_of[pair + 1], forward[pair] == forward[pair + 1]
 
 
-def orient_faces(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def orient_faces(
+    vertices: np.ndarray, faces: np.ndarray, components: tuple[int, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Consistent winding per piece, then outward (positive signed volume) normals.
 
     vertices (n, 3), faces (m, 3) -> (faces (m, 3), flipped (m,) bool: reversed faces). Pieces
-    that are not orientable keep the winding the walk gives them.
+    that are not orientable keep the winding the walk gives them. ``components`` as in
+    :func:`floater_face_mask` (turning faces over does not change them).
     """
     if len(faces) == 0:
         return faces, np.zeros(0, dtype=bool)
@@ -211,7 +227,7 @@ def orient_faces(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, n
         flip = _propagate_flips(len(faces), a, b, disagree)
     faces = np.where(flip[:, None], faces[:, ::-1], faces)
     # Outward: a closed piece with negative signed volume is inside out.
-    count, labels = face_components(faces, len(vertices))
+    count, labels = components or face_components(faces, len(vertices))
     corners = vertices[faces].astype(np.float64)
     volume = np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2]))
     inside_out = np.bincount(labels, weights=volume, minlength=count) < 0
@@ -335,16 +351,15 @@ def clean_mesh(
     faces, merged = collapse_zero_area_faces(vertices, faces, tolerances.ZERO_AREA * diagonal**2)
     faces, source_face = faces[~merged], source_face[~merged]
     report["degenerate_faces"] = int(repeated.sum() + merged.sum())
-    drops = [("duplicate_faces", lambda: duplicate_face_mask(faces, len(vertices)))]
+    drop = duplicate_face_mask(faces, len(vertices))
+    report["duplicate_faces"] = int(drop.sum())
+    faces, source_face = faces[~drop], source_face[~drop]
+    count, labels = face_components(faces, len(vertices))
     if floater_fraction > 0:
-        drops.append(
-            ("floater_faces", lambda: floater_face_mask(vertices, faces, floater_fraction))
-        )
-    for name, mask in drops:
-        drop = mask()
-        report[name] = int(drop.sum())
-        faces, source_face = faces[~drop], source_face[~drop]
-    faces, flipped = orient_faces(vertices, faces)
+        drop = floater_face_mask(vertices, faces, floater_fraction, (count, labels))
+        report["floater_faces"] = int(drop.sum())
+        faces, source_face, labels = faces[~drop], source_face[~drop], labels[~drop]
+    faces, flipped = orient_faces(vertices, faces, (count, labels))
     report["flipped_faces"] = int(flipped.sum())
     corners = {}
     for name, values in (corner_attributes or {}).items():

@@ -8,7 +8,7 @@ figures are at the output texture size.
 from __future__ import annotations
 
 # clean.py
-WELD_DISTANCE = 1e-7  # vertices closer than this (x diagonal) are one vertex
+WELD_DISTANCE = 1e-6  # vertices closer than this (x diagonal) are one vertex
 ZERO_AREA = 1e-14  # faces with area below this (x diagonal^2) are degenerate
 FLOATER_FRACTION = 0.01  # pieces with fewer faces than this share of the mesh are floaters
 
