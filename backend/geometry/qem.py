@@ -232,59 +232,92 @@ def _face_error(f, pos, faces, quadrics, border, endpoint, q):
     return best
 
 
-@numba.njit(cache=True)
-def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_quantile, endpoint,
-              flip_cos, min_quality):  # fmt: skip
+@numba.njit(cache=True, nogil=True)
+def _sweeps(face_list, part, interior, pos, faces, quadrics, border, endpoint, flip_cos,
+            min_quality, face_alive, vertex_alive, version, parent, refs, vstart, vcount, top,
+            alive_faces, stop_faces, sweep_quantile):  # fmt: skip
+    """Phase 1 over ``face_list``: sweeps in memory order under a rising error threshold
+    (cache-friendly, as in Fast Quadric Mesh Simplification) take the bulk of the near-zero
+    collapses. With ``part`` >= 0 only edges between vertices ``interior`` to that part move,
+    so two parts can be swept at once. Returns (alive faces, refs, top)."""
     n, m = pos.shape[0], faces.shape[0]
-    face_alive = np.ones(m, np.bool_)
-    vertex_alive = np.ones(n, np.bool_)
-    version = np.zeros(n, np.int64)
-    parent = np.arange(n)
     mark = np.zeros(n, np.int64)
     stamp = np.zeros(1, np.int64)
     ring_u = np.empty(8192, np.int64)
     ring_v = np.empty(8192, np.int64)
-    alive_faces = m
+    q = np.empty(10, np.float64)
+    error = np.empty(m)
+    touched = np.zeros(m, np.int64)
+    for f in face_list:
+        error[f] = _face_error(f, pos, faces, quadrics, border, endpoint, q)
+    stride = max(face_list.shape[0] // 8192, 1)
+    for sweep in range(1, 40):
+        if alive_faces <= stop_faces:
+            break
+        sample = error[face_list[::stride]][face_alive[face_list[::stride]]]
+        if sample.shape[0] == 0:
+            break
+        threshold = np.quantile(sample, sweep_quantile)
+        for f in face_list:
+            if alive_faces <= stop_faces:
+                break
+            if not face_alive[f] or touched[f] == sweep or error[f] > threshold:
+                continue
+            for k in range(3):
+                a, b = faces[f, k], faces[f, (k + 1) % 3]
+                if part >= 0 and (interior[a] != part or interior[b] != part):
+                    continue
+                if edge_cost(a, b, pos, quadrics, border, endpoint, q) > threshold:
+                    continue
+                kept, removed, refs, top = _try_collapse(
+                    a, b, pos, faces, quadrics, border, endpoint, flip_cos, min_quality,
+                    face_alive, vertex_alive, version, parent, mark, stamp, ring_u, ring_v,
+                    refs, vstart, vcount, top, q,
+                )  # fmt: skip
+                if kept < 0:
+                    continue
+                alive_faces -= removed
+                for i in range(vstart[kept], vstart[kept] + vcount[kept]):
+                    touched[refs[i]] = sweep  # left alone until this sweep ends
+                break
+        for f in face_list:  # re-measure each changed face once, not after every collapse
+            if face_alive[f] and touched[f] == sweep:
+                error[f] = _face_error(f, pos, faces, quadrics, border, endpoint, q)
+    return alive_faces, refs, top
+
+
+@numba.njit(cache=True, parallel=True)
+def _parallel_sweeps(face_lists, offsets, interior, stop_faces, pos, faces, quadrics, border,
+                     endpoint, flip_cos, min_quality, face_alive, vertex_alive, version, parent,
+                     sweep_quantile):  # fmt: skip
+    """Phase 1 on two halves at once; each thread keeps its own copy of the ring lists."""
+    n, m = pos.shape[0], faces.shape[0]
+    refs0, vstart0, vcount0, top0 = _build_refs(faces, face_alive, n, 6 * m)
+    for p in numba.prange(2):
+        refs, vstart, vcount = refs0.copy(), vstart0.copy(), vcount0.copy()
+        part_faces = face_lists[offsets[p] : offsets[p + 1]]
+        _sweeps(part_faces, p, interior, pos, faces, quadrics, border, endpoint, flip_cos,
+                min_quality, face_alive, vertex_alive, version, parent, refs, vstart, vcount,
+                top0, part_faces.shape[0], stop_faces[p], sweep_quantile)  # fmt: skip
+
+
+@numba.njit(cache=True)
+def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_quantile, endpoint,
+              flip_cos, min_quality, face_alive, vertex_alive, version, parent):  # fmt: skip
+    n, m = pos.shape[0], faces.shape[0]
+    mark = np.zeros(n, np.int64)
+    stamp = np.zeros(1, np.int64)
+    ring_u = np.empty(8192, np.int64)
+    ring_v = np.empty(8192, np.int64)
+    alive_faces = int(face_alive.sum())
     refs, vstart, vcount, top = _build_refs(faces, face_alive, n, 6 * m)
     q = np.empty(10, np.float64)
-    # Phase 1: sweeps in memory order under a rising error threshold (cache-friendly, as in
-    # Fast Quadric Mesh Simplification) take the bulk of the near-zero-error collapses.
-    if sweep_faces > target_faces:
-        error = np.empty(m)
-        for f in range(m):
-            error[f] = _face_error(f, pos, faces, quadrics, border, endpoint, q)
-        touched = np.zeros(m, np.int64)
-        stride = max(m // 8192, 1)
-        for sweep in range(1, 40):
-            if alive_faces <= sweep_faces:
-                break
-            sample = error[::stride][face_alive[::stride]]
-            if sample.shape[0] == 0:
-                break
-            threshold = np.quantile(sample, sweep_quantile)
-            for f in range(m):
-                if alive_faces <= sweep_faces:
-                    break
-                if not face_alive[f] or touched[f] == sweep or error[f] > threshold:
-                    continue
-                for k in range(3):
-                    a, b = faces[f, k], faces[f, (k + 1) % 3]
-                    if edge_cost(a, b, pos, quadrics, border, endpoint, q) > threshold:
-                        continue
-                    kept, removed, refs, top = _try_collapse(
-                        a, b, pos, faces, quadrics, border, endpoint, flip_cos, min_quality,
-                        face_alive, vertex_alive, version, parent, mark, stamp, ring_u, ring_v,
-                        refs, vstart, vcount, top, q,
-                    )  # fmt: skip
-                    if kept < 0:
-                        continue
-                    alive_faces -= removed
-                    for i in range(vstart[kept], vstart[kept] + vcount[kept]):
-                        touched[refs[i]] = sweep  # left alone until this sweep ends
-                    break
-            for f in range(m):  # re-measure each changed face once, not after every collapse
-                if face_alive[f] and touched[f] == sweep:
-                    error[f] = _face_error(f, pos, faces, quadrics, border, endpoint, q)
+    if sweep_faces > target_faces and alive_faces > sweep_faces:
+        alive_faces, refs, top = _sweeps(
+            np.flatnonzero(face_alive), -1, vertex_alive.astype(np.int64), pos, faces, quadrics,
+            border, endpoint, flip_cos, min_quality, face_alive, vertex_alive, version, parent,
+            refs, vstart, vcount, top, alive_faces, sweep_faces, sweep_quantile,
+        )  # fmt: skip
     # Phase 2: greedy by quadric error through the bucket queue, to the exact target.
     queue = np.empty((3 * m + 64, 4), np.int64)
     nxt = np.empty(3 * m + 64, np.int64)
@@ -394,6 +427,31 @@ def _prepare(pos, faces, boundary_weight):
     return quadrics, border
 
 
+def _sweep_halves(pos, faces, quadrics, border, sweep_faces, endpoint, face_alive, vertex_alive,
+                  version, parent) -> None:  # fmt: skip
+    """Run phase 1 on the two halves of the longest axis in parallel (two threads).
+
+    Vertices with faces on both sides stay fixed until the sequential phases that follow.
+    """
+    centroid = pos[faces].mean(axis=1)
+    axis = int(np.argmax(pos.max(axis=0) - pos.min(axis=0)))
+    part = (centroid[:, axis] > np.median(centroid[:, axis])).astype(np.int64)
+    low = np.full(len(pos), 2, dtype=np.int64)
+    high = np.full(len(pos), -1, dtype=np.int64)
+    corner_part = np.repeat(part, 3)
+    np.minimum.at(low, faces.reshape(-1), corner_part)
+    np.maximum.at(high, faces.reshape(-1), corner_part)
+    interior = np.where(low == high, low, -1)
+    order = np.argsort(part, kind="stable")
+    offsets = np.array([0, int(np.count_nonzero(part == 0)), len(part)], dtype=np.int64)
+    stop = np.array([sweep_faces // 2, sweep_faces // 2], dtype=np.int64)
+    _parallel_sweeps(
+        order.astype(np.int64), offsets, interior, stop, pos, faces, quadrics, border,
+        bool(endpoint), tolerances.FLIP_COS, tolerances.MIN_FACE_QUALITY, face_alive,
+        vertex_alive, version, parent, tolerances.SWEEP_QUANTILE,
+    )  # fmt: skip
+
+
 def collapse(
     vertices: np.ndarray, faces: np.ndarray, target_faces: int, endpoint: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -410,9 +468,18 @@ def collapse(
     work_faces = np.ascontiguousarray(faces, dtype=np.int64).copy()
     quadrics, border = _prepare(pos, work_faces, tolerances.BOUNDARY_WEIGHT)
     sweep_faces = int(target_faces * tolerances.SWEEP_UNTIL)
-    face_alive, vertex_alive, parent = _decimate(
+    n, m = len(pos), len(work_faces)
+    face_alive = np.ones(m, dtype=bool)
+    vertex_alive = np.ones(n, dtype=bool)
+    version = np.zeros(n, dtype=np.int64)
+    parent = np.arange(n)
+    if m >= tolerances.PARALLEL_SWEEP_FACES and m > 2 * sweep_faces:
+        _sweep_halves(pos, work_faces, quadrics, border, sweep_faces, endpoint, face_alive,
+                      vertex_alive, version, parent)  # fmt: skip
+    _decimate(
         pos, work_faces, quadrics, border, int(target_faces), sweep_faces,
         tolerances.SWEEP_QUANTILE, bool(endpoint), tolerances.FLIP_COS, tolerances.MIN_FACE_QUALITY,
+        face_alive, vertex_alive, version, parent,
     )  # fmt: skip
     while True:  # follow merge chains to the surviving vertex
         grand = parent[parent]
