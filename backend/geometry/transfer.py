@@ -80,6 +80,48 @@ def _closest_faces(points, starts, ring_ptr, ring_faces, lo_vertices, lo_faces, 
         dist[i] = np.sqrt(best_d)
 
 
+@numba.njit(cache=True, nogil=True)
+def _closest_of_candidates(points, candidates, vertices, faces, face, dist):
+    for i in range(points.shape[0]):
+        px, py, pz = points[i, 0], points[i, 1], points[i, 2]
+        best, best_d = -1, np.inf
+        for j in range(candidates.shape[1]):
+            f = candidates[i, j]
+            a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+            ax, ay, az = vertices[a, 0], vertices[a, 1], vertices[a, 2]
+            bx, by, bz = vertices[b, 0], vertices[b, 1], vertices[b, 2]
+            cx, cy, cz = vertices[c, 0], vertices[c, 1], vertices[c, 2]
+            u, v, w = _closest_on_triangle(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz)
+            qx = u * ax + v * bx + w * cx - px
+            qy = u * ay + v * by + w * cy - py
+            qz = u * az + v * bz + w * cz - pz
+            d = qx * qx + qy * qy + qz * qz
+            if d < best_d:
+                best, best_d = f, d
+        face[i] = best
+        dist[i] = np.sqrt(best_d)
+
+
+def closest_of_candidates(
+    points: np.ndarray, candidates: np.ndarray, vertices: np.ndarray, faces: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest face to each point among its ``candidates`` (k, j) face indices.
+
+    points (k, 3), vertices (n, 3), faces (m, 3) -> face (k,) int64, distance (k,) float64.
+    """
+    face = np.empty(len(points), dtype=np.int64)
+    dist = np.empty(len(points), dtype=np.float64)
+    _closest_of_candidates(
+        np.ascontiguousarray(points, dtype=np.float64),
+        np.ascontiguousarray(candidates, dtype=np.int64).reshape(len(points), -1),
+        np.ascontiguousarray(vertices, dtype=np.float64),
+        np.ascontiguousarray(faces, dtype=np.int64),
+        face,
+        dist,
+    )
+    return face, dist
+
+
 def closest_faces(
     points: np.ndarray,
     near_vertex: np.ndarray,

@@ -31,3 +31,17 @@ def test_prepare_flags_border_vertices_and_sums_plane_quadrics():
     assert border.tolist() == [True, True, True, True, True]  # the centre lies on the gap
     # Every face lies in z = 0: the face planes add c^2 = area (1/4 each) at each corner.
     assert np.isclose(quadrics[4, 7], 0.75)
+
+
+def test_two_thread_sweeps_keep_the_body_sound(blob_mesh, monkeypatch):
+    from backend.geometry import clean, quality, tolerances
+
+    cleaned = clean.clean_mesh(*blob_mesh)
+    monkeypatch.setattr(tolerances, "PARALLEL_SWEEP_FACES", 10_000)  # small mesh, same path
+    out_v, out_f, _, _ = qem.collapse(cleaned.vertices, cleaned.faces, 1000)
+    assert 980 <= len(out_f) <= 1000
+    topology = quality.topology(out_v, out_f)
+    assert topology["watertight"] and topology["pieces"] == 1 and topology["euler"] == 2
+    assert topology["zero_area_faces"] == 0
+    distance = quality.surface_distance((cleaned.vertices, cleaned.faces), (out_v, out_f))
+    assert distance["mean_distance_pct"] < 0.1
