@@ -31,4 +31,4 @@ DILATE_PX = 16  # texels filled past chart borders, so mip-maps and filtering ne
 FIELD_CHUNK = 262_144  # points per call of a model's colour / material field
 
 # pipeline quality figures
-QUALITY_SAMPLES = 10_000  # surface samples each way for the mean surface distance (as the reference)
+QUALITY_SAMPLES = 10_000  # surface samples each way for the surface distance (as the reference)
