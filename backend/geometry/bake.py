@@ -93,11 +93,12 @@ def bake(
         target.vertices, target.faces, target.uvs, target.chart, size,
     )  # fmt: skip
     clock.lap("splat")
-    rows, cols = np.nonzero(splat_face >= 0)
-    texels = values[rows, cols]
+    flat = np.flatnonzero(splat_face.reshape(-1) >= 0)  # 1-D indices: cheaper than (rows, cols)
+    rows, cols = np.divmod(flat, size)
+    texels = values.reshape(-1, values.shape[2])[flat]
     channels = []
     if normal_map:
-        frame_face, bary = _texel_frames(target, size, rows, cols, splat_face[rows, cols])
+        frame_face, bary = _texel_frames(target, size, rows, cols, splat_face.reshape(-1)[flat])
         channels.append(_tangent_space(texels[:, :3], target, frame_face, bary))
     clock.lap("normal")
     offset = 3
@@ -114,9 +115,9 @@ def bake(
     clock.lap("color")
     texel_bytes = _to_uint8(np.hstack(channels))
     stacked = np.zeros((size, size, texel_bytes.shape[1]), dtype=np.uint8)
-    stacked[rows, cols] = texel_bytes
+    stacked.reshape(-1, stacked.shape[2])[flat] = texel_bytes
     filled = np.zeros((size, size), dtype=bool)
-    filled[rows, cols] = True
+    filled.reshape(-1)[flat] = True
     stacked, grown = dilate.dilate(stacked, filled, tolerances.DILATE_PX)
     if len(rows):  # far from every chart: the mean, so coarse mip levels stay in tone
         stacked[~grown] = np.rint(texel_bytes.mean(axis=0)).astype(np.uint8)
@@ -203,8 +204,9 @@ def _texel_frames(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Low-res face (k,) and barycentrics (k, 3) under each texel, extrapolated past borders."""
     face_id, bary = raster.rasterize(target.uvs, target.faces, size, size)
-    face = face_id[rows, cols].astype(np.int64)
-    weights = bary[rows, cols].astype(np.float64)
+    flat = rows * size + cols
+    face = face_id.reshape(-1)[flat].astype(np.int64)
+    weights = bary.reshape(-1, 3)[flat].astype(np.float64)
     outside = face < 0
     if outside.any():
         face[outside] = splat_face[outside]
