@@ -1,0 +1,1 @@
+"""MVDream (ByteDance, OpenRAIL-M): text -> four consistent views, our diffusers-style build."""

@@ -1,0 +1,29 @@
+"""Smoke run of benchmarks/triposr.py on the tiny config (CPU): it runs and writes its report.
+
+Speed is not asserted (that is the benchmark's job on a GPU); this only keeps the script
+working as the model code changes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+BENCHMARK = Path(__file__).parents[2] / "benchmarks" / "triposr.py"
+
+
+def test_tiny_run_writes_a_report(tmp_path: Path, capsys) -> None:
+    spec = importlib.util.spec_from_file_location("triposr_benchmark", BENCHMARK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "report.json"
+    assert module.main(["--tiny", "--device", "cpu", "--repeats", "1", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["tiny"] and report["upstream"].startswith("not run")
+    assert len(report["rows"]) == 3
+    for row in report["rows"]:
+        assert set(row["seconds"]) == {"preprocess", "encode", "field", "surface", "colour"}
+        assert row["faces"] > 0
+    assert "variant" in capsys.readouterr().out
