@@ -124,3 +124,19 @@ def test_uncoloured_mesh_bakes_neutral_grey(sphere_mesh):
     mesh = next(iter(trimesh.load(io.BytesIO(result.asset), file_type="glb").geometry.values()))
     base = np.asarray(mesh.visual.material.baseColorTexture.convert("RGB"))
     assert np.all(np.abs(base.astype(int) - 204) <= 1)
+
+
+def test_a_many_handled_surface_keeps_its_topology_and_says_so():
+    # A lattice of crossing bars: genus far above what 200 faces can carry.
+    from tests.support.analytic_meshes import marching_cubes_mesh
+
+    def lattice(p):
+        bars = [np.hypot(np.sin(p[..., i] * 12) * 0.08, np.sin(p[..., j] * 12) * 0.08)
+                for i, j in ((0, 1), (1, 2), (0, 2))]  # fmt: skip
+        return np.minimum(np.minimum(bars[0], bars[1]), bars[2]) - 0.03
+
+    vertices, faces = marching_cubes_mesh(lattice, 48, extent=0.7)
+    result = run_pipeline(RawAsset(vertices, faces), PipelineOptions(target_faces=200))
+    assert result.faces > 200 * 1.02
+    assert any("handles" in warning for warning in result.warnings)
+    assert result.quality["non_manifold_edges"] == 0
