@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
 
 from backend.models.base import CancelToken, ProgressCallback
 from backend.models.pipeline_hooks import report_steps, torch_dtype, typed_device_errors
@@ -125,9 +124,3 @@ def delight(
     composite = corrected * alpha[..., None] + (1 - alpha[..., None])
     return (composite * 255).astype(np.uint8)
 
-
-def as_tensor_image(image: np.ndarray, size: int, device: torch.device | str) -> torch.Tensor:
-    """(h, w, 3) uint8 -> (size, size, 3) float in [0, 1] on ``device`` (bilinear)."""
-    tensor = torch.from_numpy(image).to(device).float().permute(2, 0, 1)[None] / 255
-    resized = F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False)
-    return resized[0].permute(1, 2, 0)
