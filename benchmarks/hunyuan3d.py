@@ -10,8 +10,9 @@ query projection kept to the xyz inputs: the field is a smooth function of posit
 matrix multiply still runs at full size.
 
 hy3dgen is optional: install it (``pip install --no-deps hy3dgen==2.0.2`` plus opencv and
-torchvision) to get the comparison columns; without it only our stages are reported. The
-texture stage is not implemented yet (reported as such).
+torchvision) to get the comparison columns; without it only our stages are reported. With
+``--texture`` the Hunyuan3D-Paint stage is timed too (benchmarks/hunyuan3d_texture.py: full-size
+random delight and paint models, per-part seconds and peak VRAM; no hy3dgen column).
 
     .venv/backend/bin/python benchmarks/hunyuan3d.py --model mini --variant standard
     .venv/backend/bin/python benchmarks/hunyuan3d.py --tiny            # CPU smoke test
@@ -294,6 +295,7 @@ def main() -> None:
     parser.add_argument("--our-chunks", type=int, default=65_536)
     parser.add_argument("--tiny", action="store_true", help="tiny config on the CPU (smoke test)")
     parser.add_argument("--no-upstream", action="store_true")
+    parser.add_argument("--texture", action="store_true", help="also time the paint stage")
     parser.add_argument(
         "--out", type=Path, default=REPO / "benchmarks" / "results" / "hunyuan3d.json"
     )
@@ -354,7 +356,13 @@ def main() -> None:
             table["hy3dgen"]["load"] = runner.load_result
             table["hy3dgen"]["shape_total"] = total(table["hy3dgen"])
             table["same_output"] = compare(ours_out, theirs_out)
+    if args.texture:
+        from hunyuan3d_texture import time_texture
+
+        table["ours"]["texture"] = time_texture(args.tiny, device, dtype)
     print_table(table)
+    if args.texture:
+        print(json.dumps(table["ours"]["texture"]["parts"], indent=1))
     if "same_output" in table:
         print(json.dumps(table["same_output"], indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)

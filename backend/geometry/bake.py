@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 from scipy.spatial import cKDTree
 
@@ -61,12 +62,24 @@ class BakedMaps:
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
-def bake(source: BakeSource, target: BakeTarget, size: int, normal_map: bool = True) -> BakedMaps:
-    """Bake every map at ``size`` x ``size`` texels."""
+def bake(
+    source: BakeSource,
+    target: BakeTarget,
+    size: int,
+    normal_map: bool = True,
+    near_vertex: np.ndarray | None = None,
+) -> BakedMaps:
+    """Bake every map at ``size`` x ``size`` texels.
+
+    ``near_vertex`` (N,) optionally names, for each source vertex, a target vertex near it (the
+    decimator's merge map gives this for free); otherwise a KD-tree finds the nearest three.
+    """
     clock = _Clock()
-    # Search over welded positions, so a seam's copies do not crowd out other candidates.
-    first = np.unique(target.weld, return_index=True)[1]
-    near = first[cKDTree(target.vertices[first]).query(source.vertices, k=3, workers=-1)[1]]
+    if near_vertex is not None:
+        near = np.asarray(near_vertex, dtype=np.int64)
+    else:  # search over welded positions, so a seam's copies do not crowd out other candidates
+        first = np.unique(target.weld, return_index=True)[1]
+        near = first[cKDTree(target.vertices[first]).query(source.vertices, k=3, workers=-1)[1]]
     face, dist = transfer.closest_faces(
         source.vertices, near, target.vertices, target.faces, target.weld
     )
@@ -80,11 +93,12 @@ def bake(source: BakeSource, target: BakeTarget, size: int, normal_map: bool = T
         target.vertices, target.faces, target.uvs, target.chart, size,
     )  # fmt: skip
     clock.lap("splat")
-    rows, cols = np.nonzero(splat_face >= 0)
-    texels = values[rows, cols]
+    flat = np.flatnonzero(splat_face.reshape(-1) >= 0)  # 1-D indices: cheaper than (rows, cols)
+    rows, cols = np.divmod(flat, size)
+    texels = values.reshape(-1, values.shape[2])[flat]
     channels = []
     if normal_map:
-        frame_face, bary = _texel_frames(target, size, rows, cols, splat_face[rows, cols])
+        frame_face, bary = _texel_frames(target, size, rows, cols, splat_face.reshape(-1)[flat])
         channels.append(_tangent_space(texels[:, :3], target, frame_face, bary))
     clock.lap("normal")
     offset = 3
@@ -99,25 +113,26 @@ def bake(source: BakeSource, target: BakeTarget, size: int, normal_map: bool = T
         material = _query(source.material_field, slices["position"], 2)
         channels.append(material)
     clock.lap("color")
-    stacked = np.zeros((size, size, sum(c.shape[1] for c in channels)), dtype=np.float32)
-    stacked[rows, cols] = np.hstack(channels)
+    texel_bytes = _to_uint8(np.hstack(channels))
+    stacked = np.zeros((size, size, texel_bytes.shape[1]), dtype=np.uint8)
+    stacked.reshape(-1, stacked.shape[2])[flat] = texel_bytes
     filled = np.zeros((size, size), dtype=bool)
-    filled[rows, cols] = True
+    filled.reshape(-1)[flat] = True
     stacked, grown = dilate.dilate(stacked, filled, tolerances.DILATE_PX)
-    stacked[~grown] = stacked[grown].mean(axis=0) if grown.any() else 0.5
+    if len(rows):  # far from every chart: the mean, so coarse mip levels stay in tone
+        stacked[~grown] = np.rint(texel_bytes.mean(axis=0)).astype(np.uint8)
     clock.lap("dilate")
     n_color = color.shape[1]
-    base = _to_uint8(stacked[..., :n_color])
+    base = stacked[..., :n_color]
     normal = (
-        _to_uint8(stacked[..., n_color : n_color + 3])
+        stacked[..., n_color : n_color + 3]
         if normal_map
         else np.full((size, size, 3), (128, 128, 255), dtype=np.uint8)
     )
     metallic_roughness = None
     if material is not None:
-        mr = stacked[..., -2:]
-        metallic_roughness = _to_uint8(
-            np.dstack([np.ones_like(mr[..., 0]), mr[..., 0], mr[..., 1]])
+        metallic_roughness = np.dstack(
+            [np.full((size, size), 255, np.uint8), stacked[..., -2], stacked[..., -1]]
         )
     clock.lap("encode")
     return BakedMaps(base, normal, metallic_roughness, len(rows) / size**2, clock.laps)
@@ -189,8 +204,9 @@ def _texel_frames(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Low-res face (k,) and barycentrics (k, 3) under each texel, extrapolated past borders."""
     face_id, bary = raster.rasterize(target.uvs, target.faces, size, size)
-    face = face_id[rows, cols].astype(np.int64)
-    weights = bary[rows, cols].astype(np.float64)
+    flat = rows * size + cols
+    face = face_id.reshape(-1)[flat].astype(np.int64)
+    weights = bary.reshape(-1, 3)[flat].astype(np.float64)
     outside = face < 0
     if outside.any():
         face[outside] = splat_face[outside]
@@ -214,34 +230,58 @@ def _tangent_space(
     The frame is interpolated without normalising and B = w * cross(N, T), as a MikkTSpace
     shader rebuilds it; solving against that exact frame makes the round trip exact.
     """
-    corners = target.faces[face]
-
-    def interpolate(values: np.ndarray) -> np.ndarray:
-        return np.einsum("kj,kjc->kc", bary, values[corners].astype(np.float64))
-
-    n = interpolate(target.normals)
-    t = interpolate(target.tangents[:, :3])
-    w = np.sign(interpolate(target.tangents[:, 3:4]))
-    w[w == 0] = 1.0
-    b = w * np.cross(n, t)
-    # Solve [t b n] x = high_normal via the dual basis (rows: b x n, n x t, t x b over det).
-    det = np.einsum("kc,kc->k", t, np.cross(b, n))
-    det = np.where(np.abs(det) > 1e-20, det, 1e-20)[:, None]
-    h = high_normal.astype(np.float64)
-    x = (
-        np.stack(
-            [
-                np.einsum("kc,kc->k", np.cross(b, n), h),
-                np.einsum("kc,kc->k", np.cross(n, t), h),
-                np.einsum("kc,kc->k", np.cross(t, b), h),
-            ],
-            axis=1,
-        )
-        / det
+    out = np.empty((len(face), 3), dtype=np.float32)
+    _encode_normals(
+        np.ascontiguousarray(high_normal, dtype=np.float32),
+        face.astype(np.int64),
+        np.ascontiguousarray(bary, dtype=np.float64),
+        target.faces.astype(np.int64),
+        np.ascontiguousarray(target.normals, dtype=np.float64),
+        np.ascontiguousarray(target.tangents, dtype=np.float64),
+        out,
     )
-    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-20)
-    x[:, 2] = np.maximum(x[:, 2], 0.0)  # a normal can not face into the surface
-    return (x * 0.5 + 0.5).astype(np.float32)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _encode_normals(high, face, bary, faces, normals, tangents, out):
+    for i in range(face.shape[0]):
+        f = face[i]
+        nx = ny = nz = tx = ty = tz = w = 0.0
+        for k in range(3):
+            v, weight = faces[f, k], bary[i, k]
+            nx += weight * normals[v, 0]
+            ny += weight * normals[v, 1]
+            nz += weight * normals[v, 2]
+            tx += weight * tangents[v, 0]
+            ty += weight * tangents[v, 1]
+            tz += weight * tangents[v, 2]
+            w += weight * tangents[v, 3]
+        sign = -1.0 if w < 0.0 else 1.0
+        bx, by, bz = (
+            sign * (ny * tz - nz * ty),
+            sign * (nz * tx - nx * tz),
+            sign * (nx * ty - ny * tx),
+        )
+        # Solve [t b n] x = high via the dual basis (b x n, n x t, t x b) over the determinant.
+        bnx, bny, bnz = by * nz - bz * ny, bz * nx - bx * nz, bx * ny - by * nx
+        ntx, nty, ntz = ny * tz - nz * ty, nz * tx - nx * tz, nx * ty - ny * tx
+        tbx, tby, tbz = ty * bz - tz * by, tz * bx - tx * bz, tx * by - ty * bx
+        det = tx * bnx + ty * bny + tz * bnz
+        hx, hy, hz = high[i, 0], high[i, 1], high[i, 2]
+        if abs(det) < 1e-20:
+            out[i, 0], out[i, 1], out[i, 2] = 0.5, 0.5, 1.0
+            continue
+        x0 = (bnx * hx + bny * hy + bnz * hz) / det
+        x1 = (ntx * hx + nty * hy + ntz * hz) / det
+        x2 = max((tbx * hx + tby * hy + tbz * hz) / det, 0.0)  # never into the surface
+        length = np.sqrt(x0 * x0 + x1 * x1 + x2 * x2)
+        if length < 1e-20:
+            out[i, 0], out[i, 1], out[i, 2] = 0.5, 0.5, 1.0
+            continue
+        out[i, 0] = x0 / length * 0.5 + 0.5
+        out[i, 1] = x1 / length * 0.5 + 0.5
+        out[i, 2] = x2 / length * 0.5 + 0.5
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:

@@ -54,7 +54,12 @@ def weld_vertices(
     vertices (n, 3), faces (m, k) -> (kept, faces): kept (n',) indices of the surviving vertices
     and the faces remapped (m, k).
     """
-    cells = np.floor(vertices / max(distance, 1e-30)).astype(np.int64)
+    low = vertices.min(axis=0) if len(vertices) else np.zeros(3)
+    cells = np.floor((vertices - low) / max(distance, 1e-30)).astype(np.int64)
+    if len(cells) and cells.max() < 2**21:  # three 21-bit cells in one int64: a 1-D unique
+        keys = (cells[:, 0] << 42) | (cells[:, 1] << 21) | cells[:, 2]
+        _, kept, new_index = np.unique(keys, return_index=True, return_inverse=True)
+        return kept, new_index.reshape(-1)[faces]
     order = np.lexsort(cells.T[::-1])
     sorted_cells = cells[order]
     starts = np.ones(len(order), dtype=bool)
@@ -66,21 +71,84 @@ def weld_vertices(
     return kept, new_index[faces]
 
 
-def degenerate_face_mask(vertices: np.ndarray, faces: np.ndarray, min_area: float) -> np.ndarray:
-    """(m,) bool: faces that repeat a vertex or whose area is below ``min_area``."""
-    repeated = (
+def repeated_vertex_mask(faces: np.ndarray) -> np.ndarray:
+    """(m,) bool: faces that use one vertex twice."""
+    return (
         (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 2] == faces[:, 0])
     )
-    return repeated | (face_areas(vertices, faces) < min_area)
 
 
-def duplicate_face_mask(faces: np.ndarray) -> np.ndarray:
-    """(m,) bool: every face after the first that uses the same three vertices (any order)."""
+def degenerate_face_mask(vertices: np.ndarray, faces: np.ndarray, min_area: float) -> np.ndarray:
+    """(m,) bool: faces that repeat a vertex or whose area is below ``min_area``."""
+    return repeated_vertex_mask(faces) | (face_areas(vertices, faces) < min_area)
+
+
+def collapse_zero_area_faces(
+    vertices: np.ndarray, faces: np.ndarray, min_area: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Merge the shortest edge of every zero-area face, so a closed surface stays closed.
+
+    Deleting a needle or cap would open a slit; merging its shortest edge (nearly zero long on
+    a needle) removes it and its neighbour across that edge instead. vertices (n, 3), faces
+    (m, 3) -> (faces (m, 3) remapped, drop (m,) bool: faces that now repeat a vertex).
+    """
+    flat = face_areas(vertices, faces) < min_area
+    if not flat.any():
+        return faces, np.zeros(len(faces), dtype=bool)
+    corners = vertices[faces[flat]].astype(np.float64)
+    lengths = np.stack(
+        [np.linalg.norm(corners[:, (k + 1) % 3] - corners[:, k], axis=1) for k in range(3)], axis=1
+    )
+    shortest = np.argmin(lengths, axis=1)
+    rows = np.arange(len(shortest))
+    a = faces[flat][rows, shortest]
+    b = faces[flat][rows, (shortest + 1) % 3]
+    target = np.arange(len(vertices))
+    target[np.maximum(a, b)] = np.minimum(a, b)  # always to the lower index: no cycles
+    while True:
+        deeper = target[target]
+        if np.array_equal(deeper, target):
+            break
+        target = deeper
+    faces = target[faces]
+    return faces, repeated_vertex_mask(faces)
+
+
+def duplicate_face_mask(faces: np.ndarray, n_vertices: int | None = None) -> np.ndarray:
+    """(m,) bool: faces to drop among those using the same three vertices.
+
+    Copies with one winding keep their first; a pair wound both ways (a zero-volume fin) goes
+    entirely.
+    """
     if len(faces) == 0:
         return np.zeros(0, dtype=bool)
-    _, first = np.unique(np.sort(faces, axis=1), axis=0, return_index=True)
+    ordered = np.sort(faces, axis=1)
+    n = int(n_vertices if n_vertices is not None else faces.max() + 1)
+    if n < 2_000_000:  # n^3 fits an int64 key: much faster than a row-wise unique
+        keys = (ordered[:, 0] * n + ordered[:, 1]) * n + ordered[:, 2]
+        _, first, inverse, counts = np.unique(
+            keys, return_index=True, return_inverse=True, return_counts=True
+        )
+    else:
+        _, first, inverse, counts = np.unique(
+            ordered, axis=0, return_index=True, return_inverse=True, return_counts=True
+        )
     mask = np.ones(len(faces), dtype=bool)
     mask[first] = False
+    if np.any(counts > 1):
+        # Winding parity: a rotation keeps it, a reversal flips it.
+        rotations = faces[:, 0] == ordered[:, 0]
+        parity = np.where(
+            rotations,
+            faces[:, 1] < faces[:, 2],
+            np.where(
+                faces[:, 1] == ordered[:, 0], faces[:, 2] < faces[:, 0], faces[:, 0] < faces[:, 1]
+            ),
+        )
+        both = np.zeros(len(counts), dtype=np.int64)
+        np.add.at(both, inverse, np.where(parity, 1, 2))
+        fin = (both[inverse] % 3 == 0) & (counts[inverse] > 1)  # holds both windings
+        mask |= fin
     return mask
 
 
@@ -96,9 +164,17 @@ def face_components(faces: np.ndarray, n_vertices: int) -> tuple[int, np.ndarray
     return len(used[0]), used[1].astype(np.int64)
 
 
-def floater_face_mask(vertices: np.ndarray, faces: np.ndarray, fraction: float) -> np.ndarray:
-    """(m,) bool: faces of pieces whose area is below ``fraction`` of the largest piece's."""
-    count, labels = face_components(faces, len(vertices))
+def floater_face_mask(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    fraction: float,
+    components: tuple[int, np.ndarray] | None = None,
+) -> np.ndarray:
+    """(m,) bool: faces of pieces whose area is below ``fraction`` of the largest piece's.
+
+    ``components`` is :func:`face_components`'s answer when the caller already has it.
+    """
+    count, labels = components or face_components(faces, len(vertices))
     if count <= 1:
         return np.zeros(len(faces), dtype=bool)
     piece_area = np.bincount(labels, weights=face_areas(vertices, faces), minlength=count)
@@ -134,11 +210,14 @@ def manifold_face_pairs(
     return face_of[pair], face_of[pair + 1], forward[pair] == forward[pair + 1]
 
 
-def orient_faces(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def orient_faces(
+    vertices: np.ndarray, faces: np.ndarray, components: tuple[int, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Consistent winding per piece, then outward (positive signed volume) normals.
 
     vertices (n, 3), faces (m, 3) -> (faces (m, 3), flipped (m,) bool: reversed faces). Pieces
-    that are not orientable keep the winding the walk gives them.
+    that are not orientable keep the winding the walk gives them. ``components`` as in
+    :func:`floater_face_mask` (turning faces over does not change them).
     """
     if len(faces) == 0:
         return faces, np.zeros(0, dtype=bool)
@@ -148,7 +227,7 @@ def orient_faces(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, n
         flip = _propagate_flips(len(faces), a, b, disagree)
     faces = np.where(flip[:, None], faces[:, ::-1], faces)
     # Outward: a closed piece with negative signed volume is inside out.
-    count, labels = face_components(faces, len(vertices))
+    count, labels = components or face_components(faces, len(vertices))
     corners = vertices[faces].astype(np.float64)
     volume = np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2]))
     inside_out = np.bincount(labels, weights=volume, minlength=count) < 0
@@ -267,22 +346,20 @@ def clean_mesh(
     report["welded_vertices"] = len(vertices) - len(kept)
     vertices = vertices[kept]
     attributes = {name: values[kept] for name, values in attributes.items()}
-    drops = [
-        (
-            "degenerate_faces",
-            lambda: degenerate_face_mask(vertices, faces, tolerances.ZERO_AREA * diagonal**2),
-        ),
-        ("duplicate_faces", lambda: duplicate_face_mask(faces)),
-    ]
+    repeated = repeated_vertex_mask(faces)
+    faces, source_face = faces[~repeated], source_face[~repeated]
+    faces, merged = collapse_zero_area_faces(vertices, faces, tolerances.ZERO_AREA * diagonal**2)
+    faces, source_face = faces[~merged], source_face[~merged]
+    report["degenerate_faces"] = int(repeated.sum() + merged.sum())
+    drop = duplicate_face_mask(faces, len(vertices))
+    report["duplicate_faces"] = int(drop.sum())
+    faces, source_face = faces[~drop], source_face[~drop]
+    count, labels = face_components(faces, len(vertices))
     if floater_fraction > 0:
-        drops.append(
-            ("floater_faces", lambda: floater_face_mask(vertices, faces, floater_fraction))
-        )
-    for name, mask in drops:
-        drop = mask()
-        report[name] = int(drop.sum())
-        faces, source_face = faces[~drop], source_face[~drop]
-    faces, flipped = orient_faces(vertices, faces)
+        drop = floater_face_mask(vertices, faces, floater_fraction, (count, labels))
+        report["floater_faces"] = int(drop.sum())
+        faces, source_face, labels = faces[~drop], source_face[~drop], labels[~drop]
+    faces, flipped = orient_faces(vertices, faces, (count, labels))
     report["flipped_faces"] = int(flipped.sum())
     corners = {}
     for name, values in (corner_attributes or {}).items():

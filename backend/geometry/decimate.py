@@ -1,8 +1,9 @@
 """Stage 2, decimate: reduce a clean mesh to a target face count with quadric error.
 
-The result keeps the input's topology class: a watertight single body stays one watertight body
-with no zero-area faces and no non-manifold edges. Per-vertex attributes follow the vertex each
-survivor stands for.
+The work is qem.py's greedy edge collapse. The result keeps the input's topology class: a
+watertight single body stays one watertight body with no zero-area faces and no non-manifold
+edges, and open borders stay where they are. With per-vertex attributes (kept UVs) every
+survivor sits on one of its original vertices, so the attributes stay exact.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backend.geometry import clean, tolerances
+from backend.geometry import qem, tolerances
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 MIN_TARGET_FACES = 4
@@ -20,11 +21,13 @@ MAX_TARGET_FACES = 5_000_000
 
 @dataclass
 class DecimateResult:
-    """vertices (n, 3) float32, faces (m, 3) int64, attributes name -> (n, k)."""
+    """vertices (n, 3) float32, faces (m, 3) int64, attributes name -> (n, k); owner (N,) the
+    output vertex each input vertex merged into (None when nothing was collapsed)."""
 
     vertices: np.ndarray
     faces: np.ndarray
     attributes: dict[str, np.ndarray]
+    owner: np.ndarray | None = None
     report: dict[str, float] = field(default_factory=dict)
 
 
@@ -52,28 +55,15 @@ def decimate(
     check_target(target_faces)
     attributes = dict(attributes or {})
     if len(faces) <= target_faces:
-        return DecimateResult(vertices, faces, attributes, {"collapses": 0})
-    import fast_simplification
-
-    new_vertices, new_faces, collapses = fast_simplification.simplify(
-        np.asarray(vertices, dtype=np.float32),
-        np.asarray(faces, dtype=np.int32),
-        target_count=target_faces,
-        agg=5,
-        return_collapses=True,
-    )
-    _, _, mapping = fast_simplification.replay_simplification(
-        np.asarray(vertices, dtype=np.float32), np.asarray(faces, dtype=np.int32), collapses
-    )
-    representative = np.zeros(len(new_vertices), dtype=np.int64)
-    representative[mapping] = np.arange(len(vertices))
-    attributes = {name: values[representative] for name, values in attributes.items()}
-    result = clean.clean_mesh(new_vertices, new_faces, attributes)
+        return DecimateResult(vertices, faces, attributes, None, {"collapses": 0.0})
+    endpoint = bool(attributes)  # per-vertex data (kept UVs) stays exact at an endpoint
+    new_vertices, new_faces, origin, owner = qem.collapse(vertices, faces, target_faces, endpoint)
     return DecimateResult(
-        result.vertices,
-        result.faces,
-        result.attributes,
-        {"collapses": float(len(collapses)), **result.report},
+        new_vertices,
+        new_faces,
+        {name: values[origin] for name, values in attributes.items()},
+        owner,
+        {"collapses": float(len(vertices) - len(new_vertices))},
     )
 
 

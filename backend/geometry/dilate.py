@@ -36,7 +36,7 @@ def _dilate(values, filled, rounds):
     for _ in range(rounds):
         if count == 0:
             break
-        fresh = np.empty((count, channels), dtype=values.dtype)
+        fresh = np.empty((count, channels), dtype=np.uint8)
         for i in range(count):
             row, col = front[i] // width, front[i] % width
             total[:] = 0.0
@@ -50,7 +50,8 @@ def _dilate(values, filled, rounds):
                     if 0 <= c < width and filled[r, c]:
                         total += values[r, c]
                         n += 1
-            fresh[i] = total / max(n, 1)
+            for c in range(channels):
+                fresh[i, c] = np.uint8(min(total[c] / max(n, 1) + 0.5, 255.0))
         next_count = 0
         for i in range(count):
             row, col = front[i] // width, front[i] % width
@@ -73,11 +74,11 @@ def _dilate(values, filled, rounds):
 
 
 def dilate(values: np.ndarray, filled: np.ndarray, rounds: int) -> tuple[np.ndarray, np.ndarray]:
-    """Extend ``values`` (h, w, c) float32 from ``filled`` (h, w) bool texels by ``rounds`` texels.
+    """Extend ``values`` (h, w, c) uint8 from ``filled`` (h, w) bool texels by ``rounds`` texels.
 
     Returns new (values, filled) arrays; texels further than ``rounds`` stay as they were.
     """
-    values = np.array(values, dtype=np.float32, copy=True)
+    values = np.array(values, dtype=np.uint8, copy=True)
     filled = np.array(filled, dtype=bool, copy=True)
     _dilate(values, filled, rounds)
     return values, filled

@@ -14,6 +14,7 @@ import io
 import json
 import struct
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,23 +120,33 @@ def write_glb(mesh: ExportMesh) -> bytes:
             tangents[:, :3] = _unit(tangents[:, :3])
             attributes["TANGENT"] = buffer.accessor(tangents, "VEC4", array_buffer)
     indices = buffer.accessor(mesh.faces.astype(np.uint32).reshape(-1), "SCALAR", element_buffer)
+    pending = [
+        image[..., :3]
+        for image in (mesh.base_color, mesh.metallic_roughness, mesh.normal_map)
+        if image is not None and mesh.uvs is not None
+    ]
+    # PNG compression releases the GIL: encode the maps side by side.
+    with ThreadPoolExecutor(max_workers=max(1, len(pending))) as pool:
+        encoded = dict(zip(map(id, pending), pool.map(encode_png, pending), strict=True))
     images, textures = [], []
 
     def texture(image: np.ndarray) -> dict:
-        images.append({"bufferView": buffer.view(encode_png(image)), "mimeType": "image/png"})
+        png = encoded[id(image)]
+        images.append({"bufferView": buffer.view(png), "mimeType": "image/png"})
         textures.append({"source": len(images) - 1, "sampler": 0})
         return {"index": len(textures) - 1}
 
     pbr: dict = {"metallicFactor": float(mesh.metallic), "roughnessFactor": float(mesh.roughness)}
     material: dict = {"name": f"{mesh.name}_material", "pbrMetallicRoughness": pbr}
     if mesh.uvs is not None:
+        pending_images = iter(pending)
         if mesh.base_color is not None:
-            pbr["baseColorTexture"] = texture(mesh.base_color[..., :3])
+            pbr["baseColorTexture"] = texture(next(pending_images))
         if mesh.metallic_roughness is not None:
-            pbr["metallicRoughnessTexture"] = texture(mesh.metallic_roughness)
+            pbr["metallicRoughnessTexture"] = texture(next(pending_images))
             pbr["metallicFactor"] = pbr["roughnessFactor"] = 1.0
         if mesh.normal_map is not None:
-            material["normalTexture"] = texture(mesh.normal_map)
+            material["normalTexture"] = texture(next(pending_images))
     document: dict = {
         "asset": {"version": "2.0", "generator": "Dream CAD geometry pipeline"},
         "scene": 0,

@@ -135,7 +135,7 @@ def run_pipeline(
     )
     if len(cleaned.faces) == 0:
         raise ProtocolError(ErrorCode.GEOMETRY_FAILED, "nothing is left of the mesh after cleaning")
-    source = _bake_source(raw, cleaned, options.pbr)
+    source, source_origin = _bake_source(raw, cleaned, options.pbr)
     done(0, started)
     # 2. decimate
     started = stage(1, f"reducing {len(cleaned.faces)} faces to {options.target_faces}")
@@ -148,8 +148,11 @@ def run_pipeline(
     if len(cleaned.faces) > options.target_faces and not decimate.within_tolerance(
         len(reduced.faces), options.target_faces
     ):
+        euler = quality.topology(reduced.vertices, reduced.faces)["euler"]
         warnings.append(
-            f"reached {len(reduced.faces)} faces for a target of {options.target_faces}"
+            f"reached {len(reduced.faces)} faces for a target of {options.target_faces}: the "
+            f"surface's topology (about {max(0, (2 - euler) // 2)} handles) is kept rather "
+            "than torn to get lower"
         )
     done(1, started)
     # 3. UV
@@ -167,7 +170,8 @@ def run_pipeline(
         mapped.vertices, mapped.faces, mapped.uvs, normals, frame, mapped.chart,
         mapped.source_vertex,
     )  # fmt: skip
-    maps = bake.bake(source, target, options.texture_size, normal_map=options.pbr)
+    near = _near_vertex_hint(source_origin, reduced, mapped, keep_uvs)
+    maps = bake.bake(source, target, options.texture_size, normal_map=options.pbr, near_vertex=near)
     done(3, started)
     # 5. export
     started = stage(4, f"writing {options.output_format.upper()}")
@@ -202,9 +206,13 @@ def run_pipeline(
     )
 
 
-def _bake_source(raw: RawAsset, cleaned: clean.CleanResult, pbr: bool) -> bake.BakeSource:
-    """The cleaned high-res mesh as bake source; split along incoming UV seams if textured."""
+def _bake_source(
+    raw: RawAsset, cleaned: clean.CleanResult, pbr: bool
+) -> tuple[bake.BakeSource, np.ndarray]:
+    """The cleaned high-res mesh as bake source (split along incoming UV seams if textured),
+    and the cleaned vertex (N,) each source vertex came from."""
     vertices, faces, uvs = cleaned.vertices, cleaned.faces, None
+    origin = np.arange(len(vertices))
     colors = cleaned.attributes.get("colors")
     if "uvs" in cleaned.corner_attributes:
         faces, uvs, origin = clean.split_corners(
@@ -212,10 +220,26 @@ def _bake_source(raw: RawAsset, cleaned: clean.CleanResult, pbr: bool) -> bake.B
         )
         vertices = cleaned.vertices[origin]
         colors = None if colors is None else colors[origin]
-    return bake.BakeSource(
+    source = bake.BakeSource(
         vertices, faces, colors, uvs, raw.texture, raw.color_field,
         raw.material_field if pbr else None,
     )  # fmt: skip
+    return source, origin
+
+
+def _near_vertex_hint(
+    source_origin: np.ndarray,
+    reduced: decimate.DecimateResult,
+    mapped: uv.UVResult,
+    keep_uvs: bool,
+) -> np.ndarray | None:
+    """For each source vertex, a UV-mapped vertex it was merged into (None: let bake search)."""
+    if reduced.owner is None:
+        return None
+    owner = reduced.owner if keep_uvs else reduced.owner[source_origin]
+    split_copy = np.empty(len(reduced.vertices), dtype=np.int64)
+    split_copy[mapped.source_vertex] = np.arange(len(mapped.source_vertex))
+    return split_copy[owner]
 
 
 def _incoming_charts(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray) -> uv.UVResult:

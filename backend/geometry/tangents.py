@@ -10,6 +10,7 @@ face with mirrored incoming UVs gets -1 on its own vertices, as MikkTSpace does.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 
@@ -34,19 +35,51 @@ def vertex_normals(
     vertices (n, 3), faces (m, 3); weld (n,) optional ids that make split copies of a vertex
     (UV seams) share one smooth normal.
     """
-    corners = vertices[faces].astype(np.float64)
-    face_normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    face_normal /= np.maximum(np.linalg.norm(face_normal, axis=1, keepdims=True), 1e-30)
-    weighted = face_normal[:, None, :] * _corner_angles(corners)[:, :, None]
-    ids = faces if weld is None else weld[faces]
-    size = len(vertices) if weld is None else int(weld.max()) + 1
-    summed = np.zeros((size, 3))
-    for k in range(3):
-        summed += np.stack(
-            [np.bincount(ids[:, k], weighted[:, k, c], minlength=size) for c in range(3)], axis=1
-        )
+    ids = np.arange(len(vertices)) if weld is None else np.asarray(weld, dtype=np.int64)
+    summed = np.zeros((int(ids.max()) + 1 if len(ids) else 0, 3))
+    _accumulate_normals(
+        np.ascontiguousarray(vertices, dtype=np.float64),
+        np.ascontiguousarray(faces, dtype=np.int64),
+        ids,
+        summed,
+    )
     summed /= np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-30)
-    return (summed if weld is None else summed[weld]).astype(np.float32)
+    return summed[ids].astype(np.float32)
+
+
+@numba.njit(cache=True, nogil=True)
+def _accumulate_normals(vertices, faces, ids, summed):
+    for f in range(faces.shape[0]):
+        a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+        e1 = vertices[b] - vertices[a]
+        e2 = vertices[c] - vertices[a]
+        nx = e1[1] * e2[2] - e1[2] * e2[1]
+        ny = e1[2] * e2[0] - e1[0] * e2[2]
+        nz = e1[0] * e2[1] - e1[1] * e2[0]
+        length = np.sqrt(nx * nx + ny * ny + nz * nz)
+        if length == 0.0:
+            continue
+        nx, ny, nz = nx / length, ny / length, nz / length
+        for k in range(3):
+            p = faces[f, k]
+            q = faces[f, (k + 1) % 3]
+            r = faces[f, (k + 2) % 3]
+            ux = vertices[q, 0] - vertices[p, 0]
+            uy = vertices[q, 1] - vertices[p, 1]
+            uz = vertices[q, 2] - vertices[p, 2]
+            vx = vertices[r, 0] - vertices[p, 0]
+            vy = vertices[r, 1] - vertices[p, 1]
+            vz = vertices[r, 2] - vertices[p, 2]
+            lu = np.sqrt(ux * ux + uy * uy + uz * uz)
+            lv = np.sqrt(vx * vx + vy * vy + vz * vz)
+            if lu == 0.0 or lv == 0.0:
+                continue
+            cos = (ux * vx + uy * vy + uz * vz) / (lu * lv)
+            angle = np.arccos(min(max(cos, -1.0), 1.0))
+            target = ids[p]
+            summed[target, 0] += angle * nx
+            summed[target, 1] += angle * ny
+            summed[target, 2] += angle * nz
 
 
 def face_uv_derivatives(

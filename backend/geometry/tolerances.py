@@ -8,7 +8,7 @@ figures are at the output texture size.
 from __future__ import annotations
 
 # clean.py
-WELD_DISTANCE = 1e-7  # vertices closer than this (x diagonal) are one vertex
+WELD_DISTANCE = 1e-6  # vertices closer than this (x diagonal) are one vertex
 ZERO_AREA = 1e-14  # faces with area below this (x diagonal^2) are degenerate
 FLOATER_FRACTION = 0.01  # pieces with fewer faces than this share of the mesh are floaters
 
@@ -17,6 +17,9 @@ DECIMATE_FACE_TOLERANCE = 0.02  # the face count reached is within 2 % of the ta
 FLIP_COS = 0.2  # a collapse may not turn a face normal by more than acos(0.2) (~78 deg)
 MIN_FACE_QUALITY = 0.02  # and may not create a sliver (4*sqrt3*area / sum edge^2 below this)
 BOUNDARY_WEIGHT = 100.0  # quadric weight of the planes that pin open boundaries
+SWEEP_UNTIL = 8.0  # fast threshold sweeps run down to this multiple of the target, then greedy
+PARALLEL_SWEEP_FACES = 200_000  # from this size phase 1 runs on two halves in two threads
+SWEEP_QUANTILE = 0.4  # each sweep collapses edges cheaper than this quantile of face errors
 
 # uv.py
 CHART_ANGLE_COS = 0.5  # a face joins a chart whose axis is within acos(0.5) = 60 deg of it
@@ -28,4 +31,4 @@ DILATE_PX = 16  # texels filled past chart borders, so mip-maps and filtering ne
 FIELD_CHUNK = 262_144  # points per call of a model's colour / material field
 
 # pipeline quality figures
-QUALITY_SAMPLES = 20_000  # surface samples each way for the mean surface distance
+QUALITY_SAMPLES = 10_000  # surface samples each way for the surface distance (as the reference)

@@ -17,22 +17,30 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _closest_on_triangle(p, a, b, c):
-    """Barycentric coordinates of the point of triangle abc nearest to p (Ericson, 5.1.5)."""
-    ab, ac, ap = b - a, c - a, p - a
-    d1, d2 = np.dot(ab, ap), np.dot(ac, ap)
+def _closest_on_triangle(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz):
+    """Barycentric coordinates of the point of triangle abc nearest to p (Ericson, 5.1.5).
+
+    Scalars only: small temporary arrays would be heap allocations in the innermost loop.
+    """
+    abx, aby, abz = bx - ax, by - ay, bz - az
+    acx, acy, acz = cx - ax, cy - ay, cz - az
+    apx, apy, apz = px - ax, py - ay, pz - az
+    d1 = abx * apx + aby * apy + abz * apz
+    d2 = acx * apx + acy * apy + acz * apz
     if d1 <= 0.0 and d2 <= 0.0:
         return 1.0, 0.0, 0.0
-    bp = p - b
-    d3, d4 = np.dot(ab, bp), np.dot(ac, bp)
+    bpx, bpy, bpz = px - bx, py - by, pz - bz
+    d3 = abx * bpx + aby * bpy + abz * bpz
+    d4 = acx * bpx + acy * bpy + acz * bpz
     if d3 >= 0.0 and d4 <= d3:
         return 0.0, 1.0, 0.0
     vc = d1 * d4 - d3 * d2
     if vc <= 0.0 and d1 >= 0.0 and d3 <= 0.0:
         v = d1 / (d1 - d3)
         return 1.0 - v, v, 0.0
-    cp = p - c
-    d5, d6 = np.dot(ab, cp), np.dot(ac, cp)
+    cpx, cpy, cpz = px - cx, py - cy, pz - cz
+    d5 = abx * cpx + aby * cpy + abz * cpz
+    d6 = acx * cpx + acy * cpy + acz * cpz
     if d6 >= 0.0 and d5 <= d6:
         return 0.0, 0.0, 1.0
     vb = d5 * d2 - d1 * d6
@@ -51,22 +59,67 @@ def _closest_on_triangle(p, a, b, c):
 @numba.njit(cache=True, nogil=True)
 def _closest_faces(points, starts, ring_ptr, ring_faces, lo_vertices, lo_faces, face, dist):
     for i in range(points.shape[0]):
-        p = points[i]
+        px, py, pz = points[i, 0], points[i, 1], points[i, 2]
         best, best_d = -1, np.inf
         for k in range(starts.shape[1]):
             s = starts[i, k]
             for j in range(ring_ptr[s], ring_ptr[s + 1]):
                 f = ring_faces[j]
-                a = lo_vertices[lo_faces[f, 0]]
-                b = lo_vertices[lo_faces[f, 1]]
-                c = lo_vertices[lo_faces[f, 2]]
-                u, v, w = _closest_on_triangle(p, a, b, c)
-                q = u * a + v * b + w * c
-                d = np.sum((p - q) ** 2)
+                a, b, c = lo_faces[f, 0], lo_faces[f, 1], lo_faces[f, 2]
+                ax, ay, az = lo_vertices[a, 0], lo_vertices[a, 1], lo_vertices[a, 2]
+                bx, by, bz = lo_vertices[b, 0], lo_vertices[b, 1], lo_vertices[b, 2]
+                cx, cy, cz = lo_vertices[c, 0], lo_vertices[c, 1], lo_vertices[c, 2]
+                u, v, w = _closest_on_triangle(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz)
+                qx = u * ax + v * bx + w * cx - px
+                qy = u * ay + v * by + w * cy - py
+                qz = u * az + v * bz + w * cz - pz
+                d = qx * qx + qy * qy + qz * qz
                 if d < best_d:
                     best, best_d = f, d
         face[i] = best
         dist[i] = np.sqrt(best_d)
+
+
+@numba.njit(cache=True, nogil=True)
+def _closest_of_candidates(points, candidates, vertices, faces, face, dist):
+    for i in range(points.shape[0]):
+        px, py, pz = points[i, 0], points[i, 1], points[i, 2]
+        best, best_d = -1, np.inf
+        for j in range(candidates.shape[1]):
+            f = candidates[i, j]
+            a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+            ax, ay, az = vertices[a, 0], vertices[a, 1], vertices[a, 2]
+            bx, by, bz = vertices[b, 0], vertices[b, 1], vertices[b, 2]
+            cx, cy, cz = vertices[c, 0], vertices[c, 1], vertices[c, 2]
+            u, v, w = _closest_on_triangle(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz)
+            qx = u * ax + v * bx + w * cx - px
+            qy = u * ay + v * by + w * cy - py
+            qz = u * az + v * bz + w * cz - pz
+            d = qx * qx + qy * qy + qz * qz
+            if d < best_d:
+                best, best_d = f, d
+        face[i] = best
+        dist[i] = np.sqrt(best_d)
+
+
+def closest_of_candidates(
+    points: np.ndarray, candidates: np.ndarray, vertices: np.ndarray, faces: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest face to each point among its ``candidates`` (k, j) face indices.
+
+    points (k, 3), vertices (n, 3), faces (m, 3) -> face (k,) int64, distance (k,) float64.
+    """
+    face = np.empty(len(points), dtype=np.int64)
+    dist = np.empty(len(points), dtype=np.float64)
+    _closest_of_candidates(
+        np.ascontiguousarray(points, dtype=np.float64),
+        np.ascontiguousarray(candidates, dtype=np.int64).reshape(len(points), -1),
+        np.ascontiguousarray(vertices, dtype=np.float64),
+        np.ascontiguousarray(faces, dtype=np.int64),
+        face,
+        dist,
+    )
+    return face, dist
 
 
 def closest_faces(
@@ -127,7 +180,7 @@ def face_uv_maps(
 @numba.njit(cache=True, nogil=True)
 def _splat(
     hi_vertices, hi_faces, attributes, vertex_face, vertex_dist, face_chart, matrix, origin,
-    lo_faces, lo_vertices, height, width, out, depth, out_face,
+    height, width, out, depth, out_face,
 ):  # fmt: skip
     channels = attributes.shape[1]
     px = np.empty(3)
@@ -141,11 +194,13 @@ def _splat(
                 continue
             if k == 2 and chart == face_chart[vertex_face[i1]]:
                 continue
-            base = lo_vertices[lo_faces[fk, 0]]
             for j in range(3):
-                d = hi_vertices[hi_faces[t, j]] - base
-                px[j] = (origin[fk, 0] + matrix[fk, 0] @ d) * width
-                py[j] = (origin[fk, 1] + matrix[fk, 1] @ d) * height
+                h = hi_faces[t, j]
+                x, y, z = hi_vertices[h, 0], hi_vertices[h, 1], hi_vertices[h, 2]
+                px[j] = (origin[fk, 0] + matrix[fk, 0, 0] * x + matrix[fk, 0, 1] * y
+                         + matrix[fk, 0, 2] * z) * width  # fmt: skip
+                py[j] = (origin[fk, 1] + matrix[fk, 1, 0] * x + matrix[fk, 1, 1] * y
+                         + matrix[fk, 1, 2] * z) * height  # fmt: skip
             det = (px[1] - px[0]) * (py[2] - py[0]) - (px[2] - px[0]) * (py[1] - py[0])
             if det == 0.0:
                 continue
@@ -194,6 +249,10 @@ def splat(
     (size, size) int32: the low-res face each texel was placed through, -1 where empty.
     """
     matrix, origin = face_uv_maps(lo_vertices, lo_faces, lo_uvs)
+    # uv = origin + M (p - corner0)  ->  uv = (origin - M corner0) + M p: one affine per face.
+    origin = origin - np.einsum(
+        "fij,fj->fi", matrix, lo_vertices[lo_faces[:, 0]].astype(np.float64)
+    )
     out = np.zeros((size, size, attributes.shape[1]), dtype=np.float32)
     depth = np.full((size, size), np.inf, dtype=np.float32)
     out_face = np.full((size, size), -1, dtype=np.int32)
@@ -206,8 +265,6 @@ def splat(
         face_chart.astype(np.int64),
         matrix,
         origin,
-        np.ascontiguousarray(lo_faces, dtype=np.int64),
-        np.ascontiguousarray(lo_vertices, dtype=np.float64),
         size,
         size,
         out,

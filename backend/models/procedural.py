@@ -170,8 +170,7 @@ class ProceduralAdapter(ModelAdapter):
         progress("surface", 0, 1, "marching cubes")
         spacing = (2.0 / (resolution - 1),) * 3
         vertices, faces, _normals, _values = marching_cubes(volume, 0.0, spacing=spacing)
-        vertices = vertices - 1.0
-        faces = faces[:, ::-1]  # skimage winds clockwise seen from outside for SDF < 0 inside
+        vertices = vertices - 1.0  # skimage already winds outward for SDF < 0 inside
         progress("surface", 1, 1, f"{len(faces)} triangles")
         return RawAsset(
             vertices=vertices,

@@ -5,7 +5,10 @@ steps), fast (guidance distilled: one model call per step) and turbo (step disti
 Only the turbo variant is in the declared download (one ~1-2 GB file, not the whole repo); the
 others load if the user put them in the weights folder and asks for them. Outputs are raw
 marching-cubes meshes in the backend frame (Hunyuan3D already works +Y up, facing +Z); the
-geometry pipeline decimates, unwraps and bakes them.
+geometry pipeline decimates, unwraps and bakes them. With ``texture="paint"`` (off by default
+until real-weight quality is checked) the mesh is reduced, unwrapped and painted by
+Hunyuan3D-Paint (:mod:`paint_texture`; its delight and paint folders from ``tencent/Hunyuan3D-2``
+must sit in the weights folder) and handed over with ``uvs`` and ``texture``.
 """
 
 from __future__ import annotations
@@ -26,8 +29,11 @@ from backend.models.base import (
     WeightsSource,
     resolve_parameters,
 )
+from backend.models.hunyuan3d import paint_delight, paint_loading
 from backend.models.hunyuan3d.conditioner import VIEW_INDEX
 from backend.models.hunyuan3d.loading import ShapeModels, load_shape_models
+from backend.models.hunyuan3d.paint_loading import PaintModels
+from backend.models.hunyuan3d.paint_texture import PaintedMesh, PaintSettings, paint_mesh
 from backend.models.hunyuan3d.pipeline import ShapePipeline, ShapeSettings
 from backend.models.hunyuan3d.preprocess import to_condition_tensor
 from backend.models.torch_dtypes import DTYPES
@@ -69,6 +75,22 @@ PARAMETERS: tuple[ParameterSchema, ...] = (
     ParameterSchema(
         "num_chunks", "int", 65_536, "Chunk", "points per decoding batch", 1_000, 1_000_000
     ),
+    ParameterSchema(
+        "texture",
+        "choice",
+        "none",
+        "Texture",
+        "paint: Hunyuan3D-Paint (delight + multi-view diffusion, needs its weights); none: "
+        "shape only",
+        choices=("none", "paint"),
+    ),
+    ParameterSchema("paint_steps", "int", 30, "Paint steps", "multi-view diffusion steps", 1, 100),
+    ParameterSchema("delight_steps", "int", 50, "Delight steps", "delight model steps", 1, 100),
+    ParameterSchema(
+        "paint_view_size", "int", 512, "Paint view size",
+        "pixels per generated view (the model was trained at 512); the atlas is twice this",
+        16, 1024,
+    ),
 )
 
 
@@ -88,6 +110,7 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
         self._variant = ""
         self._device = "cpu"
         self._dtype = torch.float32
+        self._paint: tuple[Any, PaintModels] | None = None  # (delight pipeline, paint models)
 
     @classmethod
     def variant_folder(cls, variant: str) -> str:
@@ -131,8 +154,35 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
         self._variant = variant
         return self._models
 
+    def _paint_dirs(self) -> tuple[Path, Path]:
+        """The delight and paint folders (from tencent/Hunyuan3D-2) inside the weights folder."""
+        base = self.weights_dir or Path("<no weights folder>")
+        folders = (base / paint_delight.SUBFOLDER, base / paint_loading.SUBFOLDER)
+        for folder in folders:
+            if not (folder / "model_index.json").is_file():
+                raise ProtocolError(
+                    ErrorCode.WEIGHTS_MISSING,
+                    f"texture=paint needs {folder.name}/ in {base}",
+                    field="body.parameters.texture",
+                    hint=f"add {folder.name}/ from tencent/Hunyuan3D-2 to the weights folder, "
+                    "or use texture=none",
+                )
+        return folders
+
+    def _load_paint(self) -> tuple[Any, PaintModels]:
+        if self._paint is None:
+            delight_dir, paint_dir = self._paint_dirs()
+            dtype = {torch.float32: "float32", torch.float16: "float16",
+                     torch.bfloat16: "bfloat16"}[self._dtype]
+            self._paint = (
+                paint_delight.load_delight(delight_dir, self._device, dtype),
+                paint_loading.load_paint_models(paint_dir, self._device, self._dtype),
+            )
+        return self._paint
+
     def unload(self) -> None:
         self._models = None
+        self._paint = None
         self._variant = ""
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -141,6 +191,8 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
         super().check_inputs(request)
         parameters = resolve_parameters(self.parameters, request.parameters)
         self._variant_dir(parameters["variant"])
+        if parameters["texture"] == "paint":
+            self._paint_dirs()
         views = [image.view for image in request.images]
         if self.max_images == 1:
             return
@@ -199,12 +251,38 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
                 f"{self.id} produced no surface: {error}",
                 hint="Try another seed, or an image with a clearer subject on transparency.",
             ) from error
-        return RawAsset(
-            vertices=result.vertices,
-            faces=result.faces,
-            name=f"{self.id}-{parameters['variant']}",
-            warnings=[] if np.isfinite(result.vertices).all() else ["non-finite vertices"],
+        name = f"{self.id}-{parameters['variant']}"
+        warnings = [] if np.isfinite(result.vertices).all() else ["non-finite vertices"]
+        if parameters["texture"] == "none":
+            return RawAsset(result.vertices, result.faces, name=name, warnings=warnings)
+        painted = self._paint_texture(request, parameters, result.vertices, result.faces,
+                                      progress, cancel)
+        return RawAsset(painted.vertices, painted.faces, uvs=painted.uvs,
+                        texture=painted.texture, name=name, warnings=warnings)
+
+    def _paint_texture(
+        self,
+        request: GenerationRequest,
+        parameters: dict[str, Any],
+        vertices: np.ndarray,
+        faces: np.ndarray,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+    ) -> PaintedMesh:
+        """Hunyuan3D-Paint on the shape, from the front view (or the only one)."""
+        delight_pipeline, paint_models = self._load_paint()
+        front = next((i for i in request.images if i.view == "front"), request.images[0])
+        size = parameters["paint_view_size"]
+        settings = PaintSettings(
+            texture_size=2 * size, view_size=size, render_size=2 * size,
+            steps=parameters["paint_steps"], delight_steps=parameters["delight_steps"],
+            seed=request.seed,
         )
+        try:
+            return paint_mesh(vertices, faces, front.pixels, delight_pipeline, paint_models,
+                              settings, progress, cancel)
+        except torch.cuda.OutOfMemoryError as error:
+            raise _oom(error) from error
 
 
 def _oom(error: Exception) -> ProtocolError:

@@ -89,3 +89,54 @@ def test_empty_mesh_is_a_geometry_error():
     with pytest.raises(ProtocolError) as caught:
         run_pipeline(raw, PipelineOptions())
     assert caught.value.code == ErrorCode.GEOMETRY_FAILED
+
+
+def test_keep_uvs_keeps_the_incoming_mapping(sphere_mesh, tmp_path):
+    vertices, faces = sphere_mesh
+    uvs = np.column_stack([(vertices[:, 0] + 0.6) / 1.2, (0.6 - vertices[:, 1]) / 1.2])
+    texture = np.zeros((32, 32, 3), dtype=np.uint8)
+    texture[..., 1] = np.linspace(0, 255, 32, dtype=np.uint8)[None, :]
+    raw = RawAsset(vertices, faces, uvs=uvs, texture=texture)
+    options = PipelineOptions(target_faces=1500, texture_size=256, keep_uvs=True)
+    result = run_pipeline(raw, options)
+    assert abs(result.faces - 1500) <= 30
+    # A planar mapping seen from the back is mirrored: kept, and reported.
+    assert result.quality["flipped_faces"] > 0
+    path = tmp_path / "kept.glb"
+    path.write_bytes(result.asset)
+    assert validate(path)["issues"]["numErrors"] == 0
+    import trimesh
+
+    mesh = next(iter(trimesh.load(path, process=False).geometry.values()))
+    placed = np.asarray(mesh.vertices)
+    kept_uv = np.asarray(mesh.visual.uv)  # trimesh: v up
+    # Endpoint collapses keep original vertices: u is still exactly affine in x (slope 1/1.2).
+    slope, offset = np.polyfit(placed[:, 0], kept_uv[:, 0], 1)
+    assert slope == pytest.approx(1 / 1.2, rel=1e-3)
+    assert np.abs(kept_uv[:, 0] - (slope * placed[:, 0] + offset)).max() < 1e-4
+
+
+def test_uncoloured_mesh_bakes_neutral_grey(sphere_mesh):
+    raw = RawAsset(*sphere_mesh)  # a shape-only model's output
+    result = run_pipeline(raw, PipelineOptions(target_faces=1000, texture_size=256))
+    import trimesh
+
+    mesh = next(iter(trimesh.load(io.BytesIO(result.asset), file_type="glb").geometry.values()))
+    base = np.asarray(mesh.visual.material.baseColorTexture.convert("RGB"))
+    assert np.all(np.abs(base.astype(int) - 204) <= 1)
+
+
+def test_a_many_handled_surface_keeps_its_topology_and_says_so():
+    # A lattice of crossing bars: genus far above what 200 faces can carry.
+    from tests.support.analytic_meshes import marching_cubes_mesh
+
+    def lattice(p):
+        bars = [np.hypot(np.sin(p[..., i] * 12) * 0.08, np.sin(p[..., j] * 12) * 0.08)
+                for i, j in ((0, 1), (1, 2), (0, 2))]  # fmt: skip
+        return np.minimum(np.minimum(bars[0], bars[1]), bars[2]) - 0.03
+
+    vertices, faces = marching_cubes_mesh(lattice, 48, extent=0.7)
+    result = run_pipeline(RawAsset(vertices, faces), PipelineOptions(target_faces=200))
+    assert result.faces > 200 * 1.02
+    assert any("handles" in warning for warning in result.warnings)
+    assert result.quality["non_manifold_edges"] == 0

@@ -117,3 +117,4 @@ def test_hub_cache_snapshot_is_found(tmp_path, monkeypatch) -> None:
     assert registry.weights_dir("a") is None
     (snapshot / "weights.txt").write_text("w")
     assert Path(registry.weights_dir("a")) == snapshot
+

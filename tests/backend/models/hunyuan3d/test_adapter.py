@@ -164,3 +164,41 @@ def test_raw_mesh_goes_through_the_geometry_pipeline_to_a_valid_glb(
     path.write_bytes(result.asset)
     report = validate(path)
     assert report["issues"]["numErrors"] == 0, error_messages(report)
+
+
+def test_paint_texture_to_validated_glb(tmp_path: Path) -> None:
+    """Shape + texture=paint (tiny delight and paint folders beside the shape variant) ->
+    RawAsset with UVs and a texture -> the geometry pipeline keeping those UVs -> valid GLB."""
+    from backend.geometry.pipeline import PipelineOptions, run_pipeline
+    from backend.models.testing.hunyuan_paint import write_tiny_paint_model
+    from backend.models.testing.instruct_pix2pix import write_tiny_instruct_pix2pix
+    from tests.support.gltf_validator import error_messages, validate
+
+    write_variant(load_reference("turbo"), tmp_path / "hunyuan3d-dit-v2-mini-turbo")
+    write_tiny_instruct_pix2pix(tmp_path / "hunyuan3d-delight-v2-0")
+    write_tiny_paint_model(tmp_path / "hunyuan3d-paint-v2-0")
+    adapter = Hunyuan3D2MiniAdapter(tmp_path)
+    adapter.load("cpu")
+    request = GenerationRequest(
+        task="image", images=(InputImage(subject_image()),), seed=1,
+        parameters={"steps": 2, "decoding": "dense", "texture": "paint", "paint_steps": 2,
+                    "delight_steps": 2, "paint_view_size": 16, **SMALL},
+    )
+    recorder = Recorder()
+    raw = adapter.generate(request, recorder, CancelToken())
+    assert raw.uvs is not None and raw.texture is not None and raw.texture.shape == (32, 32, 3)
+    assert {"delight", "paint", "texture_bake"} <= {stage for stage, _, _ in recorder.events}
+    result = run_pipeline(raw, PipelineOptions(target_faces=500, texture_size=256, keep_uvs=True))
+    path = tmp_path / "painted.glb"
+    path.write_bytes(result.asset)
+    report = validate(path)
+    assert report["issues"]["numErrors"] == 0, error_messages(report)
+
+
+def test_texture_paint_without_its_weights_is_refused(mini: Hunyuan3D2MiniAdapter) -> None:
+    request = GenerationRequest(task="image", images=(InputImage(subject_image()),),
+                                parameters={"texture": "paint"})
+    with pytest.raises(ProtocolError) as error:
+        mini.check_inputs(request)
+    assert error.value.code == ErrorCode.WEIGHTS_MISSING
+    assert error.value.field == "body.parameters.texture"

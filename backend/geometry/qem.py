@@ -1,0 +1,494 @@
+"""Greedy quadric-error edge collapse (Garland-Heckbert), compiled with numba.
+
+First, sweeps in memory order collapse every edge under a rising error threshold (the bulk of a
+dense marching-cubes mesh, cache-friendly, as in Fast Quadric Mesh Simplification) down to a few
+times the target; then the cheapest collapse is always taken next, through a logarithmic bucket
+queue (costs ordered to within 9 %, FIFO inside a bucket: a binary heap over millions of entries
+spends its time in cache misses) with lazy invalidation by per-vertex stamps. A collapse is
+refused when it would break the surface: the link condition (the two rings share exactly the
+vertices of the faces on the edge, so no non-manifold edge or pinched piece can appear), a face
+turning over (normal change beyond FLIP_COS), a sliver (shape quality below MIN_FACE_QUALITY),
+or an interior edge joining two border vertices. Open borders are pinned by heavy perpendicular
+plane quadrics. Placement is the quadric optimum, or in ``endpoint`` mode one of the two
+vertices, so per-vertex data (incoming UVs) stays exact.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from backend.geometry import tolerances
+from backend.geometry.quadrics import add_plane, edge_cost, placement
+
+BUCKETS_PER_OCTAVE = 8  # the queue orders costs to within 2^(1/8): ~9 %
+N_BUCKETS = 2048
+
+
+@numba.njit(cache=True, inline="always")
+def _bucket(cost):
+    """Queue bucket of a cost: logarithmic, so tiny and large errors are both well ordered."""
+    key = int((np.log2(max(cost, 1e-33)) + 110.0) * BUCKETS_PER_OCTAVE)
+    return min(max(key, 0), N_BUCKETS - 1)
+
+
+@numba.njit(cache=True)
+def _queue_push(queue, head, tail, nxt, count, key, u, v, stu, stv):
+    """Append an edge to its bucket (FIFO within a bucket); returns the grown queue arrays."""
+    if count == nxt.shape[0]:
+        bigger = np.empty((2 * queue.shape[0], 4), np.int64)
+        bigger[: queue.shape[0]] = queue
+        queue = bigger
+        grown = np.empty(2 * nxt.shape[0], np.int64)
+        grown[: nxt.shape[0]] = nxt
+        nxt = grown
+    queue[count, 0], queue[count, 1], queue[count, 2], queue[count, 3] = u, v, stu, stv
+    nxt[count] = -1
+    if tail[key] >= 0:
+        nxt[tail[key]] = count
+    else:
+        head[key] = count
+    tail[key] = count
+    return queue, nxt
+
+
+@numba.njit(cache=True)
+def _ring(u, vstart, vcount, refs, face_alive, out):
+    n = 0
+    for j in range(vstart[u], vstart[u] + vcount[u]):
+        f = refs[j]
+        if face_alive[f]:
+            out[n] = f
+            n += 1
+    return n
+
+
+@numba.njit(cache=True)
+def _collapse_ok(u, v, x, y, z, pos, faces, ring_u, nu, ring_v, nv, mark, stamp, border,
+                 flip_cos, min_quality):  # fmt: skip
+    """Link condition, no flipped normals and no slivers for merging u and v at (x, y, z)."""
+    stamp[0] += 1
+    s1 = stamp[0]
+    for i in range(nu):
+        for k in range(3):
+            mark[faces[ring_u[i], k]] = s1
+    stamp[0] += 1
+    s2 = stamp[0]
+    shared_vertices = 0
+    shared_faces = 0
+    for i in range(nv):
+        f = ring_v[i]
+        if faces[f, 0] == u or faces[f, 1] == u or faces[f, 2] == u:
+            shared_faces += 1
+        for k in range(3):
+            w = faces[f, k]
+            if w != u and w != v and mark[w] == s1:
+                mark[w] = s2
+                shared_vertices += 1
+    if shared_faces == 0 or shared_vertices != shared_faces:
+        return False  # non-manifold result, or a pinch
+    if border[u] and border[v] and shared_faces != 1:
+        return False  # an interior edge across a border would glue two borders together
+    for side in range(2):
+        ring = ring_u if side == 0 else ring_v
+        n = nu if side == 0 else nv
+        moving = u if side == 0 else v
+        other = v if side == 0 else u
+        for i in range(n):
+            f = ring[i]
+            a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+            if a == other or b == other or c == other:
+                continue  # this face disappears with the edge
+            if not _face_ok(pos, a, b, c, moving, x, y, z, flip_cos, min_quality):
+                return False
+    return True
+
+
+@numba.njit(cache=True, inline="always")
+def _face_ok(pos, a, b, c, moving, x, y, z, flip_cos, min_quality):
+    """Face abc with vertex ``moving`` moved to (x, y, z): not turned over, not a new sliver."""
+    ax, ay, az = pos[a, 0], pos[a, 1], pos[a, 2]
+    bx, by, bz = pos[b, 0], pos[b, 1], pos[b, 2]
+    cx, cy, cz = pos[c, 0], pos[c, 1], pos[c, 2]
+    o1x, o1y, o1z = bx - ax, by - ay, bz - az
+    o2x, o2y, o2z = cx - ax, cy - ay, cz - az
+    if a == moving:
+        ax, ay, az = x, y, z
+    elif b == moving:
+        bx, by, bz = x, y, z
+    else:
+        cx, cy, cz = x, y, z
+    e1x, e1y, e1z = bx - ax, by - ay, bz - az
+    e2x, e2y, e2z = cx - ax, cy - ay, cz - az
+    nx, ny, nz = e1y * e2z - e1z * e2y, e1z * e2x - e1x * e2z, e1x * e2y - e1y * e2x
+    ox, oy, oz = o1y * o2z - o1z * o2y, o1z * o2x - o1x * o2z, o1x * o2y - o1y * o2x
+    new_len = np.sqrt(nx * nx + ny * ny + nz * nz)
+    old_len = np.sqrt(ox * ox + oy * oy + oz * oz)
+    if new_len == 0.0:
+        return False
+    if old_len > 0.0 and nx * ox + ny * oy + nz * oz < flip_cos * new_len * old_len:
+        return False
+    edges = (
+        e1x * e1x + e1y * e1y + e1z * e1z + e2x * e2x + e2y * e2y + e2z * e2z
+        + (e2x - e1x) ** 2 + (e2y - e1y) ** 2 + (e2z - e1z) ** 2
+    )  # fmt: skip
+    if 2.0 * np.sqrt(3.0) * new_len < min_quality * edges:
+        old_edges = (
+            o1x * o1x + o1y * o1y + o1z * o1z + o2x * o2x + o2y * o2y + o2z * o2z
+            + (o2x - o1x) ** 2 + (o2y - o1y) ** 2 + (o2z - o1z) ** 2
+        )  # fmt: skip
+        if 2.0 * np.sqrt(3.0) * old_len >= min_quality * old_edges:
+            return False  # would make a sliver out of a sound face
+    return True
+
+
+@numba.njit(cache=True)
+def _build_refs(faces, face_alive, n, capacity):
+    vcount = np.zeros(n, np.int64)
+    for f in range(faces.shape[0]):
+        if face_alive[f]:
+            for k in range(3):
+                vcount[faces[f, k]] += 1
+    vstart = np.zeros(n, np.int64)
+    total = 0
+    for i in range(n):
+        vstart[i] = total
+        total += vcount[i]
+    refs = np.empty(max(capacity, total + 1024), np.int64)
+    fill = vstart.copy()
+    for f in range(faces.shape[0]):
+        if face_alive[f]:
+            for k in range(3):
+                w = faces[f, k]
+                refs[fill[w]] = f
+                fill[w] += 1
+    return refs, vstart, vcount, total
+
+
+@numba.njit(cache=True)
+def _try_collapse(u, v, pos, faces, quadrics, border, endpoint, flip_cos, min_quality, face_alive,
+                  vertex_alive, version, parent, mark, stamp, ring_u, ring_v, refs, vstart,
+                  vcount, top, q):  # fmt: skip
+    """Collapse edge (u, v) if allowed. Returns (survivor or -1, faces removed, refs, top)."""
+    if vcount[u] > ring_u.shape[0] or vcount[v] > ring_v.shape[0]:
+        return -1, 0, refs, top
+    nu = _ring(u, vstart, vcount, refs, face_alive, ring_u)
+    nv = _ring(v, vstart, vcount, refs, face_alive, ring_v)
+    for t in range(10):
+        q[t] = quadrics[u, t] + quadrics[v, t]
+    pin_u = border[u] and not border[v]
+    pin_v = border[v] and not border[u]
+    x, y, z, _, which = placement(q, pos[u], pos[v], endpoint, pin_u, pin_v)
+    if not _collapse_ok(u, v, x, y, z, pos, faces, ring_u, nu, ring_v, nv, mark, stamp,
+                        border, flip_cos, min_quality):  # fmt: skip
+        return -1, 0, refs, top
+    if which == 1:  # keep the vertex that stays put (its own data stays exact)
+        u, v = v, u
+        ring_u, ring_v = ring_v, ring_u
+        nu, nv = nv, nu
+    pos[u, 0], pos[u, 1], pos[u, 2] = x, y, z
+    for t in range(10):
+        quadrics[u, t] = q[t]
+    border[u] = border[u] or border[v]
+    vertex_alive[v] = False
+    parent[v] = u
+    version[u] += 1
+    if top + nu + nv > refs.shape[0]:
+        refs, new_start, new_count, top = _build_refs(
+            faces, face_alive, pos.shape[0], refs.shape[0]
+        )
+        vstart[:] = new_start
+        vcount[:] = new_count
+    removed = 0
+    start = top
+    for i in range(nu):
+        f = ring_u[i]
+        if faces[f, 0] == v or faces[f, 1] == v or faces[f, 2] == v:
+            face_alive[f] = False
+            removed += 1
+        else:
+            refs[top] = f
+            top += 1
+    for i in range(nv):
+        f = ring_v[i]
+        if not face_alive[f]:
+            continue
+        for k in range(3):
+            if faces[f, k] == v:
+                faces[f, k] = u
+        refs[top] = f
+        top += 1
+    vstart[u] = start
+    vcount[u] = top - start
+    return u, removed, refs, top
+
+
+@numba.njit(cache=True)
+def _face_error(f, pos, faces, quadrics, border, endpoint, q):
+    best = np.inf
+    for k in range(3):
+        c = edge_cost(faces[f, k], faces[f, (k + 1) % 3], pos, quadrics, border, endpoint, q)
+        best = min(best, c)
+    return best
+
+
+@numba.njit(cache=True, nogil=True)
+def _sweeps(face_list, part, interior, pos, faces, quadrics, border, endpoint, flip_cos,
+            min_quality, face_alive, vertex_alive, version, parent, refs, vstart, vcount, top,
+            alive_faces, stop_faces, sweep_quantile):  # fmt: skip
+    """Phase 1 over ``face_list``: sweeps in memory order under a rising error threshold
+    (cache-friendly, as in Fast Quadric Mesh Simplification) take the bulk of the near-zero
+    collapses. With ``part`` >= 0 only edges between vertices ``interior`` to that part move,
+    so two parts can be swept at once. Returns (alive faces, refs, top)."""
+    n, m = pos.shape[0], faces.shape[0]
+    mark = np.zeros(n, np.int64)
+    stamp = np.zeros(1, np.int64)
+    ring_u = np.empty(8192, np.int64)
+    ring_v = np.empty(8192, np.int64)
+    q = np.empty(10, np.float64)
+    error = np.empty(m)
+    touched = np.zeros(m, np.int64)
+    for f in face_list:
+        error[f] = _face_error(f, pos, faces, quadrics, border, endpoint, q)
+    stride = max(face_list.shape[0] // 8192, 1)
+    for sweep in range(1, 40):
+        if alive_faces <= stop_faces:
+            break
+        sample = error[face_list[::stride]][face_alive[face_list[::stride]]]
+        if sample.shape[0] == 0:
+            break
+        threshold = np.quantile(sample, sweep_quantile)
+        for f in face_list:
+            if alive_faces <= stop_faces:
+                break
+            if not face_alive[f] or touched[f] == sweep or error[f] > threshold:
+                continue
+            for k in range(3):
+                a, b = faces[f, k], faces[f, (k + 1) % 3]
+                if part >= 0 and (interior[a] != part or interior[b] != part):
+                    continue
+                if edge_cost(a, b, pos, quadrics, border, endpoint, q) > threshold:
+                    continue
+                kept, removed, refs, top = _try_collapse(
+                    a, b, pos, faces, quadrics, border, endpoint, flip_cos, min_quality,
+                    face_alive, vertex_alive, version, parent, mark, stamp, ring_u, ring_v,
+                    refs, vstart, vcount, top, q,
+                )  # fmt: skip
+                if kept < 0:
+                    continue
+                alive_faces -= removed
+                for i in range(vstart[kept], vstart[kept] + vcount[kept]):
+                    touched[refs[i]] = sweep  # left alone until this sweep ends
+                break
+        for f in face_list:  # re-measure each changed face once, not after every collapse
+            if face_alive[f] and touched[f] == sweep:
+                error[f] = _face_error(f, pos, faces, quadrics, border, endpoint, q)
+    return alive_faces, refs, top
+
+
+@numba.njit(cache=True, parallel=True)
+def _parallel_sweeps(face_lists, offsets, interior, stop_faces, pos, faces, quadrics, border,
+                     endpoint, flip_cos, min_quality, face_alive, vertex_alive, version, parent,
+                     sweep_quantile):  # fmt: skip
+    """Phase 1 on two halves at once; each thread keeps its own copy of the ring lists."""
+    n, m = pos.shape[0], faces.shape[0]
+    refs0, vstart0, vcount0, top0 = _build_refs(faces, face_alive, n, 6 * m)
+    for p in numba.prange(2):
+        refs, vstart, vcount = refs0.copy(), vstart0.copy(), vcount0.copy()
+        part_faces = face_lists[offsets[p] : offsets[p + 1]]
+        _sweeps(part_faces, p, interior, pos, faces, quadrics, border, endpoint, flip_cos,
+                min_quality, face_alive, vertex_alive, version, parent, refs, vstart, vcount,
+                top0, part_faces.shape[0], stop_faces[p], sweep_quantile)  # fmt: skip
+
+
+@numba.njit(cache=True)
+def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_quantile, endpoint,
+              flip_cos, min_quality, face_alive, vertex_alive, version, parent):  # fmt: skip
+    n, m = pos.shape[0], faces.shape[0]
+    mark = np.zeros(n, np.int64)
+    stamp = np.zeros(1, np.int64)
+    ring_u = np.empty(8192, np.int64)
+    ring_v = np.empty(8192, np.int64)
+    alive_faces = int(face_alive.sum())
+    refs, vstart, vcount, top = _build_refs(faces, face_alive, n, 6 * m)
+    q = np.empty(10, np.float64)
+    if sweep_faces > target_faces and alive_faces > sweep_faces:
+        alive_faces, refs, top = _sweeps(
+            np.flatnonzero(face_alive), -1, vertex_alive.astype(np.int64), pos, faces, quadrics,
+            border, endpoint, flip_cos, min_quality, face_alive, vertex_alive, version, parent,
+            refs, vstart, vcount, top, alive_faces, sweep_faces, sweep_quantile,
+        )  # fmt: skip
+    # Phase 2: greedy by quadric error through the bucket queue, to the exact target.
+    queue = np.empty((3 * m + 64, 4), np.int64)
+    nxt = np.empty(3 * m + 64, np.int64)
+    for _round in range(4):  # a round ends when the queue runs dry; then edges are re-queued
+        head = np.full(N_BUCKETS, -1, np.int64)
+        tail = np.full(N_BUCKETS, -1, np.int64)
+        count = 0
+        lowest = N_BUCKETS
+        for f in range(m):
+            if not face_alive[f]:
+                continue
+            for k in range(3):
+                a, b = faces[f, k], faces[f, (k + 1) % 3]
+                if a < b or (border[a] and border[b]):
+                    key = _bucket(edge_cost(a, b, pos, quadrics, border, endpoint, q))
+                    queue, nxt = _queue_push(queue, head, tail, nxt, count, key, a, b,
+                                             version[a], version[b])  # fmt: skip
+                    count += 1
+                    lowest = min(lowest, key)
+        collapsed = 0
+        while alive_faces > target_faces:
+            while lowest < N_BUCKETS and head[lowest] < 0:
+                lowest += 1
+            if lowest == N_BUCKETS:
+                break
+            entry = head[lowest]
+            head[lowest] = nxt[entry]
+            if head[lowest] < 0:
+                tail[lowest] = -1
+            u, v, vu, vv = queue[entry, 0], queue[entry, 1], queue[entry, 2], queue[entry, 3]
+            if not (vertex_alive[u] and vertex_alive[v]) or version[u] != vu or version[v] != vv:
+                continue
+            kept, removed, refs, top = _try_collapse(
+                u, v, pos, faces, quadrics, border, endpoint, flip_cos, min_quality,
+                face_alive, vertex_alive, version, parent, mark, stamp, ring_u, ring_v,
+                refs, vstart, vcount, top, q,
+            )  # fmt: skip
+            if kept < 0:
+                continue
+            alive_faces -= removed
+            stamp[0] += 1
+            for i in range(vstart[kept], vstart[kept] + vcount[kept]):
+                f = refs[i]
+                for k in range(3):
+                    w = faces[f, k]
+                    if w != kept and mark[w] != stamp[0]:
+                        mark[w] = stamp[0]
+                        key = _bucket(edge_cost(kept, w, pos, quadrics, border, endpoint, q))
+                        queue, nxt = _queue_push(queue, head, tail, nxt, count, key, kept, w,
+                                                 version[kept], version[w])  # fmt: skip
+                        count += 1
+                        lowest = min(lowest, key)
+            collapsed += 1
+        if alive_faces <= target_faces or collapsed == 0:
+            break
+    return face_alive, vertex_alive, parent
+
+
+@numba.njit(cache=True)
+def _prepare(pos, faces, boundary_weight):
+    """Plane quadrics (n, 10) and border flags (n,); border edges get perpendicular planes."""
+    n, m = pos.shape[0], faces.shape[0]
+    quadrics = np.zeros((n, 10))
+    border = np.zeros(n, np.bool_)
+    normals = np.zeros((m, 3))
+    for f in range(m):
+        p0, p1, p2 = pos[faces[f, 0]], pos[faces[f, 1]], pos[faces[f, 2]]
+        e1, e2 = p1 - p0, p2 - p0
+        nx = e1[1] * e2[2] - e1[2] * e2[1]
+        ny = e1[2] * e2[0] - e1[0] * e2[2]
+        nz = e1[0] * e2[1] - e1[1] * e2[0]
+        length = np.sqrt(nx * nx + ny * ny + nz * nz)
+        if length == 0.0:
+            continue
+        nx, ny, nz = nx / length, ny / length, nz / length
+        normals[f, 0], normals[f, 1], normals[f, 2] = nx, ny, nz
+        d = -(nx * p0[0] + ny * p0[1] + nz * p0[2])
+        for k in range(3):
+            add_plane(quadrics, faces[f, k], nx, ny, nz, d, 0.5 * length)
+    alive = np.ones(m, np.bool_)
+    refs, vstart, vcount, _ = _build_refs(faces, alive, n, 0)
+    for f in range(m):
+        for k in range(3):
+            a, b = faces[f, k], faces[f, (k + 1) % 3]
+            shared = False
+            for j in range(vstart[b], vstart[b] + vcount[b]):
+                g = refs[j]
+                if g != f and (faces[g, 0] == a or faces[g, 1] == a or faces[g, 2] == a):
+                    shared = True
+                    break
+            if shared:
+                continue
+            border[a] = True
+            border[b] = True
+            ex, ey, ez = pos[b, 0] - pos[a, 0], pos[b, 1] - pos[a, 1], pos[b, 2] - pos[a, 2]
+            sx = ey * normals[f, 2] - ez * normals[f, 1]
+            sy = ez * normals[f, 0] - ex * normals[f, 2]
+            sz = ex * normals[f, 1] - ey * normals[f, 0]
+            length = np.sqrt(sx * sx + sy * sy + sz * sz)
+            if length == 0.0:
+                continue
+            sx, sy, sz = sx / length, sy / length, sz / length
+            d = -(sx * pos[a, 0] + sy * pos[a, 1] + sz * pos[a, 2])
+            weight = boundary_weight * (ex * ex + ey * ey + ez * ez)
+            add_plane(quadrics, a, sx, sy, sz, d, weight)
+            add_plane(quadrics, b, sx, sy, sz, d, weight)
+    return quadrics, border
+
+
+def _sweep_halves(pos, faces, quadrics, border, sweep_faces, endpoint, face_alive, vertex_alive,
+                  version, parent) -> None:  # fmt: skip
+    """Run phase 1 on the two halves of the longest axis in parallel (two threads).
+
+    Vertices with faces on both sides stay fixed until the sequential phases that follow.
+    """
+    centroid = pos[faces].mean(axis=1)
+    axis = int(np.argmax(pos.max(axis=0) - pos.min(axis=0)))
+    part = (centroid[:, axis] > np.median(centroid[:, axis])).astype(np.int64)
+    low = np.full(len(pos), 2, dtype=np.int64)
+    high = np.full(len(pos), -1, dtype=np.int64)
+    corner_part = np.repeat(part, 3)
+    np.minimum.at(low, faces.reshape(-1), corner_part)
+    np.maximum.at(high, faces.reshape(-1), corner_part)
+    interior = np.where(low == high, low, -1)
+    order = np.argsort(part, kind="stable")
+    offsets = np.array([0, int(np.count_nonzero(part == 0)), len(part)], dtype=np.int64)
+    stop = np.array([sweep_faces // 2, sweep_faces // 2], dtype=np.int64)
+    _parallel_sweeps(
+        order.astype(np.int64), offsets, interior, stop, pos, faces, quadrics, border,
+        bool(endpoint), tolerances.FLIP_COS, tolerances.MIN_FACE_QUALITY, face_alive,
+        vertex_alive, version, parent, tolerances.SWEEP_QUANTILE,
+    )  # fmt: skip
+
+
+def collapse(
+    vertices: np.ndarray, faces: np.ndarray, target_faces: int, endpoint: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Decimate to ``target_faces``.
+
+    vertices (n, 3), faces (m, 3) -> (vertices (n', 3) float32, faces (m', 3) int64,
+    origin (n',) input index of each kept vertex, owner (n,) output vertex each input vertex
+    merged into).
+    """
+    # Work in a unit frame: quadric magnitudes and the solver's threshold stay well scaled.
+    centre = vertices.mean(axis=0).astype(np.float64)
+    scale = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0))) or 1.0
+    pos = (vertices.astype(np.float64) - centre) / scale
+    work_faces = np.ascontiguousarray(faces, dtype=np.int64).copy()
+    quadrics, border = _prepare(pos, work_faces, tolerances.BOUNDARY_WEIGHT)
+    sweep_faces = int(target_faces * tolerances.SWEEP_UNTIL)
+    n, m = len(pos), len(work_faces)
+    face_alive = np.ones(m, dtype=bool)
+    vertex_alive = np.ones(n, dtype=bool)
+    version = np.zeros(n, dtype=np.int64)
+    parent = np.arange(n)
+    if m >= tolerances.PARALLEL_SWEEP_FACES and m > 2 * sweep_faces:
+        _sweep_halves(pos, work_faces, quadrics, border, sweep_faces, endpoint, face_alive,
+                      vertex_alive, version, parent)  # fmt: skip
+    _decimate(
+        pos, work_faces, quadrics, border, int(target_faces), sweep_faces,
+        tolerances.SWEEP_QUANTILE, bool(endpoint), tolerances.FLIP_COS, tolerances.MIN_FACE_QUALITY,
+        face_alive, vertex_alive, version, parent,
+    )  # fmt: skip
+    while True:  # follow merge chains to the surviving vertex
+        grand = parent[parent]
+        if np.array_equal(grand, parent):
+            break
+        parent = grand
+    origin = np.flatnonzero(vertex_alive)
+    new_index = np.full(len(pos), -1, dtype=np.int64)
+    new_index[origin] = np.arange(len(origin))
+    out_faces = new_index[work_faces[face_alive]]
+    out_vertices = (pos[origin] * scale + centre).astype(np.float32)
+    return out_vertices, out_faces, origin, new_index[parent]

@@ -1,0 +1,329 @@
+"""Benchmark: the geometry pipeline on an ~800k-triangle marching-cubes mesh -> 20k-face GLB.
+
+Makes its own input (a smooth union of 14 spheres with 24 bumps, marching cubes at 464^3, an
+analytic vertex colour), runs ``run_pipeline`` (20k faces, 2048 px base colour + normal map,
+GLB) once to warm numba's caches and then ``--runs`` times, and prints a per-stage table with
+quality figures. In the same run it measures the reference tools the issue compares against
+(fast-simplification, pymeshlab, xatlas, a numpy nearest-vertex bake) where they are installed
+(``pip install -e .[bench]``), and writes everything to benchmarks/results/geometry_pipeline.json.
+
+    .venv/backend/bin/python benchmarks/geometry_pipeline.py [--runs 3] [--skip-reference]
+
+Timings are wall-clock on whatever machine runs it; the JSON records the CPU count and load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from backend.geometry import clean, quality, raster, uv  # noqa: E402
+from backend.geometry.pipeline import PipelineOptions, run_pipeline  # noqa: E402
+from backend.geometry.raw_asset import RawAsset  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "geometry_pipeline.json"
+TARGET_FACES = 20_000
+TEXTURE_SIZE = 2048
+# Reference figures from the issue (2-core machine, seconds), for ratios next to our own.
+ISSUE_REFERENCE_S = {
+    "pymeshlab_decimation": 17.28,
+    "fast_simplification": 1.63,
+    "xatlas_20k": 2.78,
+    "numpy_nearest_bake_2048": 5.19,
+    "cycles_bake_2048": 17.13,
+    "glb_write": 1.04,
+}
+
+
+@numba.njit(cache=True, parallel=False)
+def _blob_volume(axis, centres, radii, bumps, bump_radius):
+    n = axis.shape[0]
+    out = np.empty((n, n, n), np.float32)
+    k = 0.08  # polynomial smooth-min blend
+    for i in range(n):
+        for j in range(n):
+            for m in range(n):
+                x, y, z = axis[i], axis[j], axis[m]
+                d = 1e9
+                for s in range(centres.shape[0]):
+                    e = np.sqrt((x - centres[s, 0]) ** 2 + (y - centres[s, 1]) ** 2
+                                + (z - centres[s, 2]) ** 2) - radii[s]  # fmt: skip
+                    h = max(k - abs(d - e), 0.0) / k
+                    d = min(d, e) - h * h * k * 0.25
+                for s in range(bumps.shape[0]):
+                    e = np.sqrt((x - bumps[s, 0]) ** 2 + (y - bumps[s, 1]) ** 2
+                                + (z - bumps[s, 2]) ** 2) - bump_radius  # fmt: skip
+                    h = max(0.03 - abs(d - e), 0.0) / 0.03
+                    d = min(d, e) - h * h * 0.03 * 0.25
+                out[i, j, m] = d
+    return out
+
+
+def make_input(resolution: int = 384) -> RawAsset:
+    """The benchmark mesh: marching cubes of a blobby field, with an analytic vertex colour."""
+    from skimage.measure import marching_cubes
+
+    from tests.support.analytic_meshes import analytic_color
+
+    rng = np.random.default_rng(3)
+    centres = rng.uniform(-0.42, 0.42, (14, 3))
+    radii = rng.uniform(0.2, 0.34, 14)
+    directions = rng.normal(size=(24, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    owner = rng.integers(0, 14, 24)  # each bump sits on a sphere's surface, so it is attached
+    bumps = centres[owner] + directions * radii[owner, None]
+    axis = np.linspace(-0.98, 0.98, resolution)
+    volume = _blob_volume(axis, centres, radii, bumps, 0.07)
+    vertices, faces, _, _ = marching_cubes(volume, 0.0, spacing=(axis[1] - axis[0],) * 3)
+    vertices = (vertices + axis[0]).astype(np.float32)
+    return RawAsset(vertices, faces, vertex_colors=analytic_color(vertices), name="blob")
+
+
+def baked_color_error(result_glb: bytes) -> float:
+    """Mean abs error (0-255) of the baked base colour vs the analytic colour, over texels."""
+    import io
+
+    import trimesh
+
+    from tests.support.analytic_meshes import analytic_color
+
+    scene = trimesh.load(io.BytesIO(result_glb), file_type="glb", process=False)
+    mesh = next(iter(scene.geometry.values()))
+    image = np.asarray(mesh.visual.material.baseColorTexture.convert("RGB"))
+    uvs = np.asarray(mesh.visual.uv, dtype=np.float64).copy()
+    uvs[:, 1] = 1.0 - uvs[:, 1]  # trimesh: v up; glTF: v down
+    size = image.shape[0]
+    face_id, bary = raster.rasterize(uvs, np.asarray(mesh.faces), size, size)
+    rows, cols = np.nonzero(face_id >= 0)
+    corners = np.asarray(mesh.faces)[face_id[rows, cols]]
+    points = np.einsum("kj,kjc->kc", bary[rows, cols], np.asarray(mesh.vertices)[corners])
+    # The exported mesh sits on the ground: undo the placement to query the analytic colour.
+    return float(
+        np.abs(image[rows, cols] / 255.0 - analytic_color(points - PLACEMENT)).mean() * 255
+    )
+
+
+PLACEMENT = np.zeros(3)
+
+
+def run_ours(raw: RawAsset, runs: int) -> dict:
+    options = PipelineOptions(target_faces=TARGET_FACES, texture_size=TEXTURE_SIZE)
+    started = time.perf_counter()
+    run_pipeline(raw, options)  # warm-up: loads (or compiles) the numba kernels
+    warmup_s = time.perf_counter() - started
+    records, cpu = [], []
+    for _ in range(runs):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        result = run_pipeline(raw, options)
+        total = time.perf_counter() - started
+        cpu.append(time.process_time() - cpu_started)
+        records.append((total, result))
+    totals = [r[0] for r in records]
+    result = records[int(np.argsort(totals)[len(totals) // 2])][1]
+    stage_names = list(result.timings_s)
+    stages = {
+        name: statistics.median(r[1].timings_s[name] for r in records) for name in stage_names
+    }
+    measure_s = statistics.median(r[1].quality.get("measure_s", 0.0) for r in records)
+    low = raw.vertices.min(axis=0)
+    high = raw.vertices.max(axis=0)
+    PLACEMENT[:] = [-(low[0] + high[0]) / 2, -low[1], -(low[2] + high[2]) / 2]
+    return {
+        "total_s_median": statistics.median(totals),
+        "total_s_runs": totals,
+        "pipeline_s_without_quality_measure": statistics.median(totals) - measure_s,
+        "first_run_s_with_cache_load": warmup_s,
+        # Process CPU time (all threads): what the run costs when other processes share the
+        # cores and stretch its wall-clock time.
+        "cpu_s_median": statistics.median(cpu),
+        "stages_s": stages,
+        "quality": result.quality,
+        "faces": result.faces,
+        "asset_mb": len(result.asset) / 1e6,
+        "baked_color_mae_255": baked_color_error(result.asset),
+        "_result": result,
+    }
+
+
+def run_reference(raw: RawAsset, ours) -> dict:
+    """The tools of the issue's table, on the same cleaned input, where installed."""
+    cleaned = clean.clean_mesh(raw.vertices, raw.faces)
+    source = (cleaned.vertices, cleaned.faces)
+    figures: dict = {}
+
+    def measure(name, run):
+        try:
+            started = time.perf_counter()
+            vertices, faces = run()
+            seconds = time.perf_counter() - started
+        except ImportError as error:
+            figures[name] = {"skipped": f"not installed: {error}"}
+            return
+        entry = {"seconds": seconds, "faces": len(faces)}
+        entry.update(quality.topology(vertices, faces))
+        entry.update(quality.surface_distance(source, (vertices, faces)))
+        figures[name] = entry
+
+    def fast_simplification_run():
+        import fast_simplification
+
+        return fast_simplification.simplify(*source, target_count=TARGET_FACES)
+
+    def pymeshlab_run():
+        import pymeshlab
+
+        meshes = pymeshlab.MeshSet()
+        meshes.add_mesh(pymeshlab.Mesh(source[0].astype(np.float64), source[1].astype(np.int32)))
+        meshes.meshing_decimation_quadric_edge_collapse(
+            targetfacenum=TARGET_FACES, preservenormal=True, optimalplacement=True
+        )
+        mesh = meshes.current_mesh()
+        return mesh.vertex_matrix(), mesh.face_matrix()
+
+    measure("fast_simplification", fast_simplification_run)
+    measure("pymeshlab", pymeshlab_run)
+    reduced = ours["_result"]
+    mesh_v, mesh_f = _our_reduced(raw)
+    try:
+        import xatlas
+
+        started = time.perf_counter()
+        _, indices, uvs = xatlas.parametrize(mesh_v, mesh_f)
+        seconds = time.perf_counter() - started
+        signed = uv.uv_signed_areas(uvs, indices)
+        figures["xatlas"] = {
+            "seconds": seconds,
+            "flipped_faces": int(np.count_nonzero(signed <= 0)),
+            "flipped_share": float(np.mean(signed <= 0)),
+            "utilization": float(np.abs(signed).sum()),
+        }
+    except ImportError as error:
+        figures["xatlas"] = {"skipped": f"not installed: {error}"}
+    started = time.perf_counter()
+    ours_uv = uv.unwrap(mesh_v, mesh_f, TEXTURE_SIZE)
+    figures["our_uv_same_mesh"] = {
+        "seconds": time.perf_counter() - started,
+        "flipped_faces": ours_uv.flipped_faces,
+        "utilization": ours_uv.utilization,
+        "charts": ours_uv.charts,
+    }
+    figures["numpy_nearest_bake_2048"] = _nearest_vertex_bake(raw, ours_uv)
+    del reduced
+    return figures
+
+
+def _our_reduced(raw: RawAsset) -> tuple[np.ndarray, np.ndarray]:
+    from backend.geometry import decimate
+
+    cleaned = clean.clean_mesh(raw.vertices, raw.faces)
+    reduced = decimate.decimate(cleaned.vertices, cleaned.faces, TARGET_FACES)
+    return reduced.vertices, reduced.faces
+
+
+def _nearest_vertex_bake(raw: RawAsset, mapped: uv.UVResult) -> dict:
+    """The issue's reference bake: each texel takes its nearest high-res vertex's colour."""
+    from scipy.spatial import cKDTree
+
+    started = time.perf_counter()
+    face_id, bary = raster.rasterize(mapped.uvs, mapped.faces, TEXTURE_SIZE, TEXTURE_SIZE)
+    rows, cols = np.nonzero(face_id >= 0)
+    corners = mapped.faces[face_id[rows, cols]]
+    points = np.einsum("kj,kjc->kc", bary[rows, cols], mapped.vertices[corners])
+    nearest = cKDTree(raw.vertices).query(points, workers=-1)[1]
+    image = np.zeros((TEXTURE_SIZE, TEXTURE_SIZE, 3), np.uint8)
+    image[rows, cols] = np.clip(raw.vertex_colors[nearest] * 255, 0, 255).astype(np.uint8)
+    return {"seconds": time.perf_counter() - started, "texels": len(rows)}
+
+
+def print_table(ours: dict, reference: dict) -> None:
+    print(
+        f"\ninput -> {ours['faces']} faces, {TEXTURE_SIZE} px maps, GLB {ours['asset_mb']:.2f} MB"
+    )
+    print(f"{'stage':<26}{'median s':>10}")
+    for name, seconds in ours["stages_s"].items():
+        print(f"{name:<26}{seconds:>10.3f}")
+    print(f"{'total (incl. quality)':<26}{ours['total_s_median']:>10.3f}")
+    print(f"{'total (pipeline only)':<26}{ours['pipeline_s_without_quality_measure']:>10.3f}")
+    print(f"{'CPU time (incl. quality)':<26}{ours['cpu_s_median']:>10.3f}")
+    q = ours["quality"]
+    print(
+        f"\nquality: mean dist {q['mean_distance_pct']:.4f} % diag, max {q['max_distance_pct']:.3f}"
+        f" %, watertight {q['watertight']}, pieces {q['pieces']}, euler {q['euler']}, "
+        f"zero-area {q['zero_area_faces']}, UV util {q['uv_utilization']:.3f}, flipped "
+        f"{q['flipped_faces']}, charts {q['uv_charts']}, baked colour MAE "
+        f"{ours['baked_color_mae_255']:.2f}/255"
+    )
+    print(f"\n{'reference':<28}{'s':>8}  notes")
+    for name, entry in reference.items():
+        if "skipped" in entry:
+            print(f"{name:<28}{'-':>8}  {entry['skipped']}")
+            continue
+        notes = {k: (round(v, 5) if isinstance(v, float) else v) for k, v in entry.items()}
+        notes.pop("seconds")
+        print(f"{name:<28}{entry['seconds']:>8.3f}  {notes}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--resolution", type=int, default=464)  # ~800k triangles
+    parser.add_argument("--skip-reference", action="store_true")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    raw = make_input(args.resolution)
+    make_s = time.perf_counter() - started
+    print(f"input: {len(raw.faces)} triangles, {len(raw.vertices)} vertices ({make_s:.1f} s)")
+    ours = run_ours(raw, args.runs)
+    reference = {} if args.skip_reference else run_reference(raw, ours)
+    ours.pop("_result")
+    print_table(ours, reference)
+    ratios = {}
+    if "pymeshlab" in reference and "seconds" in reference["pymeshlab"]:
+        ratios["pymeshlab_decimate_over_ours"] = (
+            reference["pymeshlab"]["seconds"] / ours["stages_s"]["decimate"]
+        )
+    if "xatlas" in reference and "seconds" in reference["xatlas"]:
+        ratios["xatlas_over_our_uv"] = reference["xatlas"]["seconds"] / ours["stages_s"]["uv"]
+    ratios["nearest_bake_over_our_bake"] = (
+        reference.get("numpy_nearest_bake_2048", {}).get("seconds", float("nan"))
+        / ours["stages_s"]["bake"]
+    )
+    ratios["issue_reference_total_over_ours"] = (
+        ISSUE_REFERENCE_S["pymeshlab_decimation"] + ISSUE_REFERENCE_S["xatlas_20k"]
+        + ISSUE_REFERENCE_S["numpy_nearest_bake_2048"] + ISSUE_REFERENCE_S["glb_write"]
+    ) / ours["total_s_median"]  # fmt: skip
+    print(f"\nratios: { {k: round(v, 2) for k, v in ratios.items()} }")
+    report = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average": os.getloadavg(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "numba": numba.__version__,
+        },
+        "input": {"faces": len(raw.faces), "vertices": len(raw.vertices)},
+        "target": {"faces": TARGET_FACES, "texture_size": TEXTURE_SIZE, "format": "glb"},
+        "ours": ours,
+        "reference_same_run": reference,
+        "issue_reference_s": ISSUE_REFERENCE_S,
+        "ratios": ratios,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2, default=float))
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Bake: base colour against the analytic colour, normal map round trip, dilation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.geometry import bake, decimate, raster, tangents, uv
+from tests.support.analytic_meshes import analytic_color
+
+
+@pytest.fixture(scope="module")
+def baked_sphere(sphere_mesh):
+    vertices, faces = sphere_mesh
+    reduced = decimate.decimate(vertices, faces, 2000)
+    mapped = uv.unwrap(reduced.vertices, reduced.faces, 512)
+    normals = tangents.vertex_normals(mapped.vertices, mapped.faces, mapped.source_vertex)
+    frame = tangents.vertex_tangents(mapped.vertices, mapped.faces, mapped.uvs, normals)
+    target = bake.BakeTarget(mapped.vertices, mapped.faces, mapped.uvs, normals, frame,
+                             mapped.chart, mapped.source_vertex)  # fmt: skip
+    source = bake.BakeSource(vertices, faces, vertex_colors=analytic_color(vertices))
+    return target, bake.bake(source, target, 512)
+
+
+def _texel_points(target, size):
+    face_id, bary = raster.rasterize(target.uvs, target.faces, size, size)
+    rows, cols = np.nonzero(face_id >= 0)
+    corners = target.faces[face_id[rows, cols]]
+    points = np.einsum("kj,kjc->kc", bary[rows, cols], target.vertices[corners])
+    return rows, cols, points, face_id[rows, cols], bary[rows, cols]
+
+
+def test_base_color_matches_the_analytic_colour(baked_sphere):
+    target, maps = baked_sphere
+    rows, cols, points, _, _ = _texel_points(target, 512)
+    error = np.abs(maps.base_color[rows, cols] / 255.0 - analytic_color(points)).mean() * 255
+    assert error < 2.0
+    assert maps.coverage > 0.3
+
+
+def test_normal_map_decodes_to_the_sphere_normal(baked_sphere):
+    target, maps = baked_sphere
+    rows, cols, points, face, bary = _texel_points(target, 512)
+    encoded = maps.normal[rows, cols] / 255.0 * 2.0 - 1.0
+    corners = target.faces[face]
+    n = np.einsum("kj,kjc->kc", bary, target.normals[corners])
+    t = np.einsum("kj,kjc->kc", bary, target.tangents[corners, :3])
+    b = np.cross(n, t)
+    decoded = encoded[:, :1] * t + encoded[:, 1:2] * b + encoded[:, 2:3] * n
+    decoded /= np.linalg.norm(decoded, axis=1, keepdims=True)
+    truth = points / np.linalg.norm(points, axis=1, keepdims=True)
+    angle = np.degrees(np.arccos(np.clip(np.sum(decoded * truth, axis=1), -1, 1)))
+    assert np.median(angle) < 2.0
+    assert np.percentile(angle, 99) < 8.0
+
+
+def test_dilation_fills_past_chart_borders(baked_sphere):
+    target, maps = baked_sphere
+    face_id, _ = raster.rasterize(target.uvs, target.faces, 512, 512)
+    empty = face_id < 0
+    near = np.zeros_like(empty)
+    for dr in (-2, 0, 2):
+        for dc in (-2, 0, 2):
+            near |= np.roll(face_id >= 0, (dr, dc), axis=(0, 1))
+    band = empty & near
+    assert band.any()
+    assert np.all(maps.base_color[band].max(axis=1) > 0)  # not left black
+
+
+def test_color_field_and_material_field_are_queried(sphere_mesh, baked_sphere):
+    target, _ = baked_sphere
+    vertices, faces = sphere_mesh
+    calls = []
+
+    def material(points):
+        calls.append(len(points))
+        return np.tile([[0.25, 0.75]], (len(points), 1))
+
+    source = bake.BakeSource(vertices, faces, color_field=analytic_color, material_field=material)
+    maps = bake.bake(source, target, 256)
+    assert calls and maps.metallic_roughness is not None
+    rows, cols, *_ = _texel_points(target, 256)
+    assert np.allclose(maps.metallic_roughness[rows, cols, 1], 64, atol=1)  # G = roughness
+    assert np.allclose(maps.metallic_roughness[rows, cols, 2], 191, atol=1)  # B = metallic

@@ -1,0 +1,47 @@
+"""qem: the compiled collapse itself (placement, border flags, merge map)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backend.geometry import qem
+
+
+def test_flat_grid_collapses_without_leaving_the_plane():
+    n = 21
+    xs, ys = np.meshgrid(np.linspace(0, 1, n), np.linspace(0, 1, n))
+    vertices = np.column_stack([xs.ravel(), ys.ravel(), np.zeros(n * n)]).astype(np.float32)
+    quads = np.array([[i * n + j, i * n + j + 1, (i + 1) * n + j + 1, (i + 1) * n + j]
+                      for i in range(n - 1) for j in range(n - 1)])  # fmt: skip
+    faces = np.vstack([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+    out_v, out_f, origin, owner = qem.collapse(vertices, faces, 100)
+    assert len(out_f) <= 100
+    assert np.allclose(out_v[:, 2], 0.0)
+    # The square's corners are pinned by the border planes.
+    for corner in ([0, 0], [1, 0], [0, 1], [1, 1]):
+        assert np.min(np.linalg.norm(out_v[:, :2] - corner, axis=1)) < 1e-5
+    assert owner.shape == (len(vertices),) and owner.min() >= 0
+    np.testing.assert_array_equal(owner[origin], np.arange(len(origin)))
+
+
+def test_prepare_flags_border_vertices_and_sums_plane_quadrics():
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0.5, 0.5, 0]], float)
+    fan = np.array([[4, 0, 1], [4, 1, 2], [4, 2, 3]])  # open on the fourth side
+    quadrics, border = qem._prepare(vertices, fan, 100.0)
+    assert border.tolist() == [True, True, True, True, True]  # the centre lies on the gap
+    # Every face lies in z = 0: the face planes add c^2 = area (1/4 each) at each corner.
+    assert np.isclose(quadrics[4, 7], 0.75)
+
+
+def test_two_thread_sweeps_keep_the_body_sound(blob_mesh, monkeypatch):
+    from backend.geometry import clean, quality, tolerances
+
+    cleaned = clean.clean_mesh(*blob_mesh)
+    monkeypatch.setattr(tolerances, "PARALLEL_SWEEP_FACES", 10_000)  # small mesh, same path
+    out_v, out_f, _, _ = qem.collapse(cleaned.vertices, cleaned.faces, 1000)
+    assert 980 <= len(out_f) <= 1000
+    topology = quality.topology(out_v, out_f)
+    assert topology["watertight"] and topology["pieces"] == 1 and topology["euler"] == 2
+    assert topology["zero_area_faces"] == 0
+    distance = quality.surface_distance((cleaned.vertices, cleaned.faces), (out_v, out_f))
+    assert distance["mean_distance_pct"] < 0.1
