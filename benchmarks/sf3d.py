@@ -44,8 +44,7 @@ from backend.models.sf3d.loading import randomize_weights  # noqa: E402
 from backend.models.sf3d.network import SF3DNetwork, default_camera  # noqa: E402
 from backend.models.sf3d.preprocess import condition_image  # noqa: E402
 from backend.models.sf3d.reconstruct import decode_chunked, extract_mesh  # noqa: E402
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+from backend.models.torch_dtypes import DTYPES  # noqa: E402
 
 
 def disc_image(size: int = 1024) -> np.ndarray:

@@ -38,6 +38,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from backend.models.torch_dtypes import DTYPES  # noqa: E402
 from backend.models.triposr import inference  # noqa: E402
 from backend.models.triposr.config import TripoSRConfig, tiny_config  # noqa: E402
 from backend.models.triposr.isosurface import grid_points  # noqa: E402
@@ -48,7 +49,6 @@ from backend.models.triposr.loading import (  # noqa: E402
 )
 from backend.models.triposr.model import TripoSRNet  # noqa: E402
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # Random weights give a speckled field with no object at upstream's threshold (25); the level
 # at this quantile gives about as many faces as a real object's mesh (~150k at 128^3).
 OBJECT_QUANTILE = 0.99
