@@ -156,8 +156,8 @@ def test_kill_9_mid_queue_then_restart_loses_nothing(tmp_path) -> None:
     backend = BackendProcess(tmp_path / "data", port=backend.port).start()
     try:
         with BackendClient(backend.address) as client:
-            for job_id in (running, queued):
-                client.request(StatusRequest(job_id=job_id, watch=True))
+            for job_id in (running, queued):  # generous: CI machines can be heavily loaded
+                client.request(StatusRequest(job_id=job_id, watch=True), timeout_s=60)
             # Speed the retried long job up: cancel is not what we test here, completion is.
             ends = {}
             deadline = time.monotonic() + 240
@@ -167,7 +167,7 @@ def test_kill_9_mid_queue_then_restart_loses_nothing(tmp_path) -> None:
                     ends[envelope.message.job_id] = envelope.message
             assert set(ends) == {running, queued}
             assert all(isinstance(e, ResultEvent) for e in ends.values()), ends
-            retried = client.request(StatusRequest(job_id=running))
+            retried = client.request(StatusRequest(job_id=running), timeout_s=60)
             assert retried.job.attempts == 2
     finally:
         backend.stop()
