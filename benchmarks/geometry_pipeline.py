@@ -7,7 +7,8 @@ quality figures. In the same run it measures the reference tools the issue compa
 (fast-simplification, pymeshlab, xatlas, a numpy nearest-vertex bake) where they are installed
 (``pip install -e .[bench]``), and writes everything to benchmarks/results/geometry_pipeline.json.
 
-    .venv/backend/bin/python benchmarks/geometry_pipeline.py [--runs 3] [--skip-reference] [--device cuda]
+    .venv/backend/bin/python benchmarks/geometry_pipeline.py [--runs 3] [--skip-reference]
+        [--device cuda]
 
 Timings are wall-clock on whatever machine runs it; the JSON records the CPU count and load.
 """

@@ -13,6 +13,7 @@ torch is imported only here, and only when this path is asked for.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -116,7 +117,7 @@ def _chunks(pixel: Any, size: int) -> list[Any]:
     ends = np.cumsum(area)
     bounds = np.searchsorted(ends, np.arange(TEXELS_PER_CHUNK, ends[-1], TEXELS_PER_CHUNK))
     edges = np.unique(np.concatenate([[0], bounds + 1, [len(area)]]))
-    pairs = zip(edges[:-1], edges[1:], strict=True)
+    pairs = itertools.pairwise(edges)
     return [torch.arange(int(a), int(b), device=pixel.device) for a, b in pairs if b > a]
 
 
