@@ -230,7 +230,7 @@ def manifold_face_pairs(
     the same way, so their windings are inconsistent.
     """
     keys, face_of, forward = _edge_pairs(faces, n_vertices)
-    order = np.argsort(keys, kind="stable")
+    order = np.argsort(keys)  # the two faces of a pair may come in either order: no stable sort
     keys, face_of, forward = keys[order], face_of[order], forward[order]
     pair = np.flatnonzero(keys[:-1] == keys[1:])
     after = np.minimum(pair + 2, len(keys) - 1)
