@@ -8,6 +8,7 @@ quality figures. In the same run it measures the reference tools the issue compa
 (``pip install -e .[bench]``), and writes everything to benchmarks/results/geometry_pipeline.json.
 
     .venv/backend/bin/python benchmarks/geometry_pipeline.py [--runs 3] [--skip-reference]
+        [--device cuda]
 
 Timings are wall-clock on whatever machine runs it; the JSON records the CPU count and load.
 """
@@ -118,8 +119,8 @@ def baked_color_error(result_glb: bytes) -> float:
 PLACEMENT = np.zeros(3)
 
 
-def run_ours(raw: RawAsset, runs: int) -> dict:
-    options = PipelineOptions(target_faces=TARGET_FACES, texture_size=TEXTURE_SIZE)
+def run_ours(raw: RawAsset, runs: int, device: str = "cpu") -> dict:
+    options = PipelineOptions(target_faces=TARGET_FACES, texture_size=TEXTURE_SIZE, device=device)
     started = time.perf_counter()
     run_pipeline(raw, options)  # warm-up: loads (or compiles) the numba kernels
     warmup_s = time.perf_counter() - started
@@ -280,12 +281,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--resolution", type=int, default=464)  # ~800k triangles
     parser.add_argument("--skip-reference", action="store_true")
+    # "cuda" times the torch bake (splat + field queries) on a GPU; "cpu" the compiled path.
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     started = time.perf_counter()
     raw = make_input(args.resolution)
     make_s = time.perf_counter() - started
     print(f"input: {len(raw.faces)} triangles, {len(raw.vertices)} vertices ({make_s:.1f} s)")
-    ours = run_ours(raw, args.runs)
+    ours = run_ours(raw, args.runs, args.device)
     reference = {} if args.skip_reference else run_reference(raw, ours)
     ours.pop("_result")
     print_table(ours, reference)
@@ -312,6 +315,7 @@ def main() -> None:
             "python": platform.python_version(),
             "numpy": np.__version__,
             "numba": numba.__version__,
+            "device": args.device,
         },
         "input": {"faces": len(raw.faces), "vertices": len(raw.vertices)},
         "target": {"faces": TARGET_FACES, "texture_size": TEXTURE_SIZE, "format": "glb"},

@@ -68,11 +68,14 @@ def bake(
     size: int,
     normal_map: bool = True,
     near_vertex: np.ndarray | None = None,
+    device: str | None = None,
 ) -> BakedMaps:
     """Bake every map at ``size`` x ``size`` texels.
 
     ``near_vertex`` (N,) optionally names, for each source vertex, a target vertex near it (the
     decimator's merge map gives this for free); otherwise a KD-tree finds the nearest three.
+    ``device`` (a torch device name) runs the splat and the fields' torch forms with torch
+    there (transfer_torch.py); None keeps the compiled CPU path.
     """
     clock = _Clock()
     if near_vertex is not None:
@@ -88,10 +91,16 @@ def bake(
     attributes = np.hstack(
         [tangents.vertex_normals(source.vertices, source.faces)] + [a for _, a in layout]
     ).astype(np.float32)
-    values, splat_face = transfer.splat(
+    splat_args = (
         source.vertices, source.faces, attributes, face, dist,
         target.vertices, target.faces, target.uvs, target.chart, size,
     )  # fmt: skip
+    if device is None:
+        values, splat_face = transfer.splat(*splat_args)
+    else:
+        from backend.geometry import transfer_torch  # torch only on this path
+
+        values, splat_face = transfer_torch.splat(*splat_args, device=device)
     clock.lap("splat")
     flat = np.flatnonzero(splat_face.reshape(-1) >= 0)  # 1-D indices: cheaper than (rows, cols)
     rows, cols = np.divmod(flat, size)
@@ -106,11 +115,11 @@ def bake(
     for name, array in layout:
         slices[name] = texels[:, offset : offset + array.shape[1]]
         offset += array.shape[1]
-    color = _base_color(source, slices, len(texels))
+    color = _base_color(source, slices, len(texels), device)
     channels.insert(0, color)
     material = None
     if source.material_field is not None:
-        material = _query(source.material_field, slices["position"], 2)
+        material = _query(source.material_field, slices["position"], 2, device)
         channels.append(material)
     clock.lap("color")
     texel_bytes = _to_uint8(np.hstack(channels))
@@ -161,10 +170,12 @@ def _attribute_layout(source: BakeSource) -> list[tuple[str, np.ndarray]]:
     return layout
 
 
-def _base_color(source: BakeSource, slices: dict[str, np.ndarray], count: int) -> np.ndarray:
+def _base_color(
+    source: BakeSource, slices: dict[str, np.ndarray], count: int, device: str | None
+) -> np.ndarray:
     """(count, 3|4) float colour of each baked texel, in [0, 1] sRGB."""
     if source.color_field is not None:
-        return _query(source.color_field, slices["position"], 3)
+        return _query(source.color_field, slices["position"], 3, device)
     if "uv" in slices:
         return _sample_texture(source.texture, slices["uv"])
     if "color" in slices:
@@ -173,8 +184,18 @@ def _base_color(source: BakeSource, slices: dict[str, np.ndarray], count: int) -
     return np.full((count, 3), 0.8, np.float32)
 
 
-def _query(point_field: PointField, points: np.ndarray, channels: int) -> np.ndarray:
-    """Call a model's field in chunks: points (k, 3) -> (k, channels) float32 in [0, 1]."""
+def _query(
+    point_field: PointField, points: np.ndarray, channels: int, device: str | None = None
+) -> np.ndarray:
+    """Call a model's field in chunks: points (k, 3) -> (k, channels) float32 in [0, 1].
+
+    With a ``device``, a field's ``torch_field`` form runs there in large batches instead."""
+    if device is not None:
+        from backend.geometry import transfer_torch
+
+        batched = transfer_torch.query_field(point_field, points, channels, device)
+        if batched is not None:
+            return batched
     out = np.empty((len(points), channels), dtype=np.float32)
     for start in range(0, len(points), tolerances.FIELD_CHUNK):
         chunk = np.ascontiguousarray(points[start : start + tolerances.FIELD_CHUNK], np.float32)
@@ -285,4 +306,15 @@ def _encode_normals(high, face, bary, faces, normals, tangents, out):
 
 
 def _to_uint8(values: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8)
+    """(k, c) float in [0, 1] -> (k, c) uint8, rounded to nearest, in one compiled pass."""
+    out = np.empty(values.shape, dtype=np.uint8)
+    _quantize(np.ascontiguousarray(values, dtype=np.float32).reshape(-1), out.reshape(-1))
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _quantize(values, out):
+    # numpy's rint + clip + astype make three full temporaries of the texel block.
+    for i in range(values.shape[0]):
+        v = values[i] * 255.0
+        out[i] = np.uint8(0.0 if not v > 0.0 else (255.0 if v >= 255.0 else np.rint(v)))

@@ -48,14 +48,16 @@ def _dilate(values, filled, rounds):
                 for dc in range(-1, 2):
                     c = col + dc
                     if 0 <= c < width and filled[r, c]:
-                        total += values[r, c]
+                        for k in range(channels):  # scalar adds: no array temporaries
+                            total[k] += values[r, c, k]
                         n += 1
             for c in range(channels):
                 fresh[i, c] = np.uint8(min(total[c] / max(n, 1) + 0.5, 255.0))
         next_count = 0
         for i in range(count):
             row, col = front[i] // width, front[i] % width
-            values[row, col] = fresh[i]
+            for k in range(channels):
+                values[row, col, k] = fresh[i, k]
             filled[row, col] = True
         for i in range(count):
             row, col = front[i] // width, front[i] % width

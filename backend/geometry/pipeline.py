@@ -43,6 +43,9 @@ class PipelineOptions:
     name: str = "dreamcad"
     preview_size: int = 256
     measure_quality: bool = True
+    # "cpu": the compiled CPU bake; a torch device ("cuda", "cuda:1") runs the bake's splat and
+    # the model's fields (their ``torch_field`` form, when they have one) with torch there.
+    device: str = "cpu"
 
     def check(self) -> None:
         """Raise ProtocolError naming the first bad option."""
@@ -65,6 +68,7 @@ class PipelineOptions:
                 "floater_fraction must be in [0, 1)",
                 field="floater_fraction",
             )
+        _check_device(self.device)
         if self.height_m is not None and not self.height_m > 0:
             raise ProtocolError(ErrorCode.OUT_OF_RANGE, "height_m must be > 0", field="height_m")
 
@@ -171,7 +175,10 @@ def run_pipeline(
         mapped.source_vertex,
     )  # fmt: skip
     near = _near_vertex_hint(source_origin, reduced, mapped, keep_uvs)
-    maps = bake.bake(source, target, options.texture_size, normal_map=options.pbr, near_vertex=near)
+    maps = bake.bake(
+        source, target, options.texture_size, normal_map=options.pbr, near_vertex=near,
+        device=None if options.device == "cpu" else options.device,
+    )  # fmt: skip
     done(3, started)
     # 5. export
     started = stage(4, f"writing {options.output_format.upper()}")
@@ -204,6 +211,31 @@ def run_pipeline(
         warnings=warnings,
         preview=preview_png,
     )
+
+
+def _check_device(device: str) -> None:
+    """A device other than "cpu" needs torch and, for CUDA, a visible GPU."""
+    if device == "cpu":
+        return
+    try:
+        import torch  # optional: only the GPU bake needs it
+    except ImportError as error:
+        raise ProtocolError(
+            ErrorCode.INVALID_FIELD, f"device {device!r} needs torch, which is not installed",
+            field="device", hint='install torch or use device="cpu"',
+        ) from error  # fmt: skip
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as error:
+        raise ProtocolError(
+            ErrorCode.INVALID_FIELD, f"device {device!r} is not a torch device name",
+            field="device", hint='e.g. "cpu" or "cuda"',
+        ) from error  # fmt: skip
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ProtocolError(
+            ErrorCode.INVALID_FIELD, f"device {device!r} asked but CUDA is not available",
+            field="device", hint='use device="cpu"',
+        )  # fmt: skip
 
 
 def _bake_source(

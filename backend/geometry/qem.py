@@ -10,7 +10,9 @@ vertices of the faces on the edge, so no non-manifold edge or pinched piece can 
 turning over (normal change beyond FLIP_COS), a sliver (shape quality below MIN_FACE_QUALITY),
 or an interior edge joining two border vertices. Open borders are pinned by heavy perpendicular
 plane quadrics. Placement is the quadric optimum, or in ``endpoint`` mode one of the two
-vertices, so per-vertex data (incoming UVs) stays exact.
+vertices, so per-vertex data (incoming UVs) stays exact. On large inputs both phases first run
+in two threads on the two halves of the longest axis (vertices on the cut stay put), down to a
+little above the target; the sequential greedy pass then finishes across the cut.
 """
 
 from __future__ import annotations
@@ -286,51 +288,33 @@ def _sweeps(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
     return alive_faces, refs, top
 
 
-@numba.njit(cache=True, parallel=True)
-def _parallel_sweeps(face_lists, offsets, interior, stop_faces, pos, faces, quadrics, border,
-                     endpoint, flip_cos, min_quality, face_alive, vertex_alive, version, parent,
-                     sweep_quantile):  # fmt: skip
-    """Phase 1 on two halves at once; each thread keeps its own copy of the ring lists."""
-    n, m = pos.shape[0], faces.shape[0]
-    refs0, vstart0, vcount0, top0 = _build_refs(faces, face_alive, n, 6 * m)
-    for p in numba.prange(2):
-        refs, vstart, vcount = refs0.copy(), vstart0.copy(), vcount0.copy()
-        part_faces = face_lists[offsets[p] : offsets[p + 1]]
-        _sweeps(part_faces, p, interior, pos, faces, quadrics, border, endpoint, flip_cos,
-                min_quality, face_alive, vertex_alive, version, parent, refs, vstart, vcount,
-                top0, part_faces.shape[0], stop_faces[p], sweep_quantile)  # fmt: skip
-
-
-@numba.njit(cache=True)
-def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_quantile, endpoint,
-              flip_cos, min_quality, face_alive, vertex_alive, version, parent):  # fmt: skip
-    n, m = pos.shape[0], faces.shape[0]
+@numba.njit(cache=True, nogil=True)
+def _greedy(face_list, part, interior, pos, faces, quadrics, border, endpoint, flip_cos,
+            min_quality, face_alive, vertex_alive, version, parent, refs, vstart, vcount, top,
+            alive_faces, target_faces):  # fmt: skip
+    """Phase 2 over ``face_list``: the cheapest collapse first, through the bucket queue, until
+    ``target_faces`` of them are alive. With ``part`` >= 0 only edges between vertices
+    ``interior`` to that part move, as in :func:`_sweeps`. Returns (alive faces, refs, top)."""
+    n = pos.shape[0]
     mark = np.zeros(n, np.int64)
     stamp = np.zeros(1, np.int64)
     ring_u = np.empty(8192, np.int64)
     ring_v = np.empty(8192, np.int64)
-    alive_faces = int(face_alive.sum())
-    refs, vstart, vcount, top = _build_refs(faces, face_alive, n, 6 * m)
     q = np.empty(10, np.float64)
-    if sweep_faces > target_faces and alive_faces > sweep_faces:
-        alive_faces, refs, top = _sweeps(
-            np.flatnonzero(face_alive), -1, vertex_alive.astype(np.int64), pos, faces, quadrics,
-            border, endpoint, flip_cos, min_quality, face_alive, vertex_alive, version, parent,
-            refs, vstart, vcount, top, alive_faces, sweep_faces, sweep_quantile,
-        )  # fmt: skip
-    # Phase 2: greedy by quadric error through the bucket queue, to the exact target.
-    queue = np.empty((3 * m + 64, 4), np.int64)
-    nxt = np.empty(3 * m + 64, np.int64)
+    queue = np.empty((3 * face_list.shape[0] + 64, 4), np.int64)
+    nxt = np.empty(3 * face_list.shape[0] + 64, np.int64)
     for _round in range(4):  # a round ends when the queue runs dry; then edges are re-queued
         head = np.full(N_BUCKETS, -1, np.int64)
         tail = np.full(N_BUCKETS, -1, np.int64)
         count = 0
         lowest = N_BUCKETS
-        for f in range(m):
+        for f in face_list:
             if not face_alive[f]:
                 continue
             for k in range(3):
                 a, b = faces[f, k], faces[f, (k + 1) % 3]
+                if part >= 0 and (interior[a] != part or interior[b] != part):
+                    continue
                 if a < b or (border[a] and border[b]):
                     key = _bucket(edge_cost(a, b, pos, quadrics, border, endpoint, q))
                     queue, nxt = _queue_push(queue, head, tail, nxt, count, key, a, b,
@@ -363,6 +347,8 @@ def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_qua
                 f = refs[i]
                 for k in range(3):
                     w = faces[f, k]
+                    if part >= 0 and interior[w] != part:
+                        continue
                     if w != kept and mark[w] != stamp[0]:
                         mark[w] = stamp[0]
                         key = _bucket(edge_cost(kept, w, pos, quadrics, border, endpoint, q))
@@ -373,6 +359,49 @@ def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_qua
             collapsed += 1
         if alive_faces <= target_faces or collapsed == 0:
             break
+    return alive_faces, refs, top
+
+
+@numba.njit(cache=True, parallel=True)
+def _parallel_sweeps(face_lists, offsets, interior, stop_faces, greedy_faces, pos, faces,
+                     quadrics, border, endpoint, flip_cos, min_quality, face_alive, vertex_alive,
+                     version, parent, sweep_quantile):  # fmt: skip
+    """Phases 1 and then 2 on two halves at once, down to ``greedy_faces`` (2,) per half; each
+    thread keeps its own copy of the ring lists."""
+    n, m = pos.shape[0], faces.shape[0]
+    refs0, vstart0, vcount0, top0 = _build_refs(faces, face_alive, n, 6 * m)
+    for p in numba.prange(2):
+        refs, vstart, vcount = refs0.copy(), vstart0.copy(), vcount0.copy()
+        part_faces = face_lists[offsets[p] : offsets[p + 1]]
+        alive, refs, top = _sweeps(
+            part_faces, p, interior, pos, faces, quadrics, border, endpoint, flip_cos,
+            min_quality, face_alive, vertex_alive, version, parent, refs, vstart, vcount, top0,
+            part_faces.shape[0], stop_faces[p], sweep_quantile,
+        )  # fmt: skip
+        if alive > greedy_faces[p]:
+            _greedy(part_faces, p, interior, pos, faces, quadrics, border, endpoint, flip_cos,
+                    min_quality, face_alive, vertex_alive, version, parent, refs, vstart, vcount,
+                    top, alive, greedy_faces[p])  # fmt: skip
+
+
+@numba.njit(cache=True)
+def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_quantile, endpoint,
+              flip_cos, min_quality, face_alive, vertex_alive, version, parent):  # fmt: skip
+    n, m = pos.shape[0], faces.shape[0]
+    alive_faces = int(face_alive.sum())
+    refs, vstart, vcount, top = _build_refs(faces, face_alive, n, 6 * m)
+    if sweep_faces > target_faces and alive_faces > sweep_faces:
+        alive_faces, refs, top = _sweeps(
+            np.flatnonzero(face_alive), -1, vertex_alive.astype(np.int64), pos, faces, quadrics,
+            border, endpoint, flip_cos, min_quality, face_alive, vertex_alive, version, parent,
+            refs, vstart, vcount, top, alive_faces, sweep_faces, sweep_quantile,
+        )  # fmt: skip
+    # Phase 2: greedy by quadric error through the bucket queue, to the exact target.
+    _greedy(
+        np.flatnonzero(face_alive), -1, vertex_alive.astype(np.int64), pos, faces, quadrics,
+        border, endpoint, flip_cos, min_quality, face_alive, vertex_alive, version, parent,
+        refs, vstart, vcount, top, alive_faces, target_faces,
+    )  # fmt: skip
     return face_alive, vertex_alive, parent
 
 
@@ -427,9 +456,10 @@ def _prepare(pos, faces, boundary_weight):
     return quadrics, border
 
 
-def _sweep_halves(pos, faces, quadrics, border, sweep_faces, endpoint, face_alive, vertex_alive,
-                  version, parent) -> None:  # fmt: skip
-    """Run phase 1 on the two halves of the longest axis in parallel (two threads).
+def _sweep_halves(pos, faces, quadrics, border, sweep_faces, greedy_faces, endpoint, face_alive,
+                  vertex_alive, version, parent) -> None:  # fmt: skip
+    """Run phases 1 and 2 on the two halves of the longest axis in parallel (two threads),
+    down to ``greedy_faces`` in all.
 
     Vertices with faces on both sides stay fixed until the sequential phases that follow.
     """
@@ -445,8 +475,9 @@ def _sweep_halves(pos, faces, quadrics, border, sweep_faces, endpoint, face_aliv
     order = np.argsort(part, kind="stable")
     offsets = np.array([0, int(np.count_nonzero(part == 0)), len(part)], dtype=np.int64)
     stop = np.array([sweep_faces // 2, sweep_faces // 2], dtype=np.int64)
+    greedy = np.array([greedy_faces // 2, greedy_faces // 2], dtype=np.int64)
     _parallel_sweeps(
-        order.astype(np.int64), offsets, interior, stop, pos, faces, quadrics, border,
+        order.astype(np.int64), offsets, interior, stop, greedy, pos, faces, quadrics, border,
         bool(endpoint), tolerances.FLIP_COS, tolerances.MIN_FACE_QUALITY, face_alive,
         vertex_alive, version, parent, tolerances.SWEEP_QUANTILE,
     )  # fmt: skip
@@ -474,8 +505,9 @@ def collapse(
     version = np.zeros(n, dtype=np.int64)
     parent = np.arange(n)
     if m >= tolerances.PARALLEL_SWEEP_FACES and m > 2 * sweep_faces:
-        _sweep_halves(pos, work_faces, quadrics, border, sweep_faces, endpoint, face_alive,
-                      vertex_alive, version, parent)  # fmt: skip
+        greedy_faces = int(target_faces * tolerances.PARALLEL_GREEDY_UNTIL)
+        _sweep_halves(pos, work_faces, quadrics, border, sweep_faces, greedy_faces, endpoint,
+                      face_alive, vertex_alive, version, parent)  # fmt: skip
     _decimate(
         pos, work_faces, quadrics, border, int(target_faces), sweep_faces,
         tolerances.SWEEP_QUANTILE, bool(endpoint), tolerances.FLIP_COS, tolerances.MIN_FACE_QUALITY,

@@ -51,11 +51,14 @@ def vertex_normals(
 def _accumulate_normals(vertices, faces, ids, summed):
     for f in range(faces.shape[0]):
         a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
-        e1 = vertices[b] - vertices[a]
-        e2 = vertices[c] - vertices[a]
-        nx = e1[1] * e2[2] - e1[2] * e2[1]
-        ny = e1[2] * e2[0] - e1[0] * e2[2]
-        nz = e1[0] * e2[1] - e1[1] * e2[0]
+        # Scalars, not row slices: a slice difference is a heap allocation per face.
+        e1x, e1y, e1z = (vertices[b, 0] - vertices[a, 0], vertices[b, 1] - vertices[a, 1],
+                         vertices[b, 2] - vertices[a, 2])  # fmt: skip
+        e2x, e2y, e2z = (vertices[c, 0] - vertices[a, 0], vertices[c, 1] - vertices[a, 1],
+                         vertices[c, 2] - vertices[a, 2])  # fmt: skip
+        nx = e1y * e2z - e1z * e2y
+        ny = e1z * e2x - e1x * e2z
+        nz = e1x * e2y - e1y * e2x
         length = np.sqrt(nx * nx + ny * ny + nz * nz)
         if length == 0.0:
             continue

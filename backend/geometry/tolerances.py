@@ -17,8 +17,9 @@ DECIMATE_FACE_TOLERANCE = 0.02  # the face count reached is within 2 % of the ta
 FLIP_COS = 0.2  # a collapse may not turn a face normal by more than acos(0.2) (~78 deg)
 MIN_FACE_QUALITY = 0.02  # and may not create a sliver (4*sqrt3*area / sum edge^2 below this)
 BOUNDARY_WEIGHT = 100.0  # quadric weight of the planes that pin open boundaries
-SWEEP_UNTIL = 8.0  # fast threshold sweeps run down to this multiple of the target, then greedy
-PARALLEL_SWEEP_FACES = 200_000  # from this size phase 1 runs on two halves in two threads
+SWEEP_UNTIL = 4.0  # fast threshold sweeps run down to this multiple of the target, then greedy
+PARALLEL_SWEEP_FACES = 200_000  # from this size phases 1-2 run on two halves in two threads
+PARALLEL_GREEDY_UNTIL = 1.2  # then greedy in the two halves to this multiple; the seam after
 SWEEP_QUANTILE = 0.4  # each sweep collapses edges cheaper than this quantile of face errors
 
 # uv.py

@@ -82,3 +82,38 @@ def test_color_field_and_material_field_are_queried(sphere_mesh, baked_sphere):
     rows, cols, *_ = _texel_points(target, 256)
     assert np.allclose(maps.metallic_roughness[rows, cols, 1], 64, atol=1)  # G = roughness
     assert np.allclose(maps.metallic_roughness[rows, cols, 2], 191, atol=1)  # B = metallic
+
+
+def test_torch_bake_on_cpu_matches_the_compiled_bake(sphere_mesh, baked_sphere):
+    pytest.importorskip("torch")
+    target, compiled = baked_sphere
+    vertices, faces = sphere_mesh
+    source = bake.BakeSource(vertices, faces, vertex_colors=analytic_color(vertices))
+    with_torch = bake.bake(source, target, 512, device="cpu")
+    assert abs(with_torch.coverage - compiled.coverage) < 1e-3
+    for name in ("base_color", "normal"):
+        ours = getattr(with_torch, name).astype(np.int16)
+        theirs = getattr(compiled, name).astype(np.int16)
+        assert np.mean(np.abs(ours - theirs) <= 1) > 0.999, name  # ties may differ by a texel
+
+
+def test_torch_field_form_is_used_on_a_device(sphere_mesh, baked_sphere):
+    torch = pytest.importorskip("torch")
+    target, _ = baked_sphere
+    vertices, faces = sphere_mesh
+    batches = []
+
+    def color(points):
+        raise AssertionError("the numpy form must not be called when a torch form exists")
+
+    def color_torch(points):
+        batches.append(len(points))
+        return torch.as_tensor(analytic_color(points.numpy()))
+
+    color.torch_field = color_torch
+    source = bake.BakeSource(vertices, faces, color_field=color)
+    maps = bake.bake(source, target, 256, device="cpu")
+    plain = bake.bake(bake.BakeSource(vertices, faces, color_field=analytic_color), target, 256)
+    assert len(batches) == 1  # one large batch, not FIELD_CHUNK-sized calls
+    diff = np.abs(maps.base_color.astype(np.int16) - plain.base_color.astype(np.int16))
+    assert np.mean(diff <= 1) > 0.999

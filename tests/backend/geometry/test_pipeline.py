@@ -76,6 +76,7 @@ def test_cancel_stops_between_stages(colored_blob):
         (PipelineOptions(texture_size=300), ErrorCode.OUT_OF_RANGE),
         (PipelineOptions(output_format="fbx"), ErrorCode.INVALID_FIELD),
         (PipelineOptions(height_m=0.0), ErrorCode.OUT_OF_RANGE),
+        (PipelineOptions(device="warp-drive"), ErrorCode.INVALID_FIELD),
     ],
 )
 def test_bad_options_are_protocol_errors(colored_blob, options, code):

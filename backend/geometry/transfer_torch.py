@@ -1,0 +1,186 @@
+"""The optional torch path of the bake: the splat of transfer.py and the field queries on a GPU.
+
+Where the user has a GPU, ``PipelineOptions(device="cuda")`` sends the two parts of the bake that
+scale with the texel count here. :func:`splat` computes exactly what ``transfer.splat`` does
+(every high-resolution triangle drawn through the affine UV map of its low-resolution face,
+once per chart its corners touch, the copy nearest the low-resolution surface winning a
+texel) but data-parallel: every (triangle, chart copy) lists the texels of its bounding box,
+keeps those inside, and a scatter-min per texel picks the winner, ties going to the earlier
+triangle as in the sequential kernel. :func:`query_field` calls a model's field in large
+batches, on the device, through its ``torch_field`` (tensor in, tensor out) when it has one.
+torch is imported only here, and only when this path is asked for.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+from backend.geometry import transfer
+from backend.geometry.raw_asset import PointField
+
+TEXELS_PER_CHUNK = 8_000_000  # candidate texels in flight at once (about 0.5 GB at float64)
+FIELD_BATCH = 2_097_152  # points per call of a field's torch_field on the device
+_EDGE_EPS = 1e-6  # the same barycentric slack as transfer._splat
+
+
+def _torch() -> Any:
+    import torch  # optional dependency: only the GPU path needs it
+
+    return torch
+
+
+def splat(
+    hi_vertices: np.ndarray,
+    hi_faces: np.ndarray,
+    attributes: np.ndarray,
+    vertex_face: np.ndarray,
+    vertex_dist: np.ndarray,
+    lo_vertices: np.ndarray,
+    lo_faces: np.ndarray,
+    lo_uvs: np.ndarray,
+    face_chart: np.ndarray,
+    size: int,
+    device: str = "cuda",
+) -> tuple[np.ndarray, np.ndarray]:
+    """``transfer.splat`` on a torch device; same arguments and returns (numpy arrays).
+
+    values (size, size, k) float32, face (size, size) int32 (-1 where empty).
+    """
+    torch = _torch()
+    dev = torch.device(device)
+    matrix, origin = transfer.face_uv_maps(lo_vertices, lo_faces, lo_uvs)
+    origin = origin - np.einsum(
+        "fij,fj->fi", matrix, lo_vertices[lo_faces[:, 0]].astype(np.float64)
+    )
+    hi_faces_t = torch.as_tensor(np.asarray(hi_faces, np.int64), device=dev)
+    vface = torch.as_tensor(np.asarray(vertex_face, np.int64), device=dev)
+    chart = torch.as_tensor(np.asarray(face_chart, np.int64), device=dev)
+    # Copy k of triangle t goes through the low-res face of its corner k, unless an earlier
+    # corner's face has the same chart: what the sequential kernel's skips do.
+    corner_face = vface[hi_faces_t]  # (M, 3)
+    corner_chart = chart[corner_face]
+    keep = torch.ones_like(corner_chart, dtype=torch.bool)
+    keep[:, 1] = corner_chart[:, 1] != corner_chart[:, 0]
+    keep[:, 2] = (corner_chart[:, 2] != corner_chart[:, 0]) & (
+        corner_chart[:, 2] != corner_chart[:, 1]
+    )
+    copy_id = torch.nonzero(keep.reshape(-1)).squeeze(1)  # t * 3 + k, in kernel order
+    triangle = copy_id // 3
+    through = corner_face.reshape(-1)[copy_id]
+    # Corner pixel positions: (copies, 3 corners, 2).
+    points = torch.as_tensor(np.asarray(hi_vertices, np.float64), device=dev)[hi_faces_t[triangle]]
+    affine = torch.as_tensor(matrix, device=dev)[through]  # (c, 2, 3)
+    shift = torch.as_tensor(origin, device=dev)[through]  # (c, 2)
+    pixel = (torch.einsum("cij,ckj->cki", affine, points) + shift[:, None, :]) * size
+    corner_depth = torch.as_tensor(np.asarray(vertex_dist, np.float32), device=dev)
+    corner_depth = corner_depth[hi_faces_t[triangle]].double()  # (c, 3)
+    values = torch.zeros((size * size, attributes.shape[1]), dtype=torch.float32, device=dev)
+    depth = torch.full((size * size,), float("inf"), dtype=torch.float64, device=dev)
+    winner = torch.full((size * size,), -1, dtype=torch.int64, device=dev)
+    win_weights = torch.zeros((size * size, 3), dtype=torch.float64, device=dev)
+    for part in _chunks(pixel, size):
+        _draw(torch, part, pixel, corner_depth, size, depth, winner, win_weights)
+    filled = torch.nonzero(winner >= 0).squeeze(1)
+    copy = winner[filled]
+    corners = hi_faces_t[triangle[copy]]  # (k, 3)
+    attrs = torch.as_tensor(np.asarray(attributes, np.float32), device=dev)
+    w = win_weights[filled]
+    values[filled] = (
+        w[:, 0:1] * attrs[corners[:, 0]].double()
+        + w[:, 1:2] * attrs[corners[:, 1]].double()
+        + w[:, 2:3] * attrs[corners[:, 2]].double()
+    ).float()
+    out_face = torch.full((size * size,), -1, dtype=torch.int32, device=dev)
+    out_face[filled] = through[copy].int()
+    return (
+        values.reshape(size, size, -1).cpu().numpy(),
+        out_face.reshape(size, size).cpu().numpy(),
+    )
+
+
+def _box(pixel: Any, size: int) -> tuple[Any, Any, Any, Any]:
+    """Texel column / row ranges (inclusive) of each copy's bounding box, clipped to the image."""
+    torch = _torch()
+    low = torch.floor(pixel.min(dim=1).values - 0.5).clamp(min=0).long()
+    high = torch.ceil(pixel.max(dim=1).values - 0.5).clamp(max=size - 1).long()
+    return low[:, 0], high[:, 0], low[:, 1], high[:, 1]
+
+
+def _chunks(pixel: Any, size: int) -> list[Any]:
+    """Copy index ranges whose bounding boxes hold about TEXELS_PER_CHUNK texels together."""
+    torch = _torch()
+    col0, col1, row0, row1 = _box(pixel, size)
+    area = ((col1 - col0 + 1).clamp(min=0) * (row1 - row0 + 1).clamp(min=0)).cpu().numpy()
+    ends = np.cumsum(area)
+    bounds = np.searchsorted(ends, np.arange(TEXELS_PER_CHUNK, ends[-1], TEXELS_PER_CHUNK))
+    edges = np.unique(np.concatenate([[0], bounds + 1, [len(area)]]))
+    pairs = itertools.pairwise(edges)
+    return [torch.arange(int(a), int(b), device=pixel.device) for a, b in pairs if b > a]
+
+
+def _draw(torch: Any, part: Any, pixel: Any, corner_depth: Any, size: int, depth: Any,
+          winner: Any, win_weights: Any) -> None:  # fmt: skip
+    """Rasterise the copies ``part`` into the z-buffer (depth, winner, barycentric weights)."""
+    col0, col1, row0, row1 = _box(pixel[part], size)
+    width = (col1 - col0 + 1).clamp(min=0)
+    count = width * (row1 - row0 + 1).clamp(min=0)
+    owner = torch.repeat_interleave(torch.arange(len(part), device=pixel.device), count)
+    if len(owner) == 0:
+        return
+    start = torch.cumsum(count, 0) - count
+    local = torch.arange(len(owner), device=pixel.device) - start[owner]
+    row = row0[owner] + local // width[owner]
+    col = col0[owner] + local % width[owner]
+    p = pixel[part][owner]  # (q, 3, 2)
+    x, y = col.double() + 0.5, row.double() + 0.5
+    ex1, ey1 = p[:, 1, 0] - p[:, 0, 0], p[:, 1, 1] - p[:, 0, 1]
+    ex2, ey2 = p[:, 2, 0] - p[:, 0, 0], p[:, 2, 1] - p[:, 0, 1]
+    det = ex1 * ey2 - ex2 * ey1
+    dx, dy = x - p[:, 0, 0], y - p[:, 0, 1]
+    inv = 1.0 / torch.where(det == 0, torch.ones_like(det), det)
+    w1 = (dx * ey2 - ex2 * dy) * inv
+    w2 = (ex1 * dy - dx * ey1) * inv
+    w0 = 1.0 - w1 - w2
+    inside = (det != 0) & (w0 >= -_EDGE_EPS) & (w1 >= -_EDGE_EPS) & (w2 >= -_EDGE_EPS)
+    copy = part[owner]
+    d = corner_depth[copy]
+    # The sequential kernel stores depths as float32: compare the same rounded values.
+    z = (w0 * d[:, 0] + w1 * d[:, 1] + w2 * d[:, 2]).float().double()
+    texel = row * size + col
+    keep = inside & (z < depth[texel])
+    texel, z, copy = texel[keep], z[keep], copy[keep]
+    weights = torch.stack([w0[keep], w1[keep], w2[keep]], dim=1)
+    best = torch.full_like(depth, float("inf")).scatter_reduce(0, texel, z, reduce="amin")
+    at_best = z == best[texel]
+    first = torch.full_like(winner, torch.iinfo(torch.int64).max)
+    first = first.scatter_reduce(0, texel[at_best], copy[at_best], reduce="amin")
+    chosen = at_best & (copy == first[texel])
+    texel = texel[chosen]
+    depth[texel] = z[chosen]
+    winner[texel] = copy[chosen]
+    win_weights[texel] = weights[chosen]
+
+
+def query_field(
+    point_field: PointField, points: np.ndarray, channels: int, device: str
+) -> np.ndarray | None:
+    """Evaluate a field's ``torch_field`` (tensor (k, 3) -> tensor (k, c)) on ``device`` in
+    large batches: points (k, 3) -> (k, channels) float32 in [0, 1], or None when the field
+    has no torch form (the caller then uses the numpy one)."""
+    torch_field = getattr(point_field, "torch_field", None)
+    if torch_field is None:
+        return None
+    torch = _torch()
+    dev = torch.device(device)
+    out = np.empty((len(points), channels), dtype=np.float32)
+    with torch.no_grad():
+        for start in range(0, len(points), FIELD_BATCH):
+            chunk = torch.as_tensor(
+                np.ascontiguousarray(points[start : start + FIELD_BATCH], np.float32), device=dev
+            )
+            result = torch_field(chunk)[:, :channels].float().clamp(0.0, 1.0)
+            out[start : start + len(chunk)] = result.cpu().numpy()
+    return out
