@@ -56,6 +56,20 @@ def _closest_on_triangle(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz):
     return 1.0 - v - w, v, w
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _squared_distance_to_face(px, py, pz, f, vertices, faces):
+    """Squared distance from point p to face ``f`` of (vertices, faces)."""
+    a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+    ax, ay, az = vertices[a, 0], vertices[a, 1], vertices[a, 2]
+    bx, by, bz = vertices[b, 0], vertices[b, 1], vertices[b, 2]
+    cx, cy, cz = vertices[c, 0], vertices[c, 1], vertices[c, 2]
+    u, v, w = _closest_on_triangle(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz)
+    qx = u * ax + v * bx + w * cx - px
+    qy = u * ay + v * by + w * cy - py
+    qz = u * az + v * bz + w * cz - pz
+    return qx * qx + qy * qy + qz * qz
+
+
 @numba.njit(cache=True, nogil=True)
 def _closest_faces(points, starts, ring_ptr, ring_faces, lo_vertices, lo_faces, face, dist):
     for i in range(points.shape[0]):
@@ -65,15 +79,7 @@ def _closest_faces(points, starts, ring_ptr, ring_faces, lo_vertices, lo_faces, 
             s = starts[i, k]
             for j in range(ring_ptr[s], ring_ptr[s + 1]):
                 f = ring_faces[j]
-                a, b, c = lo_faces[f, 0], lo_faces[f, 1], lo_faces[f, 2]
-                ax, ay, az = lo_vertices[a, 0], lo_vertices[a, 1], lo_vertices[a, 2]
-                bx, by, bz = lo_vertices[b, 0], lo_vertices[b, 1], lo_vertices[b, 2]
-                cx, cy, cz = lo_vertices[c, 0], lo_vertices[c, 1], lo_vertices[c, 2]
-                u, v, w = _closest_on_triangle(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz)
-                qx = u * ax + v * bx + w * cx - px
-                qy = u * ay + v * by + w * cy - py
-                qz = u * az + v * bz + w * cz - pz
-                d = qx * qx + qy * qy + qz * qz
+                d = _squared_distance_to_face(px, py, pz, f, lo_vertices, lo_faces)
                 if d < best_d:
                     best, best_d = f, d
         face[i] = best
@@ -87,15 +93,7 @@ def _closest_of_candidates(points, candidates, vertices, faces, face, dist):
         best, best_d = -1, np.inf
         for j in range(candidates.shape[1]):
             f = candidates[i, j]
-            a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
-            ax, ay, az = vertices[a, 0], vertices[a, 1], vertices[a, 2]
-            bx, by, bz = vertices[b, 0], vertices[b, 1], vertices[b, 2]
-            cx, cy, cz = vertices[c, 0], vertices[c, 1], vertices[c, 2]
-            u, v, w = _closest_on_triangle(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz)
-            qx = u * ax + v * bx + w * cx - px
-            qy = u * ay + v * by + w * cy - py
-            qz = u * az + v * bz + w * cz - pz
-            d = qx * qx + qy * qy + qz * qz
+            d = _squared_distance_to_face(px, py, pz, f, vertices, faces)
             if d < best_d:
                 best, best_d = f, d
         face[i] = best
