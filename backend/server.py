@@ -123,6 +123,8 @@ class BackendServer:
             )
             worker.start()
             self.workers.append(worker)
+        if self.settings.warm_up_kernels:
+            threading.Thread(target=_warm_up_kernels, name="warm-up", daemon=True).start()
         log.info("serving on %s with workers on %s", self.settings.address, ", ".join(devices))
 
     def serve_forever(self) -> None:
@@ -234,3 +236,13 @@ class BackendServer:
         self.router.curve_server = True
         self.router.curve_publickey = public
         self.router.curve_secretkey = secret
+
+
+def _warm_up_kernels() -> None:
+    """Compile (or load from cache) the geometry kernels before the first job needs them."""
+    from backend.geometry.warmup import warm_up
+
+    try:
+        warm_up()
+    except Exception:  # a failed warm-up only means the first job compiles; never fatal
+        log.exception("geometry warm-up failed; the first job will compile the kernels")

@@ -41,6 +41,8 @@ class Settings:
     devices: tuple[str, ...] | None = None  # None: one worker per GPU, or one CPU worker
     vram_budget_mb: int | None = None  # None: the device's total memory
     max_queued_jobs: int = 1000
+    # Compile the geometry kernels in a background thread at start (see geometry/warmup.py).
+    warm_up_kernels: bool = True
 
     @property
     def db_path(self) -> Path:

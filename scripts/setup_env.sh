@@ -44,4 +44,7 @@ if [ ! -f .venv/node/node_modules/gltf-validator/package.json ]; then
     echo "setup: glTF validator (.venv/node)"
     npm install -s --no-audit --no-fund --prefix .venv/node "gltf-validator@$validator_version"
 fi
+# numba compiles the geometry kernels on first use (~45 s here) and caches them on disk: pay it
+# now, not in the first job. A no-op (~2 s) once cached.
+.venv/backend/bin/dreamcad-backend --log-level WARNING warmup | tail -n 1
 echo "setup: done ($root/.venv)"

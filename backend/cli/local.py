@@ -59,6 +59,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     download.add_argument("model")
     download.set_defaults(func=run_download)
 
+    warmup = commands.add_parser(
+        "warmup", help="compile the geometry kernels now (once per install; setup runs it)"
+    )
+    warmup.set_defaults(func=run_warmup)
+
     doctor = commands.add_parser("doctor", help="check GPU, driver, torch, disk and weights")
     add_data_dir(doctor)
     doctor.set_defaults(func=run_doctor)
@@ -168,6 +173,15 @@ def run_download(args: argparse.Namespace) -> int:
     cls = ModelRegistry().adapter_class(args.model)
     folder = download_weights(cls, lambda name, i, n: print(f"[{i + 1}/{n}] {name}", flush=True))
     print(f"{args.model}: weights in {folder}")
+    return 0
+
+
+def run_warmup(args: argparse.Namespace) -> int:
+    from backend.geometry.warmup import warm_up
+
+    print("compiling the geometry kernels (cached on disk: only the first run is slow)")
+    total = warm_up(lambda label, seconds: print(f"  {label:<40} {seconds:6.1f} s", flush=True))
+    print(f"geometry kernels ready in {total:.1f} s")
     return 0
 
 

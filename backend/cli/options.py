@@ -64,6 +64,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         values["devices"] = tuple(args.devices)
     if getattr(args, "vram_budget_mb", None):
         values["vram_budget_mb"] = args.vram_budget_mb
+    if getattr(args, "no_warmup", False):
+        values["warm_up_kernels"] = False
     return Settings(**values)
 
 

@@ -41,6 +41,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--vram-budget-mb", type=int, help="unload least-recently-used models past this much VRAM"
     )
+    serve.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="skip compiling the geometry kernels at start (the first job compiles them)",
+    )
     add_data_dir(serve)
     add_weights(serve)
     serve.set_defaults(func=run_serve)

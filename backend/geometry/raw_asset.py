@@ -47,6 +47,13 @@ class RawAsset:
     def __post_init__(self) -> None:
         self.vertices = np.ascontiguousarray(self.vertices, dtype=np.float32)
         self.faces = np.ascontiguousarray(self.faces, dtype=np.int64)
+        # One dtype per array, so the compiled kernels see one signature (warmup.py covers it).
+        if self.vertex_colors is not None:
+            self.vertex_colors = np.ascontiguousarray(self.vertex_colors, dtype=np.float32)
+        if self.uvs is not None:
+            self.uvs = np.ascontiguousarray(self.uvs, dtype=np.float32)
+        if self.texture is not None:
+            self.texture = np.ascontiguousarray(self.texture, dtype=np.uint8)
         if self.vertices.ndim != 2 or self.vertices.shape[1] != 3:
             raise ValueError(f"vertices must be (n, 3), got {self.vertices.shape}")
         if self.faces.ndim != 2 or self.faces.shape[1] != 3:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,7 @@ def test_curve_keys_authenticate_clients(tmp_path) -> None:
 
 
 def test_client_commands_against_a_running_backend(tmp_path) -> None:
-    with BackendProcess(tmp_path / "data") as backend:
+    with BackendProcess(tmp_path / "data", warm_up=True) as backend:
         address = ("--address", backend.address)
         out = tmp_path / "torus.glb"
         submitted = cli(
@@ -102,6 +103,10 @@ def test_client_commands_against_a_running_backend(tmp_path) -> None:
         assert missing.returncode == 1 and "unknown_job" in missing.stderr
         bad = cli("submit", "--model", "nope", "--prompt", "x", *address)
         assert bad.returncode == 1 and "unknown_model" in bad.stderr
+        deadline = time.monotonic() + 60  # serve compiles the geometry kernels at start
+        while "geometry kernels ready" not in backend.log_path.read_text():
+            assert time.monotonic() < deadline, backend.log_path.read_text()[-2000:]
+            time.sleep(0.2)
 
         listed = cli("jobs", "list", "--data-dir", str(backend.data_dir))
         assert job_id in listed.stdout and "succeeded" in listed.stdout

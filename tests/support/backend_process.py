@@ -36,8 +36,10 @@ class BackendProcess:
         *extra_args: str,
         port: int | None = None,
         env: dict[str, str] | None = None,
+        warm_up: bool = False,
     ) -> None:
         self.data_dir = data_dir
+        self.warm_up = warm_up
         self.port = port or free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.extra_args = extra_args
@@ -60,6 +62,8 @@ class BackendProcess:
                 str(self.data_dir),
                 "--device",
                 "cpu",
+                # setup compiled the kernels; skip the start-up check unless a test wants it
+                *([] if self.warm_up else ["--no-warmup"]),
                 *self.extra_args,
             ],
             cwd=REPO,

@@ -1,0 +1,91 @@
+"""Compile the geometry pipeline's numba kernels once, ahead of the first real job.
+
+numba compiles a kernel on its first call and caches the machine code on disk (``cache=True``),
+so only the first process after an install (or a source change) pays: about 45 s on a 2-core
+machine, 70 s on some GPU boxes. Paid inside a job, that looked like a 71 s decimation of a
+200k-face mesh. ``warm_up`` runs the real pipeline on small inputs that take every kernel
+path (vertex colours, colour and material fields, an incoming texture with kept UVs, the
+two-thread decimation of large meshes), so setup (``dreamcad-backend warmup``, run by
+scripts/setup_env.sh) and ``serve`` start-up pay it instead. Once cached it takes ~2 s.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from backend.geometry.pipeline import PipelineOptions, run_pipeline
+from backend.geometry.raw_asset import RawAsset
+from backend.geometry.tolerances import PARALLEL_SWEEP_FACES
+
+log = logging.getLogger(__name__)
+
+
+def _sphere(min_faces: int) -> tuple[np.ndarray, np.ndarray]:
+    """A UV sphere with at least ``min_faces`` faces, closed at the poles (no trimesh needed)."""
+    rings = int(np.ceil(np.sqrt(min_faces / 4))) + 2
+    segments = 2 * rings
+    theta = np.linspace(0.0, np.pi, rings + 1)[1:-1]
+    phi = np.linspace(0.0, 2 * np.pi, segments, endpoint=False)
+    t, p = np.meshgrid(theta, phi, indexing="ij")
+    body = np.stack([np.sin(t) * np.cos(p), np.cos(t), np.sin(t) * np.sin(p)], -1).reshape(-1, 3)
+    vertices = np.concatenate([[[0.0, 1.0, 0.0]], body, [[0.0, -1.0, 0.0]]]).astype(np.float32)
+    bottom = len(vertices) - 1
+    faces = []
+    for j in range(segments):
+        k = (j + 1) % segments
+        faces.append((0, 1 + k, 1 + j))
+        for i in range(rings - 2):
+            a, b = 1 + i * segments + j, 1 + i * segments + k
+            c, d = a + segments, b + segments
+            faces += [(a, b, d), (a, d, c)]
+        last = 1 + (rings - 2) * segments
+        faces.append((bottom, last + j, last + k))
+    return vertices, np.asarray(faces, dtype=np.int64)
+
+
+def _color(points: np.ndarray) -> np.ndarray:
+    return (0.5 + 0.5 * np.sin(3.0 * points)).astype(np.float32)
+
+
+def _material(points: np.ndarray) -> np.ndarray:
+    return np.full((len(points), 2), (0.6, 0.1), dtype=np.float32)
+
+
+def _inputs() -> list[tuple[str, RawAsset, PipelineOptions]]:
+    big_v, big_f = _sphere(PARALLEL_SWEEP_FACES + 8_000)
+    small_v, small_f = _sphere(6_000)
+    uvs = np.stack([np.arctan2(small_v[:, 2], small_v[:, 0]) / (2 * np.pi) + 0.5,
+                    0.5 - 0.5 * small_v[:, 1]], -1).astype(np.float32)  # fmt: skip
+    texture = np.zeros((64, 64, 3), np.uint8)
+    texture[::8] = 255
+    return [
+        ("vertex colours, two-thread decimation",
+         RawAsset(big_v, big_f, vertex_colors=_color(big_v)),
+         PipelineOptions(target_faces=20_000, texture_size=256)),
+        ("colour and material fields",
+         RawAsset(small_v, small_f, color_field=_color, material_field=_material),
+         PipelineOptions(target_faces=2_000, texture_size=256)),
+        ("incoming texture, kept UVs",
+         RawAsset(small_v, small_f, uvs=uvs, texture=texture),
+         PipelineOptions(target_faces=2_000, texture_size=256, keep_uvs=True)),
+    ]  # fmt: skip
+
+
+def warm_up(report: Callable[[str, float], None] | None = None) -> float:
+    """Run the pipeline on each warm-up input; returns the seconds it took in all.
+
+    ``report(label, seconds)`` is called after each input (for a CLI line or a log entry).
+    """
+    start = time.perf_counter()
+    for label, raw, options in _inputs():
+        began = time.perf_counter()
+        run_pipeline(raw, options)
+        if report is not None:
+            report(label, time.perf_counter() - began)
+    total = time.perf_counter() - start
+    log.info("geometry kernels ready in %.1f s", total)
+    return total
