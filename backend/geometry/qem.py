@@ -25,6 +25,9 @@ from backend.geometry.quadrics import add_plane, edge_cost, placement
 
 BUCKETS_PER_OCTAVE = 8  # the queue orders costs to within 2^(1/8): ~9 %
 N_BUCKETS = 2048
+# A sweep or greedy round that removes less than this share of the faces has stalled: what is
+# left is held by the surface's topology (handles, thin walls), and more passes only re-try it.
+STALL_FRACTION = 0.002
 
 
 @numba.njit(cache=True, inline="always")
@@ -256,6 +259,7 @@ def _sweeps(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
     for sweep in range(1, 40):
         if alive_faces <= stop_faces:
             break
+        at_start = alive_faces
         sample = error[face_list[::stride]][face_alive[face_list[::stride]]]
         if sample.shape[0] == 0:
             break
@@ -285,6 +289,8 @@ def _sweeps(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
         for f in face_list:  # re-measure each changed face once, not after every collapse
             if face_alive[f] and touched[f] == sweep:
                 error[f] = _face_error(f, pos, faces, quadrics, border, endpoint, q)
+        if at_start - alive_faces < STALL_FRACTION * at_start:
+            break  # the cheap edges left are refused (topology): the greedy phase takes over
     return alive_faces, refs, top
 
 
@@ -357,8 +363,8 @@ def _greedy(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
                         count += 1
                         lowest = min(lowest, key)
             collapsed += 1
-        if alive_faces <= target_faces or collapsed == 0:
-            break
+        if alive_faces <= target_faces or collapsed < STALL_FRACTION * alive_faces:
+            break  # another round would re-try the same refused edges
     return alive_faces, refs, top
 
 
