@@ -103,12 +103,12 @@ def bake(
         values, splat_face = transfer_torch.splat(*splat_args, device=device)
     clock.lap("splat")
     flat = np.flatnonzero(splat_face.reshape(-1) >= 0)  # 1-D indices: cheaper than (rows, cols)
-    rows, cols = np.divmod(flat, size)
     texels = values.reshape(-1, values.shape[2])[flat]
     channels = []
     if normal_map:
-        frame_face, bary = _texel_frames(target, size, rows, cols, splat_face.reshape(-1)[flat])
-        channels.append(_tangent_space(texels[:, :3], target, frame_face, bary))
+        channels.append(
+            _tangent_space(texels[:, :3], target, size, flat, splat_face.reshape(-1)[flat])
+        )
     clock.lap("normal")
     offset = 3
     slices = {}
@@ -128,7 +128,7 @@ def bake(
     filled = np.zeros((size, size), dtype=bool)
     filled.reshape(-1)[flat] = True
     stacked, grown = dilate.dilate(stacked, filled, tolerances.DILATE_PX)
-    if len(rows):  # far from every chart: the mean, so coarse mip levels stay in tone
+    if len(flat):  # far from every chart: the mean, so coarse mip levels stay in tone
         stacked[~grown] = np.rint(texel_bytes.mean(axis=0)).astype(np.uint8)
     clock.lap("dilate")
     n_color = color.shape[1]
@@ -144,7 +144,7 @@ def bake(
             [np.full((size, size), 255, np.uint8), stacked[..., -2], stacked[..., -1]]
         )
     clock.lap("encode")
-    return BakedMaps(base, normal, metallic_roughness, len(rows) / size**2, clock.laps)
+    return BakedMaps(base, normal, metallic_roughness, len(flat) / size**2, clock.laps)
 
 
 class _Clock:
@@ -220,43 +220,28 @@ def _sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
-def _texel_frames(
-    target: BakeTarget, size: int, rows: np.ndarray, cols: np.ndarray, splat_face: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Low-res face (k,) and barycentrics (k, 3) under each texel, extrapolated past borders."""
-    face_id, bary = raster.rasterize(target.uvs, target.faces, size, size)
-    flat = rows * size + cols
-    face = face_id.reshape(-1)[flat].astype(np.int64)
-    weights = bary.reshape(-1, 3)[flat].astype(np.float64)
-    outside = face < 0
-    if outside.any():
-        face[outside] = splat_face[outside]
-        corners = target.uvs[target.faces[face[outside]]].astype(np.float64)
-        point = np.stack([(cols[outside] + 0.5) / size, (rows[outside] + 0.5) / size], axis=1)
-        e1, e2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
-        d = point - corners[:, 0]
-        det = e1[:, 0] * e2[:, 1] - e2[:, 0] * e1[:, 1]
-        det = np.where(np.abs(det) > 1e-30, det, 1e-30)
-        w1 = (d[:, 0] * e2[:, 1] - e2[:, 0] * d[:, 1]) / det
-        w2 = (e1[:, 0] * d[:, 1] - d[:, 0] * e1[:, 1]) / det
-        weights[outside] = np.stack([1 - w1 - w2, w1, w2], axis=1)
-    return face, weights
-
-
 def _tangent_space(
-    high_normal: np.ndarray, target: BakeTarget, face: np.ndarray, bary: np.ndarray
-) -> np.ndarray:
-    """Encode world normals (k, 3) in each texel's tangent frame -> (k, 3) in [0, 1].
+    high_normal: np.ndarray, target: BakeTarget, size: int, flat: np.ndarray,
+    splat_face: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """Encode world normals (k, 3) of the baked texels ``flat`` (k,) (row-major indices) in each
+    texel's tangent frame -> (k, 3) in [0, 1].
 
-    The frame is interpolated without normalising and B = w * cross(N, T), as a MikkTSpace
-    shader rebuilds it; solving against that exact frame makes the round trip exact.
+    The frame is that of the low-res face the atlas shows at the texel or, past a chart border,
+    of the face the texel was splatted through (``splat_face`` (k,)), its barycentrics
+    extrapolated. It is interpolated without normalising and B = w * cross(N, T), as a
+    MikkTSpace shader rebuilds it; solving against that exact frame makes the round trip exact.
     """
-    out = np.empty((len(face), 3), dtype=np.float32)
+    face_id = raster.rasterize_faces(target.uvs, target.faces, size, size)
+    out = np.empty((len(flat), 3), dtype=np.float32)
     _encode_normals(
         np.ascontiguousarray(high_normal, dtype=np.float32),
-        face.astype(np.int64),
-        np.ascontiguousarray(bary, dtype=np.float64),
-        target.faces.astype(np.int64),
+        face_id.reshape(-1),
+        np.ascontiguousarray(flat, dtype=np.int64),
+        np.ascontiguousarray(splat_face, dtype=np.int64),
+        size,
+        np.ascontiguousarray(target.uvs, dtype=np.float64),
+        np.ascontiguousarray(target.faces, dtype=np.int64),
         np.ascontiguousarray(target.normals, dtype=np.float64),
         np.ascontiguousarray(target.tangents, dtype=np.float64),
         out,
@@ -264,13 +249,34 @@ def _tangent_space(
     return out
 
 
-@numba.njit(cache=True, nogil=True)
-def _encode_normals(high, face, bary, faces, normals, tangents, out):
-    for i in range(face.shape[0]):
-        f = face[i]
+@numba.njit(cache=True, nogil=True, inline="always")
+def _texel_barycentrics(uvs, faces, f, px, py):
+    """Barycentrics of the point (px, py) in face f's UV triangle (outside it: extrapolated)."""
+    a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+    e1x, e1y = uvs[b, 0] - uvs[a, 0], uvs[b, 1] - uvs[a, 1]
+    e2x, e2y = uvs[c, 0] - uvs[a, 0], uvs[c, 1] - uvs[a, 1]
+    dx, dy = px - uvs[a, 0], py - uvs[a, 1]
+    det = e1x * e2y - e2x * e1y
+    if abs(det) < 1e-30:
+        det = 1e-30
+    w1 = (dx * e2y - e2x * dy) / det
+    w2 = (e1x * dy - dx * e1y) / det
+    return 1.0 - w1 - w2, w1, w2
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _encode_normals(high, face_id, flat, splat_face, size, uvs, faces, normals, tangents, out):
+    for i in numba.prange(flat.shape[0]):  # texels are independent: all cores
+        f = face_id[flat[i]]
+        if f < 0:
+            f = splat_face[i]
+        px = (flat[i] % size + 0.5) / size
+        py = (flat[i] // size + 0.5) / size
+        b0, b1, b2 = _texel_barycentrics(uvs, faces, f, px, py)
         nx = ny = nz = tx = ty = tz = w = 0.0
         for k in range(3):
-            v, weight = faces[f, k], bary[i, k]
+            v = faces[f, k]
+            weight = b0 if k == 0 else (b1 if k == 1 else b2)
             nx += weight * normals[v, 0]
             ny += weight * normals[v, 1]
             nz += weight * normals[v, 2]
