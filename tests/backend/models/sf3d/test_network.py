@@ -48,3 +48,22 @@ def test_default_camera_looks_from_plus_x_with_z_up() -> None:
     assert torch.allclose(c2w[:3, 3], torch.tensor([1.6, 0.0, 0.0]))
     assert c2w[:3, 1].tolist() == [0.0, 0.0, 1.0]  # camera up = +Z
     assert abs(float(intrinsic[0, 0]) - 1.3737387) < 1e-5 and float(intrinsic[0, 2]) == 0.5
+
+
+def test_resized_position_embeddings_follow_the_weights() -> None:
+    """The cached bicubic resize is reused, but never outlives a change of the weights."""
+    from backend.models.sf3d.config import DinoConfig
+    from backend.models.sf3d.dinov2 import Embeddings
+
+    embeddings = Embeddings(DinoConfig(hidden_size=8, image_size=70, patch_size=14))
+    torch.nn.init.normal_(embeddings.position_embeddings)
+    with torch.no_grad():
+        first = embeddings.interpolated_positions(16, 56, 56)  # 4x4 patches from a 5x5 grid
+        assert first.shape == (1, 17, 8)
+        assert embeddings.interpolated_positions(16, 56, 56) is first  # reused
+        embeddings.load_state_dict({**embeddings.state_dict(),
+                                    "position_embeddings": torch.randn(1, 26, 8)})  # fmt: skip
+        second = embeddings.interpolated_positions(16, 56, 56)
+        assert not torch.equal(first, second)
+        assert torch.equal(second, embeddings._resize_positions(56, 56))
+        assert embeddings.interpolated_positions(36, 84, 84).shape == (1, 37, 8)
