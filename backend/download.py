@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from backend.models.base import ModelAdapter, WeightFile
+from backend.models.base import ModelAdapter, WeightFile, WeightsSource
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 DISK_MARGIN = 1.1  # keep 10 % more free than the download needs
@@ -47,28 +47,56 @@ def check_disk(files: tuple[WeightFile, ...], folder: Path) -> None:
         )
 
 
+def source_of(cls: type[ModelAdapter], component: str | None = None) -> WeightsSource:
+    """The model's own weights, or one of its optional components'."""
+    if component is not None:
+        if component not in cls.components:
+            known = ", ".join(cls.components) or "none"
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMETER,
+                f"model {cls.id!r} has no component {component!r} (components: {known})",
+                field="component",
+            )
+        return cls.components[component]
+    if cls.weights is None:
+        raise ProtocolError(
+            ErrorCode.INVALID_PARAMETER, f"model {cls.id!r} has no weights to download"
+        )
+    return cls.weights
+
+
 def download_weights(
-    cls: type[ModelAdapter], on_file: Callable[[str, int, int], None] | None = None
+    cls: type[ModelAdapter],
+    on_file: Callable[[str, int, int], None] | None = None,
+    component: str | None = None,
 ) -> Path:
-    """Fetch ``cls.weights`` into the HF cache; return the snapshot folder."""
-    from huggingface_hub import hf_hub_download
+    """Fetch ``cls.weights`` (or the named component's) into the HF cache; return the snapshot
+    folder. Declared files come one by one (sha256 checked); declared folders whole."""
+    from huggingface_hub import hf_hub_download, snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
         LocalEntryNotFoundError,
         RepositoryNotFoundError,
     )
 
-    source = cls.weights
-    if source is None:
-        raise ProtocolError(
-            ErrorCode.INVALID_PARAMETER, f"model {cls.id!r} has no weights to download"
-        )
-    check_disk(source.files, cache_dir())
+    source = source_of(cls, component)
+    env_name = cls.id.upper() + (f"_{component.upper()}" if component else "")
+    sized = source.files + ((WeightFile("folders", size=source.approx_size),) if source.folders
+                            else ())  # fmt: skip
+    check_disk(sized, cache_dir())
     folder: Path | None = None
-    for index, weight_file in enumerate(source.files):
+    steps = [f.path for f in source.files] + [f"{name}/" for name in source.folders]
+    for index, path in enumerate(steps):
         if on_file:
-            on_file(weight_file.path, index, len(source.files))
+            on_file(path, index, len(steps))
+        weight_file = source.files[index] if index < len(source.files) else None
         try:
+            if weight_file is None:  # a whole folder: only its own files, not the whole repo
+                snapshot = snapshot_download(
+                    source.repo_id, revision=source.revision, allow_patterns=[f"{path}*"]
+                )
+                folder = Path(snapshot)
+                continue
             local = Path(
                 hf_hub_download(source.repo_id, weight_file.path, revision=source.revision)
             )
@@ -88,9 +116,9 @@ def download_weights(
         except LocalEntryNotFoundError as error:
             raise ProtocolError(
                 ErrorCode.WEIGHTS_MISSING,
-                f"cannot reach the Hugging Face hub for {weight_file.path}: {error}",
+                f"cannot reach the Hugging Face hub for {path}: {error}",
                 hint="Go online (unset HF_HUB_OFFLINE), or copy the files onto this machine and "
-                f"point DREAMCAD_WEIGHTS_{cls.id.upper()} at them.",
+                f"point DREAMCAD_WEIGHTS_{env_name} at them.",
             ) from None
         if weight_file.sha256 and sha256_of(local) != weight_file.sha256:
             raise ProtocolError(

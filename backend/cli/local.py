@@ -57,6 +57,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     download = commands.add_parser("download", help="fetch a model's weights from the HF hub")
     download.add_argument("model")
+    download.add_argument(
+        "--with",
+        dest="components",
+        action="append",
+        default=[],
+        metavar="COMPONENT",
+        help="also fetch an optional component (e.g. paint for the Hunyuan3D texture stage)",
+    )
+    download.add_argument(
+        "--only", action="store_true", help="with --with: fetch only the components"
+    )
     download.set_defaults(func=run_download)
 
     warmup = commands.add_parser(
@@ -168,11 +179,19 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from backend.download import download_weights
+    from backend.download import download_weights, source_of
 
     cls = ModelRegistry().adapter_class(args.model)
-    folder = download_weights(cls, lambda name, i, n: print(f"[{i + 1}/{n}] {name}", flush=True))
-    print(f"{args.model}: weights in {folder}")
+    for component in args.components:
+        source_of(cls, component)  # an unknown component fails before anything is fetched
+    def report(name: str, index: int, count: int) -> None:
+        print(f"[{index + 1}/{count}] {name}", flush=True)
+
+    if not (args.only and args.components):
+        print(f"{args.model}: weights in {download_weights(cls, report)}")
+    for component in args.components:
+        folder = download_weights(cls, report, component)
+        print(f"{args.model} {component}: weights in {folder}")
     return 0
 
 

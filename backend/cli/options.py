@@ -27,7 +27,7 @@ def add_weights(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="MODEL=PATH",
-        help="use weights from a local folder, repeatable",
+        help="use weights from a local folder (MODEL:COMPONENT=PATH for a component), repeatable",
     )
 
 

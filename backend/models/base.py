@@ -39,8 +39,12 @@ class WeightsSource:
 
     repo_id: str
     revision: str
-    files: tuple[WeightFile, ...]
+    files: tuple[WeightFile, ...] = ()
     gated: bool = False
+    # Whole hub subfolders (a diffusers pipeline's folder: many small files whose list is the
+    # folder's own business); each is present when its ``model_index.json`` is.
+    folders: tuple[str, ...] = ()
+    approx_size: int = 0  # bytes, for the disk check when ``folders`` hide the file sizes
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,9 @@ class ModelAdapter(abc.ABC):
     license: ClassVar[str]
     license_url: ClassVar[str] = ""
     weights: ClassVar[WeightsSource | None] = None
+    # Optional parts with weights of their own, fetched with `download ID --with NAME` (e.g. a
+    # texture model from another repo); found like the main weights (see registry.py).
+    components: ClassVar[dict[str, WeightsSource]] = {}
     max_images: ClassVar[int] = 1
     # Shares of the progress bar per stage the model reports, e.g. {"sample": 0.8, "decode": 0.2}.
     stage_weights: ClassVar[dict[str, float]] = {}
@@ -118,6 +125,8 @@ class ModelAdapter(abc.ABC):
     def __init__(self, weights_dir: Path | None = None) -> None:
         """``weights_dir`` is the local folder holding ``weights.files`` (None: no weights)."""
         self.weights_dir = weights_dir
+        # Where each found component's files are (set by the registry); absent: not found.
+        self.component_dirs: dict[str, Path] = {}
 
     def weights_present(self) -> bool:
         if self.weights is None:

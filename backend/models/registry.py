@@ -3,9 +3,10 @@
 Adapters are classes registered under the ``dreamcad.models`` entry-point group, so any
 installed package can add one. An adapter's weights folder is, in order: the path given for it
 (``--weights ID=PATH`` or ``DREAMCAD_WEIGHTS_<ID>``), else the Hugging Face cache's snapshot of
-its pinned revision when every declared file is there. Nothing here downloads (see download.py).
-``ModelCache`` keeps models loaded between jobs on one device and unloads the least recently used
-when a new one would overflow the budget.
+its pinned revision when every declared file is there; optional components (``components``)
+the same way under ``ID:NAME`` / ``DREAMCAD_WEIGHTS_<ID>_<NAME>``. Nothing here downloads (see
+download.py). ``ModelCache`` keeps models loaded between jobs on one device and unloads the least
+recently used when a new one would overflow the budget.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
-from backend.models.base import ModelAdapter
+from backend.models.base import ModelAdapter, WeightsSource
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 log = logging.getLogger(__name__)
@@ -47,23 +48,22 @@ def discover_adapters() -> dict[str, type[ModelAdapter]]:
     return dict(sorted(found.items()))
 
 
-def hub_snapshot_dir(cls: type[ModelAdapter]) -> Path | None:
-    """The HF cache folder of the adapter's pinned revision, if every declared file is there."""
-    if cls.weights is None:
+def hub_snapshot_dir(source: WeightsSource | None) -> Path | None:
+    """The HF cache folder of ``source``'s pinned revision, if every declared file (and each
+    declared folder's ``model_index.json``) is there."""
+    if source is None:
         return None
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
     folder: Path | None = None
-    for weight_file in cls.weights.files:
-        cached = try_to_load_from_cache(
-            cls.weights.repo_id, weight_file.path, revision=cls.weights.revision
-        )
+    paths = [f.path for f in source.files] + [f"{name}/model_index.json" for name in source.folders]
+    for relative in paths:
+        cached = try_to_load_from_cache(source.repo_id, relative, revision=source.revision)
         if not isinstance(cached, str):
             return None
-        path = Path(cached)
-        folder = path.parents[len(Path(weight_file.path).parts) - 1]
+        folder = Path(cached).parents[len(Path(relative).parts) - 1]
     return folder
 
 
@@ -96,7 +96,17 @@ class ModelRegistry:
             return self._weights_paths[model_id]
         if env := os.environ.get(weights_env_var(model_id)):
             return Path(env).expanduser()
-        return hub_snapshot_dir(self.adapter_class(model_id))
+        return hub_snapshot_dir(self.adapter_class(model_id).weights)
+
+    def component_dir(self, model_id: str, component: str) -> Path | None:
+        """A component's folder: ``--weights ID:NAME=PATH``, ``DREAMCAD_WEIGHTS_<ID>_<NAME>``,
+        else the HF cache snapshot of its pinned revision."""
+        key = f"{model_id}:{component}"
+        if key in self._weights_paths:
+            return self._weights_paths[key]
+        if env := os.environ.get(weights_env_var(f"{model_id}_{component}")):
+            return Path(env).expanduser()
+        return hub_snapshot_dir(self.adapter_class(model_id).components.get(component))
 
     def create(self, model_id: str) -> ModelAdapter:
         """A new, unloaded adapter instance (cheap: nothing is read until ``load``)."""
@@ -105,8 +115,13 @@ class ModelRegistry:
         if getattr(cls, "takes_registry", False):
             # Composite adapters (text -> image -> 3D) create their inner models from this same
             # registry, so a job's weights folders and installed set hold for the whole job.
-            return cls(weights_dir=weights_dir, registry=self)
-        return cls(weights_dir=weights_dir)
+            adapter = cls(weights_dir=weights_dir, registry=self)
+        else:
+            adapter = cls(weights_dir=weights_dir)
+        for name in cls.components:
+            if (folder := self.component_dir(model_id, name)) is not None:
+                adapter.component_dirs[name] = folder
+        return adapter
 
 
 class ModelCache:

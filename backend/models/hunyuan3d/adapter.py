@@ -7,8 +7,9 @@ others load if the user put them in the weights folder and asks for them. Output
 marching-cubes meshes in the backend frame (Hunyuan3D already works +Y up, facing +Z); the
 geometry pipeline decimates, unwraps and bakes them. With ``texture="paint"`` (off by default
 until real-weight quality is checked) the mesh is reduced, unwrapped and painted by
-Hunyuan3D-Paint (:mod:`paint_texture`; its delight and paint folders from ``tencent/Hunyuan3D-2``
-must sit in the weights folder) and handed over with ``uvs`` and ``texture``.
+Hunyuan3D-Paint (:mod:`paint_texture`; its delight and paint folders from ``tencent/Hunyuan3D-2``,
+the ``paint`` component: ``dreamcad-backend download ID --with paint``, or inside the weights
+folder) and handed over with ``uvs`` and ``texture``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,17 @@ LICENSE = (
     "separate licence from Tencent; outputs may not be used to improve other AI models."
 )
 LICENSE_URL = "https://github.com/Tencent/Hunyuan3D-2/blob/main/LICENSE"
+
+# Hunyuan3D-Paint (texture=paint) lives in tencent/Hunyuan3D-2 whichever shape model is used:
+# its delight and paint diffusers folders, fetched whole (about 10 GB, an estimate: the folders
+# hold fp32 SD-2.1-sized UNets, VAEs and text encoders). Revision: the branch, as for the shape
+# weights of that repo (no verified commit could be found offline).
+PAINT_WEIGHTS = WeightsSource(
+    "tencent/Hunyuan3D-2",
+    "main",
+    folders=(paint_delight.SUBFOLDER, paint_loading.SUBFOLDER),
+    approx_size=10 * 2**30,
+)
 
 # Steps each variant was made for (upstream's app: turbo 5, fast 10, standard 30).
 DEFAULT_STEPS = {"turbo": 5, "fast": 10, "standard": 30}
@@ -103,6 +115,7 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
     parameters = PARAMETERS
     license = LICENSE
     license_url = LICENSE_URL
+    components = {"paint": PAINT_WEIGHTS}
 
     def __init__(self, weights_dir: Path | None = None) -> None:
         super().__init__(weights_dir)
@@ -155,17 +168,19 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
         return self._models
 
     def _paint_dirs(self) -> tuple[Path, Path]:
-        """The delight and paint folders (from tencent/Hunyuan3D-2) inside the weights folder."""
-        base = self.weights_dir or Path("<no weights folder>")
+        """The delight and paint folders (from tencent/Hunyuan3D-2): those of the ``paint``
+        component when it was found, else inside the shape weights folder."""
+        base = self.component_dirs.get("paint") or self.weights_dir or Path("<no weights>")
         folders = (base / paint_delight.SUBFOLDER, base / paint_loading.SUBFOLDER)
         for folder in folders:
             if not (folder / "model_index.json").is_file():
                 raise ProtocolError(
                     ErrorCode.WEIGHTS_MISSING,
-                    f"texture=paint needs {folder.name}/ in {base}",
+                    f"texture=paint needs {folder.name}/ (from {PAINT_WEIGHTS.repo_id}); "
+                    f"not found in {base}",
                     field="body.parameters.texture",
-                    hint=f"add {folder.name}/ from tencent/Hunyuan3D-2 to the weights folder, "
-                    "or use texture=none",
+                    hint=f"run `dreamcad-backend download {self.id} --with paint --only`, or "
+                    "use texture=none",
                 )
         return folders
 
