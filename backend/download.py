@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from backend.models.base import ModelAdapter, WeightFile, WeightsSource
+from backend.models.registry import weights_env_var
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 DISK_MARGIN = 1.1  # keep 10 % more free than the download needs
@@ -80,7 +81,7 @@ def download_weights(
     )
 
     source = source_of(cls, component)
-    env_name = cls.id.upper() + (f"_{component.upper()}" if component else "")
+    env_name = weights_env_var(f"{cls.id}_{component}" if component else cls.id)
     sized = source.files + ((WeightFile("folders", size=source.approx_size),) if source.folders
                             else ())  # fmt: skip
     check_disk(sized, cache_dir())
@@ -118,7 +119,7 @@ def download_weights(
                 ErrorCode.WEIGHTS_MISSING,
                 f"cannot reach the Hugging Face hub for {path}: {error}",
                 hint="Go online (unset HF_HUB_OFFLINE), or copy the files onto this machine and "
-                f"point DREAMCAD_WEIGHTS_{env_name} at them.",
+                f"point {env_name} at them.",
             ) from None
         if weight_file.sha256 and sha256_of(local) != weight_file.sha256:
             raise ProtocolError(

@@ -162,19 +162,25 @@ def run_postprocess(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    infos = model_infos(ModelRegistry(weights_paths=weights_from(args)))
+    registry = ModelRegistry(weights_paths=weights_from(args))
+    infos = model_infos(registry)
     if args.json:
         print(json.dumps([asdict(info) for info in infos], indent=2))
         return 0
-    print(f"{'model':<20} {'tasks':<22} {'weights':<9} {'VRAM MB':>8}  {'runs here':<10} licence")
+    print(f"{'model':<20} {'tasks':<22} {'weights':<9} {'VRAM MB':>8}  {'runs here':<10} licence"
+          " (terms: --json, or the model card)")
     for info in infos:
         print(
             f"{info.id:<20} {','.join(info.tasks):<22} "
             f"{'yes' if info.weights_present else 'missing':<9} {info.vram_mb:>8}  "
-            f"{'yes' if info.available else 'no':<10} {info.license}"
+            f"{'yes' if info.available else 'no':<10} {info.license.split(':')[0]}"
         )
         if info.unavailable_reason:
             print(f"{'':<20} -> {info.unavailable_reason}")
+        for name, source in registry.adapter_class(info.id).components.items():
+            found = registry.component_dir(info.id, name) is not None
+            state = "present" if found else f"missing: download {info.id} --with {name} --only"
+            print(f"{'':<20} + component {name} ({source.repo_id}): {state}")
     return 0
 
 

@@ -119,6 +119,9 @@ class ModelAdapter(abc.ABC):
     # texture model from another repo); found like the main weights (see registry.py).
     components: ClassVar[dict[str, WeightsSource]] = {}
     max_images: ClassVar[int] = 1
+    # The dtype the service loads the model in on a GPU (CPU: always float32): what the
+    # model's upstream runs in by default, so speed and memory match what users expect.
+    cuda_dtype: ClassVar[str] = "float32"
     # Shares of the progress bar per stage the model reports, e.g. {"sample": 0.8, "decode": 0.2}.
     stage_weights: ClassVar[dict[str, float]] = {}
 

@@ -133,7 +133,14 @@ class ModelCache:
         self.budget_mb = budget_mb
         self._loaded: OrderedDict[str, ModelAdapter] = OrderedDict()
 
-    def acquire(self, model_id: str, dtype: str = "float32") -> ModelAdapter:
+    def acquire(self, model_id: str, dtype: str | None = None) -> ModelAdapter:
+        """The loaded adapter (loading it, and unloading others past the budget, if needed).
+
+        ``dtype`` None: the adapter's ``cuda_dtype`` on a CUDA device (what its upstream runs
+        in), float32 elsewhere."""
+        if dtype is None:
+            cls = self.registry.adapter_class(model_id)
+            dtype = cls.cuda_dtype if self.device.startswith("cuda") else "float32"
         if model_id in self._loaded:
             self._loaded.move_to_end(model_id)
             return self._loaded[model_id]

@@ -116,6 +116,7 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
     license = LICENSE
     license_url = LICENSE_URL
     components = {"paint": PAINT_WEIGHTS}
+    cuda_dtype = "float16"  # upstream loads model.fp16.safetensors in float16
 
     def __init__(self, weights_dir: Path | None = None) -> None:
         super().__init__(weights_dir)

@@ -48,6 +48,7 @@ class ImageBridgeAdapter(ModelAdapter):
         "image model."
     )
     tasks = ("text",)
+    cuda_dtype = "float16"  # the text-to-image pipeline and the image model it feeds
     license = "model-dependent (SDXL-Turbo: Stability AI non-commercial community licence)"
     license_url = "https://huggingface.co/stabilityai/sdxl-turbo/blob/main/LICENSE.md"
     vram_mb = 12_000

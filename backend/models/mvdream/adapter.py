@@ -60,6 +60,7 @@ class MVDreamAdapter(ModelAdapter):
     name = "MVDream (text -> 3D)"
     description = "Four consistent views from a prompt, reconstructed and textured from them."
     tasks = ("text",)
+    cuda_dtype = "float16"  # the multi-view UNet and the 2mv reconstructor both in fp16
     license = "CreativeML OpenRAIL-M"
     license_url = "https://huggingface.co/MVDream/MVDream"
     vram_mb = 8_000

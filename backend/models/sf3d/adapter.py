@@ -54,6 +54,7 @@ class SF3DAdapter(ModelAdapter):
     license_url = "https://huggingface.co/stabilityai/stable-fast-3d/blob/main/LICENSE.md"
     vram_mb = 6000  # upstream README: about 6 GB for one image at the defaults
     max_images = 1
+    cuda_dtype = "bfloat16"  # upstream runs the encoders under bf16 autocast
     # Gated repo: accept the licence on the hub and log in before downloading. No commit of it
     # could be confirmed from here, so the revision is the branch (see the report).
     weights = WeightsSource(

@@ -59,6 +59,8 @@ def _component_files(encoder: tuple[str, ...]) -> tuple[WeightFile, ...]:
 class _ShapEBase(ModelAdapter):
     """Shared body; subclasses fix the pipeline class, the weights and how input is encoded."""
 
+    cuda_dtype = "float16"  # as diffusers' Shap-E examples run it
+
     pipeline_class: ClassVar[str]
     license = "MIT"
     license_url = MIT_URL

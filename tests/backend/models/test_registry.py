@@ -118,3 +118,52 @@ def test_hub_cache_snapshot_is_found(tmp_path, monkeypatch) -> None:
     (snapshot / "weights.txt").write_text("w")
     assert Path(registry.weights_dir("a")) == snapshot
 
+
+
+def test_components_are_found_by_path_env_or_hub_cache(tmp_path, monkeypatch) -> None:
+    """An optional component: `--weights ID:NAME=PATH` first, then DREAMCAD_WEIGHTS_<ID>_<NAME>,
+    then the HF cache snapshot holding each declared folder's model_index.json."""
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    textured = type("textured", (SizedAdapter,), {
+        "id": "textured", "name": "textured",
+        "components": {"paint": WeightsSource("org/paint", "def456", folders=("paint-v1",))},
+    })  # fmt: skip
+    monkeypatch.delenv("DREAMCAD_WEIGHTS_TEXTURED_PAINT", raising=False)
+    registry = ModelRegistry({"textured": textured})
+    assert registry.component_dir("textured", "paint") is None
+    assert registry.create("textured").component_dirs == {}
+
+    snapshot = tmp_path / "hub" / "models--org--paint" / "snapshots" / "def456"
+    (snapshot / "paint-v1").mkdir(parents=True)
+    assert registry.component_dir("textured", "paint") is None  # the folder alone is not enough
+    (snapshot / "paint-v1" / "model_index.json").write_text("{}")
+    assert registry.create("textured").component_dirs == {"paint": snapshot}
+
+    monkeypatch.setenv("DREAMCAD_WEIGHTS_TEXTURED_PAINT", str(tmp_path / "from-env"))
+    assert registry.component_dir("textured", "paint") == tmp_path / "from-env"
+    given = ModelRegistry({"textured": textured}, {"textured:paint": tmp_path / "given"})
+    assert given.component_dir("textured", "paint") == tmp_path / "given"
+
+
+def test_gpu_workers_load_models_in_their_cuda_dtype() -> None:
+    """A CUDA worker loads each model in the dtype its upstream runs in; CPU always float32."""
+    loads: list[tuple[str, str]] = []
+
+    class Recording(SizedAdapter):
+        weights = None
+        cuda_dtype = "bfloat16"
+
+        def load(self, device: str, dtype: str = "float32") -> None:
+            loads.append((device, dtype))
+
+    registry = ModelRegistry({"half": type("half", (Recording,), {"id": "half", "name": "h"})})
+    ModelCache(registry, "cuda:0", None).acquire("half")  # the recorder never touches the GPU
+    ModelCache(registry, "cpu", None).acquire("half")
+    ModelCache(registry, "cuda:1", None).acquire("half", "float32")
+    assert loads == [("cuda:0", "bfloat16"), ("cpu", "float32"), ("cuda:1", "float32")]
+    from backend.models.hunyuan3d.adapter import Hunyuan3D2MiniAdapter
+    from backend.models.sf3d.adapter import SF3DAdapter
+
+    assert (SF3DAdapter.cuda_dtype, Hunyuan3D2MiniAdapter.cuda_dtype) == ("bfloat16", "float16")
