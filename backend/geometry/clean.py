@@ -16,6 +16,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from backend.geometry import tolerances
+from backend.geometry.adjacency import face_components, manifold_face_pairs
 
 Attributes = dict[str, np.ndarray]
 
@@ -181,18 +182,6 @@ def duplicate_face_mask(faces: np.ndarray, n_vertices: int | None = None) -> np.
     return mask
 
 
-def face_components(faces: np.ndarray, n_vertices: int) -> tuple[int, np.ndarray]:
-    """Pieces connected through shared vertices: (count, (m,) label of each face)."""
-    if len(faces) == 0:
-        return 0, np.zeros(0, dtype=np.int64)
-    rows = np.concatenate([faces[:, 0], faces[:, 1]])
-    cols = np.concatenate([faces[:, 1], faces[:, 2]])
-    graph = coo_matrix((np.ones(len(rows), dtype=np.int32), (rows, cols)), (n_vertices,) * 2)
-    _count, vertex_labels = connected_components(graph, directed=False)
-    used = np.unique(vertex_labels[faces[:, 0]], return_inverse=True)
-    return len(used[0]), used[1].astype(np.int64)
-
-
 def floater_face_mask(
     vertices: np.ndarray,
     faces: np.ndarray,
@@ -209,68 +198,6 @@ def floater_face_mask(
     piece_area = np.bincount(labels, weights=face_areas(vertices, faces), minlength=count)
     small = piece_area < fraction * piece_area.max()
     return small[labels]
-
-
-def manifold_face_pairs(
-    faces: np.ndarray, n_vertices: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Faces sharing an edge used by exactly two faces.
-
-    Returns a (p,), b (p,) face indices (a < b) and disagree (p,) bool: both faces run the
-    shared edge the same way, so their windings are inconsistent.
-    """
-    faces = np.ascontiguousarray(faces, dtype=np.int64)
-    a, b, disagree = _manifold_pairs(faces, n_vertices)
-    return a, b, disagree
-
-
-@numba.njit(cache=True, nogil=True)
-def _manifold_pairs(faces, n_vertices):
-    # Faces around each vertex (counting sort), then each edge looks for its other faces among
-    # those of its first vertex: O(m * valence), no sort of the 3m edge keys.
-    m = faces.shape[0]
-    start = np.zeros(n_vertices + 1, np.int64)
-    for f in range(m):
-        for k in range(3):
-            start[faces[f, k] + 1] += 1
-    for v in range(n_vertices):
-        start[v + 1] += start[v]
-    fill = start[:-1].copy()
-    around = np.empty(3 * m, np.int64)
-    for f in range(m):
-        for k in range(3):
-            v = faces[f, k]
-            around[fill[v]] = f
-            fill[v] += 1
-    out_a = np.empty(3 * m // 2 + 1, np.int64)
-    out_b = np.empty(3 * m // 2 + 1, np.int64)
-    out_same = np.empty(3 * m // 2 + 1, np.bool_)
-    count = 0
-    for f in range(m):
-        for k in range(3):
-            u, w = faces[f, k], faces[f, (k + 1) % 3]
-            if u == w:
-                continue
-            users, other, same = 0, -1, False
-            for j in range(start[u], start[u + 1]):
-                g = around[j]
-                if g == f or (j > start[u] and around[j - 1] == g):
-                    continue  # this face, or a face listed twice (a repeated vertex)
-                for i in range(3):
-                    if faces[g, i] == u:
-                        if faces[g, (i + 1) % 3] == w:
-                            users += 1
-                            other, same = g, True
-                        elif faces[g, (i + 2) % 3] == w:
-                            users += 1
-                            other, same = g, False
-                        break
-            if users == 1 and f < other:
-                if count == out_a.shape[0]:
-                    break  # cannot happen for a mesh whose edges have two faces at most
-                out_a[count], out_b[count], out_same[count] = f, other, same
-                count += 1
-    return out_a[:count], out_b[:count], out_same[:count]
 
 
 def orient_faces(

@@ -15,7 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from backend.geometry import bake, clean, decimate, export, preview, quality, tangents, uv
+from backend.geometry import (
+    adjacency,
+    bake,
+    clean,
+    decimate,
+    export,
+    preview,
+    quality,
+    tangents,
+    uv,
+)
 from backend.geometry.raw_asset import RawAsset
 from backend.geometry.tolerances import FLOATER_FRACTION, WELD_DISTANCE
 from backend.models.base import CancelToken
@@ -276,7 +286,7 @@ def _near_vertex_hint(
 
 def _incoming_charts(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray) -> uv.UVResult:
     """Wrap kept UVs as a UVResult: charts are the pieces connected through shared UV vertices."""
-    count, chart = clean.face_components(faces, len(vertices))
+    count, chart = adjacency.face_components(faces, len(vertices))
     identity = np.arange(len(vertices))[:, None]
     _, weld = clean.weld_vertices(vertices, identity, WELD_DISTANCE * clean.bbox_diagonal(vertices))
     weld = weld[:, 0]

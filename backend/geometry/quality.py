@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from backend.geometry import clean, tolerances, transfer
+from backend.geometry import adjacency, clean, tolerances, transfer
 
 
 def sample_surface(
@@ -60,7 +60,7 @@ def topology(vertices: np.ndarray, faces: np.ndarray) -> dict[str, float]:
     _, counts = np.unique(edges[:, 0] * np.int64(len(vertices)) + edges[:, 1], return_counts=True)
     boundary = int(np.count_nonzero(counts == 1))
     non_manifold = int(np.count_nonzero(counts > 2))
-    pieces, _ = clean.face_components(faces, len(vertices))
+    pieces, _ = adjacency.face_components(faces, len(vertices))
     used = len(np.unique(faces))
     diagonal = clean.bbox_diagonal(vertices)
     zero_area = int(

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from backend.geometry import clean, tolerances
+from backend.geometry import adjacency, tolerances
 
 BOX_AXES = np.array(
     [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=np.float64
@@ -71,7 +71,7 @@ def segment_charts(
     normals (m, 3) unit face normals, faces (m, 3).
     """
     direction = np.argmax(normals @ BOX_AXES.T, axis=1)
-    a, b, _ = clean.manifold_face_pairs(faces, n_vertices)
+    a, b, _ = adjacency.manifold_face_pairs(faces, n_vertices)
     chart = _components(len(faces), a, b, direction[a] == direction[b])
     axes = BOX_AXES[direction[np.unique(chart, return_index=True)[1]]]
     for _ in range(3):  # fold tiny charts (noise at direction borders) into a neighbour

@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from backend.geometry import clean, quality
-from backend.geometry.clean import manifold_face_pairs
-from tests.support.analytic_meshes import marching_cubes_mesh, sphere_field
 
 
 def test_clean_keeps_a_sound_mesh_intact(sphere_mesh):
@@ -84,32 +82,3 @@ def test_split_corners_splits_only_where_corners_disagree():
     assert len(values) == 5  # vertex 2 has two UVs, vertex 1 one
     np.testing.assert_array_equal(source[new_faces], faces)
     np.testing.assert_allclose(values[new_faces], uv)
-
-
-def _pairs_by_dictionary(faces: np.ndarray) -> set[tuple[int, int, bool]]:
-    """Reference: edges used by exactly two faces, from a plain dictionary of edge users."""
-    users: dict[tuple[int, int], list[tuple[int, bool]]] = {}
-    for f, face in enumerate(faces.tolist()):
-        for k in range(3):
-            u, w = face[k], face[(k + 1) % 3]
-            users.setdefault((min(u, w), max(u, w)), []).append((f, u < w))
-    pairs = set()
-    for found in users.values():
-        if len(found) == 2:
-            (f, fwd_f), (g, fwd_g) = sorted(found)
-            pairs.add((f, g, fwd_f == fwd_g))
-    return pairs
-
-
-def test_manifold_face_pairs_match_a_dictionary_count() -> None:
-    rng = np.random.default_rng(7)
-    vertices, faces = marching_cubes_mesh(sphere_field, 16)
-    # Add non-manifold fins (a third face on existing edges) and a few flipped faces.
-    extra = np.column_stack([faces[:40, 0], faces[:40, 1], rng.integers(0, len(vertices), 40)])
-    faces = np.concatenate([faces, extra])
-    faces[rng.choice(len(faces), 25, replace=False)] = faces[rng.choice(len(faces), 25)][:, ::-1]
-    a, b, disagree = manifold_face_pairs(faces, len(vertices))
-    assert set(zip(a.tolist(), b.tolist(), disagree.tolist(), strict=True)) == (
-        _pairs_by_dictionary(faces)
-    )
-    assert len(a) > 500 and disagree.any() and not disagree.all()
