@@ -6,7 +6,9 @@ latents and reference attention silenced (scale 0). Images enter the VAE in [-1,
 maps (normal, position) are encoded like the reference and stacked with the noisy latents.
 Camera ids index the UNet's camera embedding: 12 azimuths (30 degrees apart, starting at 270)
 at elevation 0 are ids 12-23 (-20 and +20 degrees: 0-11 and 24-35), 4 azimuths looking down
-(90) are 40-43 and looking up (-90) 36-39.
+(90) are 40-43 and looking up (-90) 36-39. Random numbers are drawn as hy3dgen's
+``HunyuanPaintPipeline`` draws them (two streams, see :func:`generate_views`), so on CPU a seed
+gives its views (tests/data/hunyuan/paint_views.npz).
 """
 
 from __future__ import annotations
@@ -74,11 +76,15 @@ def generate_views(
         models.scheduler_config, timestep_spacing="trailing"
     )
     scheduler.set_timesteps(steps, device=device)
+    # Two random streams seeded alike, as hy3dgen draws them: the VAE posteriors sample torch's
+    # global RNG (which it seeds with the seed), the initial noise and the ancestral steps its
+    # pipeline generator (seeded again). Both on the CPU: a seed draws the same numbers anywhere.
+    posterior = torch.Generator("cpu").manual_seed(seed)
     generator = torch.Generator("cpu").manual_seed(seed)
     with typed_device_errors("hunyuan3d-paint"):
-        reference_latents = encode_images(vae, reference[None].to(device), generator)[None]
-        normal_latents = encode_images(vae, normals.to(device), generator)[None]
-        position_latents = encode_images(vae, positions.to(device), generator)[None]
+        reference_latents = encode_images(vae, reference[None].to(device), posterior)[None]
+        normal_latents = encode_images(vae, normals.to(device), posterior)[None]
+        position_latents = encode_images(vae, positions.to(device), posterior)[None]
         prompt = unet.unet.learned_text_clip_gen.to(dtype)
         camera_ids = torch.tensor([cameras], device=device)
         reference_scale: float | Tensor = 1.0
@@ -94,7 +100,8 @@ def generate_views(
             reference_latents, torch.zeros(camera_ids.shape[0], 1, dtype=torch.long, device=device)
         )
         shape = (views, 4, normal_latents.shape[-2], normal_latents.shape[-1])
-        latents = torch.randn(shape, generator=generator).to(device, dtype)
+        # drawn in the model's dtype as upstream does (a float16 draw is not a float32 one cast)
+        latents = torch.randn(shape, generator=generator, dtype=dtype).to(device)
         latents = latents * scheduler.init_noise_sigma
         for step, timestep in enumerate(scheduler.timesteps):
             cancel.raise_if_cancelled()

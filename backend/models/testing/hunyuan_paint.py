@@ -30,9 +30,13 @@ TINY_UNET_CONFIG: dict[str, Any] = {
 
 
 def write_tiny_paint_model(
-    folder: Path, seed: int = 0, unet_state: dict[str, torch.Tensor] | None = None
+    folder: Path,
+    seed: int = 0,
+    unet_state: dict[str, torch.Tensor] | None = None,
+    vae_state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Save the folder; ``unet_state`` (official keys) replaces the random UNet weights."""
+    """Save the folder; ``unet_state`` (official keys) and ``vae_state`` (diffusers keys)
+    replace the random UNet and VAE weights (parity data carries the weights it was made with)."""
     from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler
 
     from backend.models.hunyuan3d.paint_unet import PaintUNet
@@ -43,10 +47,13 @@ def write_tiny_paint_model(
     if unet_state is None:
         unet_state = PaintUNet(TINY_UNET_CONFIG).state_dict()
     torch.save(unet_state, folder / "unet" / "diffusion_pytorch_model.bin")
-    AutoencoderKL(
+    vae = AutoencoderKL(
         block_out_channels=(4, 8), norm_num_groups=4, latent_channels=4,
         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-    ).save_pretrained(folder / "vae")
+    )
+    if vae_state is not None:
+        vae.load_state_dict(vae_state, strict=True)
+    vae.save_pretrained(folder / "vae")
     EulerAncestralDiscreteScheduler(
         beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
         prediction_type="v_prediction", rescale_betas_zero_snr=True,
