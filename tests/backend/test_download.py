@@ -72,7 +72,7 @@ def _download_cli(tmp_path, *args: str) -> subprocess.CompletedProcess:
 def test_download_components_name_what_exists_and_how_to_get_it(tmp_path) -> None:
     unknown = _download_cli(tmp_path, "hunyuan3d-2mini", "--with", "nope")
     assert unknown.returncode == 1
-    assert "no component 'nope' (components: paint)" in unknown.stderr
+    assert "no component 'nope' (components: paint, turbo-vae)" in unknown.stderr
     offline = _download_cli(tmp_path, "hunyuan3d-2mini", "--with", "paint", "--only")
     assert offline.returncode == 1 and "[1/2] hunyuan3d-delight-v2-0/" in offline.stdout
     assert "weights_missing: cannot reach the Hugging Face hub" in offline.stderr

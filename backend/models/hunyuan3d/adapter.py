@@ -9,7 +9,10 @@ geometry pipeline decimates, unwraps and bakes them. With ``texture="paint"`` (o
 until real-weight quality is checked) the mesh is reduced, unwrapped and painted by
 Hunyuan3D-Paint (:mod:`paint_texture`; its delight and paint folders from ``tencent/Hunyuan3D-2``,
 the ``paint`` component: ``dreamcad-backend download ID --with paint``, or inside the weights
-folder) and handed over with ``uvs`` and ``texture``.
+folder) and handed over with ``uvs`` and ``texture``. ``decoding="flashvdm"`` is upstream's
+``enable_flashvdm()``: FlashVDM's octree levels with adaptive key selection, decoded by the
+distilled turbo VAE when its ``turbo-vae`` component is there (``--with turbo-vae``; loaded on
+first use and kept with the model), else by the variant's own VAE with a warning.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from backend.models.base import (
 )
 from backend.models.hunyuan3d import paint_delight, paint_loading
 from backend.models.hunyuan3d.conditioner import VIEW_INDEX
-from backend.models.hunyuan3d.loading import ShapeModels, load_shape_models
+from backend.models.hunyuan3d.loading import ShapeModels, load_shape_models, load_vae
 from backend.models.hunyuan3d.paint_loading import PaintModels
 from backend.models.hunyuan3d.paint_texture import PaintedMesh, PaintSettings, paint_mesh
 from backend.models.hunyuan3d.pipeline import ShapePipeline, ShapeSettings
@@ -59,6 +62,19 @@ PAINT_WEIGHTS = WeightsSource(
     approx_size=10 * 2**30,
 )
 
+
+
+def turbo_vae_weights(repo_id: str, revision: str, folder: str) -> WeightsSource:
+    """The FlashVDM turbo VAE of a shape model: one subfolder of ``repo_id``, read as
+    upstream's ``ShapeVAE.from_pretrained`` reads it (config.yaml + the fp16 safetensors).
+    No sha256: none could be verified offline; the revision is the shape weights' own."""
+    return WeightsSource(
+        repo_id,
+        revision,
+        (WeightFile(f"{folder}/config.yaml"), WeightFile(f"{folder}/model.fp16.safetensors")),
+    )
+
+
 # Steps each variant was made for (upstream's app: turbo 5, fast 10, standard 30).
 DEFAULT_STEPS = {"turbo": 5, "fast": 10, "standard": 30}
 VARIANT_SUFFIX = {"standard": "", "fast": "-fast", "turbo": "-turbo"}
@@ -81,8 +97,17 @@ PARAMETERS: tuple[ParameterSchema, ...] = (
         "octree",
         "Decoding",
         "octree: query near the surface only; dense: every grid point (upstream default); "
-        "flashvdm: octree with FlashVDM's levels (384 becomes 380)",
+        "flashvdm: FlashVDM (levels snapped, 384 becomes 380; adaptive attention; the turbo "
+        "VAE when downloaded with --with turbo-vae)",
         choices=("octree", "dense", "flashvdm"),
+    ),
+    ParameterSchema(
+        "adaptive_kv",
+        "bool",
+        True,
+        "Adaptive attention",
+        "flashvdm only: each group of nearby points attends to its own top latents (upstream's "
+        "default); off: exact attention",
     ),
     ParameterSchema(
         "num_chunks", "int", 65_536, "Chunk", "points per decoding batch", 1_000, 1_000_000
@@ -111,6 +136,7 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
 
     repo_id: ClassVar[str]
     folder_prefix: ClassVar[str]
+    turbo_vae_folder: ClassVar[str]  # the FlashVDM turbo VAE's subfolder in its repo
     tasks = ("image",)
     parameters = PARAMETERS
     license = LICENSE
@@ -167,6 +193,31 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
             raise _oom(error) from error
         self._variant = variant
         return self._models
+
+    def _turbo_vae_dir(self) -> Path | None:
+        """The turbo VAE folder: the ``turbo-vae`` component's, else inside the weights folder
+        (a full clone of the repo has it); None when neither holds it."""
+        for base in (self.component_dirs.get("turbo-vae"), self.weights_dir):
+            if base is not None and (base / self.turbo_vae_folder / "config.yaml").is_file():
+                return base / self.turbo_vae_folder
+        return None
+
+    def _load_turbo_vae(self, models: ShapeModels) -> list[str]:
+        """Load the turbo VAE into ``models`` once -> warnings (one when it is missing)."""
+        if models.turbo_vae is not None:
+            return []
+        folder = self._turbo_vae_dir()
+        if folder is None:
+            return [
+                f"decoding=flashvdm used {self.id}'s own VAE: the turbo VAE FlashVDM was "
+                f"distilled with is not downloaded (run `dreamcad-backend download {self.id} "
+                "--with turbo-vae --only`)"
+            ]
+        try:
+            models.turbo_vae = load_vae(folder, models.device, models.dtype, models.config)
+        except torch.cuda.OutOfMemoryError as error:
+            raise _oom(error) from error
+        return []
 
     def _paint_dirs(self) -> tuple[Path, Path]:
         """The delight and paint folders (from tencent/Hunyuan3D-2): those of the ``paint``
@@ -233,6 +284,7 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
             octree_resolution=parameters["octree_resolution"],
             num_chunks=parameters["num_chunks"],
             decoding=decoding,
+            adaptive_kv=parameters["adaptive_kv"],
         )
 
     def _images(self, request: GenerationRequest, size: int, border: float) -> torch.Tensor:
@@ -252,6 +304,7 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
         images = self._images(request, processor.size, processor.border_ratio)
         views = tuple(sorted(VIEW_INDEX.get(image.view, 0) for image in request.images))
         settings = self._settings(parameters, request.seed)
+        warnings = self._load_turbo_vae(models) if settings.decoding == "flashvdm" else []
 
         def on_event(stage: str, step: int, total: int) -> None:
             cancel.raise_if_cancelled()
@@ -268,7 +321,8 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
                 hint="Try another seed, or an image with a clearer subject on transparency.",
             ) from error
         name = f"{self.id}-{parameters['variant']}"
-        warnings = [] if np.isfinite(result.vertices).all() else ["non-finite vertices"]
+        if not np.isfinite(result.vertices).all():
+            warnings.append("non-finite vertices")
         if parameters["texture"] == "none":
             return RawAsset(result.vertices, result.faces, name=name, warnings=warnings)
         painted = self._paint_texture(request, parameters, result.vertices, result.faces,
@@ -316,7 +370,14 @@ class Hunyuan3D2MiniAdapter(Hunyuan3DShapeAdapter):
     description = "Tencent Hunyuan3D-2mini (0.6B): image to shape, 5-step turbo by default."
     repo_id = "tencent/Hunyuan3D-2mini"
     folder_prefix = "hunyuan3d-dit-v2-mini"
+    turbo_vae_folder = "hunyuan3d-vae-v2-mini-turbo"
     vram_mb = 6_000
+    components = {
+        "paint": PAINT_WEIGHTS,
+        "turbo-vae": turbo_vae_weights(
+            repo_id, "f90a0f7df7d5e6f71109cf333f6a95a0ae3194a6", turbo_vae_folder
+        ),
+    }
     weights = WeightsSource(
         repo_id,
         # Pinned revision and hash as published by other projects pinning this repo; the
@@ -338,7 +399,12 @@ class Hunyuan3D2Adapter(Hunyuan3DShapeAdapter):
     description = "Tencent Hunyuan3D-2 (1.1B DiT): image to shape, 5-step turbo by default."
     repo_id = "tencent/Hunyuan3D-2"
     folder_prefix = "hunyuan3d-dit-v2-0"
+    turbo_vae_folder = "hunyuan3d-vae-v2-0-turbo"
     vram_mb = 10_000
+    components = {
+        "paint": PAINT_WEIGHTS,
+        "turbo-vae": turbo_vae_weights(repo_id, "main", turbo_vae_folder),
+    }
     weights = WeightsSource(
         repo_id,
         "main",  # no verified commit found offline; pin when the registry downloads it
@@ -358,6 +424,12 @@ class Hunyuan3D2MVAdapter(Hunyuan3DShapeAdapter):
     tasks = ("multi_image", "image")
     max_images = 4
     vram_mb = 10_000
+    # Upstream's enable_flashvdm() takes 2mv's turbo VAE from tencent/Hunyuan3D-2.
+    turbo_vae_folder = "hunyuan3d-vae-v2-0-turbo"
+    components = {
+        "paint": PAINT_WEIGHTS,
+        "turbo-vae": turbo_vae_weights("tencent/Hunyuan3D-2", "main", turbo_vae_folder),
+    }
     weights = WeightsSource(
         repo_id,
         "main",  # no verified commit found offline; pin when the registry downloads it

@@ -155,6 +155,16 @@ def parse_shape_config(raw: dict[str, Any], path: Path = Path("config.yaml")) ->
 
 def load_shape_config(path: Path) -> ShapeConfig:
     """Read and parse ``path`` (a variant's ``config.yaml``)."""
+    return parse_shape_config(_read_mapping(path), path)
+
+
+def load_vae_config(path: Path) -> VaeConfig:
+    """Read a standalone VAE folder's ``config.yaml`` (``target`` and ``params`` at the top,
+    as in ``hunyuan3d-vae-v2-0-turbo/``)."""
+    return VaeConfig(**_params(_read_mapping(path), VaeConfig, path, "vae"))
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
@@ -169,4 +179,4 @@ def load_shape_config(path: Path) -> ShapeConfig:
         ) from error
     if not isinstance(raw, dict):
         raise ProtocolError(ErrorCode.WEIGHTS_MISSING, f"{path} does not hold a mapping")
-    return parse_shape_config(raw, path)
+    return raw

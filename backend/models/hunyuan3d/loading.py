@@ -5,7 +5,8 @@ A hub repo (``tencent/Hunyuan3D-2mini`` ...) holds one subfolder per variant, e.
 whose keys are prefixed by the part they belong to (``model.`` the DiT, ``vae.`` the ShapeVAE,
 ``conditioner.`` DINOv2). We read safetensors only (no pickles), build the networks on the meta
 device from the config (no random init of a billion parameters), then materialise them straight
-from the checkpoint tensors on the target device.
+from the checkpoint tensors on the target device. A standalone VAE folder (the FlashVDM turbo
+VAE, ``hunyuan3d-vae-v2-0-turbo/``) has its own ``config.yaml`` and an unprefixed checkpoint.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from backend.models.hunyuan3d.conditioner import Conditioner
-from backend.models.hunyuan3d.config import ShapeConfig, load_shape_config
+from backend.models.hunyuan3d.config import ShapeConfig, load_shape_config, load_vae_config
 from backend.models.hunyuan3d.dit import Hunyuan3DDiT
 from backend.models.hunyuan3d.vae import ShapeVAE
 from shared_protocol.errors import ErrorCode, ProtocolError
@@ -38,6 +39,8 @@ class ShapeModels:
     conditioner: Conditioner
     device: torch.device
     dtype: torch.dtype
+    # FlashVDM's distilled decoder, when the adapter found and loaded it.
+    turbo_vae: ShapeVAE | None = None
 
 
 def find_checkpoint(folder: Path) -> Path:
@@ -51,8 +54,8 @@ def find_checkpoint(folder: Path) -> Path:
     )
 
 
-def split_checkpoint(path: Path) -> dict[str, dict[str, torch.Tensor]]:
-    """Read a prefixed checkpoint -> {part: {key without prefix: tensor}} (on the CPU)."""
+def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors checkpoint -> {key: tensor} (on the CPU)."""
     try:
         flat = load_file(str(path), device="cpu")
     except Exception as error:  # safetensors raises its own error types for bad headers
@@ -61,8 +64,13 @@ def split_checkpoint(path: Path) -> dict[str, dict[str, torch.Tensor]]:
             f"{path} is not a readable safetensors file: {error}",
             hint="The download is probably incomplete: download the model again.",
         ) from error
+    return flat
+
+
+def split_checkpoint(path: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """Read a prefixed checkpoint -> {part: {key without prefix: tensor}} (on the CPU)."""
     parts: dict[str, dict[str, torch.Tensor]] = {}
-    for key, tensor in flat.items():
+    for key, tensor in read_checkpoint(path).items():
         part, _, rest = key.partition(".")
         parts.setdefault(part, {})[rest] = tensor
     return parts
@@ -131,3 +139,24 @@ def load_shape_models(folder: Path, device: str, dtype: torch.dtype) -> ShapeMod
             )
         materialise(module, state, target, dtype, name, checkpoint)
     return ShapeModels(config, dit, vae, conditioner, target, dtype)
+
+
+def load_vae(
+    folder: Path, device: torch.device, dtype: torch.dtype, latents: ShapeConfig
+) -> ShapeVAE:
+    """Load a standalone ShapeVAE folder (config.yaml + unprefixed checkpoint) that must decode
+    the latents of the variant configured by ``latents``."""
+    config = load_vae_config(folder / "config.yaml")
+    expected = (latents.vae.num_latents, latents.vae.embed_dim)
+    if (config.num_latents, config.embed_dim) != expected:
+        raise ProtocolError(
+            ErrorCode.WEIGHTS_MISSING,
+            f"{folder} decodes latents of shape {(config.num_latents, config.embed_dim)}, "
+            f"the shape model makes {expected}",
+            hint="The VAE folder belongs to another model: download the model's own again.",
+        )
+    checkpoint = find_checkpoint(folder)
+    with torch.device("meta"):
+        vae = ShapeVAE(config)
+    materialise(vae, read_checkpoint(checkpoint), device, dtype, "vae", checkpoint)
+    return vae

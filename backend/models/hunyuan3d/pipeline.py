@@ -3,8 +3,8 @@
 1. condition: DINOv2 tokens of the image(s), plus the all-zero condition for guidance;
 2. sample: flow-matching Euler steps from seeded noise (CPU generator, so a seed gives the same
    shape on any device, as with hy3dgen's ``torch.manual_seed`` generator);
-3. decode: the ShapeVAE's latent transformer, then occupancy logits on a grid (dense or
-   octree), in chunks;
+3. decode: the ShapeVAE's latent transformer, then occupancy logits on a grid (dense, octree
+   or FlashVDM's octree with adaptive key selection and, when loaded, the turbo VAE), in chunks;
 4. mesh: marching cubes.
 ``on_event(stage, step, total)`` is called after every sampling step and decoding chunk; it is
 where the adapter reports progress and raises on cancellation.
@@ -19,14 +19,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from backend.models.hunyuan3d.flashvdm import decode_flashvdm
+from backend.models.hunyuan3d.key_selection import KeySelection
 from backend.models.hunyuan3d.loading import ShapeModels
 from backend.models.hunyuan3d.sampling import euler_sample, make_schedule
+from backend.models.hunyuan3d.vae import ShapeVAE
 from backend.models.hunyuan3d.volume import (
     Box,
     decode_dense,
     decode_hierarchical,
     extract_surface,
-    flashvdm_resolutions,
     level_resolutions,
 )
 
@@ -47,6 +49,11 @@ class ShapeSettings:
     # "dense" (every grid point, hy3dgen's default), "hierarchical" (octree at the given
     # resolution) or "flashvdm" (octree with FlashVDM's snapped levels, e.g. 384 -> 380).
     decoding: str = "dense"
+    # With "flashvdm": each group of nearby points attends to its own top keys (upstream's
+    # enable_flashvdm default); False keeps exact attention.
+    adaptive_kv: bool = True
+    # Octree levels halve from octree_resolution while at least this (upstream's default).
+    min_resolution: int = 63
 
 
 @dataclass
@@ -113,15 +120,22 @@ class ShapePipeline:
             on_step=lambda i: on_event("sampling", i + 1, steps),
         )
 
+    def decoding_vae(self, settings: ShapeSettings) -> ShapeVAE:
+        """The VAE that decodes: the turbo VAE for FlashVDM decoding when it is loaded (it was
+        distilled for that decode), else the variant's own."""
+        if settings.decoding == "flashvdm" and self.models.turbo_vae is not None:
+            return self.models.turbo_vae
+        return self.models.vae
+
     def decode(
         self, latents: Tensor, settings: ShapeSettings, on_event: EventFn = _ignore
     ) -> tuple[Tensor, Box]:
         """Latents -> occupancy logits (r+1,)^3 float32 and the box they cover."""
-        vae = self.models.vae
+        vae = self.decoding_vae(settings)
         keys, values = vae.prepare_queries(vae.decode_latents(latents))
 
-        def query(points: Tensor) -> Tensor:
-            return vae.geo_decoder(points, keys, values)
+        def query(points: Tensor, selection: KeySelection | None = None) -> Tensor:
+            return vae.geo_decoder(points, keys, values, selection)
 
         box = Box(settings.bounds, settings.octree_resolution)
         device, dtype = self.models.device, self.models.dtype
@@ -131,14 +145,16 @@ class ShapePipeline:
 
         if settings.decoding == "dense":
             return decode_dense(query, box, settings.num_chunks, device, dtype, on_chunk), box
-        if settings.decoding in ("hierarchical", "flashvdm"):
-            levels = (
-                flashvdm_resolutions(box.resolution)
-                if settings.decoding == "flashvdm"
-                else level_resolutions(box.resolution)
-            )
+        if settings.decoding == "hierarchical":
+            levels = level_resolutions(box.resolution, settings.min_resolution)
             return decode_hierarchical(
                 query, box, settings.num_chunks, device, dtype, settings.mc_level, levels, on_chunk
+            )
+        if settings.decoding == "flashvdm":
+            return decode_flashvdm(
+                query, box, settings.num_chunks, device, dtype, settings.mc_level,
+                adaptive=settings.adaptive_kv, min_resolution=settings.min_resolution,
+                on_chunk=on_chunk,
             )
         raise ValueError(f"unknown decoding {settings.decoding!r}")
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
 from backend.models.hunyuan3d.config import VaeConfig
+from backend.models.hunyuan3d.key_selection import KeySelection, selective_attention
 
 
 class FourierEmbedder(nn.Module):
@@ -156,8 +157,11 @@ class OccupancyDecoder(nn.Module):
         k = block.attn.attention.k_norm(k)
         return k.transpose(1, 2).contiguous(), v.transpose(1, 2).contiguous()
 
-    def forward(self, points: Tensor, keys: Tensor, values: Tensor) -> Tensor:
-        """points (b, p, 3) with prepared keys/values (b, h, n, d) -> logits (b, p)."""
+    def forward(
+        self, points: Tensor, keys: Tensor, values: Tensor, selection: KeySelection | None = None
+    ) -> Tensor:
+        """points (b, p, 3) with prepared keys/values (b, h, n, d) -> logits (b, p); exact
+        attention, or FlashVDM's adaptive key selection when ``selection`` is given."""
         block = self.cross_attn_decoder
         x = self.query_proj(self.fourier_embedder(points).to(keys.dtype))
         b, p, _ = x.shape
@@ -165,7 +169,7 @@ class OccupancyDecoder(nn.Module):
         q = block.attn.attention.q_norm(q).transpose(1, 2)
         if keys.shape[0] != b:  # one shape's latents shared by a batch of point groups
             keys, values = keys.expand(b, -1, -1, -1), values.expand(b, -1, -1, -1)
-        out = F.scaled_dot_product_attention(q, keys, values)
+        out = selective_attention(q, keys, values, selection)
         x = x + block.attn.c_proj(out.transpose(1, 2).reshape(b, p, -1))
         x = x + block.mlp(block.ln_3(x))
         if self.ln_post_enabled:

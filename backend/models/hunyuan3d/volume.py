@@ -5,10 +5,11 @@ Two ways to fill the (r+1)^3 grid of occupancy logits over the box [-bounds, bou
 - :func:`decode_dense` queries every grid point, in chunks, generating the points on the
   device from their linear index (no multi-GB host grid) and reusing the shape's prepared keys
   and values for every chunk.
-- :func:`decode_hierarchical` (the FlashVDM-style octree decode) queries a coarse grid, then at
+- :func:`decode_hierarchical` (the octree decode) queries a coarse grid, then at
   each finer level only the points near the coarse surface (sign changes, |logit| < 0.95,
   dilated), as upstream's hierarchical decoder does; the points it skips take the upsampled
-  coarse logits instead of NaN, so marching cubes sees no holes or stray faces there.
+  coarse logits instead of NaN, so marching cubes sees no holes or stray faces there. Its
+  per-level steps (:func:`refine_points`, :func:`fill_level`) also serve :mod:`flashvdm`.
 
 :func:`extract_surface` runs marching cubes (scikit-image, Lewiner) and maps vertices back
 into the box with upstream's convention (divide by r+1, not r), so meshes match hy3dgen's.
@@ -127,6 +128,49 @@ def _dilate(mask: Tensor) -> Tensor:
     return F.max_pool3d(mask[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
 
 
+def refine_points(
+    logits: Tensor, valid: Tensor, fine_box: Box, mc_level: float, last: bool
+) -> Tensor:
+    """The fine-level grid points (q, 3) int64 ("ij" order) to query after a coarse level.
+
+    The near-surface coarse points (dilated once except before the last level) seed the even
+    points of the fine grid, dilated to their 3x3x3 neighbourhoods, as in upstream's
+    hierarchical decoder.
+    """
+    seeds = near_surface(logits, mc_level, valid)
+    if not last:
+        seeds = _dilate(seeds)
+    fine = torch.zeros((fine_box.size,) * 3, dtype=torch.bool, device=logits.device)
+    index = torch.nonzero(seeds) * 2
+    index = index[(index < fine_box.size).all(dim=1)]
+    fine[index[:, 0], index[:, 1], index[:, 2]] = True
+    for _ in range(1 if not last else 2):
+        fine = _dilate(fine)
+    return torch.nonzero(fine)
+
+
+def grid_points(chosen: Tensor, box: Box) -> Tensor:
+    """Grid indices (q, 3) int64 -> their float32 coordinates (q, 3), as upstream computes them."""
+    return chosen.to(torch.float32) * (2 * box.bound / box.resolution) - box.bound
+
+
+def fill_level(logits: Tensor, fine_box: Box, chosen: Tensor, values: Tensor) -> Tensor:
+    """The coarse logits upsampled to the fine grid (r+1,)^3, with the queried ``values`` (q,)
+    at ``chosen`` (q, 3): skipped points get interpolated logits instead of NaN."""
+    upsampled = F.interpolate(
+        logits[None, None], size=(fine_box.size,) * 3, mode="trilinear", align_corners=True
+    )[0, 0]
+    upsampled[chosen[:, 0], chosen[:, 1], chosen[:, 2]] = values
+    return upsampled
+
+
+def queried_mask(chosen: Tensor, box: Box) -> Tensor:
+    """(r+1,)^3 bool, True at the grid indices ``chosen`` (q, 3)."""
+    mask = torch.zeros((box.size,) * 3, dtype=torch.bool, device=chosen.device)
+    mask[chosen[:, 0], chosen[:, 1], chosen[:, 2]] = True
+    return mask
+
+
 def decode_hierarchical(
     query: QueryFn,
     box: Box,
@@ -139,39 +183,20 @@ def decode_hierarchical(
 ) -> tuple[Tensor, Box]:
     """Octree decode -> (logits (r+1,)^3 float32, the finest box), r = the last level.
 
-    At each finer level the near-surface coarse points (dilated once except before the last
-    level) seed the even points of the fine grid, dilated to their 3x3x3 neighbourhoods, as in
-    upstream's hierarchical decoder; only those are queried.
+    A dense coarse level, then at each finer level only :func:`refine_points` are queried.
     """
     levels = levels or level_resolutions(box.resolution)
-    coarse_box = Box(box.bound, levels[0])
-    logits = decode_dense(query, coarse_box, chunk, device, dtype, on_chunk=None)
+    logits = decode_dense(query, Box(box.bound, levels[0]), chunk, device, dtype, on_chunk=None)
     valid = torch.ones_like(logits, dtype=torch.bool)
     for depth, resolution in enumerate(levels[1:], start=1):
         fine_box = Box(box.bound, resolution)
-        seeds = near_surface(logits, mc_level, valid)
-        last = depth == len(levels) - 1
-        if not last:
-            seeds = _dilate(seeds)
-        fine = torch.zeros((fine_box.size,) * 3, dtype=torch.bool, device=device)
-        index = torch.nonzero(seeds) * 2
-        keep = (index < fine_box.size).all(dim=1)
-        index = index[keep]
-        fine[index[:, 0], index[:, 1], index[:, 2]] = True
-        for _ in range(1 if not last else 2):
-            fine = _dilate(fine)
-        chosen = torch.nonzero(fine)
-        step = 2 * box.bound / resolution
-        points = chosen.to(torch.float32) * step - box.bound
+        chosen = refine_points(logits, valid, fine_box, mc_level, depth == len(levels) - 1)
+        points = grid_points(chosen, fine_box)
         total = -(-len(points) // chunk)
         values = _query_in_chunks(
             lambda p: query(p.to(dtype)).float(), points, chunk, on_chunk, 0, total
         )
-        upsampled = F.interpolate(
-            logits[None, None], size=(fine_box.size,) * 3, mode="trilinear", align_corners=True
-        )[0, 0]
-        upsampled[chosen[:, 0], chosen[:, 1], chosen[:, 2]] = values
-        logits, valid = upsampled, fine
+        logits, valid = fill_level(logits, fine_box, chosen, values), queried_mask(chosen, fine_box)
     return logits, Box(box.bound, levels[-1])
 
 

@@ -3,7 +3,9 @@
 The parity files (tests/data/hunyuan/parity_<kind>.npz) hold a tiny config (``config_yaml``),
 random weights under ``weight:<official key>``, fixed inputs and hy3dgen 2.0.2's outputs for
 them. ``write_variant`` turns one into a variant folder (config.yaml + model.safetensors) so the
-tests load it through the same code that loads the real checkpoints.
+tests load it through the same code that loads the real checkpoints. ``parity_flashvdm.npz``
+adds FlashVDM decodes with adaptive key selection and a tiny turbo VAE (``turbo_weight:<key>``,
+unprefixed as in the official VAE folders), which ``write_turbo_vae`` writes out.
 """
 
 from __future__ import annotations
@@ -34,6 +36,26 @@ def write_variant(reference: dict[str, np.ndarray], folder: Path) -> Path:
     }
     save_file(weights, str(folder / "model.safetensors"))
     return folder
+
+
+def write_turbo_vae(reference: dict[str, np.ndarray], folder: Path) -> Path:
+    """The tiny turbo VAE of ``parity_flashvdm.npz`` as an official VAE folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(str(reference["turbo_config_yaml"]), encoding="utf-8")
+    weights = {
+        key.removeprefix("turbo_weight:"): torch.from_numpy(np.ascontiguousarray(value))
+        for key, value in reference.items()
+        if key.startswith("turbo_weight:")
+    }
+    save_file(weights, str(folder / "model.fp16.safetensors"))
+    return folder
+
+
+def reference_mask(reference: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """The bool grid of points upstream queried, unpacked from ``<name>_mask``/``_shape``."""
+    shape = tuple(int(s) for s in reference[f"{name}_shape"])
+    bits = np.unpackbits(reference[f"{name}_mask"])[: int(np.prod(shape))]
+    return bits.reshape(shape).astype(bool)
 
 
 @pytest.fixture(params=KINDS)

@@ -6,16 +6,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from backend.geometry.raw_asset import RawAsset
 from backend.models.base import Cancelled, CancelToken, GenerationRequest, InputImage
 from backend.models.hunyuan3d.adapter import (
     LICENSE,
+    Hunyuan3D2Adapter,
     Hunyuan3D2MiniAdapter,
     Hunyuan3D2MVAdapter,
 )
+from backend.models.hunyuan3d.pipeline import ShapePipeline, ShapeSettings
 from shared_protocol.errors import ErrorCode, ProtocolError
-from tests.backend.models.hunyuan3d.conftest import load_reference, write_variant
+from tests.backend.models.hunyuan3d.conftest import (
+    load_reference,
+    reference_mask,
+    write_turbo_vae,
+    write_variant,
+)
 
 SMALL = {"octree_resolution": 32, "num_chunks": 4096}
 
@@ -216,3 +224,69 @@ def test_texture_paint_without_its_weights_is_refused(mini: Hunyuan3D2MiniAdapte
     assert error.value.code == ErrorCode.WEIGHTS_MISSING
     assert error.value.field == "body.parameters.texture"
     assert "download hunyuan3d-2mini --with paint" in error.value.hint
+
+
+def _flashvdm_request(**parameters) -> GenerationRequest:
+    return GenerationRequest(
+        task="image",
+        images=(InputImage(subject_image()),),
+        seed=3,
+        parameters={"decoding": "flashvdm", **SMALL, **parameters},
+    )
+
+
+def test_flashvdm_decodes_with_the_turbo_vae_component(
+    mini: Hunyuan3D2MiniAdapter, tmp_path: Path
+) -> None:
+    flash = load_reference("flashvdm")
+    component = tmp_path / "component"
+    write_turbo_vae(flash, component / Hunyuan3D2MiniAdapter.turbo_vae_folder)
+    mini.component_dirs["turbo-vae"] = component
+    asset = mini.generate(_flashvdm_request(), Recorder(), CancelToken())
+    assert len(asset.faces) > 0 and not asset.warnings
+    models = mini._models
+    assert models is not None and models.turbo_vae is not None
+    # What the adapter loaded is what decodes: upstream's output for the turbo VAE.
+    settings = ShapeSettings(
+        octree_resolution=int(flash["turbo_resolution"]),
+        min_resolution=int(flash["turbo_min_resolution"]),
+        num_chunks=3000,
+        decoding="flashvdm",
+    )
+    with torch.no_grad():
+        logits, _ = ShapePipeline(models).decode(
+            torch.from_numpy(load_reference("plain")["latents"]), settings
+        )
+    values = logits.numpy()[reference_mask(flash, "turbo")]
+    scale = np.abs(flash["turbo_values"]).max()
+    assert np.abs(values - flash["turbo_values"]).max() <= 1e-4 * scale
+    # Kept with the model: the next flashvdm job reuses it.
+    turbo = models.turbo_vae
+    mini.generate(_flashvdm_request(adaptive_kv=False), Recorder(), CancelToken())
+    assert mini._models is models and models.turbo_vae is turbo
+
+
+def test_flashvdm_without_the_turbo_vae_warns(mini: Hunyuan3D2MiniAdapter) -> None:
+    asset = mini.generate(_flashvdm_request(), Recorder(), CancelToken())
+    assert len(asset.faces) > 0
+    assert any("download hunyuan3d-2mini --with turbo-vae" in w for w in asset.warnings)
+    assert mini._models is not None and mini._models.turbo_vae is None
+    dense = mini.generate(_flashvdm_request(decoding="dense"), Recorder(), CancelToken())
+    assert not dense.warnings
+
+
+@pytest.mark.parametrize(
+    ("adapter", "repo", "folder"),
+    [
+        (Hunyuan3D2MiniAdapter, "tencent/Hunyuan3D-2mini", "hunyuan3d-vae-v2-mini-turbo"),
+        (Hunyuan3D2Adapter, "tencent/Hunyuan3D-2", "hunyuan3d-vae-v2-0-turbo"),
+        (Hunyuan3D2MVAdapter, "tencent/Hunyuan3D-2", "hunyuan3d-vae-v2-0-turbo"),
+    ],
+)
+def test_turbo_vae_component_is_declared(adapter, repo: str, folder: str) -> None:
+    source = adapter.components["turbo-vae"]
+    assert source.repo_id == repo and "paint" in adapter.components
+    assert [f.path for f in source.files] == [
+        f"{folder}/config.yaml",
+        f"{folder}/model.fp16.safetensors",
+    ]

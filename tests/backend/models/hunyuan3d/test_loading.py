@@ -11,9 +11,14 @@ import yaml
 from safetensors.torch import save_file
 
 from backend.models.hunyuan3d.config import parse_shape_config
-from backend.models.hunyuan3d.loading import build_networks, load_shape_models
+from backend.models.hunyuan3d.loading import build_networks, load_shape_models, load_vae
 from shared_protocol.errors import ErrorCode, ProtocolError
-from tests.backend.models.hunyuan3d.conftest import DATA, load_reference, write_variant
+from tests.backend.models.hunyuan3d.conftest import (
+    DATA,
+    load_reference,
+    write_turbo_vae,
+    write_variant,
+)
 
 MANIFEST = json.loads((DATA / "full_size_manifest.json").read_text())
 
@@ -93,3 +98,15 @@ def test_half_precision_load_keeps_keys(tmp_path: Path) -> None:
     models = load_shape_models(folder, "cpu", torch.bfloat16)
     assert models.dit.latent_in.weight.dtype == torch.bfloat16
     assert models.vae.fourier_embedder.frequencies.dtype == torch.bfloat16
+
+
+def test_vae_of_another_latent_shape_is_refused(tmp_path: Path) -> None:
+    flash = load_reference("flashvdm")
+    folder = write_turbo_vae(flash, tmp_path / "hunyuan3d-vae-v2-0-turbo")
+    config = (folder / "config.yaml").read_text(encoding="utf-8")
+    (folder / "config.yaml").write_text(config.replace("num_latents: 16", "num_latents: 32"))
+    models = load_shape_models(write_variant(load_reference("plain"), tmp_path / "v"), "cpu",
+                               torch.float32)
+    with pytest.raises(ProtocolError) as error:
+        load_vae(folder, models.device, models.dtype, models.config)
+    assert error.value.code == ErrorCode.WEIGHTS_MISSING and "latents" in str(error.value)

@@ -6,12 +6,13 @@ on the weights and inputs stored in the same files; see tests/data/hunyuan/READM
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from backend.models.hunyuan3d.loading import load_shape_models
+from backend.models.hunyuan3d.loading import load_shape_models, load_vae
 from backend.models.hunyuan3d.pipeline import ShapePipeline, ShapeSettings
 from backend.models.hunyuan3d.volume import (
     Box,
@@ -19,7 +20,12 @@ from backend.models.hunyuan3d.volume import (
     extract_surface,
     flashvdm_resolutions,
 )
-from tests.backend.models.hunyuan3d.conftest import load_reference, write_variant
+from tests.backend.models.hunyuan3d.conftest import (
+    load_reference,
+    reference_mask,
+    write_turbo_vae,
+    write_variant,
+)
 
 RELATIVE = 1e-4
 
@@ -110,3 +116,50 @@ def test_flashvdm_octree_decoding_matches_where_upstream_queried(tmp_path: Path)
     assert_close(logits.numpy()[mask], reference["hier_values"])
     # We query exactly the points upstream queries: the coarse 16^3 grid, then the fine ones.
     assert sum(queried) - 16**3 == int(mask.sum())
+
+
+def _flashvdm_settings(reference: dict[str, np.ndarray], name: str, **extra) -> ShapeSettings:
+    return ShapeSettings(
+        octree_resolution=int(reference[f"{name}_resolution"]),
+        min_resolution=int(reference[f"{name}_min_resolution"]),
+        num_chunks=3000,
+        decoding="flashvdm",
+        **extra,
+    )
+
+
+def test_flashvdm_adaptive_key_selection_matches(tmp_path: Path) -> None:
+    """decoding="flashvdm" selects keys as upstream's enable_flashvdm() does by default."""
+    reference, pipeline = _setup("plain", tmp_path)
+    flash = load_reference("flashvdm")
+    mask = reference_mask(flash, "adaptive")
+    latents = torch.from_numpy(reference["latents"])
+    with torch.no_grad():
+        settings = _flashvdm_settings(flash, "adaptive")
+        logits, box = pipeline.decode(latents, settings)
+        exact, _ = pipeline.decode(latents, replace(settings, adaptive_kv=False))
+    assert box.resolution == 46 and logits.shape == mask.shape  # 48 -> levels 23, 46
+    assert_close(logits.numpy()[mask], flash["adaptive_values"])
+    # The selection is an approximation: exact attention is measurably off the reference.
+    scale = np.abs(flash["adaptive_values"]).max()
+    assert np.abs(exact.numpy()[mask] - flash["adaptive_values"]).max() > 100 * RELATIVE * scale
+
+
+def test_turbo_vae_decodes_like_upstream(tmp_path: Path) -> None:
+    """A turbo VAE in ShapeModels decodes flashvdm (random weights unlike the variant's)."""
+    reference, pipeline = _setup("plain", tmp_path)
+    flash = load_reference("flashvdm")
+    models = pipeline.models
+    models.turbo_vae = load_vae(
+        write_turbo_vae(flash, tmp_path / "vae-turbo"), models.device, models.dtype, models.config
+    )
+    latents = torch.from_numpy(reference["latents"])
+    settings = _flashvdm_settings(flash, "turbo")
+    with torch.no_grad():
+        assert_close(models.turbo_vae.decode_latents(latents), flash["turbo_decoded"])
+        logits, _ = pipeline.decode(latents, settings)
+        own, _ = pipeline.decode(latents, replace(settings, decoding="hierarchical"))
+    mask = reference_mask(flash, "turbo")
+    assert_close(logits.numpy()[mask], flash["turbo_values"])
+    # Other decodings keep the variant's own VAE.
+    assert own.shape != logits.shape or not np.allclose(own.numpy(), logits.numpy())
