@@ -11,6 +11,8 @@ matrix multiply still runs at full size.
 
 hy3dgen is optional: install it (``pip install --no-deps hy3dgen==2.0.2`` plus opencv and
 torchvision) to get the comparison columns; without it only our stages are reported. With
+``--decoding flashvdm`` both sides decode with FlashVDM (octree levels + adaptive key selection,
+upstream's ``enable_flashvdm_decoder`` defaults, same VAE weights). With
 ``--texture`` the Hunyuan3D-Paint stage is timed too (benchmarks/hunyuan3d_texture.py: full-size
 random delight and paint models, per-part seconds and peak VRAM; no hy3dgen column).
 
@@ -153,7 +155,9 @@ def upstream_available() -> bool:
 class UpstreamRunner:
     """hy3dgen 2.0.2 loading the same folder, fed the same tensor, stage by stage."""
 
-    def __init__(self, folder: Path, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(
+        self, folder: Path, device: torch.device, dtype: torch.dtype, flashvdm: bool = False
+    ) -> None:
         from hy3dgen.shapegen.pipelines import Hunyuan3DDiTFlowMatchingPipeline
 
         self.device, self.dtype, self.load_result = device, dtype, {}
@@ -167,6 +171,10 @@ class UpstreamRunner:
                 use_safetensors=True,
             )
         self.load_result = timing["load"]
+        if flashvdm:  # upstream's enable_flashvdm defaults, on the same VAE weights as ours
+            self.pipe.vae.enable_flashvdm_decoder(
+                enabled=True, adaptive_kv_selection=True, topk_mode="mean", mc_algo="mc"
+            )
 
     def run(
         self,
@@ -342,7 +350,7 @@ def main() -> None:
         table["ours"], ours_out = run_ours(folder, image, views, settings, device, dtype)
         table["ours"]["shape_total"] = total(table["ours"])
         if not args.no_upstream and upstream_available():
-            runner = UpstreamRunner(folder, device, dtype)
+            runner = UpstreamRunner(folder, device, dtype, flashvdm=args.decoding == "flashvdm")
             runner.run(
                 image, views, steps=1, octree_resolution=32, num_chunks=args.num_chunks
             )  # warm-up
