@@ -233,25 +233,30 @@ def compare(ours: dict, theirs: dict) -> dict:
     latents = float(
         (ours["latents"] - theirs["latents"]).abs().max() / theirs["latents"].abs().max()
     )
-    both = torch.isfinite(theirs["logits"])
+    both = torch.isfinite(theirs["logits"]) & torch.isfinite(ours["logits"])
     logits = (
         float((ours["logits"][both] - theirs["logits"][both]).abs().max())
         if both.any()
         else float("nan")
     )
-    diagonal = float(np.linalg.norm(np.ptp(theirs["vertices"], axis=0)))
+    # Non-finite vertices (an octree cell left undecided feeds NaN to marching cubes) are
+    # counted, not compared.
+    finite = {name: np.asarray(side["vertices"], dtype=np.float64) for name, side in
+              (("ours", ours), ("theirs", theirs))}  # fmt: skip
+    dropped = {name: int((~np.isfinite(v).all(axis=1)).sum()) for name, v in finite.items()}
+    finite = {name: v[np.isfinite(v).all(axis=1)] for name, v in finite.items()}
+    diagonal = float(np.linalg.norm(np.ptp(finite["theirs"], axis=0)))
     rng = np.random.default_rng(0)
-    a = ours["vertices"][
-        rng.choice(len(ours["vertices"]), min(20_000, len(ours["vertices"])), replace=False)
-    ]
-    b = theirs["vertices"][
-        rng.choice(len(theirs["vertices"]), min(20_000, len(theirs["vertices"])), replace=False)
-    ]
+    a, b = (
+        v[rng.choice(len(v), min(20_000, len(v)), replace=False)]
+        for v in (finite["ours"], finite["theirs"])
+    )
     chamfer = (cKDTree(b).query(a)[0].mean() + cKDTree(a).query(b)[0].mean()) / 2 / diagonal
     return {
         "latents_max_rel_diff": latents,
         "logits_max_abs_diff_where_both_decoded": logits,
         "mesh_vertices": [len(ours["vertices"]), len(theirs["vertices"])],
+        "non_finite_vertices": [dropped["ours"], dropped["theirs"]],
         "chamfer_over_diagonal": float(chamfer),
     }
 
