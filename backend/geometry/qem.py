@@ -469,9 +469,11 @@ def _sweep_halves(pos, faces, quadrics, border, sweep_faces, greedy_faces, endpo
 
     Vertices with faces on both sides stay fixed until the sequential phases that follow.
     """
-    centroid = pos[faces].mean(axis=1)
     axis = int(np.argmax(pos.max(axis=0) - pos.min(axis=0)))
-    part = (centroid[:, axis] > np.median(centroid[:, axis])).astype(np.int64)
+    coordinate = pos[:, axis]
+    # 3 x the face centroid along that axis only (pos[faces].mean() is 0.19 s at 800k faces).
+    centroid = coordinate[faces[:, 0]] + coordinate[faces[:, 1]] + coordinate[faces[:, 2]]
+    part = (centroid > np.median(centroid)).astype(np.int64)
     low = np.full(len(pos), 2, dtype=np.int64)
     high = np.full(len(pos), -1, dtype=np.int64)
     corner_part = np.repeat(part, 3)
