@@ -35,9 +35,13 @@ def one_sided_distance(
     Exact over the ``candidates`` faces whose centroids are nearest (on a coarse mesh the
     nearest vertex's ring can miss the nearest face, and overstate the error there).
     """
-    centroids = vertices[faces].mean(axis=1)
+    # Three gathers, not vertices[faces].mean(axis=1): that makes an (m, 3, 3) float64 copy
+    # first (0.19 s for the 800k-face source of the benchmark).
+    centroids = (vertices[faces[:, 0]] + vertices[faces[:, 1]] + vertices[faces[:, 2]]) / 3.0
     count = min(candidates, len(faces))
-    near = cKDTree(centroids).query(points, k=count, workers=-1)[1]
+    # Built for few queries: the unbalanced, uncompacted tree builds in half the time.
+    tree = cKDTree(centroids, balanced_tree=False, compact_nodes=False)
+    near = tree.query(points, k=count, workers=-1)[1]
     return transfer.closest_of_candidates(points, near, vertices, faces)[1]
 
 
