@@ -4,15 +4,13 @@ First, sweeps in memory order collapse every edge under a rising error threshold
 dense marching-cubes mesh, cache-friendly, as in Fast Quadric Mesh Simplification) down to a few
 times the target; then the cheapest collapse is always taken next, through a logarithmic bucket
 queue (costs ordered to within 9 %, FIFO inside a bucket: a binary heap over millions of entries
-spends its time in cache misses) with lazy invalidation by per-vertex stamps. A collapse is
-refused when it would break the surface: the link condition (the two rings share exactly the
-vertices of the faces on the edge, so no non-manifold edge or pinched piece can appear), a face
-turning over (normal change beyond FLIP_COS), a sliver (shape quality below MIN_FACE_QUALITY),
-or an interior edge joining two border vertices. Open borders are pinned by heavy perpendicular
-plane quadrics. Placement is the quadric optimum, or in ``endpoint`` mode one of the two
-vertices, so per-vertex data (incoming UVs) stays exact. On large inputs both phases first run
-in two threads on the two halves of the longest axis (vertices on the cut stay put), down to a
-little above the target; the sequential greedy pass then finishes across the cut.
+spends its time in cache misses) with lazy invalidation by per-vertex stamps. Each collapse,
+and the checks that refuse one that would break the surface, is edge_collapse.py's. Open
+borders are pinned by heavy perpendicular plane quadrics. Placement is the quadric optimum, or
+in ``endpoint`` mode one of the two vertices, so per-vertex data (incoming UVs) stays exact. On
+large inputs both phases first run in two threads on the two halves of the longest axis
+(vertices on the cut stay put), down to a little above the target; the sequential greedy pass
+then finishes across the cut.
 """
 
 from __future__ import annotations
@@ -21,7 +19,8 @@ import numba
 import numpy as np
 
 from backend.geometry import tolerances
-from backend.geometry.quadrics import add_plane, edge_cost, placement
+from backend.geometry.edge_collapse import build_refs, try_collapse
+from backend.geometry.quadrics import add_plane, edge_cost
 
 BUCKETS_PER_OCTAVE = 8  # the queue orders costs to within 2^(1/8): ~9 %
 N_BUCKETS = 2048
@@ -55,177 +54,6 @@ def _queue_push(queue, head, tail, nxt, count, key, u, v, stu, stv):
         head[key] = count
     tail[key] = count
     return queue, nxt
-
-
-@numba.njit(cache=True)
-def _ring(u, vstart, vcount, refs, face_alive, out):
-    n = 0
-    for j in range(vstart[u], vstart[u] + vcount[u]):
-        f = refs[j]
-        if face_alive[f]:
-            out[n] = f
-            n += 1
-    return n
-
-
-@numba.njit(cache=True)
-def _collapse_ok(u, v, x, y, z, pos, faces, ring_u, nu, ring_v, nv, mark, stamp, border,
-                 flip_cos, min_quality):  # fmt: skip
-    """Link condition, no flipped normals and no slivers for merging u and v at (x, y, z)."""
-    stamp[0] += 1
-    s1 = stamp[0]
-    for i in range(nu):
-        for k in range(3):
-            mark[faces[ring_u[i], k]] = s1
-    stamp[0] += 1
-    s2 = stamp[0]
-    shared_vertices = 0
-    shared_faces = 0
-    for i in range(nv):
-        f = ring_v[i]
-        if faces[f, 0] == u or faces[f, 1] == u or faces[f, 2] == u:
-            shared_faces += 1
-        for k in range(3):
-            w = faces[f, k]
-            if w != u and w != v and mark[w] == s1:
-                mark[w] = s2
-                shared_vertices += 1
-    if shared_faces == 0 or shared_vertices != shared_faces:
-        return False  # non-manifold result, or a pinch
-    if border[u] and border[v] and shared_faces != 1:
-        return False  # an interior edge across a border would glue two borders together
-    for side in range(2):
-        ring = ring_u if side == 0 else ring_v
-        n = nu if side == 0 else nv
-        moving = u if side == 0 else v
-        other = v if side == 0 else u
-        for i in range(n):
-            f = ring[i]
-            a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
-            if a == other or b == other or c == other:
-                continue  # this face disappears with the edge
-            if not _face_ok(pos, a, b, c, moving, x, y, z, flip_cos, min_quality):
-                return False
-    return True
-
-
-@numba.njit(cache=True, inline="always")
-def _face_ok(pos, a, b, c, moving, x, y, z, flip_cos, min_quality):
-    """Face abc with vertex ``moving`` moved to (x, y, z): not turned over, not a new sliver."""
-    ax, ay, az = pos[a, 0], pos[a, 1], pos[a, 2]
-    bx, by, bz = pos[b, 0], pos[b, 1], pos[b, 2]
-    cx, cy, cz = pos[c, 0], pos[c, 1], pos[c, 2]
-    o1x, o1y, o1z = bx - ax, by - ay, bz - az
-    o2x, o2y, o2z = cx - ax, cy - ay, cz - az
-    if a == moving:
-        ax, ay, az = x, y, z
-    elif b == moving:
-        bx, by, bz = x, y, z
-    else:
-        cx, cy, cz = x, y, z
-    e1x, e1y, e1z = bx - ax, by - ay, bz - az
-    e2x, e2y, e2z = cx - ax, cy - ay, cz - az
-    nx, ny, nz = e1y * e2z - e1z * e2y, e1z * e2x - e1x * e2z, e1x * e2y - e1y * e2x
-    ox, oy, oz = o1y * o2z - o1z * o2y, o1z * o2x - o1x * o2z, o1x * o2y - o1y * o2x
-    new_len = np.sqrt(nx * nx + ny * ny + nz * nz)
-    old_len = np.sqrt(ox * ox + oy * oy + oz * oz)
-    if new_len == 0.0:
-        return False
-    if old_len > 0.0 and nx * ox + ny * oy + nz * oz < flip_cos * new_len * old_len:
-        return False
-    edges = (
-        e1x * e1x + e1y * e1y + e1z * e1z + e2x * e2x + e2y * e2y + e2z * e2z
-        + (e2x - e1x) ** 2 + (e2y - e1y) ** 2 + (e2z - e1z) ** 2
-    )  # fmt: skip
-    if 2.0 * np.sqrt(3.0) * new_len < min_quality * edges:
-        old_edges = (
-            o1x * o1x + o1y * o1y + o1z * o1z + o2x * o2x + o2y * o2y + o2z * o2z
-            + (o2x - o1x) ** 2 + (o2y - o1y) ** 2 + (o2z - o1z) ** 2
-        )  # fmt: skip
-        if 2.0 * np.sqrt(3.0) * old_len >= min_quality * old_edges:
-            return False  # would make a sliver out of a sound face
-    return True
-
-
-@numba.njit(cache=True)
-def _build_refs(faces, face_alive, n, capacity):
-    vcount = np.zeros(n, np.int64)
-    for f in range(faces.shape[0]):
-        if face_alive[f]:
-            for k in range(3):
-                vcount[faces[f, k]] += 1
-    vstart = np.zeros(n, np.int64)
-    total = 0
-    for i in range(n):
-        vstart[i] = total
-        total += vcount[i]
-    refs = np.empty(max(capacity, total + 1024), np.int64)
-    fill = vstart.copy()
-    for f in range(faces.shape[0]):
-        if face_alive[f]:
-            for k in range(3):
-                w = faces[f, k]
-                refs[fill[w]] = f
-                fill[w] += 1
-    return refs, vstart, vcount, total
-
-
-@numba.njit(cache=True)
-def _try_collapse(u, v, pos, faces, quadrics, border, endpoint, flip_cos, min_quality, face_alive,
-                  vertex_alive, version, parent, mark, stamp, ring_u, ring_v, refs, vstart,
-                  vcount, top, q):  # fmt: skip
-    """Collapse edge (u, v) if allowed. Returns (survivor or -1, faces removed, refs, top)."""
-    if vcount[u] > ring_u.shape[0] or vcount[v] > ring_v.shape[0]:
-        return -1, 0, refs, top
-    nu = _ring(u, vstart, vcount, refs, face_alive, ring_u)
-    nv = _ring(v, vstart, vcount, refs, face_alive, ring_v)
-    for t in range(10):
-        q[t] = quadrics[u, t] + quadrics[v, t]
-    pin_u = border[u] and not border[v]
-    pin_v = border[v] and not border[u]
-    x, y, z, _, which = placement(q, pos[u], pos[v], endpoint, pin_u, pin_v)
-    if not _collapse_ok(u, v, x, y, z, pos, faces, ring_u, nu, ring_v, nv, mark, stamp,
-                        border, flip_cos, min_quality):  # fmt: skip
-        return -1, 0, refs, top
-    if which == 1:  # keep the vertex that stays put (its own data stays exact)
-        u, v = v, u
-        ring_u, ring_v = ring_v, ring_u
-        nu, nv = nv, nu
-    pos[u, 0], pos[u, 1], pos[u, 2] = x, y, z
-    for t in range(10):
-        quadrics[u, t] = q[t]
-    border[u] = border[u] or border[v]
-    vertex_alive[v] = False
-    parent[v] = u
-    version[u] += 1
-    if top + nu + nv > refs.shape[0]:
-        refs, new_start, new_count, top = _build_refs(
-            faces, face_alive, pos.shape[0], refs.shape[0]
-        )
-        vstart[:] = new_start
-        vcount[:] = new_count
-    removed = 0
-    start = top
-    for i in range(nu):
-        f = ring_u[i]
-        if faces[f, 0] == v or faces[f, 1] == v or faces[f, 2] == v:
-            face_alive[f] = False
-            removed += 1
-        else:
-            refs[top] = f
-            top += 1
-    for i in range(nv):
-        f = ring_v[i]
-        if not face_alive[f]:
-            continue
-        for k in range(3):
-            if faces[f, k] == v:
-                faces[f, k] = u
-        refs[top] = f
-        top += 1
-    vstart[u] = start
-    vcount[u] = top - start
-    return u, removed, refs, top
 
 
 @numba.njit(cache=True)
@@ -275,7 +103,7 @@ def _sweeps(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
                     continue
                 if edge_cost(a, b, pos, quadrics, border, endpoint, q) > threshold:
                     continue
-                kept, removed, refs, top = _try_collapse(
+                kept, removed, refs, top = try_collapse(
                     a, b, pos, faces, quadrics, border, endpoint, flip_cos, min_quality,
                     face_alive, vertex_alive, version, parent, mark, stamp, ring_u, ring_v,
                     refs, vstart, vcount, top, q,
@@ -340,7 +168,7 @@ def _greedy(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
             u, v, vu, vv = queue[entry, 0], queue[entry, 1], queue[entry, 2], queue[entry, 3]
             if not (vertex_alive[u] and vertex_alive[v]) or version[u] != vu or version[v] != vv:
                 continue
-            kept, removed, refs, top = _try_collapse(
+            kept, removed, refs, top = try_collapse(
                 u, v, pos, faces, quadrics, border, endpoint, flip_cos, min_quality,
                 face_alive, vertex_alive, version, parent, mark, stamp, ring_u, ring_v,
                 refs, vstart, vcount, top, q,
@@ -375,7 +203,7 @@ def _parallel_sweeps(face_lists, offsets, interior, stop_faces, greedy_faces, po
     """Phases 1 and then 2 on two halves at once, down to ``greedy_faces`` (2,) per half; each
     thread keeps its own copy of the ring lists."""
     n, m = pos.shape[0], faces.shape[0]
-    refs0, vstart0, vcount0, top0 = _build_refs(faces, face_alive, n, 6 * m)
+    refs0, vstart0, vcount0, top0 = build_refs(faces, face_alive, n, 6 * m)
     for p in numba.prange(2):
         refs, vstart, vcount = refs0.copy(), vstart0.copy(), vcount0.copy()
         part_faces = face_lists[offsets[p] : offsets[p + 1]]
@@ -395,7 +223,7 @@ def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_qua
               flip_cos, min_quality, face_alive, vertex_alive, version, parent):  # fmt: skip
     n, m = pos.shape[0], faces.shape[0]
     alive_faces = int(face_alive.sum())
-    refs, vstart, vcount, top = _build_refs(faces, face_alive, n, 6 * m)
+    refs, vstart, vcount, top = build_refs(faces, face_alive, n, 6 * m)
     if sweep_faces > target_faces and alive_faces > sweep_faces:
         alive_faces, refs, top = _sweeps(
             np.flatnonzero(face_alive), -1, vertex_alive.astype(np.int64), pos, faces, quadrics,
@@ -433,7 +261,7 @@ def _prepare(pos, faces, boundary_weight):
         for k in range(3):
             add_plane(quadrics, faces[f, k], nx, ny, nz, d, 0.5 * length)
     alive = np.ones(m, np.bool_)
-    refs, vstart, vcount, _ = _build_refs(faces, alive, n, 0)
+    refs, vstart, vcount, _ = build_refs(faces, alive, n, 0)
     for f in range(m):
         for k in range(3):
             a, b = faces[f, k], faces[f, (k + 1) % 3]
