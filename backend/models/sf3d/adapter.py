@@ -13,6 +13,7 @@ requested half dtype; field queries and mesh extraction stay float32 (as upstrea
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from backend.models.torch_dtypes import DTYPES
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
 
+TETS_DIR_ENV = "DREAMCAD_SF3D_TETS_DIR"  # a folder holding upstream's {resolution}_tets.npz
 PROGRESS_UPDATES = 16  # field-query progress events per generation, however many chunks
 
 
@@ -136,12 +138,23 @@ class SF3DAdapter(ModelAdapter):
             raise _out_of_memory(error) from error
 
     def extractor(self, resolution: int) -> MarchingTetrahedra:
-        """The (cached) tet grid for ``resolution`` on the model's device."""
+        """The (cached) tet grid for ``resolution`` on the model's device: upstream's grid file
+        when one is found (:meth:`tet_grid_file`), else our regular grid of the same size."""
         if resolution not in self._extractors:
             device = self.model.bbox.device if self.model is not None else "cpu"
-            grid = TetGrid.regular(resolution // 2)
+            path = self.tet_grid_file(resolution)
+            grid = TetGrid.from_npz(path) if path else TetGrid.regular(resolution // 2)
             self._extractors[resolution] = MarchingTetrahedra(grid, resolution, device)
         return self._extractors[resolution]
+
+    def tet_grid_file(self, resolution: int) -> Path | None:
+        """Upstream's ``{resolution}_tets.npz`` (it ships in the stable-fast-3d GitHub repo, not
+        on the hub): ``DREAMCAD_SF3D_TETS_DIR``, else the weights folder or its ``load/tets``."""
+        name = f"{resolution}_tets.npz"
+        folders = [Path(env)] if (env := os.environ.get(TETS_DIR_ENV)) else []
+        if self.weights_dir is not None:
+            folders += [self.weights_dir, self.weights_dir / "load" / "tets"]
+        return next((folder / name for folder in folders if (folder / name).is_file()), None)
 
     def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         if device.type == "cuda" and self.dtype != torch.float32:

@@ -99,8 +99,16 @@ class TetGrid:
 
     @classmethod
     def from_npz(cls, path: Path) -> TetGrid:
-        data = np.load(path)
-        return cls(data["vertices"].astype(np.float32), data["indices"].astype(np.int64))
+        """A grid file in upstream's layout (``vertices`` in [0, 1]^3, ``indices`` (T, 4), e.g.
+        stable-fast-3d's ``load/tets/160_tets.npz``); tets of negative volume are turned over
+        (two corners swapped), as the triangle tables expect positive ones."""
+        with np.load(path) as data:
+            vertices = data["vertices"].astype(np.float32)
+            tets = data["indices"].astype(np.int64)
+        corners = vertices[tets].astype(np.float64)
+        negative = np.linalg.det(corners[:, 1:] - corners[:, :1]) < 0
+        tets[negative] = tets[negative][:, [0, 1, 3, 2]]
+        return cls(vertices, tets)
 
 
 class MarchingTetrahedra:

@@ -112,3 +112,24 @@ def test_adapter_to_validated_glb(adapter: SF3DAdapter, tmp_path: Path) -> None:
     path.write_bytes(result.asset)
     report = validate(path)
     assert report["issues"]["numErrors"] == 0, error_messages(report)
+
+
+def test_upstream_tet_grid_file_is_used_when_found(tmp_path: Path, monkeypatch) -> None:
+    """{resolution}_tets.npz from the env folder, else the weights folder (or its load/tets)."""
+    from backend.models.sf3d.adapter import TETS_DIR_ENV
+    from backend.models.sf3d.isosurface import TetGrid
+
+    monkeypatch.delenv(TETS_DIR_ENV, raising=False)
+    adapter = SF3DAdapter(tmp_path)
+    assert adapter.tet_grid_file(16) is None
+    assert adapter.extractor(16).vertices.shape[0] == 9**3  # our regular grid, 8 cells a side
+    odd = TetGrid.regular(5)  # a grid of another size, so its use shows
+    (tmp_path / "load" / "tets").mkdir(parents=True)
+    np.savez(tmp_path / "load" / "tets" / "20_tets.npz", vertices=odd.vertices, indices=odd.tets)
+    assert adapter.tet_grid_file(20) == tmp_path / "load" / "tets" / "20_tets.npz"
+    assert adapter.extractor(20).vertices.shape[0] == 6**3
+    elsewhere = tmp_path / "env"
+    elsewhere.mkdir()
+    np.savez(elsewhere / "20_tets.npz", vertices=odd.vertices, indices=odd.tets)
+    monkeypatch.setenv(TETS_DIR_ENV, str(elsewhere))
+    assert adapter.tet_grid_file(20) == elsewhere / "20_tets.npz"

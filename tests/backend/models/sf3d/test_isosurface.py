@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from backend.models.sf3d.isosurface import MarchingTetrahedra, TetGrid, triangle_tables
@@ -50,3 +51,21 @@ def test_offsets_move_vertices_by_at_most_one_over_resolution() -> None:
     moved = mt.deformed_vertices(torch.full((grid.vertices.shape[0], 3), 50.0))
     shift = moved - torch.from_numpy(grid.vertices)
     assert torch.allclose(shift, torch.full_like(shift, 1 / 8))
+
+
+def test_upstream_grid_file_is_reoriented_and_gives_the_same_surface(tmp_path) -> None:
+    """A grid file in upstream's layout with tets of both orientations (as a file made by other
+    tools may have) loads into positive tets: the sphere comes out the same as from ours."""
+    grid = TetGrid.regular(12)
+    tets = grid.tets.copy()
+    tets[::3] = tets[::3][:, [1, 0, 2, 3]]  # a third of them turned inside out
+    np.savez(tmp_path / "24_tets.npz", vertices=grid.vertices, indices=tets)
+    loaded = TetGrid.from_npz(tmp_path / "24_tets.npz")
+    p = loaded.vertices[loaded.tets]
+    assert (np.linalg.det(p[:, 1:] - p[:, :1]) > 0).all()
+    sdf = 0.35 - (torch.from_numpy(grid.vertices) - 0.5).norm(dim=1)
+    ours = MarchingTetrahedra(grid, 24)(sdf)
+    theirs = MarchingTetrahedra(loaded, 24)(sdf)
+    assert _signed_volume(theirs[0].numpy() - 0.5, theirs[1].numpy()) == pytest.approx(
+        _signed_volume(ours[0].numpy() - 0.5, ours[1].numpy()), rel=1e-6
+    )
