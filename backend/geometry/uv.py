@@ -18,6 +18,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from backend.geometry import adjacency, tolerances
+from backend.geometry.uv_pack import pack_charts
 
 BOX_AXES = np.array(
     [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=np.float64
@@ -154,56 +155,6 @@ def project_charts(
         axis=1,
     )
     return rotated.reshape(-1, 3, 2)
-
-
-def pack_charts(
-    corners: np.ndarray, chart: np.ndarray, n_charts: int, texture_size: int, padding_px: int
-) -> np.ndarray:
-    """Place charts in the unit square at one texel density with ``padding_px`` between them.
-
-    corners (m, 3, 2) chart-plane coordinates (v up), chart (m,) -> (m, 3, 2) UVs, glTF v down.
-    Shelf packing by decreasing height; the shelf width is searched so the atlas is square.
-    """
-    flat = corners.reshape(-1, 2)
-    owner = np.repeat(chart, 3)
-    low = np.full((n_charts, 2), np.inf)
-    high = np.full((n_charts, 2), -np.inf)
-    np.minimum.at(low, owner, flat)
-    np.maximum.at(high, owner, flat)
-    size = high - low
-    side = np.sqrt(np.sum(size[:, 0] * size[:, 1]) / 0.75)
-    for _ in range(3):  # padding depends on the final scale: settle it in a few rounds
-        pad = 2.0 * padding_px / texture_size * side
-        offsets, side = _shelf_pack(size + pad)
-    offsets = offsets + pad / 2
-    placed = flat - low[owner] + offsets[owner]
-    uv = placed / side
-    uv[:, 1] = 1.0 - uv[:, 1]
-    return uv.reshape(-1, 3, 2)
-
-
-def _shelf_pack(size: np.ndarray) -> tuple[np.ndarray, float]:
-    """Lower-left corners (c, 2) of boxes ``size`` (c, 2), and the side of their square."""
-    order = np.argsort(-size[:, 1], kind="stable")
-    total = float(np.sum(size[:, 0] * size[:, 1]))
-    widest = float(size[:, 0].max())
-    best: tuple[float, np.ndarray] | None = None
-    for stretch in (1.0, 1.04, 1.08, 1.12, 1.17, 1.22, 1.3, 1.4):
-        width = max(np.sqrt(total) * stretch, widest)
-        offsets = np.zeros_like(size)
-        x = y = shelf = 0.0
-        for index in order:
-            w, h = size[index]
-            if x + w > width:
-                x, y, shelf = 0.0, y + shelf, 0.0
-            offsets[index] = (x, y)
-            x += w
-            shelf = max(shelf, h)
-        side = max(float(np.max(offsets[:, 0] + size[:, 0])), y + shelf)
-        if best is None or side < best[0]:
-            best = (side, offsets)
-    assert best is not None
-    return best[1], best[0]
 
 
 def unwrap(

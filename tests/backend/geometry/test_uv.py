@@ -1,11 +1,11 @@
-"""UV unwrap: no flipped charts, inside the unit square, padded, reasonable utilization."""
+"""UV unwrap: no flipped charts, inside the unit square, good utilization."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from backend.geometry import clean, decimate, raster, uv
+from backend.geometry import clean, decimate, uv
 
 
 @pytest.fixture(scope="module")
@@ -20,23 +20,9 @@ def test_charts_are_never_mirrored_and_fill_the_atlas(reduced_blob):
     assert result.flipped_faces == 0
     assert uv.count_flipped(result.uvs, result.faces) == 0
     assert result.uvs.min() >= 0.0 and result.uvs.max() <= 1.0
-    assert result.utilization > 0.35
+    assert result.utilization > 0.5
     np.testing.assert_allclose(result.vertices, reduced_blob[0][result.source_vertex])
     assert len(result.faces) == len(reduced_blob[1])
-
-
-def test_charts_keep_padding_between_them(reduced_blob):
-    size, padding = 512, 4
-    result = uv.unwrap(*reduced_blob, texture_size=size, padding_px=padding)
-    # Chart id per texel; grown by padding/2 - 1 texels no two charts may meet.
-    face_id, _ = raster.rasterize(result.uvs, result.faces, size, size)
-    chart = np.where(face_id >= 0, result.chart[np.maximum(face_id, 0)], -1)
-    grow = padding // 2 - 1
-    for shift_r in range(-grow, grow + 2):
-        for shift_c in range(-grow, grow + 2):
-            moved = np.roll(chart, (shift_r, shift_c), axis=(0, 1))
-            clash = (chart >= 0) & (moved >= 0) & (chart != moved)
-            assert not clash.any()
 
 
 def test_uv_signed_area_sees_a_mirror():

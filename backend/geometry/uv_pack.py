@@ -1,0 +1,384 @@
+"""UV packing: charts placed in a square atlas by their rasterised shapes, not their boxes.
+
+Every chart is rasterised conservatively onto a grid whose cell is one padding width of the
+output texture, grown by one cell, and placed (largest first) at the position and quarter turn
+that keeps the atlas smallest, scanning from the bottom-left. A chart can sit inside another's
+concavity or hole, which box packing cannot do. Quarter turns are rotations, never mirrors, so
+the unwrap's "no flipped UVs" holds. Grown footprints never overlap: charts keep at least two
+padding widths between them and one to the atlas border. Compiled with numba (cached on disk).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba.typed import List
+
+UTILIZATION_GUESS = 0.6  # first guess of the packed share, to size the grid before packing
+MAX_GRID_CELLS = 512  # finer grids pack a little tighter but cost time as the square
+GROW_CELLS = 1  # each footprint is grown by this many cells (one padding width)
+MAX_SHAPE_CHARTS = 1000  # above this (noise-like meshes) charts are packed by their boxes
+
+
+def pack_charts(
+    corners: np.ndarray, chart: np.ndarray, n_charts: int, texture_size: int, padding_px: int
+) -> np.ndarray:
+    """Place charts in the unit square at one texel density with ``padding_px`` around each.
+
+    corners (m, 3, 2) chart-plane coordinates (v up), chart (m,) int chart id per face ->
+    (m, 3, 2) UVs in the glTF convention (v down). By shape; by box when there are more
+    than ``MAX_SHAPE_CHARTS`` charts or the padding cannot be kept on the grid.
+    """
+    if 0 < n_charts <= MAX_SHAPE_CHARTS:
+        packed = pack_shapes(corners, chart, n_charts, texture_size, padding_px)
+        if packed is not None:
+            return packed
+    return pack_boxes(corners, chart, n_charts, texture_size, padding_px)
+
+
+def pack_shapes(
+    corners: np.ndarray, chart: np.ndarray, n_charts: int, texture_size: int, padding_px: int
+) -> np.ndarray | None:
+    """:func:`pack_charts` by the charts' rasterised shapes; None if no grid within
+    ``MAX_GRID_CELLS`` keeps ``padding_px`` (too many charts for the texture size)."""
+    order = np.argsort(chart, kind="stable")
+    starts = np.searchsorted(chart[order], np.arange(n_charts + 1)).astype(np.int64)
+    sorted_corners = np.ascontiguousarray(corners[order], dtype=np.float64)
+    edge1 = sorted_corners[:, 1] - sorted_corners[:, 0]
+    edge2 = sorted_corners[:, 2] - sorted_corners[:, 0]
+    areas = 0.5 * np.abs(edge1[:, 0] * edge2[:, 1] - edge1[:, 1] * edge2[:, 0])
+    chart_area = np.add.reduceat(areas, starts[:-1]) if len(areas) else np.zeros(n_charts)
+    placing = np.argsort(-chart_area, kind="stable").astype(np.int64)
+    flat = sorted_corners.reshape(-1, 2)
+    corner_starts = starts[:-1] * 3
+    extent = np.maximum.reduceat(flat, corner_starts) - np.minimum.reduceat(flat, corner_starts)
+    # A cell is at least one padding width of the final texture: the atlas may be at most this
+    # many cells wide.
+    grid = min(texture_size / max(padding_px, 1), MAX_GRID_CELLS)
+    share, fill = UTILIZATION_GUESS, 0.3
+    for attempt in range(8):
+        cell = _cell_size(chart_area, extent.sum(axis=1), share * grid**2)
+        turn, offset, low, box, side = _place_all(
+            sorted_corners, starts, placing, cell, GROW_CELLS, fill
+        )
+        if side < 0:
+            fill /= 2
+        elif side > grid or (attempt == 0 and side < 0.8 * grid):
+            # Cells under one padding width, or far bigger than needed: rescale the grid.
+            share *= (grid / side) ** 2 * 0.97
+        else:
+            break
+    else:
+        return None
+    uv = _to_atlas(sorted_corners, starts, turn, offset, low, box, cell, GROW_CELLS, float(side))
+    out = np.empty_like(uv)
+    out[order] = uv
+    return out
+
+
+def pack_boxes(
+    corners: np.ndarray, chart: np.ndarray, n_charts: int, texture_size: int, padding_px: int
+) -> np.ndarray:
+    """Like :func:`pack_charts`, by the charts' boxes: shelf packing by decreasing height,
+    the shelf width searched so the atlas is square. Fast whatever the chart count."""
+    flat = corners.reshape(-1, 2)
+    owner = np.repeat(chart, 3)
+    low = np.full((n_charts, 2), np.inf)
+    high = np.full((n_charts, 2), -np.inf)
+    np.minimum.at(low, owner, flat)
+    np.maximum.at(high, owner, flat)
+    size = high - low
+    side = np.sqrt(np.sum(size[:, 0] * size[:, 1]) / 0.75)
+    for _ in range(3):  # padding depends on the final scale: settle it in a few rounds
+        pad = 2.0 * padding_px / texture_size * side
+        offsets, side = _shelf_pack(size + pad)
+    offsets = offsets + pad / 2
+    placed = flat - low[owner] + offsets[owner]
+    uv = placed / side
+    uv[:, 1] = 1.0 - uv[:, 1]
+    return uv.reshape(-1, 3, 2)
+
+
+def _shelf_pack(size: np.ndarray) -> tuple[np.ndarray, float]:
+    """Lower-left corners (c, 2) of boxes ``size`` (c, 2), and the side of their square."""
+    order = np.argsort(-size[:, 1], kind="stable")
+    total = float(np.sum(size[:, 0] * size[:, 1]))
+    widest = float(size[:, 0].max())
+    best: tuple[float, np.ndarray] | None = None
+    for stretch in (1.0, 1.04, 1.08, 1.12, 1.17, 1.22, 1.3, 1.4):
+        width = max(np.sqrt(total) * stretch, widest)
+        offsets = np.zeros_like(size)
+        x = y = shelf = 0.0
+        for index in order:
+            w, h = size[index]
+            if x + w > width:
+                x, y, shelf = 0.0, y + shelf, 0.0
+            offsets[index] = (x, y)
+            x += w
+            shelf = max(shelf, h)
+        side = max(float(np.max(offsets[:, 0] + size[:, 0])), y + shelf)
+        if best is None or side < best[0]:
+            best = (side, offsets)
+    assert best is not None
+    return best[1], best[0]
+
+
+def _cell_size(area: np.ndarray, half_perimeter: np.ndarray, cells: float) -> float:
+    """The cell size at which the charts' grown footprints cover about ``cells`` cells.
+
+    area (c,) and half_perimeter (c,) (box width + height) per chart, in chart units. A
+    footprint is the chart's area plus a rim of (2 * grow + 1) cells along its box, at least a
+    (2 * grow + 1)^2 square, so small charts cost cells whatever the scale.
+    """
+    rim = 2 * GROW_CELLS + 1
+    low, high = 1e-12, 1e12
+    for _ in range(100):  # bisection on a log scale: the count falls as the cell grows
+        mid = np.sqrt(low * high)
+        count = np.sum(area / mid**2 + half_perimeter / mid * rim + rim**2)
+        low, high = (mid, high) if count > cells else (low, mid)
+    return float(high)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _turn(u, v, k, cols, rows):
+    """Point (u, v) of a cols x rows box turned k quarter turns counter-clockwise about the
+    box, then moved back to the origin (a rotation, never a mirror)."""
+    if k == 0:
+        return u, v
+    if k == 1:
+        return rows - v, u
+    if k == 2:
+        return cols - u, rows - v
+    return v, cols - u
+
+
+@numba.njit(cache=True, nogil=True)
+def _turned(shape, k):
+    """The footprint (rows, cols) turned like :func:`_turn`: cell for cell, exactly."""
+    rows, cols = shape.shape
+    out = np.empty((cols, rows) if k % 2 else (rows, cols), np.bool_)
+    for r in range(rows):
+        for q in range(cols):
+            if k == 0:
+                out[r, q] = shape[r, q]
+            elif k == 1:
+                out[q, rows - 1 - r] = shape[r, q]
+            elif k == 2:
+                out[rows - 1 - r, cols - 1 - q] = shape[r, q]
+            else:
+                out[cols - 1 - q, r] = shape[r, q]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _footprint(corners, first, last, cell, grow):
+    """Grown conservative raster of one chart: (rows, cols) bool, row = v up, and the chart's
+    lower-left corner in chart units."""
+    low_x = low_y = np.inf
+    high_x = high_y = -np.inf
+    for f in range(first, last):
+        for c in range(3):
+            x, y = corners[f, c, 0], corners[f, c, 1]
+            low_x, low_y = min(low_x, x), min(low_y, y)
+            high_x, high_y = max(high_x, x), max(high_y, y)
+    cols = int(np.ceil((high_x - low_x) / cell)) + 1 + 2 * grow
+    rows = int(np.ceil((high_y - low_y) / cell)) + 1 + 2 * grow
+    shape = np.zeros((rows, cols), np.bool_)
+    px = np.empty(3)
+    py = np.empty(3)
+    for f in range(first, last):
+        for c in range(3):
+            px[c] = (corners[f, c, 0] - low_x) / cell + grow
+            py[c] = (corners[f, c, 1] - low_y) / cell + grow
+        twice_area = (px[1] - px[0]) * (py[2] - py[0]) - (px[2] - px[0]) * (py[1] - py[0])
+        sign = 1.0 if twice_area >= 0 else -1.0
+        c0, c1 = int(np.floor(px.min())), int(np.floor(px.max()))
+        r0, r1 = int(np.floor(py.min())), int(np.floor(py.max()))
+        for r in range(r0, r1 + 1):
+            for q in range(c0, c1 + 1):
+                # The cell is outside the triangle if all four of its corners lie outside
+                # one edge (separating axis test; a degenerate triangle keeps its box).
+                inside = True
+                if twice_area != 0.0:
+                    for e in range(3):
+                        ax, ay = px[e], py[e]
+                        bx, by = px[(e + 1) % 3], py[(e + 1) % 3]
+                        outside = 0
+                        for cx, cy in ((q, r), (q + 1, r), (q, r + 1), (q + 1, r + 1)):
+                            if sign * ((bx - ax) * (cy - ay) - (by - ay) * (cx - ax)) < 0:
+                                outside += 1
+                        if outside == 4:
+                            inside = False
+                            break
+                if inside:
+                    shape[r, q] = True
+    return _grow(shape, grow), low_x, low_y
+
+
+@numba.njit(cache=True, nogil=True)
+def _grow(shape, radius):
+    """Chebyshev dilation of a bool image by ``radius`` cells (two separable passes)."""
+    rows, cols = shape.shape
+    wide = np.zeros_like(shape)
+    for r in range(rows):
+        for q in range(cols):
+            if shape[r, q]:
+                for d in range(max(q - radius, 0), min(q + radius + 1, cols)):
+                    wide[r, d] = True
+    out = np.zeros_like(shape)
+    for r in range(rows):
+        for q in range(cols):
+            if wide[r, q]:
+                for d in range(max(r - radius, 0), min(r + radius + 1, rows)):
+                    out[d, q] = True
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _runs(shape):
+    """Horizontal runs of set cells: (n, 3) int64 rows of (row, first col, last col)."""
+    rows, cols = shape.shape
+    out = np.empty((rows * (cols // 2 + 1), 3), np.int64)
+    n = 0
+    for r in range(rows):
+        q = 0
+        while q < cols:
+            if shape[r, q]:
+                s = q
+                while q < cols and shape[r, q]:
+                    q += 1
+                out[n, 0], out[n, 1], out[n, 2] = r, s, q - 1
+                n += 1
+            q += 1
+    return out[:n]
+
+
+@numba.njit(cache=True, nogil=True)
+def _blocked(row_sums, last_taken, runs, x, y):
+    """0 if the runs fit at (x, y), else how far right the next position worth testing is:
+    past the rightmost taken cell under the first run that hits one."""
+    for i in range(runs.shape[0]):
+        r = y + runs[i, 0]
+        first, last = x + runs[i, 1], x + runs[i, 2]
+        if row_sums[r, last + 1] != row_sums[r, first]:
+            return last_taken[r, last] - first + 1
+    return 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _best_position(row_sums, last_taken, widest, runs, rows, cols, width, height, best):
+    """Scan for the free position that gives the smallest atlas (then the smallest
+    width + height, then bottom-left); ``best`` (side, perimeter, x, y) is the one to beat.
+
+    Side and perimeter never shrink as x or y grow, so a row ends at its first fit, and the
+    scan at the first row whose leftmost position cannot win.
+    """
+    size = row_sums.shape[0]
+    found = False
+    for y in range(0, size - rows + 1):
+        new_w, new_h = max(width, cols), max(height, y + rows)
+        side, perimeter = max(new_w, new_h), new_w + new_h
+        if side > best[0] or (side == best[0] and perimeter >= best[1]):
+            break
+        crowded = False  # a row without a free stretch as long as its run: not here
+        for i in range(runs.shape[0]):
+            if widest[y + runs[i, 0]] < runs[i, 2] - runs[i, 1] + 1:
+                crowded = True
+                break
+        if crowded:
+            continue
+        x = 0
+        while x <= size - cols:
+            new_w = max(width, x + cols)
+            side, perimeter = max(new_w, new_h), new_w + new_h
+            if side > best[0] or (side == best[0] and perimeter >= best[1]):
+                break
+            skip = _blocked(row_sums, last_taken, runs, x, y)
+            if skip == 0:
+                best[0], best[1], best[2], best[3] = side, perimeter, x, y
+                found = True
+                break
+            x += skip
+    return found
+
+
+@numba.njit(cache=True, nogil=True)
+def _take(taken, row_sums, last_taken, widest, shape, x, y):
+    """Mark a placed footprint and refresh the per-row indexes of the rows it covers."""
+    rows, cols = shape.shape
+    size = taken.shape[1]
+    for r in range(y, y + rows):
+        for q in range(cols):
+            if shape[r - y, q]:
+                taken[r, x + q] = True
+        stretch = longest = 0
+        previous = -1
+        for q in range(size):
+            row_sums[r, q + 1] = row_sums[r, q] + taken[r, q]
+            if taken[r, q]:
+                previous, stretch = q, 0
+            else:
+                stretch += 1
+                longest = max(longest, stretch)
+            last_taken[r, q] = previous
+        widest[r] = longest
+
+
+@numba.njit(cache=True, nogil=True)
+def _place_all(corners, starts, placing, cell, grow, fill):
+    """Quarter turn (c,), offset (c, 2) in cells, lower-left corner (c, 2) and footprint size
+    (c, 2) per chart, and the atlas side in cells (-1 if a canvas sized for packing share
+    ``fill`` was too small)."""
+    n_charts = starts.shape[0] - 1
+    total = 0.0
+    longest = 0.0
+    shapes = List()
+    low = np.zeros((n_charts, 2))
+    box = np.zeros((n_charts, 2), np.int64)
+    for c in range(n_charts):
+        shape, low[c, 0], low[c, 1] = _footprint(corners, starts[c], starts[c + 1], cell, grow)
+        shapes.append(shape)
+        box[c, 0], box[c, 1] = shape.shape[1], shape.shape[0]
+        total += shape.sum()
+        longest = max(longest, shape.shape[0], shape.shape[1])
+    size = int(np.sqrt(total / fill) + longest) + 4
+    taken = np.zeros((size, size), np.bool_)
+    occupied = np.zeros((size, size + 1), np.int32)  # running count of taken cells per row
+    last_taken = np.full((size, size), -1, np.int32)  # per row: rightmost taken cell <= col
+    widest = np.full(size, size, np.int64)  # per row: longest stretch of free cells
+    turn = np.zeros(n_charts, np.int64)
+    offset = np.zeros((n_charts, 2), np.int64)
+    width = height = 0
+    for c in placing:
+        best = np.array([1 << 40, 1 << 40, 0, 0], np.int64)
+        chosen = np.zeros((1, 1), np.bool_)
+        for k in range(4):
+            shape = _turned(shapes[c], k)
+            rows, cols = shape.shape
+            runs = _runs(shape)
+            if _best_position(occupied, last_taken, widest, runs, rows, cols, width, height, best):
+                turn[c] = k
+                chosen = shape
+        if best[0] == 1 << 40:
+            return turn, offset, low, box, -1  # the canvas is too small: the caller retries
+        x, y = best[2], best[3]
+        offset[c, 0], offset[c, 1] = x, y
+        _take(taken, occupied, last_taken, widest, chosen, x, y)
+        rows, cols = chosen.shape
+        width, height = max(width, x + cols), max(height, y + rows)
+    return turn, offset, low, box, max(width, height)
+
+
+@numba.njit(cache=True, nogil=True)
+def _to_atlas(corners, starts, turn, offset, low, box, cell, grow, side):
+    """Every corner's UV (m, 3, 2), glTF convention (v down), from the placement."""
+    out = np.empty_like(corners)
+    for c in range(starts.shape[0] - 1):
+        for f in range(starts[c], starts[c + 1]):
+            for k in range(3):
+                u = (corners[f, k, 0] - low[c, 0]) / cell + grow
+                v = (corners[f, k, 1] - low[c, 1]) / cell + grow
+                u, v = _turn(u, v, turn[c], box[c, 0], box[c, 1])
+                out[f, k, 0] = (u + offset[c, 0]) / side
+                out[f, k, 1] = 1.0 - (v + offset[c, 1]) / side
+    return out
