@@ -1,4 +1,4 @@
-"""Make any diffusers pipeline report progress, honour cancellation and fail with typed errors.
+"""Make any diffusers pipeline report progress and honour cancellation.
 
 diffusers pipelines walk their denoising loop through ``self.progress_bar(...)``, either as an
 iterable (``for t in self.progress_bar(timesteps)``, Shap-E) or as a context manager with
@@ -6,7 +6,6 @@ iterable (``for t in self.progress_bar(timesteps)``, Shap-E) or as a context man
 pipeline instance for a :class:`StepReporter`, which forwards each step to our
 ``ProgressCallback`` and raises ``Cancelled`` at the next step after a cancel: one hook that
 works for every pipeline, including ones without ``callback_on_step_end``.
-:func:`typed_device_errors` turns a CUDA out-of-memory error into ``CUDA_OUT_OF_MEMORY``.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from backend.models.base import CancelToken, ProgressCallback
-from shared_protocol.errors import ErrorCode, ProtocolError
 
 # Maps a pipeline-local step count onto the job's overall bar: (step, total) -> reported.
 StepMapper = Callable[[int, int], tuple[int, int]]
@@ -82,19 +80,3 @@ def report_steps(
             pipeline.progress_bar = previous
         else:
             del pipeline.progress_bar
-
-
-@contextlib.contextmanager
-def typed_device_errors(model_id: str) -> Iterator[None]:
-    """Re-raise CUDA out-of-memory inside the block as ``CUDA_OUT_OF_MEMORY``."""
-    import torch
-
-    try:
-        yield
-    except torch.cuda.OutOfMemoryError as error:
-        raise ProtocolError(
-            ErrorCode.CUDA_OUT_OF_MEMORY,
-            f"{model_id}: the GPU ran out of memory ({str(error).splitlines()[0]})",
-            hint="Lower the grid size, resolution or step count, close other GPU programs, "
-            "or run in float16.",
-        ) from error

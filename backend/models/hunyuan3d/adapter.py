@@ -33,6 +33,7 @@ from backend.models.base import (
     WeightsSource,
     resolve_parameters,
 )
+from backend.models.device_errors import typed_device_errors
 from backend.models.hunyuan3d import paint_delight, paint_loading
 from backend.models.hunyuan3d.conditioner import VIEW_INDEX
 from backend.models.hunyuan3d.loading import ShapeModels, load_shape_models, load_vae
@@ -44,6 +45,9 @@ from backend.models.torch_dtypes import DTYPES
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
 
+OUT_OF_MEMORY_HINT = (
+    "Lower octree_resolution or num_chunks, use the turbo variant, or close other GPU programs."
+)
 LICENSE = (
     "Tencent Hunyuan 3D Community License: not licensed for use in the European Union, the "
     "United Kingdom or South Korea; services above 1 million monthly active users need a "
@@ -187,10 +191,8 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
             return self._models
         folder = self._variant_dir(variant)
         self.unload()
-        try:
+        with typed_device_errors(self.id, OUT_OF_MEMORY_HINT):
             self._models = load_shape_models(folder, self._device, self._dtype)
-        except torch.cuda.OutOfMemoryError as error:
-            raise _oom(error) from error
         self._variant = variant
         return self._models
 
@@ -213,10 +215,8 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
                 f"distilled with is not downloaded (run `dreamcad-backend download {self.id} "
                 "--with turbo-vae --only`)"
             ]
-        try:
+        with typed_device_errors(self.id, OUT_OF_MEMORY_HINT):
             models.turbo_vae = load_vae(folder, models.device, models.dtype, models.config)
-        except torch.cuda.OutOfMemoryError as error:
-            raise _oom(error) from error
         return []
 
     def _paint_dirs(self) -> tuple[Path, Path]:
@@ -311,9 +311,8 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
             progress(stage, step, total)
 
         try:
-            result = ShapePipeline(models)(images, views, settings, on_event)
-        except torch.cuda.OutOfMemoryError as error:
-            raise _oom(error) from error
+            with typed_device_errors(self.id, OUT_OF_MEMORY_HINT):
+                result = ShapePipeline(models)(images, views, settings, on_event)
         except ValueError as error:  # no surface: the field is empty or full
             raise ProtocolError(
                 ErrorCode.MODEL_FAILED,
@@ -348,20 +347,9 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
             steps=parameters["paint_steps"], delight_steps=parameters["delight_steps"],
             seed=request.seed,
         )
-        try:
+        with typed_device_errors(self.id, OUT_OF_MEMORY_HINT):
             return paint_mesh(vertices, faces, front.pixels, delight_pipeline, paint_models,
                               settings, progress, cancel)
-        except torch.cuda.OutOfMemoryError as error:
-            raise _oom(error) from error
-
-
-def _oom(error: Exception) -> ProtocolError:
-    return ProtocolError(
-        ErrorCode.CUDA_OUT_OF_MEMORY,
-        f"out of GPU memory: {error}",
-        hint="Lower octree_resolution or num_chunks, use the turbo variant, or close other "
-        "GPU programs.",
-    )
 
 
 class Hunyuan3D2MiniAdapter(Hunyuan3DShapeAdapter):

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from backend.models.base import CancelToken, ProgressCallback
-from backend.models.pipeline_hooks import report_steps, typed_device_errors
+from backend.models.device_errors import typed_device_errors
+from backend.models.pipeline_hooks import report_steps
 from backend.models.torch_dtypes import torch_dtype
 from shared_protocol.errors import ErrorCode, ProtocolError
 

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from backend.models.base import CancelToken, ProgressCallback
+from backend.models.device_errors import typed_device_errors
 from backend.models.hunyuan3d.paint_loading import PaintModels
-from backend.models.pipeline_hooks import typed_device_errors
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 STEPS = 30

@@ -28,6 +28,7 @@ from backend.models.base import (
     WeightsSource,
     resolve_parameters,
 )
+from backend.models.device_errors import typed_device_errors
 from backend.models.mvdream.back_projection import back_projected_field
 from backend.models.mvdream.camera import evenly_spaced
 from backend.models.mvdream.config import SD21_BASE_4VIEW, MVDreamConfig, with_text_tower_of
@@ -35,7 +36,6 @@ from backend.models.mvdream.loading import CHECKPOINT, build_models, read_checkp
 from backend.models.mvdream.pipeline import MVDreamPipeline
 from backend.models.mvdream.tokenizer import load_tokenizer
 from backend.models.nested import NestedAdapters
-from backend.models.pipeline_hooks import typed_device_errors
 from backend.models.stage_folding import FoldedProgress
 from backend.models.torch_dtypes import torch_dtype
 from shared_protocol.errors import ErrorCode, ProtocolError

@@ -30,6 +30,7 @@ from backend.models.base import (
     resolve_parameters,
 )
 from backend.models.cuda_graph import GraphedForward
+from backend.models.device_errors import typed_device_errors
 from backend.models.sf3d.config import SF3DConfig
 from backend.models.sf3d.isosurface import MarchingTetrahedra, TetGrid
 from backend.models.sf3d.loading import CONFIG_FILE, WEIGHTS_FILE, load_network
@@ -40,6 +41,9 @@ from backend.models.torch_dtypes import DTYPES
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
 
+OUT_OF_MEMORY_HINT = (
+    "Lower chunk_size or isosurface_resolution, load in float16, or close other GPU programs."
+)
 TETS_DIR_ENV = "DREAMCAD_SF3D_TETS_DIR"  # a folder holding upstream's {resolution}_tets.npz
 PROGRESS_UPDATES = 16  # field-query progress events per generation, however many chunks
 
@@ -112,10 +116,8 @@ class SF3DAdapter(ModelAdapter):
                 field="dtype",
             )
         self.dtype = DTYPES[dtype]
-        try:
+        with typed_device_errors(self.id, OUT_OF_MEMORY_HINT):
             self.model, self.config = load_network(self.weights_dir, device=device)
-        except torch.cuda.OutOfMemoryError as error:
-            raise _out_of_memory(error) from error
         # On CUDA the encoder replays as one captured graph (same kernels, no launch gaps).
         half = self.dtype if self.dtype != torch.float32 else None
         self._encode = GraphedForward(self.model.scene_codes, autocast_dtype=half)
@@ -132,10 +134,8 @@ class SF3DAdapter(ModelAdapter):
             raise ProtocolError(ErrorCode.MODEL_FAILED, "SF3D is not loaded")
         self.check_inputs(request)
         params = resolve_parameters(self.parameters, request.parameters)
-        try:
+        with typed_device_errors(self.id, OUT_OF_MEMORY_HINT):
             return self._generate(self.model, request, params, progress, cancel)
-        except torch.cuda.OutOfMemoryError as error:
-            raise _out_of_memory(error) from error
 
     def extractor(self, resolution: int) -> MarchingTetrahedra:
         """The (cached) tet grid for ``resolution`` on the model's device: upstream's grid file
@@ -218,16 +218,3 @@ class SF3DAdapter(ModelAdapter):
             name="sf3d",
             warnings=warnings,
         )
-
-
-def _out_of_memory(error: Exception) -> ProtocolError:
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    return ProtocolError(
-        ErrorCode.CUDA_OUT_OF_MEMORY,
-        f"SF3D ran out of GPU memory: {error}",
-        hint="Lower chunk_size or isosurface_resolution, load in float16, or close other GPU "
-        "programs.",
-    )
-
-

@@ -24,7 +24,8 @@ from backend.models.base import (
     WeightsSource,
     resolve_parameters,
 )
-from backend.models.pipeline_hooks import report_steps, typed_device_errors
+from backend.models.device_errors import typed_device_errors
+from backend.models.pipeline_hooks import report_steps
 from backend.models.shap_e.config import IMAGE_PIPELINE, TEXT_PIPELINE
 from backend.models.shap_e.loading import load_shap_e
 from backend.models.shap_e.mesh import is_volume_filling, latent_to_mesh

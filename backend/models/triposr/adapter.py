@@ -25,6 +25,7 @@ from backend.models.base import (
     WeightsSource,
     resolve_parameters,
 )
+from backend.models.device_errors import typed_device_errors
 from backend.models.torch_dtypes import DTYPES
 from backend.models.triposr import inference
 from backend.models.triposr.loading import load_model
@@ -32,6 +33,9 @@ from backend.models.triposr.model import TripoSRNet
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
 
+OUT_OF_MEMORY_HINT = (
+    "Lower chunk_size or mc_resolution, load in float16, or close other GPU programs."
+)
 PROGRESS_UPDATES = 32  # field-query progress events per generation, however many chunks
 PREVIEW_SIZE = 128
 
@@ -107,10 +111,8 @@ class TripoSRAdapter(ModelAdapter):
                 field="dtype",
             )
         self.dtype = DTYPES[dtype]
-        try:
+        with typed_device_errors(self.id, OUT_OF_MEMORY_HINT):
             self.model = load_model(self.weights_dir, device=device)
-        except torch.cuda.OutOfMemoryError as error:
-            raise _out_of_memory(error) from error
 
     def unload(self) -> None:
         self.model = None
@@ -124,10 +126,8 @@ class TripoSRAdapter(ModelAdapter):
             raise ProtocolError(ErrorCode.MODEL_FAILED, "TripoSR is not loaded")
         self.check_inputs(request)
         params = resolve_parameters(self.parameters, request.parameters)
-        try:
+        with typed_device_errors(self.id, OUT_OF_MEMORY_HINT):
             return self._generate(self.model, request, params, progress, cancel)
-        except torch.cuda.OutOfMemoryError as error:
-            raise _out_of_memory(error) from error
 
     def _generate(
         self,
@@ -180,13 +180,3 @@ class TripoSRAdapter(ModelAdapter):
 def _preview(image: np.ndarray) -> np.ndarray:
     step = max(1, image.shape[0] // PREVIEW_SIZE)
     return np.ascontiguousarray(image[::step, ::step])
-
-
-def _out_of_memory(error: Exception) -> ProtocolError:
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    return ProtocolError(
-        ErrorCode.CUDA_OUT_OF_MEMORY,
-        f"TripoSR ran out of GPU memory: {error}",
-        hint="Lower chunk_size or mc_resolution, load in float16, or close other GPU programs.",
-    )

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from backend.models.base import Cancelled, CancelToken
 from backend.models.pipeline_hooks import (
     StepReporter,
     report_steps,
-    typed_device_errors,
 )
-from shared_protocol.errors import ErrorCode, ProtocolError
 
 
 class LoopingPipeline:
@@ -56,10 +53,3 @@ def test_cancel_stops_at_the_next_step() -> None:
     with pytest.raises(Cancelled):
         list(reporter)
     assert seen == [1, 2]
-
-
-def test_oom_becomes_typed_error() -> None:
-    with pytest.raises(ProtocolError) as caught, typed_device_errors("m"):
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
-    assert caught.value.code == ErrorCode.CUDA_OUT_OF_MEMORY and caught.value.hint
-
