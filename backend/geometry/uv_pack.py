@@ -106,21 +106,27 @@ def _shelf_pack(size: np.ndarray) -> tuple[np.ndarray, float]:
     widest = float(size[:, 0].max())
     best: tuple[float, np.ndarray] | None = None
     for stretch in (1.0, 1.04, 1.08, 1.12, 1.17, 1.22, 1.3, 1.4):
-        width = max(np.sqrt(total) * stretch, widest)
-        offsets = np.zeros_like(size)
-        x = y = shelf = 0.0
-        for index in order:
-            w, h = size[index]
-            if x + w > width:
-                x, y, shelf = 0.0, y + shelf, 0.0
-            offsets[index] = (x, y)
-            x += w
-            shelf = max(shelf, h)
-        side = max(float(np.max(offsets[:, 0] + size[:, 0])), y + shelf)
+        offsets, side = _shelves(size, order, max(np.sqrt(total) * stretch, widest))
         if best is None or side < best[0]:
             best = (side, offsets)
     assert best is not None
     return best[1], best[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def _shelves(size, order, width):
+    """Boxes in ``order`` left to right on shelves ``width`` wide: corners (c, 2), side."""
+    offsets = np.zeros_like(size)
+    x = y = shelf = right = 0.0
+    for index in order:
+        w, h = size[index, 0], size[index, 1]
+        if x + w > width:
+            x, y, shelf = 0.0, y + shelf, 0.0
+        offsets[index, 0], offsets[index, 1] = x, y
+        x += w
+        shelf = max(shelf, h)
+        right = max(right, x)
+    return offsets, max(right, y + shelf)
 
 
 def _cell_size(area: np.ndarray, half_perimeter: np.ndarray, cells: float) -> float:
