@@ -5,8 +5,9 @@ so only the first process after an install (or a source change) pays: about 45 s
 machine, 70 s on some GPU boxes. Paid inside a job, that looked like a 71 s decimation of a
 200k-face mesh. ``warm_up`` runs the real pipeline on small inputs that take every kernel
 path (vertex colours, colour and material fields, an incoming texture with kept UVs, the
-two-thread decimation of large meshes), so setup (``dreamcad-backend warmup``, run by
-scripts/setup_env.sh) and ``serve`` start-up pay it instead. Once cached it takes ~2 s.
+two-thread decimation of large meshes) and the box packer of many-chart meshes, so setup
+(``dreamcad-backend warmup``, run by scripts/setup_env.sh) and ``serve`` start-up pay it
+instead. Once cached it takes ~2 s.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from backend.geometry import uv_pack
 from backend.geometry.pipeline import PipelineOptions, run_pipeline
 from backend.geometry.raw_asset import RawAsset
 from backend.geometry.tolerances import PARALLEL_SWEEP_FACES
@@ -86,6 +88,9 @@ def warm_up(report: Callable[[str, float], None] | None = None) -> float:
         run_pipeline(raw, options)
         if report is not None:
             report(label, time.perf_counter() - began)
+    # Meshes cut into more than MAX_SHAPE_CHARTS charts are packed by box instead.
+    triangle = np.array([[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])
+    uv_pack.pack_boxes(triangle, np.zeros(1, np.int64), 1, 256, 4)
     total = time.perf_counter() - start
     log.info("geometry kernels ready in %.1f s", total)
     return total
