@@ -47,7 +47,7 @@ def pack_shapes(
     edge1 = sorted_corners[:, 1] - sorted_corners[:, 0]
     edge2 = sorted_corners[:, 2] - sorted_corners[:, 0]
     areas = 0.5 * np.abs(edge1[:, 0] * edge2[:, 1] - edge1[:, 1] * edge2[:, 0])
-    chart_area = np.add.reduceat(areas, starts[:-1]) if len(areas) else np.zeros(n_charts)
+    chart_area = np.add.reduceat(areas, starts[:-1])
     placing = np.argsort(-chart_area, kind="stable").astype(np.int64)
     flat = sorted_corners.reshape(-1, 2)
     corner_starts = starts[:-1] * 3

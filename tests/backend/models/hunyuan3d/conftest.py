@@ -26,15 +26,19 @@ def load_reference(kind: str) -> dict[str, np.ndarray]:
         return {key: data[key] for key in data.files}
 
 
+def prefixed_tensors(reference: dict[str, np.ndarray], prefix: str) -> dict[str, torch.Tensor]:
+    """The reference arrays stored under ``prefix`` + key, as a state dict keyed by key."""
+    return {
+        key.removeprefix(prefix): torch.from_numpy(np.ascontiguousarray(value))
+        for key, value in reference.items()
+        if key.startswith(prefix)
+    }
+
+
 def write_variant(reference: dict[str, np.ndarray], folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(str(reference["config_yaml"]), encoding="utf-8")
-    weights = {
-        key.removeprefix("weight:"): torch.from_numpy(np.ascontiguousarray(value))
-        for key, value in reference.items()
-        if key.startswith("weight:")
-    }
-    save_file(weights, str(folder / "model.safetensors"))
+    save_file(prefixed_tensors(reference, "weight:"), str(folder / "model.safetensors"))
     return folder
 
 
@@ -42,11 +46,7 @@ def write_turbo_vae(reference: dict[str, np.ndarray], folder: Path) -> Path:
     """The tiny turbo VAE of ``parity_flashvdm.npz`` as an official VAE folder."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(str(reference["turbo_config_yaml"]), encoding="utf-8")
-    weights = {
-        key.removeprefix("turbo_weight:"): torch.from_numpy(np.ascontiguousarray(value))
-        for key, value in reference.items()
-        if key.startswith("turbo_weight:")
-    }
+    weights = prefixed_tensors(reference, "turbo_weight:")
     save_file(weights, str(folder / "model.fp16.safetensors"))
     return folder
 

@@ -17,6 +17,7 @@ import torch
 
 from backend.models.hunyuan3d.paint_loading import build_paint_unet, load_paint_unet
 from shared_protocol.errors import ErrorCode, ProtocolError
+from tests.backend.models.hunyuan3d.conftest import prefixed_tensors
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "hunyuan"
 
@@ -29,12 +30,7 @@ def _reference() -> dict[str, np.ndarray]:
 def _write_unet(reference: dict[str, np.ndarray], folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(str(reference["config_json"]), encoding="utf-8")
-    state = {
-        key.removeprefix("weight:"): torch.from_numpy(np.ascontiguousarray(value))
-        for key, value in reference.items()
-        if key.startswith("weight:")
-    }
-    torch.save(state, folder / "diffusion_pytorch_model.bin")
+    torch.save(prefixed_tensors(reference, "weight:"), folder / "diffusion_pytorch_model.bin")
     return folder
 
 
