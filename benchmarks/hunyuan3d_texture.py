@@ -29,8 +29,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from backend.cancellation import CancelToken  # noqa: E402
 from backend.geometry.warmup import warm_up  # noqa: E402
-from backend.models.base import CancelToken  # noqa: E402
 from backend.models.hunyuan3d.paint_delight import load_delight  # noqa: E402
 from backend.models.hunyuan3d.paint_loading import load_paint_models  # noqa: E402
 from backend.models.hunyuan3d.paint_texture import PaintSettings, paint_mesh  # noqa: E402

@@ -42,9 +42,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from backend.cancellation import CancelToken  # noqa: E402
 from backend.geometry.pipeline import PipelineOptions, run_pipeline  # noqa: E402
 from backend.geometry.warmup import warm_up  # noqa: E402
-from backend.models.base import CancelToken, GenerationRequest, InputImage  # noqa: E402
+from backend.models.base import GenerationRequest, InputImage  # noqa: E402
 from backend.models.inflate import InflateAdapter  # noqa: E402
 from backend.models.mvdream.adapter import VIEW_NAMES, _cut_out  # noqa: E402
 from backend.models.mvdream.back_projection import back_projected_field  # noqa: E402

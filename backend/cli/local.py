@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from backend.cancellation import CancelToken
 from backend.cli.options import (
     add_address,
     add_data_dir,
@@ -29,7 +30,7 @@ from backend.cli.options import (
 from backend.doctor import run_checks
 from backend.handlers import model_infos
 from backend.images import decode_image
-from backend.models.base import CancelToken, GenerationRequest, InputImage, resolve_parameters
+from backend.models.base import GenerationRequest, InputImage, resolve_parameters
 from backend.models.registry import ModelCache, ModelRegistry
 from backend.telemetry import detect_devices
 from shared_protocol.errors import ErrorCode, ProtocolError

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from backend.cancellation import CancelToken
 from backend.geometry import (
     adjacency,
     bake,
@@ -28,7 +29,6 @@ from backend.geometry import (
 )
 from backend.geometry.raw_asset import RawAsset
 from backend.geometry.tolerances import FLOATER_FRACTION, WELD_DISTANCE
-from backend.models.base import CancelToken
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 # (stage, step, total, message): the first arguments of backend.models.base.ProgressCallback.

@@ -11,9 +11,9 @@ import dataclasses
 import json
 from pathlib import Path
 
+from backend.cancellation import CancelToken
 from backend.geometry import mesh_io
 from backend.geometry.pipeline import PipelineOptions, PipelineResult, StageProgress, run_pipeline
-from backend.models.base import CancelToken
 
 
 def postprocess_file(

@@ -18,8 +18,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from backend.cancellation import CancelToken
 from backend.jobs.store import JobRecord, JobStore
-from backend.models.base import CancelToken
 from backend.settings import Retention
 from shared_protocol.errors import ErrorCode, ErrorInfo, ProtocolError
 from shared_protocol.messages import (

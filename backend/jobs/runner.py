@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend import __version__
+from backend.cancellation import Cancelled, CancelToken
 from backend.images import encode_png
 from backend.jobs.progress import ProgressTracker
-from backend.models.base import Cancelled, CancelToken, GenerationRequest
+from backend.models.base import GenerationRequest
 from backend.models.registry import ModelCache
 from shared_protocol.errors import ErrorCode, ErrorInfo, ProtocolError
 from shared_protocol.messages import Manifest, Progress

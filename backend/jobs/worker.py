@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 
+from backend.cancellation import CancelToken
 from backend.images import decode_image
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import JobSpec, error_from_exception, run_job
 from backend.jobs.store import JobRecord
-from backend.models.base import CancelToken, GenerationRequest, InputImage
+from backend.models.base import GenerationRequest, InputImage
 from backend.models.registry import ModelCache, ModelRegistry
 from shared_protocol.errors import ErrorCode
 

@@ -11,7 +11,6 @@ the server or the job queue.
 from __future__ import annotations
 
 import abc
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from backend.cancellation import CancelToken
 from backend.geometry.raw_asset import RawAsset
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ModelInfo, ParameterSchema
@@ -66,28 +66,6 @@ class GenerationRequest:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     target_faces: int = 20_000
     texture_size: int = 1024
-
-
-class Cancelled(Exception):  # noqa: N818 - reads as "raise Cancelled"
-    """Raised inside a model's step loop when its job was cancelled."""
-
-
-class CancelToken:
-    """Set by the queue when a job is cancelled; checked by the model at every step."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def raise_if_cancelled(self) -> None:
-        if self._event.is_set():
-            raise Cancelled("cancelled on request")
 
 
 class ProgressCallback(Protocol):

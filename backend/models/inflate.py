@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from backend.cancellation import CancelToken
 from backend.geometry.raw_asset import RawAsset
 from backend.models.base import (
-    CancelToken,
     GenerationRequest,
     ModelAdapter,
     ProgressCallback,

@@ -14,7 +14,8 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from backend.models.base import CancelToken, ProgressCallback
+from backend.cancellation import CancelToken
+from backend.models.base import ProgressCallback
 
 # Maps a pipeline-local step count onto the job's overall bar: (step, total) -> reported.
 StepMapper = Callable[[int, int], tuple[int, int]]

@@ -15,8 +15,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from backend.cancellation import CancelToken
 from backend.geometry.raw_asset import RawAsset
-from backend.models.base import CancelToken, GenerationRequest, ModelAdapter, ProgressCallback
+from backend.models.base import GenerationRequest, ModelAdapter, ProgressCallback
 from shared_protocol.messages import ParameterSchema
 
 Sdf = Callable[[np.ndarray], np.ndarray]  # points (k, 3) -> signed distance (k,), < 0 inside

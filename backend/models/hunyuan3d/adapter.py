@@ -23,9 +23,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from backend.cancellation import CancelToken
 from backend.geometry.raw_asset import RawAsset
 from backend.models.base import (
-    CancelToken,
     GenerationRequest,
     ModelAdapter,
     ProgressCallback,

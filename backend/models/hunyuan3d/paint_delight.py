@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from backend.models.base import CancelToken, ProgressCallback
+from backend.cancellation import CancelToken
+from backend.models.base import ProgressCallback
 from backend.models.device_errors import typed_device_errors
 from backend.models.pipeline_hooks import report_steps
 from backend.models.torch_dtypes import torch_dtype

@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from backend.models.base import CancelToken, ProgressCallback
+from backend.cancellation import CancelToken
+from backend.models.base import ProgressCallback
 from backend.models.device_errors import typed_device_errors
 from backend.models.hunyuan3d.paint_loading import PaintModels
 from shared_protocol.errors import ErrorCode, ProtocolError

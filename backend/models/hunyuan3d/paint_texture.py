@@ -17,8 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from backend.cancellation import CancelToken
 from backend.geometry import decimate, uv
-from backend.models.base import CancelToken, ProgressCallback
+from backend.models.base import ProgressCallback
 from backend.models.hunyuan3d import paint_bake, paint_delight, paint_multiview
 from backend.models.hunyuan3d.paint_loading import PaintModels
 from shared_protocol.errors import ErrorCode, ProtocolError

@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from backend.cancellation import CancelToken
 from backend.geometry.raw_asset import RawAsset
 from backend.models.base import (
-    CancelToken,
     GenerationRequest,
     InputImage,
     ModelAdapter,

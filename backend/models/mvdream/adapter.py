@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from backend.cancellation import CancelToken
 from backend.geometry.raw_asset import RawAsset
 from backend.models.base import (
-    CancelToken,
     GenerationRequest,
     InputImage,
     ModelAdapter,

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from backend.models.base import CancelToken, ProgressCallback
+from backend.cancellation import CancelToken
+from backend.models.base import ProgressCallback
 from backend.models.mvdream.camera import DEFAULT_AZIMUTHS, camera_embedding_input
 from backend.models.mvdream.loading import MVDreamModels
 from backend.models.mvdream.sampler import DDIMSchedule, alphas_cumprod, ddim_step, guided_noise

@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 
+from backend.cancellation import CancelToken
 from backend.geometry.raw_asset import RawAsset
 from backend.models.base import (
-    CancelToken,
     GenerationRequest,
     ModelAdapter,
     ProgressCallback,

@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from backend.cancellation import CancelToken
 from backend.geometry.raw_asset import RawAsset
 from backend.models.base import (
-    CancelToken,
     GenerationRequest,
     ModelAdapter,
     ProgressCallback,

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from backend.models.base import CancelToken, ProgressCallback
+from backend.cancellation import CancelToken
+from backend.models.base import ProgressCallback
 
 # Shap-E frame -> backend frame, applied to row vectors: p_backend = p_shap_e @ TO_BACKEND.
 TO_BACKEND = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]], np.float32)

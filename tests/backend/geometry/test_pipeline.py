@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from backend.cancellation import Cancelled, CancelToken
 from backend.geometry.pipeline import PipelineOptions, run_pipeline
 from backend.geometry.raw_asset import RawAsset
-from backend.models.base import Cancelled, CancelToken
 from shared_protocol.errors import ErrorCode, ProtocolError
 from tests.support.analytic_meshes import analytic_color
 from tests.support.blender_import import assert_baked_material, import_glb

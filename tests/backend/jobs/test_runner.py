@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from backend.cancellation import Cancelled, CancelToken
 from backend.jobs.progress import ProgressTracker
 from backend.jobs.runner import JobSpec, error_from_exception, run_job
-from backend.models.base import Cancelled, CancelToken, GenerationRequest
+from backend.models.base import GenerationRequest
 from backend.models.registry import ModelCache, ModelRegistry
 from shared_protocol.errors import ErrorCode, ProtocolError
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from backend.cancellation import Cancelled, CancelToken
 from backend.geometry import clean, quality
 from backend.geometry.pipeline import PipelineOptions, run_pipeline
-from backend.models.base import Cancelled, CancelToken, GenerationRequest, InputImage
+from backend.models.base import GenerationRequest, InputImage
 from backend.models.inflate import InflateAdapter, subject_mask
 from shared_protocol.errors import ErrorCode, ProtocolError
 from tests.support.blender_import import assert_baked_material, import_glb

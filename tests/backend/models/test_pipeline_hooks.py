@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.models.base import Cancelled, CancelToken
+from backend.cancellation import Cancelled, CancelToken
 from backend.models.pipeline_hooks import (
     StepReporter,
     report_steps,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.models.base import CancelToken, GenerationRequest
+from backend.cancellation import CancelToken
+from backend.models.base import GenerationRequest
 from backend.models.procedural import ProceduralAdapter, parse_prompt
 
 

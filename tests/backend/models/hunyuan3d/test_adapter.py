@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from backend.cancellation import Cancelled, CancelToken
 from backend.geometry.raw_asset import RawAsset
-from backend.models.base import Cancelled, CancelToken, GenerationRequest, InputImage
+from backend.models.base import GenerationRequest, InputImage
 from backend.models.hunyuan3d.adapter import (
     LICENSE,
     Hunyuan3D2Adapter,

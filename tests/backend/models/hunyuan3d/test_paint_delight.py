@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.models.base import CancelToken
+from backend.cancellation import CancelToken
 from backend.models.hunyuan3d.paint_delight import (
     delight,
     erode_alpha,
@@ -50,7 +50,7 @@ def test_delight_runs_with_progress_and_is_deterministic(tiny_delight: Path) -> 
 
 
 def test_delight_cancels_between_steps(tiny_delight: Path) -> None:
-    from backend.models.base import Cancelled
+    from backend.cancellation import Cancelled
 
     pipeline = load_delight(tiny_delight, "cpu")
     cancel = CancelToken()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from backend.models.base import Cancelled, CancelToken
+from backend.cancellation import Cancelled, CancelToken
 from backend.models.hunyuan3d.paint_bake import CAMERA_AZIMUTHS, CAMERA_ELEVATIONS
 from backend.models.hunyuan3d.paint_loading import load_paint_models
 from backend.models.hunyuan3d.paint_multiview import camera_id, generate_views

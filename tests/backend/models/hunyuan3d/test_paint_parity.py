@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.models.base import CancelToken
+from backend.cancellation import CancelToken
 from backend.models.hunyuan3d.paint_loading import PaintModels, load_paint_models
 from backend.models.hunyuan3d.paint_multiview import generate_views
 from backend.models.testing.hunyuan_paint import TINY_UNET_CONFIG, write_tiny_paint_model

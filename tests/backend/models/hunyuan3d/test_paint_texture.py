@@ -9,7 +9,7 @@ import pytest
 import torch
 import trimesh
 
-from backend.models.base import CancelToken
+from backend.cancellation import CancelToken
 from backend.models.hunyuan3d.paint_delight import load_delight
 from backend.models.hunyuan3d.paint_loading import load_paint_models
 from backend.models.hunyuan3d.paint_texture import PaintSettings, paint_mesh, recenter_rgba

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backend.cancellation import Cancelled, CancelToken
 from backend.jobs.progress import ProgressTracker
-from backend.models.base import Cancelled, CancelToken, GenerationRequest
+from backend.models.base import GenerationRequest
 from backend.models.image_bridge.adapter import ImageBridgeAdapter
 from backend.models.inflate import InflateAdapter
 from backend.models.procedural import ProceduralAdapter

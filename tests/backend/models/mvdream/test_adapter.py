@@ -9,10 +9,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from backend.cancellation import CancelToken
 from backend.geometry.pipeline import PipelineOptions, run_pipeline
 from backend.jobs.progress import ProgressTracker
 from backend.jobs.runner import JobSpec, run_job
-from backend.models.base import CancelToken, GenerationRequest
+from backend.models.base import GenerationRequest
 from backend.models.hunyuan3d.adapter import Hunyuan3D2MVAdapter
 from backend.models.hunyuan3d.conditioner import VIEW_INDEX
 from backend.models.inflate import InflateAdapter

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.models.base import Cancelled, CancelToken
+from backend.cancellation import Cancelled, CancelToken
 from backend.models.mvdream.pipeline import MVDreamPipeline
 from backend.models.mvdream.tokenizer import load_tokenizer
 

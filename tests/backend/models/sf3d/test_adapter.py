@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backend.cancellation import Cancelled, CancelToken
 from backend.geometry.pipeline import PipelineOptions, run_pipeline
-from backend.models.base import Cancelled, CancelToken, GenerationRequest, InputImage
+from backend.models.base import GenerationRequest, InputImage
 from backend.models.registry import discover_adapters
 from backend.models.sf3d.adapter import SF3DAdapter
 from shared_protocol.errors import ErrorCode, ProtocolError

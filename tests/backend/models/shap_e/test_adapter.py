@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.models.base import Cancelled, CancelToken, GenerationRequest, InputImage
+from backend.cancellation import Cancelled, CancelToken
+from backend.models.base import GenerationRequest, InputImage
 from backend.models.shap_e.adapter import (
     ShapEImageAdapter,
     ShapETextAdapter,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.models.base import Cancelled, CancelToken
+from backend.cancellation import Cancelled, CancelToken
 from backend.models.shap_e.config import TEXT_PIPELINE
 from backend.models.shap_e.loading import load_shap_e
 from backend.models.shap_e.mesh import TO_BACKEND, is_volume_filling, latent_to_mesh, lattice_points

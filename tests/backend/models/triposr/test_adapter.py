@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from backend.models.base import Cancelled, CancelToken, GenerationRequest, InputImage
+from backend.cancellation import Cancelled, CancelToken
+from backend.models.base import GenerationRequest, InputImage
 from backend.models.triposr import inference
 from backend.models.triposr.adapter import TripoSRAdapter
 from shared_protocol.errors import ErrorCode, ProtocolError

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from backend.models.base import CancelToken, GenerationRequest, InputImage
+from backend.cancellation import CancelToken
+from backend.models.base import GenerationRequest, InputImage
 from backend.models.triposr import inference
 from backend.models.triposr.adapter import TripoSRAdapter
 
