@@ -7,23 +7,22 @@ raises ProtocolError, which the server turns into an ``error_reply``.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from backend import __version__
-from backend.images import decode_image
+from backend.jobs.admission import admit
 from backend.jobs.queue import JobQueue
 from backend.jobs.store import JobRecord
-from backend.models.base import GenerationRequest, InputImage, resolve_parameters
 from backend.models.registry import ModelRegistry
 from backend.telemetry import gpu_info
+from shared_protocol.codec import from_wire
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.framing import PROTOCOL_VERSION, Limits
 from shared_protocol.messages import (
     FINISHED_STATES,
-    TEXTURE_SIZES,
     CancelReply,
     CancelRequest,
     DeleteReply,
@@ -47,6 +46,8 @@ from shared_protocol.messages import (
     SubmitReply,
     SubmitRequest,
 )
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -87,54 +88,13 @@ def hello(ctx: HandlerContext, message: HelloRequest) -> HelloReply:
 
 
 def submit(ctx: HandlerContext, message: SubmitRequest) -> SubmitReply:
-    adapter = ctx.registry.create(message.model)  # UNKNOWN_MODEL if not installed
-    if message.texture_size not in TEXTURE_SIZES:
-        raise ProtocolError(
-            ErrorCode.OUT_OF_RANGE,
-            f"texture_size {message.texture_size} is not one of {TEXTURE_SIZES}",
-            field="body.texture_size",
-        )
-    decoded = [
-        decode_image(image.data, f"body.images[{i}].data") for i, image in enumerate(message.images)
-    ]
-    parameters = resolve_parameters(adapter.parameters, message.parameters)
-    seed = message.seed if message.seed is not None else secrets.randbelow(2**32)
-    adapter.check_inputs(
-        GenerationRequest(
-            task=message.task,
-            prompt=message.prompt,
-            images=tuple(
-                InputImage(pixels=pixels, view=image.view)
-                for (pixels, _), image in zip(decoded, message.images, strict=True)
-            ),
-            seed=seed,
-            parameters=parameters,
-            target_faces=message.target_faces,
-            texture_size=message.texture_size,
-        )
-    )
+    admission = admit(ctx.registry, message)
     record, position = ctx.queue.submit(
-        model=message.model,
-        task=message.task,
-        prompt=message.prompt,
-        name=message.name,
-        seed=seed,
-        priority=message.priority,
-        request={
-            "parameters": parameters,
-            "target_faces": message.target_faces,
-            "texture_size": message.texture_size,
-            "pbr": message.pbr,
-            "output_format": message.output_format,
-        },
-        images=[
-            (image.data, suffix, image.view)
-            for (_, suffix), image in zip(decoded, message.images, strict=True)
-        ],
+        admission.spec, admission.encoded_images, priority=message.priority
     )
     if message.watch:
         ctx.subscribe(record.job_id)
-    return SubmitReply(job_id=record.job_id, queue_position=position, seed=seed)
+    return SubmitReply(job_id=record.job_id, queue_position=position, seed=admission.spec.seed)
 
 
 def cancel(ctx: HandlerContext, message: CancelRequest) -> CancelReply:
@@ -167,7 +127,7 @@ def fetch(ctx: HandlerContext, message: FetchRequest) -> FetchReply:
     preview = path.with_name("preview.png")
     return FetchReply(
         job_id=record.job_id,
-        manifest=_manifest(record.manifest),
+        manifest=_stored(Manifest, record.manifest),
         asset=path.read_bytes(),
         preview=preview.read_bytes() if preview.is_file() else None,
     )
@@ -213,17 +173,15 @@ def job_info(queue: JobQueue, record: JobRecord) -> JobInfo:
         finished_at=record.finished_at,
         queue_position=queue.store.queue_position(record.job_id),
         attempts=record.attempts,
-        progress=Progress(**record.progress) if record.progress else None,
-        error=Error(**record.error) if record.error else None,
-        manifest=_manifest(record.manifest) if record.manifest else None,
+        progress=_stored(Progress, record.progress),
+        error=_stored(Error, record.error),
+        manifest=_stored(Manifest, record.manifest),
     )
 
 
-def _manifest(data: dict) -> Manifest:
-    values = dict(data)
-    for key in ("bbox_min", "bbox_max", "warnings"):
-        values[key] = tuple(values.get(key, ()))
-    return Manifest(**values)
+def _stored(cls: type[T], data: dict | None) -> T | None:
+    """A record's JSON column rebuilt through the protocol codec (checked like the wire)."""
+    return None if data is None else from_wire(cls, data, [], cls.__name__.lower(), set())
 
 
 def _require(ctx: HandlerContext, job_id: str) -> JobRecord:

@@ -34,7 +34,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backend.models.cuda_graph import GraphedForward  # noqa: E402
+from backend.models.common.cuda_graph import GraphedForward  # noqa: E402
 from backend.models.sf3d.config import (  # noqa: E402
     SF3DConfig,
     config_from_dict,
@@ -45,7 +45,7 @@ from backend.models.sf3d.loading import randomize_weights  # noqa: E402
 from backend.models.sf3d.network import SF3DNetwork, default_camera  # noqa: E402
 from backend.models.sf3d.preprocess import condition_image  # noqa: E402
 from backend.models.sf3d.reconstruct import decode_chunked, extract_mesh  # noqa: E402
-from backend.models.torch_dtypes import DTYPES  # noqa: E402
+from backend.models.common.torch_dtypes import DTYPES  # noqa: E402
 
 
 def disc_image(size: int = 1024) -> np.ndarray:

@@ -45,8 +45,8 @@ sys.path.insert(0, str(REPO))
 from backend.cancellation import CancelToken  # noqa: E402
 from backend.geometry.pipeline import PipelineOptions, run_pipeline  # noqa: E402
 from backend.geometry.warmup import warm_up  # noqa: E402
-from backend.models.base import GenerationRequest, InputImage  # noqa: E402
-from backend.models.inflate import InflateAdapter  # noqa: E402
+from backend.models.base import GenerationRequest, ImagePixels  # noqa: E402
+from backend.models.builtin.inflate import InflateAdapter  # noqa: E402
 from backend.models.mvdream.adapter import VIEW_NAMES, _cut_out  # noqa: E402
 from backend.models.mvdream.back_projection import back_projected_field  # noqa: E402
 from backend.models.mvdream.camera import (  # noqa: E402
@@ -158,7 +158,7 @@ def reconstruct(args, cutouts, device, dtype, results: dict):
         inflate.load(str(device))
         with stage(results, "reconstruct(inflate)", device):
             return inflate.generate(
-                GenerationRequest(task="image", images=(InputImage(cutouts[0]),)),
+                GenerationRequest(task="image", images=(ImagePixels(cutouts[0]),)),
                 lambda *a, **k: None, CancelToken())
     sys.path.insert(0, str(REPO / "benchmarks"))
     import yaml
@@ -172,7 +172,7 @@ def reconstruct(args, cutouts, device, dtype, results: dict):
     else:
         config = full_config("mv", "turbo")
     names = [VIEW_NAMES[a] for a in DEFAULT_AZIMUTHS]
-    images = tuple(InputImage(c, n) for c, n in zip(cutouts, names, strict=True))
+    images = tuple(ImagePixels(c, n) for c, n in zip(cutouts, names, strict=True))
     request = GenerationRequest(task="multi_image", images=images,
                                 parameters={"octree_resolution": 32 if args.tiny else 256})
     with tempfile.TemporaryDirectory() as tmp:  # the adapter re-checks its folder per request
@@ -340,7 +340,7 @@ def run_bridge(args, device, dtype, results: dict) -> None:
     picture[:, : size // 8] = 255
     picture[:, -size // 8:] = 255
     with stage(results, "image_to_3d(inflate)", device):
-        asset = inflate.generate(GenerationRequest(task="image", images=(InputImage(picture),)),
+        asset = inflate.generate(GenerationRequest(task="image", images=(ImagePixels(picture),)),
                                  lambda *a, **k: None, CancelToken())
     geometry(results, asset, device)
 

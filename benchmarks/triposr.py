@@ -38,7 +38,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backend.models.torch_dtypes import DTYPES  # noqa: E402
+from backend.models.common.torch_dtypes import DTYPES  # noqa: E402
 from backend.models.triposr import inference  # noqa: E402
 from backend.models.triposr.config import TripoSRConfig, tiny_config  # noqa: E402
 from backend.models.triposr.isosurface import grid_points  # noqa: E402

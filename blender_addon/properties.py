@@ -26,6 +26,8 @@ from bpy.props import (
 
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import (
+    DEFAULT_FACES,
+    DEFAULT_TEXTURE_SIZE,
     MAX_FACES,
     MIN_FACES,
     TEXTURE_SIZES,
@@ -34,11 +36,12 @@ from shared_protocol.messages import (
     ParameterSchema,
     SubmitRequest,
 )
+from shared_protocol.parameters import check_parameter
 
 # (target faces, texture size) of each built-in quality preset.
 QUALITY_PRESETS: dict[str, tuple[int, int]] = {
     "DRAFT": (5_000, 512),
-    "STANDARD": (20_000, 1024),
+    "STANDARD": (DEFAULT_FACES, DEFAULT_TEXTURE_SIZE),
     "HIGH": (100_000, 2048),
 }
 MAX_SEED = 2**31 - 1  # IntProperty is a signed 32-bit int; the protocol allows up to 2**32 - 1
@@ -135,12 +138,12 @@ class DREAMCAD_PG_settings(bpy.types.PropertyGroup):
         default="STANDARD",
         update=_apply_quality,
     )
-    target_faces: IntProperty(name="Faces", min=MIN_FACES, max=MAX_FACES, default=20_000,
+    target_faces: IntProperty(name="Faces", min=MIN_FACES, max=MAX_FACES, default=DEFAULT_FACES,
                               update=_match_quality)
     texture_size: EnumProperty(
         name="Texture",
         items=[(str(s), f"{s} px", "") for s in TEXTURE_SIZES],
-        default="1024",
+        default=str(DEFAULT_TEXTURE_SIZE),
         update=_match_quality,
     )
     pbr: BoolProperty(name="PBR Materials", default=True, description="Bake metal/roughness too")
@@ -276,30 +279,15 @@ def build_submit_request(
 
 
 def checked_parameters(settings: DREAMCAD_PG_settings, model: ModelInfo) -> dict[str, Any]:
-    """The model's parameters from the panel, checked against its schema's ranges."""
+    """The model's parameters from the panel, checked by the same code the backend runs."""
     values: dict[str, Any] = {}
     for item in settings.parameters:
         schema = parameter_schema(model, item.name)
         if schema is None:
             continue  # left over from another model; sync_parameters removes it on next select
-        value = parameter_value(item)
-        low, high = schema.minimum, schema.maximum
-        if schema.kind in ("int", "float") and (
-            (low is not None and value < low) or (high is not None and value > high)
-        ):
-            raise ProtocolError(
-                ErrorCode.INVALID_PARAMETER,
-                f"{item.label or item.name} is {value}; {model.name} takes {low} to {high}",
-                field=f"parameters.{item.name}",
-                hint=f"Set a value from {low} to {high} (default {schema.default}).",
-            )
-        if schema.kind == "choice" and value not in schema.choices:
-            raise ProtocolError(
-                ErrorCode.INVALID_PARAMETER,
-                f"{item.label or item.name} must be one of {', '.join(schema.choices)}",
-                field=f"parameters.{item.name}",
-            )
-        values[item.name] = value
+        values[item.name] = check_parameter(
+            schema, parameter_value(item), label=f"{model.name}'s {item.label or item.name}"
+        )
     return values
 
 

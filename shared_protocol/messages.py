@@ -25,6 +25,8 @@ ParameterKind = Literal["int", "float", "bool", "choice", "str"]
 FINISHED_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 MIN_FACES, MAX_FACES, DEFAULT_FACES = 500, 500_000, 20_000
 TEXTURE_SIZES = (256, 512, 1024, 2048, 4096)
+DEFAULT_TEXTURE_SIZE = 1024
+DEFAULT_FORMAT: OutputFormat = "glb"
 
 
 @dataclass(frozen=True)
@@ -170,9 +172,9 @@ class SubmitRequest(Message):
     images: tuple[ImageInput, ...] = ()
     seed: int | None = bounded(None, 0, 2**32 - 1)
     target_faces: int = bounded(DEFAULT_FACES, MIN_FACES, MAX_FACES)
-    texture_size: int = bounded(1024, TEXTURE_SIZES[0], TEXTURE_SIZES[-1])
+    texture_size: int = bounded(DEFAULT_TEXTURE_SIZE, TEXTURE_SIZES[0], TEXTURE_SIZES[-1])
     pbr: bool = True
-    output_format: OutputFormat = "glb"
+    output_format: OutputFormat = DEFAULT_FORMAT
     parameters: dict[str, Any] = field(default_factory=dict)
     priority: int = bounded(0, -100, 100)
     name: str = ""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -29,12 +28,17 @@ from backend.cli.options import (
 )
 from backend.doctor import run_checks
 from backend.handlers import model_infos
-from backend.images import decode_image
-from backend.models.base import GenerationRequest, InputImage, resolve_parameters
 from backend.models.registry import ModelCache, ModelRegistry
 from backend.telemetry import detect_devices
+from shared_protocol.codec import from_wire, to_wire
 from shared_protocol.errors import ErrorCode, ProtocolError
-from shared_protocol.messages import Progress
+from shared_protocol.messages import (
+    DEFAULT_FACES,
+    DEFAULT_TEXTURE_SIZE,
+    ImageInput,
+    Progress,
+    SubmitRequest,
+)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -47,8 +51,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     post = commands.add_parser("postprocess", help="run the geometry pipeline on a mesh file")
     post.add_argument("mesh", type=Path, help="PLY, OBJ or GLB")
     post.add_argument("-o", "--output", type=Path, required=True)
-    post.add_argument("--faces", type=int, default=20_000)
-    post.add_argument("--texture-size", type=int, default=1024)
+    post.add_argument("--faces", type=int, default=DEFAULT_FACES)
+    post.add_argument("--texture-size", type=int, default=DEFAULT_TEXTURE_SIZE)
     post.set_defaults(func=run_postprocess)
 
     models = commands.add_parser("models", help="installed models and whether they can run here")
@@ -105,33 +109,39 @@ class ProgressBar:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from backend.jobs.runner import JobSpec, run_job
+    from backend.jobs.admission import admit
+    from backend.jobs.runner import run_job
 
     registry = ModelRegistry(weights_paths=weights_from(args))
-    adapter = registry.create(args.model)
-    images = tuple(
-        InputImage(pixels=decode_image(_read(path), f"--image {path}")[0], view=view)
-        for path, view in zip(args.image, views_from(args), strict=True)
+    # The same gate as a submit to the server: the request is checked by the protocol's codec
+    # (ranges, views), then admitted (model, images, parameters, seed).
+    submit = checked_message(
+        SubmitRequest(
+            model=args.model,
+            task=task_from(args),  # type: ignore[arg-type]
+            prompt=args.prompt,
+            images=tuple(
+                ImageInput(data=_read(path), view=view)  # type: ignore[arg-type]
+                for path, view in zip(args.image, views_from(args), strict=True)
+            ),
+            seed=args.seed,
+            target_faces=args.faces,
+            texture_size=args.texture_size,
+            pbr=not args.no_pbr,
+            output_format=args.format,
+            parameters=params_from(args),
+        )
     )
-    request = GenerationRequest(
-        task=task_from(args),
-        prompt=args.prompt,
-        images=images,
-        seed=args.seed if args.seed is not None else secrets.randbelow(2**32),
-        parameters=resolve_parameters(adapter.parameters, params_from(args)),
-        target_faces=args.faces,
-        texture_size=args.texture_size,
-    )
-    adapter.check_inputs(request)
+    admission = admit(registry, submit)
+    spec = admission.spec
     device = args.device or detect_devices()[0]
-    output = args.output or Path(f"{args.model}-{request.seed}.{args.format}")
+    output = args.output or Path(f"{args.model}-{spec.seed}.{args.format}")
     bar = ProgressBar()
     try:
         result = run_job(
             ModelCache(registry, device, None),
-            JobSpec(
-                model=args.model, request=request, output_format=args.format, pbr=not args.no_pbr
-            ),
+            spec,
+            admission.request.images,
             bar,
             CancelToken(),
         )
@@ -257,6 +267,13 @@ def run_jobs(args: argparse.Namespace) -> int:
         state = "cancelled" if record.state in ("queued", "running") else record.state
     print(f"{args.job_id}: {state}")
     return 0
+
+
+def checked_message(message: SubmitRequest) -> SubmitRequest:
+    """``message`` as the server would decode it: every field checked by the protocol codec."""
+    frames: list[bytes] = []
+    wire = to_wire(message, frames)
+    return from_wire(SubmitRequest, wire, frames, "body", set())
 
 
 def _read(path: Path) -> bytes:

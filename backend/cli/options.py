@@ -10,6 +10,7 @@ import zmq.auth
 from backend.settings import DEFAULT_ADDRESS, Settings, default_data_dir
 from shared_protocol.client import CurveKeys
 from shared_protocol.framing import Limits
+from shared_protocol.messages import DEFAULT_FACES, DEFAULT_FORMAT, DEFAULT_TEXTURE_SIZE
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -99,9 +100,14 @@ def add_request(parser: argparse.ArgumentParser) -> None:
         help="view of each --image (front, left, back, right), in order",
     )
     parser.add_argument("--seed", type=int, help="default: random")
-    parser.add_argument("--faces", type=int, default=20_000, help="target faces (default 20000)")
-    parser.add_argument("--texture-size", type=int, default=1024, help="default 1024")
-    parser.add_argument("--format", default="glb", choices=("glb", "obj", "ply", "stl"))
+    parser.add_argument(
+        "--faces", type=int, default=DEFAULT_FACES, help=f"target faces (default {DEFAULT_FACES})"
+    )
+    parser.add_argument(
+        "--texture-size", type=int, default=DEFAULT_TEXTURE_SIZE,
+        help=f"default {DEFAULT_TEXTURE_SIZE}",
+    )
+    parser.add_argument("--format", default=DEFAULT_FORMAT, choices=("glb", "obj", "ply", "stl"))
     parser.add_argument("--no-pbr", action="store_true", help="base colour only")
     parser.add_argument(
         "--param",

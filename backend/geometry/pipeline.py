@@ -30,11 +30,16 @@ from backend.geometry import (
 from backend.geometry.raw_asset import RawAsset
 from backend.geometry.tolerances import FLOATER_FRACTION, WELD_DISTANCE
 from shared_protocol.errors import ErrorCode, ProtocolError
+from shared_protocol.messages import (
+    DEFAULT_FACES,
+    DEFAULT_FORMAT,
+    DEFAULT_TEXTURE_SIZE,
+    TEXTURE_SIZES,
+)
 
 # (stage, step, total, message): the first arguments of backend.models.base.ProgressCallback.
 StageProgress = Callable[[str, int, int, str], None]
 STAGES = ("clean", "decimate", "uv", "bake", "export", "preview")
-TEXTURE_SIZES = (256, 512, 1024, 2048, 4096)
 
 
 @dataclass
@@ -42,10 +47,10 @@ class PipelineOptions:
     """What the user asked for. ``pbr`` bakes a normal map (and roughness / metallic maps when
     the model gives a material field); ``height_m`` scales the result to that height."""
 
-    target_faces: int = 20_000
-    texture_size: int = 1024
+    target_faces: int = DEFAULT_FACES
+    texture_size: int = DEFAULT_TEXTURE_SIZE
     pbr: bool = True
-    output_format: str = "glb"
+    output_format: str = DEFAULT_FORMAT
     keep_uvs: bool = False
     fill_holes: bool = False
     floater_fraction: float = FLOATER_FRACTION

@@ -16,9 +16,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from backend.cancellation import CancelToken
+from backend.jobs.spec import JobSpec
 from backend.jobs.store import JobRecord, JobStore
 from backend.settings import Retention
 from shared_protocol.errors import ErrorCode, ErrorInfo, ProtocolError
@@ -61,18 +61,11 @@ class JobQueue:
     # --- submitting and claiming ----------------------------------------------------------
 
     def submit(
-        self,
-        *,
-        model: str,
-        task: str,
-        prompt: str,
-        name: str,
-        seed: int,
-        priority: int,
-        request: dict[str, Any],
-        images: list[tuple[bytes, str, str]],
+        self, spec: JobSpec, encoded_images: tuple[bytes, ...], *, priority: int = 0
     ) -> tuple[JobRecord, int]:
-        """Queue a job; ``images`` are (bytes, file suffix, view). Returns (job, position)."""
+        """Queue an admitted job; its images are written as ``spec.images`` names them.
+
+        Returns (job, queue position)."""
         if self.store.count("queued") >= self._max_queued:
             raise ProtocolError(
                 ErrorCode.QUEUE_FULL, f"the queue already holds {self._max_queued} jobs"
@@ -80,28 +73,36 @@ class JobQueue:
         job_id = uuid.uuid4().hex[:16]
         inputs = self.store.job_dir(job_id) / "inputs"
         inputs.mkdir(parents=True)
-        request = dict(request, images=[])
-        for index, (data, suffix, view) in enumerate(images):
-            path = inputs / f"{index}{suffix}"
-            path.write_bytes(data)
-            request["images"].append({"file": path.name, "view": view})
+        for image, data in zip(spec.images, encoded_images, strict=True):
+            (inputs / image.file).write_bytes(data)
         record = JobRecord(
             job_id=job_id,
             seq=0,
             state="queued",
             priority=priority,
-            model=model,
-            task=task,
-            prompt=prompt,
-            name=name,
-            seed=seed,
-            request=request,
+            model=spec.model,
+            task=spec.task,
+            prompt=spec.prompt,
+            name=spec.name,
+            seed=spec.seed,
+            request=spec.to_json(),
             created_at=time.time(),
         )
         self.store.insert(record)
         with self._wakeup:
             self._wakeup.notify_all()
         return record, self.store.queue_position(job_id) or 0
+
+    def spec(self, record: JobRecord) -> JobSpec:
+        """The stored spec of ``record`` (rows from before typed specs lack the columns' keys)."""
+        columns = {
+            "model": record.model,
+            "task": record.task,
+            "prompt": record.prompt,
+            "seed": record.seed,
+            "name": record.name,
+        }
+        return JobSpec.from_json({**columns, **record.request})
 
     def claim(self, timeout_s: float) -> tuple[JobRecord, CancelToken] | None:
         """Wait up to ``timeout_s`` for a queued job; mark it running and return it."""

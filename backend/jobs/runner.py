@@ -7,10 +7,11 @@ cancellation, missing weights, CUDA out of memory, a model bug, a geometry bug.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,8 @@ from backend import __version__
 from backend.cancellation import Cancelled, CancelToken
 from backend.images import encode_png
 from backend.jobs.progress import ProgressTracker
-from backend.models.base import GenerationRequest
+from backend.jobs.spec import JobSpec
+from backend.models.base import ImagePixels
 from backend.models.registry import ModelCache
 from shared_protocol.errors import ErrorCode, ErrorInfo, ProtocolError
 from shared_protocol.messages import Manifest, Progress
@@ -31,27 +33,31 @@ PREVIEW_MIN_INTERVAL_S = 1.0  # previews are small, but not every step needs one
 
 
 @dataclass(frozen=True)
-class JobSpec:
-    """Everything one run needs, already decoded and checked."""
-
-    model: str
-    request: GenerationRequest
-    output_format: str = "glb"
-    pbr: bool = True
-    name: str = ""
-
-
-@dataclass(frozen=True)
 class JobOutput:
     manifest: Manifest
     asset: bytes
     preview: bytes | None
 
 
+class ModelStageError(Exception):
+    """A failure inside the model's load or generate (not a coded error)."""
+
+
+class GeometryStageError(Exception):
+    """A failure inside the geometry pipeline (not a coded error)."""
+
+
 def run_job(
-    cache: ModelCache, spec: JobSpec, on_progress: OnProgress, cancel: CancelToken
+    cache: ModelCache,
+    spec: JobSpec,
+    images: tuple[ImagePixels, ...],
+    on_progress: OnProgress,
+    cancel: CancelToken,
 ) -> JobOutput:
-    """Generate ``spec`` on ``cache``'s device; report progress; raise on failure."""
+    """Generate ``spec`` on ``cache``'s device; report progress; raise on failure.
+
+    Uncoded failures come out as ModelStageError or GeometryStageError (their cause attached),
+    decided by where they were raised, so ``error_from_exception`` can give the right code."""
     from backend.geometry.pipeline import PipelineOptions, run_pipeline
 
     cls = cache.registry.adapter_class(spec.model)
@@ -74,25 +80,27 @@ def run_job(
 
     timings: dict[str, float] = {}
     _reset_peak_vram(cache.device)
-    started = time.perf_counter()
-    model_progress("load", 0, 1, f"loading {spec.model}")
-    adapter = cache.acquire(spec.model)
-    timings["load"] = time.perf_counter() - started
-    model_progress("load", 1, 1, f"{spec.model} ready on {cache.device}")
-
-    started = time.perf_counter()
-    raw = adapter.generate(spec.request, model_progress, cancel)
-    timings["generate"] = time.perf_counter() - started
+    request = spec.generation_request(images)
+    with _stage_errors(ModelStageError):
+        started = time.perf_counter()
+        model_progress("load", 0, 1, f"loading {spec.model}")
+        with cache.using(spec.model) as adapter:
+            timings["load"] = time.perf_counter() - started
+            model_progress("load", 1, 1, f"{spec.model} ready on {cache.device}")
+            started = time.perf_counter()
+            raw = adapter.generate(request, model_progress, cancel)
+            timings["generate"] = time.perf_counter() - started
     cancel.raise_if_cancelled()
 
     options = PipelineOptions(
-        target_faces=spec.request.target_faces,
-        texture_size=spec.request.texture_size,
+        target_faces=spec.target_faces,
+        texture_size=spec.texture_size,
         pbr=spec.pbr,
         output_format=spec.output_format,
         name=spec.name or raw.name or spec.model,
     )
-    result = run_pipeline(raw, options, pipeline_progress, cancel)
+    with _stage_errors(GeometryStageError):
+        result = run_pipeline(raw, options, pipeline_progress, cancel)
     timings.update({f"pipeline.{k}": v for k, v in result.timings_s.items()})
     manifest = Manifest(
         format=result.format,
@@ -100,7 +108,7 @@ def run_job(
         vertices=result.vertices,
         bbox_min=tuple(float(v) for v in result.bbox_min),
         bbox_max=tuple(float(v) for v in result.bbox_max),
-        seed=spec.request.seed,
+        seed=spec.seed,
         model=spec.model,
         timings_s={k: round(v, 4) for k, v in timings.items()},
         peak_vram_mb=_peak_vram_mb(cache.device),
@@ -111,32 +119,41 @@ def run_job(
     return JobOutput(manifest=manifest, asset=result.asset, preview=result.preview)
 
 
+@contextlib.contextmanager
+def _stage_errors(wrapper: type[Exception]) -> Iterator[None]:
+    """Uncoded exceptions of the block re-raised as ``wrapper`` (coded ones pass as they are)."""
+    try:
+        yield
+    except (Cancelled, ProtocolError, MemoryError):
+        raise
+    except Exception as error:
+        raise wrapper(f"{type(error).__module__}.{type(error).__name__}: {error}") from error
+
+
 def error_from_exception(error: BaseException) -> tuple[ErrorInfo, bool]:
     """(coded error, was it a cancellation) for anything a run raised."""
     if isinstance(error, Cancelled):
         return ProtocolError(ErrorCode.CANCELLED, "cancelled on request").info, True
     if isinstance(error, ProtocolError):
         return error.info, False
-    if type(error).__name__ == "OutOfMemoryError" or "CUDA out of memory" in str(error):
+    cause = error.__cause__ if isinstance(error, ModelStageError | GeometryStageError) else error
+    if _is_cuda_out_of_memory(cause):
         return ProtocolError(
-            ErrorCode.CUDA_OUT_OF_MEMORY, f"GPU out of memory: {error}"
+            ErrorCode.CUDA_OUT_OF_MEMORY, f"GPU out of memory: {cause}"
         ).info, False
-    module = type(error).__module__
-    code = ErrorCode.GEOMETRY_FAILED if ".geometry" in _origin(error) else ErrorCode.MODEL_FAILED
+    code = (
+        ErrorCode.GEOMETRY_FAILED
+        if isinstance(error, GeometryStageError)
+        else ErrorCode.MODEL_FAILED
+    )
     log.error("job failed", exc_info=error)
-    return ProtocolError(code, f"{module}.{type(error).__name__}: {error}").info, False
+    return ProtocolError(code, str(error)).info, False
 
 
-def _origin(error: BaseException) -> str:
-    """The module path of the innermost frame of our own code that raised ``error``."""
-    tb = error.__traceback__
-    origin = ""
-    while tb is not None:
-        name = tb.tb_frame.f_globals.get("__name__", "")
-        if name.startswith("backend."):
-            origin = name
-        tb = tb.tb_next
-    return origin
+def _is_cuda_out_of_memory(error: BaseException | None) -> bool:
+    """torch.cuda.OutOfMemoryError, looked up only if torch was ever imported."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(error, torch.cuda.OutOfMemoryError)
 
 
 def _torch_cuda(device: str):

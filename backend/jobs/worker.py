@@ -13,9 +13,10 @@ import threading
 from backend.cancellation import CancelToken
 from backend.images import decode_image
 from backend.jobs.queue import JobQueue
-from backend.jobs.runner import JobSpec, error_from_exception, run_job
+from backend.jobs.runner import error_from_exception, run_job
+from backend.jobs.spec import JobSpec
 from backend.jobs.store import JobRecord
-from backend.models.base import GenerationRequest, InputImage
+from backend.models.base import ImagePixels
 from backend.models.registry import ModelCache, ModelRegistry
 from shared_protocol.errors import ErrorCode
 
@@ -51,10 +52,11 @@ class Worker(threading.Thread):
             "job %s: %s on %s (attempt %d)", job_id, record.model, self.device, record.attempts
         )
         try:
-            spec = spec_from_record(record, self.queue)
+            spec = self.queue.spec(record)
             output = run_job(
                 self.cache,
                 spec,
+                stored_images(record, self.queue, spec),
                 lambda progress, preview: self.queue.report_progress(job_id, progress, preview),
                 token,
             )
@@ -71,29 +73,13 @@ class Worker(threading.Thread):
         log.info("job %s done: %d faces", job_id, output.manifest.faces)
 
 
-def spec_from_record(record: JobRecord, queue: JobQueue) -> JobSpec:
-    """Rebuild the run's inputs from the stored request and the job's input files."""
-    request = record.request
+def stored_images(record: JobRecord, queue: JobQueue, spec: JobSpec) -> tuple[ImagePixels, ...]:
+    """The job's input images, decoded from the files admission kept."""
     inputs = queue.store.job_dir(record.job_id) / "inputs"
-    images = tuple(
-        InputImage(
-            pixels=decode_image((inputs / image["file"]).read_bytes(), f"images[{i}]")[0],
-            view=image["view"],
+    return tuple(
+        ImagePixels(
+            pixels=decode_image((inputs / image.file).read_bytes(), f"images[{i}]")[0],
+            view=image.view,
         )
-        for i, image in enumerate(request.get("images", []))
-    )
-    return JobSpec(
-        model=record.model,
-        request=GenerationRequest(
-            task=record.task,
-            prompt=record.prompt,
-            images=images,
-            seed=record.seed,
-            parameters=request.get("parameters", {}),
-            target_faces=request.get("target_faces", 20_000),
-            texture_size=request.get("texture_size", 1024),
-        ),
-        output_format=request.get("output_format", "glb"),
-        pbr=request.get("pbr", True),
-        name=record.name,
+        for i, image in enumerate(spec.images)
     )

@@ -1,27 +1,54 @@
-"""The one interface every model family implements, and the small types it speaks.
+"""The one contract every model family implements: a card, a template, and a few hooks.
 
-An adapter declares what it is (id, tasks, parameter schema, VRAM need, licence, where its
-weights come from), checks a request up front (``check_inputs``), loads onto a device, turns a
-:class:`GenerationRequest` into a :class:`RawAsset` while reporting progress and honouring
-cancellation at every step, and unloads. Adapters are found through the ``dreamcad.models``
-entry-point group (see registry.py), so a third-party package can add one. Adapters never import
-the server or the job queue.
+An adapter class *is* its card: class attributes say what the model is (id, tasks, parameter
+schema, weights, components, VRAM, licence, stage weights). Reading a card imports neither
+torch nor any model code, so the catalogue (``dreamcad-backend models``, the hello reply) is
+cheap; heavy imports happen in the hooks, when a model loads.
+
+:class:`ModelAdapter` owns the life cycle and calls the hooks:
+
+- ``load(device, dtype)``: dtype name checked, weights present, CUDA out-of-memory mapped, then
+  ``_load(device, dtype)``;
+- ``generate(request, progress, cancel)``: the not-loaded guard, parameters resolved against the
+  schema, image inputs cut out through the one shared path (``background`` parameter), then
+  ``_generate(request, progress, cancel)``, out-of-memory mapped;
+- ``unload()``: ``_release()``, then the CUDA cache emptied;
+- ``check_inputs(request)``: task, image count, prompt, parameters, then ``_check(request)``.
+
+Composite models (text -> image -> 3D) take their inner models with :meth:`inner_model`, from
+the worker's :class:`~backend.models.registry.ModelCache`, so nested models count against the
+same VRAM budget and are shared with direct jobs. Each family's ``testing.py`` writes tiny random
+weights in the official layout for the contract suite (tests/backend/models/test_contract.py).
+Adapters never import the server or the job queue.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+import contextlib
+import dataclasses
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
 from backend.cancellation import CancelToken
 from backend.geometry.raw_asset import RawAsset
+from backend.models.common.background import prepare_images
+from backend.models.common.device_errors import DEFAULT_HINT, typed_device_errors
 from shared_protocol.errors import ErrorCode, ProtocolError
-from shared_protocol.messages import ModelInfo, ParameterSchema
+from shared_protocol.messages import DEFAULT_FACES, DEFAULT_TEXTURE_SIZE, ModelInfo, ParameterSchema
+from shared_protocol.parameters import resolve_parameters
+
+if TYPE_CHECKING:
+    from backend.models.registry import ModelRegistry
+
+# The dtype names a model can be loaded in; the service picks one (``cuda_dtype`` on a GPU).
+DTYPE_NAMES = ("float32", "float16", "bfloat16")
+IMAGE_TASKS = ("image", "multi_image")
 
 
 @dataclass(frozen=True)
@@ -48,8 +75,10 @@ class WeightsSource:
 
 
 @dataclass(frozen=True)
-class InputImage:
-    """A decoded input image: ``pixels`` (h, w, 4) uint8 RGBA, and the view it shows."""
+class ImagePixels:
+    """A decoded input image: ``pixels`` (h, w, 4) uint8 RGBA, and the view it shows.
+
+    Inside ``_generate`` the alpha channel is the subject mask the shared cut-out made."""
 
     pixels: np.ndarray
     view: str = "front"
@@ -61,11 +90,11 @@ class GenerationRequest:
 
     task: str
     prompt: str = ""
-    images: tuple[InputImage, ...] = ()
+    images: tuple[ImagePixels, ...] = ()
     seed: int = 0
     parameters: Mapping[str, Any] = field(default_factory=dict)
-    target_faces: int = 20_000
-    texture_size: int = 1024
+    target_faces: int = DEFAULT_FACES
+    texture_size: int = DEFAULT_TEXTURE_SIZE
 
 
 class ProgressCallback(Protocol):
@@ -81,9 +110,18 @@ class ProgressCallback(Protocol):
     ) -> None: ...
 
 
-class ModelAdapter(abc.ABC):
-    """Base class of a model family's adapter. Subclasses set the class attributes."""
+class InnerModels(Protocol):
+    """Where a composite model gets its inner models: the worker's model cache."""
 
+    registry: ModelRegistry
+
+    def using(self, model_id: str) -> contextlib.AbstractContextManager[ModelAdapter]: ...
+
+
+class ModelAdapter(abc.ABC):
+    """Base class of a model family's adapter: set the card attributes, implement the hooks."""
+
+    # --- the card (class attributes; reading them imports nothing heavy) ---------------------
     id: ClassVar[str]
     name: ClassVar[str]
     description: ClassVar[str] = ""
@@ -102,12 +140,21 @@ class ModelAdapter(abc.ABC):
     cuda_dtype: ClassVar[str] = "float32"
     # Shares of the progress bar per stage the model reports, e.g. {"sample": 0.8, "decode": 0.2}.
     stage_weights: ClassVar[dict[str, float]] = {}
+    # What the out-of-memory error suggests lowering (the model's own memory knobs).
+    out_of_memory_hint: ClassVar[str] = DEFAULT_HINT
 
     def __init__(self, weights_dir: Path | None = None) -> None:
         """``weights_dir`` is the local folder holding ``weights.files`` (None: no weights)."""
         self.weights_dir = weights_dir
         # Where each found component's files are (set by the registry); absent: not found.
         self.component_dirs: dict[str, Path] = {}
+        # Set by the registry that made us / the cache that loaded us (composite models).
+        self.registry: ModelRegistry | None = None
+        self.models: InnerModels | None = None
+        self.device: str | None = None  # None: not loaded
+        self.dtype = "float32"
+
+    # --- the card as data ---------------------------------------------------------------------
 
     def weights_present(self) -> bool:
         if self.weights is None:
@@ -136,88 +183,124 @@ class ModelAdapter(abc.ABC):
             unavailable_reason="" if present and fits_gpu else reason,
         )
 
-    def check_inputs(self, request: GenerationRequest) -> None:
-        """Reject a request this model cannot run, before it is queued. Extend, then call super."""
+    @property
+    def loaded(self) -> bool:
+        return self.device is not None
+
+    # --- the template (final: subclasses implement the hooks below) ---------------------------
+
+    def check_inputs(self, request: GenerationRequest) -> GenerationRequest:
+        """Reject a request this model cannot run, before it is queued; return it resolved.
+
+        Fields are named relative to the request (``images``, ``parameters.steps``)."""
         if request.task not in self.tasks:
             raise ProtocolError(
                 ErrorCode.UNSUPPORTED_TASK,
-                f"model {self.id!r} does not do task {request.task!r}; it does {self.tasks}",
-                field="body.task",
+                f"model {self.id!r} does not do task {request.task!r}; it does "
+                f"{', '.join(self.tasks)}",
+                field="task",
             )
-        if request.task in ("image", "multi_image") and not request.images:
+        if request.task in IMAGE_TASKS and not request.images:
             raise ProtocolError(
                 ErrorCode.MISSING_FIELD,
                 f"task {request.task!r} needs at least one image",
-                field="body.images",
+                field="images",
             )
         if len(request.images) > self.max_images:
             raise ProtocolError(
                 ErrorCode.TOO_MANY_FRAMES,
                 f"model {self.id!r} takes at most {self.max_images} images, got "
                 f"{len(request.images)}",
-                field="body.images",
+                field="images",
             )
         if request.task == "text" and not request.prompt.strip():
             raise ProtocolError(
-                ErrorCode.MISSING_FIELD, "task 'text' needs a prompt", field="body.prompt"
+                ErrorCode.MISSING_FIELD, "task 'text' needs a prompt", field="prompt"
             )
+        resolved = dataclasses.replace(
+            request, parameters=resolve_parameters(self.parameters, request.parameters)
+        )
+        self._check(resolved)
+        return resolved
 
-    @abc.abstractmethod
     def load(self, device: str, dtype: str = "float32") -> None:
-        """Load weights onto ``device`` ("cpu", "cuda:0"); raise WEIGHTS_MISSING if absent."""
+        """Load the weights onto ``device`` ("cpu", "cuda:0") in ``dtype`` (a DTYPE_NAMES name)."""
+        if dtype not in DTYPE_NAMES:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMETER,
+                f"{self.id}: unknown dtype {dtype!r}; use one of {', '.join(DTYPE_NAMES)}",
+            )
+        if not self.weights_present():
+            raise ProtocolError(
+                ErrorCode.WEIGHTS_MISSING,
+                f"weights of {self.id!r} are not on this machine",
+                hint=f"Run `dreamcad-backend download {self.id}`, or pass "
+                f"`--weights {self.id}=PATH` with a folder holding them.",
+            )
+        with typed_device_errors(self.id, self.out_of_memory_hint):
+            self._load(device, dtype)
+        self.device, self.dtype = device, dtype
 
-    @abc.abstractmethod
     def generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
     ) -> RawAsset:
-        """Run the model; call ``progress`` and ``cancel.raise_if_cancelled()`` every step."""
-
-    def unload(self) -> None:  # noqa: B027 - optional hook, most adapters override it
-        """Free the model's memory (device and host). Default: nothing held."""
-
-
-def resolve_parameters(
-    schema: tuple[ParameterSchema, ...], given: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Check ``given`` against ``schema`` and fill defaults; errors name body.parameters.<name>."""
-    known = {p.name: p for p in schema}
-    for name in given:
-        if name not in known:
+        """Run the model; hooks call ``progress`` and ``cancel.raise_if_cancelled()`` each step."""
+        if self.device is None:
             raise ProtocolError(
-                ErrorCode.INVALID_PARAMETER,
-                f"unknown parameter {name!r}; this model takes: {', '.join(known) or 'none'}",
-                field=f"body.parameters.{name}",
+                ErrorCode.MODEL_FAILED,
+                f"{self.id} is not loaded",
+                hint="Call load() first (the worker's model cache does).",
             )
-    resolved: dict[str, Any] = {}
-    for name, spec in known.items():
-        value = given.get(name, spec.default)
-        resolved[name] = _check_parameter(spec, value)
-    return resolved
-
-
-def _check_parameter(spec: ParameterSchema, value: Any) -> Any:
-    path = f"body.parameters.{spec.name}"
-    expected = {"int": int, "float": (int, float), "bool": bool, "choice": str, "str": str}
-    if (isinstance(value, bool) and spec.kind != "bool") or not isinstance(
-        value, expected[spec.kind]
-    ):
-        raise ProtocolError(
-            ErrorCode.INVALID_PARAMETER, f"{path} must be {spec.kind}, got {value!r}", field=path
+        request = dataclasses.replace(
+            request, parameters=resolve_parameters(self.parameters, request.parameters)
         )
-    if spec.kind == "choice" and value not in spec.choices:
-        raise ProtocolError(
-            ErrorCode.INVALID_PARAMETER,
-            f"{path} must be one of {', '.join(spec.choices)}, got {value!r}",
-            field=path,
-        )
-    if spec.kind in ("int", "float"):
-        if (spec.minimum is not None and value < spec.minimum) or (
-            spec.maximum is not None and value > spec.maximum
-        ):
-            raise ProtocolError(
-                ErrorCode.OUT_OF_RANGE,
-                f"{path} is {value}, outside [{spec.minimum}, {spec.maximum}]",
-                field=path,
+        cancel.raise_if_cancelled()
+        if request.images and any(p.name == "background" for p in self.parameters):
+            request = dataclasses.replace(
+                request, images=prepare_images(request.images, request.parameters["background"])
             )
-        return float(value) if spec.kind == "float" else value
-    return value
+        with typed_device_errors(self.id, self.out_of_memory_hint):
+            return self._generate(request, progress, cancel)
+
+    def unload(self) -> None:
+        """Free the model's memory (device and host); safe to call when not loaded."""
+        device, self.device = self.device, None
+        self._release()
+        if getattr(self, "_owns_models", False) and self.models is not None:
+            self.models.clear()  # type: ignore[attr-defined]
+            self.models, self._owns_models = None, False
+        if device is not None and device.startswith("cuda") and "torch" in sys.modules:
+            sys.modules["torch"].cuda.empty_cache()
+
+    @contextlib.contextmanager
+    def inner_model(self, model_id: str) -> Iterator[ModelAdapter]:
+        """Another installed model, loaded on our device, for a composite's stage.
+
+        It comes from the worker's model cache (inside its VRAM budget, shared with direct
+        jobs). An adapter used outside any cache (a script, a benchmark) gets a private cache
+        on its own device, made on first use and emptied by ``unload``."""
+        if self.models is None:
+            from backend.models.registry import ModelCache, ModelRegistry
+
+            self.models = ModelCache(self.registry or ModelRegistry(), self.device or "cpu", None)
+            self._owns_models = True
+        with self.models.using(model_id) as adapter:
+            yield adapter
+
+    # --- hooks --------------------------------------------------------------------------------
+
+    def _check(self, request: GenerationRequest) -> None:  # noqa: B027 - optional hook
+        """Model-specific checks beyond the template's; ``request.parameters`` is resolved."""
+
+    @abc.abstractmethod
+    def _load(self, device: str, dtype: str) -> None:
+        """Read the weights (``self.weights_dir``) onto ``device``; import heavy code here."""
+
+    @abc.abstractmethod
+    def _generate(
+        self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
+    ) -> RawAsset:
+        """One run: resolved parameters, cut-out images; report stages from stage_weights."""
+
+    def _release(self) -> None:  # noqa: B027 - optional hook
+        """Drop what ``_load`` made (set the model attributes to None)."""

@@ -11,11 +11,12 @@ recently used when a new one would overflow the budget.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections import Counter, OrderedDict
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -87,7 +88,7 @@ class ModelRegistry:
             raise ProtocolError(
                 ErrorCode.UNKNOWN_MODEL,
                 f"no model {model_id!r}; installed: {', '.join(self.adapters) or 'none'}",
-                field="body.model",
+                field="model",
             )
         return cls
 
@@ -111,13 +112,8 @@ class ModelRegistry:
     def create(self, model_id: str) -> ModelAdapter:
         """A new, unloaded adapter instance (cheap: nothing is read until ``load``)."""
         cls = self.adapter_class(model_id)
-        weights_dir = self.weights_dir(model_id) if cls.weights else None
-        if getattr(cls, "takes_registry", False):
-            # Composite adapters (text -> image -> 3D) create their inner models from this same
-            # registry, so a job's weights folders and installed set hold for the whole job.
-            adapter = cls(weights_dir=weights_dir, registry=self)
-        else:
-            adapter = cls(weights_dir=weights_dir)
+        adapter = cls(weights_dir=self.weights_dir(model_id) if cls.weights else None)
+        adapter.registry = self  # composite models check their inner models' cards here
         for name in cls.components:
             if (folder := self.component_dir(model_id, name)) is not None:
                 adapter.component_dirs[name] = folder
@@ -125,37 +121,46 @@ class ModelRegistry:
 
 
 class ModelCache:
-    """Loaded adapters on one device, least recently used unloaded first past the budget."""
+    """Loaded adapters on one device, least recently used unloaded first past the budget.
+
+    Models in use (a running job's model and, inside it, a composite's inner models) are held
+    and never unloaded to make room; a composite model takes its inner models from here too
+    (``ModelAdapter.inner_model``), so every model on the device counts against one budget
+    and none is loaded twice."""
 
     def __init__(self, registry: ModelRegistry, device: str, budget_mb: int | None) -> None:
         self.registry = registry
         self.device = device
         self.budget_mb = budget_mb
         self._loaded: OrderedDict[str, ModelAdapter] = OrderedDict()
+        self._holds: Counter[str] = Counter()
 
     def acquire(self, model_id: str, dtype: str | None = None) -> ModelAdapter:
         """The loaded adapter (loading it, and unloading others past the budget, if needed).
 
         ``dtype`` None: the adapter's ``cuda_dtype`` on a CUDA device (what its upstream runs
         in), float32 elsewhere."""
-        if dtype is None:
-            cls = self.registry.adapter_class(model_id)
-            dtype = cls.cuda_dtype if self.device.startswith("cuda") else "float32"
         if model_id in self._loaded:
             self._loaded.move_to_end(model_id)
             return self._loaded[model_id]
         adapter = self.registry.create(model_id)
-        if not adapter.weights_present():
-            raise ProtocolError(
-                ErrorCode.WEIGHTS_MISSING,
-                f"weights of {model_id!r} are not on this machine",
-                hint=f"Run `dreamcad-backend download {model_id}`, or point "
-                f"{weights_env_var(model_id)} at a folder holding them.",
-            )
+        if dtype is None:
+            dtype = adapter.cuda_dtype if self.device.startswith("cuda") else "float32"
+        adapter.models = self
         self._make_room(adapter.vram_mb)
-        adapter.load(self.device, dtype)
+        adapter.load(self.device, dtype)  # WEIGHTS_MISSING, CUDA_OUT_OF_MEMORY: typed there
         self._loaded[model_id] = adapter
         return adapter
+
+    @contextlib.contextmanager
+    def using(self, model_id: str) -> Iterator[ModelAdapter]:
+        """The loaded adapter, held (not evictable) until the block ends."""
+        adapter = self.acquire(model_id)
+        self._holds[model_id] += 1
+        try:
+            yield adapter
+        finally:
+            self._holds[model_id] -= 1
 
     def loaded(self) -> list[str]:
         return list(self._loaded)
@@ -172,9 +177,9 @@ class ModelCache:
     def _make_room(self, needed_mb: int) -> None:
         if self.budget_mb is None:
             return
-        while self._loaded and (
-            sum(a.vram_mb for a in self._loaded.values()) + needed_mb > self.budget_mb
-        ):
-            oldest = next(iter(self._loaded))
-            log.info("unloading %s to make room for %d MB", oldest, needed_mb)
-            self.evict(oldest)
+        while sum(a.vram_mb for a in self._loaded.values()) + needed_mb > self.budget_mb:
+            idle = [m for m in self._loaded if self._holds[m] <= 0]
+            if not idle:
+                return  # everything loaded is in use: load anyway, CUDA OOM is typed
+            log.info("unloading %s to make room for %d MB", idle[0], needed_mb)
+            self.evict(idle[0])

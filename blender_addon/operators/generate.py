@@ -14,7 +14,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty
 
 from shared_protocol.errors import ErrorCode, ProtocolError
-from shared_protocol.messages import SubmitRequest
+from shared_protocol.messages import DEFAULT_FACES, DEFAULT_TEXTURE_SIZE, SubmitRequest
 
 from .. import importer, runtime
 from ..image_inputs import collect_images, images_from_sources
@@ -107,8 +107,8 @@ def request_from_provenance(provenance: importer.Provenance) -> SubmitRequest:
         prompt=provenance.prompt,
         images=images_from_sources(provenance.inputs) if task != "text" else (),
         seed=new_seed,
-        target_faces=int(settings.get("target_faces", 20_000)),
-        texture_size=int(settings.get("texture_size", 1024)),
+        target_faces=int(settings.get("target_faces", DEFAULT_FACES)),
+        texture_size=int(settings.get("texture_size", DEFAULT_TEXTURE_SIZE)),
         pbr=bool(settings.get("pbr", True)),
         parameters=dict(settings.get("parameters", {})),
         name=provenance.prompt[:60],

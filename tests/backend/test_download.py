@@ -14,7 +14,7 @@ from tests.support.backend_process import REPO
 OFFLINE_SCRIPT = """
 from backend.download import download_weights
 from backend.models.base import WeightFile, WeightsSource
-from backend.models.procedural import ProceduralAdapter
+from backend.models.builtin.procedural import ProceduralAdapter
 from shared_protocol.errors import ProtocolError
 
 class Remote(ProceduralAdapter):

@@ -33,7 +33,7 @@ from backend.models.base import (
     WeightsSource,
     resolve_parameters,
 )
-from backend.models.device_errors import typed_device_errors
+from backend.models.common.device_errors import typed_device_errors
 from backend.models.hunyuan3d import paint_delight, paint_loading
 from backend.models.hunyuan3d.conditioner import VIEW_INDEX
 from backend.models.hunyuan3d.loading import ShapeModels, load_shape_models, load_vae
@@ -41,7 +41,7 @@ from backend.models.hunyuan3d.paint_loading import PaintModels
 from backend.models.hunyuan3d.paint_texture import PaintedMesh, PaintSettings, paint_mesh
 from backend.models.hunyuan3d.pipeline import ShapePipeline, ShapeSettings
 from backend.models.hunyuan3d.preprocess import to_condition_tensor
-from backend.models.torch_dtypes import DTYPES
+from backend.models.common.torch_dtypes import DTYPES
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
 
@@ -172,7 +172,7 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
             raise ProtocolError(
                 ErrorCode.WEIGHTS_MISSING,
                 f"the {variant} variant of {self.id} is not in {self.weights_dir}",
-                field="body.parameters.variant",
+                field="parameters.variant",
                 hint=f"run `dreamcad-backend download {self.id}` (turbo), or add the "
                 f"{self.variant_folder(variant)}/ folder from {self.repo_id}",
             )
@@ -230,7 +230,7 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
                     ErrorCode.WEIGHTS_MISSING,
                     f"texture=paint needs {folder.name}/ (from {PAINT_WEIGHTS.repo_id}); "
                     f"not found in {base}",
-                    field="body.parameters.texture",
+                    field="parameters.texture",
                     hint=f"run `dreamcad-backend download {self.id} --with paint --only`, or "
                     "use texture=none",
                 )
@@ -268,11 +268,11 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
             raise ProtocolError(
                 ErrorCode.INVALID_FIELD,
                 f"unknown view(s) {unknown}; this model takes {', '.join(VIEW_INDEX)}",
-                field="body.images",
+                field="images",
             )
         if len(set(views)) != len(views):
             raise ProtocolError(
-                ErrorCode.INVALID_FIELD, "each view may be given once", field="body.images"
+                ErrorCode.INVALID_FIELD, "each view may be given once", field="images"
             )
 
     def _settings(self, parameters: dict[str, Any], seed: int) -> ShapeSettings:

@@ -18,9 +18,9 @@ import torch
 
 from backend.cancellation import CancelToken
 from backend.models.base import ProgressCallback
-from backend.models.device_errors import typed_device_errors
-from backend.models.pipeline_hooks import report_steps
-from backend.models.torch_dtypes import torch_dtype
+from backend.models.common.device_errors import typed_device_errors
+from backend.models.common.pipeline_hooks import report_steps
+from backend.models.common.torch_dtypes import torch_dtype
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 SUBFOLDER = "hunyuan3d-delight-v2-0"

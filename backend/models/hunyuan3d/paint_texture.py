@@ -58,7 +58,7 @@ def recenter_rgba(image: np.ndarray, border: float = RECENTER_BORDER) -> np.ndar
     if len(rows) == 0:
         raise ProtocolError(
             ErrorCode.INVALID_IMAGE, "the image is fully transparent: nothing to paint from",
-            field="body.images",
+            field="images",
         )
     crop = image[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     h, w = crop.shape[:2]

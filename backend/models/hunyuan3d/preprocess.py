@@ -27,7 +27,7 @@ def recenter(rgba: np.ndarray, border_ratio: float) -> np.ndarray:
         raise ProtocolError(
             ErrorCode.INVALID_IMAGE,
             "the image is fully transparent: there is no subject to reconstruct",
-            field="body.images",
+            field="images",
             hint="Send an image whose subject is opaque (alpha > 0) on a transparent background.",
         )
     top, bottom, left, right = rows.min(), rows.max(), cols.min(), cols.max()
@@ -36,7 +36,7 @@ def recenter(rgba: np.ndarray, border_ratio: float) -> np.ndarray:
         raise ProtocolError(
             ErrorCode.INVALID_IMAGE,
             "the subject is a single line of pixels",
-            field="body.images",
+            field="images",
             hint="Send an image with a visible subject.",
         )
     size = max(rgba.shape[:2])
@@ -58,7 +58,7 @@ def to_condition_tensor(rgba: np.ndarray, size: int, border_ratio: float) -> tor
         raise ProtocolError(
             ErrorCode.INVALID_IMAGE,
             f"expected an (h, w, 4) uint8 RGBA image, got {rgba.shape} {rgba.dtype}",
-            field="body.images",
+            field="images",
         )
     square = recenter(rgba, border_ratio)
     resized = np.asarray(Image.fromarray(square).resize((size, size), Image.Resampling.BICUBIC))

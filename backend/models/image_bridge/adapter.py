@@ -16,7 +16,7 @@ from backend.cancellation import CancelToken
 from backend.geometry.raw_asset import RawAsset
 from backend.models.base import (
     GenerationRequest,
-    InputImage,
+    ImagePixels,
     ModelAdapter,
     ProgressCallback,
     WeightFile,
@@ -29,7 +29,7 @@ from backend.models.image_bridge.text_to_image import (
     run_text_to_image,
 )
 from backend.models.nested import NestedAdapters
-from backend.models.stage_folding import FoldedProgress
+from backend.models.common.stage_folding import FoldedProgress
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
 
@@ -113,7 +113,7 @@ class ImageBridgeAdapter(ModelAdapter):
                 ErrorCode.INVALID_PARAMETER,
                 f"image_model {params['image_model']!r} does not take an image; it does "
                 f"{cls.tasks}",
-                field="body.parameters.image_model",
+                field="parameters.image_model",
             )
 
     def load(self, device: str, dtype: str = "float32") -> None:
@@ -147,7 +147,7 @@ class ImageBridgeAdapter(ModelAdapter):
         progress("text_to_image", params["steps"], params["steps"], "picture ready", picture)
         image_adapter = self.nested.get(params["image_model"])
         inner_request = GenerationRequest(
-            task="image", images=(InputImage(picture),), seed=request.seed,
+            task="image", images=(ImagePixels(picture),), seed=request.seed,
             target_faces=request.target_faces, texture_size=request.texture_size,
         )
         image_adapter.check_inputs(inner_request)

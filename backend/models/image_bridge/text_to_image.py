@@ -15,9 +15,9 @@ import numpy as np
 
 from backend.cancellation import CancelToken
 from backend.models.base import ProgressCallback
-from backend.models.device_errors import typed_device_errors
-from backend.models.pipeline_hooks import report_steps
-from backend.models.torch_dtypes import torch_dtype
+from backend.models.common.device_errors import typed_device_errors
+from backend.models.common.pipeline_hooks import report_steps
+from backend.models.common.torch_dtypes import torch_dtype
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 
@@ -30,7 +30,7 @@ def locate_pipeline(name: str, default_repo: str, default_dir: Path | None) -> P
         raise ProtocolError(
             ErrorCode.WEIGHTS_MISSING,
             f"{as_path} is not a diffusers pipeline folder (no model_index.json)",
-            field="body.parameters.text_model",
+            field="parameters.text_model",
         )
     own = default_dir is not None and (default_dir / "model_index.json").is_file()
     if name == default_repo and own and default_dir is not None:
@@ -43,7 +43,7 @@ def locate_pipeline(name: str, default_repo: str, default_dir: Path | None) -> P
         raise ProtocolError(
             ErrorCode.WEIGHTS_MISSING,
             f"text-to-image pipeline {name!r} is not downloaded ({type(error).__name__})",
-            field="body.parameters.text_model",
+            field="parameters.text_model",
             hint=f"run `huggingface-cli download {name}` on the backend machine, or give a "
             "local folder",
         ) from error

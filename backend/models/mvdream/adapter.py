@@ -21,14 +21,14 @@ from backend.cancellation import CancelToken
 from backend.geometry.raw_asset import RawAsset
 from backend.models.base import (
     GenerationRequest,
-    InputImage,
+    ImagePixels,
     ModelAdapter,
     ProgressCallback,
     WeightFile,
     WeightsSource,
     resolve_parameters,
 )
-from backend.models.device_errors import typed_device_errors
+from backend.models.common.device_errors import typed_device_errors
 from backend.models.mvdream.back_projection import back_projected_field
 from backend.models.mvdream.camera import evenly_spaced
 from backend.models.mvdream.config import SD21_BASE_4VIEW, MVDreamConfig, with_text_tower_of
@@ -36,8 +36,8 @@ from backend.models.mvdream.loading import CHECKPOINT, build_models, read_checkp
 from backend.models.mvdream.pipeline import MVDreamPipeline
 from backend.models.mvdream.tokenizer import load_tokenizer
 from backend.models.nested import NestedAdapters
-from backend.models.stage_folding import FoldedProgress
-from backend.models.torch_dtypes import torch_dtype
+from backend.models.common.stage_folding import FoldedProgress
+from backend.models.common.torch_dtypes import torch_dtype
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
 
@@ -139,14 +139,14 @@ class MVDreamAdapter(ModelAdapter):
         params = resolve_parameters(self.parameters, request.parameters)
         if params["image_size"] % 8:
             raise ProtocolError(ErrorCode.INVALID_PARAMETER, "image_size must be a multiple of 8",
-                                field="body.parameters.image_size")
+                                field="parameters.image_size")
         name = self._pick_reconstructor(params["reconstructor"])
         tasks = self.registry.adapter_class(name).tasks
         if "multi_image" not in tasks and "image" not in tasks:
             raise ProtocolError(
                 ErrorCode.INVALID_PARAMETER,
                 f"reconstructor {name!r} takes no images (it does {tasks})",
-                field="body.parameters.reconstructor",
+                field="parameters.reconstructor",
             )
 
     def generate(
@@ -194,13 +194,13 @@ class MVDreamAdapter(ModelAdapter):
         if "multi_image" in adapter.tasks and None not in names:
             inner = GenerationRequest(
                 task="multi_image", seed=request.seed,
-                images=tuple(InputImage(c, view=n) for c, n in zip(cutouts, names, strict=True)),
+                images=tuple(ImagePixels(c, view=n) for c, n in zip(cutouts, names, strict=True)),
                 parameters=inner_parameters, target_faces=request.target_faces,
                 texture_size=request.texture_size,
             )
         else:
             front = names.index("front") if "front" in names else 0
-            inner = GenerationRequest(task="image", images=(InputImage(cutouts[front]),),
+            inner = GenerationRequest(task="image", images=(ImagePixels(cutouts[front]),),
                                       seed=request.seed, parameters=inner_parameters,
                                       target_faces=request.target_faces,
                                       texture_size=request.texture_size)
@@ -220,7 +220,7 @@ def _resolution_parameter(adapter: ModelAdapter, resolution: int) -> dict[str, i
 
 def _cut_out(views: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """(n, h, w, 3) views -> RGBA cut-outs and (n, h, w) bool masks (plain-background key)."""
-    from backend.models.inflate import subject_mask
+    from backend.models.builtin.inflate import subject_mask
 
     cutouts, masks = [], []
     for view in views:

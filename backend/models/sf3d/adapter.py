@@ -29,15 +29,15 @@ from backend.models.base import (
     WeightsSource,
     resolve_parameters,
 )
-from backend.models.cuda_graph import GraphedForward
-from backend.models.device_errors import typed_device_errors
+from backend.models.common.cuda_graph import GraphedForward
+from backend.models.common.device_errors import typed_device_errors
 from backend.models.sf3d.config import SF3DConfig
 from backend.models.sf3d.isosurface import MarchingTetrahedra, TetGrid
 from backend.models.sf3d.loading import CONFIG_FILE, WEIGHTS_FILE, load_network
 from backend.models.sf3d.network import SF3DNetwork, default_camera
 from backend.models.sf3d.preprocess import condition_image
 from backend.models.sf3d.reconstruct import FieldSampler, extract_mesh, model_to_backend
-from backend.models.torch_dtypes import DTYPES
+from backend.models.common.torch_dtypes import DTYPES
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
 
@@ -106,7 +106,7 @@ class SF3DAdapter(ModelAdapter):
             raise ProtocolError(
                 ErrorCode.INVALID_PARAMETER,
                 f"isosurface_resolution must be 0 or an even number >= 8, got {resolution}",
-                field="body.parameters.isosurface_resolution",
+                field="parameters.isosurface_resolution",
             )
 
     def load(self, device: str, dtype: str = "float32") -> None:

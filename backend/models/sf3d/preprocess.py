@@ -1,6 +1,6 @@
 """Input image -> SF3D's conditioning tensors (the upstream ``run.py`` / ``prepare_image`` path).
 
-Background removal and foreground framing come from the shared :mod:`backend.models.background`
+Background removal and foreground framing come from the shared :mod:`backend.models.common.background`
 (alpha first, as upstream); the framed RGBA is resized to ``cond_image_size`` with Pillow's
 default (bicubic, alpha-premultiplied) resampling, as upstream does, and the colour is blended
 over the configured grey by the alpha. The alpha itself is the mask the material estimator uses.
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from backend.models import background
+from backend.models.common import background
 from backend.models.sf3d.config import SF3DConfig
 
 

@@ -24,8 +24,8 @@ from backend.models.base import (
     WeightsSource,
     resolve_parameters,
 )
-from backend.models.device_errors import typed_device_errors
-from backend.models.pipeline_hooks import report_steps
+from backend.models.common.device_errors import typed_device_errors
+from backend.models.common.pipeline_hooks import report_steps
 from backend.models.shap_e.config import IMAGE_PIPELINE, TEXT_PIPELINE
 from backend.models.shap_e.loading import load_shap_e
 from backend.models.shap_e.mesh import is_volume_filling, latent_to_mesh
@@ -193,7 +193,7 @@ def composite_on_white(pixels: np.ndarray) -> np.ndarray:
     if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
         raise ProtocolError(
             ErrorCode.INVALID_IMAGE, f"expected an RGB or RGBA image, got shape {pixels.shape}",
-            field="body.images",
+            field="images",
         )
     if pixels.shape[2] == 3:
         return pixels

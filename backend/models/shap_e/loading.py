@@ -17,7 +17,7 @@ import torch
 
 from backend.models.shap_e.config import IMAGE_PIPELINE, TEXT_PIPELINE, ShapEConfig
 from backend.models.shap_e.marching_tables import shap_e_mc_tables, tables_look_filled
-from backend.models.torch_dtypes import torch_dtype
+from backend.models.common.torch_dtypes import torch_dtype
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from backend.models.base import (
     WeightsSource,
     resolve_parameters,
 )
-from backend.models.device_errors import typed_device_errors
-from backend.models.torch_dtypes import DTYPES
+from backend.models.common.device_errors import typed_device_errors
+from backend.models.common.torch_dtypes import DTYPES
 from backend.models.triposr import inference
 from backend.models.triposr.loading import load_model
 from backend.models.triposr.model import TripoSRNet

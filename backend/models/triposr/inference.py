@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from backend.models.background import composite_on_grey, remove_background, resize_foreground
+from backend.models.common.background import composite_on_grey, remove_background, resize_foreground
 from backend.models.triposr.isosurface import (
     from_backend_frame,
     grid_points,

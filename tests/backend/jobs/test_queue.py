@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from backend.jobs.queue import JobQueue
+from backend.jobs.spec import JobSpec, StoredImage
 from backend.jobs.store import JobStore
 from backend.settings import Retention
 from shared_protocol.errors import ErrorCode, ProtocolError
@@ -25,16 +26,17 @@ def make_queue(tmp_path: Path, events: list, **kwargs) -> JobQueue:
 
 
 def submit(queue: JobQueue, priority: int = 0, images=()) -> str:
-    record, _ = queue.submit(
+    """``images``: (bytes, file suffix, view) tuples."""
+    spec = JobSpec(
         model="procedural",
         task="text",
         prompt="a torus",
-        name="",
         seed=1,
-        priority=priority,
-        request={"parameters": {}},
-        images=list(images),
+        images=tuple(
+            StoredImage(f"{i}{suffix}", view) for i, (_, suffix, view) in enumerate(images)
+        ),
     )
+    record, _ = queue.submit(spec, tuple(data for data, _, _ in images), priority=priority)
     return record.job_id
 
 

@@ -3,30 +3,30 @@ failures become coded errors."""
 
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
+
 import pytest
 import torch
 
 from backend.cancellation import Cancelled, CancelToken
 from backend.jobs.progress import ProgressTracker
-from backend.jobs.runner import JobSpec, error_from_exception, run_job
-from backend.models.base import GenerationRequest
+from backend.jobs.runner import error_from_exception, run_job
+from backend.jobs.spec import JobSpec
+from backend.models.builtin.procedural import ProceduralAdapter
 from backend.models.registry import ModelCache, ModelRegistry
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 
 def spec(**params) -> JobSpec:
     return JobSpec(
-        model="procedural",
-        request=GenerationRequest(task="text", prompt="a yellow capsule", seed=5,
-                                  parameters={"resolution": 48, "steps": 4, **params},
-                                  target_faces=1000, texture_size=256),
-    )
+        model="procedural", task="text", prompt="a yellow capsule", seed=5,
+        parameters={"resolution": 48, "steps": 4, **params}, target_faces=1000, texture_size=256,
+    )  # fmt: skip
 
 
 def test_run_job_reports_monotonic_progress_and_a_manifest() -> None:
     seen = []
-    output = run_job(ModelCache(ModelRegistry(), "cpu", None), spec(),
+    output = run_job(ModelCache(ModelRegistry(), "cpu", None), spec(), (),
                      lambda progress, preview: seen.append(progress), CancelToken())
     fractions = [p.fraction for p in seen]
     assert fractions == sorted(fractions) and fractions[-1] > 0.9
@@ -48,7 +48,7 @@ def test_cancel_stops_the_model_loop() -> None:
             token.cancel()
 
     with pytest.raises(Cancelled):
-        run_job(ModelCache(ModelRegistry(), "cpu", None), spec(steps=16), on_progress, token)
+        run_job(ModelCache(ModelRegistry(), "cpu", None), spec(steps=16), (), on_progress, token)
     assert max(steps) == 2  # not one step more
 
 
@@ -62,12 +62,33 @@ def test_error_codes_for_failures() -> None:
     assert error_from_exception(RuntimeError("boom"))[0].code == "model_failed"
 
 
-def test_geometry_failures_are_labelled_as_such() -> None:
-    from backend.geometry.raw_asset import RawAsset
+class FailingProcedural(ProceduralAdapter):
+    """The procedural model, made to fail in its own code or in the geometry pipeline."""
 
-    with pytest.raises(ValueError) as caught:
-        RawAsset(vertices=np.zeros((3, 2)), faces=np.zeros((1, 3)))
-    assert error_from_exception(caught.value)[0].code == "geometry_failed"
+    id = "failing"
+
+    def _generate(self, request, progress, cancel):
+        if request.prompt == "model bug":
+            raise RuntimeError("a bug in the model")
+        raw = super()._generate(request, progress, cancel)
+
+        def broken_field(points):
+            raise ValueError("a bug met while baking")
+
+        return dataclasses.replace(raw, color_field=broken_field, vertex_colors=None)
+
+
+@pytest.mark.parametrize(("prompt", "code"), [("model bug", "model_failed"),
+                                              ("a sphere", "geometry_failed")])
+def test_failures_are_coded_by_the_stage_that_raised(prompt, code) -> None:
+    cache = ModelCache(ModelRegistry({"failing": FailingProcedural}), "cpu", None)
+    job = JobSpec(model="failing", task="text", prompt=prompt, parameters={"resolution": 24},
+                  target_faces=500, texture_size=256)
+    with pytest.raises(Exception) as caught:
+        run_job(cache, job, (), lambda progress, preview: None, CancelToken())
+    info, cancelled = error_from_exception(caught.value)
+    assert (info.code, cancelled) == (code, False)
+    assert "a bug" in info.message
 
 
 def test_progress_tracker_spreads_undeclared_stages_and_never_goes_back() -> None:

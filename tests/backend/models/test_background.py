@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.models.background import (
+from backend.models.common.background import (
     classical_mask,
     composite_on_grey,
     find_segmentation_model,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from backend.models.cuda_graph import GraphedForward
+from backend.models.common.cuda_graph import GraphedForward
 
 
 class _Net(torch.nn.Module):

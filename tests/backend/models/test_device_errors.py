@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from backend.models.device_errors import typed_device_errors
+from backend.models.common.device_errors import typed_device_errors
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 

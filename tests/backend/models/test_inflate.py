@@ -11,8 +11,8 @@ from PIL import Image
 from backend.cancellation import Cancelled, CancelToken
 from backend.geometry import clean, quality
 from backend.geometry.pipeline import PipelineOptions, run_pipeline
-from backend.models.base import GenerationRequest, InputImage
-from backend.models.inflate import InflateAdapter, subject_mask
+from backend.models.base import GenerationRequest, ImagePixels
+from backend.models.builtin.inflate import InflateAdapter, subject_mask
 from shared_protocol.errors import ErrorCode, ProtocolError
 from tests.support.blender_import import assert_baked_material, import_glb
 from tests.support.gltf_validator import error_messages, validate
@@ -34,7 +34,7 @@ def disc_image(size: int = 96, alpha: bool = True) -> np.ndarray:
 def generate(pixels: np.ndarray, **parameters) -> tuple:
     adapter = InflateAdapter()
     adapter.load("cpu")
-    request = GenerationRequest(task="image", images=(InputImage(pixels),), parameters=parameters)
+    request = GenerationRequest(task="image", images=(ImagePixels(pixels),), parameters=parameters)
     adapter.check_inputs(request)
     events = []
     raw = adapter.generate(request, lambda *args, **_: events.append(args), CancelToken())
@@ -91,13 +91,14 @@ def test_bad_parameter_is_rejected_up_front():
 
 def test_cancel_is_honoured():
     adapter = InflateAdapter()
+    adapter.load("cpu")
     token = CancelToken()
 
     def progress(stage, *_args, **_kwargs):
         if stage == "inflate":
             token.cancel()
 
-    request = GenerationRequest(task="image", images=(InputImage(disc_image()),))
+    request = GenerationRequest(task="image", images=(ImagePixels(disc_image()),))
     with pytest.raises(Cancelled):
         adapter.generate(request, progress, token)
 

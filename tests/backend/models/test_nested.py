@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from backend.models.inflate import InflateAdapter
+from backend.models.builtin.inflate import InflateAdapter
 from backend.models.nested import NestedAdapters
-from backend.models.procedural import ProceduralAdapter
+from backend.models.builtin.procedural import ProceduralAdapter
 from backend.models.registry import ModelRegistry
 
 

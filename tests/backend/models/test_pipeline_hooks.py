@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backend.cancellation import Cancelled, CancelToken
-from backend.models.pipeline_hooks import (
+from backend.models.common.pipeline_hooks import (
     StepReporter,
     report_steps,
 )

@@ -7,7 +7,7 @@ import pytest
 
 from backend.cancellation import CancelToken
 from backend.models.base import GenerationRequest
-from backend.models.procedural import ProceduralAdapter, parse_prompt
+from backend.models.builtin.procedural import ProceduralAdapter, parse_prompt
 
 
 def test_prompt_words_pick_shape_and_colour() -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from backend.models.base import ModelAdapter, WeightFile, WeightsSource, resolve_parameters
-from backend.models.procedural import ProceduralAdapter
+from backend.models.base import ModelAdapter, WeightFile, WeightsSource
+from shared_protocol.parameters import resolve_parameters
+from backend.models.builtin.procedural import ProceduralAdapter
 from backend.models.registry import ModelCache, ModelRegistry, discover_adapters, weights_env_var
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema

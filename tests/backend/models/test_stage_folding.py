@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.models.stage_folding import RESOLUTION, FoldedProgress
+from backend.models.common.stage_folding import RESOLUTION, FoldedProgress
 
 
 def test_inner_stages_map_in_order_and_never_go_back() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from backend.models.torch_dtypes import DTYPES, torch_dtype
+from backend.models.common.torch_dtypes import DTYPES, torch_dtype
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 

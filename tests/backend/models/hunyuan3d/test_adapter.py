@@ -10,7 +10,7 @@ import torch
 
 from backend.cancellation import Cancelled, CancelToken
 from backend.geometry.raw_asset import RawAsset
-from backend.models.base import GenerationRequest, InputImage
+from backend.models.base import GenerationRequest, ImagePixels
 from backend.models.hunyuan3d.adapter import (
     LICENSE,
     Hunyuan3D2Adapter,
@@ -75,7 +75,7 @@ def test_generate_reports_every_step_and_chunk(mini: Hunyuan3D2MiniAdapter, vari
     recorder = Recorder()
     request = GenerationRequest(
         task="image",
-        images=(InputImage(subject_image()),),
+        images=(ImagePixels(subject_image()),),
         seed=3,
         parameters={"variant": variant, "steps": 3, "decoding": "dense", **SMALL},
     )
@@ -96,7 +96,7 @@ def test_cancel_stops_between_steps(mini: Hunyuan3D2MiniAdapter) -> None:
             token.cancel()
 
     request = GenerationRequest(
-        task="image", images=(InputImage(subject_image()),), parameters={"steps": 4, **SMALL}
+        task="image", images=(ImagePixels(subject_image()),), parameters={"steps": 4, **SMALL}
     )
     with pytest.raises(Cancelled):
         mini.generate(request, progress, token)
@@ -104,7 +104,7 @@ def test_cancel_stops_between_steps(mini: Hunyuan3D2MiniAdapter) -> None:
 
 def test_missing_variant_is_weights_missing(mini: Hunyuan3D2MiniAdapter) -> None:
     request = GenerationRequest(
-        task="image", images=(InputImage(subject_image()),), parameters={"variant": "fast"}
+        task="image", images=(ImagePixels(subject_image()),), parameters={"variant": "fast"}
     )
     with pytest.raises(ProtocolError) as error:
         mini.check_inputs(request)
@@ -120,7 +120,7 @@ def test_no_weights_folder_is_weights_missing() -> None:
 
 def test_transparent_image_is_rejected(mini: Hunyuan3D2MiniAdapter) -> None:
     empty = np.zeros((32, 32, 4), dtype=np.uint8)
-    request = GenerationRequest(task="image", images=(InputImage(empty),))
+    request = GenerationRequest(task="image", images=(ImagePixels(empty),))
     with pytest.raises(ProtocolError) as error:
         mini.generate(request, Recorder(), CancelToken())
     assert error.value.code == ErrorCode.INVALID_IMAGE
@@ -128,7 +128,7 @@ def test_transparent_image_is_rejected(mini: Hunyuan3D2MiniAdapter) -> None:
 
 def test_multi_view_any_subset(multi_view: Hunyuan3D2MVAdapter) -> None:
     images = tuple(
-        InputImage(subject_image(i), view) for i, view in enumerate(("back", "front", "right"))
+        ImagePixels(subject_image(i), view) for i, view in enumerate(("back", "front", "right"))
     )
     request = GenerationRequest(task="multi_image", images=images, parameters={"steps": 2, **SMALL})
     asset = multi_view.generate(request, Recorder(), CancelToken())
@@ -142,14 +142,14 @@ def test_multi_view_any_subset(multi_view: Hunyuan3D2MVAdapter) -> None:
 def test_multi_view_rejects_bad_views(
     multi_view: Hunyuan3D2MVAdapter, views: tuple[str, ...], code: ErrorCode
 ) -> None:
-    images = tuple(InputImage(subject_image(), view) for view in views)
+    images = tuple(ImagePixels(subject_image(), view) for view in views)
     with pytest.raises(ProtocolError) as error:
         multi_view.check_inputs(GenerationRequest(task="multi_image", images=images))
     assert error.value.code == code
 
 
 def test_five_views_are_too_many(multi_view: Hunyuan3D2MVAdapter) -> None:
-    images = tuple(InputImage(subject_image(), "front") for _ in range(5))
+    images = tuple(ImagePixels(subject_image(), "front") for _ in range(5))
     with pytest.raises(ProtocolError) as error:
         multi_view.check_inputs(GenerationRequest(task="multi_image", images=images))
     assert error.value.code == ErrorCode.TOO_MANY_FRAMES
@@ -163,7 +163,7 @@ def test_raw_mesh_goes_through_the_geometry_pipeline_to_a_valid_glb(
 
     request = GenerationRequest(
         task="image",
-        images=(InputImage(subject_image()),),
+        images=(ImagePixels(subject_image()),),
         parameters={"steps": 2, "decoding": "dense", **SMALL},
     )
     raw = mini.generate(request, Recorder(), CancelToken())
@@ -202,7 +202,7 @@ def test_paint_texture_to_validated_glb(tmp_path: Path, monkeypatch) -> None:
     assert adapter.component_dirs == {"paint": snapshot}
     adapter.load("cpu")
     request = GenerationRequest(
-        task="image", images=(InputImage(subject_image()),), seed=1,
+        task="image", images=(ImagePixels(subject_image()),), seed=1,
         parameters={"steps": 2, "decoding": "dense", "texture": "paint", "paint_steps": 2,
                     "delight_steps": 2, "paint_view_size": 16, **SMALL},
     )
@@ -218,7 +218,7 @@ def test_paint_texture_to_validated_glb(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_texture_paint_without_its_weights_is_refused(mini: Hunyuan3D2MiniAdapter) -> None:
-    request = GenerationRequest(task="image", images=(InputImage(subject_image()),),
+    request = GenerationRequest(task="image", images=(ImagePixels(subject_image()),),
                                 parameters={"texture": "paint"})
     with pytest.raises(ProtocolError) as error:
         mini.check_inputs(request)
@@ -230,7 +230,7 @@ def test_texture_paint_without_its_weights_is_refused(mini: Hunyuan3D2MiniAdapte
 def _flashvdm_request(**parameters) -> GenerationRequest:
     return GenerationRequest(
         task="image",
-        images=(InputImage(subject_image()),),
+        images=(ImagePixels(subject_image()),),
         seed=3,
         parameters={"decoding": "flashvdm", **SMALL, **parameters},
     )

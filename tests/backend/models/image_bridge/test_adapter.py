@@ -12,8 +12,8 @@ from backend.cancellation import Cancelled, CancelToken
 from backend.jobs.progress import ProgressTracker
 from backend.models.base import GenerationRequest
 from backend.models.image_bridge.adapter import ImageBridgeAdapter
-from backend.models.inflate import InflateAdapter
-from backend.models.procedural import ProceduralAdapter
+from backend.models.builtin.inflate import InflateAdapter
+from backend.models.builtin.procedural import ProceduralAdapter
 from backend.models.registry import ModelRegistry
 from backend.models.shap_e.adapter import ShapEImageAdapter
 from backend.models.testing.shap_e import write_shap_e_image

@@ -16,12 +16,12 @@ from backend.jobs.runner import JobSpec, run_job
 from backend.models.base import GenerationRequest
 from backend.models.hunyuan3d.adapter import Hunyuan3D2MVAdapter
 from backend.models.hunyuan3d.conditioner import VIEW_INDEX
-from backend.models.inflate import InflateAdapter
+from backend.models.builtin.inflate import InflateAdapter
 from backend.models.mvdream.adapter import VIEW_NAMES, MVDreamAdapter
 from backend.models.mvdream.back_projection import camera_axes
 from backend.models.mvdream.camera import DEFAULT_AZIMUTHS
 from backend.models.mvdream.config import TINY
-from backend.models.procedural import ProceduralAdapter
+from backend.models.builtin.procedural import ProceduralAdapter
 from backend.models.registry import ModelCache, ModelRegistry, discover_adapters
 from backend.models.testing.mvdream import write_upstream_config
 from shared_protocol.errors import ErrorCode, ProtocolError

@@ -10,7 +10,7 @@ import pytest
 
 from backend.cancellation import Cancelled, CancelToken
 from backend.geometry.pipeline import PipelineOptions, run_pipeline
-from backend.models.base import GenerationRequest, InputImage
+from backend.models.base import GenerationRequest, ImagePixels
 from backend.models.registry import discover_adapters
 from backend.models.sf3d.adapter import SF3DAdapter
 from shared_protocol.errors import ErrorCode, ProtocolError
@@ -30,7 +30,7 @@ def _disc_image(size: int = 96) -> np.ndarray:
 
 
 def _request(**parameters) -> GenerationRequest:
-    return GenerationRequest(task="image", images=(InputImage(_disc_image()),),
+    return GenerationRequest(task="image", images=(ImagePixels(_disc_image()),),
                              parameters=parameters)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from backend.cancellation import Cancelled, CancelToken
-from backend.models.base import GenerationRequest, InputImage
+from backend.models.base import GenerationRequest, ImagePixels
 from backend.models.shap_e.adapter import (
     ShapEImageAdapter,
     ShapETextAdapter,
@@ -25,10 +25,10 @@ class Recorder:
         self.calls.append((stage, step, total))
 
 
-def _image() -> InputImage:
+def _image() -> ImagePixels:
     pixels = np.zeros((48, 48, 4), np.uint8)
     pixels[8:40, 12:36] = (200, 40, 40, 255)
-    return InputImage(pixels)
+    return ImagePixels(pixels)
 
 
 def test_text_adapter_end_to_end(shap_e_text_dir: Path) -> None:

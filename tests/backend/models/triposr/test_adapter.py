@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from backend.cancellation import Cancelled, CancelToken
-from backend.models.base import GenerationRequest, InputImage
+from backend.models.base import GenerationRequest, ImagePixels
 from backend.models.triposr import inference
 from backend.models.triposr.adapter import TripoSRAdapter
 from shared_protocol.errors import ErrorCode, ProtocolError
@@ -52,7 +52,7 @@ def surface_threshold(adapter: TripoSRAdapter, image: np.ndarray, resolution: in
 
 
 def request(image: np.ndarray, **parameters: object) -> GenerationRequest:
-    return GenerationRequest(task="image", images=(InputImage(image),), parameters=parameters)
+    return GenerationRequest(task="image", images=(ImagePixels(image),), parameters=parameters)
 
 
 @pytest.fixture

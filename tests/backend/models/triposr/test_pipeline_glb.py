@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from backend.cancellation import CancelToken
-from backend.models.base import GenerationRequest, InputImage
+from backend.models.base import GenerationRequest, ImagePixels
 from backend.models.triposr import inference
 from backend.models.triposr.adapter import TripoSRAdapter
 
@@ -33,7 +33,7 @@ def test_tiny_triposr_to_a_valid_textured_glb(tiny_folder: Path, tmp_path: Path)
     # The biggest blob of a random field: a high level gives few, chunky pieces.
     threshold = float(np.quantile(density, 0.9))
     raw = adapter.generate(
-        GenerationRequest(task="image", images=(InputImage(image),),
+        GenerationRequest(task="image", images=(ImagePixels(image),),
                           parameters={"mc_resolution": 40, "density_threshold": threshold}),
         lambda *args, **kwargs: None, CancelToken(),
     )

@@ -1,7 +1,7 @@
 """Built-in ``inflate`` model: one image -> a puffy, watertight, textured body. No weights.
 
-The embedded default for when no neural model is installed. It cuts the subject out (the alpha
-channel, or a plain background keyed away by colour), measures each inside pixel's distance to
+The embedded default for when no neural model is installed. It takes the subject from the
+shared cut-out (the `background` parameter), measures each inside pixel's distance to
 the outline, and inflates the silhouette into a body whose cross-section is round at the rim and
 full in the middle (a disc becomes a flattened sphere): the surface is the zero level set of
 ``F = z^2 - g(x, y)``, where g grows like the distance inside and falls like it outside, so F is
@@ -21,8 +21,8 @@ from backend.models.base import (
     GenerationRequest,
     ModelAdapter,
     ProgressCallback,
-    resolve_parameters,
 )
+from backend.models.common.background import BACKGROUND_PARAMETER
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
 
@@ -53,36 +53,20 @@ class InflateAdapter(ModelAdapter):
         ParameterSchema(
             "smoothing", "float", 1.5, "Smoothing", "Outline smoothing in grid cells", 0.0, 6.0
         ),
-        ParameterSchema(
-            "background", "choice", "auto", "Background",
-            "How to find the subject: alpha channel, plain-colour key, or auto", None, None,
-            ("auto", "alpha", "color_key"),
-        ),
+        BACKGROUND_PARAMETER,
     )  # fmt: skip
     stage_weights = {"mask": 0.1, "inflate": 0.2, "surface": 0.6, "colour": 0.1}
 
-    def load(self, device: str, dtype: str = "float32") -> None:
-        self.device = device  # numpy only: nothing to load
+    def _load(self, device: str, dtype: str) -> None:
+        """numpy only: nothing to load."""
 
-    def check_inputs(self, request: GenerationRequest) -> None:
-        super().check_inputs(request)
-        resolve_parameters(self.parameters, request.parameters)
-        pixels = request.images[0].pixels
-        if pixels.ndim != 3 or pixels.shape[2] != 4 or min(pixels.shape[:2]) < 8:
-            raise ProtocolError(
-                ErrorCode.INVALID_IMAGE,
-                f"expected an RGBA image of at least 8x8 pixels, got shape {pixels.shape}",
-                field="body.images",
-            )
-
-    def generate(
+    def _generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
     ) -> RawAsset:
-        params = resolve_parameters(self.parameters, request.parameters)
-        pixels = request.images[0].pixels
-        cancel.raise_if_cancelled()
+        params = request.parameters
+        pixels = request.images[0].pixels  # cut out by the template: alpha is the subject
         progress("mask", 0, 1, "finding the subject")
-        mask = subject_mask(pixels, params["background"])
+        mask = subject_mask(pixels, "alpha" if params["background"] != "none" else "auto")
         progress("mask", 1, 1, f"subject: {int(mask.sum())} pixels")
         cancel.raise_if_cancelled()
         progress("inflate", 0, 1, "inflating the silhouette")
@@ -130,7 +114,7 @@ def subject_mask(pixels: np.ndarray, background: str = "auto") -> np.ndarray:
         raise ProtocolError(
             ErrorCode.INVALID_IMAGE,
             "no subject found in the image",
-            field="body.images",
+            field="images",
             hint="Use an image with a transparent background, or a subject on a plain one.",
         )
     largest = np.argmax(np.bincount(labels.ravel())[1:]) + 1

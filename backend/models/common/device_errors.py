@@ -8,6 +8,7 @@ worker's next job starts from a clean pool. Anything else passes through unchang
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 
 from shared_protocol.errors import ErrorCode, ProtocolError
@@ -20,11 +21,14 @@ DEFAULT_HINT = (
 @contextlib.contextmanager
 def typed_device_errors(model_id: str, hint: str = DEFAULT_HINT) -> Iterator[None]:
     """Re-raise CUDA out-of-memory inside the block as ``CUDA_OUT_OF_MEMORY`` with ``hint``."""
-    import torch  # models need torch anyway; the import stays out of module load
-
     try:
         yield
-    except torch.cuda.OutOfMemoryError as error:
+    except Exception as error:
+        # torch is looked up, not imported: a model that never imported it cannot run out of
+        # CUDA memory, and the built-in models must not pay for the import.
+        torch = sys.modules.get("torch")
+        if torch is None or not isinstance(error, torch.cuda.OutOfMemoryError):
+            raise
         torch.cuda.empty_cache()
         raise ProtocolError(
             ErrorCode.CUDA_OUT_OF_MEMORY,

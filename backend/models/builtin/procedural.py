@@ -140,16 +140,16 @@ class ProceduralAdapter(ModelAdapter):
     )
     stage_weights = {"field": 0.8, "surface": 0.2}
 
-    def load(self, device: str, dtype: str = "float32") -> None:
-        self.device = device  # numpy only: nothing to load
+    def _load(self, device: str, dtype: str) -> None:
+        """numpy only: nothing to load."""
 
-    def generate(
+    def _generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
     ) -> RawAsset:
         from skimage.measure import marching_cubes
 
-        resolution = int(request.parameters.get("resolution", 96))
-        steps = min(int(request.parameters.get("steps", 16)), resolution)
+        resolution = request.parameters["resolution"]
+        steps = min(request.parameters["steps"], resolution)
         shape_name, sdf, colour = parse_prompt(request.prompt, request.seed)
         axis = np.linspace(-1.0, 1.0, resolution, dtype=np.float32)
         volume = np.empty((resolution,) * 3, dtype=np.float32)

@@ -17,15 +17,18 @@ onto the neutral grey the models were trained with. Arrays in, new arrays out.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
 from shared_protocol.errors import ErrorCode, ProtocolError
+from shared_protocol.messages import ParameterSchema
 
 # rembg model files we understand, by file stem prefix: (input size, mean, std, sigmoid output).
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -41,6 +44,19 @@ PREFERRED_FILES = (
 )
 BORDER_PIXELS = 4  # border width sampled for the colour key
 KEY_DISTANCE = 28.0  # RGB distance from the border colour that counts as subject (0-255 scale)
+
+
+BACKGROUND_METHODS = ("auto", "alpha", "segmentation", "classical", "none")
+# Every image model declares this one parameter; ModelAdapter.generate applies it to every
+# input image through prepare_images, so a photo gives the same mask whichever model runs.
+BACKGROUND_PARAMETER = ParameterSchema(
+    "background",
+    "choice",
+    "auto",
+    "Background removal",
+    "auto: the image's alpha, else a segmentation network, else a colour key; none: as is",
+    choices=BACKGROUND_METHODS,
+)
 
 
 @dataclass(frozen=True)
@@ -67,7 +83,7 @@ def remove_background(
         raise ProtocolError(
             ErrorCode.INVALID_PARAMETER,
             f"background removal method {method!r} is not auto, alpha, segmentation or classical",
-            field="body.parameters.background",
+            field="parameters.background",
         )
     if method in ("auto", "alpha") and alpha is not None and alpha.min() < 255:
         return _cutout(rgb, alpha, "alpha")
@@ -75,7 +91,7 @@ def remove_background(
         raise ProtocolError(
             ErrorCode.INVALID_IMAGE,
             "background 'alpha' was asked for but the image has no transparency",
-            field="body.images",
+            field="images",
             hint="Send a PNG with a transparent background, or use background 'auto'.",
         )
     if method in ("auto", "segmentation"):
@@ -92,17 +108,41 @@ def remove_background(
     return _cutout(rgb, classical_mask(rgb), "classical")
 
 
+def prepare_images(images: tuple[Any, ...], method: str) -> tuple[Any, ...]:
+    """The one input path of every image model: each image's alpha becomes its subject mask.
+
+    images : ImagePixels (``pixels`` (h, w, 4) uint8 RGBA) -> the same with cut-out pixels
+    method : one of BACKGROUND_METHODS; "none" keeps each image as it is
+    Errors name the image at fault (``images[i]``).
+    """
+    if method == "none":
+        return images
+    prepared = []
+    for index, image in enumerate(images):
+        try:
+            cutout = remove_background(image.pixels, method=method)
+        except ProtocolError as error:
+            if error.info.field == "images":
+                raise ProtocolError(
+                    ErrorCode(error.info.code), error.info.message, field=f"images[{index}]",
+                    hint=error.info.hint,
+                ) from error
+            raise
+        prepared.append(dataclasses.replace(image, pixels=cutout.rgba))
+    return tuple(prepared)
+
+
 def _split(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
         raise ProtocolError(
             ErrorCode.INVALID_IMAGE,
             f"expected an (h, w, 3|4) uint8 image, got {image.shape} {image.dtype}",
-            field="body.images",
+            field="images",
         )
     if min(image.shape[:2]) < 8:
         raise ProtocolError(
             ErrorCode.INVALID_IMAGE, f"image {image.shape[1]}x{image.shape[0]} is too small",
-            field="body.images",
+            field="images",
         )
     alpha = image[:, :, 3] if image.shape[2] == 4 else None
     return np.ascontiguousarray(image[:, :, :3]), alpha
@@ -114,7 +154,7 @@ def _cutout(rgb: np.ndarray, alpha: np.ndarray, method: str) -> Cutout:
         raise ProtocolError(
             ErrorCode.INVALID_IMAGE,
             f"no subject found in the image (background removal: {method})",
-            field="body.images",
+            field="images",
             hint="Use an image whose subject stands out from a plain background, or send a "
             "PNG with the background already transparent.",
         )
@@ -250,12 +290,12 @@ def resize_foreground(rgba: np.ndarray, ratio: float) -> np.ndarray:
     if not 0.0 < ratio <= 1.0:
         raise ProtocolError(
             ErrorCode.OUT_OF_RANGE, f"foreground ratio {ratio} is outside (0, 1]",
-            field="body.parameters.foreground_ratio",
+            field="parameters.foreground_ratio",
         )
     rows, cols = np.nonzero(rgba[:, :, 3] > 0)
     if rows.size == 0:
         raise ProtocolError(
-            ErrorCode.INVALID_IMAGE, "the cut-out is empty", field="body.images"
+            ErrorCode.INVALID_IMAGE, "the cut-out is empty", field="images"
         )
     crop = rgba[rows.min() : rows.max(), cols.min() : cols.max()]
     if crop.size == 0:  # a one-pixel-wide subject: keep that row/column
