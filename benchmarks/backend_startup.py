@@ -52,7 +52,9 @@ def one_start(root: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/backend_startup.json")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "benchmarks/results/backend_startup.json"
+    )
     args = parser.parse_args()
     runs = []
     for i in range(args.runs):

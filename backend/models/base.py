@@ -27,6 +27,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import dataclasses
+import re
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -116,6 +117,11 @@ class InnerModels(Protocol):
     registry: ModelRegistry
 
     def using(self, model_id: str) -> contextlib.AbstractContextManager[ModelAdapter]: ...
+
+
+def weights_env_var(model_id: str) -> str:
+    """``DREAMCAD_WEIGHTS_<ID>``: the id upper-cased, other characters as ``_``."""
+    return "DREAMCAD_WEIGHTS_" + re.sub(r"[^A-Za-z0-9]", "_", model_id).upper()
 
 
 class ModelAdapter(abc.ABC):
@@ -234,8 +240,9 @@ class ModelAdapter(abc.ABC):
             raise ProtocolError(
                 ErrorCode.WEIGHTS_MISSING,
                 f"weights of {self.id!r} are not on this machine",
-                hint=f"Run `dreamcad-backend download {self.id}`, or pass "
-                f"`--weights {self.id}=PATH` with a folder holding them.",
+                hint=f"Run `dreamcad-backend download {self.id}`, or point "
+                f"{weights_env_var(self.id)} (or `--weights {self.id}=PATH`) at a folder "
+                "holding them.",
             )
         with typed_device_errors(self.id, self.out_of_memory_hint):
             self._load(device, dtype)

@@ -14,23 +14,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 from collections import Counter, OrderedDict
 from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 
-from backend.models.base import ModelAdapter, WeightsSource
+from backend.models.base import ModelAdapter, WeightsSource, weights_env_var
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "dreamcad.models"
-
-
-def weights_env_var(model_id: str) -> str:
-    """``DREAMCAD_WEIGHTS_<ID>``: the id upper-cased, other characters as ``_``."""
-    return "DREAMCAD_WEIGHTS_" + re.sub(r"[^A-Za-z0-9]", "_", model_id).upper()
 
 
 def discover_adapters() -> dict[str, type[ModelAdapter]]:

@@ -140,3 +140,21 @@ def test_generate_standalone_writes_a_glb(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert out.read_bytes()[:4] == b"glTF"
     assert "seed 3" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (("--faces", "100"), "body.target_faces"),  # the protocol's 500..500 000
+        (("--texture-size", "300"), "body.texture_size"),
+        (("--param", "resolution=9999"), "body.parameters.resolution"),
+        (("--param", "nope=1"), "body.parameters.nope"),
+    ],
+)
+def test_generate_refuses_what_a_submit_would(tmp_path: Path, args, field) -> None:
+    """`generate` goes through the server's admission: same refusals, same field names."""
+    result = cli("generate", "--model", "procedural", "--prompt", "a cube", *args,
+                 "-o", str(tmp_path / "x.glb"))  # fmt: skip
+    assert result.returncode != 0
+    assert field in result.stderr, result.stderr
+    assert not (tmp_path / "x.glb").exists()

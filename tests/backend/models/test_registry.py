@@ -7,11 +7,9 @@ from pathlib import Path
 import pytest
 
 from backend.models.base import ModelAdapter, WeightFile, WeightsSource
-from shared_protocol.parameters import resolve_parameters
 from backend.models.builtin.procedural import ProceduralAdapter
 from backend.models.registry import ModelCache, ModelRegistry, discover_adapters, weights_env_var
 from shared_protocol.errors import ErrorCode, ProtocolError
-from shared_protocol.messages import ParameterSchema
 
 
 class SizedAdapter(ModelAdapter):
@@ -22,14 +20,14 @@ class SizedAdapter(ModelAdapter):
     weights = WeightsSource("org/sized", "abc123", (WeightFile("weights.txt"),))
     events: list[str] = []
 
-    def load(self, device: str, dtype: str = "float32") -> None:
+    def _load(self, device: str, dtype: str) -> None:
         self.payload = (self.weights_dir / "weights.txt").read_text()
         self.events.append(f"load {self.id}")
 
-    def generate(self, request, progress, cancel):  # not exercised here
+    def _generate(self, request, progress, cancel):  # not exercised here
         raise NotImplementedError
 
-    def unload(self) -> None:
+    def _release(self) -> None:
         self.events.append(f"unload {self.id}")
 
 
@@ -79,31 +77,21 @@ def test_unknown_model_lists_installed() -> None:
     assert caught.value.code is ErrorCode.UNKNOWN_MODEL and "procedural" in str(caught.value)
 
 
-SCHEMA = (
-    ParameterSchema("steps", "int", 10, minimum=1, maximum=50),
-    ParameterSchema("scale", "float", 1.0, minimum=0.0),
-    ParameterSchema("mode", "choice", "fast", choices=("fast", "best")),
-    ParameterSchema("flag", "bool", False),
-)
-
-
-def test_resolve_parameters_fills_defaults_and_checks() -> None:
-    assert resolve_parameters(SCHEMA, {"scale": 2}) == {
-        "steps": 10,
-        "scale": 2.0,
-        "mode": "fast",
-        "flag": False,
-    }
-    for given, code, field in [
-        ({"steps": 0}, ErrorCode.OUT_OF_RANGE, "body.parameters.steps"),
-        ({"steps": 1.5}, ErrorCode.INVALID_PARAMETER, "body.parameters.steps"),
-        ({"steps": True}, ErrorCode.INVALID_PARAMETER, "body.parameters.steps"),
-        ({"mode": "slow"}, ErrorCode.INVALID_PARAMETER, "body.parameters.mode"),
-        ({"other": 1}, ErrorCode.INVALID_PARAMETER, "body.parameters.other"),
-    ]:
-        with pytest.raises(ProtocolError) as caught:
-            resolve_parameters(SCHEMA, given)
-        assert (caught.value.code, caught.value.field) == (code, field)
+def test_a_model_in_use_is_never_unloaded_to_make_room(tmp_path) -> None:
+    """A running job's model (and a composite's inner models) stay loaded past the budget."""
+    (tmp_path / "weights.txt").write_text("w")
+    classes = {m: sized(m, 400) for m in "abcd"}
+    registry = ModelRegistry(classes, weights_paths={m: tmp_path for m in "abcd"})
+    SizedAdapter.events.clear()
+    cache = ModelCache(registry, "cpu", budget_mb=900)
+    cache.acquire("c")
+    with cache.using("a"), cache.using("b"):  # an outer model and its inner one
+        assert cache.loaded() == ["a", "b"]  # c (idle) made room; a and b (held) stay
+        cache.acquire("c")  # over budget, nothing idle to unload: loaded anyway
+        assert cache.loaded() == ["a", "b", "c"]
+    cache.acquire("d")  # nothing held now: back within the budget, oldest first
+    assert cache.loaded() == ["c", "d"]
+    assert SizedAdapter.events.count("load a") == 1  # never loaded twice
 
 
 def test_hub_cache_snapshot_is_found(tmp_path, monkeypatch) -> None:
@@ -156,7 +144,7 @@ def test_gpu_workers_load_models_in_their_cuda_dtype() -> None:
         weights = None
         cuda_dtype = "bfloat16"
 
-        def load(self, device: str, dtype: str = "float32") -> None:
+        def _load(self, device: str, dtype: str) -> None:
             loads.append((device, dtype))
 
     registry = ModelRegistry({"half": type("half", (Recording,), {"id": "half", "name": "h"})})
