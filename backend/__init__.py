@@ -1,8 +1,8 @@
 """The Dream CAD backend: a headless service that turns prompts and images into 3D assets.
 
-Layers, imported one way only: ``cli`` and ``server`` -> ``handlers`` -> ``jobs`` -> ``models`` /
-``geometry``. Nothing here imports bpy; the GPU work runs in ``jobs.worker`` threads, never in
-the server loop.
+Layers, imported one way only: ``cli`` -> ``server`` -> ``handlers`` -> ``jobs`` -> ``models``
+-> ``geometry`` (import-linter checks it: ``[tool.importlinter]`` in pyproject.toml). Nothing
+here imports bpy; the GPU work runs in ``jobs.worker`` threads, never in the server loop.
 """
 
 from importlib import metadata

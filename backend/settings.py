@@ -39,7 +39,9 @@ class Settings:
     retention: Retention = field(default_factory=Retention)
     curve_dir: Path | None = None  # folder made by `dreamcad-backend keys`
     devices: tuple[str, ...] | None = None  # None: one worker per GPU, or one CPU worker
-    vram_budget_mb: int | None = None  # None: the device's total memory
+    # Per device: loaded models past this many MB (by their declared vram_mb) are unloaded, least
+    # recently used first (registry.ModelCache). None: no budget, models stay loaded.
+    vram_budget_mb: int | None = None
     max_queued_jobs: int = 1000
     # Compile the geometry kernels in a background thread at start (see geometry/warmup.py).
     warm_up_kernels: bool = True

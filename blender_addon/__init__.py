@@ -1,7 +1,7 @@
 """Dream CAD for Blender: generate 3D assets with open models running in a separate backend.
 
 Registration only. The sidebar (ui/) draws the scene's settings (properties.py) and live state
-(runtime.py); operators (operators/) build typed requests and hand them to the runtime, whose
+(live_state.py); operators (operators/) build typed requests and hand them to the runtime, whose
 timer talks to the backend through client/ without ever blocking Blender; importer.py turns
 results into placed objects. See the README for the backend side.
 """

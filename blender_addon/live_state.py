@@ -3,8 +3,10 @@
 Everything that lives only while Blender runs has its home here: the backend session, the
 local backend process, what to do with each submitted job's result (placement chosen at submit
 time), result files, preview icons and the last message for the panel. runtime.py drives it
-from the timer; results.py delivers finished assets into it. No bpy objects or context are
-kept here between timer ticks: objects are referred to by name.
+from the timer; results.py delivers finished assets into it; the UI reads it, through ``STATE``
+and the read-only accessors below (``models``, ``model_info``, ``active_job``), never through
+runtime.py. No bpy objects or context are kept here between timer ticks: objects are referred
+to by name.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared_protocol.errors import ErrorCode, ErrorInfo, ProtocolError
+from shared_protocol.messages import ModelInfo
 
 from . import importer
 from .client.records import JobRecord
@@ -49,6 +52,15 @@ class Runtime:
     """The live state (one instance, ``STATE``)."""
 
     def __init__(self) -> None:
+        self.previews = None  # job id -> preview, while registered (job_previews.py)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the session, the local backend, jobs and messages (on unregister).
+
+        The preview collection stays: it is opened and closed with registration
+        (job_previews.py), not with a session.
+        """
         self.session: Session | None = None
         self.local_backend: LocalBackend | None = None
         self.plans: dict[str, SubmitPlan] = {}  # by submit msg_id
@@ -57,10 +69,27 @@ class Runtime:
         self.offered: set[str] = set()  # finished jobs whose result is not in this .blend
         self.report: Report | None = None
         self.log_lines: list[str] = []
-        self.previews = None  # job id -> preview, while registered (job_previews.py)
         self.rows_dirty = True
         self._last_log_read = 0.0
         self._local_exit_reported = False
+
+    def local_backend_started(self, backend: LocalBackend) -> None:
+        """Remember the local backend just started; its exit will be reported once."""
+        self.local_backend = backend
+        self._local_exit_reported = False
+
+    def log_read_due(self, now: float, interval_s: float) -> bool:
+        """Whether the local backend's log is due to be read again (if so, it counts as read)."""
+        if now - self._last_log_read < interval_s:
+            return False
+        self._last_log_read = now
+        return True
+
+    def exit_report_due(self) -> bool:
+        """True once per started local backend: the first time its exit is noticed."""
+        due = not self._local_exit_reported
+        self._local_exit_reported = True
+        return due
 
 
 STATE = Runtime()
@@ -70,6 +99,27 @@ def set_report(level: str, message: str, hint: str = "") -> None:
     """Remember the message the panel shows (and log it)."""
     STATE.report = Report(level, message, hint)
     (log.error if level == "ERROR" else log.info)("%s %s", message, hint)
+
+
+def models() -> tuple[ModelInfo, ...]:
+    """The connected backend's models (none while not connected)."""
+    session = STATE.session
+    if session is None or session.hello is None or not session.connected:
+        return ()
+    return session.hello.models
+
+
+def model_info(model_id: str) -> ModelInfo | None:
+    return next((m for m in models() if m.id == model_id), None)
+
+
+def active_job() -> JobRecord | None:
+    """The newest job submitted here that is still running or queued."""
+    session = STATE.session
+    if session is None:
+        return None
+    live = [j for j in session.jobs.values() if j.submitted_here and not j.finished]
+    return live[-1] if live else None
 
 
 def require_session() -> Session:

@@ -15,6 +15,8 @@ from bpy.props import BoolProperty, FloatProperty, StringProperty
 from shared_protocol.client import CurveKeys
 from shared_protocol.errors import ErrorCode, ProtocolError
 
+from .ui.preferences_view import draw_preferences  # drawing lives with the UI code
+
 ADDON_ID = __package__  # "bl_ext.<repository>.dreamcad" once installed as an extension
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 
@@ -66,8 +68,6 @@ class DREAMCAD_AP_preferences(bpy.types.AddonPreferences):
     )
 
     def draw(self, context: bpy.types.Context) -> None:
-        from .ui.preferences_view import draw_preferences  # drawing lives with the UI code
-
         draw_preferences(self, self.layout, context)
 
 

@@ -6,7 +6,7 @@ are drawn without model-specific code. ``build_submit_request`` turns that state
 SubmitRequest and checks it first, raising ProtocolError with the field and a fix the panel can
 show. ``DREAMCAD_PG_live`` (``window_manager.dreamcad_live``) is only a display copy of the job
 queue that the runtime refreshes each tick, because a UIList can only draw an RNA collection;
-the jobs themselves live in runtime.py.
+the jobs themselves live in live_state.py.
 """
 
 from __future__ import annotations
@@ -241,7 +241,8 @@ def build_submit_request(
             hint="Pick a model in the Dream CAD panel (connect to the backend first).",
         )
     if not model.available:
-        code = ErrorCode.WEIGHTS_MISSING if not model.weights_present else ErrorCode.MODEL_FAILED
+        code = (ErrorCode.WEIGHTS_MISSING if not model.weights_present
+                else ErrorCode.MODEL_UNAVAILABLE)
         raise ProtocolError(code, f"{model.name} cannot run: {model.unavailable_reason}",
                             field="model")
     if settings.task not in model.tasks:

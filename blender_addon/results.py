@@ -19,14 +19,13 @@ from shared_protocol.errors import ErrorCode, ProtocolError
 from . import importer, job_previews
 from .client.records import JobRecord, ResultReady, client_error
 from .live_state import STATE, fail_plan, job_record, plan_for, require_session, set_report
+from .preferences import output_directory, preferences
 
 log = logging.getLogger(__name__)
 
 
 def on_result(note: ResultReady, push_undo: bool) -> None:
     """Save the asset (and its preview) and import it if this session is waiting for it."""
-    from .preferences import output_directory, preferences
-
     record = job_record(note.job_id)
     folder = output_directory(preferences())
     stem = f"{display_name(record).replace(' ', '_')}_{note.job_id[:8]}"

@@ -1,11 +1,12 @@
 """The add-on's live side: connecting, submitting, and the timer tick that keeps state current.
 
-The state itself lives in live_state.py (``STATE``, re-exported here with ``SubmitPlan``);
-finished results are delivered by results.py. ``tick`` is registered with ``bpy.app.timers``:
-it drains the socket without waiting, hands results to results.py on the main thread, refreshes
-the queue's display rows and redraws the panel; it keeps no bpy objects or context between
-ticks (objects are found again by name). Background mode has no timers, so ``wait_for`` polls
-the same way until a submitted job has been imported or has failed.
+The state itself lives in live_state.py (``STATE``, re-exported here with ``SubmitPlan`` for
+the operators), beside the read-only accessors the UI uses; finished results are delivered by
+results.py. ``tick`` is registered with ``bpy.app.timers``: it drains the socket without
+waiting, hands results to results.py on the main thread, refreshes the queue's display rows and
+redraws the panel; it keeps no bpy objects or context between ticks (objects are found again
+by name). Background mode has no timers, so ``wait_for`` polls the same way until a submitted
+job has been imported or has failed.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from pathlib import Path
 
 import bpy
 
-from shared_protocol.errors import ErrorCode
-from shared_protocol.messages import ModelInfo, SubmitRequest
+from shared_protocol.errors import ErrorCode, ErrorInfo
+from shared_protocol.messages import SubmitRequest
 
 from . import importer, job_previews
 from .client.records import (
@@ -27,12 +28,12 @@ from .client.records import (
     Disconnected,
     JobDeleted,
     JobEnded,
-    JobRecord,
     JobsListed,
     Notification,
     RequestFailed,
     ResultReady,
     client_error,
+    describe_error,
 )
 from .client.session import Session
 from .live_state import (  # STATE and SubmitPlan are this module's public face too
@@ -41,10 +42,14 @@ from .live_state import (  # STATE and SubmitPlan are this module's public face 
     fail_plan,
     job_record,
     link_plans,
+    model_info,
+    models,
     require_session,
     set_report,
 )
 from .local_backend import LocalBackend
+from .preferences import curve_keys, preferences, user_path
+from .properties import sync_parameters
 from .results import offer_finished, on_result
 
 log = logging.getLogger(__name__)
@@ -61,12 +66,10 @@ CONNECT_WAIT_S = 30.0  # how long background mode waits for a hello reply
 
 def connect(timeout_s: float | None = None) -> Session:
     """(Re)connect with the current preferences; the answer arrives in a later tick."""
-    from .preferences import curve_keys, preferences
-
     prefs = preferences()
-    old_jobs = STATE.session.jobs if STATE.session else {}
-    if STATE.session is not None:
-        STATE.session.close()
+    old = STATE.session
+    if old is not None:
+        old.close()
     session = Session(
         prefs.backend_address.strip(),
         curve=curve_keys(prefs),
@@ -74,8 +77,8 @@ def connect(timeout_s: float | None = None) -> Session:
         reply_timeout_s=prefs.reply_timeout_s,
         connect_timeout_s=timeout_s,
     )
-    if old_jobs and STATE.session and STATE.session.address == session.address:
-        session.tracker.jobs = old_jobs  # watched again and fetched once hello is answered
+    if old is not None:
+        session.adopt(old)  # its jobs are watched again and fetched once hello is answered
     STATE.session = session
     session.connect()
     set_report("INFO", f"Connecting to {session.address}...")
@@ -83,21 +86,8 @@ def connect(timeout_s: float | None = None) -> Session:
     return session
 
 
-def models() -> tuple[ModelInfo, ...]:
-    session = STATE.session
-    if session is None or session.hello is None or not session.connected:
-        return ()
-    return session.hello.models
-
-
-def model_info(model_id: str) -> ModelInfo | None:
-    return next((m for m in models() if m.id == model_id), None)
-
-
 def start_local_backend() -> LocalBackend:
     """Launch the backend from the preferences' Python environment and connect to it."""
-    from .preferences import preferences, user_path
-
     prefs = preferences()
     if STATE.local_backend is not None and STATE.local_backend.running:
         return STATE.local_backend
@@ -109,8 +99,7 @@ def start_local_backend() -> LocalBackend:
         log_path=user_path("logs") / "backend.log",
     )
     backend.start()
-    STATE.local_backend = backend
-    STATE._local_exit_reported = False
+    STATE.local_backend_started(backend)
     connect(timeout_s=LOCAL_START_TIMEOUT_S)
     return backend
 
@@ -133,15 +122,6 @@ def submit(request: SubmitRequest, plan: SubmitPlan) -> str:
     STATE.rows_dirty = True
     ensure_timer()
     return msg_id
-
-
-def active_job() -> JobRecord | None:
-    """The newest job submitted here that is still running or queued."""
-    session = STATE.session
-    if session is None:
-        return None
-    live = [j for j in session.jobs.values() if j.submitted_here and not j.finished]
-    return live[-1] if live else None
 
 
 # --- the tick -----------------------------------------------------------------------------------
@@ -175,26 +155,30 @@ def process(notes: list[Notification], *, push_undo: bool) -> None:
                        f"{len(hello.models)} models.")
             _refresh_parameters()
         elif isinstance(note, Disconnected):  # jobs stay: they are picked up on reconnect
-            set_report("ERROR", note.error.message, note.error.hint or "")
+            _report_error("ERROR", "", note.error)
         elif isinstance(note, ResultReady):
             on_result(note, push_undo)
         elif isinstance(note, JobEnded):
             fail_plan(note.job_id, note.error)
             level = "INFO" if note.state == "cancelled" else "ERROR"
-            label = job_record(note.job_id).name or note.job_id
-            set_report(level, f"{label}: {note.error.message}", note.error.hint or "")
+            _report_error(level, job_record(note.job_id).name or note.job_id, note.error)
         elif isinstance(note, RequestFailed):
             if note.msg_id in STATE.plans:
                 STATE.plans[note.msg_id].error = note.error
             elif note.job_id:
                 fail_plan(note.job_id, note.error)
-            set_report("ERROR", f"{note.action} failed: {note.error.message}",
-                       note.error.hint or "")
+            _report_error("ERROR", f"{note.action} failed", note.error)
         elif isinstance(note, JobsListed):
             offer_finished(note.job_ids)
         elif isinstance(note, JobDeleted):
             _forget_job(note.job_id)
     link_plans()
+
+
+def _report_error(level: str, context: str, error: ErrorInfo) -> None:
+    """Show a server's or the client's error in the panel, with the field at fault."""
+    message, hint = describe_error(error)
+    set_report(level, f"{context}: {message}" if context else message, hint)
 
 
 def _forget_job(job_id: str) -> None:
@@ -237,8 +221,6 @@ def wait_for(msg_id: str, timeout_s: float) -> SubmitPlan:
 
 
 def _refresh_parameters() -> None:
-    from .properties import sync_parameters
-
     for scene in bpy.data.scenes:
         settings = scene.dreamcad
         model = model_info(settings.model_id)
@@ -257,16 +239,13 @@ def _watch_local_backend() -> None:
     backend = STATE.local_backend
     if backend is None:
         return
-    now = time.monotonic()
-    if now - STATE._last_log_read >= LOG_REFRESH_S:
-        STATE._last_log_read = now
+    if STATE.log_read_due(time.monotonic(), LOG_REFRESH_S):
         lines = backend.log_tail()
         if lines != STATE.log_lines:
             STATE.log_lines = lines
             _redraw()
     code = backend.exit_code
-    if code is not None and not STATE._local_exit_reported:
-        STATE._local_exit_reported = True
+    if code is not None and STATE.exit_report_due():
         set_report("ERROR", f"The local backend exited with code {code}.",
                    f"See its log: {backend.log_path}")
 
@@ -328,7 +307,7 @@ def shutdown() -> None:
     atexit.unregister(_stop_at_exit)
     _stop_at_exit()
     job_previews.close_collection()
-    STATE.__init__()
+    STATE.reset()
 
 
 def _stop_at_exit() -> None:

@@ -34,10 +34,12 @@ class ErrorCode(enum.StrEnum):
     INVALID_PARAMETER = "invalid_parameter"
     UNKNOWN_JOB = "unknown_job"
     JOB_NOT_FINISHED = "job_not_finished"
+    JOB_FINISHED = "job_finished"
     RESULT_EXPIRED = "result_expired"
     QUEUE_FULL = "queue_full"
     # Running a job.
     WEIGHTS_MISSING = "weights_missing"
+    MODEL_UNAVAILABLE = "model_unavailable"  # weights present, but it cannot run here
     DISK_FULL = "disk_full"
     CUDA_OUT_OF_MEMORY = "cuda_out_of_memory"
     MODEL_FAILED = "model_failed"
@@ -64,14 +66,22 @@ DEFAULT_HINTS: dict[ErrorCode, str] = {
     ErrorCode.TOO_MANY_FRAMES: "Send fewer images in one request.",
     ErrorCode.PROMPT_TOO_LONG: "Shorten the prompt.",
     ErrorCode.UNKNOWN_MODEL: "Run `dreamcad-backend models` to list installed models.",
-    ErrorCode.UNSUPPORTED_TASK: "Pick a model that supports this task (see hello_reply.models).",
+    ErrorCode.UNSUPPORTED_TASK: "Pick a model that supports this task; `dreamcad-backend models` "
+    "lists each model's tasks.",
     ErrorCode.INVALID_IMAGE: "Send a PNG, JPEG or WebP file that opens in an image viewer.",
-    ErrorCode.INVALID_PARAMETER: "Check the model's parameter schema in hello_reply.models.",
-    ErrorCode.UNKNOWN_JOB: "List jobs with list_jobs_request; results past retention are deleted.",
-    ErrorCode.JOB_NOT_FINISHED: "Wait for the result_event, or poll status_request.",
+    ErrorCode.INVALID_PARAMETER: "Check the model's parameters and their ranges: "
+    "`dreamcad-backend models --json` lists them.",
+    ErrorCode.UNKNOWN_JOB: "List jobs with `dreamcad-backend jobs list`; finished jobs past "
+    "retention are deleted.",
+    ErrorCode.JOB_NOT_FINISHED: "Wait until it has finished; `dreamcad-backend status JOB_ID` "
+    "shows where it is.",
+    ErrorCode.JOB_FINISHED: "Only a queued or running job can be cancelled; "
+    "`dreamcad-backend jobs list` shows each job's state.",
     ErrorCode.RESULT_EXPIRED: "The result was removed by retention; submit the job again.",
     ErrorCode.QUEUE_FULL: "Wait for queued jobs to finish or cancel some.",
     ErrorCode.WEIGHTS_MISSING: "Run `dreamcad-backend download MODEL` on the backend machine.",
+    ErrorCode.MODEL_UNAVAILABLE: "Pick another model: this one cannot run on the backend's "
+    "hardware (`dreamcad-backend models` says why).",
     ErrorCode.DISK_FULL: "Free disk space, or point HF_HOME / --data-dir at a larger disk.",
     ErrorCode.CUDA_OUT_OF_MEMORY: "Lower the resolution or texture size, close other GPU "
     "programs, or pick a smaller model.",

@@ -12,8 +12,6 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from tqdm import tqdm
-
 from backend.cancellation import CancelToken
 from backend.cli.options import (
     add_address,
@@ -26,6 +24,8 @@ from backend.cli.options import (
     views_from,
     weights_from,
 )
+from backend.cli.remote import cancel_remote
+from backend.cli.terminal import ProgressBar
 from backend.doctor import run_checks
 from backend.handlers import model_infos
 from backend.models.registry import ModelCache, ModelRegistry
@@ -36,7 +36,6 @@ from shared_protocol.messages import (
     DEFAULT_FACES,
     DEFAULT_TEXTURE_SIZE,
     ImageInput,
-    Progress,
     SubmitRequest,
 )
 
@@ -91,21 +90,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_data_dir(jobs)
     add_address(jobs)
     jobs.set_defaults(func=run_jobs)
-
-
-class ProgressBar:
-    """A tqdm bar over the job's fraction, showing the stage and message."""
-
-    def __init__(self) -> None:
-        self.bar = tqdm(total=1000, unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
-
-    def __call__(self, progress: Progress, preview: bytes | None = None) -> None:
-        self.bar.set_description(f"{progress.stage:>9}")
-        self.bar.set_postfix_str(progress.message[:40])
-        self.bar.update(int(progress.fraction * 1000) - self.bar.n)
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -231,6 +215,7 @@ def run_doctor(args: argparse.Namespace) -> int:
 
 
 def run_jobs(args: argparse.Namespace) -> int:
+    from backend.jobs.queue import JobQueue
     from backend.jobs.store import JobStore
 
     settings = settings_from(args)
@@ -246,25 +231,13 @@ def run_jobs(args: argparse.Namespace) -> int:
         return 0
     if not args.job_id:
         raise SystemExit("jobs cancel needs a JOB_ID")
-    from backend.cli.remote import cancel_remote
-
     try:
         state = cancel_remote(args, args.job_id)  # a running job is only reachable via the server
     except ProtocolError as error:
         if error.code not in (ErrorCode.TIMEOUT, ErrorCode.BACKEND_UNREACHABLE):
             raise
-        record = store.get(args.job_id)
-        if record is None:
-            raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"no job {args.job_id!r}") from None
-        if record.state in ("queued", "running"):
-            store.update(
-                args.job_id,
-                state="cancelled",
-                error=asdict(
-                    ProtocolError(ErrorCode.CANCELLED, "cancelled while the backend was down").info
-                ),
-            )
-        state = "cancelled" if record.state in ("queued", "running") else record.state
+        JobQueue(store, publish=lambda _job_id, _event: None).cancel_offline(args.job_id)
+        state = "cancelled (in the job store: no backend answered)"
     print(f"{args.job_id}: {state}")
     return 0
 

@@ -12,7 +12,6 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from backend.cli.local import ProgressBar
 from backend.cli.options import (
     add_address,
     add_request,
@@ -21,6 +20,7 @@ from backend.cli.options import (
     task_from,
     views_from,
 )
+from backend.cli.terminal import ProgressBar
 from shared_protocol.client import BackendClient, error_from_wire
 from shared_protocol.messages import (
     CancelReply,

@@ -5,8 +5,9 @@ charts, tiny charts are folded into a neighbour whose axis still sees them from 
 every chart is projected along its axis. Because each face's normal is within 90 deg of its
 chart's axis, the projection keeps its winding: no flipped (mirrored) UVs, so tangent-space
 normal maps are right (unlike xatlas' default, which mirrors a third of the faces). Charts are
-turned to their principal axes and shelf-packed at one texel density, with padding in texels of
-the target texture size. UVs use the glTF convention: u right, v down from the top-left.
+turned to their principal axes and packed at one texel density by their rasterised shapes
+(uv_pack.py; by their boxes above ``uv_pack.MAX_SHAPE_CHARTS`` charts), with padding in texels
+of the target texture size. UVs use the glTF convention: u right, v down from the top-left.
 """
 
 from __future__ import annotations

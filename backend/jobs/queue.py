@@ -4,7 +4,8 @@ States: ``queued -> running -> succeeded | failed | cancelled``, and ``queued ->
 After a crash, ``recover`` puts jobs found ``running`` back in the queue once; a job found running
 a second time (it has already been attempted twice) fails with ``interrupted``, so a job that
 kills the process cannot loop forever. Every change is written to SQLite first and then
-published as an event through ``publish`` (the server forwards it to subscribed clients).
+published as an event through ``publish`` (the server forwards it to subscribed clients). With
+no backend running, ``cancel_offline`` is the one transition the command line makes by itself.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 2  # the first run, and one retry after a crash
 PROGRESS_WRITE_INTERVAL_S = 0.25  # progress reaches clients at every step, SQLite at most 4 Hz
+LIVE_STATES = ("queued", "running")
 
 Publish = Callable[[str, Message], None]
 
@@ -184,6 +186,26 @@ class JobQueue:
         if token is not None:
             token.cancel()
         return self._require(job_id).state
+
+    def cancel_offline(self, job_id: str) -> None:
+        """Cancel a queued or running job while no backend runs (the CLI's ``jobs cancel``).
+
+        No worker holds the job, so a running one (left by a backend that died) is cancelled at
+        once too; otherwise the next backend's ``recover`` would run it again. Each write is a
+        compare-and-set on the state just read: if a backend moved the job on meanwhile, the
+        new state is read and decided again (states only move forward, apart from recover's
+        running -> queued, so this ends). A finished job is JOB_FINISHED, an unknown one
+        UNKNOWN_JOB (with no ``field``: there is no request).
+        """
+        error = ProtocolError(ErrorCode.CANCELLED, "cancelled while the backend was down").info
+        while (record := self.store.get(job_id)) is not None and record.state in LIVE_STATES:
+            if self.store.update(job_id, expect_state=record.state, state="cancelled",
+                                 finished_at=time.time(), error=asdict(error)):
+                return
+        if record is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"no job {job_id!r}")
+        raise ProtocolError(ErrorCode.JOB_FINISHED,
+                            f"job {job_id} has already ended ({record.state}): nothing to cancel")
 
     def delete(self, job_id: str) -> None:
         record = self._require(job_id)

@@ -9,6 +9,7 @@ session's job; the tracker only says what needs sending.
 
 from __future__ import annotations
 
+from shared_protocol.client import error_from_wire
 from shared_protocol.errors import ErrorCode, ErrorInfo
 from shared_protocol.messages import (
     JobFailedEvent,
@@ -28,8 +29,6 @@ from .records import (
     JobRecord,
     Notification,
     ResultReady,
-    client_error,
-    error_code,
     settings_of,
 )
 
@@ -85,8 +84,7 @@ class JobTracker:
         job.progress = info.progress or job.progress
         job.queue_position = info.queue_position
         if info.error is not None:
-            job.error = client_error(error_code(info.error.code), info.error.message,
-                                     info.error.hint)
+            job.error = error_from_wire(info.error).info
         if info.manifest is not None:
             job.manifest = info.manifest
         return job
@@ -134,8 +132,7 @@ class JobTracker:
             return self.result(job_id, message.manifest, message.asset, message.preview)
         if isinstance(message, JobFailedEvent):
             job.state = message.state
-            job.error = client_error(error_code(message.error.code), message.error.message,
-                                     message.error.hint)
+            job.error = error_from_wire(message.error).info
             return [JobChanged(job_id), JobEnded(job_id, message.state, job.error)]
         return []
 
@@ -153,6 +150,10 @@ class JobTracker:
         return [JobChanged(job_id), ResultReady(job_id, manifest, asset, preview)]
 
     # --- reconnecting ------------------------------------------------------------------------
+
+    def adopt(self, old: JobTracker) -> None:
+        """Take over ``old``'s jobs (a new connection to the same backend)."""
+        self.jobs = old.jobs
 
     def to_watch(self) -> list[str]:
         """Jobs to watch again after (re)connecting: live ones, and results we never got."""

@@ -2,7 +2,10 @@
 
 ``JobRecord`` is the live view of one job; the notification dataclasses are what
 ``Session.poll`` hands the runtime each timer tick, so the runtime reacts to changes instead of
-diffing state. ``describe_error`` turns any structured error into the words the panel shows.
+diffing state. ``describe_error`` turns any structured error into the words the panel shows
+(the message with the field at fault, and the hint); ``client_error`` makes one for a failure
+seen here. An error received from the backend becomes a ProtocolError through
+``shared_protocol.client.error_from_wire``, which keeps its field.
 """
 
 from __future__ import annotations
@@ -131,18 +134,6 @@ class JobsListed:
 
 Notification = Connected | Disconnected | JobChanged | ResultReady | JobEnded | RequestFailed
 Notification = Notification | JobsListed | JobDeleted
-
-
-def error_info(error: ProtocolError) -> ErrorInfo:
-    return error.info
-
-
-def error_code(value: str) -> ErrorCode:
-    """The ErrorCode for a code string off the wire; a code newer than this add-on is internal."""
-    try:
-        return ErrorCode(value)
-    except ValueError:
-        return ErrorCode.INTERNAL_ERROR
 
 
 def client_error(code: ErrorCode, message: str, hint: str | None = None) -> ErrorInfo:

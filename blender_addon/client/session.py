@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from shared_protocol.client import BackendClient, CurveKeys
+from shared_protocol.client import BackendClient, CurveKeys, error_from_wire
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.framing import PROTOCOL_VERSION, Envelope
 from shared_protocol.messages import (
@@ -52,7 +52,6 @@ from .records import (
     Notification,
     RequestFailed,
     client_error,
-    error_code,
 )
 
 
@@ -106,6 +105,13 @@ class Session:
         self.error = None
         hello = HelloRequest(client_name="dreamcad-blender", client_version=self.client_version)
         self._send(hello, _Pending("hello", self._clock()))
+
+    def adopt(self, old: Session) -> None:
+        """Take over the jobs of the session this one replaces, if it spoke to the same address:
+        once hello is answered, live ones are watched again and missed results fetched. Jobs of
+        another backend are not carried over (their ids mean nothing here)."""
+        if old.address == self.address:
+            self.tracker.adopt(old.tracker)
 
     def close(self) -> None:
         if self._client is not None:
@@ -253,9 +259,9 @@ class Session:
         if pending.action == "hello":
             self.close()
             self.state = ConnectionState.LOST
-            self.error = client_error(ErrorCode(error.code), error.message, error.hint)
+            self.error = error_from_wire(error).info
             return [Disconnected(self.state, self.error)]
-        info = client_error(error_code(error.code), error.message, error.hint)
+        info = error_from_wire(error).info
         if pending.action in ("status", "fetch"):
             self.tracker.request_failed(pending.job_id, info)
         return [RequestFailed(pending.action, info, pending.job_id, envelope.parent_id or "")]

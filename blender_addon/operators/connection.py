@@ -7,7 +7,7 @@ from bpy.props import FloatProperty, StringProperty
 
 from shared_protocol.errors import ErrorCode, ProtocolError
 
-from .. import runtime
+from .. import live_state, runtime
 from ..properties import sync_parameters
 from .reporting import report_error
 
@@ -74,7 +74,7 @@ class DREAMCAD_OT_select_model(bpy.types.Operator):
     model_id: StringProperty()
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        model = runtime.model_info(self.model_id)
+        model = live_state.model_info(self.model_id)
         if model is None:
             return report_error(self, ProtocolError(
                 ErrorCode.UNKNOWN_MODEL, f"the backend has no model {self.model_id!r}",
@@ -82,7 +82,7 @@ class DREAMCAD_OT_select_model(bpy.types.Operator):
         if not model.available:
             return report_error(self, ProtocolError(
                 ErrorCode.WEIGHTS_MISSING if not model.weights_present
-                else ErrorCode.CUDA_OUT_OF_MEMORY,
+                else ErrorCode.MODEL_UNAVAILABLE,
                 f"{model.name} cannot run here: {model.unavailable_reason}", field="model"))
         settings = context.scene.dreamcad
         settings.model_id = model.id

@@ -16,7 +16,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import DEFAULT_FACES, DEFAULT_TEXTURE_SIZE, SubmitRequest
 
-from .. import importer, runtime
+from .. import importer, live_state, runtime
 from ..image_inputs import collect_images, images_from_sources
 from ..properties import MAX_SEED, build_submit_request
 from .reporting import report_error
@@ -46,7 +46,7 @@ class DREAMCAD_OT_generate(bpy.types.Operator):
                        else runtime.require_session())
             images, sources = collect_images(settings)
             request = build_submit_request(
-                settings, runtime.model_info(settings.model_id), images,
+                settings, live_state.model_info(settings.model_id), images,
                 max_prompt_chars=session.hello.max_prompt_chars if session.hello else None,
             )
             placement = placement_for(context, settings.placement, settings)
@@ -95,7 +95,7 @@ def request_from_provenance(provenance: importer.Provenance) -> SubmitRequest:
     """The request that made an object, with a new random seed."""
     settings = provenance.settings
     task = settings.get("task", "text")
-    if runtime.model_info(provenance.model) is None:
+    if live_state.model_info(provenance.model) is None:
         raise ProtocolError(ErrorCode.UNKNOWN_MODEL,
                             f"this backend has no model {provenance.model!r}", field="model")
     new_seed = random.randrange(MAX_SEED)

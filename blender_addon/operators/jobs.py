@@ -7,7 +7,7 @@ from bpy.props import StringProperty
 
 from shared_protocol.errors import ErrorCode, ProtocolError
 
-from .. import results, runtime
+from .. import live_state, results, runtime
 from .reporting import report_error
 
 
@@ -20,7 +20,7 @@ class DREAMCAD_OT_cancel(bpy.types.Operator):
     job_id: StringProperty(options={"SKIP_SAVE"})
 
     def execute(self, _context: bpy.types.Context) -> set[str]:
-        job = runtime.active_job()
+        job = live_state.active_job()
         job_id = self.job_id or (job.job_id if job else "")
         try:
             if not job_id:

@@ -16,7 +16,7 @@ from bpy.props import EnumProperty
 
 from shared_protocol.errors import ErrorCode, ProtocolError
 
-from .. import runtime
+from .. import live_state
 from ..preferences import user_path
 from ..properties import parameter_value, set_parameter_value, sync_parameters
 from .reporting import report_error
@@ -52,7 +52,7 @@ def apply_preset(settings, data: dict[str, Any]) -> None:
                 setattr(settings, name, data[name])
             except (TypeError, ValueError):
                 continue  # e.g. a preset from a newer add-on with another enum value
-    model = runtime.model_info(settings.model_id)
+    model = live_state.model_info(settings.model_id)
     if model is not None and settings.task not in model.tasks:
         settings.task = model.tasks[0]  # e.g. multi-view input saved with another model
     sync_parameters(settings, model)

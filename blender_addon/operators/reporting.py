@@ -6,13 +6,13 @@ import bpy
 
 from shared_protocol.errors import ErrorInfo, ProtocolError
 
-from .. import runtime
+from ..client.records import describe_error
+from ..live_state import set_report
 
 
 def report_error(operator: bpy.types.Operator, error: ProtocolError | ErrorInfo) -> set[str]:
     """Report ``error`` (message and fix) and return the operator's CANCELLED result."""
-    info = error.info if isinstance(error, ProtocolError) else error
-    text = info.message + (f" ({info.field})" if info.field else "")
-    runtime.set_report("ERROR", text, info.hint or "")
-    operator.report({"ERROR"}, f"{text}. {info.hint}" if info.hint else text)
+    text, hint = describe_error(error.info if isinstance(error, ProtocolError) else error)
+    set_report("ERROR", text, hint)
+    operator.report({"ERROR"}, f"{text}. {hint}" if hint else text)
     return {"CANCELLED"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import runtime
+from .. import live_state
 from .panels import _STATE_ICONS, DreamCadPanel, draw_wrapped
 
 
@@ -35,8 +35,8 @@ class DREAMCAD_PT_queue(DreamCadPanel, bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         live = context.window_manager.dreamcad_live
-        if runtime.STATE.offered:
-            layout.label(text=f"{len(runtime.STATE.offered)} results not in this file",
+        if live_state.STATE.offered:
+            layout.label(text=f"{len(live_state.STATE.offered)} results not in this file",
                          icon="IMPORT")
         layout.template_list("DREAMCAD_UL_jobs", "", live, "jobs", live, "active_job_index",
                              rows=3)

@@ -1,7 +1,7 @@
 """The Dream CAD sidebar (3D Viewport > N > Dream CAD): draw code only, no I/O.
 
-Panels read the scene's settings and the runtime's live state and draw them; every action is
-an operator. Model parameters are drawn from the collection built from the model's
+Panels read the scene's settings and the live state (live_state.py) and draw them; every
+action is an operator. Model parameters are drawn from the collection built from the model's
 ParameterSchema, so no model has its own UI code.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import importer, runtime
+from .. import importer, live_state
 from ..client.records import ConnectionState
 from .status_text import gpu_line, progress_line, wrap
 
@@ -35,7 +35,7 @@ class DREAMCAD_PT_main(DreamCadPanel, bpy.types.Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        session = runtime.STATE.session
+        session = live_state.STATE.session
         box = layout.box()
         if session is not None and session.state is ConnectionState.CONNECTED and session.hello:
             hello = session.hello
@@ -52,13 +52,13 @@ class DREAMCAD_PT_main(DreamCadPanel, bpy.types.Panel):
             row = box.row(align=True)
             row.operator("dreamcad.connect", icon="FILE_REFRESH")
             row.operator("dreamcad.start_local_backend", text="Start Local", icon="PLAY")
-        local = runtime.STATE.local_backend
+        local = live_state.STATE.local_backend
         if local is not None:
             row = box.row()
             state = "running" if local.running else f"exited ({local.exit_code})"
             row.label(text=f"Local backend {state}", icon="CONSOLE")
             row.operator("dreamcad.stop_local_backend", text="", icon="CANCEL")
-        report = runtime.STATE.report
+        report = live_state.STATE.report
         if report is not None and report.level != "INFO":
             draw_wrapped(layout, report.message, icon="ERROR")
             if report.hint:
@@ -72,7 +72,7 @@ class DREAMCAD_PT_model(DreamCadPanel, bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         settings = context.scene.dreamcad
-        models = runtime.models()
+        models = live_state.models()
         if not models:
             layout.label(text="Connect to list the backend's models", icon="INFO")
             return
@@ -87,7 +87,7 @@ class DREAMCAD_PT_model(DreamCadPanel, bpy.types.Panel):
             op.model_id = model.id
             if not model.available:
                 draw_wrapped(column, model.unavailable_reason or "unavailable", icon="ERROR")
-        selected = runtime.model_info(settings.model_id)
+        selected = live_state.model_info(settings.model_id)
         if selected is not None:
             layout.label(text=f"Licence: {selected.license}", icon="COPYRIGHT")
             if selected.description:
@@ -102,7 +102,7 @@ class DREAMCAD_PT_input(DreamCadPanel, bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         settings = context.scene.dreamcad
-        model = runtime.model_info(settings.model_id)
+        model = live_state.model_info(settings.model_id)
         tasks = model.tasks if model else ("text", "image", "multi_image")
         row = layout.row(align=True)
         for task in tasks:
@@ -182,9 +182,9 @@ class DREAMCAD_PT_generate(DreamCadPanel, bpy.types.Panel):
         layout = self.layout
         row = layout.row()
         row.scale_y = 1.6
-        row.enabled = bool(runtime.models())
+        row.enabled = bool(live_state.models())
         row.operator("dreamcad.generate", icon="SHADERFX")
-        job = runtime.active_job()
+        job = live_state.active_job()
         if job is not None:
             row = layout.row(align=True)
             row.progress(factor=job.percent / 100.0, type="BAR",

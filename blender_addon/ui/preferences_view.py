@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from .. import runtime
+from .. import live_state
 
 
 def draw_preferences(prefs, layout: bpy.types.UILayout, _context: bpy.types.Context) -> None:
@@ -24,12 +24,12 @@ def draw_preferences(prefs, layout: bpy.types.UILayout, _context: bpy.types.Cont
     row = box.row(align=True)
     row.operator("dreamcad.start_local_backend", icon="PLAY")
     row.operator("dreamcad.stop_local_backend", icon="CANCEL")
-    local = runtime.STATE.local_backend
+    local = live_state.STATE.local_backend
     if local is not None:
         box.label(text=f"Log: {local.log_path}")
         log_box = box.box()
         column = log_box.column(align=True)
         column.scale_y = 0.7
-        for line in runtime.STATE.log_lines:
+        for line in live_state.STATE.log_lines:
             column.label(text=line[:160])
     layout.prop(prefs, "output_directory")

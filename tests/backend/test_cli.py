@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from backend.jobs.queue import JobQueue
+from backend.jobs.store import JobStore
+from backend.settings import Settings
+from tests.backend.jobs.test_queue import submit
 from tests.support.backend_process import REPO, BackendProcess, free_port
 
 pytestmark = pytest.mark.slow
@@ -110,6 +114,28 @@ def test_client_commands_against_a_running_backend(tmp_path) -> None:
 
         listed = cli("jobs", "list", "--data-dir", str(backend.data_dir))
         assert job_id in listed.stdout and "succeeded" in listed.stdout
+
+
+def test_jobs_cancel_with_no_backend_goes_through_the_queue(tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    queue = JobQueue(JobStore(settings.db_path, settings.jobs_dir), lambda *_: None)
+    job_id = submit(queue)
+    offline = ("--data-dir", str(tmp_path), "--address", f"tcp://127.0.0.1:{free_port()}",
+               "--timeout", "0.5")
+
+    cancelled = cli("jobs", "cancel", job_id, *offline)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert cancelled.stdout.startswith(f"{job_id}: cancelled")
+    record = queue.store.get(job_id)
+    assert record.state == "cancelled" and record.finished_at is not None  # retention sees it
+
+    again = cli("jobs", "cancel", job_id, *offline)
+    assert again.returncode == 1 and "job_finished" in again.stderr
+    unknown = cli("jobs", "cancel", "nope", *offline)
+    assert unknown.returncode == 1 and "unknown_job" in unknown.stderr
+    for result in (again, unknown):  # hints name commands, not protocol messages
+        assert "`dreamcad-backend jobs list`" in result.stderr
+        assert "_request" not in result.stderr and "(field" not in result.stderr
 
 
 def test_unreachable_backend_is_a_clear_error() -> None:

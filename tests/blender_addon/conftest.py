@@ -97,9 +97,7 @@ def reset_runtime(addon: ModuleType) -> None:
         state.local_backend.stop()
     if state.session is not None:
         state.session.close()
-    previews = state.previews
-    state.__init__()
-    state.previews = previews
+    state.reset()  # the preview collection stays open: it belongs to registration
 
 
 def set_parameters(settings, values: dict[str, object]) -> None:

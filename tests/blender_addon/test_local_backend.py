@@ -59,7 +59,7 @@ def test_operators_start_connect_show_log_and_stop(fresh, tmp_path: Path) -> Non
     try:
         pump(fresh, lambda: runtime.STATE.session.connected)
         pump(fresh, lambda: any("serving on" in line for line in runtime.STATE.log_lines))
-        assert [m.id for m in runtime.models()]
+        assert [m.id for m in fresh.live_state.models()]
         process = runtime.STATE.local_backend
     finally:
         bpy.ops.dreamcad.stop_local_backend()

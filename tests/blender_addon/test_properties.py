@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import bpy
 import pytest
 
@@ -81,6 +83,10 @@ def test_missing_or_unavailable_model(fresh, settings) -> None:
     with pytest.raises(ProtocolError, match="no weights") as caught:
         fresh.properties.build_submit_request(settings, gone)
     assert caught.value.code is ErrorCode.WEIGHTS_MISSING
+    too_big = dataclasses.replace(gone, weights_present=True, unavailable_reason="needs 80 GB")
+    with pytest.raises(ProtocolError, match="needs 80 GB") as caught:
+        fresh.properties.build_submit_request(settings, too_big)
+    assert caught.value.code is ErrorCode.MODEL_UNAVAILABLE and caught.value.field == "model"
 
 
 def test_prompt_length_limit_from_the_backend(fresh, settings) -> None:

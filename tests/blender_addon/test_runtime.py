@@ -1,6 +1,7 @@
-"""runtime.py: the backend dying mid-job, reconnecting, and results finished while away.
+"""runtime.py: the backend dying mid-job, reconnecting, results finished while away, and how
+the backend's errors reach the panel.
 
-Each test runs its own real backend subprocess, because they stop it.
+The tests that stop their backend run their own real backend subprocess.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import bpy
 import pytest
 
 from shared_protocol.client import BackendClient
-from shared_protocol.errors import ProtocolError
-from shared_protocol.messages import StatusRequest
+from shared_protocol.errors import ErrorCode, ProtocolError
+from shared_protocol.messages import StatusRequest, SubmitRequest
 from tests.blender_addon.conftest import pump, reset_runtime, text_job
 from tests.blender_addon.operators.test_generate import dreamcad_objects, submit_from_panel
 from tests.support.backend_process import BackendProcess
@@ -42,7 +43,8 @@ def test_backend_killed_mid_job_then_restarted(fresh, own_backend: BackendProces
     connect(fresh)
     msg_id = submit_from_panel(fresh, "purple cone", MEDIUM)
     plan = runtime.STATE.plans[msg_id]
-    pump(fresh, lambda: (job := runtime.active_job()) is not None and job.progress is not None)
+    active_job = fresh.live_state.active_job
+    pump(fresh, lambda: (job := active_job()) is not None and job.progress is not None)
     own_backend.kill()
 
     pump(fresh, lambda: runtime.STATE.session.state.value == "lost")  # no hang
@@ -103,3 +105,16 @@ def test_delete_forgets_the_job(fresh, own_backend) -> None:
     assert bpy.ops.dreamcad.delete(job_id=job_id) == {"FINISHED"}
     pump(fresh, lambda: job_id not in runtime.STATE.session.jobs)
     assert obj.name in bpy.data.objects  # what was imported stays
+
+
+def test_a_refused_request_is_reported_with_its_field(connected) -> None:
+    """The backend's error reaches the plan and the panel with the field at fault."""
+    runtime = connected.runtime
+    request = SubmitRequest(model="no-such-model", task="text", prompt="a torus")
+    msg_id = runtime.submit(request, runtime.SubmitPlan(connected.importer.Placement()))
+    plan = runtime.STATE.plans[msg_id]
+    pump(connected, lambda: plan.done)
+    assert plan.error.code == ErrorCode.UNKNOWN_MODEL.value and plan.error.field == "body.model"
+    report = runtime.STATE.report
+    assert report.level == "ERROR" and report.message.endswith("(body.model)")
+    assert report.hint == plan.error.hint and report.hint

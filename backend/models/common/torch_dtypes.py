@@ -1,8 +1,9 @@
-"""The one table from the dtype names the protocol carries to torch dtypes.
+"""The one table from dtype names (``"float32"``, ``"float16"``, ``"bfloat16"``) to torch dtypes.
 
-Adapters receive ``dtype`` as a string (``"float32"``, ``"float16"``, ``"bfloat16"``) from the
-job; this module turns it into the torch dtype, and a name outside the table into a coded error
-naming the field, so every adapter rejects a bad dtype the same way.
+The dtype is not part of the protocol: the service chooses it when it loads a model
+(``ModelCache.acquire``: the adapter's ``cuda_dtype`` on a GPU, float32 on the CPU) and passes
+its name to ``ModelAdapter.load``. ``torch_dtype`` turns the name into the torch dtype, and a
+name outside the table into a coded error.
 """
 
 from __future__ import annotations

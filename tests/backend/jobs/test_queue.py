@@ -99,6 +99,52 @@ def test_cancel_queued_and_running(tmp_path, events) -> None:
     assert caught.value.code is ErrorCode.UNKNOWN_JOB
 
 
+def test_cancel_offline_goes_through_the_state_machine(tmp_path, events) -> None:
+    queue = make_queue(tmp_path, events)
+    running, queued, done = submit(queue), submit(queue), submit(queue)
+    queue.claim(0)  # a backend died while running it
+    for job_id in (queued, running):
+        queue.cancel_offline(job_id)
+        record = queue.store.get(job_id)
+        assert record.state == "cancelled" and record.finished_at is not None
+        assert record.error["code"] == ErrorCode.CANCELLED.value
+    assert queue.recover() == ([], [])  # a cancelled running job is not run again
+    assert queue.claim(0)[0].job_id == done  # the next backend runs only the live job
+    queue.succeed(done, MANIFEST, b"glb", None)
+    for job_id, code in ((done, ErrorCode.JOB_FINISHED), (queued, ErrorCode.JOB_FINISHED),
+                         ("nope", ErrorCode.UNKNOWN_JOB)):
+        with pytest.raises(ProtocolError) as caught:
+            queue.cancel_offline(job_id)
+        assert caught.value.code is code and caught.value.field is None
+        if job_id == done:
+            assert "already ended (succeeded)" in str(caught.value)
+    assert [m.TYPE for _, m in events] == ["result_event"]  # offline: nobody to tell
+
+
+def test_cancel_offline_never_overwrites_a_job_that_finished_meanwhile(
+    tmp_path, events, monkeypatch
+) -> None:
+    """A backend (another connection to the same file) finishes the job between our read and
+    our write: the write must miss, and the job stays succeeded."""
+    queue = make_queue(tmp_path, events)
+    job_id = submit(queue)
+    queue.claim(0)
+    backend = JobQueue(JobStore(tmp_path / "jobs.sqlite3", tmp_path / "jobs"), lambda *_: None)
+    real_get = queue.store.get
+
+    def get_then_finish_elsewhere(wanted: str):
+        record = real_get(wanted)
+        if record.state == "running":
+            backend.succeed(wanted, MANIFEST, b"glb", None)
+        return record
+
+    monkeypatch.setattr(queue.store, "get", get_then_finish_elsewhere)
+    with pytest.raises(ProtocolError) as caught:
+        queue.cancel_offline(job_id)
+    assert caught.value.code is ErrorCode.JOB_FINISHED
+    assert real_get(job_id).state == "succeeded" and real_get(job_id).error is None
+
+
 def test_crash_recovery_retries_once_then_fails(tmp_path, events) -> None:
     queue = make_queue(tmp_path, events)
     job_id = submit(queue)

@@ -6,7 +6,7 @@ end-to-end path over a real socket is covered by test_session.py and test_runtim
 
 from __future__ import annotations
 
-from shared_protocol.errors import ErrorCode
+from shared_protocol.errors import DEFAULT_HINTS, ErrorCode, ErrorInfo
 from shared_protocol.messages import (
     JobFailedEvent,
     JobInfo,
@@ -61,6 +61,23 @@ def test_failure_event_and_forgotten_jobs_end_the_record(addon) -> None:
     tracker.submitted(SubmitReply(job_id="j3", seed=5, queue_position=1), REQUEST, "m3")
     tracker.request_failed("j3", records.client_error(ErrorCode.TIMEOUT, "slow"))
     assert tracker.jobs["j3"].state == "queued"  # a passing failure leaves it live
+
+
+def test_server_errors_keep_their_field(addon) -> None:
+    tracker = addon.client.job_tracker.JobTracker()
+    tracker.submitted(SubmitReply(job_id="j1", seed=3, queue_position=0), REQUEST, "m1")
+    error = ErrorInfo(code="invalid_parameter", message="steps must be at most 64",
+                      field="body.parameters.steps")
+    notes = tracker.event(JobFailedEvent(job_id="j1", state="failed", error=error), "m1")
+    assert notes[1].error.field == "body.parameters.steps"
+    assert notes[1].error.hint == DEFAULT_HINTS[ErrorCode.INVALID_PARAMETER]  # none was sent
+
+    newer = ErrorInfo(code="from_a_newer_backend", message="?", field="body.images[0].data",
+                      hint="do this")
+    job = tracker.merge(JobInfo(job_id="j2", state="failed", model="procedural", task="text",
+                                prompt="", name="", priority=0, created_at=0.0, error=newer))
+    assert job.error == ErrorInfo(code=ErrorCode.INTERNAL_ERROR.value, message="?",
+                                  field="body.images[0].data", hint="do this")
 
 
 def test_reconnect_rewatches_live_jobs_and_results_never_received(addon) -> None:

@@ -50,8 +50,23 @@ def test_refused_submit_is_a_request_failure_with_the_field(addon, backend) -> N
     failure = next(n for n in notes if type(n).__name__ == "RequestFailed")
     assert failure.action == "submit" and failure.msg_id == msg_id
     assert failure.error.code == ErrorCode.UNKNOWN_MODEL.value
+    assert failure.error.field == "body.model"
     assert session.connected  # a refused request is not a lost connection
     session.close()
+
+
+def test_a_new_session_adopts_the_jobs_of_the_same_backend_only(addon) -> None:
+    client = addon.client
+    address = f"tcp://127.0.0.1:{free_port()}"
+    old = client.Session(address)
+    old.tracker.jobs["j1"] = client.JobRecord("j1", "torus", "procedural", "torus", "text", 1)
+    old.close()
+    again = client.Session(address)
+    again.adopt(old)
+    assert list(again.jobs) == ["j1"] and again.tracker.to_watch() == ["j1"]
+    elsewhere = client.Session(f"tcp://127.0.0.1:{free_port()}")
+    elsewhere.adopt(old)
+    assert elsewhere.jobs == {}  # job ids of another backend mean nothing there
 
 
 def test_nothing_listening_turns_lost_with_a_fix(addon) -> None:

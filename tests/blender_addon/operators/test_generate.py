@@ -23,7 +23,7 @@ def submit_from_panel(addon, prompt: str, params=FAST) -> str:
     """What pressing Generate does in the UI (the operator's foreground path), minus waiting."""
     text_job(addon, prompt, params)
     settings = bpy.context.scene.dreamcad
-    model = addon.runtime.model_info(settings.model_id)
+    model = addon.live_state.model_info(settings.model_id)
     request = addon.properties.build_submit_request(settings, model)
     placement = addon.operators.generate.placement_for(bpy.context, "CURSOR", settings)
     return addon.runtime.submit(request, addon.runtime.SubmitPlan(placement))
@@ -77,7 +77,7 @@ def test_cancel_a_running_job(connected) -> None:
     msg_id = submit_from_panel(connected, "green sphere", SLOW)
     plan = connected.runtime.STATE.plans[msg_id]
     runtime = connected.runtime
-    pump(connected, lambda: (job := runtime.active_job()) is not None and job.progress)
+    pump(connected, lambda: (job := connected.live_state.active_job()) is not None and job.progress)
     assert bpy.ops.dreamcad.cancel() == {"FINISHED"}
     pump(connected, lambda: plan.done)
     assert plan.error is not None and plan.error.code == ErrorCode.CANCELLED.value

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import bpy
 import pytest
 
+from shared_protocol.errors import DEFAULT_HINTS, ErrorCode
 from shared_protocol.messages import ModelInfo, Progress
 from tests.blender_addon.ui.recording_layout import RecordingLayout
 
@@ -50,9 +51,9 @@ def test_connected_panel_shows_backend_models_and_schema_parameters(connected) -
     buttons = layout.find("operator", name="dreamcad.select_model")
     assert [b.properties["model_id"] for b in buttons] == [m.id for m in hello.models]
     (select,) = [b for b in buttons if b.properties["model_id"] == "procedural"]
-    assert select.text == connected.runtime.model_info("procedural").name and select.enabled
+    assert select.text == connected.live_state.model_info("procedural").name and select.enabled
     assert any(t.startswith("Licence: ") for t in layout.texts("label"))
-    model = connected.runtime.model_info("procedural")
+    model = connected.live_state.model_info("procedural")
     drawn = [c.text for c in layout.calls if c.kind == "prop" and c.name.endswith("_value")]
     assert drawn == [p.label or p.name for p in model.parameters]  # one widget per schema entry
     (generate,) = layout.find("operator", name="dreamcad.generate")
@@ -69,6 +70,17 @@ def test_unavailable_model_is_disabled_with_its_reason(connected) -> None:
     (row,) = layout.find("operator", text="Big Model")
     assert not row.enabled
     assert "run `dreamcad-backend download big`" in " ".join(layout.texts("label"))
+    with pytest.raises(RuntimeError, match="Big Model cannot run here"):
+        bpy.ops.dreamcad.select_model(model_id="big")
+    assert connected.runtime.STATE.report.hint == DEFAULT_HINTS[ErrorCode.WEIGHTS_MISSING]
+    too_big = dataclasses.replace(missing, id="huge", weights_present=True,
+                                  unavailable_reason="needs 24000 MB of VRAM")
+    session.hello = dataclasses.replace(session.hello, models=(*session.hello.models, too_big))
+    with pytest.raises(RuntimeError, match="needs 24000 MB of VRAM"):
+        bpy.ops.dreamcad.select_model(model_id="huge")
+    report = connected.runtime.STATE.report
+    assert report.message.endswith("(model)")
+    assert report.hint == DEFAULT_HINTS[ErrorCode.MODEL_UNAVAILABLE]
 
 
 def test_progress_bar_and_queue_rows(connected) -> None:
