@@ -1,45 +1,162 @@
-"""The steps of one TripoSR generation, as functions the adapter and the benchmark share.
+"""One TripoSR run, step by step: a cut-out image -> a coloured mesh in the backend frame.
 
-``condition_image`` is upstream's run.py preprocessing (cut-out, foreground framing, grey
-composite); ``encode`` runs the network; ``density_grid`` samples the field on the
-marching-cubes grid chunk by chunk (a callback between chunks reports progress and honours
-cancellation); ``surface`` extracts the mesh in the backend frame; ``make_color_field`` wraps
-the colour head as the numpy point field the geometry pipeline bakes textures from.
+1. condition: upstream run.py's framing of the cut-out (``resize_foreground`` to the
+   foreground ratio, flattened onto grey); the cut-out itself is made before (the adapter
+   template's shared one), so an image arrives here with its subject mask as alpha;
+2. encode: image -> triplanes (autocast in the half dtype on CUDA);
+3. field: density on the marching-cubes grid, chunk by chunk;
+4. surface: marching cubes, turned into the backend frame;
+5. colour: the colour head wrapped as a numpy point field, and the vertex colours.
+
+``on_event(stage, step, total, message, preview)`` is called at every stage boundary and after
+every field chunk: the caller reports progress and raises there to cancel. The step functions
+are public so the benchmark can time them one by one. Nothing here knows about adapters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
+from torch.nn import functional as nnf
 
-from backend.models.common.background import composite_on_grey, remove_background, resize_foreground
+from backend.models.common.background import composite_on_grey, resize_foreground
 from backend.models.triposr.isosurface import (
+    DEFAULT_THRESHOLD,
     from_backend_frame,
     grid_points,
     marching_cubes,
     to_backend_frame,
 )
-from backend.models.triposr.model import TripoSRNet, autocast_for, prepare_condition
+from backend.models.triposr.network import TripoSRNet
 
 # Points per decoder call used when the caller asks for no chunking on a large grid.
 MAX_UNCHUNKED = 1 << 22
+PREVIEW_SIZE = 128  # largest side of the conditioning preview sent with the first event
+
+PointField = Callable[[np.ndarray], np.ndarray]
+
+
+class EventFn(Protocol):
+    """What ``on_event`` is called with (the shape of the backend's progress callback)."""
+
+    def __call__(
+        self, stage: str, step: int, total: int, message: str = "",
+        preview: np.ndarray | None = None,
+    ) -> None: ...
+
+
+def _ignore(stage: str, step: int, total: int, message: str = "",
+            preview: np.ndarray | None = None) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class TripoSRSettings:
+    """One run's settings; the defaults are upstream run.py's."""
+
+    foreground_ratio: float = 0.85
+    # False: the image is used exactly as sent (upstream's --no-remove-bg: the caller has
+    # already centred the subject on grey).
+    frame_subject: bool = True
+    mc_resolution: int = 256
+    chunk_size: int = 8192  # field points per decoder call; 0: all at once
+    density_threshold: float = DEFAULT_THRESHOLD
+
+
+@dataclass
+class TripoSROutput:
+    """vertices (n, 3) float32 and faces (m, 3) int64 in the backend frame, outward wound;
+    vertex_colors (n, 3) float32 sRGB in [0, 1]; color_field the same colour at any points;
+    condition (s, s, 3) uint8, the image the network saw."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    vertex_colors: np.ndarray
+    color_field: PointField
+    condition: np.ndarray
+
+
+class TripoSRPipeline:
+    """A loaded network and the dtype its encoder runs in on CUDA."""
+
+    def __init__(self, model: TripoSRNet, dtype: torch.dtype = torch.float32) -> None:
+        self.model = model
+        self.dtype = dtype
+
+    def __call__(
+        self, rgba: np.ndarray, settings: TripoSRSettings, on_event: EventFn = _ignore
+    ) -> TripoSROutput:
+        """rgba (h, w, 4) uint8 whose alpha is the subject mask -> the mesh and its colour."""
+        model = self.model
+        on_event("preprocess", 0, 1, "framing the subject")
+        image = condition_image(rgba, settings.foreground_ratio, settings.frame_subject)
+        on_event("preprocess", 1, 1, f"{image.shape[1]}x{image.shape[0]} on grey",
+                 preview=_preview(image))
+
+        on_event("encode", 0, 1, "image -> triplanes")
+        planes = encode(model, image, self.dtype)
+        on_event("encode", 1, 1, "triplanes ready")
+
+        resolution = settings.mc_resolution
+
+        def between_chunks(done: int, total: int) -> None:
+            on_event("field", done, total, f"density at {done}/{total} grid points")
+
+        density = density_grid(model, planes, resolution, settings.chunk_size, between_chunks)
+
+        on_event("surface", 0, 1, f"marching cubes at {resolution}^3")
+        vertices, faces = surface(density, settings.density_threshold, model.config.radius)
+        color_field = make_color_field(model, planes, settings.chunk_size)
+        vertex_colors = color_field(vertices)
+        on_event("surface", 1, 1, f"{len(faces)} triangles")
+        return TripoSROutput(vertices, faces, vertex_colors, color_field, image)
+
+
+# --- the steps ------------------------------------------------------------------------------
 
 
 def condition_image(
-    pixels: np.ndarray, foreground_ratio: float = 0.85, background: str = "auto"
-) -> tuple[np.ndarray, str]:
-    """(h, w, 3|4) uint8 -> ((s, s, 3) uint8 conditioning image, how the cut-out was made).
+    rgba: np.ndarray, foreground_ratio: float = 0.85, frame_subject: bool = True
+) -> np.ndarray:
+    """(h, w, 4) uint8 cut-out (alpha = subject) -> (s, s, 3) uint8 conditioning image.
 
-    ``background`` "none" uses the image as it is (upstream's --no-remove-bg: the caller has
-    already centred the subject on grey); otherwise cut out, frame and flatten onto grey.
+    Framed to ``foreground_ratio`` of a square and flattened onto grey, as upstream's run.py;
+    ``frame_subject`` False keeps the colour channels as they are.
     """
-    if background == "none":
-        return np.ascontiguousarray(pixels[:, :, :3]), "none"
-    cutout = remove_background(pixels, method=background)
-    framed = resize_foreground(cutout.rgba, foreground_ratio)
-    return composite_on_grey(framed), cutout.method
+    if not frame_subject:
+        return np.ascontiguousarray(rgba[:, :, :3])
+    return composite_on_grey(resize_foreground(rgba, foreground_ratio))
+
+
+def prepare_condition(image: np.ndarray, size: int) -> torch.Tensor:
+    """Upstream's image preprocessing: an RGB uint8 or float image -> (1, 3, size, size) float.
+
+    image : (h, w, 3) uint8 (scaled by 1/255) or float in [0, 1]
+    Resized with antialiased bilinear interpolation, as upstream's ImagePreprocessor does.
+    """
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an (h, w, 3) image, got {image.shape}")
+    pixels = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
+    tensor = tensor.permute(2, 0, 1).unsqueeze(0)
+    return nnf.interpolate(
+        tensor, (size, size), mode="bilinear", align_corners=False, antialias=True
+    )
+
+
+@contextlib.contextmanager
+def autocast_for(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
+    """Mixed precision on CUDA for half dtypes; plain float32 elsewhere."""
+    if device.type == "cuda" and dtype in (torch.float16, torch.bfloat16):
+        with torch.autocast("cuda", dtype=dtype):
+            yield
+    else:
+        yield
 
 
 @torch.no_grad()
@@ -90,9 +207,7 @@ def surface(
     return to_backend_frame(vertices), faces
 
 
-def make_color_field(
-    model: TripoSRNet, planes: torch.Tensor, chunk_size: int
-) -> Callable[[np.ndarray], np.ndarray]:
+def make_color_field(model: TripoSRNet, planes: torch.Tensor, chunk_size: int) -> PointField:
     """Points (k, 3) in the backend frame -> sRGB colour (k, 3) float32 in [0, 1]."""
     device = planes.device
 
@@ -105,3 +220,8 @@ def make_color_field(
         return color.cpu().numpy().astype(np.float32)
 
     return field
+
+
+def _preview(image: np.ndarray) -> np.ndarray:
+    step = max(1, image.shape[0] // PREVIEW_SIZE)
+    return np.ascontiguousarray(image[::step, ::step])
