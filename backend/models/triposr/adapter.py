@@ -111,15 +111,13 @@ class TripoSRAdapter(ModelAdapter):
 
         assert self.pipeline is not None  # the template calls us only when loaded
         params = request.parameters
-        resolution = params["mc_resolution"]
         settings = TripoSRSettings(
             foreground_ratio=params["foreground_ratio"],
             frame_subject=params["background"] != "none",
-            mc_resolution=resolution,
+            mc_resolution=params["mc_resolution"],
             chunk_size=params["chunk_size"],
             density_threshold=params["density_threshold"],
         )
-        every = max(1, resolution**3 // FIELD_UPDATES)
         reported = [0]
 
         def on_event(stage: str, step: int, total: int, message: str = "",
@@ -127,7 +125,7 @@ class TripoSRAdapter(ModelAdapter):
             # Cancel is honoured at every event (every field chunk); field progress is thinned.
             cancel.raise_if_cancelled()
             if stage == "field":
-                if step - reported[0] < every and step != total:
+                if step - reported[0] < max(1, total // FIELD_UPDATES) and step != total:
                     return
                 reported[0] = step
             progress(stage, step, total, message, preview=preview)
