@@ -25,7 +25,7 @@ TINY_SEED = 0
 TINY_SCALE = 1.5
 
 TINY_PARAMETERS: dict[str, dict[str, Any]] = {
-    MODEL_ID: {"mc_resolution": 24, "chunk_size": 4096, "density_threshold": 1.0},
+    MODEL_ID: {"mc_resolution": 16, "chunk_size": 1024, "density_threshold": 1.0},
 }
 
 
