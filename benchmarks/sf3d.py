@@ -34,18 +34,16 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from backend.models.common.background import remove_background  # noqa: E402
 from backend.models.common.cuda_graph import GraphedForward  # noqa: E402
-from backend.models.sf3d.config import (  # noqa: E402
-    SF3DConfig,
-    config_from_dict,
-    tiny_config_dict,
-)
-from backend.models.sf3d.isosurface import MarchingTetrahedra, TetGrid  # noqa: E402
-from backend.models.sf3d.loading import randomize_weights  # noqa: E402
-from backend.models.sf3d.network import SF3DNetwork, default_camera  # noqa: E402
-from backend.models.sf3d.preprocess import condition_image  # noqa: E402
-from backend.models.sf3d.reconstruct import decode_chunked, extract_mesh  # noqa: E402
 from backend.models.common.torch_dtypes import DTYPES  # noqa: E402
+from backend.models.sf3d.config import SF3DConfig, config_from_dict  # noqa: E402
+from backend.models.sf3d.isosurface import MarchingTetrahedra, TetGrid  # noqa: E402
+from backend.models.sf3d.loading import reset_buffers  # noqa: E402
+from backend.models.sf3d.network import SF3DNetwork, default_camera  # noqa: E402
+from backend.models.sf3d.pipeline import decode_chunked, extract_mesh  # noqa: E402
+from backend.models.sf3d.preprocess import Conditioning, condition_image  # noqa: E402
+from backend.models.sf3d.testing import randomize_weights, tiny_config_dict  # noqa: E402
 
 
 def disc_image(size: int = 1024) -> np.ndarray:
@@ -80,6 +78,11 @@ class Timer:
         return {k: round(statistics.median(v), 4) for k, v in self.samples.items()}
 
 
+def preprocess(image: np.ndarray, config: SF3DConfig) -> Conditioning:
+    """The preprocess stage as a job runs it: the shared cut-out, then SF3D's framing."""
+    return condition_image(remove_background(image).rgba, config, 0.85)
+
+
 def autocast(device: torch.device, dtype: torch.dtype):
     if device.type == "cuda" and dtype != torch.float32:
         return torch.autocast("cuda", dtype=dtype)
@@ -102,7 +105,7 @@ def bench_ours(model: SF3DNetwork, args: argparse.Namespace, device: torch.devic
     encode = model.scene_codes if args.eager else GraphedForward(
         model.scene_codes, autocast_dtype=None if dtype == torch.float32 else dtype)
     with autocast(device, dtype):
-        cond = condition_image(image, config, 0.85)
+        cond = preprocess(image, config)
         first, _ = model.scene_codes(cond.rgb.to(device), c2w, intrinsic)
     # Random weights put the official threshold (10) anywhere; draw the surface where 30 % of
     # the grid is occupied instead, so mesh extraction does realistic work.
@@ -116,7 +119,7 @@ def bench_ours(model: SF3DNetwork, args: argparse.Namespace, device: torch.devic
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
         start = time.perf_counter()
-        cond = timer.run("preprocess", lambda: condition_image(image, config, 0.85))
+        cond = timer.run("preprocess", lambda: preprocess(image, config))
         rgb, mask = cond.rgb.to(device), cond.mask.to(device)
         with autocast(device, dtype):
             planes, _ = timer.run("encode", lambda: encode(rgb, c2w, intrinsic))  # noqa: B023
@@ -228,9 +231,7 @@ def main() -> None:
     randomize_weights(model, seed=0)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     model = model.to(device).eval()
-    from backend.models.sf3d.loading import _reset_buffers
-
-    _reset_buffers(model)
+    reset_buffers(model)
     if args.compile:
         model.backbone = torch.compile(model.backbone)
     ours, planes, rgb = bench_ours(model, args, device, dtype)

@@ -38,16 +38,14 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from backend.models.common.background import remove_background  # noqa: E402
 from backend.models.common.torch_dtypes import DTYPES  # noqa: E402
-from backend.models.triposr import inference  # noqa: E402
-from backend.models.triposr.config import TripoSRConfig, tiny_config  # noqa: E402
+from backend.models.triposr import pipeline  # noqa: E402
+from backend.models.triposr.config import TripoSRConfig  # noqa: E402
 from backend.models.triposr.isosurface import grid_points  # noqa: E402
-from backend.models.triposr.loading import (  # noqa: E402
-    load_model,
-    random_state,
-    write_model_folder,
-)
-from backend.models.triposr.model import TripoSRNet  # noqa: E402
+from backend.models.triposr.loading import load_model, write_model_folder  # noqa: E402
+from backend.models.triposr.network import TripoSRNet  # noqa: E402
+from backend.models.triposr.testing import random_state, tiny_config  # noqa: E402
 
 # Random weights give a speckled field with no object at upstream's threshold (25); the level
 # at this quantile gives about as many faces as a real object's mesh (~150k at 128^3).
@@ -66,6 +64,11 @@ def input_image(size: int = 512) -> np.ndarray:
     rgba[..., 2] = 90
     rgba[..., 3] = np.where(body | head, 255, 0)
     return rgba
+
+
+def condition(image: np.ndarray, foreground_ratio: float) -> np.ndarray:
+    """The preprocess stage as a job runs it: the shared cut-out, then TripoSR's framing."""
+    return pipeline.condition_image(remove_background(image).rgba, foreground_ratio)
 
 
 def sync(device: torch.device) -> None:
@@ -95,17 +98,17 @@ def run_ours(
     device = next(model.parameters()).device
     seconds: dict[str, float] = {}
     with timed(seconds, "preprocess", device):
-        condition, _ = inference.condition_image(image, args.foreground_ratio)
+        conditioning = condition(image, args.foreground_ratio)
     with timed(seconds, "encode", device):
-        planes = inference.encode(model, condition, dtype)
+        planes = pipeline.encode(model, conditioning, dtype)
     with timed(seconds, "field", device):
-        density = inference.density_grid(model, planes, args.mc_resolution, chunk)
+        density = pipeline.density_grid(model, planes, args.mc_resolution, chunk)
     if threshold is None:
         threshold = float(np.quantile(density.cpu().numpy(), OBJECT_QUANTILE))
     with timed(seconds, "surface", device):
-        vertices, faces = inference.surface(density, threshold, model.config.radius, mc_method)
+        vertices, faces = pipeline.surface(density, threshold, model.config.radius, mc_method)
     with timed(seconds, "colour", device):
-        inference.make_color_field(model, planes, chunk)(vertices)
+        pipeline.make_color_field(model, planes, chunk)(vertices)
     outputs = {
         "planes": planes,
         "density": density.cpu(),
@@ -178,9 +181,9 @@ def upstream_runner(
     def run() -> tuple[dict[str, float], dict]:
         seconds: dict[str, float] = {}
         with timed(seconds, "preprocess", device):
-            condition, _ = inference.condition_image(image, args.foreground_ratio)
+            conditioning = condition(image, args.foreground_ratio)
         with timed(seconds, "encode", device):
-            planes = model([condition], device=str(device))
+            planes = model([conditioning], device=str(device))
         with timed(seconds, "field", device):
             radius = config.radius
             points = grid_points(args.mc_resolution, radius, device)

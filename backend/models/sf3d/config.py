@@ -3,14 +3,14 @@
 The official file names each part by its upstream class path (``*_cls``) plus a dict of
 options; only the architectures SF3D ships with are accepted. The image encoders are named by
 their hub ids (``facebook/dinov2-large``, open_clip ``ViT-B-32``); their architectures are
-built here from local tables, never fetched. Tiny test configs may give the encoder sizes inline
-(``image_tokenizer.dino``, ``image_estimator.clip``): upstream ignores unknown keys, so such a
-file still loads there too.
+built here from local tables, never fetched. Tiny test configs (testing.py) may give the encoder
+sizes inline (``image_tokenizer.dino``, ``image_estimator.clip``): upstream ignores unknown keys,
+so such a file still loads there too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -264,76 +264,3 @@ def load_config(path: Path) -> SF3DConfig:
         raise _bad("is not a mapping", "yaml")
     return config_from_dict(raw)  # type: ignore[arg-type]
 
-
-@dataclass(frozen=True)
-class RunOptions:
-    """Per-request settings (the upstream CLI's options)."""
-
-    foreground_ratio: float = 0.85
-    texture_resolution: int = 1024
-    remesh: str = "none"
-    target_vertex_count: int = -1
-    chunk_size: int = 262_144
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def tiny_config_dict() -> dict[str, Any]:
-    """A few-kB SF3D in the official config.yaml layout, for tests and ``--tiny`` smoke runs.
-
-    Every part keeps its structure (camera modulation, two-stream blocks, pixel shuffle, all
-    heads, both CLIP towers); only widths, depths and grid sizes shrink. The DINOv2 grid (5x5
-    positions, 4x4 patches from a 56 px input) exercises the position-embedding resize.
-    """
-    dec_heads = [
-        {"name": "density", "out_channels": 1, "out_bias": -1.0, "n_hidden_layers": 2,
-         "output_activation": "trunc_exp"},
-        {"name": "features", "out_channels": 3, "n_hidden_layers": 3,
-         "output_activation": "sigmoid"},
-        {"name": "perturb_normal", "out_channels": 3, "n_hidden_layers": 3,
-         "output_activation": "normalize_channel_last"},
-        {"name": "vertex_offset", "out_channels": 3, "n_hidden_layers": 2},
-    ]
-    material_head = {"out_channels": 1, "n_hidden_layers": 3, "output_activation": "linear",
-                     "add_to_decoder_features": True, "output_bias": 1.0, "shape": [-1, 1, 1]}
-    return {
-        "cond_image_size": 56, "isosurface_resolution": 16, "isosurface_threshold": 1.0,
-        "radius": 0.87, "background_color": [0.5, 0.5, 0.5], "default_fovy_deg": 40.0,
-        "default_distance": 1.6,
-        "camera_embedder_cls": EXPECTED_CLASSES["camera_embedder_cls"],
-        "camera_embedder": {"in_channels": 25, "out_channels": 16,
-                            "conditions": ["c2w_cond", "intrinsic_normed_cond"]},
-        "image_tokenizer_cls": EXPECTED_CLASSES["image_tokenizer_cls"],
-        "image_tokenizer": {"pretrained_model_name_or_path": "tiny", "width": 56, "height": 56,
-                            "modulation_cond_dim": 16,
-                            "dino": {"hidden_size": 32, "num_hidden_layers": 2,
-                                     "num_attention_heads": 2, "image_size": 70}},
-        "tokenizer_cls": EXPECTED_CLASSES["tokenizer_cls"],
-        "tokenizer": {"plane_size": 8, "num_channels": 32},
-        "backbone_cls": EXPECTED_CLASSES["backbone_cls"],
-        "backbone": {"num_attention_heads": 2, "attention_head_dim": 16,
-                     "raw_triplane_channels": 32, "triplane_channels": 32,
-                     "raw_image_channels": 32, "num_latents": 8, "num_blocks": 2,
-                     "num_basic_blocks": 1, "norm_num_groups": 8, "cross_attention_dim": 32},
-        "post_processor_cls": EXPECTED_CLASSES["post_processor_cls"],
-        "post_processor": {"in_channels": 32, "out_channels": 8, "scale_factor": 2,
-                           "conv_layers": 2},
-        "decoder_cls": EXPECTED_CLASSES["decoder_cls"],
-        "decoder": {"in_channels": 24, "n_neurons": 16, "activation": "silu",
-                    "heads": dec_heads},
-        "image_estimator_cls": EXPECTED_CLASSES["image_estimator_cls"],
-        "image_estimator": {
-            "model": "tiny-clip", "distribution": "beta", "distribution_eval": "mode",
-            "hidden_features": 16,
-            "clip": {"embed_dim": 16, "vision_width": 32, "vision_layers": 1,
-                     "vision_patch_size": 32, "image_size": 224, "text_width": 16,
-                     "text_layers": 1, "text_heads": 2, "context_length": 8,
-                     "vocab_size": 64, "head_width": 16},
-            "heads": [{"name": "roughness", **material_head},
-                      {"name": "metallic", **material_head}],
-        },
-        "global_estimator_cls": EXPECTED_CLASSES["global_estimator_cls"],
-        "global_estimator": {"triplane_features": 32, "hidden_features": 16,
-                             "heads": [{"name": "sg_amplitudes", "out_channels": 24,
-                                        "n_hidden_layers": 3, "output_activation": "softplus",
-                                        "output_bias": 1.0, "shape": [-1, 24, 1]}]},
-    }

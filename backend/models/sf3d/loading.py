@@ -4,21 +4,27 @@ The official ``model.safetensors`` stores each tensor once under the names of
 :class:`SF3DNetwork`'s state dict (mixed fp16/fp32). Loading is strict: a missing, unexpected or
 mis-shaped tensor is an error naming it. Upstream's flat ``image_tokenizer.modulations.N`` list
 aliases the per-layer modulations; a file saved under those names is mapped back.
+``save_checkpoint`` writes the same layout (testing.py uses it for tiny random models). Upstream's
+tet grids (``{resolution}_tets.npz``) ship in its GitHub repo, not on the hub: ``tet_grid``
+reads one when it is found and builds our regular grid of the same size otherwise.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import torch
 
 from backend.models.sf3d.config import SF3DConfig, load_config
+from backend.models.sf3d.isosurface import TetGrid
 from backend.models.sf3d.network import SF3DNetwork
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
+TETS_DIR_ENV = "DREAMCAD_SF3D_TETS_DIR"  # a folder holding upstream's {resolution}_tets.npz
 _FLAT_MODULATION = re.compile(r"^image_tokenizer\.modulations\.(\d+)\.(.+)$")
 
 
@@ -101,13 +107,14 @@ def load_network(
     state = read_state_dict(folder / WEIGHTS_FILE)
     model.to_empty(device="cpu")
     # Non-persistent buffers are not in the file: recompute them on the real device.
-    _reset_buffers(model)
+    reset_buffers(model)
     load_weights(model, state)
     model = model.to(device=device, dtype=dtype).eval()
     return model, config
 
 
-def _reset_buffers(model: SF3DNetwork) -> None:
+def reset_buffers(model: SF3DNetwork) -> None:
+    """Set the normalisation buffers the file does not hold (they are not persistent)."""
     from backend.models.sf3d.clip import CLIP_MEAN, CLIP_STD
     from backend.models.sf3d.dinov2 import IMAGENET_MEAN, IMAGENET_STD
 
@@ -129,18 +136,18 @@ def save_checkpoint(model: SF3DNetwork, folder: Path, config_yaml: str) -> None:
     save_file(state, str(folder / WEIGHTS_FILE))
 
 
-def randomize_weights(model: torch.nn.Module, seed: int) -> None:
-    """Fill every float tensor but ``bbox`` with seeded Gaussian noise (tests, benchmarks).
+def tet_grid_file(resolution: int, weights_dir: Path | None) -> Path | None:
+    """Upstream's ``{resolution}_tets.npz``: in ``DREAMCAD_SF3D_TETS_DIR``, else the weights
+    folder or its ``load/tets`` (where upstream's repo keeps them); None when absent."""
+    name = f"{resolution}_tets.npz"
+    folders = [Path(env)] if (env := os.environ.get(TETS_DIR_ENV)) else []
+    if weights_dir is not None:
+        folders += [Path(weights_dir), Path(weights_dir) / "load" / "tets"]
+    return next((folder / name for folder in folders if (folder / name).is_file()), None)
 
-    Scaled by 1/sqrt(fan-in) (all but the first dimension) so activations stay finite through
-    the deep stacks; vectors and scalars get std 0.5 so zero-initialised modulations and norms
-    take part too.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if tensor.is_floating_point() and name != "bbox":
-                fan_in = max(tensor[0].numel(), 1) if tensor.ndim > 1 else 0
-                scale = 0.5 if tensor.ndim <= 1 else 1.0 / fan_in**0.5
-                noise = torch.randn(tensor.shape, generator=generator) * scale
-                tensor.copy_(noise.to(tensor.dtype))
+
+def tet_grid(resolution: int, weights_dir: Path | None) -> TetGrid:
+    """The tet grid for ``resolution``: upstream's file when found, else our regular grid of the
+    same size (``resolution // 2`` cells a side)."""
+    path = tet_grid_file(resolution, weights_dir)
+    return TetGrid.from_npz(path) if path else TetGrid.regular(resolution // 2)

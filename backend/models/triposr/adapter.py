@@ -1,19 +1,19 @@
-"""The ``triposr`` model adapter: one image -> a RawAsset with a colour field, via TripoSR.
+"""The ``triposr`` card and hooks: one cut-out image -> a RawAsset with a colour field.
 
 Parameters are upstream CLI's options (foreground ratio 0.85, marching-cubes resolution 256,
-chunk size 8192) plus the density threshold of upstream's ``extract_mesh`` and the choice of
-background removal. Weights come from a local folder laid out like ``stabilityai/TripoSR``;
-nothing is fetched. On CUDA the image encoder and transformer run under autocast in the
-requested half dtype, the field query stays float32 (its exp density is threshold-sensitive).
+chunk size 8192) plus the density threshold of upstream's ``extract_mesh`` and the shared
+``background`` cut-out the template applies. Weights come from a local folder laid out like
+``stabilityai/TripoSR``; nothing is fetched. On CUDA the image encoder and transformer run under
+autocast in the loaded half dtype, the field query stays float32 (its exp density is
+threshold-sensitive). torch and the network are imported in the hooks, not here.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from backend.cancellation import CancelToken
 from backend.geometry.raw_asset import RawAsset
@@ -23,21 +23,14 @@ from backend.models.base import (
     ProgressCallback,
     WeightFile,
     WeightsSource,
-    resolve_parameters,
 )
-from backend.models.common.device_errors import typed_device_errors
-from backend.models.common.torch_dtypes import DTYPES
-from backend.models.triposr import inference
-from backend.models.triposr.loading import load_model
-from backend.models.triposr.model import TripoSRNet
-from shared_protocol.errors import ErrorCode, ProtocolError
+from backend.models.common.background import BACKGROUND_PARAMETER
 from shared_protocol.messages import ParameterSchema
 
-OUT_OF_MEMORY_HINT = (
-    "Lower chunk_size or mc_resolution, load in float16, or close other GPU programs."
-)
-PROGRESS_UPDATES = 32  # field-query progress events per generation, however many chunks
-PREVIEW_SIZE = 128
+if TYPE_CHECKING:
+    from backend.models.triposr.pipeline import TripoSRPipeline
+
+FIELD_UPDATES = 32  # field-query progress events per generation, however many chunks
 
 
 class TripoSRAdapter(ModelAdapter):
@@ -87,96 +80,62 @@ class TripoSRAdapter(ModelAdapter):
             "density_threshold", "float", 25.0, "Density threshold",
             "Density at which the surface is drawn", 0.1, 1000.0,
         ),
-        ParameterSchema(
-            "background", "choice", "auto", "Background removal",
-            "auto: alpha, else a segmentation network, else a colour key; none: use as is",
-            choices=("auto", "alpha", "segmentation", "classical", "none"),
-        ),
+        BACKGROUND_PARAMETER,
+    )  # fmt: skip
+    # Shares of a default run on a GPU (benchmarks/results/triposr_h100.json, bf16, chunk 8192):
+    # the chunked field query is nearly all of it.
+    stage_weights = {"preprocess": 0.02, "encode": 0.05, "field": 0.85, "surface": 0.08}
+    out_of_memory_hint = (
+        "Lower chunk_size or mc_resolution, load in float16, or close other GPU programs."
     )
 
     def __init__(self, weights_dir: Path | None = None) -> None:
         super().__init__(weights_dir)
-        self.model: TripoSRNet | None = None
-        self.dtype = torch.float32
+        self.pipeline: TripoSRPipeline | None = None
 
-    def check_inputs(self, request: GenerationRequest) -> None:
-        super().check_inputs(request)
-        resolve_parameters(self.parameters, request.parameters)
+    def _load(self, device: str, dtype: str) -> None:
+        from backend.models.common.torch_dtypes import torch_dtype
+        from backend.models.triposr.loading import load_model
+        from backend.models.triposr.pipeline import TripoSRPipeline
 
-    def load(self, device: str, dtype: str = "float32") -> None:
-        if dtype not in DTYPES:
-            raise ProtocolError(
-                ErrorCode.INVALID_PARAMETER,
-                f"dtype {dtype!r} is not one of {', '.join(DTYPES)}",
-                field="dtype",
-            )
-        self.dtype = DTYPES[dtype]
-        with typed_device_errors(self.id, OUT_OF_MEMORY_HINT):
-            self.model = load_model(self.weights_dir, device=device)
+        # The weights stay float32 (upstream's numerics); half dtypes apply through autocast.
+        self.pipeline = TripoSRPipeline(load_model(self.weights_dir, device), torch_dtype(dtype))
 
-    def unload(self) -> None:
-        self.model = None
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-
-    def generate(
-        self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
-    ) -> RawAsset:
-        if self.model is None:
-            raise ProtocolError(ErrorCode.MODEL_FAILED, "TripoSR is not loaded")
-        self.check_inputs(request)
-        params = resolve_parameters(self.parameters, request.parameters)
-        with typed_device_errors(self.id, OUT_OF_MEMORY_HINT):
-            return self._generate(self.model, request, params, progress, cancel)
+    def _release(self) -> None:
+        self.pipeline = None
 
     def _generate(
-        self,
-        model: TripoSRNet,
-        request: GenerationRequest,
-        params: dict[str, Any],
-        progress: ProgressCallback,
-        cancel: CancelToken,
+        self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
     ) -> RawAsset:
-        cancel.raise_if_cancelled()
-        progress("preprocess", 0, 1, "removing the background")
-        image, cutout_method = inference.condition_image(
-            request.images[0].pixels, params["foreground_ratio"], params["background"]
+        from backend.models.triposr.pipeline import TripoSRSettings
+
+        assert self.pipeline is not None  # the template calls us only when loaded
+        params = request.parameters
+        settings = TripoSRSettings(
+            foreground_ratio=params["foreground_ratio"],
+            frame_subject=params["background"] != "none",
+            mc_resolution=params["mc_resolution"],
+            chunk_size=params["chunk_size"],
+            density_threshold=params["density_threshold"],
         )
-        progress("preprocess", 1, 1, f"cut-out: {cutout_method}", preview=_preview(image))
-
-        cancel.raise_if_cancelled()
-        progress("encode", 0, 1, "image -> triplanes")
-        planes = inference.encode(model, image, self.dtype)
-        progress("encode", 1, 1, "triplanes ready")
-
-        resolution, chunk = params["mc_resolution"], params["chunk_size"]
-        every = max(1, resolution**3 // PROGRESS_UPDATES)
         reported = [0]
 
-        def between_chunks(done: int, total: int) -> None:
+        def on_event(stage: str, step: int, total: int, message: str = "",
+                     preview: np.ndarray | None = None) -> None:
+            # Cancel is honoured at every event (every field chunk); field progress is thinned.
             cancel.raise_if_cancelled()
-            if done - reported[0] >= every or done == total:
-                reported[0] = done
-                progress("field", done, total, f"density at {done}/{total} grid points")
+            if stage == "field":
+                if step - reported[0] < max(1, total // FIELD_UPDATES) and step != total:
+                    return
+                reported[0] = step
+            progress(stage, step, total, message, preview=preview)
+            cancel.raise_if_cancelled()
 
-        density = inference.density_grid(model, planes, resolution, chunk, between_chunks)
-        cancel.raise_if_cancelled()
-        progress("surface", 0, 1, f"marching cubes at {resolution}^3")
-        vertices, faces = inference.surface(
-            density, params["density_threshold"], model.config.radius
-        )
-        color_field = inference.make_color_field(model, planes, chunk)
-        vertex_colors = color_field(vertices)
-        progress("surface", 1, 1, f"{len(faces)} triangles")
+        out = self.pipeline(request.images[0].pixels, settings, on_event)
         return RawAsset(
-            vertices=vertices,
-            faces=faces,
-            vertex_colors=vertex_colors,
-            color_field=color_field,
+            vertices=out.vertices,
+            faces=out.faces,
+            vertex_colors=out.vertex_colors,
+            color_field=out.color_field,
             name="triposr",
         )
-
-
-def _preview(image: np.ndarray) -> np.ndarray:
-    step = max(1, image.shape[0] // PREVIEW_SIZE)
-    return np.ascontiguousarray(image[::step, ::step])

@@ -6,14 +6,14 @@ each (``image_tokenizer``, ``tokenizer``, ``backbone``, ``post_processor``, ``de
 with OmegaConf. The image tokenizer's sizes are not in that file: upstream fetches the
 ``config.json`` of ``facebook/dino-vitb16`` from the hub. We never touch the network: the known
 DINO configs are built here from their published values, and a local folder holding a ViT
-``config.json`` (how the tiny test models describe themselves) is read instead when the name is
-a path.
+``config.json`` (how the tiny test models of testing.py describe themselves) is read instead
+when the name is a path.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -276,17 +276,3 @@ def resolve_vit_config(name: str, base_dir: Path | None = None) -> VitConfig:
         hint="Use the official config.yaml of stabilityai/TripoSR.",
     )
 
-
-def tiny_config(**overrides: Any) -> TripoSRConfig:
-    """A few-thousand-parameter TripoSR for tests and CPU smoke runs (same layout, tiny sizes)."""
-    vit = VitConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        image_size=32, patch_size=8,
-    )
-    base = TripoSRConfig(
-        cond_image_size=64, vit=vit, vit_name="dino-tiny", plane_size=4, token_channels=32,
-        num_attention_heads=2, attention_head_dim=16, num_layers=2, cross_attention_dim=32,
-        norm_num_groups=8, triplane_channels=8, decoder_in_channels=24, decoder_neurons=16,
-        decoder_hidden_layers=3,
-    )
-    return replace(base, **overrides)

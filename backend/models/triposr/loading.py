@@ -6,7 +6,7 @@ A model folder looks like the hub repo ``stabilityai/TripoSR``: ``config.yaml`` 
 pickled code runs) and memory-mapped; the network is built on the meta device and the tensors
 are assigned into it with ``strict=True``, so a missing, extra or misshapen tensor is an error
 and no second copy of the 1.7 GB of weights is ever made. ``write_model_folder`` writes the
-same layout; the tests and the benchmark use it for random-weight models.
+same layout (testing.py uses it for tiny random-weight models).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from backend.models.triposr.config import KNOWN_VIT_CONFIGS, TripoSRConfig
-from backend.models.triposr.model import TripoSRNet
+from backend.models.triposr.network import TripoSRNet
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 CONFIG_NAME = "config.yaml"
@@ -145,23 +145,3 @@ def write_model_folder(
         raise ValueError(f"unknown checkpoint format {fmt!r}")
     return path
 
-
-def random_state(
-    config: TripoSRConfig, seed: int = 0, scale: float = 0.5
-) -> dict[str, torch.Tensor]:
-    """Random weights in the official key layout (for tests and benchmarks; never a real model).
-
-    Normal(0, scale / sqrt(fan_in)) for matrices, so activations stay O(1) at any width;
-    norm weights near one.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    state = {}
-    for key, tensor in build_empty(config).state_dict().items():
-        if key.endswith("weight") and tensor.ndim == 1:  # layer/group norm gains
-            values = 1.0 + 0.1 * torch.randn(tensor.shape, generator=generator)
-        else:
-            fan_in = tensor[0].numel() if tensor.ndim > 1 else tensor.shape[-1]
-            std = scale / max(1.0, fan_in) ** 0.5 if tensor.ndim > 1 else 0.05
-            values = std * torch.randn(tensor.shape, generator=generator)
-        state[key] = values.to(tensor.dtype)
-    return state

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.models.sf3d.config import SF3DConfig, config_from_dict, load_config, tiny_config_dict
+from backend.models.sf3d.config import SF3DConfig, config_from_dict, load_config
+from backend.models.sf3d.testing import tiny_config_dict
 from shared_protocol.errors import ProtocolError
 from tests.backend.models.sf3d.conftest import DATA
 

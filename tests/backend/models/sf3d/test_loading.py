@@ -5,16 +5,21 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from backend.models.sf3d.isosurface import TetGrid
 from backend.models.sf3d.loading import (
+    TETS_DIR_ENV,
     WEIGHTS_FILE,
     canonical_key,
     check_weights_dir,
     load_network,
     read_state_dict,
+    tet_grid,
+    tet_grid_file,
 )
 from shared_protocol.errors import ErrorCode, ProtocolError
 
@@ -66,3 +71,21 @@ def test_missing_files_say_how_to_download(tmp_path: Path) -> None:
             check_weights_dir(folder)
         assert caught.value.code == ErrorCode.WEIGHTS_MISSING
         assert "hf auth login" in (caught.value.hint or "")
+
+
+def test_upstream_tet_grid_file_is_used_when_found(tmp_path: Path, monkeypatch) -> None:
+    """{resolution}_tets.npz from the env folder, else the weights folder (or its load/tets)."""
+    monkeypatch.delenv(TETS_DIR_ENV, raising=False)
+    assert tet_grid_file(16, tmp_path) is None
+    assert tet_grid(16, tmp_path).vertices.shape[0] == 9**3  # our regular grid, 8 cells a side
+    odd = TetGrid.regular(5)  # a grid of another size, so its use shows
+    (tmp_path / "load" / "tets").mkdir(parents=True)
+    np.savez(tmp_path / "load" / "tets" / "20_tets.npz", vertices=odd.vertices, indices=odd.tets)
+    assert tet_grid_file(20, tmp_path) == tmp_path / "load" / "tets" / "20_tets.npz"
+    assert tet_grid(20, tmp_path).vertices.shape[0] == 6**3
+    elsewhere = tmp_path / "env"
+    elsewhere.mkdir()
+    np.savez(elsewhere / "20_tets.npz", vertices=odd.vertices, indices=odd.tets)
+    monkeypatch.setenv(TETS_DIR_ENV, str(elsewhere))
+    assert tet_grid_file(20, tmp_path) == elsewhere / "20_tets.npz"
+    assert tet_grid_file(20, None) == elsewhere / "20_tets.npz"

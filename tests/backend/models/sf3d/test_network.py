@@ -6,9 +6,9 @@ import json
 
 import torch
 
-from backend.models.sf3d.config import SF3DConfig, config_from_dict, tiny_config_dict
-from backend.models.sf3d.loading import randomize_weights
+from backend.models.sf3d.config import SF3DConfig, config_from_dict
 from backend.models.sf3d.network import SF3DNetwork, default_camera
+from backend.models.sf3d.testing import randomize_weights, tiny_config_dict
 from tests.backend.models.sf3d.conftest import DATA
 
 

@@ -1,8 +1,8 @@
 """Parity with upstream SF3D: same tiny config, same random weights, same inputs.
 
 tests/data/sf3d/parity_tiny.npz holds upstream's outputs (Stability-AI/stable-fast-3d @ ff21fc4,
-run outside this repo on the weights ``randomize_weights(seed=7)`` writes and on the tet grid
-``TetGrid.regular`` builds): triplanes, decoder heads at fixed points, material and
+run outside this repo on the weights ``testing.randomize_weights(seed=7)`` writes and on the tet
+grid ``TetGrid.regular`` builds): triplanes, decoder heads at fixed points, material and
 illumination estimates, and the extracted mesh. Ours must agree to 1e-4 relative.
 """
 
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from backend.models.sf3d.config import config_from_dict, tiny_config_dict
+from backend.models.sf3d.config import config_from_dict
 from backend.models.sf3d.isosurface import MarchingTetrahedra, TetGrid
-from backend.models.sf3d.loading import randomize_weights
 from backend.models.sf3d.network import SF3DNetwork, default_camera
-from backend.models.sf3d.reconstruct import extract_mesh
+from backend.models.sf3d.pipeline import extract_mesh
+from backend.models.sf3d.testing import TINY_SEED, randomize_weights, tiny_config_dict
 from tests.backend.models.sf3d.conftest import DATA
 
 RELATIVE = 1e-4
@@ -35,7 +35,7 @@ def run() -> tuple[dict[str, np.ndarray], SF3DNetwork, torch.Tensor, torch.Tenso
     raw = tiny_config_dict()
     assert float(reference["threshold"]) == raw["isosurface_threshold"]
     model = SF3DNetwork(config_from_dict(raw)).eval()
-    randomize_weights(model, seed=7)
+    randomize_weights(model, seed=TINY_SEED)
     checksum = sum(float(v.double().sum()) for v in model.state_dict().values())
     assert checksum == pytest.approx(float(reference["weights_checksum"]), rel=1e-9)
     c2w, intrinsic = default_camera(model.config)

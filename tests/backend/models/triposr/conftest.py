@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from backend.models.triposr.config import TripoSRConfig, tiny_config
-from backend.models.triposr.loading import random_state, write_model_folder
+from backend.models.triposr.config import TripoSRConfig
+from backend.models.triposr.loading import write_model_folder
+from backend.models.triposr.testing import random_state, tiny_config
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -11,9 +13,17 @@ import torch
 
 from backend.cancellation import Cancelled, CancelToken
 from backend.models.base import GenerationRequest, ImagePixels
-from backend.models.triposr import inference
+from backend.models.common.background import (
+    composite_on_grey,
+    remove_background,
+    resize_foreground,
+)
+from backend.models.triposr import pipeline
 from backend.models.triposr.adapter import TripoSRAdapter
+from backend.models.triposr.testing import TINY_PARAMETERS, write_tiny_weights
 from shared_protocol.errors import ErrorCode, ProtocolError
+
+REPO = Path(__file__).resolve().parents[4]
 
 
 class Recorder:
@@ -44,10 +54,10 @@ def subject_image(size: int = 80) -> np.ndarray:
 
 def surface_threshold(adapter: TripoSRAdapter, image: np.ndarray, resolution: int) -> float:
     """A density level the random field crosses (random weights have no "object" at 25)."""
-    assert adapter.model is not None
-    condition, _ = inference.condition_image(image)
-    planes = inference.encode(adapter.model, condition, torch.float32)
-    grid = inference.density_grid(adapter.model, planes, resolution, 4096)
+    assert adapter.pipeline is not None
+    model = adapter.pipeline.model
+    planes = pipeline.encode(model, pipeline.condition_image(image), torch.float32)
+    grid = pipeline.density_grid(model, planes, resolution, 4096)
     return float(np.quantile(grid, 0.8))
 
 
@@ -71,11 +81,12 @@ def test_generate_returns_a_coloured_mesh_in_the_backend_frame(adapter: TripoSRA
         recorder, CancelToken(),
     )
     assert len(asset.faces) > 0 and asset.vertices.dtype == np.float32
-    assert np.abs(asset.vertices).max() <= adapter.model.config.radius + 1e-5
+    assert np.abs(asset.vertices).max() <= adapter.pipeline.model.config.radius + 1e-5
     assert asset.vertex_colors is not None and asset.color_field is not None
     assert asset.vertex_colors.min() >= 0.0 and asset.vertex_colors.max() <= 1.0
     np.testing.assert_allclose(asset.color_field(asset.vertices), asset.vertex_colors, atol=1e-6)
     stages = [event[0] for event in recorder.events]
+    assert set(stages) <= set(TripoSRAdapter.stage_weights)
     assert stages.index("preprocess") < stages.index("encode") < stages.index("field")
     assert stages[-1] == "surface"
     previews = [event[3] for event in recorder.events if event[3] is not None]
@@ -137,3 +148,86 @@ def test_unknown_dtype(tiny_folder: Path) -> None:
 def test_registered_as_a_model_entry_point() -> None:
     found = {e.name: e.value for e in entry_points(group="dreamcad.models")}
     assert found.get("triposr") == "backend.models.triposr.adapter:TripoSRAdapter"
+
+
+def test_catalogue_import_loads_no_torch() -> None:
+    """The card is read without torch or the network (they load in ``_load``)."""
+    code = (
+        "import sys; import backend.models.triposr.adapter; "
+        "bad = [m for m in ('torch', 'backend.models.triposr.network') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def framed_preview(adapter: TripoSRAdapter, image: np.ndarray, **parameters: object) -> np.ndarray:
+    """The conditioning image the network saw (the preview of a small input is full size)."""
+    recorder = Recorder()
+    adapter.generate(request(image, **TINY_PARAMETERS["triposr"], **parameters), recorder,
+                     CancelToken())
+    return next(event[3] for event in recorder.events if event[3] is not None)
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter(tmp_path_factory: pytest.TempPathFactory) -> TripoSRAdapter:
+    adapter = TripoSRAdapter(write_tiny_weights(tmp_path_factory.mktemp("tiny"), "triposr"))
+    adapter.load("cpu")
+    return adapter
+
+
+def test_family_frames_the_shared_cut_out_and_never_cuts_again(
+    tiny_adapter: TripoSRAdapter,
+) -> None:
+    """An opaque photo is cut out once, by the template; TripoSR only frames it on grey."""
+    photo = np.full((90, 90, 4), 255, np.uint8)
+    photo[..., :3] = (235, 235, 230)  # a plain light backdrop
+    photo[25:70, 30:60, :3] = (40, 110, 200)  # the subject
+    cutout = remove_background(photo, method="classical").rgba
+    expected = composite_on_grey(resize_foreground(cutout, 0.7))
+    seen = framed_preview(tiny_adapter, photo, background="classical", foreground_ratio=0.7)
+    np.testing.assert_array_equal(seen, expected)
+    # background "none": the image goes in exactly as sent (upstream's --no-remove-bg).
+    seen = framed_preview(tiny_adapter, photo, background="none")
+    np.testing.assert_array_equal(seen, photo[..., :3])
+
+
+@pytest.mark.parametrize("fill", ["gradient", "noise", "black", "white"])
+def test_tiny_parameters_give_a_surface_for_any_subject(
+    tiny_adapter: TripoSRAdapter, fill: str
+) -> None:
+    """TINY_PARAMETERS' fixed threshold crosses the tiny model's field whatever the image."""
+    image = subject_image(64)
+    colours = {
+        "gradient": image[..., :3],
+        "noise": np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8),
+        "black": np.zeros((64, 64, 3), np.uint8),
+        "white": np.full((64, 64, 3), 255, np.uint8),
+    }
+    image[..., :3] = colours[fill]
+    asset = tiny_adapter.generate(request(image, **TINY_PARAMETERS["triposr"]), Recorder(),
+                                  CancelToken())
+    assert len(asset.faces) > 0 and asset.vertex_colors is not None
+
+
+@pytest.mark.parametrize("stage", ["preprocess", "encode", "field", "surface"])
+def test_cancel_at_each_stage_stops_at_the_next_event(
+    tiny_adapter: TripoSRAdapter, stage: str
+) -> None:
+    cancel = CancelToken()
+    recorder = Recorder(cancel, cancel_at=stage)
+    parameters = {**TINY_PARAMETERS["triposr"], "chunk_size": 512}  # several field chunks
+    with pytest.raises(Cancelled):
+        tiny_adapter.generate(request(subject_image(), **parameters), recorder, cancel)
+    first = next(i for i, event in enumerate(recorder.events) if event[0] == stage)
+    assert len(recorder.events) == first + 1  # nothing reported after the cancel
+
+
+def test_unload_drops_the_network(tiny_folder: Path) -> None:
+    adapter = TripoSRAdapter(tiny_folder)
+    adapter.load("cpu")
+    assert adapter.pipeline is not None and adapter.loaded
+    adapter.unload()
+    assert adapter.pipeline is None and not adapter.loaded
+    with pytest.raises(ProtocolError) as error:
+        adapter.generate(request(subject_image()), Recorder(), CancelToken())
+    assert error.value.code is ErrorCode.MODEL_FAILED

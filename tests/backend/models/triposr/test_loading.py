@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from backend.models.triposr.config import TripoSRConfig, tiny_config
+from backend.models.triposr.config import TripoSRConfig
 from backend.models.triposr.loading import (
     build_empty,
     find_model_files,
@@ -16,6 +16,7 @@ from backend.models.triposr.loading import (
     read_state_dict,
     write_model_folder,
 )
+from backend.models.triposr.testing import tiny_config
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 MANIFEST = Path(__file__).parents[3] / "data" / "triposr" / "key_manifest.json"

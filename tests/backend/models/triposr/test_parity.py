@@ -20,7 +20,8 @@ import torch
 from backend.models.triposr.config import TripoSRConfig
 from backend.models.triposr.isosurface import grid_points, marching_cubes
 from backend.models.triposr.loading import load_model, write_model_folder
-from backend.models.triposr.model import TripoSRNet, prepare_condition
+from backend.models.triposr.network import TripoSRNet
+from backend.models.triposr.pipeline import prepare_condition
 
 REFERENCE = Path(__file__).parents[3] / "data" / "triposr" / "parity_tiny.npz"
 RTOL = 1e-4

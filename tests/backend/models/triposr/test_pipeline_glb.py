@@ -14,7 +14,7 @@ import torch
 
 from backend.cancellation import CancelToken
 from backend.models.base import GenerationRequest, ImagePixels
-from backend.models.triposr import inference
+from backend.models.triposr import pipeline as triposr_pipeline
 from backend.models.triposr.adapter import TripoSRAdapter
 
 pipeline = pytest.importorskip("backend.geometry.pipeline")
@@ -27,9 +27,10 @@ def test_tiny_triposr_to_a_valid_textured_glb(tiny_folder: Path, tmp_path: Path)
     adapter = TripoSRAdapter(tiny_folder)
     adapter.load("cpu")
     image = subject_image()
-    assert adapter.model is not None
-    planes = inference.encode(adapter.model, inference.condition_image(image)[0], torch.float32)
-    density = inference.density_grid(adapter.model, planes, 40, 8192)
+    assert adapter.pipeline is not None
+    model = adapter.pipeline.model
+    planes = triposr_pipeline.encode(model, triposr_pipeline.condition_image(image), torch.float32)
+    density = triposr_pipeline.density_grid(model, planes, 40, 8192)
     # The biggest blob of a random field: a high level gives few, chunky pieces.
     threshold = float(np.quantile(density, 0.9))
     raw = adapter.generate(

@@ -2,20 +2,17 @@
 
 Top-level module names equal the official checkpoint's prefixes (``image_tokenizer``,
 ``tokenizer``, ``backbone``, ``post_processor``, ``decoder``); the renderer has no weights and
-is :func:`~backend.models.triposr.triplane.query_field` here. ``encode`` runs in the given
-autocast dtype on CUDA (the transformer and ViT are safe in bf16/fp16); the field query keeps
-the small decoder in the planes' dtype and returns float32.
+is :func:`~backend.models.triposr.triplane.query_field` here. The forward pass may run under a
+half-precision autocast on CUDA (the transformer and ViT are safe in bf16/fp16; see
+pipeline.py); the field query keeps the small decoder in the planes' dtype and returns float32.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as nnf
 
 from backend.models.triposr.config import TripoSRConfig
 from backend.models.triposr.transformer import Transformer1D
@@ -58,29 +55,3 @@ class TripoSRNet(nn.Module):
         return query_field(
             self.config, self.decoder, planes, points, chunk_size, want_color, between_chunks
         )
-
-
-def prepare_condition(image: np.ndarray, size: int) -> torch.Tensor:
-    """Upstream's image preprocessing: an RGB uint8 or float image -> (1, 3, size, size) float.
-
-    image : (h, w, 3) uint8 (scaled by 1/255) or float in [0, 1]
-    Resized with antialiased bilinear interpolation, as upstream's ImagePreprocessor does.
-    """
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an (h, w, 3) image, got {image.shape}")
-    pixels = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image
-    tensor = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
-    tensor = tensor.permute(2, 0, 1).unsqueeze(0)
-    return nnf.interpolate(
-        tensor, (size, size), mode="bilinear", align_corners=False, antialias=True
-    )
-
-
-@contextlib.contextmanager
-def autocast_for(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
-    """Mixed precision on CUDA for half dtypes; plain float32 elsewhere."""
-    if device.type == "cuda" and dtype in (torch.float16, torch.bfloat16):
-        with torch.autocast("cuda", dtype=dtype):
-            yield
-    else:
-        yield
