@@ -38,7 +38,6 @@ import numpy as np
 
 from backend.cancellation import CancelToken
 from backend.geometry.raw_asset import RawAsset
-from backend.models.common.background import prepare_images
 from backend.models.common.device_errors import DEFAULT_HINT, typed_device_errors
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import DEFAULT_FACES, DEFAULT_TEXTURE_SIZE, ModelInfo, ParameterSchema
@@ -263,6 +262,9 @@ class ModelAdapter(abc.ABC):
         )
         cancel.raise_if_cancelled()
         if request.images and any(p.name == "background" for p in self.parameters):
+            from backend.models.common.background import prepare_images  # scipy, PIL: not
+            # needed to read a card
+
             request = dataclasses.replace(
                 request, images=prepare_images(request.images, request.parameters["background"])
             )

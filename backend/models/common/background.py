@@ -28,7 +28,6 @@ from PIL import Image
 from scipy import ndimage
 
 from shared_protocol.errors import ErrorCode, ProtocolError
-from shared_protocol.messages import ParameterSchema
 
 # rembg model files we understand, by file stem prefix: (input size, mean, std, sigmoid output).
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -44,19 +43,6 @@ PREFERRED_FILES = (
 )
 BORDER_PIXELS = 4  # border width sampled for the colour key
 KEY_DISTANCE = 28.0  # RGB distance from the border colour that counts as subject (0-255 scale)
-
-
-BACKGROUND_METHODS = ("auto", "alpha", "segmentation", "classical", "none")
-# Every image model declares this one parameter; ModelAdapter.generate applies it to every
-# input image through prepare_images, so a photo gives the same mask whichever model runs.
-BACKGROUND_PARAMETER = ParameterSchema(
-    "background",
-    "choice",
-    "auto",
-    "Background removal",
-    "auto: the image's alpha, else a segmentation network, else a colour key; none: as is",
-    choices=BACKGROUND_METHODS,
-)
 
 
 @dataclass(frozen=True)

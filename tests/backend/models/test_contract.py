@@ -25,7 +25,7 @@ import pytest
 from backend.cancellation import Cancelled, CancelToken
 from backend.geometry.raw_asset import RawAsset
 from backend.models.base import GenerationRequest, ImagePixels, ModelAdapter
-from backend.models.common.background import BACKGROUND_PARAMETER
+from backend.models.common.background_choice import BACKGROUND_PARAMETER
 from backend.models.registry import ModelCache, ModelRegistry, discover_adapters
 from shared_protocol.codec import from_wire, to_wire
 from shared_protocol.errors import ErrorCode, ProtocolError
