@@ -59,7 +59,9 @@ class TinyWeights:
             if writer := getattr(testing, "write_tiny_components", None):
                 for name, path in writer(self.root / f"{model_id}-components", model_id).items():
                     self.paths[f"{model_id}:{name}"] = path
-            self.paths[model_id] = folder  # the registry reads this dict on every lookup
+            self.paths[model_id] = folder
+            self.registry = ModelRegistry(ADAPTERS, weights_paths=self.paths)
+            self.cache.registry = self.registry
         return self.registry
 
 
