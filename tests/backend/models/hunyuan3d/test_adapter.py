@@ -22,8 +22,8 @@ from shared_protocol.errors import ErrorCode, ProtocolError
 from tests.backend.models.hunyuan3d.conftest import (
     load_reference,
     reference_mask,
-    write_turbo_vae,
-    write_variant,
+    write_reference_vae,
+    write_reference_variant,
 )
 
 SMALL = {"octree_resolution": 32, "num_chunks": 4096}
@@ -41,8 +41,8 @@ def subject_image(seed: int = 0, size: int = 48) -> np.ndarray:
 
 @pytest.fixture
 def mini(tmp_path: Path) -> Hunyuan3D2MiniAdapter:
-    write_variant(load_reference("turbo"), tmp_path / "hunyuan3d-dit-v2-mini-turbo")
-    write_variant(load_reference("plain"), tmp_path / "hunyuan3d-dit-v2-mini")
+    write_reference_variant(load_reference("turbo"), tmp_path / "hunyuan3d-dit-v2-mini-turbo")
+    write_reference_variant(load_reference("plain"), tmp_path / "hunyuan3d-dit-v2-mini")
     adapter = Hunyuan3D2MiniAdapter(tmp_path)
     adapter.load("cpu")
     return adapter
@@ -50,7 +50,7 @@ def mini(tmp_path: Path) -> Hunyuan3D2MiniAdapter:
 
 @pytest.fixture
 def multi_view(tmp_path: Path) -> Hunyuan3D2MVAdapter:
-    write_variant(load_reference("mv"), tmp_path / "hunyuan3d-dit-v2-mv-turbo")
+    write_reference_variant(load_reference("mv"), tmp_path / "hunyuan3d-dit-v2-mv-turbo")
     adapter = Hunyuan3D2MVAdapter(tmp_path)
     adapter.load("cpu")
     return adapter
@@ -188,7 +188,7 @@ def test_paint_texture_to_validated_glb(tmp_path: Path, monkeypatch) -> None:
     from tests.support.gltf_validator import error_messages, validate
 
     shape_dir = tmp_path / "shape"
-    write_variant(load_reference("turbo"), shape_dir / "hunyuan3d-dit-v2-mini-turbo")
+    write_reference_variant(load_reference("turbo"), shape_dir / "hunyuan3d-dit-v2-mini-turbo")
     repo = tmp_path / "hub" / "models--tencent--Hunyuan3D-2"
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text("0" * 40)  # the branch -> commit file of the HF cache
@@ -241,7 +241,7 @@ def test_flashvdm_decodes_with_the_turbo_vae_component(
 ) -> None:
     flash = load_reference("flashvdm")
     component = tmp_path / "component"
-    write_turbo_vae(flash, component / Hunyuan3D2MiniAdapter.turbo_vae_folder)
+    write_reference_vae(flash, component / Hunyuan3D2MiniAdapter.turbo_vae_folder)
     mini.component_dirs["turbo-vae"] = component
     asset = mini.generate(_flashvdm_request(), Recorder(), CancelToken())
     assert len(asset.faces) > 0 and not asset.warnings
