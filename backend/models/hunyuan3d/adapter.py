@@ -79,10 +79,7 @@ VARIANT_SUFFIX = {"standard": "", "fast": "-fast", "turbo": "-turbo"}
 
 PARAMETERS: tuple[ParameterSchema, ...] = (
     ParameterSchema(
-        "variant",
-        "choice",
-        DEFAULT_VARIANT,
-        "Variant",
+        "variant", "choice", DEFAULT_VARIANT, "Variant",
         "turbo: 5 steps; fast: guidance distilled; standard: classifier-free guidance",
         choices=("turbo", "fast", "standard"),
     ),
@@ -90,20 +87,14 @@ PARAMETERS: tuple[ParameterSchema, ...] = (
     ParameterSchema("guidance_scale", "float", 5.0, "Guidance", "image adherence", 0.0, 20.0),
     ParameterSchema("octree_resolution", "int", 256, "Resolution", "grid cells per side", 16, 512),
     ParameterSchema(
-        "decoding",
-        "choice",
-        "octree",
-        "Decoding",
+        "decoding", "choice", "octree", "Decoding",
         "octree: query near the surface only; dense: every grid point (upstream default); "
         "flashvdm: FlashVDM (levels snapped, 384 becomes 380; adaptive attention; the turbo "
         "VAE when downloaded with --with turbo-vae)",
         choices=("octree", "dense", "flashvdm"),
     ),
     ParameterSchema(
-        "adaptive_kv",
-        "bool",
-        True,
-        "Adaptive attention",
+        "adaptive_kv", "bool", True, "Adaptive attention",
         "flashvdm only: each group of nearby points attends to its own top latents (upstream's "
         "default); off: exact attention",
     ),
@@ -111,10 +102,7 @@ PARAMETERS: tuple[ParameterSchema, ...] = (
         "num_chunks", "int", 65_536, "Chunk", "points per decoding batch", 1_000, 1_000_000
     ),
     ParameterSchema(
-        "texture",
-        "choice",
-        "none",
-        "Texture",
+        "texture", "choice", "none", "Texture",
         "paint: Hunyuan3D-Paint (delight + multi-view diffusion, needs its weights); none: "
         "shape only",
         choices=("none", "paint"),
@@ -260,7 +248,10 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
         folder = self._variant_dir(variant)
         if self._models is not None:  # one variant in memory at a time
             self._models, self._variant = None, ""
-            _empty_cuda_cache(device)
+            if device.startswith("cuda"):
+                import torch
+
+                torch.cuda.empty_cache()
         self._models = load_shape_models(folder, device, torch_dtype(dtype))
         self._variant = variant
         return self._models
@@ -303,20 +294,16 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
     def _flashvdm_vae(self, models: ShapeModels) -> list[str]:
         """Attach the turbo VAE (the ``turbo-vae`` component's, else a full clone's) to the
         variant once -> warnings (one when it is missing: the variant's own VAE decodes)."""
-        from backend.models.hunyuan3d.loading import attach_turbo_vae, find_folder
+        from backend.models.hunyuan3d.loading import attach_turbo_vae
 
-        if models.turbo_vae is not None:
-            return []
         bases = (self.component_dirs.get("turbo-vae"), self.weights_dir)
-        folder = find_folder(bases, self.turbo_vae_folder)
-        if folder is None:
-            return [
-                f"decoding=flashvdm used {self.id}'s own VAE: the turbo VAE FlashVDM was "
-                f"distilled with is not downloaded (run `dreamcad-backend download {self.id} "
-                "--with turbo-vae --only`)"
-            ]
-        attach_turbo_vae(models, folder)
-        return []
+        if attach_turbo_vae(models, bases, self.turbo_vae_folder):
+            return []
+        return [
+            f"decoding=flashvdm used {self.id}'s own VAE: the turbo VAE FlashVDM was distilled "
+            f"with is not downloaded (run `dreamcad-backend download {self.id} --with turbo-vae "
+            "--only`)"
+        ]
 
     def _paint_dirs(self) -> tuple[Path, Path]:
         """The delight and paint folders (from tencent/Hunyuan3D-2): those of the ``paint``
@@ -349,15 +336,9 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
         return self._paint_models
 
     def _paint(
-        self,
-        request: GenerationRequest,
-        vertices: np.ndarray,
-        faces: np.ndarray,
-        name: str,
-        warnings: list[str],
-        progress: ProgressCallback,
-        cancel: CancelToken,
-    ) -> RawAsset:
+        self, request: GenerationRequest, vertices: np.ndarray, faces: np.ndarray, name: str,
+        warnings: list[str], progress: ProgressCallback, cancel: CancelToken,
+    ) -> RawAsset:  # fmt: skip
         """Hunyuan3D-Paint on the shape, from the front view (or the only one)."""
         from backend.models.common.stage_folding import FoldedProgress
         from backend.models.hunyuan3d.paint_texture import PaintSettings, paint_mesh
@@ -375,13 +356,6 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
                              settings, folded, cancel)  # fmt: skip
         return RawAsset(painted.vertices, painted.faces, uvs=painted.uvs,
                         texture=painted.texture, name=name, warnings=warnings)  # fmt: skip
-
-
-def _empty_cuda_cache(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.empty_cache()
 
 
 class Hunyuan3D2MiniAdapter(Hunyuan3DShapeAdapter):

@@ -165,17 +165,21 @@ def load_vae(
 
 
 def find_folder(bases: Iterable[Path | None], name: str) -> Path | None:
-    """The first ``base / name`` holding a ``config.yaml``, e.g. the turbo VAE in its
-    ``turbo-vae`` component dir or inside a full clone of the repo; None when none holds it."""
+    """The first ``base / name`` holding a ``config.yaml`` (None when none holds it)."""
     for base in bases:
         if base is not None and (base / name / "config.yaml").is_file():
             return base / name
     return None
 
 
-def attach_turbo_vae(models: ShapeModels, folder: Path) -> ShapeVAE:
-    """Load FlashVDM's turbo VAE from ``folder`` into ``models`` once; it stays with the
-    variant (the pipeline decodes ``decoding="flashvdm"`` with it) until the variant goes."""
+def attach_turbo_vae(models: ShapeModels, bases: Iterable[Path | None], name: str) -> bool:
+    """Load FlashVDM's turbo VAE (folder ``name`` in the first of ``bases`` that has it: its
+    ``turbo-vae`` component dir, or a full clone of the repo) into ``models`` once; it stays
+    with the variant (the pipeline decodes ``decoding="flashvdm"`` with it) until the variant
+    goes. False when no base has it."""
     if models.turbo_vae is None:
+        folder = find_folder(bases, name)
+        if folder is None:
+            return False
         models.turbo_vae = load_vae(folder, models.device, models.dtype, models.config)
-    return models.turbo_vae
+    return True
