@@ -35,19 +35,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
-from safetensors.torch import save_file
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backend.models.hunyuan3d.config import parse_shape_config  # noqa: E402
-from backend.models.hunyuan3d.loading import build_networks, load_shape_models  # noqa: E402
+from backend.models.hunyuan3d.config import parse_shape_config, tiny_raw_config  # noqa: E402
+from backend.models.hunyuan3d.loading import load_shape_models  # noqa: E402
 from backend.models.hunyuan3d.pipeline import ShapePipeline, ShapeSettings  # noqa: E402
+from backend.models.hunyuan3d.testing import random_state, smooth_field, write_variant  # noqa: E402
 from backend.models.hunyuan3d.volume import extract_surface  # noqa: E402
 
 MANIFEST = REPO / "tests" / "data" / "hunyuan" / "full_size_manifest.json"
-PARITY = REPO / "tests" / "data" / "hunyuan" / "parity_plain.npz"
 FOLDERS = {
     "mini": "hunyuan3d-dit-v2-mini",
     "full": "hunyuan3d-dit-v2-0",
@@ -69,35 +67,15 @@ def full_config(model: str, variant: str) -> dict:
 
 
 def tiny_config() -> dict:
-    with np.load(PARITY) as data:
-        return yaml.safe_load(str(data["config_yaml"]))
+    """The parity data's plain (CFG, Euler) tiny config."""
+    return tiny_raw_config("standard")
 
 
 def write_random_variant(raw: dict, folder: Path, seed: int = 0) -> None:
-    """Random weights for ``raw`` in the official single-file layout (fp16 file)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    generator = torch.Generator().manual_seed(seed)
-    state: dict[str, torch.Tensor] = {}
-    for prefix, module in zip(
-        ("model", "vae", "conditioner"), build_networks(parse_shape_config(raw)), strict=True
-    ):
-        for key, value in module.state_dict().items():
-            fan_in = value.shape[-1] if value.ndim > 1 else 1
-            scale = 1.0 / np.sqrt(fan_in) if value.ndim > 1 else 0.02
-            tensor = torch.randn(value.shape, generator=generator) * scale
-            if value.ndim == 1 and key.endswith(("weight", "scale")):  # norm gains
-                tensor = 1 + tensor
-            state[f"{prefix}.{key}"] = tensor.half()
-    # A smooth occupancy field (see the module docstring).
-    for key in list(state):
-        if key.startswith("vae.geo_decoder.cross_attn_decoder") and key.endswith(
-            ("c_proj.weight", "c_proj.bias")
-        ):
-            state[key].zero_()
-    state["vae.geo_decoder.query_proj.weight"][:, 3:] = 0
-    state["vae.geo_decoder.output_proj.bias"].fill_(0.3)
-    save_file(state, str(folder / "model.fp16.safetensors"))
+    """Random weights for ``raw`` in the official single-file layout (fp16 file), with the
+    smooth occupancy field of the module docstring (the family's testing writers)."""
+    state = smooth_field(random_state(raw, seed))
+    write_variant(folder, raw, {key: value.half() for key, value in state.items()})
 
 
 @contextlib.contextmanager

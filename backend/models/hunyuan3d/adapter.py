@@ -1,27 +1,25 @@
-"""Model adapters for the Hunyuan3D-2 shape family: 2mini, 2 and 2mv (multi-view).
+"""The cards and hooks of the Hunyuan3D-2 shape models: 2mini, 2 and 2mv (multi-view).
 
 Each hub repo ships three variants of one DiT: standard (classifier-free guidance, ~30-50
 steps), fast (guidance distilled: one model call per step) and turbo (step distilled: 5 steps).
 Only the turbo variant is in the declared download (one ~1-2 GB file, not the whole repo); the
-others load if the user put them in the weights folder and asks for them. Outputs are raw
-marching-cubes meshes in the backend frame (Hunyuan3D already works +Y up, facing +Z); the
-geometry pipeline decimates, unwraps and bakes them. With ``texture="paint"`` (off by default
-until real-weight quality is checked) the mesh is reduced, unwrapped and painted by
-Hunyuan3D-Paint (:mod:`paint_texture`; its delight and paint folders from ``tencent/Hunyuan3D-2``,
+others load if the user put them in the weights folder and asks for them (see
+:class:`Hunyuan3DShapeAdapter` for when). Outputs are raw marching-cubes meshes in the backend
+frame (Hunyuan3D already works +Y up, facing +Z); the geometry pipeline decimates, unwraps and
+bakes them. With ``texture="paint"`` (off by default until real-weight quality is checked) the
+mesh is painted by Hunyuan3D-Paint (its delight and paint folders from ``tencent/Hunyuan3D-2``,
 the ``paint`` component: ``dreamcad-backend download ID --with paint``, or inside the weights
-folder) and handed over with ``uvs`` and ``texture``. ``decoding="flashvdm"`` is upstream's
-``enable_flashvdm()``: FlashVDM's octree levels with adaptive key selection, decoded by the
-distilled turbo VAE when its ``turbo-vae`` component is there (``--with turbo-vae``; loaded on
-first use and kept with the model), else by the variant's own VAE with a warning.
+folder). ``decoding="flashvdm"`` is upstream's ``enable_flashvdm()``: FlashVDM's octree levels
+with adaptive key selection, decoded by the distilled turbo VAE when its ``turbo-vae`` component
+is there (``--with turbo-vae``), else by the variant's own VAE with a warning.
+
+Card and checks only import the light config module; torch and the networks load in the hooks.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from backend.cancellation import CancelToken
 from backend.geometry.raw_asset import RawAsset
@@ -31,23 +29,18 @@ from backend.models.base import (
     ProgressCallback,
     WeightFile,
     WeightsSource,
-    resolve_parameters,
 )
-from backend.models.common.device_errors import typed_device_errors
-from backend.models.hunyuan3d import paint_delight, paint_loading
-from backend.models.hunyuan3d.conditioner import VIEW_INDEX
-from backend.models.hunyuan3d.loading import ShapeModels, load_shape_models, load_vae
-from backend.models.hunyuan3d.paint_loading import PaintModels
-from backend.models.hunyuan3d.paint_texture import PaintedMesh, PaintSettings, paint_mesh
-from backend.models.hunyuan3d.pipeline import ShapePipeline, ShapeSettings
-from backend.models.hunyuan3d.preprocess import to_condition_tensor
-from backend.models.common.torch_dtypes import DTYPES
+from backend.models.common.background import BACKGROUND_PARAMETER
+from backend.models.hunyuan3d.config import VIEW_INDEX
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
 
-OUT_OF_MEMORY_HINT = (
-    "Lower octree_resolution or num_chunks, use the turbo variant, or close other GPU programs."
-)
+if TYPE_CHECKING:
+    import numpy as np
+
+    from backend.models.hunyuan3d.loading import ShapeModels
+    from backend.models.hunyuan3d.pipeline import ShapeSettings
+
 LICENSE = (
     "Tencent Hunyuan 3D Community License: not licensed for use in the European Union, the "
     "United Kingdom or South Korea; services above 1 million monthly active users need a "
@@ -58,14 +51,14 @@ LICENSE_URL = "https://github.com/Tencent/Hunyuan3D-2/blob/main/LICENSE"
 # Hunyuan3D-Paint (texture=paint) lives in tencent/Hunyuan3D-2 whichever shape model is used:
 # its delight and paint diffusers folders, fetched whole (about 10 GB, an estimate: the folders
 # hold fp32 SD-2.1-sized UNets, VAEs and text encoders). Revision: the branch, as for the shape
-# weights of that repo (no verified commit could be found offline).
+# weights of that repo (no verified commit could be found offline). The folder names are
+# paint_delight.SUBFOLDER and paint_loading.SUBFOLDER (a test keeps them equal), spelled out
+# here so the card imports no paint code.
+DELIGHT_FOLDER = "hunyuan3d-delight-v2-0"
+PAINT_FOLDER = "hunyuan3d-paint-v2-0"
 PAINT_WEIGHTS = WeightsSource(
-    "tencent/Hunyuan3D-2",
-    "main",
-    folders=(paint_delight.SUBFOLDER, paint_loading.SUBFOLDER),
-    approx_size=10 * 2**30,
+    "tencent/Hunyuan3D-2", "main", folders=(DELIGHT_FOLDER, PAINT_FOLDER), approx_size=10 * 2**30
 )
-
 
 
 def turbo_vae_weights(repo_id: str, revision: str, folder: str) -> WeightsSource:
@@ -79,16 +72,14 @@ def turbo_vae_weights(repo_id: str, revision: str, folder: str) -> WeightsSource
     )
 
 
+DEFAULT_VARIANT = "turbo"  # the declared download: what `_load` reads
 # Steps each variant was made for (upstream's app: turbo 5, fast 10, standard 30).
 DEFAULT_STEPS = {"turbo": 5, "fast": 10, "standard": 30}
 VARIANT_SUFFIX = {"standard": "", "fast": "-fast", "turbo": "-turbo"}
 
 PARAMETERS: tuple[ParameterSchema, ...] = (
     ParameterSchema(
-        "variant",
-        "choice",
-        "turbo",
-        "Variant",
+        "variant", "choice", DEFAULT_VARIANT, "Variant",
         "turbo: 5 steps; fast: guidance distilled; standard: classifier-free guidance",
         choices=("turbo", "fast", "standard"),
     ),
@@ -96,20 +87,14 @@ PARAMETERS: tuple[ParameterSchema, ...] = (
     ParameterSchema("guidance_scale", "float", 5.0, "Guidance", "image adherence", 0.0, 20.0),
     ParameterSchema("octree_resolution", "int", 256, "Resolution", "grid cells per side", 16, 512),
     ParameterSchema(
-        "decoding",
-        "choice",
-        "octree",
-        "Decoding",
+        "decoding", "choice", "octree", "Decoding",
         "octree: query near the surface only; dense: every grid point (upstream default); "
         "flashvdm: FlashVDM (levels snapped, 384 becomes 380; adaptive attention; the turbo "
         "VAE when downloaded with --with turbo-vae)",
         choices=("octree", "dense", "flashvdm"),
     ),
     ParameterSchema(
-        "adaptive_kv",
-        "bool",
-        True,
-        "Adaptive attention",
+        "adaptive_kv", "bool", True, "Adaptive attention",
         "flashvdm only: each group of nearby points attends to its own top latents (upstream's "
         "default); off: exact attention",
     ),
@@ -117,10 +102,7 @@ PARAMETERS: tuple[ParameterSchema, ...] = (
         "num_chunks", "int", 65_536, "Chunk", "points per decoding batch", 1_000, 1_000_000
     ),
     ParameterSchema(
-        "texture",
-        "choice",
-        "none",
-        "Texture",
+        "texture", "choice", "none", "Texture",
         "paint: Hunyuan3D-Paint (delight + multi-view diffusion, needs its weights); none: "
         "shape only",
         choices=("none", "paint"),
@@ -132,11 +114,28 @@ PARAMETERS: tuple[ParameterSchema, ...] = (
         "pixels per generated view (the model was trained at 512); the atlas is twice this",
         16, 1024,
     ),
-)
+    BACKGROUND_PARAMETER,
+)  # fmt: skip
+
+# Shares of the texture stage between Hunyuan3D-Paint's own stages (H100: delight and the
+# multi-view diffusion take nearly all of it).
+PAINT_STAGE_WEIGHTS = {"texture_prepare": 0.1, "delight": 0.4, "paint": 0.45, "texture_bake": 0.05}
 
 
 class Hunyuan3DShapeAdapter(ModelAdapter):
-    """Shared behaviour; subclasses name the repo and the variant folder prefix."""
+    """Shared card and hooks; subclasses name the repo and the variant folder prefix.
+
+    Variants are swapped explicitly: ``_load`` reads the turbo variant (the declared download
+    and the default of ``variant``), so ``load()`` does the heavy work once, where the worker
+    times it, budgets it and reports its failures, and a loaded model serves default jobs at
+    once. A job asking for another variant gets it in ``_generate`` (:meth:`_use_variant`):
+    the current variant's networks are dropped *before* the other is read, so memory never holds
+    two (the VRAM budget counts one variant), and the swap is reported as a ``load`` stage. The
+    variant then stays until a job asks for another (a queue of same-variant jobs reads it
+    once). Loading lazily on the first job instead was rejected: ``load()`` would hide the cost
+    and the errors in the first job. The turbo VAE (``decoding="flashvdm"``) and the paint
+    models (``texture="paint"``) are optional parts: read on first use, kept until unload.
+    """
 
     repo_id: ClassVar[str]
     folder_prefix: ClassVar[str]
@@ -147,18 +146,115 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
     license_url = LICENSE_URL
     components = {"paint": PAINT_WEIGHTS}
     cuda_dtype = "float16"  # upstream loads model.fp16.safetensors in float16
+    stage_weights = {
+        "conditioning": 0.01, "sampling": 0.07, "decoding": 0.45, "meshing": 0.12, "texture": 0.35,
+    }  # fmt: skip
+    out_of_memory_hint = (
+        "Lower octree_resolution or num_chunks, use the turbo variant, or close other GPU "
+        "programs."
+    )
 
     def __init__(self, weights_dir: Path | None = None) -> None:
         super().__init__(weights_dir)
         self._models: ShapeModels | None = None
-        self._variant = ""
-        self._device = "cpu"
-        self._dtype = torch.float32
-        self._paint: tuple[Any, PaintModels] | None = None  # (delight pipeline, paint models)
+        self._variant = ""  # the variant in self._models
+        self._paint_models: tuple[Any, Any] | None = None  # (delight pipeline, PaintModels)
 
     @classmethod
     def variant_folder(cls, variant: str) -> str:
         return cls.folder_prefix + VARIANT_SUFFIX[variant]
+
+    # --- hooks ----------------------------------------------------------------------------------
+
+    def _load(self, device: str, dtype: str) -> None:
+        self._read_variant(DEFAULT_VARIANT, device, dtype)
+
+    def _check(self, request: GenerationRequest) -> None:
+        self._variant_dir(request.parameters["variant"])
+        if request.parameters["texture"] == "paint":
+            self._paint_dirs()
+        if self.max_images == 1:
+            return
+        views = [image.view for image in request.images]
+        unknown = sorted(set(views) - set(VIEW_INDEX))
+        if unknown:
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD,
+                f"unknown view(s) {unknown}; this model takes {', '.join(VIEW_INDEX)}",
+                field="images",
+            )
+        if len(set(views)) != len(views):
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD, "each view may be given once", field="images"
+            )
+
+    def _generate(
+        self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
+    ) -> RawAsset:
+        import numpy as np
+
+        from backend.models.hunyuan3d.pipeline import ShapePipeline
+        from backend.models.hunyuan3d.preprocess import condition_images
+
+        parameters = request.parameters
+        models = self._use_variant(parameters["variant"], progress)
+        images, views = condition_images(
+            request.images, models.config.image_processor, multi_view=self.max_images > 1
+        )
+        settings = self._settings(request)
+        warnings = self._flashvdm_vae(models) if settings.decoding == "flashvdm" else []
+
+        def on_event(stage: str, step: int, total: int) -> None:
+            progress(stage, step, total)
+            cancel.raise_if_cancelled()
+
+        try:
+            result = ShapePipeline(models)(images, views, settings, on_event)
+        except ValueError as error:  # no surface: the field is empty or full
+            raise ProtocolError(
+                ErrorCode.MODEL_FAILED,
+                f"{self.id} produced no surface: {error}",
+                hint="Try another seed, or an image with a clearer subject on transparency.",
+            ) from error
+        name = f"{self.id}-{parameters['variant']}"
+        if not np.isfinite(result.vertices).all():
+            warnings.append("non-finite vertices")
+        if parameters["texture"] == "paint":
+            return self._paint(request, result.vertices, result.faces, name, warnings, progress,
+                               cancel)  # fmt: skip
+        return RawAsset(result.vertices, result.faces, name=name, warnings=warnings)
+
+    def _release(self) -> None:
+        self._models = None
+        self._variant = ""
+        self._paint_models = None
+
+    # --- variants ---------------------------------------------------------------------------
+
+    def _use_variant(self, variant: str, progress: ProgressCallback) -> ShapeModels:
+        """The loaded networks of ``variant``, swapping the current variant out for it."""
+        if self._models is not None and self._variant == variant:
+            return self._models
+        assert self.device is not None  # the template's not-loaded guard ran
+        progress("load", 0, 1, f"loading the {variant} variant of {self.id}")
+        models = self._read_variant(variant, self.device, self.dtype)
+        progress("load", 1, 1, f"{variant} variant ready")
+        return models
+
+    def _read_variant(self, variant: str, device: str, dtype: str) -> ShapeModels:
+        from backend.models.common.torch_dtypes import torch_dtype
+        from backend.models.hunyuan3d.loading import load_shape_models
+
+        folder = self._variant_dir(variant)
+        if self._models is not None:  # one variant in memory at a time
+            self._models, self._variant = None, ""
+            if device.startswith("cuda"):
+                import torch
+
+                torch.cuda.empty_cache()
+        self._models = load_shape_models(folder, device, torch_dtype(dtype))
+        self._variant = variant
+        return self._models
 
     def _variant_dir(self, variant: str) -> Path:
         if self.weights_dir is None:
@@ -178,52 +274,42 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
             )
         return folder
 
-    def load(self, device: str, dtype: str = "float32") -> None:
-        if dtype not in DTYPES:
-            raise ProtocolError(
-                ErrorCode.INVALID_PARAMETER, f"unsupported dtype {dtype!r}", field="dtype"
-            )
-        self._device, self._dtype = device, DTYPES[dtype]
-        self._load_variant("turbo")
+    def _settings(self, request: GenerationRequest) -> ShapeSettings:
+        from backend.models.hunyuan3d.pipeline import ShapeSettings
 
-    def _load_variant(self, variant: str) -> ShapeModels:
-        if self._models is not None and self._variant == variant:
-            return self._models
-        folder = self._variant_dir(variant)
-        self.unload()
-        with typed_device_errors(self.id, OUT_OF_MEMORY_HINT):
-            self._models = load_shape_models(folder, self._device, self._dtype)
-        self._variant = variant
-        return self._models
+        parameters = request.parameters
+        decoding = {"octree": "hierarchical"}.get(parameters["decoding"], parameters["decoding"])
+        return ShapeSettings(
+            steps=parameters["steps"] or DEFAULT_STEPS[parameters["variant"]],
+            guidance_scale=parameters["guidance_scale"],
+            seed=request.seed,
+            octree_resolution=parameters["octree_resolution"],
+            num_chunks=parameters["num_chunks"],
+            decoding=decoding,
+            adaptive_kv=parameters["adaptive_kv"],
+        )
 
-    def _turbo_vae_dir(self) -> Path | None:
-        """The turbo VAE folder: the ``turbo-vae`` component's, else inside the weights folder
-        (a full clone of the repo has it); None when neither holds it."""
-        for base in (self.component_dirs.get("turbo-vae"), self.weights_dir):
-            if base is not None and (base / self.turbo_vae_folder / "config.yaml").is_file():
-                return base / self.turbo_vae_folder
-        return None
+    # --- optional parts: the turbo VAE, the paint models ----------------------------------------
 
-    def _load_turbo_vae(self, models: ShapeModels) -> list[str]:
-        """Load the turbo VAE into ``models`` once -> warnings (one when it is missing)."""
-        if models.turbo_vae is not None:
+    def _flashvdm_vae(self, models: ShapeModels) -> list[str]:
+        """Attach the turbo VAE (the ``turbo-vae`` component's, else a full clone's) to the
+        variant once -> warnings (one when it is missing: the variant's own VAE decodes)."""
+        from backend.models.hunyuan3d.loading import attach_turbo_vae
+
+        bases = (self.component_dirs.get("turbo-vae"), self.weights_dir)
+        if attach_turbo_vae(models, bases, self.turbo_vae_folder):
             return []
-        folder = self._turbo_vae_dir()
-        if folder is None:
-            return [
-                f"decoding=flashvdm used {self.id}'s own VAE: the turbo VAE FlashVDM was "
-                f"distilled with is not downloaded (run `dreamcad-backend download {self.id} "
-                "--with turbo-vae --only`)"
-            ]
-        with typed_device_errors(self.id, OUT_OF_MEMORY_HINT):
-            models.turbo_vae = load_vae(folder, models.device, models.dtype, models.config)
-        return []
+        return [
+            f"decoding=flashvdm used {self.id}'s own VAE: the turbo VAE FlashVDM was distilled "
+            f"with is not downloaded (run `dreamcad-backend download {self.id} --with turbo-vae "
+            "--only`)"
+        ]
 
     def _paint_dirs(self) -> tuple[Path, Path]:
         """The delight and paint folders (from tencent/Hunyuan3D-2): those of the ``paint``
         component when it was found, else inside the shape weights folder."""
         base = self.component_dirs.get("paint") or self.weights_dir or Path("<no weights>")
-        folders = (base / paint_delight.SUBFOLDER, base / paint_loading.SUBFOLDER)
+        folders = (base / DELIGHT_FOLDER, base / PAINT_FOLDER)
         for folder in folders:
             if not (folder / "model_index.json").is_file():
                 raise ProtocolError(
@@ -236,120 +322,40 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
                 )
         return folders
 
-    def _load_paint(self) -> tuple[Any, PaintModels]:
-        if self._paint is None:
+    def _load_paint(self) -> tuple[Any, Any]:
+        if self._paint_models is None:
+            from backend.models.common.torch_dtypes import torch_dtype
+            from backend.models.hunyuan3d import paint_delight, paint_loading
+
+            assert self.device is not None
             delight_dir, paint_dir = self._paint_dirs()
-            dtype = {torch.float32: "float32", torch.float16: "float16",
-                     torch.bfloat16: "bfloat16"}[self._dtype]
-            self._paint = (
-                paint_delight.load_delight(delight_dir, self._device, dtype),
-                paint_loading.load_paint_models(paint_dir, self._device, self._dtype),
+            self._paint_models = (
+                paint_delight.load_delight(delight_dir, self.device, self.dtype),
+                paint_loading.load_paint_models(paint_dir, self.device, torch_dtype(self.dtype)),
             )
-        return self._paint
+        return self._paint_models
 
-    def unload(self) -> None:
-        self._models = None
-        self._paint = None
-        self._variant = ""
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-
-    def check_inputs(self, request: GenerationRequest) -> None:
-        super().check_inputs(request)
-        parameters = resolve_parameters(self.parameters, request.parameters)
-        self._variant_dir(parameters["variant"])
-        if parameters["texture"] == "paint":
-            self._paint_dirs()
-        views = [image.view for image in request.images]
-        if self.max_images == 1:
-            return
-        unknown = sorted(set(views) - set(VIEW_INDEX))
-        if unknown:
-            raise ProtocolError(
-                ErrorCode.INVALID_FIELD,
-                f"unknown view(s) {unknown}; this model takes {', '.join(VIEW_INDEX)}",
-                field="images",
-            )
-        if len(set(views)) != len(views):
-            raise ProtocolError(
-                ErrorCode.INVALID_FIELD, "each view may be given once", field="images"
-            )
-
-    def _settings(self, parameters: dict[str, Any], seed: int) -> ShapeSettings:
-        decoding = {"octree": "hierarchical"}.get(parameters["decoding"], parameters["decoding"])
-        return ShapeSettings(
-            steps=parameters["steps"] or DEFAULT_STEPS[parameters["variant"]],
-            guidance_scale=parameters["guidance_scale"],
-            seed=seed,
-            octree_resolution=parameters["octree_resolution"],
-            num_chunks=parameters["num_chunks"],
-            decoding=decoding,
-            adaptive_kv=parameters["adaptive_kv"],
-        )
-
-    def _images(self, request: GenerationRequest, size: int, border: float) -> torch.Tensor:
-        ordered = sorted(request.images, key=lambda image: VIEW_INDEX.get(image.view, 0))
-        tensors = [to_condition_tensor(image.pixels, size, border) for image in ordered]
-        if self.max_images == 1:
-            return tensors[0]
-        return torch.stack([t[0] for t in tensors])[None]
-
-    def generate(
-        self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
-    ) -> RawAsset:
-        self.check_inputs(request)
-        parameters = resolve_parameters(self.parameters, request.parameters)
-        models = self._load_variant(parameters["variant"])
-        processor = models.config.image_processor
-        images = self._images(request, processor.size, processor.border_ratio)
-        views = tuple(sorted(VIEW_INDEX.get(image.view, 0) for image in request.images))
-        settings = self._settings(parameters, request.seed)
-        warnings = self._load_turbo_vae(models) if settings.decoding == "flashvdm" else []
-
-        def on_event(stage: str, step: int, total: int) -> None:
-            cancel.raise_if_cancelled()
-            progress(stage, step, total)
-
-        try:
-            with typed_device_errors(self.id, OUT_OF_MEMORY_HINT):
-                result = ShapePipeline(models)(images, views, settings, on_event)
-        except ValueError as error:  # no surface: the field is empty or full
-            raise ProtocolError(
-                ErrorCode.MODEL_FAILED,
-                f"{self.id} produced no surface: {error}",
-                hint="Try another seed, or an image with a clearer subject on transparency.",
-            ) from error
-        name = f"{self.id}-{parameters['variant']}"
-        if not np.isfinite(result.vertices).all():
-            warnings.append("non-finite vertices")
-        if parameters["texture"] == "none":
-            return RawAsset(result.vertices, result.faces, name=name, warnings=warnings)
-        painted = self._paint_texture(request, parameters, result.vertices, result.faces,
-                                      progress, cancel)
-        return RawAsset(painted.vertices, painted.faces, uvs=painted.uvs,
-                        texture=painted.texture, name=name, warnings=warnings)
-
-    def _paint_texture(
-        self,
-        request: GenerationRequest,
-        parameters: dict[str, Any],
-        vertices: np.ndarray,
-        faces: np.ndarray,
-        progress: ProgressCallback,
-        cancel: CancelToken,
-    ) -> PaintedMesh:
+    def _paint(
+        self, request: GenerationRequest, vertices: np.ndarray, faces: np.ndarray, name: str,
+        warnings: list[str], progress: ProgressCallback, cancel: CancelToken,
+    ) -> RawAsset:  # fmt: skip
         """Hunyuan3D-Paint on the shape, from the front view (or the only one)."""
+        from backend.models.common.stage_folding import FoldedProgress
+        from backend.models.hunyuan3d.paint_texture import PaintSettings, paint_mesh
+
         delight_pipeline, paint_models = self._load_paint()
         front = next((i for i in request.images if i.view == "front"), request.images[0])
-        size = parameters["paint_view_size"]
+        size = request.parameters["paint_view_size"]
         settings = PaintSettings(
             texture_size=2 * size, view_size=size, render_size=2 * size,
-            steps=parameters["paint_steps"], delight_steps=parameters["delight_steps"],
-            seed=request.seed,
-        )
-        with typed_device_errors(self.id, OUT_OF_MEMORY_HINT):
-            return paint_mesh(vertices, faces, front.pixels, delight_pipeline, paint_models,
-                              settings, progress, cancel)
+            steps=request.parameters["paint_steps"],
+            delight_steps=request.parameters["delight_steps"], seed=request.seed,
+        )  # fmt: skip
+        folded = FoldedProgress(progress, "texture", PAINT_STAGE_WEIGHTS)
+        painted = paint_mesh(vertices, faces, front.pixels, delight_pipeline, paint_models,
+                             settings, folded, cancel)  # fmt: skip
+        return RawAsset(painted.vertices, painted.faces, uvs=painted.uvs,
+                        texture=painted.texture, name=name, warnings=warnings)  # fmt: skip
 
 
 class Hunyuan3D2MiniAdapter(Hunyuan3DShapeAdapter):

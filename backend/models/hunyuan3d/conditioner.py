@@ -17,11 +17,11 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 from transformers import Dinov2Config, Dinov2Model
 
+from backend.models.hunyuan3d.config import VIEW_INDEX as VIEW_INDEX  # re-exported: its old home
 from backend.models.hunyuan3d.config import ConditionerConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-VIEW_INDEX = {"front": 0, "left": 1, "back": 2, "right": 3}
 
 
 def sincos_embedding(dim: int, positions: np.ndarray) -> np.ndarray:

@@ -5,7 +5,9 @@ sections: ``model`` (the flow DiT), ``vae`` (the ShapeVAE decoder), ``conditione
 its full ``Dinov2Config`` inline, so nothing is fetched), ``scheduler`` (plain or consistency
 flow matching) and ``image_processor``. We read only the fields that shape the networks and the
 sampler; ``target`` class paths are used to tell the scheduler kinds and the multi-view
-conditioner apart, never imported.
+conditioner apart, never imported. :func:`tiny_raw_config` is a tiny config in the same layout
+(the sizes of the parity data in tests/data/hunyuan) for tests and smoke benchmarks. Light: yaml
+only, so the adapter's card and checks can read :data:`VIEW_INDEX` without torch.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from typing import Any
 import yaml
 
 from shared_protocol.errors import ErrorCode, ProtocolError
+
+# The multi-view conditioner's slots (its fixed view embedding), named as upstream names them.
+VIEW_INDEX = {"front": 0, "left": 1, "back": 2, "right": 3}
 
 
 @dataclass(frozen=True)
@@ -180,3 +185,65 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ProtocolError(ErrorCode.WEIGHTS_MISSING, f"{path} does not hold a mapping")
     return raw
+
+
+def tiny_raw_config(variant: str = "turbo", multi_view: bool = False) -> dict[str, Any]:
+    """A tiny config in the official ``config.yaml`` layout (the parity data's sizes).
+
+    ``variant``: "standard" (classifier-free guidance, Euler), "fast" (guidance embedded) or
+    "turbo" (guidance embedded, consistency scheduler), as the hub's variant folders differ."""
+    dinov2 = {
+        "attention_probs_dropout_prob": 0.0, "drop_path_rate": 0.0, "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.0, "hidden_size": 32, "image_size": 28,
+        "initializer_range": 0.02, "layer_norm_eps": 1.0e-06, "layerscale_value": 1.0,
+        "mlp_ratio": 4, "model_type": "dinov2", "num_attention_heads": 2, "num_channels": 3,
+        "num_hidden_layers": 2, "patch_size": 14, "qkv_bias": True, "use_swiglu_ffn": True,
+    }
+    encoder_kwargs: dict[str, Any] = {"config": dinov2, "image_size": 28}
+    if multi_view:
+        encoder_kwargs["view_num"] = 4
+    scheduler: dict[str, Any] = {
+        "target": "hy3dgen.shapegen.schedulers.FlowMatchEulerDiscreteScheduler",
+        "params": {"num_train_timesteps": 1000},
+    }
+    if variant == "turbo":
+        scheduler = {
+            "target": "hy3dgen.shapegen.schedulers.ConsistencyFlowMatchEulerDiscreteScheduler",
+            "params": {"num_train_timesteps": 1000, "pcm_timesteps": 100},
+        }
+    processor = "MVImageProcessorV2" if multi_view else "ImageProcessorV2"
+    return {
+        "model": {
+            "target": "hy3dgen.shapegen.models.Hunyuan3DDiT",
+            "params": {
+                "in_channels": 8, "context_in_dim": 32, "hidden_size": 32, "mlp_ratio": 2.0,
+                "num_heads": 2, "depth": 2, "depth_single_blocks": 2, "axes_dim": [16],
+                "theta": 10000, "qkv_bias": True, "guidance_embed": variant != "standard",
+            },
+        },
+        "vae": {"target": "hy3dgen.shapegen.models.ShapeVAE", "params": tiny_vae_params()},
+        "conditioner": {
+            "target": "hy3dgen.shapegen.models.SingleImageEncoder",
+            "params": {
+                "main_image_encoder": {
+                    "type": "DinoImageEncoderMV" if multi_view else "DinoImageEncoder",
+                    "kwargs": encoder_kwargs,
+                }
+            },
+        },
+        "scheduler": scheduler,
+        "image_processor": {
+            "target": f"hy3dgen.shapegen.preprocessors.{processor}",
+            "params": {"size": 40, "border_ratio": 0.15},
+        },
+    }  # fmt: skip
+
+
+def tiny_vae_params() -> dict[str, Any]:
+    """The tiny ShapeVAE's ``params`` (a variant's ``vae`` section, or a VAE folder's top)."""
+    return {
+        "num_latents": 16, "embed_dim": 8, "width": 32, "heads": 2, "num_decoder_layers": 2,
+        "num_freqs": 4, "include_pi": False, "qkv_bias": False, "qk_norm": True,
+        "scale_factor": 1.0188137142395404, "geo_decoder_mlp_expand_ratio": 4,
+        "geo_decoder_downsample_ratio": 1, "geo_decoder_ln_post": True,
+    }  # fmt: skip

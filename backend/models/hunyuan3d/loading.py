@@ -6,11 +6,13 @@ whose keys are prefixed by the part they belong to (``model.`` the DiT, ``vae.``
 ``conditioner.`` DINOv2). We read safetensors only (no pickles), build the networks on the meta
 device from the config (no random init of a billion parameters), then materialise them straight
 from the checkpoint tensors on the target device. A standalone VAE folder (the FlashVDM turbo
-VAE, ``hunyuan3d-vae-v2-0-turbo/``) has its own ``config.yaml`` and an unprefixed checkpoint.
+VAE, ``hunyuan3d-vae-v2-0-turbo/``) has its own ``config.yaml`` and an unprefixed checkpoint;
+:func:`find_folder` and :func:`attach_turbo_vae` find it and load it next to a variant.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,3 +162,24 @@ def load_vae(
         vae = ShapeVAE(config)
     materialise(vae, read_checkpoint(checkpoint), device, dtype, "vae", checkpoint)
     return vae
+
+
+def find_folder(bases: Iterable[Path | None], name: str) -> Path | None:
+    """The first ``base / name`` holding a ``config.yaml`` (None when none holds it)."""
+    for base in bases:
+        if base is not None and (base / name / "config.yaml").is_file():
+            return base / name
+    return None
+
+
+def attach_turbo_vae(models: ShapeModels, bases: Iterable[Path | None], name: str) -> bool:
+    """Load FlashVDM's turbo VAE (folder ``name`` in the first of ``bases`` that has it: its
+    ``turbo-vae`` component dir, or a full clone of the repo) into ``models`` once; it stays
+    with the variant (the pipeline decodes ``decoding="flashvdm"`` with it) until the variant
+    goes. False when no base has it."""
+    if models.turbo_vae is None:
+        folder = find_folder(bases, name)
+        if folder is None:
+            return False
+        models.turbo_vae = load_vae(folder, models.device, models.dtype, models.config)
+    return True

@@ -1,11 +1,13 @@
-"""Shared fixtures: tiny Hunyuan3D-2 shape variants written in the official on-disk layout.
+"""Shared fixtures: the Hunyuan3D-2 parity references, written in the official on-disk layout.
 
 The parity files (tests/data/hunyuan/parity_<kind>.npz) hold a tiny config (``config_yaml``),
 random weights under ``weight:<official key>``, fixed inputs and hy3dgen 2.0.2's outputs for
-them. ``write_variant`` turns one into a variant folder (config.yaml + model.safetensors) so the
-tests load it through the same code that loads the real checkpoints. ``parity_flashvdm.npz``
-adds FlashVDM decodes with adaptive key selection and a tiny turbo VAE (``turbo_weight:<key>``,
-unprefixed as in the official VAE folders), which ``write_turbo_vae`` writes out.
+them. ``write_reference_variant`` hands one to the family's writer
+(:func:`backend.models.hunyuan3d.testing.write_variant`: config.yaml + model.fp16.safetensors)
+so the tests load it through the same code that loads the real checkpoints.
+``parity_flashvdm.npz`` adds FlashVDM decodes with adaptive key selection and a tiny turbo VAE
+(``turbo_weight:<key>``, unprefixed as in the official VAE folders), which
+``write_reference_vae`` writes out.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
+
+from backend.models.hunyuan3d.testing import write_vae, write_variant
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "hunyuan"
 KINDS = ("plain", "turbo", "mv")
@@ -35,20 +38,17 @@ def prefixed_tensors(reference: dict[str, np.ndarray], prefix: str) -> dict[str,
     }
 
 
-def write_variant(reference: dict[str, np.ndarray], folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.yaml").write_text(str(reference["config_yaml"]), encoding="utf-8")
-    save_file(prefixed_tensors(reference, "weight:"), str(folder / "model.safetensors"))
-    return folder
+def write_reference_variant(reference: dict[str, np.ndarray], folder: Path) -> Path:
+    """A parity reference's config and weights (float32) as a variant folder."""
+    weights = prefixed_tensors(reference, "weight:")
+    return write_variant(folder, str(reference["config_yaml"]), weights)
 
 
-def write_turbo_vae(reference: dict[str, np.ndarray], folder: Path) -> Path:
+def write_reference_vae(reference: dict[str, np.ndarray], folder: Path) -> Path:
     """The tiny turbo VAE of ``parity_flashvdm.npz`` as an official VAE folder."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.yaml").write_text(str(reference["turbo_config_yaml"]), encoding="utf-8")
-    weights = prefixed_tensors(reference, "turbo_weight:")
-    save_file(weights, str(folder / "model.fp16.safetensors"))
-    return folder
+    return write_vae(
+        folder, str(reference["turbo_config_yaml"]), prefixed_tensors(reference, "turbo_weight:")
+    )
 
 
 def reference_mask(reference: dict[str, np.ndarray], name: str) -> np.ndarray:
@@ -66,4 +66,4 @@ def kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def tiny_variant(tmp_path: Path) -> Path:
     """The plain (CFG, Euler) tiny variant as a folder."""
-    return write_variant(load_reference("plain"), tmp_path / "hunyuan3d-dit-v2-mini")
+    return write_reference_variant(load_reference("plain"), tmp_path / "hunyuan3d-dit-v2-mini")

@@ -1,7 +1,13 @@
-"""The Hunyuan3D-2 adapters end to end on tiny variants in the official layout (CPU)."""
+"""The Hunyuan3D-2 adapters end to end on tiny variants in the official layout (CPU).
+
+Model-specific behaviour: variants swapped on demand, multi-view slots, the turbo VAE and paint
+components, the shared cut-out feeding Hunyuan's framing; the generic checks (tiny weights,
+stages, cancel at each stage, rejections, unload, card codec) are the contract suite's."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +18,9 @@ from backend.cancellation import Cancelled, CancelToken
 from backend.geometry.raw_asset import RawAsset
 from backend.models.base import GenerationRequest, ImagePixels
 from backend.models.hunyuan3d.adapter import (
+    DELIGHT_FOLDER,
     LICENSE,
+    PAINT_FOLDER,
     Hunyuan3D2Adapter,
     Hunyuan3D2MiniAdapter,
     Hunyuan3D2MVAdapter,
@@ -22,10 +30,11 @@ from shared_protocol.errors import ErrorCode, ProtocolError
 from tests.backend.models.hunyuan3d.conftest import (
     load_reference,
     reference_mask,
-    write_turbo_vae,
-    write_variant,
+    write_reference_vae,
+    write_reference_variant,
 )
 
+REPO = Path(__file__).resolve().parents[4]
 SMALL = {"octree_resolution": 32, "num_chunks": 4096}
 
 
@@ -41,8 +50,8 @@ def subject_image(seed: int = 0, size: int = 48) -> np.ndarray:
 
 @pytest.fixture
 def mini(tmp_path: Path) -> Hunyuan3D2MiniAdapter:
-    write_variant(load_reference("turbo"), tmp_path / "hunyuan3d-dit-v2-mini-turbo")
-    write_variant(load_reference("plain"), tmp_path / "hunyuan3d-dit-v2-mini")
+    write_reference_variant(load_reference("turbo"), tmp_path / "hunyuan3d-dit-v2-mini-turbo")
+    write_reference_variant(load_reference("plain"), tmp_path / "hunyuan3d-dit-v2-mini")
     adapter = Hunyuan3D2MiniAdapter(tmp_path)
     adapter.load("cpu")
     return adapter
@@ -50,7 +59,7 @@ def mini(tmp_path: Path) -> Hunyuan3D2MiniAdapter:
 
 @pytest.fixture
 def multi_view(tmp_path: Path) -> Hunyuan3D2MVAdapter:
-    write_variant(load_reference("mv"), tmp_path / "hunyuan3d-dit-v2-mv-turbo")
+    write_reference_variant(load_reference("mv"), tmp_path / "hunyuan3d-dit-v2-mv-turbo")
     adapter = Hunyuan3D2MVAdapter(tmp_path)
     adapter.load("cpu")
     return adapter
@@ -59,9 +68,15 @@ def multi_view(tmp_path: Path) -> Hunyuan3D2MVAdapter:
 class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, int, int]] = []
+        self.messages: list[str] = []
 
     def __call__(self, stage: str, step: int, total: int, message: str = "", preview=None):
         self.events.append((stage, step, total))
+        self.messages.append(message)
+
+    @property
+    def stages(self) -> list[str]:
+        return list(dict.fromkeys(stage for stage, _, _ in self.events))
 
 
 def test_info_shows_licence_and_weights(tmp_path: Path) -> None:
@@ -109,7 +124,7 @@ def test_missing_variant_is_weights_missing(mini: Hunyuan3D2MiniAdapter) -> None
     with pytest.raises(ProtocolError) as error:
         mini.check_inputs(request)
     assert error.value.code == ErrorCode.WEIGHTS_MISSING
-    assert error.value.field == "body.parameters.variant"
+    assert error.value.field == "parameters.variant"
 
 
 def test_no_weights_folder_is_weights_missing() -> None:
@@ -188,7 +203,7 @@ def test_paint_texture_to_validated_glb(tmp_path: Path, monkeypatch) -> None:
     from tests.support.gltf_validator import error_messages, validate
 
     shape_dir = tmp_path / "shape"
-    write_variant(load_reference("turbo"), shape_dir / "hunyuan3d-dit-v2-mini-turbo")
+    write_reference_variant(load_reference("turbo"), shape_dir / "hunyuan3d-dit-v2-mini-turbo")
     repo = tmp_path / "hub" / "models--tencent--Hunyuan3D-2"
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text("0" * 40)  # the branch -> commit file of the HF cache
@@ -209,7 +224,9 @@ def test_paint_texture_to_validated_glb(tmp_path: Path, monkeypatch) -> None:
     recorder = Recorder()
     raw = adapter.generate(request, recorder, CancelToken())
     assert raw.uvs is not None and raw.texture is not None and raw.texture.shape == (32, 32, 3)
-    assert {"delight", "paint", "texture_bake"} <= {stage for stage, _, _ in recorder.events}
+    # Paint's own stages fold into the declared "texture" stage (named in the messages).
+    assert recorder.stages == ["conditioning", "sampling", "decoding", "meshing", "texture"]
+    assert {"delight", "paint", "texture_bake"} <= set(recorder.messages)
     result = run_pipeline(raw, PipelineOptions(target_faces=500, texture_size=256, keep_uvs=True))
     path = tmp_path / "painted.glb"
     path.write_bytes(result.asset)
@@ -223,7 +240,7 @@ def test_texture_paint_without_its_weights_is_refused(mini: Hunyuan3D2MiniAdapte
     with pytest.raises(ProtocolError) as error:
         mini.check_inputs(request)
     assert error.value.code == ErrorCode.WEIGHTS_MISSING
-    assert error.value.field == "body.parameters.texture"
+    assert error.value.field == "parameters.texture"
     assert "download hunyuan3d-2mini --with paint" in error.value.hint
 
 
@@ -241,7 +258,7 @@ def test_flashvdm_decodes_with_the_turbo_vae_component(
 ) -> None:
     flash = load_reference("flashvdm")
     component = tmp_path / "component"
-    write_turbo_vae(flash, component / Hunyuan3D2MiniAdapter.turbo_vae_folder)
+    write_reference_vae(flash, component / Hunyuan3D2MiniAdapter.turbo_vae_folder)
     mini.component_dirs["turbo-vae"] = component
     asset = mini.generate(_flashvdm_request(), Recorder(), CancelToken())
     assert len(asset.faces) > 0 and not asset.warnings
@@ -291,3 +308,88 @@ def test_turbo_vae_component_is_declared(adapter, repo: str, folder: str) -> Non
         f"{folder}/config.yaml",
         f"{folder}/model.fp16.safetensors",
     ]
+
+
+def test_the_card_imports_no_torch() -> None:
+    """The catalogue reads the cards: importing the adapter module loads no model code."""
+    code = (
+        "import sys; import backend.models.hunyuan3d.adapter; "
+        "heavy = [m for m in ('torch', 'transformers', 'diffusers', "
+        "'backend.models.hunyuan3d.loading', 'backend.models.hunyuan3d.paint_texture') "
+        "if m in sys.modules]; assert not heavy, heavy"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_paint_folder_names_match_the_paint_modules() -> None:
+    from backend.models.hunyuan3d import paint_delight, paint_loading
+
+    assert (DELIGHT_FOLDER, PAINT_FOLDER) == (paint_delight.SUBFOLDER, paint_loading.SUBFOLDER)
+
+
+def test_load_reads_turbo_and_a_job_swaps_variants(mini: Hunyuan3D2MiniAdapter) -> None:
+    """load() reads the default (turbo) variant; a job naming another swaps it in, reported
+    as a "load" stage, and keeps it for the next job; asking for turbo swaps back."""
+    turbo = mini._models
+    assert mini._variant == "turbo" and turbo is not None
+
+    def run(variant: str) -> Recorder:
+        recorder = Recorder()
+        request = GenerationRequest(
+            task="image", images=(ImagePixels(subject_image()),),
+            parameters={"variant": variant, "steps": 1, "decoding": "dense", **SMALL},
+        )  # fmt: skip
+        mini.generate(request, recorder, CancelToken())
+        assert set(recorder.stages) <= {"load", *Hunyuan3D2MiniAdapter.stage_weights}
+        return recorder
+
+    first = run("standard")
+    standard = mini._models
+    assert first.stages[0] == "load" and mini._variant == "standard" and standard is not turbo
+    assert standard is not None and not standard.config.dit.guidance_embed
+    assert "load" not in run("standard").stages and mini._models is standard
+    assert run("turbo").stages[0] == "load" and mini._variant == "turbo"
+    mini.unload()
+    assert mini._models is None and mini._paint_models is None and not mini.loaded
+
+
+def photo(opaque: bool, size: int = 64) -> np.ndarray:
+    """A red disc off-centre on light grey: opaque (a JPEG) or with the disc as its alpha."""
+    yy, xx = np.mgrid[:size, :size]
+    inside = (yy - 22) ** 2 + (xx - 40) ** 2 < 14**2
+    pixels = np.empty((size, size, 4), np.uint8)
+    pixels[..., :3] = np.where(inside[..., None], (200, 40, 40), (235, 235, 235))
+    pixels[..., 3] = 255 if opaque else np.where(inside, 255, 0)
+    return pixels
+
+
+def test_an_opaque_photo_is_cut_out_like_its_transparent_png(
+    mini: Hunyuan3D2MiniAdapter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The template's cut-out (background="auto") reaches Hunyuan's framing: an opaque photo
+    gives the mesh of its cut-out PNG; background="none" keeps the backdrop in the frame."""
+    monkeypatch.delenv("DREAMCAD_BACKGROUND_MODEL", raising=False)
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path / "no-segmentation-model"))
+
+    def vertices(pixels: np.ndarray, background: str) -> np.ndarray:
+        request = GenerationRequest(
+            task="image", images=(ImagePixels(pixels),), seed=3,
+            parameters={"steps": 2, "decoding": "dense", "background": background, **SMALL},
+        )  # fmt: skip
+        return mini.generate(request, Recorder(), CancelToken()).vertices
+
+    cut_out = vertices(photo(opaque=False), "auto")
+    np.testing.assert_array_equal(vertices(photo(opaque=True), "auto"), cut_out)
+    kept = vertices(photo(opaque=True), "none")
+    assert kept.shape != cut_out.shape or not np.array_equal(kept, cut_out)
+
+
+def test_a_transparent_view_is_named_by_its_index(multi_view: Hunyuan3D2MVAdapter) -> None:
+    images = (ImagePixels(subject_image(), "front"),
+              ImagePixels(np.zeros((32, 32, 4), np.uint8), "back"))  # fmt: skip
+    request = GenerationRequest(task="multi_image", images=images,
+                                parameters={"background": "none", **SMALL})  # fmt: skip
+    with pytest.raises(ProtocolError) as error:
+        multi_view.generate(request, Recorder(), CancelToken())
+    assert error.value.code == ErrorCode.INVALID_IMAGE and error.value.field == "images[1]"

@@ -16,8 +16,8 @@ from shared_protocol.errors import ErrorCode, ProtocolError
 from tests.backend.models.hunyuan3d.conftest import (
     DATA,
     load_reference,
-    write_turbo_vae,
-    write_variant,
+    write_reference_vae,
+    write_reference_variant,
 )
 
 MANIFEST = json.loads((DATA / "full_size_manifest.json").read_text())
@@ -39,10 +39,11 @@ def test_full_size_networks_match_the_official_keys(variant: str) -> None:
 
 
 def test_checkpoint_of_another_variant_is_refused(tmp_path: Path) -> None:
-    plain = write_variant(load_reference("plain"), tmp_path / "plain")
-    turbo = write_variant(load_reference("turbo"), tmp_path / "turbo")
-    (plain / "model.safetensors").replace(tmp_path / "plain.safetensors")
-    (turbo / "model.safetensors").rename(plain / "model.safetensors")  # turbo has guidance_in
+    plain = write_reference_variant(load_reference("plain"), tmp_path / "plain")
+    turbo = write_reference_variant(load_reference("turbo"), tmp_path / "turbo")
+    (plain / "model.fp16.safetensors").replace(tmp_path / "plain.safetensors")
+    # turbo has guidance_in
+    (turbo / "model.fp16.safetensors").rename(plain / "model.fp16.safetensors")
     with pytest.raises(ProtocolError) as error:
         load_shape_models(plain, "cpu", torch.float32)
     assert error.value.code == ErrorCode.WEIGHTS_MISSING
@@ -50,8 +51,8 @@ def test_checkpoint_of_another_variant_is_refused(tmp_path: Path) -> None:
 
 
 def test_missing_files_and_pickles(tmp_path: Path) -> None:
-    folder = write_variant(load_reference("plain"), tmp_path / "v")
-    (folder / "model.safetensors").rename(folder / "model.fp16.ckpt")
+    folder = write_reference_variant(load_reference("plain"), tmp_path / "v")
+    (folder / "model.fp16.safetensors").rename(folder / "model.fp16.ckpt")
     with pytest.raises(ProtocolError, match="safetensors") as error:
         load_shape_models(folder, "cpu", torch.float32)
     assert error.value.code == ErrorCode.WEIGHTS_MISSING
@@ -61,9 +62,9 @@ def test_missing_files_and_pickles(tmp_path: Path) -> None:
 
 
 def test_truncated_checkpoint_is_reported(tmp_path: Path) -> None:
-    folder = write_variant(load_reference("plain"), tmp_path / "v")
-    data = (folder / "model.safetensors").read_bytes()
-    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+    folder = write_reference_variant(load_reference("plain"), tmp_path / "v")
+    data = (folder / "model.fp16.safetensors").read_bytes()
+    (folder / "model.fp16.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(ProtocolError, match="not a readable safetensors") as error:
         load_shape_models(folder, "cpu", torch.float32)
     assert error.value.code == ErrorCode.WEIGHTS_MISSING
@@ -71,7 +72,7 @@ def test_truncated_checkpoint_is_reported(tmp_path: Path) -> None:
 
 def test_wrong_shape_is_reported(tmp_path: Path) -> None:
     reference = load_reference("plain")
-    folder = write_variant(reference, tmp_path / "v")
+    folder = write_reference_variant(reference, tmp_path / "v")
     raw = yaml.safe_load((folder / "config.yaml").read_text())
     raw["vae"]["params"]["num_freqs"] = 6  # query_proj input width changes
     (folder / "config.yaml").write_text(yaml.safe_dump(raw))
@@ -88,7 +89,7 @@ def test_unknown_config_parameter_is_refused() -> None:
 
 def test_half_precision_load_keeps_keys(tmp_path: Path) -> None:
     reference = load_reference("plain")
-    folder = write_variant(reference, tmp_path / "v")
+    folder = write_reference_variant(reference, tmp_path / "v")
     weights = {
         k[len("weight:") :]: torch.from_numpy(v).half()
         for k, v in reference.items()
@@ -102,11 +103,11 @@ def test_half_precision_load_keeps_keys(tmp_path: Path) -> None:
 
 def test_vae_of_another_latent_shape_is_refused(tmp_path: Path) -> None:
     flash = load_reference("flashvdm")
-    folder = write_turbo_vae(flash, tmp_path / "hunyuan3d-vae-v2-0-turbo")
+    folder = write_reference_vae(flash, tmp_path / "hunyuan3d-vae-v2-0-turbo")
     config = (folder / "config.yaml").read_text(encoding="utf-8")
     (folder / "config.yaml").write_text(config.replace("num_latents: 16", "num_latents: 32"))
-    models = load_shape_models(write_variant(load_reference("plain"), tmp_path / "v"), "cpu",
-                               torch.float32)
+    plain = write_reference_variant(load_reference("plain"), tmp_path / "v")
+    models = load_shape_models(plain, "cpu", torch.float32)
     with pytest.raises(ProtocolError) as error:
         load_vae(folder, models.device, models.dtype, models.config)
     assert error.value.code == ErrorCode.WEIGHTS_MISSING and "latents" in str(error.value)

@@ -61,4 +61,4 @@ def test_paint_dirs_are_only_needed_for_paint(tmp_path: Path) -> None:
 
     with pytest.raises(ProtocolError) as error:
         Hunyuan3D2MiniAdapter(tmp_path)._paint_dirs()
-    assert error.value.field == "body.parameters.texture"
+    assert error.value.field == "parameters.texture"

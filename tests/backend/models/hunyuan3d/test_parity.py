@@ -23,8 +23,8 @@ from backend.models.hunyuan3d.volume import (
 from tests.backend.models.hunyuan3d.conftest import (
     load_reference,
     reference_mask,
-    write_turbo_vae,
-    write_variant,
+    write_reference_vae,
+    write_reference_variant,
 )
 
 RELATIVE = 1e-4
@@ -40,7 +40,8 @@ def assert_close(ours: torch.Tensor | np.ndarray, reference: np.ndarray) -> None
 
 def _setup(kind: str, tmp_path: Path):
     reference = load_reference(kind)
-    models = load_shape_models(write_variant(reference, tmp_path / kind), "cpu", torch.float32)
+    folder = write_reference_variant(reference, tmp_path / kind)
+    models = load_shape_models(folder, "cpu", torch.float32)
     return reference, ShapePipeline(models)
 
 
@@ -150,9 +151,8 @@ def test_turbo_vae_decodes_like_upstream(tmp_path: Path) -> None:
     reference, pipeline = _setup("plain", tmp_path)
     flash = load_reference("flashvdm")
     models = pipeline.models
-    models.turbo_vae = load_vae(
-        write_turbo_vae(flash, tmp_path / "vae-turbo"), models.device, models.dtype, models.config
-    )
+    folder = write_reference_vae(flash, tmp_path / "vae-turbo")
+    models.turbo_vae = load_vae(folder, models.device, models.dtype, models.config)
     latents = torch.from_numpy(reference["latents"])
     settings = _flashvdm_settings(flash, "turbo")
     with torch.no_grad():
