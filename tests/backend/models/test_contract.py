@@ -136,7 +136,8 @@ def test_a_minimal_request_gives_a_valid_raw_asset(tiny, model_id, task) -> None
     assert isinstance(raw, RawAsset)
     assert len(raw.faces) > 0 and np.isfinite(raw.vertices).all()
     assert raw.faces.min() >= 0 and raw.faces.max() < len(raw.vertices)
-    declared = ADAPTERS[model_id].stage_weights
+    declared = {"load", *ADAPTERS[model_id].stage_weights}  # "load": the runner's, or a
+    # model swapping weights (a Hunyuan variant) inside generate
     stages = [stage for stage, _, _ in recorder.reports]
     assert stages, "a model reports progress"
     assert set(stages) <= set(declared), f"undeclared stages {set(stages) - set(declared)}"
