@@ -26,7 +26,7 @@ from torch import Tensor
 from backend.models.sparse.tensor import SparseTensor
 
 
-def _sdpa(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
+def token_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
     """Tokens-first SDPA: q (..., Lq, H, D), k/v (..., Lk, H, D) -> (..., Lq, H, Dv)."""
     out = F.scaled_dot_product_attention(
         q.transpose(-3, -2), k.transpose(-3, -2), v.transpose(-3, -2), attn_mask=mask
@@ -43,9 +43,9 @@ def full_attention(
 ) -> Tensor:
     """Per-element attention of rows ``q[q_layout[b]]`` to ``k/v[kv_layout[b]]``: (Nq, H, Dv)."""
     if len(q_layout) == 1:
-        return _sdpa(q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0))[0]
+        return token_attention(q.unsqueeze(0), k.unsqueeze(0), v.unsqueeze(0))[0]
     parts = [
-        _sdpa(q[qs].unsqueeze(0), k[ks].unsqueeze(0), v[ks].unsqueeze(0))[0]
+        token_attention(q[qs].unsqueeze(0), k[ks].unsqueeze(0), v[ks].unsqueeze(0))[0]
         for qs, ks in zip(q_layout, kv_layout, strict=True)
     ]
     return torch.cat(parts, dim=0)
@@ -54,9 +54,9 @@ def full_attention(
 def cross_attention(q: Tensor, k: Tensor, v: Tensor, q_layout: tuple[slice, ...]) -> Tensor:
     """Rows of element b (q (N, H, D)) attend to its dense context k/v (B, L, H, D)."""
     if len(q_layout) == 1:
-        return _sdpa(q.unsqueeze(0), k[:1], v[:1])[0]
+        return token_attention(q.unsqueeze(0), k[:1], v[:1])[0]
     parts = [
-        _sdpa(q[rows].unsqueeze(0), k[b : b + 1], v[b : b + 1])[0]
+        token_attention(q[rows].unsqueeze(0), k[b : b + 1], v[b : b + 1])[0]
         for b, rows in enumerate(q_layout)
     ]
     return torch.cat(parts, dim=0)
@@ -119,7 +119,7 @@ def windowed_attention(q: Tensor, k: Tensor, v: Tensor, buckets: list[WindowBuck
     for bucket in buckets:
         rows = bucket.rows
         mask = None if bucket.valid is None else bucket.valid[:, None, None, :]
-        result = _sdpa(q[rows], k[rows], v[rows], mask)
+        result = token_attention(q[rows], k[rows], v[rows], mask)
         if bucket.valid is None:
             out[rows.reshape(-1)] = result.reshape(-1, *result.shape[2:])
         else:

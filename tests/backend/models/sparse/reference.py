@@ -66,3 +66,36 @@ def dense_conv_reference(
     k = weight.shape[1]
     out = F.conv3d(grid, weight.permute(0, 4, 1, 2, 3), bias, padding=k // 2)
     return from_dense(out, coords)
+
+
+def group_norm_per_sample(values: Tensor, coords: Tensor, norm: torch.nn.GroupNorm) -> Tensor:
+    """GroupNorm of each batch element's voxels, as (1, C, n)."""
+    result = torch.empty_like(values)
+    for b in coords[:, 0].unique().tolist():
+        rows = coords[:, 0] == b
+        part = values[rows].t()[None]
+        result[rows] = F.group_norm(part, norm.num_groups, norm.weight, norm.bias, norm.eps)[0].t()
+    return result
+
+
+def reference_subdivide_block(
+    block: torch.nn.Module, coords: Tensor, feats: Tensor, resolution: int
+) -> tuple[Tensor, Tensor]:
+    """Upstream's SparseSubdivideBlock3d from its formula: (child coords, child features)."""
+
+    def conv(c: Tensor, h: Tensor, layer: torch.nn.Module) -> Tensor:
+        weight, bias = layer.conv.weight.detach(), layer.conv.bias.detach()
+        return dense_conv_reference(c, h, weight, bias, 2 * resolution)
+
+    children = torch.tensor(
+        [[0, i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=torch.int32
+    )
+    fine = (coords * torch.tensor([1, 2, 2, 2], dtype=torch.int32))[:, None] + children
+    fine = fine.reshape(-1, 4)
+    h = F.silu(group_norm_per_sample(feats, coords, block.act_layers[0]))
+    h = conv(fine, h.repeat_interleave(8, 0), block.out_layers[0])
+    h = F.silu(group_norm_per_sample(h, fine, block.out_layers[1]))
+    h = conv(fine, h, block.out_layers[3])
+    skip = block.skip_connection
+    x = feats.repeat_interleave(8, 0)
+    return fine, h + (x if isinstance(skip, torch.nn.Identity) else conv(fine, x, skip))

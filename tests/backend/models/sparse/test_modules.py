@@ -11,7 +11,12 @@ from torch import Tensor
 
 from backend.models.sparse.modules import SparseLinear, SparseResBlock3d, SparseSubdivideBlock3d
 from backend.models.sparse.tensor import SparseTensor
-from tests.backend.models.sparse.reference import DEVICES, dense_conv_reference, random_coords
+from tests.backend.models.sparse.reference import (
+    DEVICES,
+    dense_conv_reference,
+    random_coords,
+    reference_subdivide_block,
+)
 
 
 def randomise(module: torch.nn.Module, generator: torch.Generator) -> None:
@@ -89,29 +94,8 @@ def test_subdivide_block_matches_dense_reference(device: str) -> None:
     block = SparseSubdivideBlock3d(8, 4, out_channels=4, num_groups=2).double()
     randomise(block, generator)
     out = block.to(device)(SparseTensor(feats, coords).to(device))
-
-    block = block.cpu()
-    layout = [coords[:, 0] == b for b in range(2)]
-
-    def group_norm(values: Tensor, norm: torch.nn.GroupNorm, rows: list[Tensor]) -> Tensor:
-        result = torch.empty_like(values)
-        for mask in rows:
-            part = values[mask].t()[None]
-            result[mask] = F.group_norm(part, norm.num_groups, norm.weight, norm.bias)[0].t()
-        return result
-
     with torch.no_grad():
-        h = F.silu(group_norm(feats, block.act_layers[0], layout))
-        children = torch.tensor(
-            [[0, i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=torch.int32
-        )
-        fine = (coords * torch.tensor([1, 2, 2, 2], dtype=torch.int32))[:, None] + children
-        fine = fine.reshape(-1, 4)
-        fine_layout = [fine[:, 0] == b for b in range(2)]
-        h = conv(fine, h.repeat_interleave(8, 0), block.out_layers[0], 8)
-        h = F.silu(group_norm(h, block.out_layers[1], fine_layout))
-        h = conv(fine, h, block.out_layers[3], 8)
-        expected = h + conv(fine, feats.repeat_interleave(8, 0), block.skip_connection, 8)
+        fine, expected = reference_subdivide_block(block.cpu(), coords, feats, 4)
     assert out.coords.cpu().tolist() == fine.tolist()
     torch.testing.assert_close(out.feats.cpu(), expected, rtol=1e-4, atol=1e-5)
 
