@@ -64,10 +64,17 @@ def cross_attention(q: Tensor, k: Tensor, v: Tensor, q_layout: tuple[slice, ...]
 
 @dataclass(frozen=True, eq=False)
 class WindowBucket:
-    """Windows padded to one length: token rows (W, L) and which of them are real (or None)."""
+    """Windows padded to one length L: token rows (W, L), key mask, and where results go.
+
+    ``mask`` (W, 1, 1, L) marks real tokens (None when every window is full); ``kept`` are
+    the flat (W L) positions of real tokens and ``targets`` their rows, so results scatter back
+    without a data-dependent (synchronising) boolean index at run time.
+    """
 
     rows: Tensor
-    valid: Tensor | None
+    mask: Tensor | None
+    kept: Tensor | None
+    targets: Tensor
 
 
 def window_ids(coords: Tensor, window_size: int, shift: int) -> Tensor:
@@ -99,7 +106,12 @@ def build_window_buckets(coords: Tensor, window_size: int, shift: int) -> list[W
         # A padding slot repeats its window's first token: every padded row stays in range.
         offset = torch.where(valid, position.unsqueeze(0), 0)
         rows = order[starts[chosen].unsqueeze(1) + offset]
-        buckets.append(WindowBucket(rows, None if bool(valid.all()) else valid))
+        if bool(valid.all()):
+            buckets.append(WindowBucket(rows, None, None, rows.reshape(-1)))
+        else:
+            kept = valid.reshape(-1).nonzero().squeeze(1)
+            mask = valid[:, None, None, :]
+            buckets.append(WindowBucket(rows, mask, kept, rows.reshape(-1)[kept]))
     return buckets
 
 
@@ -118,12 +130,11 @@ def windowed_attention(q: Tensor, k: Tensor, v: Tensor, buckets: list[WindowBuck
     out = q.new_empty(q.shape[0], q.shape[1], v.shape[2])
     for bucket in buckets:
         rows = bucket.rows
-        mask = None if bucket.valid is None else bucket.valid[:, None, None, :]
-        result = token_attention(q[rows], k[rows], v[rows], mask)
-        if bucket.valid is None:
-            out[rows.reshape(-1)] = result.reshape(-1, *result.shape[2:])
-        else:
-            out[rows[bucket.valid]] = result[bucket.valid]
+        result = token_attention(q[rows], k[rows], v[rows], bucket.mask)
+        result = result.reshape(-1, *result.shape[2:])
+        if bucket.kept is not None:
+            result = result.index_select(0, bucket.kept)
+        out.index_copy_(0, bucket.targets, result)
     return out
 
 

@@ -84,9 +84,7 @@ def test_window_buckets_cover_every_voxel_once_and_are_cached() -> None:
     generator = torch.Generator().manual_seed(3)
     coords = random_coords([300], 10, generator)
     buckets = build_window_buckets(coords, 4, 2)
-    rows = torch.cat(
-        [b.rows[b.valid] if b.valid is not None else b.rows.reshape(-1) for b in buckets]
-    )
+    rows = torch.cat([b.targets for b in buckets])
     assert sorted(rows.tolist()) == list(range(len(coords)))
     assert all(b.rows.shape[1] & (b.rows.shape[1] - 1) == 0 for b in buckets)  # powers of two
     x = SparseTensor(torch.zeros(len(coords), 1), coords)
