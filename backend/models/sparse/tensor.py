@@ -7,8 +7,10 @@ sorted by batch (upstream's convention: each batch element's voxels are contiguo
 ``cache`` is a dict shared by every tensor on the same coordinate set (``replace`` keeps it): the
 neighbour maps of the convolutions, the swin window partitions, and the child coordinate sets of
 downsample / subdivide live there, so they are built once per coordinate set and reused by every
-layer and every sampler step that keeps the coordinates (make the step's tensor with
-``x.replace(new_feats)``, not a new ``SparseTensor``). A tensor made by downsampling carries its
+layer and every sampler step that keeps the coordinates: ``x.replace(new_feats)`` keeps it, and
+a new ``SparseTensor`` made on the very same (unmodified) ``coords`` tensor finds it again
+(caches are remembered per coords tensor, weakly, and dropped if the tensor is changed in
+place or freed). A tensor made by downsampling carries its
 parent on a stack (``parents``: factor, parent coordinate set, parent row -> child row) so that
 upsampling returns to the parent's coordinates, order and cache; a cache holds only its children's
 caches, never a way back, so caches form no reference cycles (GPU memory is freed as soon as the
@@ -17,6 +19,7 @@ tensors go).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +38,25 @@ class CoordinateSet:
 
 # (factor, the coordinate set before downsampling, (N_parent,) int64 row in the child).
 Parent = tuple[int, CoordinateSet, Tensor]
+
+# id(coords) -> (weak ref to coords, its in-place version, layout, cache): tensors built on
+# the same coords tensor share one cache. Keyed by id because tensors compare elementwise.
+_KNOWN: dict[int, tuple[weakref.ref, int, tuple[slice, ...], dict[str, Any]]] = {}
+
+
+def _known_coordinates(coords: Tensor, batch_size: int | None) -> tuple[tuple[slice, ...], dict]:
+    """The layout and cache of ``coords``, remembered from an earlier tensor when valid."""
+    entry = _KNOWN.get(id(coords))
+    if entry is not None:
+        ref, version, layout, cache = entry
+        same = ref() is coords and version == coords._version
+        if same and (batch_size is None or batch_size == len(layout)):
+            return layout, cache
+    layout, cache = batch_layout(coords, batch_size), {}
+    if entry is None:
+        weakref.finalize(coords, _KNOWN.pop, id(coords), None)
+    _KNOWN[id(coords)] = (weakref.ref(coords), coords._version, layout, cache)
+    return layout, cache
 
 
 class SparseTensor:
@@ -58,6 +80,8 @@ class SparseTensor:
             raise ValueError(f"{feats.shape[0]} feature rows for {coords.shape[0]} voxels")
         self.feats = feats
         self.coords = coords
+        if layout is None and cache is None:
+            layout, cache = _known_coordinates(coords, batch_size)
         self.layout = layout if layout is not None else batch_layout(coords, batch_size)
         self.cache = cache if cache is not None else {}
         self.parents = parents

@@ -41,7 +41,18 @@ def test_replace_shares_coordinates_and_cache() -> None:
     x.cache["probe"] = 1
     y = x.replace(torch.ones(2, 5))
     assert y.coords is x.coords and y.cache is x.cache and y.feats.shape == (2, 5)
-    assert x.to("cpu").cache == {}
+    assert x.to("cpu").cache is x.cache  # same device: the same coords tensor
+
+
+def test_new_tensors_on_the_same_coords_tensor_share_its_cache() -> None:
+    coords = coords_of([[0, 0, 0, 0], [0, 0, 0, 1]])
+    x = SparseTensor(torch.zeros(2, 3), coords)
+    x.cache["probe"] = 1
+    assert SparseTensor(torch.ones(2, 1), coords).cache is x.cache
+    assert SparseTensor(torch.ones(2, 1), coords.clone()).cache == {}
+    assert SparseTensor(torch.ones(2, 1), coords, batch_size=3).cache == {}
+    coords[1, 3] = 2  # changed in place: the old maps no longer describe it
+    assert SparseTensor(torch.ones(2, 1), coords).cache == {}
 
 
 def test_sparse_cat_joins_channels_on_the_same_coordinates() -> None:

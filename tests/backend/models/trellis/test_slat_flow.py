@@ -205,6 +205,8 @@ def test_sampler_steps_reuse_the_neighbour_maps(monkeypatch: pytest.MonkeyPatch)
             v = model(x, torch.tensor([t]), cond)
             model(x, torch.tensor([t]), torch.zeros_like(cond))
             x = x.replace(x.feats - 0.1 * v.feats)
+        # A sampler that builds a new tensor each step on the same coords finds them too.
+        model(SparseTensor(x.feats, coords), torch.tensor([50.0]), cond)
     assert len(builds) == 2  # one map at 8^3, one at 4^3
 
 
