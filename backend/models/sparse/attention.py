@@ -80,12 +80,10 @@ class WindowBucket:
 def window_ids(coords: Tensor, window_size: int, shift: int) -> Tensor:
     """(N,) int64 id of each voxel's window, batch-major then x, y, z (upstream's numbering)."""
     shifted = coords[:, 1:].long() + shift
-    counts = ((shifted.amax(dim=0) + 1 + window_size - 1) // window_size).tolist()
-    window = torch.div(shifted, window_size, rounding_mode="floor")
+    counts = (torch.div(shifted.amax(dim=0), window_size, rounding_mode="floor") + 1).tolist()
+    wx, wy, wz = torch.div(shifted, window_size, rounding_mode="floor").unbind(dim=1)
     batch = coords[:, 0].long()
-    return ((batch * counts[0] + window[:, 0]) * counts[1] + window[:, 1]) * counts[2] + window[
-        :, 2
-    ]
+    return ((batch * counts[0] + wx) * counts[1] + wy) * counts[2] + wz
 
 
 def build_window_buckets(coords: Tensor, window_size: int, shift: int) -> list[WindowBucket]:
