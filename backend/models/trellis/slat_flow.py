@@ -164,4 +164,3 @@ class SLatFlowModel(nn.Module):
 
         h = h.replace(F.layer_norm(h.feats, h.feats.shape[-1:]).to(x.dtype))
         return self.out_layer(h)
-
