@@ -13,6 +13,8 @@ One job, one bar: the reconstructor's own stages are folded into ``reconstruct``
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -226,7 +228,8 @@ class MVDreamAdapter(ModelAdapter):
             inner_request = GenerationRequest(task="image", images=(ImagePixels(cutouts[front]),),
                                               **common)
         progress("reconstruct", 0, 1, f"loading {name}")
-        with self.inner_model(name) as inner:
+        with (self.inner_model(name) as inner,
+              _inner_errors("reconstructor", name, "parameters.reconstructor")):
             inner_request = inner.check_inputs(inner_request)
             folded = FoldedProgress(progress, "reconstruct", inner.stage_weights)
             asset = inner.generate(inner_request, folded, cancel)
@@ -239,3 +242,17 @@ def _resolution_parameter(cls: type[ModelAdapter], resolution: int) -> dict[str,
     names = {p.name for p in cls.parameters}
     found = next((n for n in RESOLUTION_PARAMETERS if n in names), None)
     return {found: resolution} if resolution and found else {}
+
+
+@contextlib.contextmanager
+def _inner_errors(role: str, model_id: str, field: str) -> Iterator[None]:
+    """Errors of the inner request, named in ours: a field the inner model names (its
+    ``images[0]``, ``parameters.octree_resolution``) was never sent by our client, so it becomes
+    ``field``, the parameter that chose the inner model, and the message says which model."""
+    try:
+        yield
+    except ProtocolError as error:
+        if error.field is None:
+            raise
+        raise ProtocolError(error.code, f"{role} {model_id!r}: {error}", field=field,
+                            hint=error.hint) from error
