@@ -162,6 +162,7 @@ class ImageBridgeAdapter(ModelAdapter):
             seed=request.seed, progress=progress, cancel=cancel, stage="text_to_image",
         )
         progress("text_to_image", params["steps"], params["steps"], "picture ready", picture)
+        cancel.raise_if_cancelled()
         name = params["image_model"]
         takes_background = any(
             p.name == "background" for p in self._catalogue().adapter_class(name).parameters
@@ -177,6 +178,7 @@ class ImageBridgeAdapter(ModelAdapter):
             folded = FoldedProgress(progress, "image_to_3d", inner.stage_weights)
             asset = inner.generate(inner_request, folded, cancel)
         folded.finish(f"reconstructed by {name}")
+        cancel.raise_if_cancelled()
         asset.name = f"{self.id}-{request.seed}"
         return asset
 

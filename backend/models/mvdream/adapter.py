@@ -162,11 +162,13 @@ class MVDreamAdapter(ModelAdapter):
         )
         progress("views", 1, 1, "views ready", np.concatenate(list(out.views), axis=1))
         progress("cutout", 0, 1, "cutting the subject out of each view")
+        cancel.raise_if_cancelled()
         cutouts, masks, warnings = cut_out_views(out.views)
         progress("cutout", 1, 1, "backgrounds removed")
         cancel.raise_if_cancelled()
         asset = self._reconstruct(request, cutouts, out.azimuths, progress, cancel, warnings)
         progress("texture", 0, 1, "projecting the views onto the surface")
+        cancel.raise_if_cancelled()
         field = back_projected_field(asset.vertices, asset.faces, out.views, masks,
                                      out.elevation, out.azimuths)
         textured = RawAsset(
@@ -176,6 +178,7 @@ class MVDreamAdapter(ModelAdapter):
             name=f"{self.id}-{request.seed}", warnings=list(asset.warnings) + warnings,
         )
         progress("texture", 1, 1, "textured from the views")
+        cancel.raise_if_cancelled()
         return textured
 
     # --- parts of the hooks -------------------------------------------------------------------
@@ -228,12 +231,14 @@ class MVDreamAdapter(ModelAdapter):
             inner_request = GenerationRequest(task="image", images=(ImagePixels(cutouts[front]),),
                                               **common)
         progress("reconstruct", 0, 1, f"loading {name}")
+        cancel.raise_if_cancelled()
         with (self.inner_model(name) as inner,
               _inner_errors("reconstructor", name, "parameters.reconstructor")):
             inner_request = inner.check_inputs(inner_request)
             folded = FoldedProgress(progress, "reconstruct", inner.stage_weights)
             asset = inner.generate(inner_request, folded, cancel)
         folded.finish(f"reconstructed by {name}")
+        cancel.raise_if_cancelled()
         return asset
 
 

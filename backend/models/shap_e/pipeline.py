@@ -79,6 +79,7 @@ def run_shap_e(
         ).images
     # 2. surface extraction
     mesh = latent_to_mesh(pipeline.shap_e_renderer, latents[0], grid_size, progress, cancel)
+    cancel.raise_if_cancelled()
     # 3. surface checks
     warnings: list[str] = []
     if len(mesh.faces) == 0:
