@@ -14,7 +14,7 @@ One job, one bar: the reconstructor's own stages are folded into ``reconstruct``
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from backend.models.common.stage_folding import FoldedProgress
 from backend.models.mvdream.config import CHECKPOINT, CONFIG_FILE
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
+from shared_protocol.parameters import resolve_parameters
 
 if TYPE_CHECKING:
     from backend.models.registry import ModelRegistry
@@ -130,11 +131,11 @@ class MVDreamAdapter(ModelAdapter):
                 f"no reconstructor {name!r}; installed: {', '.join(catalogue.ids()) or 'none'}",
                 field="parameters.reconstructor",
             )
-        tasks = catalogue.adapter_class(name).tasks
-        if "multi_image" not in tasks and "image" not in tasks:
+        cls = catalogue.adapter_class(name)
+        if "multi_image" not in cls.tasks and "image" not in cls.tasks:
             raise ProtocolError(
                 ErrorCode.INVALID_PARAMETER,
-                f"reconstructor {name!r} takes no images (it does {', '.join(tasks)})",
+                f"reconstructor {name!r} takes no images (it does {', '.join(cls.tasks)})",
                 field="parameters.reconstructor",
             )
         if not catalogue.create(name).weights_present():
@@ -144,6 +145,10 @@ class MVDreamAdapter(ModelAdapter):
                 field="parameters.reconstructor",
                 hint=f"Run `dreamcad-backend download {name}`, or use reconstructor 'auto'.",
             )
+        # The reconstructor's own check of what we will set on it (its mesh grid's range).
+        with _inner_errors("reconstructor", name, "parameters.reconstructor",
+                           _our_fields(cls)):
+            resolve_parameters(cls.parameters, _inner_parameters(cls, params))
 
     def _generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
@@ -218,11 +223,9 @@ class MVDreamAdapter(ModelAdapter):
                             "inflated front view, textured from all four views")
         cls = self._catalogue().adapter_class(name)
         names = [VIEW_NAMES.get(round(a % 360.0, 6)) for a in azimuths]
-        inner_parameters = _resolution_parameter(cls, params["reconstructor_resolution"])
-        if any(p.name == "background" for p in cls.parameters):
-            inner_parameters["background"] = "none"  # cut out already: the alpha is the mask
         common = {"seed": request.seed, "target_faces": request.target_faces,
-                  "texture_size": request.texture_size, "parameters": inner_parameters}
+                  "texture_size": request.texture_size,
+                  "parameters": _inner_parameters(cls, params)}
         if "multi_image" in cls.tasks and None not in names:
             images = tuple(ImagePixels(c, view=n) for c, n in zip(cutouts, names, strict=True))
             inner_request = GenerationRequest(task="multi_image", images=images, **common)
@@ -233,7 +236,7 @@ class MVDreamAdapter(ModelAdapter):
         progress("reconstruct", 0, 1, f"loading {name}")
         cancel.raise_if_cancelled()
         with (self.inner_model(name) as inner,
-              _inner_errors("reconstructor", name, "parameters.reconstructor")):
+              _inner_errors("reconstructor", name, "parameters.reconstructor", _our_fields(cls))):
             inner_request = inner.check_inputs(inner_request)
             folded = FoldedProgress(progress, "reconstruct", inner.stage_weights)
             asset = inner.generate(inner_request, folded, cancel)
@@ -242,22 +245,42 @@ class MVDreamAdapter(ModelAdapter):
         return asset
 
 
-def _resolution_parameter(cls: type[ModelAdapter], resolution: int) -> dict[str, int]:
-    """``{name: resolution}`` for the adapter's mesh-grid parameter; empty for 0 or none."""
+def _resolution_name(cls: type[ModelAdapter]) -> str | None:
+    """The name of the reconstructor's mesh-grid parameter, if it has one."""
     names = {p.name for p in cls.parameters}
-    found = next((n for n in RESOLUTION_PARAMETERS if n in names), None)
-    return {found: resolution} if resolution and found else {}
+    return next((n for n in RESOLUTION_PARAMETERS if n in names), None)
+
+
+def _inner_parameters(cls: type[ModelAdapter], params: Mapping[str, Any]) -> dict[str, Any]:
+    """What we set on the reconstructor: its mesh grid (when asked for), and no second cut-out
+    (the views are cut out already: their alpha is the mask)."""
+    inner: dict[str, Any] = {}
+    name = _resolution_name(cls)
+    if name and params["reconstructor_resolution"]:
+        inner[name] = params["reconstructor_resolution"]
+    if any(p.name == "background" for p in cls.parameters):
+        inner["background"] = "none"
+    return inner
+
+
+def _our_fields(cls: type[ModelAdapter]) -> dict[str, str]:
+    """The reconstructor's fields we set from one of ours."""
+    name = _resolution_name(cls)
+    return {f"parameters.{name}": "parameters.reconstructor_resolution"} if name else {}
 
 
 @contextlib.contextmanager
-def _inner_errors(role: str, model_id: str, field: str) -> Iterator[None]:
+def _inner_errors(
+    role: str, model_id: str, field: str, ours: dict[str, str] | None = None
+) -> Iterator[None]:
     """Errors of the inner request, named in ours: a field the inner model names (its
-    ``images[0]``, ``parameters.octree_resolution``) was never sent by our client, so it becomes
-    ``field``, the parameter that chose the inner model, and the message says which model."""
+    ``images[0]``) was never sent by our client, so it becomes ``ours[field]`` (the parameter we
+    set it from) or else ``field`` (the parameter that chose the inner model), and the message
+    says which model."""
     try:
         yield
     except ProtocolError as error:
         if error.field is None:
             raise
-        raise ProtocolError(error.code, f"{role} {model_id!r}: {error}", field=field,
-                            hint=error.hint) from error
+        raise ProtocolError(error.code, f"{role} {model_id!r}: {error}",
+                            field=(ours or {}).get(error.field, field), hint=error.hint) from error

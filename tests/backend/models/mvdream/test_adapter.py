@@ -103,6 +103,12 @@ def test_reconstructor_is_checked_in_the_catalogue(mvdream_dir: Path) -> None:
     with pytest.raises(ProtocolError) as caught:
         adapter.check_inputs(_request(image_size=36))
     assert caught.value.field == "parameters.image_size"
+    # inflate's grid goes to 384: the reconstructor's own range, named by the field we sent
+    with pytest.raises(ProtocolError) as caught:
+        adapter.check_inputs(_request(reconstructor="inflate", reconstructor_resolution=500))
+    assert caught.value.code == ErrorCode.OUT_OF_RANGE
+    assert caught.value.field == "parameters.reconstructor_resolution"
+    assert "'inflate'" in str(caught.value)
 
 
 def test_missing_weights(tmp_path: Path) -> None:
