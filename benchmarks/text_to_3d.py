@@ -47,17 +47,18 @@ from backend.geometry.pipeline import PipelineOptions, run_pipeline  # noqa: E40
 from backend.geometry.warmup import warm_up  # noqa: E402
 from backend.models.base import GenerationRequest, ImagePixels  # noqa: E402
 from backend.models.builtin.inflate import InflateAdapter  # noqa: E402
-from backend.models.mvdream.adapter import VIEW_NAMES, _cut_out  # noqa: E402
+from backend.models.mvdream.adapter import VIEW_NAMES  # noqa: E402
 from backend.models.mvdream.back_projection import back_projected_field  # noqa: E402
 from backend.models.mvdream.camera import (  # noqa: E402
     DEFAULT_AZIMUTHS,
     camera_embedding_input,
 )
 from backend.models.mvdream.config import SD21_BASE_4VIEW, TINY  # noqa: E402
+from backend.models.mvdream.cutout import cut_out_views  # noqa: E402
 from backend.models.mvdream.loading import build_models  # noqa: E402
 from backend.models.mvdream.pipeline import MVDreamOutput, MVDreamPipeline  # noqa: E402
+from backend.models.mvdream.testing import schedule_buffers, seeded_tensor  # noqa: E402
 from backend.models.testing.clip_tokenizer import write_clip_tokenizer  # noqa: E402
-from backend.models.testing.mvdream import schedule_buffers, seeded_tensor  # noqa: E402
 
 DATA = REPO / "tests" / "data" / "mvdream"
 PROMPT = "a wooden chair, 3d asset"
@@ -142,7 +143,7 @@ def run_mvdream(args, device, dtype, results: dict) -> None:
     if not args.no_upstream:
         upstream_sampling(args, config, state, pipeline, noise, out, device, results)
     with stage(results, "cutout", device):
-        cutouts, masks = _cut_out(out.views)
+        cutouts, masks, _ = cut_out_views(out.views)
     asset = reconstruct(args, cutouts, device, dtype, results)
     with stage(results, "texture", device):
         field = back_projected_field(asset.vertices, asset.faces, out.views, masks,
@@ -157,8 +158,9 @@ def reconstruct(args, cutouts, device, dtype, results: dict):
         inflate = InflateAdapter()
         inflate.load(str(device))
         with stage(results, "reconstruct(inflate)", device):
-            return inflate.generate(
-                GenerationRequest(task="image", images=(ImagePixels(cutouts[0]),)),
+            return inflate.generate(  # cut out already, as the mvdream adapter hands it over
+                GenerationRequest(task="image", images=(ImagePixels(cutouts[0]),),
+                                  parameters={"background": "none"}),
                 lambda *a, **k: None, CancelToken())
     sys.path.insert(0, str(REPO / "benchmarks"))
     import yaml
@@ -241,8 +243,9 @@ def upstream_sampling(args, config, state, pipeline, noise, out, device, results
 
 def run_shap_e(args, device, dtype, results: dict) -> None:
     from backend.models.shap_e.adapter import ShapETextAdapter
-    from backend.models.testing.shap_e import FULL_TEXT, write_shap_e_text
-    from backend.models.testing.shap_e import TINY as SHAP_E_TINY
+    from backend.models.shap_e.config import FULL_TEXT
+    from backend.models.shap_e.config import TINY as SHAP_E_TINY
+    from backend.models.shap_e.testing import write_shap_e_text
 
     with tempfile.TemporaryDirectory() as tmp:
         write_shap_e_text(Path(tmp), SHAP_E_TINY if args.tiny else FULL_TEXT)

@@ -1,16 +1,20 @@
 """``image-bridge``: text -> picture (any diffusers text-to-image pipeline) -> 3D (any image model).
 
-One job, one bar: stage ``text_to_image`` runs the picture model (SDXL-Turbo by default, 1-4
-steps, or any pipeline named by hub repo id or local folder in ``text_model``), then stage
-``image_to_3d`` runs the image model named in ``image_model`` (any installed adapter with the
-``image`` task, created through the model registry) with its own stages folded into ours. The
-picture is passed on as the preview of the first stage so the panel can show it early.
+The card and the hooks only. One job, one bar: stage ``text_to_image`` runs the picture model
+(SDXL-Turbo, the bridge's own weights, by default, 1-4 steps; or any pipeline named by hub repo
+id or local folder in ``text_model``), then stage ``image_to_3d`` runs the image model named in
+``image_model`` (any installed adapter with the ``image`` task), taken from the worker's model
+cache (``inner_model``: inside the VRAM budget, shared with direct jobs), with its stages folded
+into ours. The picture reaches it through its own template, so the shared cut-out runs on it
+once, by the ``background`` method given here. The picture is also the first stage's preview.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.cancellation import CancelToken
 from backend.geometry.raw_asset import RawAsset
@@ -21,17 +25,14 @@ from backend.models.base import (
     ProgressCallback,
     WeightFile,
     WeightsSource,
-    resolve_parameters,
 )
-from backend.models.image_bridge.text_to_image import (
-    load_text_to_image,
-    locate_pipeline,
-    run_text_to_image,
-)
-from backend.models.nested import NestedAdapters
+from backend.models.common.background import BACKGROUND_PARAMETER
 from backend.models.common.stage_folding import FoldedProgress
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
+
+if TYPE_CHECKING:
+    from backend.models.registry import ModelRegistry
 
 DEFAULT_TEXT_MODEL = "stabilityai/sdxl-turbo"
 DEFAULT_IMAGE_MODEL = "inflate"
@@ -48,10 +49,12 @@ class ImageBridgeAdapter(ModelAdapter):
         "image model."
     )
     tasks = ("text",)
-    cuda_dtype = "float16"  # the text-to-image pipeline and the image model it feeds
+    cuda_dtype = "float16"  # SDXL-Turbo's published weights are fp16
     license = "model-dependent (SDXL-Turbo: Stability AI non-commercial community licence)"
     license_url = "https://huggingface.co/stabilityai/sdxl-turbo/blob/main/LICENSE.md"
-    vram_mb = 12_000
+    # The picture model alone (SDXL-Turbo in fp16: ~7 GB of weights, 512 px); the image model
+    # is another model in the cache and counts its own.
+    vram_mb = 8_000
     parameters = (
         ParameterSchema("text_model", "str", DEFAULT_TEXT_MODEL, "Picture model",
                         "diffusers text-to-image pipeline: hub repo id or local folder"),
@@ -63,9 +66,12 @@ class ImageBridgeAdapter(ModelAdapter):
         ParameterSchema("image_size", "int", 512, "Picture size", "pixels per side", 32, 1536),
         ParameterSchema("prompt_suffix", "str", OBJECT_SUFFIX, "Prompt suffix",
                         "appended to the prompt so the picture suits 3D reconstruction"),
+        BACKGROUND_PARAMETER,  # handed to the image model, which cuts the picture out with it
     )
     stage_weights = {"text_to_image": 0.35, "image_to_3d": 0.65}
-    takes_registry = True  # the registry hands itself over, so image models come from it
+    out_of_memory_hint = (
+        "Lower the picture size, pick a smaller picture or 3D model, or close other GPU programs."
+    )
     weights = WeightsSource(
         "stabilityai/sdxl-turbo",
         "647e47abb87343a8a42170b6f73255d72443ef70",
@@ -94,48 +100,59 @@ class ImageBridgeAdapter(ModelAdapter):
         ),
     )
 
-    def __init__(self, weights_dir: Path | None = None, registry: Any = None) -> None:
-        """``registry``: a ``ModelRegistry`` to create image models from (default: installed)."""
+    def __init__(self, weights_dir: Path | None = None) -> None:
         super().__init__(weights_dir)
-        self.nested = NestedAdapters(registry)
-        self._text: tuple[Path, Any] | None = None  # (folder, pipeline)
+        self.text_folder: Path | None = None  # where the loaded picture model came from
+        self.text_pipeline: Any = None  # a diffusers text-to-image pipeline
 
-    @property
-    def registry(self) -> Any:
-        return self.nested.registry
+    # --- hooks --------------------------------------------------------------------------------
 
-    def check_inputs(self, request: GenerationRequest) -> None:
-        super().check_inputs(request)
-        params = resolve_parameters(self.parameters, request.parameters)
-        cls = self.registry.adapter_class(params["image_model"])
-        if "image" not in cls.tasks:
+    def _load(self, device: str, dtype: str) -> None:
+        """Load the default picture model (our own weights); requests may name another."""
+        from backend.models.image_bridge.text_to_image import load_text_to_image
+
+        assert self.weights_dir is not None  # the template checked the weights are present
+        self.text_pipeline = load_text_to_image(self.weights_dir, device, dtype)
+        self.text_folder = self.weights_dir
+
+    def _release(self) -> None:
+        self.text_pipeline = None
+        self.text_folder = None
+
+    def _check(self, request: GenerationRequest) -> None:
+        from backend.models.image_bridge.text_to_image import locate_pipeline
+
+        params = request.parameters
+        name = params["image_model"]
+        catalogue = self._catalogue()
+        if name not in catalogue.ids():
             raise ProtocolError(
-                ErrorCode.INVALID_PARAMETER,
-                f"image_model {params['image_model']!r} does not take an image; it does "
-                f"{cls.tasks}",
+                ErrorCode.UNKNOWN_MODEL,
+                f"no image model {name!r}; installed: {', '.join(catalogue.ids()) or 'none'}",
                 field="parameters.image_model",
             )
+        tasks = catalogue.adapter_class(name).tasks
+        if "image" not in tasks:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMETER,
+                f"image_model {name!r} does not take an image; it does {', '.join(tasks)}",
+                field="parameters.image_model",
+            )
+        if not catalogue.create(name).weights_present():
+            raise ProtocolError(
+                ErrorCode.WEIGHTS_MISSING,
+                f"the weights of image model {name!r} are not on this machine",
+                field="parameters.image_model",
+                hint=f"Run `dreamcad-backend download {name}`, or pick another image model.",
+            )
+        locate_pipeline(params["text_model"], DEFAULT_TEXT_MODEL, self.weights_dir)
 
-    def load(self, device: str, dtype: str = "float32") -> None:
-        """Remember the device; models load on first use (they depend on the request)."""
-        self.nested.place(device, dtype)
-
-    def unload(self) -> None:
-        self.nested.release()
-        self._text = None
-
-    def _text_pipeline(self, name: str) -> Any:
-        folder = locate_pipeline(name, DEFAULT_TEXT_MODEL, self.weights_dir)
-        if self._text is None or self._text[0] != folder:
-            self._text = None  # drop the old one before loading the next
-            self._text = (folder, load_text_to_image(folder, self.nested.device,
-                                                     self.nested.dtype))
-        return self._text[1]
-
-    def generate(
+    def _generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
     ) -> RawAsset:
-        params = resolve_parameters(self.parameters, request.parameters)
+        from backend.models.image_bridge.text_to_image import run_text_to_image
+
+        params = request.parameters
         progress("text_to_image", 0, params["steps"], "loading the picture model")
         text_pipeline = self._text_pipeline(params["text_model"])
         cancel.raise_if_cancelled()
@@ -145,14 +162,58 @@ class ImageBridgeAdapter(ModelAdapter):
             seed=request.seed, progress=progress, cancel=cancel, stage="text_to_image",
         )
         progress("text_to_image", params["steps"], params["steps"], "picture ready", picture)
-        image_adapter = self.nested.get(params["image_model"])
+        cancel.raise_if_cancelled()
+        name = params["image_model"]
+        takes_background = any(
+            p.name == "background" for p in self._catalogue().adapter_class(name).parameters
+        )
         inner_request = GenerationRequest(
             task="image", images=(ImagePixels(picture),), seed=request.seed,
+            parameters={"background": params["background"]} if takes_background else {},
             target_faces=request.target_faces, texture_size=request.texture_size,
         )
-        image_adapter.check_inputs(inner_request)
-        folded = FoldedProgress(progress, "image_to_3d", image_adapter.stage_weights)
-        asset = image_adapter.generate(inner_request, folded, cancel)
-        folded.finish("reconstructed")
+        with (self.inner_model(name) as inner,
+              _inner_errors("image model", name, "parameters.image_model")):
+            inner_request = inner.check_inputs(inner_request)
+            folded = FoldedProgress(progress, "image_to_3d", inner.stage_weights)
+            asset = inner.generate(inner_request, folded, cancel)
+        folded.finish(f"reconstructed by {name}")
+        cancel.raise_if_cancelled()
         asset.name = f"{self.id}-{request.seed}"
         return asset
+
+    # --- parts of the hooks -------------------------------------------------------------------
+
+    def _catalogue(self) -> ModelRegistry:
+        """The registry that made us (the installed models when we were made by hand)."""
+        if self.registry is None:
+            from backend.models.registry import ModelRegistry
+
+            self.registry = ModelRegistry()
+        return self.registry
+
+    def _text_pipeline(self, name: str) -> Any:
+        """The picture model ``name``, loaded on our device (swapping out the previous one)."""
+        from backend.models.image_bridge.text_to_image import load_text_to_image, locate_pipeline
+
+        folder = locate_pipeline(name, DEFAULT_TEXT_MODEL, self.weights_dir)
+        if self.text_folder != folder:
+            self.text_pipeline = self.text_folder = None  # drop the old one before the next
+            assert self.device is not None  # the template's not-loaded guard ran
+            self.text_pipeline = load_text_to_image(folder, self.device, self.dtype)
+            self.text_folder = folder
+        return self.text_pipeline
+
+
+@contextlib.contextmanager
+def _inner_errors(role: str, model_id: str, field: str) -> Iterator[None]:
+    """Errors of the inner request, named in ours: a field the inner model names (its
+    ``images[0]``, ``parameters.octree_resolution``) was never sent by our client, so it becomes
+    ``field``, the parameter that chose the inner model, and the message says which model."""
+    try:
+        yield
+    except ProtocolError as error:
+        if error.field is None:
+            raise
+        raise ProtocolError(error.code, f"{role} {model_id!r}: {error}", field=field,
+                            hint=error.hint) from error

@@ -3,7 +3,8 @@
 The pipeline is named by a hub repo id (looked up in the Hugging Face cache only) or by a local
 folder in the diffusers layout. ``AutoPipelineForText2Image`` picks the class from
 ``model_index.json``, so SDXL-Turbo, SD 1.x/2.x, FLUX.1-schnell and the rest load the same way;
-fp16-only repos (``*.fp16.safetensors``) load with ``variant="fp16"``.
+fp16-only repos (``*.fp16.safetensors``) load with ``variant="fp16"``. Importing this module
+imports neither torch nor diffusers (the adapter's checks use :func:`locate_pipeline`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from backend.cancellation import CancelToken
 from backend.models.base import ProgressCallback
 from backend.models.common.device_errors import typed_device_errors
 from backend.models.common.pipeline_hooks import report_steps
-from backend.models.common.torch_dtypes import torch_dtype
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 
@@ -58,8 +58,10 @@ def _variant(folder: Path) -> str | None:
 
 
 def load_text_to_image(folder: Path, device: str, dtype: str) -> Any:
-    """A diffusers text-to-image pipeline from ``folder`` on ``device``."""
+    """A diffusers text-to-image pipeline from ``folder`` on ``device`` in ``dtype`` (a name)."""
     from diffusers import AutoPipelineForText2Image
+
+    from backend.models.common.torch_dtypes import torch_dtype
 
     with typed_device_errors("text-to-image"):
         pipeline = AutoPipelineForText2Image.from_pretrained(

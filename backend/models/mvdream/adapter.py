@@ -1,19 +1,22 @@
 """``mvdream``: prompt -> four MVDream views -> cut-outs -> 3D -> textured from the views.
 
-The fast text-to-3D path. Stage ``views`` samples the views (DDIM, guidance) at the elevation
-the reconstructor wants; ``cutout`` keys each view's plain background away; ``reconstruct``
-hands the views to a multi-view reconstructor (``hunyuan3d-2mv``: front/left/back/right at
-azimuth 0/90/180/270, task ``multi_image``) found through the model registry, or, when none is
-installed, inflates the front view (the built-in ``inflate``); ``texture`` replaces the
-reconstructor's colours with the views back-projected onto its surface. One job, one bar: the
-reconstructor's own stages are folded into ``reconstruct``.
+The card and the hooks only. Stage ``views`` samples the views (pipeline.py: DDIM, guidance)
+at the elevation the reconstructor wants; ``cutout`` cuts each view's plain background away
+through the shared background module (cutout.py); ``reconstruct`` hands the views to a
+multi-view reconstructor (``hunyuan3d-2mv``: front/left/back/right at azimuth 0/90/180/270,
+task ``multi_image``), or, when none is installed, inflates the front view (the built-in
+``inflate``); ``texture`` replaces the reconstructor's colours with the views back-projected
+onto its surface. The reconstructor is another installed model, taken from the worker's model
+cache (``inner_model``), so it counts against the VRAM budget and is shared with direct jobs.
+One job, one bar: the reconstructor's own stages are folded into ``reconstruct``.
 """
 
 from __future__ import annotations
 
-import tempfile
+import contextlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,22 +29,16 @@ from backend.models.base import (
     ProgressCallback,
     WeightFile,
     WeightsSource,
-    resolve_parameters,
 )
-from backend.models.common.device_errors import typed_device_errors
-from backend.models.mvdream.back_projection import back_projected_field
-from backend.models.mvdream.camera import evenly_spaced
-from backend.models.mvdream.config import SD21_BASE_4VIEW, MVDreamConfig, with_text_tower_of
-from backend.models.mvdream.loading import CHECKPOINT, build_models, read_checkpoint
-from backend.models.mvdream.pipeline import MVDreamPipeline
-from backend.models.mvdream.tokenizer import load_tokenizer
-from backend.models.nested import NestedAdapters
 from backend.models.common.stage_folding import FoldedProgress
-from backend.models.common.torch_dtypes import torch_dtype
+from backend.models.mvdream.config import CHECKPOINT, CONFIG_FILE
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
+from shared_protocol.parameters import resolve_parameters
 
-CONFIG_FILE = "sd-v2-base.yaml"  # optional: upstream's config beside the checkpoint
+if TYPE_CHECKING:
+    from backend.models.registry import ModelRegistry
+
 MULTI_VIEW_RECONSTRUCTOR = "hunyuan3d-2mv"
 FALLBACK_RECONSTRUCTOR = "inflate"
 # Azimuth (degrees, backend frame) -> the view name multi-view reconstructors take.
@@ -60,10 +57,12 @@ class MVDreamAdapter(ModelAdapter):
     name = "MVDream (text -> 3D)"
     description = "Four consistent views from a prompt, reconstructed and textured from them."
     tasks = ("text",)
-    cuda_dtype = "float16"  # the multi-view UNet and the 2mv reconstructor both in fp16
+    cuda_dtype = "float16"  # upstream samples in fp16; the reconstructor picks its own dtype
     license = "CreativeML OpenRAIL-M"
     license_url = "https://huggingface.co/MVDream/MVDream"
-    vram_mb = 8_000
+    # The views' model alone (measured peak 2.7 GB on an H100 at 256 px, fp16); the
+    # reconstructor is another model in the cache and counts its own.
+    vram_mb = 3_000
     parameters = (
         ParameterSchema("steps", "int", 30, "Steps", "DDIM steps (upstream default 50)", 1, 200),
         ParameterSchema("guidance_scale", "float", 7.5, "Guidance",
@@ -83,153 +82,205 @@ class MVDreamAdapter(ModelAdapter):
                         "the reconstructor's mesh grid per side; 0 = its own default", 0, 512),
     )
     stage_weights = {"views": 0.55, "cutout": 0.03, "reconstruct": 0.37, "texture": 0.05}
+    out_of_memory_hint = (
+        "Lower the view size or the mesh grid, use the inflate reconstructor, or close other "
+        "GPU programs."
+    )
     weights = WeightsSource(
         "MVDream/MVDream",
         "main",  # no commit sha found offline; pin after the first download
         (WeightFile(CHECKPOINT),),
     )
 
-    takes_registry = True  # the registry hands itself over, so reconstructors come from it
-
-    def __init__(self, weights_dir: Path | None = None, registry: Any = None) -> None:
+    def __init__(self, weights_dir: Path | None = None) -> None:
         super().__init__(weights_dir)
-        self.nested = NestedAdapters(registry)
-        self.pipeline: MVDreamPipeline | None = None
+        self.pipeline: Any = None  # MVDreamPipeline
 
-    @property
-    def registry(self) -> Any:
-        return self.nested.registry
+    # --- hooks --------------------------------------------------------------------------------
 
-    def _config(self) -> MVDreamConfig:
-        assert self.weights_dir is not None
-        path = self.weights_dir / CONFIG_FILE
-        return MVDreamConfig.from_yaml(path) if path.is_file() else SD21_BASE_4VIEW
+    def _load(self, device: str, dtype: str) -> None:
+        import tempfile
 
-    def load(self, device: str, dtype: str = "float32") -> None:
-        if not self.weights_present() or self.weights_dir is None:
-            raise ProtocolError(
-                ErrorCode.WEIGHTS_MISSING, f"mvdream: {CHECKPOINT} not found",
-                hint="run `dreamcad-backend download mvdream`",
-            )
-        with typed_device_errors(self.id):
-            state = read_checkpoint(self.weights_dir / CHECKPOINT)
-            config = with_text_tower_of(self._config(), state)
-            models = build_models(state, config, device, torch_dtype(dtype))
+        from backend.models.common.torch_dtypes import torch_dtype
+        from backend.models.mvdream.config import SD21_BASE_4VIEW, MVDreamConfig, with_text_tower_of
+        from backend.models.mvdream.loading import build_models, read_checkpoint
+        from backend.models.mvdream.pipeline import MVDreamPipeline
+        from backend.models.mvdream.tokenizer import load_tokenizer
+
+        assert self.weights_dir is not None  # the template checked the weights are present
+        config_path = self.weights_dir / CONFIG_FILE
+        config = MVDreamConfig.from_yaml(config_path) if config_path.is_file() else SD21_BASE_4VIEW
+        state = read_checkpoint(self.weights_dir / CHECKPOINT)
+        models = build_models(state, with_text_tower_of(config, state), device, torch_dtype(dtype))
         cache = Path(tempfile.gettempdir()) / "dreamcad"
         self.pipeline = MVDreamPipeline(models, load_tokenizer(self.weights_dir, cache))
-        self.nested.place(device, dtype)
 
-    def unload(self) -> None:
-        self.nested.release()
+    def _release(self) -> None:
         self.pipeline = None
 
-    def _pick_reconstructor(self, name: str) -> str:
-        if name != "auto":
-            return name
-        installed = self.registry.ids()
-        if MULTI_VIEW_RECONSTRUCTOR in installed:
-            cls = self.registry.adapter_class(MULTI_VIEW_RECONSTRUCTOR)
-            candidate = cls(weights_dir=self.registry.weights_dir(MULTI_VIEW_RECONSTRUCTOR))
-            if candidate.weights_present():
-                return MULTI_VIEW_RECONSTRUCTOR
-        return FALLBACK_RECONSTRUCTOR
-
-    def check_inputs(self, request: GenerationRequest) -> None:
-        super().check_inputs(request)
-        params = resolve_parameters(self.parameters, request.parameters)
+    def _check(self, request: GenerationRequest) -> None:
+        params = request.parameters
         if params["image_size"] % 8:
             raise ProtocolError(ErrorCode.INVALID_PARAMETER, "image_size must be a multiple of 8",
                                 field="parameters.image_size")
         name = self._pick_reconstructor(params["reconstructor"])
-        tasks = self.registry.adapter_class(name).tasks
-        if "multi_image" not in tasks and "image" not in tasks:
+        catalogue = self._catalogue()
+        if name not in catalogue.ids():
             raise ProtocolError(
-                ErrorCode.INVALID_PARAMETER,
-                f"reconstructor {name!r} takes no images (it does {tasks})",
+                ErrorCode.UNKNOWN_MODEL,
+                f"no reconstructor {name!r}; installed: {', '.join(catalogue.ids()) or 'none'}",
                 field="parameters.reconstructor",
             )
+        cls = catalogue.adapter_class(name)
+        if "multi_image" not in cls.tasks and "image" not in cls.tasks:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMETER,
+                f"reconstructor {name!r} takes no images (it does {', '.join(cls.tasks)})",
+                field="parameters.reconstructor",
+            )
+        if not catalogue.create(name).weights_present():
+            raise ProtocolError(
+                ErrorCode.WEIGHTS_MISSING,
+                f"the weights of reconstructor {name!r} are not on this machine",
+                field="parameters.reconstructor",
+                hint=f"Run `dreamcad-backend download {name}`, or use reconstructor 'auto'.",
+            )
+        # The reconstructor's own check of what we will set on it (its mesh grid's range).
+        with _inner_errors("reconstructor", name, "parameters.reconstructor",
+                           _our_fields(cls)):
+            resolve_parameters(cls.parameters, _inner_parameters(cls, params))
 
-    def generate(
+    def _generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
     ) -> RawAsset:
-        if self.pipeline is None:
-            raise ProtocolError(ErrorCode.MODEL_FAILED, "mvdream: generate() before load()")
-        params = resolve_parameters(self.parameters, request.parameters)
-        azimuths = evenly_spaced(4, params["azimuth_start"])
-        with typed_device_errors(self.id):
-            out = self.pipeline(
-                request.prompt + params["prompt_suffix"],
-                negative_prompt=params["negative_prompt"], steps=params["steps"],
-                guidance_scale=params["guidance_scale"], elevation=params["elevation"],
-                azimuths=azimuths, image_size=params["image_size"], seed=request.seed,
-                progress=progress, cancel=cancel,
-            )
+        from backend.models.mvdream.back_projection import back_projected_field
+        from backend.models.mvdream.camera import evenly_spaced
+        from backend.models.mvdream.cutout import cut_out_views
+
+        params = request.parameters
+        out = self.pipeline(
+            request.prompt + params["prompt_suffix"],
+            negative_prompt=params["negative_prompt"], steps=params["steps"],
+            guidance_scale=params["guidance_scale"], elevation=params["elevation"],
+            azimuths=evenly_spaced(4, params["azimuth_start"]), image_size=params["image_size"],
+            seed=request.seed, progress=progress, cancel=cancel,
+        )
         progress("views", 1, 1, "views ready", np.concatenate(list(out.views), axis=1))
-        cutouts, masks = _cut_out(out.views)
+        progress("cutout", 0, 1, "cutting the subject out of each view")
+        cancel.raise_if_cancelled()
+        cutouts, masks, warnings = cut_out_views(out.views)
         progress("cutout", 1, 1, "backgrounds removed")
         cancel.raise_if_cancelled()
-        asset, warnings = self._reconstruct(params, cutouts, out.azimuths, request, progress,
-                                            cancel)
+        asset = self._reconstruct(request, cutouts, out.azimuths, progress, cancel, warnings)
         progress("texture", 0, 1, "projecting the views onto the surface")
+        cancel.raise_if_cancelled()
         field = back_projected_field(asset.vertices, asset.faces, out.views, masks,
                                      out.elevation, out.azimuths)
         textured = RawAsset(
             vertices=asset.vertices, faces=asset.faces, vertex_colors=field(asset.vertices),
             color_field=field, material_field=asset.material_field,
             roughness=asset.roughness, metallic=asset.metallic,
-            name=f"{self.id}-{request.seed}", warnings=asset.warnings + warnings,
+            name=f"{self.id}-{request.seed}", warnings=list(asset.warnings) + warnings,
         )
         progress("texture", 1, 1, "textured from the views")
+        cancel.raise_if_cancelled()
         return textured
 
-    def _reconstruct(self, params, cutouts, azimuths, request, progress, cancel):
+    # --- parts of the hooks -------------------------------------------------------------------
+
+    def _catalogue(self) -> ModelRegistry:
+        """The registry that made us (the installed models when we were made by hand)."""
+        if self.registry is None:
+            from backend.models.registry import ModelRegistry
+
+            self.registry = ModelRegistry()
+        return self.registry
+
+    def _pick_reconstructor(self, name: str) -> str:
+        if name != "auto":
+            return name
+        catalogue = self._catalogue()
+        if MULTI_VIEW_RECONSTRUCTOR in catalogue.ids() and catalogue.create(
+            MULTI_VIEW_RECONSTRUCTOR
+        ).weights_present():
+            return MULTI_VIEW_RECONSTRUCTOR
+        return FALLBACK_RECONSTRUCTOR
+
+    def _reconstruct(
+        self,
+        request: GenerationRequest,
+        cutouts: list[np.ndarray],
+        azimuths: tuple[float, ...],
+        progress: ProgressCallback,
+        cancel: CancelToken,
+        warnings: list[str],
+    ) -> RawAsset:
+        """The cut-out views -> the reconstructor's asset; its stages fold into ``reconstruct``."""
+        params = request.parameters
         name = self._pick_reconstructor(params["reconstructor"])
-        warnings: list[str] = []
         if params["reconstructor"] == "auto" and name == FALLBACK_RECONSTRUCTOR:
             warnings.append(f"{MULTI_VIEW_RECONSTRUCTOR} is not installed: the shape is the "
                             "inflated front view, textured from all four views")
-        adapter = self.nested.get(name)
+        cls = self._catalogue().adapter_class(name)
         names = [VIEW_NAMES.get(round(a % 360.0, 6)) for a in azimuths]
-        inner_parameters = _resolution_parameter(adapter, params["reconstructor_resolution"])
-        if "multi_image" in adapter.tasks and None not in names:
-            inner = GenerationRequest(
-                task="multi_image", seed=request.seed,
-                images=tuple(ImagePixels(c, view=n) for c, n in zip(cutouts, names, strict=True)),
-                parameters=inner_parameters, target_faces=request.target_faces,
-                texture_size=request.texture_size,
-            )
+        common = {"seed": request.seed, "target_faces": request.target_faces,
+                  "texture_size": request.texture_size,
+                  "parameters": _inner_parameters(cls, params)}
+        if "multi_image" in cls.tasks and None not in names:
+            images = tuple(ImagePixels(c, view=n) for c, n in zip(cutouts, names, strict=True))
+            inner_request = GenerationRequest(task="multi_image", images=images, **common)
         else:
             front = names.index("front") if "front" in names else 0
-            inner = GenerationRequest(task="image", images=(ImagePixels(cutouts[front]),),
-                                      seed=request.seed, parameters=inner_parameters,
-                                      target_faces=request.target_faces,
-                                      texture_size=request.texture_size)
-        adapter.check_inputs(inner)
-        folded = FoldedProgress(progress, "reconstruct", adapter.stage_weights)
-        asset = adapter.generate(inner, folded, cancel)
+            inner_request = GenerationRequest(task="image", images=(ImagePixels(cutouts[front]),),
+                                              **common)
+        progress("reconstruct", 0, 1, f"loading {name}")
+        cancel.raise_if_cancelled()
+        with (self.inner_model(name) as inner,
+              _inner_errors("reconstructor", name, "parameters.reconstructor", _our_fields(cls))):
+            inner_request = inner.check_inputs(inner_request)
+            folded = FoldedProgress(progress, "reconstruct", inner.stage_weights)
+            asset = inner.generate(inner_request, folded, cancel)
         folded.finish(f"reconstructed by {name}")
-        return asset, warnings
+        cancel.raise_if_cancelled()
+        return asset
 
 
-def _resolution_parameter(adapter: ModelAdapter, resolution: int) -> dict[str, int]:
-    """``{name: resolution}`` for the adapter's mesh-grid parameter; empty for 0 or none."""
-    names = {p.name for p in adapter.parameters}
-    found = next((n for n in RESOLUTION_PARAMETERS if n in names), None)
-    return {found: resolution} if resolution and found else {}
+def _resolution_name(cls: type[ModelAdapter]) -> str | None:
+    """The name of the reconstructor's mesh-grid parameter, if it has one."""
+    names = {p.name for p in cls.parameters}
+    return next((n for n in RESOLUTION_PARAMETERS if n in names), None)
 
 
-def _cut_out(views: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """(n, h, w, 3) views -> RGBA cut-outs and (n, h, w) bool masks (plain-background key)."""
-    from backend.models.builtin.inflate import subject_mask
+def _inner_parameters(cls: type[ModelAdapter], params: Mapping[str, Any]) -> dict[str, Any]:
+    """What we set on the reconstructor: its mesh grid (when asked for), and no second cut-out
+    (the views are cut out already: their alpha is the mask)."""
+    inner: dict[str, Any] = {}
+    name = _resolution_name(cls)
+    if name and params["reconstructor_resolution"]:
+        inner[name] = params["reconstructor_resolution"]
+    if any(p.name == "background" for p in cls.parameters):
+        inner["background"] = "none"
+    return inner
 
-    cutouts, masks = [], []
-    for view in views:
-        rgba = np.concatenate([view, np.full((*view.shape[:2], 1), 255, np.uint8)], axis=-1)
-        try:
-            mask = subject_mask(rgba, "color_key")
-        except ProtocolError:
-            mask = np.ones(view.shape[:2], bool)  # no plain background found: keep it all
-        rgba[..., 3] = np.where(mask, 255, 0).astype(np.uint8)
-        cutouts.append(rgba)
-        masks.append(mask)
-    return cutouts, np.stack(masks)
+
+def _our_fields(cls: type[ModelAdapter]) -> dict[str, str]:
+    """The reconstructor's fields we set from one of ours."""
+    name = _resolution_name(cls)
+    return {f"parameters.{name}": "parameters.reconstructor_resolution"} if name else {}
+
+
+@contextlib.contextmanager
+def _inner_errors(
+    role: str, model_id: str, field: str, ours: dict[str, str] | None = None
+) -> Iterator[None]:
+    """Errors of the inner request, named in ours: a field the inner model names (its
+    ``images[0]``) was never sent by our client, so it becomes ``ours[field]`` (the parameter we
+    set it from) or else ``field`` (the parameter that chose the inner model), and the message
+    says which model."""
+    try:
+        yield
+    except ProtocolError as error:
+        if error.field is None:
+            raise
+        raise ProtocolError(error.code, f"{role} {model_id!r}: {error}",
+                            field=(ours or {}).get(error.field, field), hint=error.hint) from error

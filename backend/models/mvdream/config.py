@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+CHECKPOINT = "sd-v2.1-base-4view.pt"  # the hub repo's one file (MVDream/MVDream)
+CONFIG_FILE = "sd-v2-base.yaml"  # optional: upstream's config beside the checkpoint
+
 
 @dataclass(frozen=True)
 class MVDreamConfig:

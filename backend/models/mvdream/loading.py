@@ -24,8 +24,6 @@ from backend.models.mvdream.text_encoder import OpenCLIPTextTower
 from backend.models.mvdream.unet import build_unet
 from shared_protocol.errors import ErrorCode, ProtocolError
 
-CHECKPOINT = "sd-v2.1-base-4view.pt"
-
 
 @dataclass
 class MVDreamModels:

@@ -20,6 +20,17 @@ BPE_FILE = "bpe_simple_vocab_16e6.txt.gz"
 MERGES_USED = 49152 - 256 - 2  # open_clip's SimpleTokenizer keeps this many merges
 
 
+def byte_symbols() -> list[str]:
+    """The 256 one-character stand-ins byte-level BPE (GPT-2, CLIP) uses for the raw bytes.
+
+    In vocabulary order: the bytes that are visible Latin-1 characters stand for themselves
+    ("!" first, so it is id 0: the pad id open_clip and SD 2.x use), then every other byte
+    (controls, space, no-break space, soft hyphen), in byte order, as U+0100 onwards."""
+    visible = [b for b in range(256) if chr(b).isprintable() and not chr(b).isspace()]
+    hidden = [b for b in range(256) if b not in visible]
+    return [chr(b) for b in visible] + [chr(256 + index) for index in range(len(hidden))]
+
+
 def _open_clip_bpe() -> Path | None:
     spec = importlib.util.find_spec("open_clip")
     if spec is None or not spec.submodule_search_locations:
@@ -30,12 +41,10 @@ def _open_clip_bpe() -> Path | None:
 
 def _write_from_bpe(bpe: Path, folder: Path) -> Path:
     """vocab.json + merges.txt equivalent to open_clip's SimpleTokenizer tables."""
-    from backend.models.testing.clip_tokenizer import _byte_symbols
-
     with gzip.open(bpe) as stream:
         merges = stream.read().decode("utf-8").split("\n")[1 : MERGES_USED + 1]
     pairs = [tuple(line.split()) for line in merges]
-    symbols = _byte_symbols()
+    symbols = byte_symbols()
     tokens = symbols + [s + "</w>" for s in symbols] + ["".join(p) for p in pairs]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     folder.mkdir(parents=True, exist_ok=True)

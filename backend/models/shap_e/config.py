@@ -1,8 +1,10 @@
-"""What we read from a Shap-E pipeline folder before loading it (hub layout, diffusers format).
+"""What we read from a Shap-E pipeline folder before loading it, and the sizes we build at.
 
 ``ShapEConfig.from_folder`` reads ``model_index.json`` (which pipeline, which components) and
 the renderer's ``config.json`` (latent width, MLP width) so a wrong or half-downloaded folder is
-reported as such, with the files at fault, before any weights are read.
+reported as such, with the files at fault, before any weights are read. :class:`ShapESize`
+holds the few numbers that fix every component's shape: :data:`FULL_TEXT` / :data:`FULL_IMAGE`
+are the hub repos' configurations, :data:`TINY` the test size (testing.py builds from them).
 """
 
 from __future__ import annotations
@@ -63,3 +65,28 @@ class ShapEConfig:
             mlp_width=int(renderer.get("d_hidden", 256)),
             latent_tokens=int(prior.get("num_embeddings", 1024)),
         )
+
+
+@dataclass(frozen=True)
+class ShapESize:
+    """The handful of numbers that fix every component's shape."""
+
+    latent_dim: int  # prior embedding_dim == renderer d_latent
+    renderer_hidden: int  # MLP width; the latent has 4 * renderer_hidden tokens
+    prior_heads: int
+    prior_head_dim: int
+    prior_layers: int
+    clip_hidden: int
+    clip_layers: int
+    clip_heads: int
+    clip_intermediate: int
+    clip_projection: int
+    image_size: int = 224
+    patch_size: int = 14
+
+
+TINY = ShapESize(16, 8, 2, 8, 1, 16, 1, 2, 32, 16, image_size=32, patch_size=8)
+# openai/shap-e prior/config.json, text_encoder (CLIP ViT-L/14 text), shap_e_renderer defaults.
+FULL_TEXT = ShapESize(1024, 256, 16, 64, 24, 768, 12, 12, 3072, 768)
+# openai/shap-e-img2img: the prior has 8 heads of 128, the encoder is CLIP ViT-L/14 vision.
+FULL_IMAGE = ShapESize(1024, 256, 8, 128, 24, 1024, 24, 16, 4096, 1024)

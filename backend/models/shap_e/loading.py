@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
+from backend.models.common.torch_dtypes import torch_dtype
 from backend.models.shap_e.config import IMAGE_PIPELINE, TEXT_PIPELINE, ShapEConfig
 from backend.models.shap_e.marching_tables import shap_e_mc_tables, tables_look_filled
-from backend.models.common.torch_dtypes import torch_dtype
 
 log = logging.getLogger(__name__)
 

@@ -4,6 +4,8 @@ The official CLIP vocabulary has 49,408 entries learnt from data. For tests we w
 vocabulary of the same *kind*: the 256 byte symbols, their end-of-word forms and the two
 special tokens, with no merges, so every prompt tokenizes (one token per byte) through the real
 ``CLIPTokenizer`` / ``CLIPTokenizerFast`` code and the files sit where the hub puts them.
+The byte symbols are the production table (mvdream's tokenizer builds open_clip's vocabulary
+from them), so tests and serving agree on it.
 """
 
 from __future__ import annotations
@@ -11,26 +13,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from backend.models.mvdream.tokenizer import byte_symbols
+
 START_TOKEN = "<|startoftext|>"
 END_TOKEN = "<|endoftext|>"
 
 
-def _byte_symbols() -> list[str]:
-    """The 256 printable stand-ins GPT-2/CLIP byte-level BPE uses for the raw bytes."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    # Same order as CLIP's vocabulary: the printable bytes first, so "!" is id 0 (the pad id
-    # open_clip and SD 2.x use), then the rest mapped above U+00FF.
-    others = [b for b in range(256) if b not in printable]
-    return [chr(b) for b in printable] + [chr(256 + i) for i in range(len(others))]
-
-
 def byte_level_vocab() -> dict[str, int]:
     """Token -> id: bytes, bytes + ``</w>``, then the start and end tokens (514 entries)."""
-    symbols = _byte_symbols()
+    symbols = byte_symbols()
     tokens = symbols + [s + "</w>" for s in symbols] + [START_TOKEN, END_TOKEN]
     return {token: index for index, token in enumerate(tokens)}
 

@@ -1,4 +1,4 @@
-"""Tiny MVDream checkpoint (seeded weights, upstream's key layout) and loaded models."""
+"""Tiny MVDream weights folder (seeded weights, upstream's key layout) and loaded models."""
 
 from __future__ import annotations
 
@@ -7,20 +7,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from backend.models.mvdream.config import TINY
-from backend.models.mvdream.loading import CHECKPOINT, build_models, read_checkpoint
-from backend.models.testing.clip_tokenizer import write_clip_tokenizer
-from backend.models.testing.mvdream import write_mvdream_checkpoint
+from backend.models.mvdream.config import CHECKPOINT, TINY
+from backend.models.mvdream.loading import build_models, read_checkpoint
+from backend.models.mvdream.testing import MANIFESTS, write_tiny_weights
 
-DATA = Path(__file__).resolve().parents[3] / "data" / "mvdream"
+DATA = MANIFESTS  # tests/data/mvdream: upstream's manifests and reference numbers
 
 
 @pytest.fixture(scope="session")
 def mvdream_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("mvdream")
-    write_mvdream_checkpoint(DATA / "tiny_manifest.json", folder / CHECKPOINT, TINY)
-    write_clip_tokenizer(folder / "tokenizer")
-    return folder
+    return write_tiny_weights(tmp_path_factory.mktemp("mvdream"), "mvdream")
 
 
 @pytest.fixture(scope="session")

@@ -6,59 +6,65 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from safetensors.torch import save_file
 
 from backend.cancellation import CancelToken
 from backend.geometry.pipeline import PipelineOptions, run_pipeline
 from backend.jobs.progress import ProgressTracker
-from backend.jobs.runner import JobSpec, run_job
+from backend.jobs.runner import run_job
+from backend.jobs.spec import JobSpec
 from backend.models.base import GenerationRequest
-from backend.models.hunyuan3d.adapter import Hunyuan3D2MVAdapter
-from backend.models.hunyuan3d.conditioner import VIEW_INDEX
 from backend.models.builtin.inflate import InflateAdapter
+from backend.models.builtin.procedural import ProceduralAdapter
+from backend.models.common.background import remove_background
+from backend.models.hunyuan3d.conditioner import VIEW_INDEX
 from backend.models.mvdream.adapter import VIEW_NAMES, MVDreamAdapter
 from backend.models.mvdream.back_projection import camera_axes
 from backend.models.mvdream.camera import DEFAULT_AZIMUTHS
-from backend.models.mvdream.config import TINY
-from backend.models.builtin.procedural import ProceduralAdapter
+from backend.models.mvdream.testing import TINY_PARAMETERS
 from backend.models.registry import ModelCache, ModelRegistry, discover_adapters
-from backend.models.testing.mvdream import write_upstream_config
+from backend.models.shap_e.adapter import ShapEImageAdapter
 from shared_protocol.errors import ErrorCode, ProtocolError
-from tests.backend.models.hunyuan3d.conftest import load_reference
 from tests.support.gltf_validator import error_messages, validate
 
 
-@pytest.fixture(scope="module")
-def tiny_weights(mvdream_dir: Path) -> Path:
-    write_upstream_config(TINY, mvdream_dir / "sd-v2-base.yaml")
-    return mvdream_dir
+class WatchedInflate(InflateAdapter):
+    """The real inflate model; it keeps the requests it ran (after the template's cut-out)."""
+
+    requests: list[GenerationRequest] = []
+
+    def _generate(self, request, progress, cancel):
+        WatchedInflate.requests.append(request)
+        return super()._generate(request, progress, cancel)
 
 
-def _registry() -> ModelRegistry:
-    return ModelRegistry(adapters={"inflate": InflateAdapter, "procedural": ProceduralAdapter})
+def _registry(mvdream_dir: Path, **adapters) -> ModelRegistry:
+    classes = {"mvdream": MVDreamAdapter, "inflate": WatchedInflate,
+               "procedural": ProceduralAdapter, **adapters}
+    return ModelRegistry(adapters=classes, weights_paths={"mvdream": mvdream_dir})
 
 
 def _request(**parameters) -> GenerationRequest:
-    return GenerationRequest(
-        task="text", prompt="a mug", seed=2, target_faces=500, texture_size=256,
-        parameters={"steps": 2, "image_size": 32, "reconstructor_resolution": 48, **parameters},
-    )
+    tiny = {**TINY_PARAMETERS["mvdream"], "reconstructor": "auto"}
+    return GenerationRequest(task="text", prompt="a mug", seed=2, target_faces=500,
+                             texture_size=256, parameters={**tiny, **parameters})
 
 
-def test_fallback_path_to_a_valid_glb(tiny_weights: Path, tmp_path: Path) -> None:
-    adapter = MVDreamAdapter(tiny_weights, registry=_registry())
+def test_fallback_path_to_a_valid_glb(mvdream_dir: Path, tmp_path: Path) -> None:
+    adapter = _registry(mvdream_dir).create("mvdream")
     adapter.load("cpu")
-    request = _request()
-    adapter.check_inputs(request)
+    request = adapter.check_inputs(_request())
     tracker = ProgressTracker({"load": 0.1, **MVDreamAdapter.stage_weights})
     fractions: list[float] = []
     stages: list[str] = []
+    previews: list[np.ndarray] = []
 
     def progress(stage, step, total, message="", preview=None):
         stages.append(stage)
         fractions.append(tracker.update("model", stage, step, total, message).fraction)
+        if preview is not None:
+            previews.append(preview)
 
+    WatchedInflate.requests.clear()
     asset = adapter.generate(request, progress, CancelToken())
     assert any("not installed" in w for w in asset.warnings)
     assert fractions == sorted(fractions)
@@ -71,65 +77,79 @@ def test_fallback_path_to_a_valid_glb(tiny_weights: Path, tmp_path: Path) -> Non
     path.write_bytes(result.asset)
     assert error_messages(validate(path)) == []
 
+    # The front view reached inflate cut out by the shared module, once: its mask is the one
+    # the classical cut-out gives that view, and inflate was told not to cut it out again.
+    (handed,) = WatchedInflate.requests
+    assert handed.parameters["background"] == "none"
+    front = np.split(previews[0], 4, axis=1)[0]
+    try:
+        expected = remove_background(front, method="classical").rgba[..., 3]
+    except ProtocolError:  # no subject stands out in the view: it is kept whole
+        expected = np.full(front.shape[:2], 255, np.uint8)
+    np.testing.assert_array_equal(handed.images[0].pixels[..., 3], expected)
+    np.testing.assert_array_equal(handed.images[0].pixels[..., :3], front)
 
-def test_reconstructor_must_take_images(tiny_weights: Path) -> None:
-    adapter = MVDreamAdapter(tiny_weights, registry=_registry())
+
+def test_reconstructor_is_checked_in_the_catalogue(mvdream_dir: Path) -> None:
+    registry = _registry(mvdream_dir, **{"shap-e-img2img": ShapEImageAdapter})
+    adapter = registry.create("mvdream")
+    cases = {"procedural": ErrorCode.INVALID_PARAMETER, "nope": ErrorCode.UNKNOWN_MODEL,
+             "shap-e-img2img": ErrorCode.WEIGHTS_MISSING}  # installed, no weights here
+    for name, code in cases.items():
+        with pytest.raises(ProtocolError) as caught:
+            adapter.check_inputs(_request(reconstructor=name))
+        assert caught.value.code == code, name
+        assert caught.value.field == "parameters.reconstructor"
     with pytest.raises(ProtocolError) as caught:
-        adapter.check_inputs(_request(reconstructor="procedural"))
-    assert caught.value.code == ErrorCode.INVALID_PARAMETER
+        adapter.check_inputs(_request(image_size=36))
+    assert caught.value.field == "parameters.image_size"
+    # inflate's grid goes to 384: the reconstructor's own range, named by the field we sent
     with pytest.raises(ProtocolError) as caught:
-        adapter.check_inputs(_request(reconstructor="nope"))
-    assert caught.value.code == ErrorCode.UNKNOWN_MODEL
+        adapter.check_inputs(_request(reconstructor="inflate", reconstructor_resolution=500))
+    assert caught.value.code == ErrorCode.OUT_OF_RANGE
+    assert caught.value.field == "parameters.reconstructor_resolution"
+    assert "'inflate'" in str(caught.value)
 
 
 def test_missing_weights(tmp_path: Path) -> None:
     with pytest.raises(ProtocolError) as caught:
-        MVDreamAdapter(tmp_path, registry=_registry()).load("cpu")
+        MVDreamAdapter(tmp_path).load("cpu")
     assert caught.value.code == ErrorCode.WEIGHTS_MISSING
 
 
-class WatchedMultiView(Hunyuan3D2MVAdapter):
-    """The real hunyuan3d-2mv adapter; it only keeps the requests it was given."""
+def test_text_to_glb_through_hunyuan3d_2mv_as_one_job(mvdream_dir: Path, tmp_path: Path) -> None:
+    hunyuan_testing = pytest.importorskip(
+        "backend.models.hunyuan3d.testing", reason="hunyuan3d is not ported to the template yet"
+    )
+    from backend.models.hunyuan3d.adapter import Hunyuan3D2MVAdapter
 
-    requests: list[GenerationRequest] = []
+    class WatchedMultiView(Hunyuan3D2MVAdapter):
+        """The real hunyuan3d-2mv adapter; it keeps the requests it ran."""
 
-    def generate(self, request, progress, cancel):
-        WatchedMultiView.requests.append(request)
-        return super().generate(request, progress, cancel)
+        requests: list[GenerationRequest] = []
 
+        def _generate(self, request, progress, cancel):
+            WatchedMultiView.requests.append(request)
+            return super()._generate(request, progress, cancel)
 
-def write_mv_turbo(folder: Path) -> Path:
-    """A tiny random hunyuan3d-2mv in the hub layout: <variant>/config.yaml + fp16 safetensors.
-
-    Config and random weights come from the Hunyuan parity data (tests/data/hunyuan).
-    """
-    reference = load_reference("mv")
-    variant = folder / Hunyuan3D2MVAdapter.variant_folder("turbo")
-    variant.mkdir(parents=True)
-    (variant / "config.yaml").write_text(str(reference["config_yaml"]), encoding="utf-8")
-    weights = {key.removeprefix("weight:"): torch.from_numpy(np.array(value)).half()
-               for key, value in reference.items() if key.startswith("weight:")}
-    save_file(weights, str(variant / "model.fp16.safetensors"))
-    return folder
-
-
-def test_text_to_glb_through_hunyuan3d_2mv_as_one_job(tiny_weights: Path, tmp_path: Path) -> None:
-    WatchedMultiView.requests.clear()
+    hunyuan_dir = hunyuan_testing.write_tiny_weights(tmp_path / "hunyuan", "hunyuan3d-2mv")
     adapters = {**discover_adapters(), "hunyuan3d-2mv": WatchedMultiView}
     registry = ModelRegistry(adapters, weights_paths={
-        "mvdream": tiny_weights, "hunyuan3d-2mv": write_mv_turbo(tmp_path / "hunyuan")})
+        "mvdream": mvdream_dir, "hunyuan3d-2mv": hunyuan_dir})
     assert registry.create("hunyuan3d-2mv").weights_present()
-    request = _request(reconstructor="hunyuan3d-2mv", reconstructor_resolution=32)
-    registry.create("mvdream").check_inputs(request)
+    request = registry.create("mvdream").check_inputs(
+        _request(reconstructor="auto", reconstructor_resolution=32))
+    spec = JobSpec(model="mvdream", task="text", prompt=request.prompt, seed=request.seed,
+                   parameters=dict(request.parameters), target_faces=500, texture_size=256)
     events = []
-    output = run_job(ModelCache(registry, "cpu", None), JobSpec("mvdream", request),
+    output = run_job(ModelCache(registry, "cpu", None), spec, (),
                      lambda progress, preview: events.append(progress), CancelToken())
 
     (handed,) = WatchedMultiView.requests
     assert handed.task == "multi_image"
     assert [image.view for image in handed.images] == ["front", "left", "back", "right"]
     assert all(image.pixels.shape == (32, 32, 4) for image in handed.images)
-    assert handed.parameters == {"octree_resolution": 32}
+    assert handed.parameters["octree_resolution"] == 32
     fractions = [event.fraction for event in events]
     assert fractions == sorted(fractions) and fractions[-1] <= 1.0
     stages = [event.stage for event in events]

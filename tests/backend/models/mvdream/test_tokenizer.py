@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from backend.models.mvdream.tokenizer import _open_clip_bpe, load_tokenizer, tokenize
+from backend.models.mvdream.tokenizer import (
+    _open_clip_bpe,
+    byte_symbols,
+    load_tokenizer,
+    tokenize,
+)
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 
@@ -36,3 +41,14 @@ def test_no_tokenizer_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(ProtocolError) as caught:
         load_tokenizer(tmp_path, tmp_path)
     assert caught.value.code == ErrorCode.WEIGHTS_MISSING
+
+
+def test_byte_symbols_follow_the_byte_level_bpe_convention() -> None:
+    """Visible Latin-1 bytes stand for themselves, "!" first (open_clip's pad id 0); the 68
+    others (controls, space, no-break space, soft hyphen) follow as U+0100.. in byte order."""
+    symbols = byte_symbols()
+    assert len(symbols) == len(set(symbols)) == 256 and symbols[0] == "!"
+    visible = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    assert [ord(s) for s in symbols[: len(visible)]] == visible
+    assert [ord(s) for s in symbols[len(visible) :]] == list(range(256, 256 + 68))
+    assert "".join(symbols[:3]) == '!"#' and symbols[len(visible)] == chr(256)  # byte 0

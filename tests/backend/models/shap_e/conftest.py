@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from backend.models.testing.shap_e import write_shap_e_image, write_shap_e_text
+from backend.models.shap_e.testing import write_tiny_weights
 
 
 @pytest.fixture(scope="session")
 def shap_e_text_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_shap_e_text(tmp_path_factory.mktemp("shap-e"))
+    return write_tiny_weights(tmp_path_factory.mktemp("shap-e"), "shap-e")
 
 
 @pytest.fixture(scope="session")
 def shap_e_image_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_shap_e_image(tmp_path_factory.mktemp("shap-e-img2img"))
+    return write_tiny_weights(tmp_path_factory.mktemp("shap-e-img2img"), "shap-e-img2img")

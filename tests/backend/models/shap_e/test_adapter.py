@@ -9,11 +9,9 @@ import pytest
 
 from backend.cancellation import Cancelled, CancelToken
 from backend.models.base import GenerationRequest, ImagePixels
-from backend.models.shap_e.adapter import (
-    ShapEImageAdapter,
-    ShapETextAdapter,
-    composite_on_white,
-)
+from backend.models.common.background import BACKGROUND_PARAMETER, remove_background
+from backend.models.shap_e.adapter import ShapEImageAdapter, ShapETextAdapter
+from backend.models.shap_e.pipeline import composite_on_white
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 
@@ -46,6 +44,7 @@ def test_text_adapter_end_to_end(shap_e_text_dir: Path) -> None:
     assert asset.color_field(asset.vertices[:5]).shape == (5, 3)
     stages = [c[0] for c in progress.calls]
     assert stages[0] == "diffusion" and stages[-1] == "mesh"
+    assert set(stages) <= set(ShapETextAdapter.stage_weights)
     diffusion = [c for c in progress.calls if c[0] == "diffusion"]
     assert diffusion[-1][1] == diffusion[-1][2] == 3  # Heun: 2 steps -> 3 model evaluations
 
@@ -74,6 +73,44 @@ def test_image_adapter_end_to_end(shap_e_image_dir: Path) -> None:
     adapter.check_inputs(request)
     asset = adapter.generate(request, Recorder(), CancelToken())
     assert asset.vertices.dtype == np.float32 and asset.color_field is not None
+
+
+class WatchedShapEImage(ShapEImageAdapter):
+    """The real image adapter; it keeps the picture it hands to the diffusers pipeline."""
+
+    shown: list[np.ndarray] = []
+
+    def _pipeline_input(self, request):
+        inputs = super()._pipeline_input(request)
+        WatchedShapEImage.shown.append(np.asarray(inputs["image"]))
+        return inputs
+
+
+def _opaque_photo() -> np.ndarray:
+    """A red block on a plain green field, no alpha to speak of (a JPEG-like photo)."""
+    pixels = np.zeros((64, 64, 4), np.uint8)
+    pixels[...] = (40, 160, 60, 255)
+    pixels[16:48, 20:44] = (200, 40, 40, 255)
+    return pixels
+
+
+def test_image_adapter_cuts_an_opaque_photo_out(shap_e_image_dir: Path) -> None:
+    """The shared cut-out runs first: the green field reaches Shap-E as white, the subject as is,
+    and the mask is the one ``background.remove_background`` gives any image model."""
+    assert BACKGROUND_PARAMETER in ShapEImageAdapter.parameters
+    adapter = WatchedShapEImage(shap_e_image_dir)
+    adapter.load("cpu")
+    photo = _opaque_photo()
+    WatchedShapEImage.shown.clear()
+    for background in ("auto", "none"):
+        request = GenerationRequest(task="image", images=(ImagePixels(photo),), parameters={
+            "steps": 2, "grid_size": 16, "background": background})
+        adapter.generate(request, Recorder(), CancelToken())
+    cut, kept = WatchedShapEImage.shown
+    expected = composite_on_white(remove_background(photo, method="auto").rgba)
+    np.testing.assert_array_equal(cut, expected)
+    assert (cut[:8, :8] == 255).all() and (cut[30, 30] == (200, 40, 40)).all()
+    np.testing.assert_array_equal(kept, photo[..., :3])  # "none": the photo as sent
 
 
 def test_cancel_during_diffusion(shap_e_text_dir: Path) -> None:

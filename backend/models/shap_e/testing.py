@@ -1,47 +1,40 @@
 """Random-weight Shap-E pipelines (text and image) saved in the hub's diffusers layout.
 
-``write_shap_e_text`` / ``write_shap_e_image`` build every component from a configuration
-(tiny for tests, the official one for benchmarks), fill the mesh decoder's marching-cubes
-buffers with the real table (a fresh decoder holds zeros, which would extract nothing), and
-``save_pretrained`` the pipeline into a folder laid out like ``openai/shap-e`` /
-``openai/shap-e-img2img``, plus the hub's extra ``renderer`` entry in model_index.json.
+For tests and benchmarks only; production code never imports this module.
+:func:`write_tiny_weights` is the contract suite's entry (tiny sizes, one folder per model id);
+``write_shap_e_text`` / ``write_shap_e_image`` build every component from a
+:class:`~backend.models.shap_e.config.ShapESize` (tiny for tests, the official one for
+benchmarks), fill the mesh decoder's marching-cubes buffers with the real table (a fresh decoder
+holds zeros, which would extract nothing), and ``save_pretrained`` the pipeline into a folder
+laid out like ``openai/shap-e`` / ``openai/shap-e-img2img``, plus the hub's extra ``renderer``
+entry in model_index.json.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from backend.models.shap_e.config import TINY, ShapESize
 from backend.models.shap_e.marching_tables import shap_e_mc_tables
 from backend.models.testing.clip_tokenizer import write_clip_tokenizer
 
-
-@dataclass(frozen=True)
-class ShapESize:
-    """The handful of numbers that fix every component's shape."""
-
-    latent_dim: int  # prior embedding_dim == renderer d_latent
-    renderer_hidden: int  # MLP width; the latent has 4 * renderer_hidden tokens
-    prior_heads: int
-    prior_head_dim: int
-    prior_layers: int
-    clip_hidden: int
-    clip_layers: int
-    clip_heads: int
-    clip_intermediate: int
-    clip_projection: int
-    image_size: int = 224
-    patch_size: int = 14
+# A request that runs in about a second on a CPU: Heun's 2 steps (3 prior calls), a 16^3 grid.
+TINY_PARAMETERS: dict[str, dict[str, Any]] = {
+    "shap-e": {"steps": 2, "grid_size": 16},
+    "shap-e-img2img": {"steps": 2, "grid_size": 16},
+}
 
 
-TINY = ShapESize(16, 8, 2, 8, 1, 16, 1, 2, 32, 16, image_size=32, patch_size=8)
-# openai/shap-e prior/config.json, text_encoder (CLIP ViT-L/14 text), shap_e_renderer defaults.
-FULL_TEXT = ShapESize(1024, 256, 16, 64, 24, 768, 12, 12, 3072, 768)
-# openai/shap-e-img2img: the prior has 8 heads of 128, the encoder is CLIP ViT-L/14 vision.
-FULL_IMAGE = ShapESize(1024, 256, 8, 128, 24, 1024, 24, 16, 4096, 1024)
+def write_tiny_weights(folder: Path, model_id: str) -> Path:
+    """Tiny random ``model_id`` ("shap-e" / "shap-e-img2img") in its hub layout in ``folder``."""
+    writers = {"shap-e": write_shap_e_text, "shap-e-img2img": write_shap_e_image}
+    if model_id not in writers:
+        raise KeyError(f"no Shap-E model {model_id!r}; this family has {', '.join(writers)}")
+    return writers[model_id](folder)
 
 
 def _prior(size: ShapESize, projection_dim: int, image: bool):

@@ -1,5 +1,11 @@
 """MVDream checkpoints with seeded random weights in the official ``.pt`` layout.
 
+For tests and benchmarks only; production code never imports this module.
+:func:`write_tiny_weights` writes a weights folder as the adapter reads it: the checkpoint
+``sd-v2.1-base-4view.pt`` at the tiny size, upstream's ``sd-v2-base.yaml`` for that size
+(the hub ships no config) and a byte-level CLIP tokenizer in ``tokenizer/`` (the hub ships
+none either; serving builds one from open_clip's BPE table).
+
 Every tensor is a pure function of its checkpoint key (:func:`seeded_tensor`), so the file our
 tests write from a key manifest holds exactly the weights the upstream reference run used
 (tests/data/mvdream/*_manifest.json lists the keys and shapes upstream's modules have).
@@ -11,12 +17,33 @@ from __future__ import annotations
 import json
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from backend.models.mvdream.config import MVDreamConfig
+from backend.models.mvdream.config import CHECKPOINT, CONFIG_FILE, TINY, MVDreamConfig
 from backend.models.mvdream.sampler import alphas_cumprod
+from backend.models.testing.clip_tokenizer import write_clip_tokenizer
+
+# Upstream's key manifests (made by running bytedance/MVDream; see the README there).
+MANIFESTS = Path(__file__).resolve().parents[3] / "tests" / "data" / "mvdream"
+# A request that runs in a few seconds on a CPU: 2 DDIM steps on 32 px views, then the
+# built-in inflate on a coarse grid (no second download).
+TINY_PARAMETERS: dict[str, dict[str, Any]] = {
+    "mvdream": {"steps": 2, "image_size": 32, "reconstructor": "inflate",
+                "reconstructor_resolution": 48},
+}
+
+
+def write_tiny_weights(folder: Path, model_id: str = "mvdream") -> Path:
+    """The tiny checkpoint, its upstream-format config and a tokenizer in ``folder``."""
+    if model_id != "mvdream":
+        raise KeyError(f"no MVDream model {model_id!r}; this family has mvdream")
+    write_mvdream_checkpoint(MANIFESTS / "tiny_manifest.json", folder / CHECKPOINT, TINY)
+    write_upstream_config(TINY, folder / CONFIG_FILE)
+    write_clip_tokenizer(folder / "tokenizer")
+    return folder
 
 
 def seeded_tensor(name: str, shape: tuple[int, ...]) -> np.ndarray:
