@@ -26,7 +26,7 @@ from backend.models.base import (
     WeightFile,
     WeightsSource,
 )
-from backend.models.common.background import BACKGROUND_PARAMETER
+from backend.models.common.background_choice import BACKGROUND_PARAMETER
 from backend.models.common.stage_folding import FoldedProgress
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema

@@ -22,7 +22,7 @@ from backend.models.base import (
     WeightFile,
     WeightsSource,
 )
-from backend.models.common.background import BACKGROUND_PARAMETER
+from backend.models.common.background_choice import BACKGROUND_PARAMETER
 from backend.models.shap_e.config import IMAGE_PIPELINE, TEXT_PIPELINE
 from shared_protocol.messages import ParameterSchema
 
