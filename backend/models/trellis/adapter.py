@@ -49,7 +49,8 @@ def _network_files(stem: str, sizes: tuple[int, int] = (0, 0)) -> tuple[WeightFi
     )
 
 
-# Sizes: the hub's listing (rounded to the MB it shows); only the disk check reads them.
+# Sizes: approximate (research 1.0's figures, which match the hub's); only the disk check
+# reads them.
 DECODER_FILES = (
     *_network_files(SS_DECODER_STEM, (1_000, 147_600_000)),
     *_network_files(MESH_DECODER_STEM, (1_000, 181_900_000)),
@@ -81,78 +82,26 @@ CLIP = WeightsSource(
 
 def _sampling_parameters() -> tuple[ParameterSchema, ...]:
     return (
-        ParameterSchema(
-            "quality",
-            "choice",
-            "standard",
-            "Quality",
-            "draft: 12 steps per stage; standard: the release's 25; high: 50",
-            choices=QUALITIES,
-        ),
-        ParameterSchema(
-            "structure_steps",
-            "int",
-            0,
-            "Structure steps",
-            "Sampling steps of the sparse-structure stage (0: the quality's)",
-            0,
-            50,
-        ),
-        ParameterSchema(
-            "structure_guidance",
-            "float",
-            0.0,
-            "Structure guidance",
-            "Classifier-free guidance of the structure stage (0: the quality's)",
-            0.0,
-            10.0,
-        ),
-        ParameterSchema(
-            "latent_steps",
-            "int",
-            0,
-            "Latent steps",
-            "Sampling steps of the structured-latent stage (0: the quality's)",
-            0,
-            50,
-        ),
-        ParameterSchema(
-            "latent_guidance",
-            "float",
-            0.0,
-            "Latent guidance",
-            "Classifier-free guidance of the latent stage (0: the quality's)",
-            0.0,
-            10.0,
-        ),
-        ParameterSchema(
-            "cfg_interval_start",
-            "float",
-            0.5,
-            "Guidance from t",
-            "Guidance applies while the flow time t is in [start, end]",
-            0.0,
-            1.0,
-        ),
-        ParameterSchema(
-            "cfg_interval_end",
-            "float",
-            1.0,
-            "Guidance until t",
-            "Upper end of the guidance interval (t runs from 1 down to 0)",
-            0.0,
-            1.0,
-        ),
-        ParameterSchema(
-            "rescale_t",
-            "float",
-            3.0,
-            "Time rescale",
-            "Spends more steps near t = 1: t' = r t / (1 + (r - 1) t)",
-            0.25,
-            10.0,
-        ),
-    )
+        ParameterSchema("quality", "choice", "standard", "Quality",
+                        "draft: 12 steps per stage; standard: the release's 25; high: 50",
+                        choices=QUALITIES),
+        ParameterSchema("structure_steps", "int", 0, "Structure steps",
+                        "Sampling steps of the sparse-structure stage (0: the quality's)", 0, 50),
+        ParameterSchema("structure_guidance", "float", 0.0, "Structure guidance",
+                        "Classifier-free guidance of the structure stage (0: the quality's)",
+                        0.0, 10.0),
+        ParameterSchema("latent_steps", "int", 0, "Latent steps",
+                        "Sampling steps of the structured-latent stage (0: the quality's)", 0, 50),
+        ParameterSchema("latent_guidance", "float", 0.0, "Latent guidance",
+                        "Classifier-free guidance of the latent stage (0: the quality's)",
+                        0.0, 10.0),
+        ParameterSchema("cfg_interval_start", "float", 0.5, "Guidance from t",
+                        "Guidance applies while the flow time t is in [start, end]", 0.0, 1.0),
+        ParameterSchema("cfg_interval_end", "float", 1.0, "Guidance until t",
+                        "Upper end of the guidance interval (t runs from 1 down to 0)", 0.0, 1.0),
+        ParameterSchema("rescale_t", "float", 3.0, "Time rescale",
+                        "Spends more steps near t = 1: t' = r t / (1 + (r - 1) t)", 0.25, 10.0),
+    )  # fmt: skip
 
 
 MULTI_IMAGE_PARAMETER = ParameterSchema(

@@ -37,7 +37,7 @@ class DinoConfig:
     hidden_size: int = 1024
     num_hidden_layers: int = 24
     num_attention_heads: int = 16
-    mlp_ratio: float = 4.0
+    mlp_ratio: int = 4  # an int in the hub's config.json
     patch_size: int = 14
     image_size: int = 518
     num_register_tokens: int = 4

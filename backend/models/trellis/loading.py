@@ -194,7 +194,8 @@ def load_network(
 
 def stored_state(network: nn.Module) -> dict[str, torch.Tensor]:
     """The state dict as upstream stores it: with ``use_fp16`` the torso's linear and conv
-    layers in float16 (the network is converted in place), everything else float32."""
+    layers in float16 (the network is converted back in place if it was cast), the rest
+    float32."""
     if getattr(network.config, "use_fp16", False):
         network.set_torso_dtype(torch.float16)
     return {key: value.detach().contiguous().cpu() for key, value in network.state_dict().items()}

@@ -84,7 +84,7 @@ class SparseStructureDecoder(nn.Module):
         super().__init__()
         self.config = config
         channels, norm = config.channels, config.norm_type
-        self.dtype = torch.float16 if config.use_fp16 else torch.float32
+        self.dtype = torch.float32
         self.input_layer = nn.Conv3d(config.latent_channels, channels[0], 3, padding=1)
         self.middle_block = nn.Sequential(
             *(
@@ -103,6 +103,8 @@ class SparseStructureDecoder(nn.Module):
             nn.SiLU(),
             nn.Conv3d(channels[-1], config.out_channels, 3, padding=1),
         )
+        if config.use_fp16:  # as upstream: the network is built in its stored dtypes
+            self.set_torso_dtype(torch.float16)
 
     def set_torso_dtype(self, dtype: torch.dtype) -> None:
         cast_torso([self.blocks, self.middle_block], dtype)

@@ -212,7 +212,7 @@ class SparseStructureFlowModel(nn.Module):
         self.config = config
         self.resolution, self.in_channels = config.resolution, config.in_channels
         channels, patch = config.model_channels, config.patch_size
-        self.dtype = torch.float16 if config.use_fp16 else torch.float32
+        self.dtype = torch.float32
         self.t_embedder = TimestepEmbedder(channels)
         # A persistent buffer: the released file stores it (fp32), and it is loaded, not rebuilt.
         self.register_buffer(
@@ -231,6 +231,8 @@ class SparseStructureFlowModel(nn.Module):
             for _ in range(config.num_blocks)
         )
         self.out_layer = nn.Linear(channels, config.out_channels * patch**3)
+        if config.use_fp16:  # as upstream: the network is built in its stored dtypes
+            self.set_torso_dtype(torch.float16)
 
     def set_torso_dtype(self, dtype: torch.dtype) -> None:
         """Run (and hold) the blocks' linear layers in ``dtype``; the rest stays float32."""
