@@ -12,6 +12,7 @@ its run reads. Quality presets set the two stages' steps and guidance (draft: th
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from backend.cancellation import CancelToken
@@ -142,7 +143,7 @@ class _TrellisAdapter(ModelAdapter):
     out_of_memory_hint = OUT_OF_MEMORY_HINT
     condition_component = ""  # the component holding the conditioner's files
 
-    def __init__(self, weights_dir=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, weights_dir: Path | None = None) -> None:
         super().__init__(weights_dir)
         self.pipeline: Any = None
 

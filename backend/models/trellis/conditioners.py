@@ -56,7 +56,7 @@ def frame_subject(rgba: np.ndarray, size: int, where: str = "images") -> np.ndar
     centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
     side = int(max(right - left, bottom - top) * MARGIN)
     box = (centre_x - side // 2, centre_y - side // 2, centre_x + side // 2, centre_y + side // 2)
-    framed = Image.fromarray(rgba, "RGBA").crop(box).resize((size, size), Image.Resampling.LANCZOS)
+    framed = Image.fromarray(rgba).crop(box).resize((size, size), Image.Resampling.LANCZOS)
     pixels = np.asarray(framed).astype(np.float32) / 255
     premultiplied = pixels[:, :, :3] * pixels[:, :, 3:4]
     return (premultiplied * 255).astype(np.uint8)

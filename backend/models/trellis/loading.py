@@ -55,10 +55,18 @@ NETWORK_CLASSES: dict[str, tuple[str, str]] = {
 REDOWNLOAD_HINT = "The TRELLIS checkpoint looks damaged or mismatched: download the model again."
 
 
+def module_exists(name: str) -> bool:
+    """Whether ``name`` can be imported (without importing it; a missing parent is absence)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def network_available(name: str) -> bool:
     """Whether this build has the network class ``name`` (the SLat parts land separately)."""
     module = NETWORK_CLASSES.get(name, ("", ""))[0]
-    return bool(module) and importlib.util.find_spec(module) is not None
+    return bool(module) and module_exists(module)
 
 
 def network_class(name: str) -> type[nn.Module]:

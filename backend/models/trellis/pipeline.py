@@ -20,7 +20,6 @@ which may raise to cancel.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +43,12 @@ from backend.models.trellis.config import (
     PipelineConfig,
     read_pipeline_config,
 )
-from backend.models.trellis.loading import load_network, network_available, resolve_stem
+from backend.models.trellis.loading import (
+    load_network,
+    module_exists,
+    network_available,
+    resolve_stem,
+)
 from backend.models.trellis.sampler import FlowEulerGuidanceIntervalSampler, SamplerSettings
 from backend.models.trellis.ss_decoder import occupied_coords
 from shared_protocol.errors import ErrorCode, ProtocolError
@@ -84,12 +88,9 @@ class TrellisOutput:
 
 def structured_latent_available() -> bool:
     """Whether this build has the SLat flow, the decoders, the sparse layer and FlexiCubes."""
+    networks = ("SLatFlowModel", "SLatMeshDecoder")
     modules = (SPARSE_TENSOR_MODULE, MESH_EXTRACTION_MODULE)
-    return (
-        network_available("SLatFlowModel")
-        and network_available("SLatMeshDecoder")
-        and all(importlib.util.find_spec(name) is not None for name in modules)
-    )
+    return all(map(network_available, networks)) and all(map(module_exists, modules))
 
 
 class TrellisPipeline:

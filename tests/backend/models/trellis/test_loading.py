@@ -20,6 +20,7 @@ from backend.models.trellis.config import (
 )
 from backend.models.trellis.loading import (
     load_network,
+    module_exists,
     network_available,
     resolve_stem,
     stored_state,
@@ -166,6 +167,11 @@ def test_references_resolve_in_the_folder_then_in_shared_folders(tmp_path: Path)
         resolve_stem(reference, own)
     assert caught.value.code == ErrorCode.WEIGHTS_MISSING
     assert "--with decoders" in caught.value.info.hint
+
+
+def test_a_module_under_a_missing_package_is_absent_not_an_error() -> None:
+    assert module_exists("backend.models.trellis.ss_flow")
+    assert not module_exists("backend.models.no_such_package.tensor")
 
 
 def test_a_network_this_build_lacks_is_named(tmp_path: Path) -> None:
