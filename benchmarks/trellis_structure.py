@@ -8,7 +8,7 @@ guidance 5 in [0.5, 1], 44 forwards), the decoder and the occupied-voxel extract
 on CUDA. The structured-latent stages are not part of this build yet.
 
     .venv/backend/bin/python benchmarks/trellis_structure.py --device cuda --dtype float16
-    .venv/backend/bin/python benchmarks/trellis_structure.py --device cpu --dtype float32 --steps 1
+    .venv/backend/bin/python benchmarks/trellis_structure.py --device cpu --dtype float32 --tiny
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from backend.models.common.torch_dtypes import torch_dtype  # noqa: E402
 from backend.models.trellis import testing  # noqa: E402
 from backend.models.trellis.conditioners import load_image_conditioner  # noqa: E402
 from backend.models.trellis.config import (  # noqa: E402
+    TINY_SS_DECODER,
+    TINY_SS_FLOW,
     NetworkSpec,
     SSDecoderConfig,
     SSFlowConfig,
@@ -56,15 +58,18 @@ SS_DECODER = SSDecoderConfig(
 )  # fmt: skip
 
 
-def write_full_size(folder: Path) -> None:
-    flow = testing.randomize(SparseStructureFlowModel(SS_FLOW_L), seed=1)
-    write_network(folder / "ckpts/ss_flow", NetworkSpec("SparseStructureFlowModel", SS_FLOW_L),
+def write_networks(folder: Path, tiny: bool) -> None:
+    """Random SS flow, SS decoder and DINOv2 in the official layouts (full size or tiny)."""
+    flow_config = TINY_SS_FLOW if tiny else SS_FLOW_L
+    decoder_config = TINY_SS_DECODER if tiny else SS_DECODER
+    flow = testing.randomize(SparseStructureFlowModel(flow_config), seed=1)
+    write_network(folder / "ckpts/ss_flow", NetworkSpec("SparseStructureFlowModel", flow_config),
                   stored_state(flow))  # fmt: skip
     del flow
-    decoder = testing.randomize(SparseStructureDecoder(SS_DECODER), seed=2)
-    write_network(folder / "ckpts/ss_dec", NetworkSpec("SparseStructureDecoder", SS_DECODER),
+    decoder = testing.randomize(SparseStructureDecoder(decoder_config), seed=2)
+    write_network(folder / "ckpts/ss_dec", NetworkSpec("SparseStructureDecoder", decoder_config),
                   stored_state(decoder))  # fmt: skip
-    testing.write_dinov2(folder / "dinov2", DinoConfig(), seed=3)
+    testing.write_dinov2(folder / "dinov2", testing.TINY_DINO if tiny else DinoConfig(), seed=3)
 
 
 def subject(size: int = 1024) -> np.ndarray:
@@ -97,6 +102,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--output", type=Path)
+    parser.add_argument("--tiny", action="store_true", help="the test configs (a CPU smoke run)")
     args = parser.parse_args()
     device = torch.device(args.device)
     results: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda"
@@ -106,7 +112,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch, torch.no_grad():
         folder = Path(scratch)
         start = time.perf_counter()
-        write_full_size(folder)
+        write_networks(folder, args.tiny)
         results["write_s"] = time.perf_counter() - start
         start = time.perf_counter()
         conditioner = load_image_conditioner(folder / "dinov2", device)
@@ -119,7 +125,8 @@ def main() -> None:
         results["condition_s"], cond = timed(device, lambda: conditioner.encode([image]),
                                              args.runs)  # fmt: skip
         neg = conditioner.negative(cond)
-        noise = torch.randn(1, 8, 16, 16, 16, generator=torch.Generator().manual_seed(0))
+        side = flow.resolution
+        noise = torch.randn(1, 8, side, side, side, generator=torch.Generator().manual_seed(0))
         noise = noise.to(device)
         t = torch.tensor([1000.0], device=device)
         results["flow_forward_s"], _ = timed(device, lambda: flow(noise, t, cond), args.runs)
