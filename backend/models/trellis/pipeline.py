@@ -179,11 +179,11 @@ class TrellisPipeline:
         latent_channels = getattr(self.networks.get(SLAT_FLOW), "in_channels", 8)
         latent_noise = torch.randn(len(coords), latent_channels, generator=generator)
         output = TrellisOutput(
-            cond,
-            neg_cond,
-            structure,
-            coords,
-            latent_noise.to(self.device),
+            cond=cond,
+            neg_cond=neg_cond,
+            structure_latent=structure,
+            coords=coords,
+            latent_noise=latent_noise.to(self.device),
             stopped_after="structure",
         )
         if SLAT_FLOW not in self.networks:
