@@ -1,0 +1,322 @@
+"""The TRELLIS cards: image (and multi-view) to 3D, and the three text-to-3D sizes.
+
+``trellis-image-large`` conditions on DINOv2 ViT-L/14-reg (the ``dinov2`` component) and takes
+one image, or 2-8 views of one object (upstream's stochastic or multidiffusion conditioning).
+``trellis-text-{base,large,xlarge}`` condition on CLIP ViT-L/14's text tower (the ``clip``
+component) and share the image model's decoders (the ``decoders`` component: only the
+structure and mesh decoders' files of the image repo). Each model's weights list only the files
+its run reads. Quality presets set the two stages' steps and guidance (draft: the official demo's
+12 steps, guidance 7.5 / 3; standard: pipeline.json's; high: 50 steps); a non-zero
+``*_steps`` / ``*_guidance`` overrides them. Heavy imports happen in the hooks only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from backend.cancellation import CancelToken
+from backend.geometry.raw_asset import RawAsset
+from backend.models.base import (
+    GenerationRequest,
+    ModelAdapter,
+    ProgressCallback,
+    WeightFile,
+    WeightsSource,
+)
+from backend.models.common.background import BACKGROUND_PARAMETER
+from shared_protocol.errors import ErrorCode, ProtocolError
+from shared_protocol.messages import ParameterSchema
+
+IMAGE_REPO = "microsoft/TRELLIS-image-large"
+# A snapshot commit of the image repo quoted by many projects that pin it (not checked against
+# the hub from here; its pipeline.json must have cfg_interval [0.5, 1.0], see research 1.0).
+IMAGE_REVISION = "25e0d31ffbebe4b5a97464dd851910efc3002d96"
+SS_DECODER_STEM = "ckpts/ss_dec_conv3d_16l8_fp16"
+MESH_DECODER_STEM = "ckpts/slat_dec_mesh_swin8_B_64l8m256c_fp16"
+QUALITIES = ("draft", "standard", "high")
+DRAFT = ((12, 7.5), (12, 3.0))  # the official Gradio demo's (steps, guidance) per stage
+HIGH_STEPS = 50  # the demo's slider maximum
+STAGE_WEIGHTS = {"condition": 0.03, "structure": 0.3, "latent": 0.47, "decode": 0.1, "mesh": 0.1}
+OUT_OF_MEMORY_HINT = (
+    "Close other GPU programs, or pick a smaller TRELLIS model (trellis-text-base)."
+)
+
+
+def _network_files(stem: str, sizes: tuple[int, int] = (0, 0)) -> tuple[WeightFile, ...]:
+    return (
+        WeightFile(f"{stem}.json", size=sizes[0]),
+        WeightFile(f"{stem}.safetensors", size=sizes[1]),
+    )
+
+
+# Sizes: approximate (research 1.0's figures, which match the hub's); only the disk check
+# reads them.
+DECODER_FILES = (
+    *_network_files(SS_DECODER_STEM, (1_000, 147_600_000)),
+    *_network_files(MESH_DECODER_STEM, (1_000, 181_900_000)),
+)
+DINOV2 = WeightsSource(
+    repo_id="facebook/dinov2-with-registers-large",
+    revision="e4c89a4e05589de9b3e188688a303d0f3c04d0f3",
+    files=(
+        WeightFile("config.json", size=1_000),
+        WeightFile("model.safetensors", size=1_217_000_000),
+    ),
+)
+CLIP = WeightsSource(
+    repo_id="openai/clip-vit-large-patch14",
+    revision="32bd64288804d66eefd0ccbe215aa642df71cc41",
+    files=tuple(
+        WeightFile(name, size=size)
+        for name, size in (
+            ("config.json", 4_600),
+            ("model.safetensors", 1_710_000_000),
+            ("vocab.json", 962_000),
+            ("merges.txt", 525_000),
+            ("tokenizer_config.json", 1_000),
+            ("special_tokens_map.json", 1_000),
+        )
+    ),
+)
+
+
+def _sampling_parameters() -> tuple[ParameterSchema, ...]:
+    return (
+        ParameterSchema("quality", "choice", "standard", "Quality",
+                        "draft: 12 steps per stage; standard: the release's 25; high: 50",
+                        choices=QUALITIES),
+        ParameterSchema("structure_steps", "int", 0, "Structure steps",
+                        "Sampling steps of the sparse-structure stage (0: the quality's)", 0, 50),
+        ParameterSchema("structure_guidance", "float", 0.0, "Structure guidance",
+                        "Classifier-free guidance of the structure stage (0: the quality's)",
+                        0.0, 10.0),
+        ParameterSchema("latent_steps", "int", 0, "Latent steps",
+                        "Sampling steps of the structured-latent stage (0: the quality's)", 0, 50),
+        ParameterSchema("latent_guidance", "float", 0.0, "Latent guidance",
+                        "Classifier-free guidance of the latent stage (0: the quality's)",
+                        0.0, 10.0),
+        ParameterSchema("cfg_interval_start", "float", 0.5, "Guidance from t",
+                        "Guidance applies while the flow time t is in [start, end]", 0.0, 1.0),
+        ParameterSchema("cfg_interval_end", "float", 1.0, "Guidance until t",
+                        "Upper end of the guidance interval (t runs from 1 down to 0)", 0.0, 1.0),
+        ParameterSchema("rescale_t", "float", 3.0, "Time rescale",
+                        "Spends more steps near t = 1: t' = r t / (1 + (r - 1) t)", 0.25, 10.0),
+    )  # fmt: skip
+
+
+MULTI_IMAGE_PARAMETER = ParameterSchema(
+    "multi_image_mode",
+    "choice",
+    "stochastic",
+    "Multi-view mode",
+    "stochastic: each step sees one view in turn; multidiffusion: every step averages all views",
+    choices=("stochastic", "multidiffusion"),
+)
+
+
+def stage_settings(parameters: Any, defaults: tuple[Any, Any]) -> tuple[Any, Any]:
+    """(structure, latent) SamplerSettings from resolved parameters and pipeline.json's defaults."""
+    from backend.models.trellis.sampler import SamplerSettings
+
+    quality = parameters["quality"]
+    interval = (parameters["cfg_interval_start"], parameters["cfg_interval_end"])
+    settings = []
+    for index, (prefix, default) in enumerate(zip(("structure", "latent"), defaults, strict=True)):
+        steps, guidance = default.steps, default.cfg_strength
+        if quality == "draft":
+            steps, guidance = DRAFT[index]
+        elif quality == "high":
+            steps = HIGH_STEPS
+        steps = parameters[f"{prefix}_steps"] or steps
+        guidance = parameters[f"{prefix}_guidance"] or guidance
+        settings.append(SamplerSettings(steps, guidance, interval, parameters["rescale_t"]))
+    return settings[0], settings[1]
+
+
+class _TrellisAdapter(ModelAdapter):
+    """The hooks every TRELLIS model shares; the cards below set what differs."""
+
+    license = "MIT"
+    cuda_dtype = "float16"  # upstream stores and runs the networks' torsos in fp16
+    stage_weights = STAGE_WEIGHTS
+    out_of_memory_hint = OUT_OF_MEMORY_HINT
+    condition_component = ""  # the component holding the conditioner's files
+
+    def __init__(self, weights_dir: Path | None = None) -> None:
+        super().__init__(weights_dir)
+        self.pipeline: Any = None
+
+    def _check(self, request: GenerationRequest) -> None:
+        params = request.parameters
+        if params["cfg_interval_start"] > params["cfg_interval_end"]:
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMETER,
+                "cfg_interval_start must not exceed cfg_interval_end",
+                field="parameters.cfg_interval_start",
+            )
+
+    def _component(self, name: str) -> Any:
+        folder = self.component_dirs.get(name)
+        if folder is None:
+            raise ProtocolError(
+                ErrorCode.WEIGHTS_MISSING,
+                f"{self.id} needs its {name!r} files ({self.components[name].repo_id})",
+                hint=f"Run `dreamcad-backend download {self.id} --with {name}`.",
+            )
+        return folder
+
+    def _load(self, device: str, dtype: str) -> None:
+        from backend.models.common.torch_dtypes import torch_dtype
+        from backend.models.trellis.pipeline import TrellisPipeline
+
+        shared = [self._component("decoders")] if "decoders" in self.components else []
+        self.pipeline = TrellisPipeline.from_folder(
+            self.weights_dir,
+            conditioner_folder=self._component(self.condition_component),
+            shared_folders=shared,
+            device=device,
+            dtype=torch_dtype(dtype),
+        )
+
+    def _release(self) -> None:
+        self.pipeline = None
+
+    def _generate(
+        self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
+    ) -> RawAsset:
+        from backend.models.trellis.pipeline import TrellisRequest
+
+        params = request.parameters
+        structure, latent = stage_settings(params, self.pipeline.default_settings())
+
+        def report(stage: str, step: int, total: int) -> None:
+            cancel.raise_if_cancelled()
+            progress(stage, step, total)
+
+        run = TrellisRequest(
+            images=tuple(image.pixels for image in request.images),
+            prompt=request.prompt,
+            seed=request.seed,
+            structure=structure,
+            latent=latent,
+            multi_image=params["multi_image_mode"]
+            if request.task == "multi_image"
+            else "stochastic",
+        )
+        output = self.pipeline.run(run, report)
+        if output.stopped_after != "mesh":
+            raise ProtocolError(
+                ErrorCode.MODEL_FAILED,
+                f"{self.id}: this build stops after the {output.stopped_after} stage "
+                f"({len(output.coords)} occupied voxels); the structured-latent stages are not "
+                "installed yet",
+                hint="Update Dream CAD to a release with the TRELLIS sparse stages.",
+            )
+        return mesh_to_raw_asset(output.mesh)
+
+
+def mesh_to_raw_asset(mesh: Any) -> RawAsset:
+    """FlexiCubes' result (z-up, [-0.5, 0.5]^3, vertex_attrs = sigmoid RGB + normal map) -> a
+    RawAsset in the backend's +Y-up frame, as upstream's GLB export rotates it."""
+    import numpy as np
+
+    vertices = mesh.vertices.detach().float().cpu().numpy()
+    faces = mesh.faces.detach().cpu().numpy()
+    colours = None
+    if getattr(mesh, "vertex_attrs", None) is not None:
+        colours = np.clip(mesh.vertex_attrs[:, :3].detach().float().cpu().numpy(), 0.0, 1.0)
+    # (x, y, z) z-up -> (x, z, -y) y-up: upstream's to_glb rotation.
+    y_up = np.stack([vertices[:, 0], vertices[:, 2], -vertices[:, 1]], axis=1)
+    return RawAsset(vertices=y_up, faces=faces, vertex_colors=colours, name="trellis")
+
+
+class TrellisImageAdapter(_TrellisAdapter):
+    id = "trellis-image-large"
+    name = "TRELLIS image large"
+    description = (
+        "Image or 2-8 views -> textured mesh through structured 3D latents (Microsoft, 1.2B; "
+        "DINOv2 conditioning, two rectified flows, FlexiCubes)."
+    )
+    license_url = "https://huggingface.co/microsoft/TRELLIS-image-large"
+    tasks = ("image", "multi_image")
+    max_images = 8
+    vram_mb = 12_000  # the issue's target at the defaults (upstream asks for 16 GB)
+    weights = WeightsSource(
+        repo_id=IMAGE_REPO,
+        revision=IMAGE_REVISION,
+        files=(
+            WeightFile("pipeline.json", size=2_000),
+            *_network_files("ckpts/ss_flow_img_dit_L_16l8_fp16", (1_000, 1_130_700_000)),
+            *_network_files("ckpts/slat_flow_img_dit_L_64l8p2_fp16", (1_000, 1_203_700_000)),
+            *DECODER_FILES,
+        ),
+    )
+    components = {"dinov2": DINOV2}
+    condition_component = "dinov2"
+    parameters = (*_sampling_parameters(), MULTI_IMAGE_PARAMETER, BACKGROUND_PARAMETER)
+
+    def _check(self, request: GenerationRequest) -> None:
+        super()._check(request)
+        if request.task == "image" and len(request.images) != 1:
+            raise ProtocolError(
+                ErrorCode.TOO_MANY_FRAMES,
+                f"task 'image' takes one image, got {len(request.images)}; send 2-8 views as "
+                "task 'multi_image'",
+                field="images",
+            )
+        if request.task == "multi_image" and len(request.images) < 2:
+            raise ProtocolError(
+                ErrorCode.MISSING_FIELD,
+                "task 'multi_image' takes 2-8 views of one object; send one image as task 'image'",
+                field="images",
+            )
+
+
+def _text_weights(repo: str, size: str, flow_bytes: tuple[int, int]) -> WeightsSource:
+    return WeightsSource(
+        repo_id=repo,
+        revision="main",  # no commit of the text repos could be confirmed from here
+        files=(
+            WeightFile("pipeline.json", size=2_000),
+            *_network_files(f"ckpts/ss_flow_txt_dit_{size}_16l8_fp16", (1_000, flow_bytes[0])),
+            *_network_files(f"ckpts/slat_flow_txt_dit_{size}_64l8p2_fp16", (1_000, flow_bytes[1])),
+        ),
+    )
+
+
+class _TrellisTextAdapter(_TrellisAdapter):
+    tasks = ("text",)
+    components = {
+        "decoders": WeightsSource(IMAGE_REPO, IMAGE_REVISION, DECODER_FILES),
+        "clip": CLIP,
+    }
+    condition_component = "clip"
+    parameters = _sampling_parameters()
+
+
+class TrellisTextBaseAdapter(_TrellisTextAdapter):
+    id = "trellis-text-base"
+    name = "TRELLIS text base"
+    description = "Prompt -> textured mesh through structured 3D latents (Microsoft, 342M)."
+    license_url = "https://huggingface.co/microsoft/TRELLIS-text-base"
+    vram_mb = 8_000  # estimate: 0.7 GB of flows; the mesh decoder and FlexiCubes dominate
+    weights = _text_weights("microsoft/TRELLIS-text-base", "B", (327_700_000, 372_400_000))
+
+
+class TrellisTextLargeAdapter(_TrellisTextAdapter):
+    id = "trellis-text-large"
+    name = "TRELLIS text large"
+    description = "Prompt -> textured mesh through structured 3D latents (Microsoft, 1.1B)."
+    license_url = "https://huggingface.co/microsoft/TRELLIS-text-large"
+    vram_mb = 12_000  # estimate, as the image model (same flow sizes)
+    weights = _text_weights("microsoft/TRELLIS-text-large", "L", (1_110_000_000, 1_200_000_000))
+
+
+class TrellisTextXLargeAdapter(_TrellisTextAdapter):
+    id = "trellis-text-xlarge"
+    name = "TRELLIS text xlarge"
+    description = "Prompt -> textured mesh through structured 3D latents (Microsoft, 2.0B)."
+    license_url = "https://huggingface.co/microsoft/TRELLIS-text-xlarge"
+    vram_mb = 14_000  # estimate: 4.1 GB of flows on top of the image model's activations
+    weights = _text_weights("microsoft/TRELLIS-text-xlarge", "XL", (1_976_000_000, 2_151_000_000))

@@ -1,0 +1,227 @@
+"""Reading (strictly) and writing TRELLIS's official checkpoint layout.
+
+A network is the pair ``<stem>.json`` (class + arguments, see config.py) and
+``<stem>.safetensors``. Loading builds the network on the meta device and assigns the file's
+tensors into it with ``strict=True`` and ``assign=True``: every parameter and persistent buffer
+must be in the file with its shape, nothing else may be, and each tensor keeps the dtype it is
+stored in (the fp16 torso stays fp16), exactly like upstream's ``load_state_dict`` into a
+``use_fp16`` network. The caller then picks the torso's compute dtype (``set_torso_dtype``).
+
+pipeline.json names a network by a path inside the model folder or, for a network of another
+repo, ``<owner>/<repo>/ckpts/<name>``; upstream tries the folder first and then the hub. We try
+the folder first and then each *shared* folder given (the image model's snapshot, for the text
+models' decoders), never the network. The writers produce the same layout; testing.py uses them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from backend.models.trellis.config import (
+    PIPELINE_FILE,
+    NetworkSpec,
+    PipelineConfig,
+    network_spec_to_dict,
+    read_network_spec,
+)
+from shared_protocol.errors import ErrorCode, ProtocolError
+
+# Upstream class name -> (our module, class). The SLat networks are engineer S's modules.
+NETWORK_CLASSES: dict[str, tuple[str, str]] = {
+    "SparseStructureFlowModel": ("backend.models.trellis.ss_flow", "SparseStructureFlowModel"),
+    "SparseStructureDecoder": ("backend.models.trellis.ss_decoder", "SparseStructureDecoder"),
+    "SLatFlowModel": ("backend.models.trellis.slat_flow", "SLatFlowModel"),
+    "ElasticSLatFlowModel": ("backend.models.trellis.slat_flow", "SLatFlowModel"),
+    "SLatMeshDecoder": ("backend.models.trellis.slat_decoders", "SLatMeshDecoder"),
+    "ElasticSLatMeshDecoder": ("backend.models.trellis.slat_decoders", "SLatMeshDecoder"),
+    "SLatGaussianDecoder": ("backend.models.trellis.slat_decoders", "SLatGaussianDecoder"),
+    "ElasticSLatGaussianDecoder": ("backend.models.trellis.slat_decoders", "SLatGaussianDecoder"),
+    "SLatRadianceFieldDecoder": (
+        "backend.models.trellis.slat_decoders",
+        "SLatRadianceFieldDecoder",
+    ),
+    "ElasticSLatRadianceFieldDecoder": (
+        "backend.models.trellis.slat_decoders",
+        "SLatRadianceFieldDecoder",
+    ),
+}
+REDOWNLOAD_HINT = "The TRELLIS checkpoint looks damaged or mismatched: download the model again."
+
+
+def module_exists(name: str) -> bool:
+    """Whether ``name`` can be imported (without importing it; a missing parent is absence)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def network_available(name: str) -> bool:
+    """Whether this build has the network class ``name`` (the SLat parts land separately)."""
+    module = NETWORK_CLASSES.get(name, ("", ""))[0]
+    return bool(module) and module_exists(module)
+
+
+def network_class(name: str) -> type[nn.Module]:
+    module, attribute = NETWORK_CLASSES[name]
+    return getattr(importlib.import_module(module), attribute)
+
+
+def resolve_stem(reference: str, folder: Path, shared: Sequence[Path] = ()) -> Path:
+    """The ``<stem>`` path (no suffix) of a pipeline.json model reference.
+
+    ``ckpts/x`` -> ``folder/ckpts/x``; ``owner/repo/ckpts/x`` -> ``folder/owner/repo/ckpts/x``
+    when that pair exists (upstream's first try), else ``<shared>/ckpts/x``."""
+    candidates = [folder / reference]
+    parts = reference.split("/")
+    if len(parts) > 2 and "ckpts" in parts[2:]:
+        inner = "/".join(parts[2:])
+        candidates += [base / inner for base in shared]
+    for stem in candidates:
+        if stem.with_suffix(".json").is_file() and stem.with_suffix(".safetensors").is_file():
+            return stem
+    looked = ", ".join(str(c) + ".{json,safetensors}" for c in candidates)
+    raise ProtocolError(
+        ErrorCode.WEIGHTS_MISSING,
+        f"TRELLIS network {reference!r} not found (looked for {looked})",
+        hint="Download the model and its shared decoders (`dreamcad-backend download MODEL "
+        "--with decoders` for the text models).",
+    )
+
+
+def read_state(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a ``.safetensors`` file, on the CPU, in its stored dtype."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except FileNotFoundError as error:
+        raise ProtocolError(
+            ErrorCode.WEIGHTS_MISSING,
+            f"TRELLIS checkpoint {path} is missing",
+            hint="Download the model (`dreamcad-backend download MODEL`).",
+        ) from error
+    except Exception as error:  # safetensors raises its own untyped errors for a bad file
+        raise ProtocolError(
+            ErrorCode.MODEL_FAILED,
+            f"cannot read TRELLIS checkpoint {path.name}: {error}",
+            hint=REDOWNLOAD_HINT,
+        ) from error
+
+
+def read_tensors(path: Path, prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file whose names start with ``prefix`` (only those are
+    read: a two-tower CLIP file gives its text tower without loading the vision one)."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise ProtocolError(
+            ErrorCode.WEIGHTS_MISSING,
+            f"checkpoint {path} is missing",
+            hint="Download the model (`dreamcad-backend download MODEL`).",
+        )
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            names = [name for name in handle.keys() if name.startswith(prefix)]  # noqa: SIM118
+            return {name: handle.get_tensor(name) for name in names}
+    except Exception as error:  # safetensors raises its own untyped errors for a bad file
+        raise ProtocolError(
+            ErrorCode.MODEL_FAILED,
+            f"cannot read checkpoint {path.name}: {error}",
+            hint=REDOWNLOAD_HINT,
+        ) from error
+
+
+def assign_state(
+    module: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    where: str,
+    rebuild: Callable[[nn.Module], None] | None = None,
+) -> None:
+    """Assign ``state`` into ``module`` strictly, keeping each tensor's dtype; a clear error
+    names what is missing, unexpected or misshapen. ``rebuild`` fills the non-persistent
+    buffers a meta-device build left empty (they are not in any file)."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    misshapen = sorted(
+        f"{key} {tuple(state[key].shape)} != {tuple(expected[key].shape)}"
+        for key in set(expected) & set(state)
+        if state[key].shape != expected[key].shape
+    )
+    if missing or unexpected or misshapen:
+        parts = []
+        for label, items in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("misshapen", misshapen),
+        ):
+            if items:
+                parts.append(f"{len(items)} {label} (e.g. {', '.join(items[:3])})")
+        raise ProtocolError(
+            ErrorCode.MODEL_FAILED,
+            f"{where} does not match its network: " + "; ".join(parts),
+            hint=REDOWNLOAD_HINT,
+        )
+    module.load_state_dict(state, strict=True, assign=True)
+    if rebuild is not None:
+        rebuild(module)
+    left = [name for name, t in (*module.named_parameters(), *module.named_buffers()) if t.is_meta]
+    if left:  # a non-persistent buffer built on meta: a bug in the network, not in the file
+        raise ProtocolError(ErrorCode.MODEL_FAILED, f"{where}: {left[0]} was never loaded")
+
+
+def load_network(
+    stem: Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> tuple[nn.Module, NetworkSpec]:
+    """``<stem>.json`` + ``<stem>.safetensors`` -> (eval network on ``device``, its spec).
+
+    ``dtype`` None keeps the stored dtypes (upstream's fp16 torso); else the torso runs in it."""
+    spec = read_network_spec(stem.with_suffix(".json"))
+    if not network_available(spec.name):
+        raise ProtocolError(
+            ErrorCode.MODEL_FAILED,
+            f"{stem.name}: this build has no {spec.name} network yet",
+            hint="Update Dream CAD: the TRELLIS structured-latent stages are not installed.",
+        )
+    with torch.device("meta"):
+        network = network_class(spec.name)(spec.config)
+    assign_state(network, read_state(stem.with_suffix(".safetensors")), stem.name + ".safetensors")
+    network = network.to(device).eval().requires_grad_(False)
+    if dtype is not None:
+        network.set_torso_dtype(dtype)
+    return network, spec
+
+
+def stored_state(network: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict as upstream stores it: with ``use_fp16`` the torso's linear and conv
+    layers in float16 (the network is converted back in place if it was cast), the rest
+    float32."""
+    if getattr(network.config, "use_fp16", False):
+        network.set_torso_dtype(torch.float16)
+    return {key: value.detach().contiguous().cpu() for key, value in network.state_dict().items()}
+
+
+def write_network(stem: Path, spec: NetworkSpec, state: Mapping[str, torch.Tensor]) -> Path:
+    """Write ``<stem>.json`` and ``<stem>.safetensors`` (tensors as given); return the stem."""
+    from safetensors.torch import save_file
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(network_spec_to_dict(spec), indent=4))
+    tensors = {key: value.detach().contiguous().cpu() for key, value in state.items()}
+    save_file(tensors, str(stem.with_suffix(".safetensors")))
+    return stem
+
+
+def write_pipeline(folder: Path, config: PipelineConfig) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / PIPELINE_FILE
+    path.write_text(json.dumps(config.to_dict(), indent=4))
+    return path

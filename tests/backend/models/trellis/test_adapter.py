@@ -1,0 +1,222 @@
+"""adapter.py: the four cards, their request checks, quality presets, components and a CPU run
+through the template (registered explicitly: the entry points need a reinstall)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from backend.cancellation import Cancelled, CancelToken
+from backend.models.base import GenerationRequest, ImagePixels
+from backend.models.common.background import BACKGROUND_PARAMETER
+from backend.models.registry import ModelRegistry
+from backend.models.trellis import testing
+from backend.models.trellis.adapter import (
+    TrellisImageAdapter,
+    TrellisTextBaseAdapter,
+    TrellisTextLargeAdapter,
+    TrellisTextXLargeAdapter,
+    mesh_to_raw_asset,
+    stage_settings,
+)
+from backend.models.trellis.pipeline import structured_latent_available
+from backend.models.trellis.sampler import SamplerSettings
+from shared_protocol.errors import ErrorCode, ProtocolError
+from shared_protocol.parameters import resolve_parameters
+from tests.backend.models.trellis.conftest import TinyModel, cutout
+
+CARDS = (TrellisImageAdapter, TrellisTextBaseAdapter, TrellisTextLargeAdapter,
+         TrellisTextXLargeAdapter)  # fmt: skip
+ADAPTERS = {cls.id: cls for cls in CARDS}
+ROOT = Path(__file__).resolve().parents[4]
+
+
+def registry(*models: TinyModel) -> ModelRegistry:
+    paths: dict[str, Path] = {}
+    for model in models:
+        paths[model.model_id] = model.folder
+        for name, folder in model.components.items():
+            paths[f"{model.model_id}:{name}"] = folder
+    return ModelRegistry(ADAPTERS, weights_paths=paths)
+
+
+def request(task: str = "image", images: int = 1, **parameters) -> GenerationRequest:
+    pixels = tuple(ImagePixels(cutout(), view="front") for _ in range(images))
+    return GenerationRequest(task=task, prompt="a chair", images=pixels, seed=5,
+                             parameters={**testing.TINY_PARAMETERS["trellis-image-large"],
+                                         **parameters})  # fmt: skip
+
+
+def test_the_cards_import_no_torch() -> None:
+    script = "import sys, backend.models.trellis.adapter; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, cwd=ROOT)  # fmt: skip
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_cards() -> None:
+    image = TrellisImageAdapter
+    assert image.tasks == ("image", "multi_image") and image.max_images == 8
+    assert BACKGROUND_PARAMETER in image.parameters and set(image.components) == {"dinov2"}
+    for cls in ADAPTERS.values():
+        assert cls.license == "MIT" and cls.cuda_dtype == "float16" and cls.vram_mb > 0
+        names = {f.path for f in cls.weights.files}
+        assert "pipeline.json" in names and not any("_enc_" in name for name in names)
+        assert not any("slat_dec_gs" in n or "slat_dec_rf" in n for n in names)  # not read yet
+    for cls in (TrellisTextBaseAdapter, TrellisTextLargeAdapter, TrellisTextXLargeAdapter):
+        assert cls.tasks == ("text",) and BACKGROUND_PARAMETER not in cls.parameters
+        assert set(cls.components) == {"decoders", "clip"}
+        decoders = {f.path for f in cls.components["decoders"].files}
+        assert decoders == {f"{stem}.{ext}" for stem in
+                            ("ckpts/ss_dec_conv3d_16l8_fp16",
+                             "ckpts/slat_dec_mesh_swin8_B_64l8m256c_fp16")
+                            for ext in ("json", "safetensors")}  # fmt: skip
+        assert not any("img" in f.path for f in cls.weights.files)
+
+
+@pytest.mark.parametrize(
+    ("quality", "overrides", "expected"),
+    [
+        ("draft", {}, ((12, 7.5), (12, 3.0))),
+        ("standard", {}, ((25, 5.0), (25, 5.0))),
+        ("high", {}, ((50, 5.0), (50, 5.0))),
+        ("draft", {"structure_steps": 30, "latent_guidance": 4.5}, ((30, 7.5), (12, 4.5))),
+    ],
+)
+def test_quality_presets_and_overrides(quality: str, overrides: dict, expected: tuple) -> None:
+    params = resolve_parameters(TrellisImageAdapter.parameters,
+                                {"quality": quality, "rescale_t": 2.0, **overrides})  # fmt: skip
+    release = SamplerSettings(25, 5.0, (0.5, 1.0), 3.0)
+    structure, latent = stage_settings(params, (release, release))
+    got = ((structure.steps, structure.cfg_strength), (latent.steps, latent.cfg_strength))
+    assert got == expected
+    assert structure.rescale_t == latent.rescale_t == 2.0 and latent.cfg_interval == (0.5, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("what", "bad", "code", "field"),
+    [
+        ("two images for task image", request(images=2), "too_many_frames", "images"),
+        ("one view for multi_image", request("multi_image"), "missing_field", "images"),
+        ("nine views", request("multi_image", images=9), "too_many_frames", "images"),
+        ("interval upside down", request(cfg_interval_start=0.9, cfg_interval_end=0.6),
+         "invalid_parameter", "parameters.cfg_interval_start"),
+        ("too many steps", request(structure_steps=51), "out_of_range",
+         "parameters.structure_steps"),
+        ("unknown mode", request(multi_image_mode="vote"), "invalid_parameter",
+         "parameters.multi_image_mode"),
+        ("text for the image model", request("text", images=0), "unsupported_task", "task"),
+    ],
+)  # fmt: skip
+def test_the_image_model_refuses_what_it_cannot_run(what, bad, code, field) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        TrellisImageAdapter().check_inputs(bad)
+    assert (caught.value.info.code, caught.value.info.field) == (code, field), what
+
+
+def test_the_text_models_take_a_prompt_only() -> None:
+    adapter = TrellisTextXLargeAdapter()
+    resolved = adapter.check_inputs(GenerationRequest(task="text", prompt="a lamp"))
+    assert resolved.parameters["quality"] == "standard"
+    with pytest.raises(ProtocolError) as caught:
+        adapter.check_inputs(request("image"))
+    assert caught.value.info.code == "unsupported_task"
+    with pytest.raises(ProtocolError) as caught:
+        adapter.check_inputs(GenerationRequest(task="text", prompt="  "))
+    assert caught.value.info.field == "prompt"
+    with pytest.raises(ProtocolError) as caught:
+        adapter.check_inputs(
+            GenerationRequest(task="text", prompt="a", parameters={"background": "auto"})
+        )
+    assert caught.value.info.field == "parameters.background"
+
+
+def test_a_missing_component_says_how_to_fetch_it(tiny_image: TinyModel) -> None:
+    adapter = ModelRegistry(ADAPTERS, weights_paths={"trellis-image-large": tiny_image.folder}
+                            ).create("trellis-image-large")  # fmt: skip
+    with pytest.raises(ProtocolError) as caught:
+        adapter.load("cpu")
+    assert caught.value.code == ErrorCode.WEIGHTS_MISSING
+    assert "download trellis-image-large --with dinov2" in caught.value.info.hint
+
+
+class Recorder:
+    def __init__(self, cancel_at: str | None = None, token: CancelToken | None = None) -> None:
+        self.stages: list[str] = []
+        self.cancel_at, self.token = cancel_at, token
+
+    def __call__(self, stage, step, total, message="", preview=None) -> None:
+        self.stages.append(stage)
+        if stage == self.cancel_at and self.token is not None:
+            self.token.cancel()
+
+
+def opaque_photo() -> np.ndarray:
+    """An orange disc on a plain grey table, no alpha: the template's cut-out must find it."""
+    yy, xx = np.mgrid[:96, :96]
+    pixels = np.full((96, 96, 4), (215, 215, 215, 255), np.uint8)
+    pixels[(yy - 48) ** 2 + (xx - 48) ** 2 < 30**2] = (230, 120, 40, 255)
+    return pixels
+
+
+def test_a_cpu_run_through_the_template(tiny_image: TinyModel) -> None:
+    adapter = registry(tiny_image).create("trellis-image-large")
+    adapter.load("cpu")
+    assert adapter.pipeline.networks["sparse_structure_flow_model"].dtype == torch.float32
+    run = GenerationRequest(task="image", images=(ImagePixels(opaque_photo()),), seed=1,
+                            parameters=testing.TINY_PARAMETERS["trellis-image-large"])  # fmt: skip
+    recorder = Recorder()
+    if structured_latent_available():
+        raw = adapter.generate(adapter.check_inputs(run), recorder, CancelToken())
+        assert len(raw.faces) > 0 and raw.vertex_colors is not None
+    else:
+        with pytest.raises(ProtocolError) as caught:
+            adapter.generate(adapter.check_inputs(run), recorder, CancelToken())
+        assert caught.value.code == ErrorCode.MODEL_FAILED
+        assert "stops after the structure stage" in caught.value.info.message
+    assert recorder.stages[0] == "condition" and "structure" in recorder.stages
+    assert set(recorder.stages) <= set(adapter.stage_weights)
+    adapter.unload()
+    assert adapter.pipeline is None and not adapter.loaded
+
+
+def test_a_cancel_stops_within_a_step(tiny_image: TinyModel) -> None:
+    adapter = registry(tiny_image).create("trellis-image-large")
+    adapter.load("cpu")
+    token = CancelToken()
+    recorder = Recorder(cancel_at="structure", token=token)
+    with pytest.raises(Cancelled):
+        adapter.generate(request("image"), recorder, token)
+    assert recorder.stages.count("structure") == 1
+
+
+def test_the_text_model_loads_clip_and_the_shared_decoders(tiny_text: TinyModel) -> None:
+    adapter = registry(tiny_text).create("trellis-text-base")
+    adapter.load("cpu")
+    assert adapter.pipeline.config.is_text
+    run = GenerationRequest(task="text", prompt="a red chair", seed=2,
+                            parameters=testing.TINY_PARAMETERS["trellis-text-base"])  # fmt: skip
+    recorder = Recorder()
+    if not structured_latent_available():
+        with pytest.raises(ProtocolError, match="structure stage"):
+            adapter.generate(adapter.check_inputs(run), recorder, CancelToken())
+        assert "structure" in recorder.stages
+
+
+class _Mesh:
+    def __init__(self) -> None:
+        self.vertices = torch.tensor([[0.1, 0.2, 0.3], [0.0, -0.5, 0.5], [0.4, 0.0, -0.1]])
+        self.faces = torch.tensor([[0, 1, 2]])
+        self.vertex_attrs = torch.tensor([[0.5, 1.2, -0.1, 0, 0, 0]] * 3)
+
+
+def test_the_mesh_is_turned_to_y_up_with_its_vertex_colours() -> None:
+    raw = mesh_to_raw_asset(_Mesh())
+    assert np.allclose(raw.vertices[0], [0.1, 0.3, -0.2])  # (x, y, z) -> (x, z, -y)
+    assert np.allclose(raw.vertex_colors, [[0.5, 1.0, 0.0]] * 3)
+    assert raw.faces.tolist() == [[0, 1, 2]]
