@@ -183,14 +183,17 @@ def run_download(args: argparse.Namespace) -> int:
     from backend.download import download_weights, source_of
 
     cls = ModelRegistry().adapter_class(args.model)
-    for component in args.components:
+    # Required components come with the model; --with adds optional ones.
+    components = list(dict.fromkeys([*cls.required_components, *args.components]))
+    for component in components:
         source_of(cls, component)  # an unknown component fails before anything is fetched
+
     def report(name: str, index: int, count: int) -> None:
         print(f"[{index + 1}/{count}] {name}", flush=True)
 
     if not (args.only and args.components):
         print(f"{args.model}: weights in {download_weights(cls, report)}")
-    for component in args.components:
+    for component in components:
         folder = download_weights(cls, report, component)
         print(f"{args.model} {component}: weights in {folder}")
     return 0

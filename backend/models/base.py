@@ -139,6 +139,9 @@ class ModelAdapter(abc.ABC):
     # Optional parts with weights of their own, fetched with `download ID --with NAME` (e.g. a
     # texture model from another repo); found like the main weights (see registry.py).
     components: ClassVar[dict[str, WeightsSource]] = {}
+    # Components the model cannot run without (e.g. a conditioner from another repo): counted
+    # in ``weights_present`` and fetched by a plain `download ID`.
+    required_components: ClassVar[tuple[str, ...]] = ()
     max_images: ClassVar[int] = 1
     # The dtype the service loads the model in on a GPU (CPU: always float32): what the
     # model's upstream runs in by default, so speed and memory match what users expect.
@@ -162,16 +165,25 @@ class ModelAdapter(abc.ABC):
     # --- the card as data ---------------------------------------------------------------------
 
     def weights_present(self) -> bool:
-        if self.weights is None:
-            return True
-        if self.weights_dir is None:
-            return False
-        return all((self.weights_dir / f.path).is_file() for f in self.weights.files)
+        """The main weights and every required component are on this machine."""
+        return not self.missing_weights()
+
+    def missing_weights(self) -> list[str]:
+        """What is missing: "weights" and/or required component names."""
+        missing = []
+        if self.weights is not None and (
+            self.weights_dir is None
+            or not all((self.weights_dir / f.path).is_file() for f in self.weights.files)
+        ):
+            missing.append("weights")
+        missing += [name for name in self.required_components if name not in self.component_dirs]
+        return missing
 
     def info(self, *, fits_gpu: bool = True, reason: str = "") -> ModelInfo:
-        present = self.weights_present()
-        if not present and not reason:
-            reason = f"weights missing: run `dreamcad-backend download {self.id}`"
+        missing = self.missing_weights()
+        present = not missing
+        if missing and not reason:
+            reason = f"{' and '.join(missing)} missing: run `dreamcad-backend download {self.id}`"
         return ModelInfo(
             id=self.id,
             name=self.name,
@@ -235,10 +247,10 @@ class ModelAdapter(abc.ABC):
                 ErrorCode.INVALID_PARAMETER,
                 f"{self.id}: unknown dtype {dtype!r}; use one of {', '.join(DTYPE_NAMES)}",
             )
-        if not self.weights_present():
+        if missing := self.missing_weights():
             raise ProtocolError(
                 ErrorCode.WEIGHTS_MISSING,
-                f"weights of {self.id!r} are not on this machine",
+                f"{' and '.join(missing)} of {self.id!r} not on this machine",
                 hint=f"Run `dreamcad-backend download {self.id}`, or point "
                 f"{weights_env_var(self.id)} (or `--weights {self.id}=PATH`) at a folder "
                 "holding them.",

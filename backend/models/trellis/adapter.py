@@ -24,7 +24,7 @@ from backend.models.base import (
     WeightFile,
     WeightsSource,
 )
-from backend.models.common.background import BACKGROUND_PARAMETER
+from backend.models.common.background_choice import BACKGROUND_PARAMETER
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
 
@@ -253,6 +253,7 @@ class TrellisImageAdapter(_TrellisAdapter):
         ),
     )
     components = {"dinov2": DINOV2}
+    required_components = ("dinov2",)
     condition_component = "dinov2"
     parameters = (*_sampling_parameters(), MULTI_IMAGE_PARAMETER, BACKGROUND_PARAMETER)
 
@@ -291,6 +292,7 @@ class _TrellisTextAdapter(_TrellisAdapter):
         "decoders": WeightsSource(IMAGE_REPO, IMAGE_REVISION, DECODER_FILES),
         "clip": CLIP,
     }
+    required_components = ("decoders", "clip")
     condition_component = "clip"
     parameters = _sampling_parameters()
 

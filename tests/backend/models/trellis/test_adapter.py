@@ -13,7 +13,7 @@ import torch
 
 from backend.cancellation import Cancelled, CancelToken
 from backend.models.base import GenerationRequest, ImagePixels
-from backend.models.common.background import BACKGROUND_PARAMETER
+from backend.models.common.background_choice import BACKGROUND_PARAMETER
 from backend.models.registry import ModelRegistry
 from backend.models.trellis import testing
 from backend.models.trellis.adapter import (
@@ -139,10 +139,12 @@ def test_the_text_models_take_a_prompt_only() -> None:
 def test_a_missing_component_says_how_to_fetch_it(tiny_image: TinyModel) -> None:
     adapter = ModelRegistry(ADAPTERS, weights_paths={"trellis-image-large": tiny_image.folder}
                             ).create("trellis-image-large")  # fmt: skip
+    assert not adapter.weights_present() and "dinov2" in adapter.info().unavailable_reason
     with pytest.raises(ProtocolError) as caught:
         adapter.load("cpu")
     assert caught.value.code == ErrorCode.WEIGHTS_MISSING
-    assert "download trellis-image-large --with dinov2" in caught.value.info.hint
+    assert "dinov2" in caught.value.info.message  # a plain download fetches required parts
+    assert "dreamcad-backend download trellis-image-large" in caught.value.info.hint
 
 
 class Recorder:
