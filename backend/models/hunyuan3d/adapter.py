@@ -6,10 +6,10 @@ Only the turbo variant is in the declared download (one ~1-2 GB file, not the wh
 others load if the user put them in the weights folder and asks for them. Outputs are raw
 marching-cubes meshes in the backend frame (Hunyuan3D already works +Y up, facing +Z); the
 geometry pipeline decimates, unwraps and bakes them. With ``texture="paint"`` (off by default
-until real-weight quality is checked) the mesh is reduced, unwrapped and painted by
-Hunyuan3D-Paint (:mod:`paint_texture`; its delight and paint folders from ``tencent/Hunyuan3D-2``,
-the ``paint`` component: ``dreamcad-backend download ID --with paint``, or inside the weights
-folder) and handed over with ``uvs`` and ``texture``. ``decoding="flashvdm"`` is upstream's
+until real-weight quality is checked) Hunyuan3D-Paint (:mod:`.paint`; its delight and paint
+folders from ``tencent/Hunyuan3D-2``, the ``paint`` component: ``dreamcad-backend download ID
+--with paint``, or inside the weights folder) paints six views of the mesh, handed over with the
+full-resolution mesh as ``views`` for the pipeline to bake. ``decoding="flashvdm"`` is upstream's
 ``enable_flashvdm()``: FlashVDM's octree levels with adaptive key selection, decoded by the
 distilled turbo VAE when its ``turbo-vae`` component is there (``--with turbo-vae``; loaded on
 first use and kept with the model), else by the variant's own VAE with a warning.
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from backend.cancellation import CancelToken
-from backend.geometry.raw_asset import RawAsset
+from backend.geometry.raw_asset import PaintedViews, RawAsset
 from backend.models.base import (
     GenerationRequest,
     ModelAdapter,
@@ -34,11 +34,12 @@ from backend.models.base import (
     resolve_parameters,
 )
 from backend.models.device_errors import typed_device_errors
-from backend.models.hunyuan3d import paint_delight, paint_loading
 from backend.models.hunyuan3d.conditioner import VIEW_INDEX
 from backend.models.hunyuan3d.loading import ShapeModels, load_shape_models, load_vae
-from backend.models.hunyuan3d.paint_loading import PaintModels
-from backend.models.hunyuan3d.paint_texture import PaintedMesh, PaintSettings, paint_mesh
+from backend.models.hunyuan3d.paint import delight as paint_delight
+from backend.models.hunyuan3d.paint import loading as paint_loading
+from backend.models.hunyuan3d.paint.loading import PaintModels
+from backend.models.hunyuan3d.paint.texture import PaintSettings, paint_views
 from backend.models.hunyuan3d.pipeline import ShapePipeline, ShapeSettings
 from backend.models.hunyuan3d.preprocess import to_condition_tensor
 from backend.models.torch_dtypes import DTYPES
@@ -129,7 +130,7 @@ PARAMETERS: tuple[ParameterSchema, ...] = (
     ParameterSchema("delight_steps", "int", 50, "Delight steps", "delight model steps", 1, 100),
     ParameterSchema(
         "paint_view_size", "int", 512, "Paint view size",
-        "pixels per generated view (the model was trained at 512); the atlas is twice this",
+        "pixels per generated view (the model was trained at 512)",
         16, 1024,
     ),
 )
@@ -326,8 +327,8 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
             return RawAsset(result.vertices, result.faces, name=name, warnings=warnings)
         painted = self._paint_texture(request, parameters, result.vertices, result.faces,
                                       progress, cancel)
-        return RawAsset(painted.vertices, painted.faces, uvs=painted.uvs,
-                        texture=painted.texture, name=name, warnings=warnings)
+        return RawAsset(result.vertices, result.faces, views=painted, name=name,
+                        warnings=warnings)
 
     def _paint_texture(
         self,
@@ -337,19 +338,17 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
         faces: np.ndarray,
         progress: ProgressCallback,
         cancel: CancelToken,
-    ) -> PaintedMesh:
-        """Hunyuan3D-Paint on the shape, from the front view (or the only one)."""
+    ) -> PaintedViews:
+        """Hunyuan3D-Paint's views of the shape, from the front view (or the only one)."""
         delight_pipeline, paint_models = self._load_paint()
         front = next((i for i in request.images if i.view == "front"), request.images[0])
-        size = parameters["paint_view_size"]
         settings = PaintSettings(
-            texture_size=2 * size, view_size=size, render_size=2 * size,
-            steps=parameters["paint_steps"], delight_steps=parameters["delight_steps"],
-            seed=request.seed,
+            view_size=parameters["paint_view_size"], steps=parameters["paint_steps"],
+            delight_steps=parameters["delight_steps"], seed=request.seed,
         )
         with typed_device_errors(self.id, OUT_OF_MEMORY_HINT):
-            return paint_mesh(vertices, faces, front.pixels, delight_pipeline, paint_models,
-                              settings, progress, cancel)
+            return paint_views(vertices, faces, front.pixels, delight_pipeline, paint_models,
+                               settings, progress, cancel)
 
 
 class Hunyuan3D2MiniAdapter(Hunyuan3DShapeAdapter):

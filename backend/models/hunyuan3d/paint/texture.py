@@ -1,11 +1,11 @@
-"""The texture stage: a shape mesh + the input image -> UVs and a baked base-colour texture.
+"""The texture stage: a shape mesh + the input image -> painted views for the geometry pipeline.
 
-Upstream's order, with our own parts: reduce the mesh (``backend.geometry.decimate``), unwrap it
-(``backend.geometry.uv``), render its normal and position maps from the six paint cameras
-(:mod:`paint_bake`), delight the input image (:mod:`paint_delight`), generate the six views
-(:mod:`paint_multiview`), project them back onto the UV atlas with visibility and view-angle
-weights and fill the texels no camera saw. The result is handed to the geometry pipeline as a
-``RawAsset`` with ``uvs`` and ``texture``.
+Upstream's order without its own bake: render the mesh's normal and position maps from the six
+paint cameras (:mod:`.render`), delight the input image (:mod:`.delight`), generate the six
+views (:mod:`.multiview`), and hand them over with their cameras and view weights as
+``PaintedViews``. The mesh itself is not reduced, unwrapped or baked here: the geometry
+pipeline decimates it to the request's target, unwraps it and bakes the views once
+(``backend.geometry.views``: depth test, view-angle weights, fill of unseen texels).
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
 
 from backend.cancellation import CancelToken
-from backend.geometry import decimate, uv
+from backend.geometry.raw_asset import PaintedViews
 from backend.models.base import ProgressCallback
-from backend.models.hunyuan3d import paint_bake, paint_delight, paint_multiview
-from backend.models.hunyuan3d.paint_loading import PaintModels
+from backend.models.hunyuan3d.paint import delight, multiview, render
+from backend.models.hunyuan3d.paint.loading import PaintModels
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 RECENTER_BORDER = 0.2  # upstream pads the subject's box by 20 % per side before delighting
@@ -29,27 +28,13 @@ RECENTER_BORDER = 0.2  # upstream pads the subject's box by 20 % per side before
 
 @dataclass(frozen=True)
 class PaintSettings:
-    """Sizes and step counts of the texture stage (defaults: upstream's, but a 1024 atlas)."""
+    """Sizes and step counts of the texture stage (defaults: upstream's)."""
 
-    max_faces: int = 40_000
-    texture_size: int = 1024
-    view_size: int = paint_multiview.VIEW_SIZE
-    render_size: int = 1024  # views are upsampled to this before baking (upstream: 2048)
-    steps: int = paint_multiview.STEPS
-    guidance_scale: float = paint_multiview.GUIDANCE
-    delight_steps: int = paint_delight.STEPS
+    view_size: int = multiview.VIEW_SIZE
+    steps: int = multiview.STEPS
+    guidance_scale: float = multiview.GUIDANCE
+    delight_steps: int = delight.STEPS
     seed: int = 0
-
-
-@dataclass
-class PaintedMesh:
-    """vertices (n, 3) float32, faces (m, 3) int64, uvs (n, 2) float32 (glTF convention),
-    texture (s, s, 3) uint8 sRGB."""
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    uvs: np.ndarray
-    texture: np.ndarray
 
 
 def recenter_rgba(image: np.ndarray, border: float = RECENTER_BORDER) -> np.ndarray:
@@ -69,14 +54,7 @@ def recenter_rgba(image: np.ndarray, border: float = RECENTER_BORDER) -> np.ndar
     return canvas
 
 
-def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    """(n, h, w, c) -> (n, size, size, c), bilinear."""
-    resized = F.interpolate(images.permute(0, 3, 1, 2), size=(size, size), mode="bilinear",
-                            align_corners=False)
-    return resized.permute(0, 2, 3, 1)
-
-
-def paint_mesh(
+def paint_views(
     vertices: np.ndarray,
     faces: np.ndarray,
     image: np.ndarray,
@@ -85,46 +63,31 @@ def paint_mesh(
     settings: PaintSettings,
     progress: ProgressCallback,
     cancel: CancelToken,
-) -> PaintedMesh:
-    """vertices (n, 3), faces (m, 3) in the backend frame, image (h, w, 4) uint8 RGBA."""
-    device = models.device
-    reduced = decimate.decimate(vertices, faces, settings.max_faces)
-    cancel.raise_if_cancelled()
-    mapped = uv.unwrap(reduced.vertices, reduced.faces, settings.texture_size)
+) -> PaintedViews:
+    """vertices (n, 3), faces (m, 3) in the backend frame, image (h, w, 4) uint8 RGBA -> the
+    six generated views (alpha: where the mesh covers them) with cameras of the same frame."""
+    size = settings.view_size
+    cameras = render.paint_cameras(vertices, size)
     progress("texture_prepare", 1, 3)
-    points = torch.from_numpy(mapped.vertices).to(device)
-    triangles = torch.from_numpy(mapped.faces).to(device)
-    normalised, _centre, _scale = paint_bake.normalise(points)
-    cameras = paint_bake.paint_cameras(device)
-    views = [paint_bake.render_view(normalised, triangles, c, settings.view_size) for c in cameras]
+    normals, positions, masks = render.render_conditions(vertices, faces, cameras, size)
+    cancel.raise_if_cancelled()
     progress("texture_prepare", 2, 3)
-    delit = paint_delight.delight(
+    delit = delight.delight(
         delight_pipeline, recenter_rgba(image), progress=progress, cancel=cancel,
-        steps=settings.delight_steps, size=settings.view_size,
+        steps=settings.delight_steps, size=size,
     )
     progress("texture_prepare", 3, 3)
-    reference = torch.from_numpy(delit).float().div(255)
-    generated = paint_multiview.generate_views(
-        models, reference, torch.stack([v.normal for v in views]),
-        torch.stack([v.position for v in views]),
-        [paint_multiview.camera_id(c.azimuth, c.elevation) for c in cameras],
+    generated = multiview.generate_views(
+        models, torch.from_numpy(delit).float().div(255), torch.from_numpy(normals),
+        torch.from_numpy(positions),
+        [multiview.camera_id(a, e)
+         for a, e in zip(render.CAMERA_AZIMUTHS, render.CAMERA_ELEVATIONS, strict=True)],
         progress=progress, cancel=cancel, steps=settings.steps,
         guidance_scale=settings.guidance_scale, seed=settings.seed,
-    )
+    )  # fmt: skip
     cancel.raise_if_cancelled()
-    # bake at render size: depth maps and images must share one pixel grid
-    upsampled = _resize(generated, settings.render_size)
-    depths = [
-        paint_bake.render_view(normalised, triangles, c, settings.render_size).raster.depth
-        for c in cameras
-    ]
-    atlas = paint_bake.atlas_texels(
-        normalised, triangles, torch.from_numpy(mapped.uvs).to(device), settings.texture_size
-    )
-    texture, seen = paint_bake.bake_views(
-        atlas, list(upsampled), cameras, depths, paint_bake.VIEW_WEIGHTS
-    )
-    texture = paint_bake.inpaint(texture, seen)
-    progress("texture_bake", 1, 1)
-    pixels = (texture.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-    return PaintedMesh(mapped.vertices, mapped.faces, mapped.uvs, pixels)
+    colour = (generated.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    # The mesh's own coverage as alpha: the generated background never bleeds into the bake.
+    alpha = np.where(masks, 255, 0).astype(np.uint8)[..., None]
+    return PaintedViews(np.concatenate([colour, alpha], axis=-1), cameras,
+                        np.asarray(render.VIEW_WEIGHTS))  # fmt: skip

@@ -58,9 +58,11 @@ class WatchedMini(Hunyuan3D2MiniAdapter):
         return asset
 
 
-def write_weights(folder: Path) -> dict[str, Path]:
+def write_weights(folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """The tiny turbo shape variant (as the hub ships it: fp16 safetensors) and the tiny
-    delight and paint folders of the ``paint`` component."""
+    delight and paint folders of the ``paint`` component, where ``download --with paint`` puts
+    them (the HF cache's snapshot of tencent/Hunyuan3D-2), for the registry to find."""
+    from huggingface_hub import constants
     from safetensors.torch import save_file
 
     reference = load_reference("turbo")
@@ -69,9 +71,14 @@ def write_weights(folder: Path) -> dict[str, Path]:
     (variant / "config.yaml").write_text(str(reference["config_yaml"]), encoding="utf-8")
     weights = {k: v.half() for k, v in prefixed_tensors(reference, "weight:").items()}
     save_file(weights, str(variant / "model.fp16.safetensors"))
-    write_tiny_instruct_pix2pix(folder / "paint" / "hunyuan3d-delight-v2-0")
-    write_tiny_paint_model(folder / "paint" / "hunyuan3d-paint-v2-0")
-    return {"hunyuan3d-2mini": folder / "shape", "hunyuan3d-2mini:paint": folder / "paint"}
+    repo = folder / "hub" / "models--tencent--Hunyuan3D-2"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)  # the branch -> commit file of the HF cache
+    snapshot = repo / "snapshots" / ("0" * 40)
+    write_tiny_instruct_pix2pix(snapshot / "hunyuan3d-delight-v2-0")
+    write_tiny_paint_model(snapshot / "hunyuan3d-paint-v2-0")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(folder / "hub"))
+    return {"hunyuan3d-2mini": folder / "shape", "paint": snapshot}
 
 
 def test_a_100k_paint_request_keeps_100k_faces_and_bakes_once(
@@ -80,7 +87,10 @@ def test_a_100k_paint_request_keeps_100k_faces_and_bakes_once(
     monkeypatch.setattr(adapter_module, "ShapePipeline", DenseShapePipeline)
     DenseShapePipeline.faces.clear()
     WatchedMini.assets.clear()
-    registry = ModelRegistry({"hunyuan3d-2mini": WatchedMini}, write_weights(tmp_path))
+    folders = write_weights(tmp_path, monkeypatch)
+    registry = ModelRegistry({"hunyuan3d-2mini": WatchedMini},
+                             {"hunyuan3d-2mini": folders["hunyuan3d-2mini"]})  # fmt: skip
+    assert registry.create("hunyuan3d-2mini").component_dirs == {"paint": folders["paint"]}
     request = GenerationRequest(
         task="image", images=(InputImage(subject_image()),), seed=1,
         target_faces=TARGET, texture_size=256,
