@@ -60,19 +60,35 @@ def depth_planes(
 ) -> np.ndarray:
     """(height, width, 3) float32: the nearest surface's depth at each pixel centre and its
     slopes along columns and rows (inf, 0, 0 where the view sees no surface)."""
-    face_id, bary, screen = rasterize_view(camera, vertices, faces, height, width)
-    planes = np.zeros((height, width, 3), dtype=np.float32)
-    planes[..., 0] = np.inf
-    rows, cols = np.nonzero(face_id >= 0)
-    corners = screen[np.asarray(faces)[face_id[rows, cols]]]  # (k, 3, 3)
-    planes[rows, cols, 0] = np.einsum("kj,kj->k", bary[rows, cols], corners[:, :, 2])
-    e1 = corners[:, 1] - corners[:, 0]
-    e2 = corners[:, 2] - corners[:, 0]
-    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
-    det = np.where(np.abs(det) > 1e-12, det, 1e-12)  # the rasteriser drew no zero-area face
-    planes[rows, cols, 1] = (e1[:, 2] * e2[:, 1] - e2[:, 2] * e1[:, 1]) / det
-    planes[rows, cols, 2] = (e1[:, 0] * e2[:, 2] - e2[:, 0] * e1[:, 2]) / det
+    face_id, _, screen = rasterize_view(camera, vertices, faces, height, width)
+    planes = np.empty((height, width, 3), dtype=np.float32)
+    _planes(face_id, screen, np.ascontiguousarray(faces, dtype=np.int64), planes)
     return planes
+
+
+@numba.njit(cache=True, nogil=True)
+def _planes(face_id, screen, faces, planes):
+    height, width = face_id.shape
+    for row in range(height):
+        for col in range(width):
+            f = face_id[row, col]
+            if f < 0:
+                planes[row, col, 0], planes[row, col, 1], planes[row, col, 2] = np.inf, 0.0, 0.0
+                continue
+            a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+            x1, y1, z1 = screen[b, 0] - screen[a, 0], screen[b, 1] - screen[a, 1], screen[b, 2]
+            x2, y2, z2 = screen[c, 0] - screen[a, 0], screen[c, 1] - screen[a, 1], screen[c, 2]
+            z1 -= screen[a, 2]
+            z2 -= screen[a, 2]
+            det = x1 * y2 - y1 * x2
+            if abs(det) < 1e-12:  # the rasteriser draws no zero-area face; guard rounding
+                det = 1e-12
+            slope_col = (z1 * y2 - z2 * y1) / det
+            slope_row = (x1 * z2 - x2 * z1) / det
+            depth = screen[a, 2] + slope_col * (col + 0.5 - screen[a, 0])
+            planes[row, col, 0] = depth + slope_row * (row + 0.5 - screen[a, 1])
+            planes[row, col, 1] = slope_col
+            planes[row, col, 2] = slope_row
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
