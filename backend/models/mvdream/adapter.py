@@ -4,8 +4,9 @@ The fast text-to-3D path. Stage ``views`` samples the views (DDIM, guidance) at 
 the reconstructor wants; ``cutout`` keys each view's plain background away; ``reconstruct``
 hands the views to a multi-view reconstructor (``hunyuan3d-2mv``: front/left/back/right at
 azimuth 0/90/180/270, task ``multi_image``) found through the model registry, or, when none is
-installed, inflates the front view (the built-in ``inflate``); ``texture`` replaces the
-reconstructor's colours with the views back-projected onto its surface. One job, one bar: the
+installed, inflates the front view (the built-in ``inflate``); ``texture`` fits the views'
+cameras to its surface and hands the views over in place of the reconstructor's colours (the
+geometry pipeline's bake projects them, occlusion included). One job, one bar: the
 reconstructor's own stages are folded into ``reconstruct``.
 """
 
@@ -29,7 +30,7 @@ from backend.models.base import (
     resolve_parameters,
 )
 from backend.models.device_errors import typed_device_errors
-from backend.models.mvdream.back_projection import back_projected_field
+from backend.models.mvdream.back_projection import painted_views
 from backend.models.mvdream.camera import evenly_spaced
 from backend.models.mvdream.config import SD21_BASE_4VIEW, MVDreamConfig, with_text_tower_of
 from backend.models.mvdream.loading import CHECKPOINT, build_models, read_checkpoint
@@ -170,12 +171,11 @@ class MVDreamAdapter(ModelAdapter):
         cancel.raise_if_cancelled()
         asset, warnings = self._reconstruct(params, cutouts, out.azimuths, request, progress,
                                             cancel)
-        progress("texture", 0, 1, "projecting the views onto the surface")
-        field = back_projected_field(asset.vertices, asset.faces, out.views, masks,
-                                     out.elevation, out.azimuths)
+        progress("texture", 0, 1, "fitting the views' cameras to the surface")
+        views = painted_views(asset.vertices, out.views, masks, out.elevation, out.azimuths)
         textured = RawAsset(
-            vertices=asset.vertices, faces=asset.faces, vertex_colors=field(asset.vertices),
-            color_field=field, material_field=asset.material_field,
+            vertices=asset.vertices, faces=asset.faces, views=views,
+            material_field=asset.material_field,
             roughness=asset.roughness, metallic=asset.metallic,
             name=f"{self.id}-{request.seed}", warnings=asset.warnings + warnings,
         )
