@@ -26,10 +26,17 @@ from backend.models.registry import ModelCache, ModelRegistry
 from backend.models.testing.hunyuan_paint import write_tiny_paint_model
 from backend.models.testing.instruct_pix2pix import write_tiny_instruct_pix2pix
 from tests.backend.models.hunyuan3d.conftest import load_reference, prefixed_tensors
-from tests.backend.models.hunyuan3d.test_adapter import subject_image
 from tests.support.gltf_validator import error_messages, validate
 
 TARGET = 100_000
+
+
+def subject_image(size: int = 48) -> np.ndarray:
+    """(size, size, 4) uint8: a noisy disc on transparency."""
+    pixels = np.random.default_rng(0).integers(0, 256, (size, size, 4), dtype=np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    pixels[..., 3] = np.where((yy - size / 2) ** 2 + (xx - size / 3) ** 2 < (size / 3) ** 2, 255, 0)
+    return pixels
 
 
 class DenseShapePipeline(ShapePipeline):
