@@ -1,6 +1,7 @@
 """Painted views as a colour source: images of the subject with their cameras, at surface points.
 
-A model that paints its subject from known cameras (Hunyuan3D-Paint's six views) hands over the
+A model that paints its subject from known cameras (Hunyuan3D-Paint's six views, MVDream's four
+with fitted cameras) hands over the
 images and cameras (:class:`~backend.geometry.raw_asset.PaintedViews`) instead of baking them
 itself, and the bake evaluates them at each texel's point on the high-resolution surface
 (:func:`colours`). A view gives a point colour where
