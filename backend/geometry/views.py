@@ -1,10 +1,10 @@
 """Painted views as a colour source: images of the subject with their cameras, at surface points.
 
 A model that paints its subject from known cameras (Hunyuan3D-Paint's six views, MVDream's four
-with fitted cameras) hands over the
-images and cameras (:class:`~backend.geometry.raw_asset.PaintedViews`) instead of baking them
-itself, and the bake evaluates them at each texel's point on the high-resolution surface
-(:func:`colours`). A view gives a point colour where
+with fitted cameras) hands over the images and cameras
+(:class:`~backend.geometry.raw_asset.PaintedViews`) instead of baking them itself, and the bake
+evaluates them at each texel's point on the high-resolution surface (:func:`colours`). A view
+gives a point colour where
 
 - the point is visible: no nearer surface in the view's depth map (rendered here from the same
   mesh with raster.py, at least ``VIEW_DEPTH_PIXELS`` across whatever the image size) by more
