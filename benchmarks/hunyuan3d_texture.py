@@ -4,11 +4,15 @@ Writes the delight model (InstructPix2Pix: SD 2 UNet with 8 input channels, SD V
 sized text encoder) and the paint model (the 2.5D UNet at Stable Diffusion 2.1's config from
 tests/data/hunyuan/paint_unet_manifest.json, SD VAE, scheduler) in their diffusers folder
 layout with random weights, loads them through our loading code, and paints an icosphere of
-40k faces from a random RGBA image with upstream's defaults (512 px views, 30 paint steps,
-50 delight steps, 2048 atlas by default here 1024). Parts are split at the progress events:
-prepare (decimate, unwrap, condition renders), delight, multiview (30 UNet steps), decode + bake
-(VAE decode, back-projection, inpainting). hy3dgen's texture stage needs its CUDA rasteriser
-build, so no upstream column. Used by benchmarks/hunyuan3d.py ``--texture``; alone:
+82k faces from a random RGBA image with upstream's defaults (512 px views, 30 paint steps,
+50 delight steps), then bakes the views the way a job does: the geometry pipeline decimates the
+full mesh to 40k faces, unwraps it and bakes a 1024 atlas (upstream: 2048). Parts are split at
+the progress events: prepare (condition renders), delight, multiview (30 UNet steps and the VAE
+decode), bake (the pipeline's bake stage: depth maps, back-projection, fill, dilation). The
+model no longer decimates, unwraps or bakes (results before that change list prepare =
+decimate + unwrap + renders and decode_bake = VAE decode + the model's own bake). hy3dgen's
+texture stage needs its CUDA rasteriser build, so no upstream column. Used by
+benchmarks/hunyuan3d.py ``--texture``; alone:
 
     .venv/backend/bin/python benchmarks/hunyuan3d_texture.py            # GPU, full size
     .venv/backend/bin/python benchmarks/hunyuan3d_texture.py --tiny     # CPU smoke test
@@ -30,11 +34,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from backend.cancellation import CancelToken  # noqa: E402
+from backend.geometry.pipeline import PipelineOptions, run_pipeline  # noqa: E402
+from backend.geometry.raw_asset import RawAsset  # noqa: E402
 from backend.geometry.warmup import warm_up  # noqa: E402
-from backend.models.hunyuan3d.paint_delight import load_delight  # noqa: E402
-from backend.models.hunyuan3d.paint_loading import load_paint_models  # noqa: E402
-from backend.models.hunyuan3d.paint_texture import PaintSettings, paint_mesh  # noqa: E402
-from backend.models.hunyuan3d.paint_unet import PaintUNet  # noqa: E402
+from backend.models.hunyuan3d.paint.delight import load_delight  # noqa: E402
+from backend.models.hunyuan3d.paint.loading import load_paint_models  # noqa: E402
+from backend.models.hunyuan3d.paint.texture import PaintSettings, paint_views  # noqa: E402
+from backend.models.hunyuan3d.paint.unet import PaintUNet  # noqa: E402
 from backend.models.testing.clip_tokenizer import write_clip_tokenizer  # noqa: E402
 from backend.models.testing.hunyuan_paint import write_tiny_paint_model  # noqa: E402
 from backend.models.testing.instruct_pix2pix import write_tiny_instruct_pix2pix  # noqa: E402
@@ -131,28 +137,35 @@ def time_texture(tiny: bool, device: torch.device, dtype: torch.dtype) -> dict:
     sphere = trimesh.creation.icosphere(subdivisions=3 if tiny else 6, radius=0.5)
     image = np.random.default_rng(0).integers(0, 256, (512, 512, 4), dtype=np.uint8)
     image[..., 3] = 255
-    settings = (PaintSettings(max_faces=500, texture_size=64, view_size=16, render_size=32,
-                              steps=2, delight_steps=2) if tiny else PaintSettings())
+    settings = (PaintSettings(view_size=16, steps=2, delight_steps=2) if tiny
+                else PaintSettings())  # fmt: skip
+    options = PipelineOptions(target_faces=500 if tiny else 40_000,
+                              texture_size=256 if tiny else 1024)  # fmt: skip
     timer = PartTimer(device)
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     with torch.inference_mode():
-        paint_mesh(sphere.vertices, sphere.faces, image, delight, models, settings, timer,
-                   CancelToken())
+        painted = paint_views(sphere.vertices, sphere.faces, image, delight, models, settings,
+                              timer, CancelToken())  # fmt: skip
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    painted_at = time.perf_counter()
+    result = run_pipeline(RawAsset(sphere.vertices, sphere.faces, views=painted), options)
     marks = timer.last
     parts = {
         "load": load_s,
         "prepare": marks["texture_prepare:2"] - start,
         "delight": marks["texture_prepare:3"] - marks["texture_prepare:2"],
-        "multiview": marks["paint"] - marks["texture_prepare:3"],
-        "decode_bake": marks["texture_bake"] - marks["paint"],
-        "texture_total": marks["texture_bake"] - start,
+        "multiview": painted_at - marks["texture_prepare:3"],
+        "bake": result.timings_s["bake"],
+        "texture_total": painted_at - start + result.timings_s["bake"],
     }
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else 0.0
     return {"seconds": parts["texture_total"], "peak_vram_mb": peak, "parts": parts,
-            "settings": str(settings)}
+            "pipeline_s": result.timings_s, "faces": result.faces,
+            "settings": f"{settings}, {options.target_faces} faces, {options.texture_size} px"}
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ from backend.geometry.warmup import warm_up  # noqa: E402
 from backend.models.base import GenerationRequest, ImagePixels  # noqa: E402
 from backend.models.builtin.inflate import InflateAdapter  # noqa: E402
 from backend.models.mvdream.adapter import VIEW_NAMES  # noqa: E402
-from backend.models.mvdream.back_projection import back_projected_field  # noqa: E402
+from backend.models.mvdream.back_projection import painted_views  # noqa: E402
 from backend.models.mvdream.camera import (  # noqa: E402
     DEFAULT_AZIMUTHS,
     camera_embedding_input,
@@ -146,9 +146,8 @@ def run_mvdream(args, device, dtype, results: dict) -> None:
         cutouts, masks, _ = cut_out_views(out.views)
     asset = reconstruct(args, cutouts, device, dtype, results)
     with stage(results, "texture", device):
-        field = back_projected_field(asset.vertices, asset.faces, out.views, masks,
-                                     out.elevation, out.azimuths)
-        asset = replace(asset, color_field=field, vertex_colors=field(asset.vertices))
+        views = painted_views(asset.vertices, out.views, masks, out.elevation, out.azimuths)
+        asset = replace(asset, views=views, color_field=None, vertex_colors=None)
     geometry(results, asset, device)
 
 

@@ -1,8 +1,9 @@
 """Stage 4, bake: texture maps for the low-resolution mesh from the high-resolution source.
 
 Base colour comes from the source's vertex colours, its own texture (sampled at the
-interpolated source UV), or the model's colour field queried at each texel's point on the
-high-resolution surface: a real texture either way, not vertex colours. The normal map is
+interpolated source UV), the model's colour field queried at each texel's point on the
+high-resolution surface, or the model's painted views projected there (views.py): a real
+texture either way, not vertex colours. The normal map is
 tangent-space, MikkTSpace convention, holding the high-resolution normal against the frames of
 tangents.py. Roughness / metallic come from the material field when there is one, otherwise they
 stay constants of the material. Every map is dilated past chart borders. The transfer itself is
@@ -18,14 +19,15 @@ import numba
 import numpy as np
 from scipy.spatial import cKDTree
 
-from backend.geometry import dilate, raster, tangents, tolerances, transfer
-from backend.geometry.raw_asset import PointField
+from backend.geometry import dilate, raster, tangents, tolerances, transfer, views
+from backend.geometry.raw_asset import PaintedViews, PointField
 
 
 @dataclass
 class BakeSource:
     """The high-resolution surface. vertices (N, 3), faces (M, 3); vertex_colors (N, 3|4) in
-    [0, 1]; uvs (N, 2) glTF convention with texture (h, w, 3|4) uint8; fields as in RawAsset."""
+    [0, 1]; uvs (N, 2) glTF convention with texture (h, w, 3|4) uint8; fields and views as in
+    RawAsset (views, when given, are the base colour)."""
 
     vertices: np.ndarray
     faces: np.ndarray
@@ -34,6 +36,7 @@ class BakeSource:
     texture: np.ndarray | None = None
     color_field: PointField | None = None
     material_field: PointField | None = None
+    views: PaintedViews | None = None
 
 
 @dataclass
@@ -53,13 +56,15 @@ class BakeTarget:
 @dataclass
 class BakedMaps:
     """base_color (s, s, 3|4) uint8 sRGB, normal (s, s, 3) uint8, metallic_roughness (s, s, 3)
-    uint8 (G roughness, B metallic) or None; coverage is the share of texels baked."""
+    uint8 (G roughness, B metallic) or None; coverage is the share of texels baked;
+    views_seen the share of baked texels some painted view sees (None without views)."""
 
     base_color: np.ndarray
     normal: np.ndarray
     metallic_roughness: np.ndarray | None
     coverage: float
     timings_s: dict[str, float] = field(default_factory=dict)
+    views_seen: float | None = None
 
 
 def bake(
@@ -115,7 +120,13 @@ def bake(
     for name, array in layout:
         slices[name] = texels[:, offset : offset + array.shape[1]]
         offset += array.shape[1]
-    color = _base_color(source, slices, len(texels), device)
+    views_seen = None
+    if source.views is not None:
+        color, views_seen = views.colours(
+            source.views, source.vertices, source.faces, slices["position"], texels[:, :3]
+        )
+    else:
+        color = _base_color(source, slices, len(texels), device)
     channels.insert(0, color)
     material = None
     if source.material_field is not None:
@@ -144,7 +155,9 @@ def bake(
             [np.full((size, size), 255, np.uint8), stacked[..., -2], stacked[..., -1]]
         )
     clock.lap("encode")
-    return BakedMaps(base, normal, metallic_roughness, len(flat) / size**2, clock.laps)
+    return BakedMaps(
+        base, normal, metallic_roughness, len(flat) / size**2, clock.laps, views_seen
+    )
 
 
 class _Clock:
@@ -161,11 +174,12 @@ class _Clock:
 def _attribute_layout(source: BakeSource) -> list[tuple[str, np.ndarray]]:
     """Which per-vertex values ride through the splat, after the normal (3 channels)."""
     layout: list[tuple[str, np.ndarray]] = []
-    if source.vertex_colors is not None and source.color_field is None:
+    at_points = source.color_field is not None or source.views is not None
+    if source.vertex_colors is not None and not at_points:
         layout.append(("color", source.vertex_colors))
-    if source.uvs is not None and source.texture is not None and source.color_field is None:
+    if source.uvs is not None and source.texture is not None and not at_points:
         layout.append(("uv", source.uvs))
-    if source.color_field is not None or source.material_field is not None:
+    if at_points or source.material_field is not None:
         layout.append(("position", source.vertices))
     return layout
 

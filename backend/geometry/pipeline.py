@@ -269,7 +269,7 @@ def _bake_source(
         colors = None if colors is None else colors[origin]
     source = bake.BakeSource(
         vertices, faces, colors, uvs, raw.texture, raw.color_field,
-        raw.material_field if pbr else None,
+        raw.material_field if pbr else None, raw.views,
     )  # fmt: skip
     return source, origin
 
@@ -316,6 +316,8 @@ def _quality(
         "flipped_faces": mapped.flipped_faces,
         "texture_coverage": round(maps.coverage, 4),
     }
+    if maps.views_seen is not None:
+        figures["views_seen"] = round(maps.views_seen, 4)
     # Topology of the positions alone: UV seams are not holes.
     distance = WELD_DISTANCE * clean.bbox_diagonal(reduced.vertices)
     kept, welded = clean.weld_vertices(reduced.vertices, reduced.faces, distance)

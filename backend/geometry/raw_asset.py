@@ -2,10 +2,12 @@
 
 A model returns a :class:`RawAsset`: a (usually dense, marching-cubes) triangle mesh in the
 backend's frame (glTF: +Y up, the subject facing +Z, metres-ish units, any origin), with colour
-either per vertex, as an incoming UV texture, or as a field the pipeline can query at any 3D
-point (what triplane models have). The pipeline (clean -> decimate -> UV -> bake -> export)
-turns it into the game-ready asset. Arrays only, no torch: a field that runs on the GPU wraps
-its own conversion.
+either per vertex, as an incoming UV texture, as a field the pipeline can query at any 3D
+point (what triplane models have), or as painted views: images of the subject with the cameras
+that took them (what multi-view texturing models make), which the bake projects onto the
+surface. The pipeline (clean -> decimate -> UV -> bake -> export) turns it into the game-ready
+asset; it is the only place that reduces, unwraps and bakes. Arrays only, no torch: a field that
+runs on the GPU wraps its own conversion.
 """
 
 from __future__ import annotations
@@ -20,6 +22,62 @@ PointField = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
+class PaintedViews:
+    """Images of the subject and the orthographic cameras that took them.
+
+    images : (v, h, w, 3|4) uint8 sRGB; where an alpha channel is 0 the view has no colour
+        (a cut-out's background)
+    cameras : (v, 3, 4) float64 affine maps from a world point (x, y, z, 1) to (column, row,
+        depth): pixel centres at +0.5, row 0 at the top, depth in world units growing away from
+        the camera (see :func:`orthographic_camera`)
+    weights : (v,) float64 how much each view counts where several see a point (1 = fully)
+
+    ``backend.geometry.views`` evaluates them at surface points (visibility, view angle,
+    weights); the cameras are in the same frame as the mesh they come with.
+    """
+
+    images: np.ndarray
+    cameras: np.ndarray
+    weights: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.images = np.ascontiguousarray(self.images, dtype=np.uint8)
+        self.cameras = np.ascontiguousarray(self.cameras, dtype=np.float64)
+        self.weights = np.ascontiguousarray(self.weights, dtype=np.float64)
+        count = len(self.images)
+        if self.images.ndim != 4 or self.images.shape[3] not in (3, 4):
+            raise ValueError(f"images must be (v, h, w, 3|4), got {self.images.shape}")
+        if self.cameras.shape != (count, 3, 4):
+            raise ValueError(f"cameras must be ({count}, 3, 4), got {self.cameras.shape}")
+        if self.weights.shape != (count,) or not (self.weights >= 0).all():
+            raise ValueError(f"weights must be ({count},) and >= 0, got {self.weights}")
+
+
+def orthographic_camera(
+    rotation: np.ndarray,
+    centre: np.ndarray,
+    pixels_per_unit: float,
+    principal: tuple[float, float],
+) -> np.ndarray:
+    """A (3, 4) camera of :class:`PaintedViews`.
+
+    rotation (3, 3): rows are the image's right and up and the direction towards the camera,
+    in world coordinates (orthonormal); ``centre`` (3,) is the world point drawn at pixel
+    ``principal`` (column, row); ``pixels_per_unit`` pixels per world unit.
+    """
+    right, up, backward = np.asarray(rotation, dtype=np.float64)
+    centre = np.asarray(centre, dtype=np.float64)
+    column, row = principal
+    return np.array(
+        [
+            [*(pixels_per_unit * right), column - pixels_per_unit * right @ centre],
+            [*(-pixels_per_unit * up), row + pixels_per_unit * up @ centre],
+            [*(-backward), backward @ centre],
+        ]
+    )
+
+
+@dataclass
 class RawAsset:
     """A model's raw output.
 
@@ -29,6 +87,8 @@ class RawAsset:
     uvs : (n, 2) float32 incoming UVs (glTF convention, v down from top-left), or None
     texture : (h, w, 3|4) uint8 sRGB base colour for ``uvs``, or None
     color_field : points -> (k, 3) sRGB colour in [0, 1], queried at texel surface points
+    views : painted images with their cameras, projected at texel surface points (when given,
+        the base colour comes from them alone)
     material_field : points -> (k, 2) (roughness, metallic) in [0, 1]
     """
 
@@ -38,6 +98,7 @@ class RawAsset:
     uvs: np.ndarray | None = None
     texture: np.ndarray | None = None
     color_field: PointField | None = None
+    views: PaintedViews | None = None
     material_field: PointField | None = None
     roughness: float = 0.8
     metallic: float = 0.0

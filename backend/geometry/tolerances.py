@@ -31,5 +31,13 @@ MIN_CHART_FACES_MERGE = 4  # charts this small are folded into a neighbour when 
 DILATE_PX = 16  # texels filled past chart borders, so mip-maps and filtering never reach black
 FIELD_CHUNK = 262_144  # points per call of a model's colour / material field
 
+# views.py (painted views; Hunyuan3D-Paint's bake settings)
+VIEW_DEPTH_TOLERANCE = 0.008  # visible if within this (x diagonal) of the view's nearest surface
+VIEW_DEPTH_PIXELS = 1024  # depth maps are rendered at least this size (longer side)
+VIEW_MAX_ANGLE_DEG = 75.0  # a view colours surfaces facing it at less than this angle
+VIEW_FACING_EXPONENT = 4  # a view's weight grows as cos(angle) to this power
+VIEW_FILL_NEIGHBOURS = 4  # points no view sees: inverse-distance mean of this many seen points
+VIEW_FILL_TREE_POINTS = 500_000  # at most this many seen points are searched (evenly strided)
+
 # pipeline quality figures
 QUALITY_SAMPLES = 10_000  # surface samples each way for the surface distance (as the reference)

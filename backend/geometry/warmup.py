@@ -4,8 +4,8 @@ numba compiles a kernel on its first call and caches the machine code on disk (`
 so only the first process after an install (or a source change) pays: about 45 s on a 2-core
 machine, 70 s on some GPU boxes. Paid inside a job, that looked like a 71 s decimation of a
 200k-face mesh. ``warm_up`` runs the real pipeline on small inputs that take every kernel
-path (vertex colours, colour and material fields, an incoming texture with kept UVs, the
-two-thread decimation of large meshes) and the box packer of many-chart meshes, so setup
+path (vertex colours, colour and material fields, an incoming texture with kept UVs, painted
+views, the two-thread decimation of large meshes) and the box packer of many-chart meshes, so setup
 (``dreamcad-backend warmup``, run by scripts/setup_env.sh) and ``serve`` start-up pay it
 instead. Once cached it takes ~2 s.
 """
@@ -20,7 +20,7 @@ import numpy as np
 
 from backend.geometry import uv_pack
 from backend.geometry.pipeline import PipelineOptions, run_pipeline
-from backend.geometry.raw_asset import RawAsset
+from backend.geometry.raw_asset import PaintedViews, RawAsset, orthographic_camera
 from backend.geometry.tolerances import PARALLEL_SWEEP_FACES
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,16 @@ def _material(points: np.ndarray) -> np.ndarray:
     return np.full((len(points), 2), (0.6, 0.1), dtype=np.float32)
 
 
+def _views() -> PaintedViews:
+    """Two small views (front, right; one with alpha) of the unit sphere."""
+    front = orthographic_camera(np.eye(3), np.zeros(3), 12.0, (16.0, 16.0))
+    right = orthographic_camera(np.array([[0.0, 0, -1], [0, 1, 0], [1, 0, 0]]), np.zeros(3),
+                                12.0, (16.0, 16.0))  # fmt: skip
+    images = np.full((2, 32, 32, 4), 200, np.uint8)
+    images[1, :8, :, 3] = 0
+    return PaintedViews(images, np.stack([front, right]), np.array([1.0, 0.5]))
+
+
 def _inputs() -> list[tuple[str, RawAsset, PipelineOptions]]:
     big_v, big_f = _sphere(PARALLEL_SWEEP_FACES + 8_000)
     small_v, small_f = _sphere(6_000)
@@ -70,6 +80,9 @@ def _inputs() -> list[tuple[str, RawAsset, PipelineOptions]]:
          PipelineOptions(target_faces=20_000, texture_size=256)),
         ("colour and material fields",
          RawAsset(small_v, small_f, color_field=_color, material_field=_material),
+         PipelineOptions(target_faces=2_000, texture_size=256)),
+        ("painted views",
+         RawAsset(small_v, small_f, views=_views()),
          PipelineOptions(target_faces=2_000, texture_size=256)),
         ("incoming texture, kept UVs",
          RawAsset(small_v, small_f, uvs=uvs, texture=texture),

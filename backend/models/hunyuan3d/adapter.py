@@ -6,12 +6,14 @@ Only the turbo variant is in the declared download (one ~1-2 GB file, not the wh
 others load if the user put them in the weights folder and asks for them (see
 :class:`Hunyuan3DShapeAdapter` for when). Outputs are raw marching-cubes meshes in the backend
 frame (Hunyuan3D already works +Y up, facing +Z); the geometry pipeline decimates, unwraps and
-bakes them. With ``texture="paint"`` (off by default until real-weight quality is checked) the
-mesh is painted by Hunyuan3D-Paint (its delight and paint folders from ``tencent/Hunyuan3D-2``,
-the ``paint`` component: ``dreamcad-backend download ID --with paint``, or inside the weights
-folder). ``decoding="flashvdm"`` is upstream's ``enable_flashvdm()``: FlashVDM's octree levels
-with adaptive key selection, decoded by the distilled turbo VAE when its ``turbo-vae`` component
-is there (``--with turbo-vae``), else by the variant's own VAE with a warning.
+bakes them. With ``texture="paint"`` (off by default until real-weight quality is checked)
+Hunyuan3D-Paint (:mod:`.paint`; its delight and paint folders from ``tencent/Hunyuan3D-2``, the
+``paint`` component: ``dreamcad-backend download ID --with paint``, or inside the weights folder)
+paints six views of the mesh, handed over with the full-resolution mesh as ``views`` for the
+pipeline to decimate, unwrap and bake once. ``decoding="flashvdm"`` is upstream's
+``enable_flashvdm()``: FlashVDM's octree levels with adaptive key selection, decoded by the
+distilled turbo VAE when its ``turbo-vae`` component is there (``--with turbo-vae``), else by the
+variant's own VAE with a warning.
 
 Card and checks only import the light config module; torch and the networks load in the hooks.
 """
@@ -111,7 +113,7 @@ PARAMETERS: tuple[ParameterSchema, ...] = (
     ParameterSchema("delight_steps", "int", 50, "Delight steps", "delight model steps", 1, 100),
     ParameterSchema(
         "paint_view_size", "int", 512, "Paint view size",
-        "pixels per generated view (the model was trained at 512); the atlas is twice this",
+        "pixels per generated view (the model was trained at 512)",
         16, 1024,
     ),
     BACKGROUND_PARAMETER,
@@ -119,7 +121,7 @@ PARAMETERS: tuple[ParameterSchema, ...] = (
 
 # Shares of the texture stage between Hunyuan3D-Paint's own stages (H100: delight and the
 # multi-view diffusion take nearly all of it).
-PAINT_STAGE_WEIGHTS = {"texture_prepare": 0.1, "delight": 0.4, "paint": 0.45, "texture_bake": 0.05}
+PAINT_STAGE_WEIGHTS = {"texture_prepare": 0.1, "delight": 0.4, "paint": 0.5}
 
 
 class Hunyuan3DShapeAdapter(ModelAdapter):
@@ -325,7 +327,8 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
     def _load_paint(self) -> tuple[Any, Any]:
         if self._paint_models is None:
             from backend.models.common.torch_dtypes import torch_dtype
-            from backend.models.hunyuan3d import paint_delight, paint_loading
+            from backend.models.hunyuan3d.paint import delight as paint_delight
+            from backend.models.hunyuan3d.paint import loading as paint_loading
 
             assert self.device is not None
             delight_dir, paint_dir = self._paint_dirs()
@@ -339,23 +342,22 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
         self, request: GenerationRequest, vertices: np.ndarray, faces: np.ndarray, name: str,
         warnings: list[str], progress: ProgressCallback, cancel: CancelToken,
     ) -> RawAsset:  # fmt: skip
-        """Hunyuan3D-Paint on the shape, from the front view (or the only one)."""
+        """The full-resolution shape with Hunyuan3D-Paint's six views of it, painted from the
+        front view (or the only one); the geometry pipeline bakes them once."""
         from backend.models.common.stage_folding import FoldedProgress
-        from backend.models.hunyuan3d.paint_texture import PaintSettings, paint_mesh
+        from backend.models.hunyuan3d.paint.texture import PaintSettings, paint_views
 
         delight_pipeline, paint_models = self._load_paint()
         front = next((i for i in request.images if i.view == "front"), request.images[0])
-        size = request.parameters["paint_view_size"]
         settings = PaintSettings(
-            texture_size=2 * size, view_size=size, render_size=2 * size,
+            view_size=request.parameters["paint_view_size"],
             steps=request.parameters["paint_steps"],
             delight_steps=request.parameters["delight_steps"], seed=request.seed,
         )  # fmt: skip
         folded = FoldedProgress(progress, "texture", PAINT_STAGE_WEIGHTS)
-        painted = paint_mesh(vertices, faces, front.pixels, delight_pipeline, paint_models,
-                             settings, folded, cancel)  # fmt: skip
-        return RawAsset(painted.vertices, painted.faces, uvs=painted.uvs,
-                        texture=painted.texture, name=name, warnings=warnings)  # fmt: skip
+        views = paint_views(vertices, faces, front.pixels, delight_pipeline, paint_models,
+                            settings, folded, cancel)  # fmt: skip
+        return RawAsset(vertices, faces, views=views, name=name, warnings=warnings)
 
 
 class Hunyuan3D2MiniAdapter(Hunyuan3DShapeAdapter):

@@ -5,10 +5,11 @@ at the elevation the reconstructor wants; ``cutout`` cuts each view's plain back
 through the shared background module (cutout.py); ``reconstruct`` hands the views to a
 multi-view reconstructor (``hunyuan3d-2mv``: front/left/back/right at azimuth 0/90/180/270,
 task ``multi_image``), or, when none is installed, inflates the front view (the built-in
-``inflate``); ``texture`` replaces the reconstructor's colours with the views back-projected
-onto its surface. The reconstructor is another installed model, taken from the worker's model
-cache (``inner_model``), so it counts against the VRAM budget and is shared with direct jobs.
-One job, one bar: the reconstructor's own stages are folded into ``reconstruct``.
+``inflate``); ``texture`` fits the views' cameras to its surface and hands the views over in
+place of the reconstructor's colours (the geometry pipeline's bake projects them, occlusion
+included). The reconstructor is another installed model, taken from the worker's model cache
+(``inner_model``), so it counts against the VRAM budget and is shared with direct jobs. One job,
+one bar: the reconstructor's own stages are folded into ``reconstruct``.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ class MVDreamAdapter(ModelAdapter):
     def _generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
     ) -> RawAsset:
-        from backend.models.mvdream.back_projection import back_projected_field
+        from backend.models.mvdream.back_projection import painted_views
         from backend.models.mvdream.camera import evenly_spaced
         from backend.models.mvdream.cutout import cut_out_views
 
@@ -172,13 +173,12 @@ class MVDreamAdapter(ModelAdapter):
         progress("cutout", 1, 1, "backgrounds removed")
         cancel.raise_if_cancelled()
         asset = self._reconstruct(request, cutouts, out.azimuths, progress, cancel, warnings)
-        progress("texture", 0, 1, "projecting the views onto the surface")
+        progress("texture", 0, 1, "fitting the views' cameras to the surface")
         cancel.raise_if_cancelled()
-        field = back_projected_field(asset.vertices, asset.faces, out.views, masks,
-                                     out.elevation, out.azimuths)
+        views = painted_views(asset.vertices, out.views, masks, out.elevation, out.azimuths)
         textured = RawAsset(
-            vertices=asset.vertices, faces=asset.faces, vertex_colors=field(asset.vertices),
-            color_field=field, material_field=asset.material_field,
+            vertices=asset.vertices, faces=asset.faces, views=views,
+            material_field=asset.material_field,
             roughness=asset.roughness, metallic=asset.metallic,
             name=f"{self.id}-{request.seed}", warnings=list(asset.warnings) + warnings,
         )

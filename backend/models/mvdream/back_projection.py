@@ -1,23 +1,22 @@
-"""Colour a reconstructed mesh from the generated views: a back-projection colour field.
+"""Colour a reconstructed mesh from the generated views: the views and their fitted cameras.
 
 Each view's camera orbits the origin in the backend frame (+Y up, the subject facing +Z;
 azimuth 0 on +Z, 90 on +X, elevation up from the horizon), so a surface point is seen by a
 view at (p . right, p . up) in its image plane. The generator's field of view and framing are
 not known exactly, so each view's placement (one scale, two offsets) is fitted by matching the
-mesh's projected extent to the subject's cut-out box in that view. A point takes the views'
-colours weighted by how squarely its surface faces each camera (normal . direction, sharpened)
-and only from views whose cut-out covers it; occlusion is not modelled (concave regions can
-pick up a nearer surface's colour).
+mesh's projected extent to the subject's cut-out box in that view. The views go to the geometry
+pipeline as ``PaintedViews`` (the cut-out as alpha), whose bake projects them with a visibility
+test (a concave region takes no colour from a view that cannot see it), view-angle weights and
+a fill of the points no view sees (``backend.geometry.views``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-SHARPNESS = 4.0  # exponent on the facing term: favours the most frontal view
+from backend.geometry.raw_asset import PaintedViews, orthographic_camera
 
 
 @dataclass(frozen=True)
@@ -64,57 +63,29 @@ def fit_placement(
     )
 
 
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(n, 3) area-weighted unit vertex normals of a counter-clockwise mesh."""
-    a, b, c = (vertices[faces[:, i]] for i in range(3))
-    face_normals = np.cross(b - a, c - a)
-    normals = np.zeros_like(vertices, dtype=np.float64)
-    for corner in range(3):
-        np.add.at(normals, faces[:, corner], face_normals)
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    return normals / np.maximum(length, 1e-12)
+def placement_camera(place: ViewPlacement) -> np.ndarray:
+    """The (3, 4) ``PaintedViews`` camera of a fitted placement (pixel centres at +0.5)."""
+    centre = place.plane_centre[0] * place.right + place.plane_centre[1] * place.up
+    rotation = np.stack([place.right, place.up, place.direction])
+    return orthographic_camera(
+        rotation, centre, place.scale, (place.centre_col + 0.5, place.centre_row + 0.5)
+    )
 
 
-def back_projected_field(
+def painted_views(
     vertices: np.ndarray,
-    faces: np.ndarray,
     views: np.ndarray,
     masks: np.ndarray,
     elevation_deg: float,
     azimuths_deg: tuple[float, ...],
-) -> Callable[[np.ndarray], np.ndarray]:
-    """points (k, 3) -> (k, 3) float32 sRGB from ``views`` (n, h, w, 3) uint8 + ``masks``."""
-    from scipy.spatial import cKDTree
-
-    placements = [fit_placement(vertices, m, elevation_deg, a)
-                  for m, a in zip(masks, azimuths_deg, strict=True)]
-    normals = vertex_normals(np.asarray(vertices, np.float64), np.asarray(faces))
-    tree = cKDTree(vertices)
-    images = views.astype(np.float32) / 255.0
-    height, width = views.shape[1:3]
-
-    def colour(points: np.ndarray) -> np.ndarray:
-        points = np.asarray(points, np.float64)
-        _, nearest = tree.query(points)
-        normal = normals[nearest]
-        total = np.zeros((len(points), 3))
-        weight_sum = np.zeros(len(points))
-        best = np.full(len(points), -np.inf)
-        best_colour = np.zeros((len(points), 3))
-        for place, image, mask in zip(placements, images, masks, strict=True):
-            plane = np.stack([points @ place.right, points @ place.up], axis=1)
-            offset = (plane - place.plane_centre) * place.scale
-            col = np.clip(np.rint(place.centre_col + offset[:, 0]), 0, width - 1).astype(int)
-            row = np.clip(np.rint(place.centre_row - offset[:, 1]), 0, height - 1).astype(int)
-            facing = normal @ place.direction
-            sampled = image[row, col]
-            weight = np.where(mask[row, col], np.clip(facing, 0.0, None) ** SHARPNESS, 0.0)
-            total += weight[:, None] * sampled
-            weight_sum += weight
-            better = facing > best
-            best = np.where(better, facing, best)
-            best_colour[better] = sampled[better]
-        blended = total / np.maximum(weight_sum, 1e-12)[:, None]
-        return np.where(weight_sum[:, None] > 0, blended, best_colour).astype(np.float32)
-
-    return colour
+) -> PaintedViews:
+    """``views`` (n, h, w, 3) uint8 with their cut-out ``masks`` (n, h, w) bool as alpha, and
+    cameras fitted to ``vertices`` (k, 3); every view counts alike."""
+    cameras = [
+        placement_camera(fit_placement(vertices, mask, elevation_deg, azimuth))
+        for mask, azimuth in zip(masks, azimuths_deg, strict=True)
+    ]
+    alpha = np.where(masks, 255, 0).astype(np.uint8)[..., None]
+    return PaintedViews(
+        np.concatenate([views, alpha], axis=-1), np.stack(cameras), np.ones(len(cameras))
+    )

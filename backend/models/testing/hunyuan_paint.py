@@ -39,7 +39,7 @@ def write_tiny_paint_model(
     replace the random UNet and VAE weights (parity data carries the weights it was made with)."""
     from diffusers import AutoencoderKL, EulerAncestralDiscreteScheduler
 
-    from backend.models.hunyuan3d.paint_unet import PaintUNet
+    from backend.models.hunyuan3d.paint.unet import PaintUNet
 
     torch.manual_seed(seed)
     (folder / "unet").mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from numba.core.registry import CPUDispatcher
 import backend.geometry
 from backend.geometry import tolerances, uv_pack
 from backend.geometry.pipeline import PipelineOptions, run_pipeline
-from backend.geometry.raw_asset import RawAsset
+from backend.geometry.raw_asset import PaintedViews, RawAsset, orthographic_camera
 from backend.geometry.warmup import warm_up
 from tests.support.analytic_meshes import (
     analytic_color,
@@ -43,7 +43,7 @@ def _material(points: np.ndarray) -> np.ndarray:
 def test_after_warm_up_no_job_compiles_a_kernel(monkeypatch) -> None:
     seen: list[str] = []
     warm_up(lambda label, seconds: seen.append(label))
-    assert len(seen) == 3
+    assert len(seen) == 4
     before = _signatures()
     assert sum(before.values()) >= 10  # the entry kernels are compiled, not merely found
 
@@ -63,6 +63,13 @@ def test_after_warm_up_no_job_compiles_a_kernel(monkeypatch) -> None:
     jobs.append(
         (RawAsset(sphere_v, sphere_f, uvs=uvs, texture=texture),
          PipelineOptions(target_faces=1_000, texture_size=256, keep_uvs=True))
+    )  # fmt: skip
+    top = orthographic_camera(np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]), np.zeros(3), 20.0,
+                              (24.0, 24.0))  # fmt: skip
+    painted = PaintedViews(np.full((1, 48, 48, 3), 90, np.uint8), top[None], np.ones(1))
+    jobs.append(
+        (RawAsset(sphere_v.astype(np.float64), sphere_f, views=painted),
+         PipelineOptions(target_faces=1_000, texture_size=256))
     )  # fmt: skip
     for raw, options in jobs:
         result = run_pipeline(raw, options)

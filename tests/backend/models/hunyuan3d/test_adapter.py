@@ -190,50 +190,6 @@ def test_raw_mesh_goes_through_the_geometry_pipeline_to_a_valid_glb(
     assert report["issues"]["numErrors"] == 0, error_messages(report)
 
 
-def test_paint_texture_to_validated_glb(tmp_path: Path, monkeypatch) -> None:
-    """Shape + texture=paint -> RawAsset with UVs and a texture -> the geometry pipeline keeping
-    those UVs -> valid GLB. The tiny delight and paint folders sit where `download --with paint`
-    puts them (the HF cache's snapshot of tencent/Hunyuan3D-2) and the registry finds them."""
-    from huggingface_hub import constants
-
-    from backend.geometry.pipeline import PipelineOptions, run_pipeline
-    from backend.models.registry import ModelRegistry
-    from backend.models.testing.hunyuan_paint import write_tiny_paint_model
-    from backend.models.testing.instruct_pix2pix import write_tiny_instruct_pix2pix
-    from tests.support.gltf_validator import error_messages, validate
-
-    shape_dir = tmp_path / "shape"
-    write_reference_variant(load_reference("turbo"), shape_dir / "hunyuan3d-dit-v2-mini-turbo")
-    repo = tmp_path / "hub" / "models--tencent--Hunyuan3D-2"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text("0" * 40)  # the branch -> commit file of the HF cache
-    snapshot = repo / "snapshots" / ("0" * 40)
-    write_tiny_instruct_pix2pix(snapshot / "hunyuan3d-delight-v2-0")
-    write_tiny_paint_model(snapshot / "hunyuan3d-paint-v2-0")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    registry = ModelRegistry({"hunyuan3d-2mini": Hunyuan3D2MiniAdapter},
-                             {"hunyuan3d-2mini": shape_dir})  # fmt: skip
-    adapter = registry.create("hunyuan3d-2mini")
-    assert adapter.component_dirs == {"paint": snapshot}
-    adapter.load("cpu")
-    request = GenerationRequest(
-        task="image", images=(ImagePixels(subject_image()),), seed=1,
-        parameters={"steps": 2, "decoding": "dense", "texture": "paint", "paint_steps": 2,
-                    "delight_steps": 2, "paint_view_size": 16, **SMALL},
-    )
-    recorder = Recorder()
-    raw = adapter.generate(request, recorder, CancelToken())
-    assert raw.uvs is not None and raw.texture is not None and raw.texture.shape == (32, 32, 3)
-    # Paint's own stages fold into the declared "texture" stage (named in the messages).
-    assert recorder.stages == ["conditioning", "sampling", "decoding", "meshing", "texture"]
-    assert {"delight", "paint", "texture_bake"} <= set(recorder.messages)
-    result = run_pipeline(raw, PipelineOptions(target_faces=500, texture_size=256, keep_uvs=True))
-    path = tmp_path / "painted.glb"
-    path.write_bytes(result.asset)
-    report = validate(path)
-    assert report["issues"]["numErrors"] == 0, error_messages(report)
-
-
 def test_texture_paint_without_its_weights_is_refused(mini: Hunyuan3D2MiniAdapter) -> None:
     request = GenerationRequest(task="image", images=(ImagePixels(subject_image()),),
                                 parameters={"texture": "paint"})
@@ -323,7 +279,8 @@ def test_the_card_imports_no_torch() -> None:
 
 
 def test_paint_folder_names_match_the_paint_modules() -> None:
-    from backend.models.hunyuan3d import paint_delight, paint_loading
+    from backend.models.hunyuan3d.paint import delight as paint_delight
+    from backend.models.hunyuan3d.paint import loading as paint_loading
 
     assert (DELIGHT_FOLDER, PAINT_FOLDER) == (paint_delight.SUBFOLDER, paint_loading.SUBFOLDER)
 

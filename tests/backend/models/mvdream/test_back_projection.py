@@ -1,4 +1,5 @@
-"""Back-projecting coloured views onto a sphere: each side takes its own view's colour."""
+"""MVDream's views with fitted cameras, baked by the geometry's painted-views source: each side of
+a sphere takes its own view's colour, and a surface hidden from a view takes none of it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from backend.models.mvdream.back_projection import back_projected_field, camera_axes
+from backend.geometry import views as view_source
+from backend.models.mvdream.back_projection import camera_axes, painted_views
 
 AZIMUTHS = (0.0, 90.0, 180.0, 270.0)
 COLOURS = np.array([[220, 20, 20], [20, 200, 20], [20, 20, 220], [220, 220, 20]], np.uint8)
@@ -30,6 +32,21 @@ def test_camera_axes_frame() -> None:
     np.testing.assert_allclose(camera_axes(0.0, 90.0)[0], [1, 0, 0], atol=1e-12)
 
 
+def test_fitted_cameras_frame_the_mesh_on_the_cut_out() -> None:
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
+    views, masks = _views()
+    painted = painted_views(sphere.vertices, views, masks, 0.0, AZIMUTHS)
+    assert painted.images.shape == (4, 64, 64, 4)
+    np.testing.assert_array_equal(painted.images[..., 3] == 255, masks)
+    for camera, mask in zip(painted.cameras, masks, strict=True):
+        screen = view_source.project(camera, sphere.vertices)
+        rows, cols = np.nonzero(mask)
+        # the mesh's extent lands on the cut-out's box (pixel centres at +0.5)
+        assert screen[:, 0].min() == pytest.approx(cols.min() + 0.5, abs=1.0)
+        assert screen[:, 0].max() == pytest.approx(cols.max() + 0.5, abs=1.0)
+        assert screen[:, 1].min() == pytest.approx(rows.min() + 0.5, abs=1.0)
+
+
 @pytest.mark.parametrize(
     "point,expected",
     [
@@ -43,15 +60,23 @@ def test_camera_axes_frame() -> None:
 def test_each_side_gets_its_view(point, expected) -> None:
     sphere = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
     views, masks = _views()
-    field = back_projected_field(sphere.vertices, sphere.faces, views, masks, 0.0, AZIMUTHS)
+    painted = painted_views(sphere.vertices, views, masks, 0.0, AZIMUTHS)
     direction = np.asarray(point, float) / np.linalg.norm(point)
-    colour = field(direction[None])[0]
-    np.testing.assert_allclose(colour, np.asarray(expected) / 255.0, atol=0.08)
+    colour, _ = view_source.colours(painted, sphere.vertices, sphere.faces, direction[None],
+                                    direction[None])  # fmt: skip
+    np.testing.assert_allclose(colour[0], np.asarray(expected) / 255.0, atol=0.08)
 
 
-def test_top_is_still_coloured() -> None:
-    sphere = trimesh.creation.icosphere(subdivisions=2)
+def test_a_concave_side_takes_no_colour_from_a_view_that_cannot_see_it() -> None:
+    """The old colour field knew no occlusion: a ball behind another took the front view's
+    colour through it."""
+    front_ball = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
+    back_ball = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
+    back_ball.vertices += [0.0, 0.0, -1.2]  # straight behind, as seen from the front
+    mesh = trimesh.util.concatenate([front_ball, back_ball])
     views, masks = _views()
-    field = back_projected_field(sphere.vertices, sphere.faces, views, masks, 0.0, AZIMUTHS)
-    top = field(np.array([[0.0, 1.0, 0.0]]))[0]
-    assert top.shape == (3,) and np.all((top >= 0) & (top <= 1))
+    painted = painted_views(mesh.vertices, views, masks, 0.0, AZIMUTHS)
+    hidden = np.array([[0.0, 0.0, -0.7]])  # the back ball's front pole, behind the front ball
+    _, seen = view_source.sample(painted, mesh.vertices, mesh.faces, hidden,
+                                 np.array([[0.0, 0.0, 1.0]]))  # fmt: skip
+    assert seen[0] == 0  # only the front view faces it, and the front ball hides it

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from backend.cancellation import CancelToken
-from backend.models.hunyuan3d.paint_delight import (
+from backend.models.hunyuan3d.paint.delight import (
     delight,
     erode_alpha,
     load_delight,

@@ -10,15 +10,15 @@ import torch
 import trimesh
 
 from backend.cancellation import CancelToken
-from backend.models.hunyuan3d.paint_delight import load_delight
-from backend.models.hunyuan3d.paint_loading import load_paint_models
-from backend.models.hunyuan3d.paint_texture import PaintSettings, paint_mesh, recenter_rgba
+from backend.models.hunyuan3d.paint.delight import load_delight
+from backend.models.hunyuan3d.paint.loading import load_paint_models
+from backend.models.hunyuan3d.paint.render import VIEW_WEIGHTS
+from backend.models.hunyuan3d.paint.texture import PaintSettings, paint_views, recenter_rgba
 from backend.models.testing.hunyuan_paint import write_tiny_paint_model
 from backend.models.testing.instruct_pix2pix import write_tiny_instruct_pix2pix
 from shared_protocol.errors import ErrorCode, ProtocolError
 
-TINY = PaintSettings(max_faces=300, texture_size=64, view_size=16, render_size=32, steps=2,
-                     delight_steps=2)
+TINY = PaintSettings(view_size=16, steps=2, delight_steps=2)
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +34,21 @@ def _image() -> np.ndarray:
     return image
 
 
-def test_paint_mesh_gives_uvs_and_a_filled_texture(paint_parts: tuple) -> None:
+def test_paint_views_gives_six_views_with_the_mesh_as_alpha(paint_parts: tuple) -> None:
     sphere = trimesh.creation.icosphere(subdivisions=3, radius=0.4)
     stages: list[str] = []
-    painted = paint_mesh(sphere.vertices, sphere.faces, _image(), *paint_parts, TINY,
-                         lambda stage, *a, **k: stages.append(stage), CancelToken())
-    assert len(painted.faces) <= 300 * 1.02
-    assert painted.uvs.shape == (len(painted.vertices), 2)
-    assert painted.uvs.min() >= 0 and painted.uvs.max() <= 1
-    assert painted.texture.shape == (64, 64, 3) and painted.texture.dtype == np.uint8
-    assert painted.texture.std() > 0  # generated content, not one flat fill
-    assert {"delight", "paint", "texture_bake"} <= set(stages)
+    painted = paint_views(sphere.vertices, sphere.faces, _image(), *paint_parts, TINY,
+                          lambda stage, *a, **k: stages.append(stage), CancelToken())
+    assert painted.images.shape == (6, 16, 16, 4) and painted.images.dtype == np.uint8
+    assert painted.images[..., :3].std() > 0  # generated content, not one flat fill
+    np.testing.assert_array_equal(painted.weights, VIEW_WEIGHTS)
+    # A sphere centred in every view: alpha is its disc (radius 0.575 of the 1.2-wide view).
+    centre = (np.arange(16) + 0.5 - 8) / 16 * 1.2
+    disc = centre[:, None] ** 2 + centre[None, :] ** 2 < 0.575**2 - 0.01
+    assert (painted.images[:, disc, 3] == 255).all()
+    ring = centre[:, None] ** 2 + centre[None, :] ** 2 > 0.575**2 + 0.01
+    assert (painted.images[:, ring, 3] == 0).all()
+    assert {"delight", "paint"} <= set(stages) and "texture_bake" not in stages
 
 
 def test_recenter_pads_the_subject() -> None:

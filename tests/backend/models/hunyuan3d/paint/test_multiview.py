@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from backend.cancellation import Cancelled, CancelToken
-from backend.models.hunyuan3d.paint_bake import CAMERA_AZIMUTHS, CAMERA_ELEVATIONS
-from backend.models.hunyuan3d.paint_loading import load_paint_models
-from backend.models.hunyuan3d.paint_multiview import camera_id, generate_views
+from backend.models.hunyuan3d.paint.loading import load_paint_models
+from backend.models.hunyuan3d.paint.multiview import camera_id, generate_views
+from backend.models.hunyuan3d.paint.render import CAMERA_AZIMUTHS, CAMERA_ELEVATIONS
 from backend.models.testing.hunyuan_paint import write_tiny_paint_model
 from shared_protocol.errors import ErrorCode, ProtocolError
 

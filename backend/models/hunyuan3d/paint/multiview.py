@@ -19,7 +19,7 @@ from torch import Tensor
 from backend.cancellation import CancelToken
 from backend.models.base import ProgressCallback
 from backend.models.common.device_errors import typed_device_errors
-from backend.models.hunyuan3d.paint_loading import PaintModels
+from backend.models.hunyuan3d.paint.loading import PaintModels
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 STEPS = 30

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from backend.models.common.device_errors import typed_device_errors
-from backend.models.hunyuan3d.paint_unet import PaintUNet
+from backend.models.hunyuan3d.paint.unet import PaintUNet
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 SUBFOLDER = "hunyuan3d-paint-v2-0"

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from backend.models.hunyuan3d.paint_loading import build_paint_unet, load_paint_unet
+from backend.models.hunyuan3d.paint.loading import build_paint_unet, load_paint_unet
 from shared_protocol.errors import ErrorCode, ProtocolError
 from tests.backend.models.hunyuan3d.conftest import prefixed_tensors
 
-DATA = Path(__file__).resolve().parents[3] / "data" / "hunyuan"
+DATA = Path(__file__).resolve().parents[4] / "data" / "hunyuan"
 
 
 def _reference() -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Multi-view sampling (:func:`paint_multiview.generate_views`) against hy3dgen 2.0.2's
+"""Multi-view sampling (:func:`paint.multiview.generate_views`) against hy3dgen 2.0.2's
 ``HunyuanPaintPipeline.__call__`` on identical tiny random weights.
 
 tests/data/hunyuan/paint_views.npz: the VAE's random weights (``vae:<key>``; the UNet's are
@@ -19,11 +19,11 @@ import pytest
 import torch
 
 from backend.cancellation import CancelToken
-from backend.models.hunyuan3d.paint_loading import PaintModels, load_paint_models
-from backend.models.hunyuan3d.paint_multiview import generate_views
+from backend.models.hunyuan3d.paint.loading import PaintModels, load_paint_models
+from backend.models.hunyuan3d.paint.multiview import generate_views
 from backend.models.testing.hunyuan_paint import TINY_UNET_CONFIG, write_tiny_paint_model
 
-DATA = Path(__file__).resolve().parents[3] / "data" / "hunyuan"
+DATA = Path(__file__).resolve().parents[4] / "data" / "hunyuan"
 TOLERANCE = 1e-4  # max abs difference / max abs reference
 
 
