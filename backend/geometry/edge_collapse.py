@@ -151,6 +151,19 @@ def try_collapse(u, v, pos, faces, quadrics, border, endpoint, flip_cos, min_qua
         u, v = v, u
         ring_u, ring_v = ring_v, ring_u
         nu, nv = nv, nu
+    removed, refs, top = apply_collapse(
+        u, v, x, y, z, q, pos, faces, quadrics, border, face_alive, vertex_alive, version,
+        parent, ring_u, nu, ring_v, nv, refs, vstart, vcount, top,
+    )  # fmt: skip
+    return u, removed, refs, top
+
+
+@numba.njit(cache=True)
+def apply_collapse(u, v, x, y, z, q, pos, faces, quadrics, border, face_alive, vertex_alive,
+                   version, parent, ring_u, nu, ring_v, nv, refs, vstart, vcount, top):  # fmt: skip
+    """Merge ``v`` into ``u`` at (x, y, z) with quadric ``q`` (checks already passed): the faces
+    on the edge die, v's other faces take u, u's ring is appended to ``refs``. Returns
+    (faces removed, refs, top)."""
     pos[u, 0], pos[u, 1], pos[u, 2] = x, y, z
     for t in range(10):
         quadrics[u, t] = q[t]
@@ -185,4 +198,4 @@ def try_collapse(u, v, pos, faces, quadrics, border, endpoint, flip_cos, min_qua
         top += 1
     vstart[u] = start
     vcount[u] = top - start
-    return u, removed, refs, top
+    return removed, refs, top

@@ -240,7 +240,7 @@ def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_qua
 
 
 @numba.njit(cache=True)
-def _prepare(pos, faces, boundary_weight):
+def prepare_quadrics(pos, faces, boundary_weight):
     """Plane quadrics (n, 10) and border flags (n,); border edges get perpendicular planes."""
     n, m = pos.shape[0], faces.shape[0]
     quadrics = np.zeros((n, 10))
@@ -333,7 +333,7 @@ def collapse(
     scale = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0))) or 1.0
     pos = (vertices.astype(np.float64) - centre) / scale
     work_faces = np.ascontiguousarray(faces, dtype=np.int64).copy()
-    quadrics, border = _prepare(pos, work_faces, tolerances.BOUNDARY_WEIGHT)
+    quadrics, border = prepare_quadrics(pos, work_faces, tolerances.BOUNDARY_WEIGHT)
     sweep_faces = int(target_faces * tolerances.SWEEP_UNTIL)
     n, m = len(pos), len(work_faces)
     face_alive = np.ones(m, dtype=bool)

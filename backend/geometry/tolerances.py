@@ -22,6 +22,10 @@ PARALLEL_SWEEP_FACES = 200_000  # from this size phases 1-2 run on two halves in
 PARALLEL_GREEDY_UNTIL = 1.2  # then greedy in the two halves to this multiple; the seam after
 SWEEP_QUANTILE = 0.4  # each sweep collapses edges cheaper than this quantile of face errors
 
+# inner_shells.py
+VISIBILITY_DIRECTIONS = 48  # orthographic views spread over the sphere decide what is visible
+VISIBILITY_PIXELS = 512  # each view's depth image is this many pixels across the bounding sphere
+
 # uv.py
 CHART_ANGLE_COS = 0.5  # a face joins a chart whose axis is within acos(0.5) = 60 deg of it
 UV_PADDING_PX = 4  # empty texels kept around every chart, at the output texture size
