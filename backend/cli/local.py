@@ -52,6 +52,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     post.add_argument("-o", "--output", type=Path, required=True)
     post.add_argument("--faces", type=int, default=DEFAULT_FACES)
     post.add_argument("--texture-size", type=int, default=DEFAULT_TEXTURE_SIZE)
+    post.add_argument(
+        "--keep-inner", action="store_true",
+        help="keep surface no outside view can see (hidden inner shells are removed by default)",
+    )  # fmt: skip
+    post.add_argument(
+        "--lods", type=int, default=0, metavar="K",
+        help="also write LOD1..LODK (each about half the faces, one shared texture; GLB only)",
+    )  # fmt: skip
+    post.add_argument(
+        "--quads", action="store_true",
+        help="remesh to all quads near the face budget (needs pynanoinstantmeshes)",
+    )  # fmt: skip
     post.set_defaults(func=run_postprocess)
 
     models = commands.add_parser("models", help="installed models and whether they can run here")
@@ -150,9 +162,18 @@ def run_postprocess(args: argparse.Namespace) -> int:
         target_faces=args.faces,
         texture_size=args.texture_size,
         output_format=args.output.suffix.lstrip(".").lower() or "glb",
+        keep_inner=args.keep_inner,
+        lods=args.lods,
+        quads=args.quads,
     )
     result = postprocess_file(args.mesh, args.output, options, None)
-    print(f"wrote {args.output} ({result.faces} faces)")
+    levels = ", ".join(f"{level['name']} {level['faces']}" for level in result.lods)
+    print(f"wrote {args.output} ({levels or f'{result.faces} faces'})")
+    hidden = result.quality.get("inner_faces_removed")
+    if hidden:
+        print(f"removed {hidden} hidden faces ({result.quality['inner_shells_removed']} shells)")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -15,7 +15,7 @@ import json
 import struct
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -31,9 +31,28 @@ PNG_COMPRESS_LEVEL = 1  # 2048 px maps: level 1 is ~4x faster than 6 for a few %
 
 
 @dataclass
+class LODGeometry:
+    """One coarser level of detail sharing the LOD0 material: vertices (k, 3), faces (j, 3),
+    normals (k, 3), uvs (k, 2) and tangents (k, 4) or None, as in ExportMesh."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    normals: np.ndarray
+    uvs: np.ndarray | None = None
+    tangents: np.ndarray | None = None
+
+
+@dataclass
 class ExportMesh:
     """vertices (n, 3) float32, faces (m, 3), normals (n, 3), uvs (n, 2) glTF convention,
-    tangents (n, 4), weld (n,) ids joining UV-seam copies; maps as from bake.BakedMaps."""
+    tangents (n, 4), weld (n,) ids joining UV-seam copies; maps as from bake.BakedMaps.
+
+    ``lods`` (GLB only) are LOD1.. sharing this mesh's material; with them the GLB holds a
+    node ``<name>`` whose children ``<name>_LOD0``.. are the levels (the suffix Unity and
+    Unreal group by). ``quad_pairs`` > 0 says the first 2 x quad_pairs faces are quads split
+    in pairs (faces 2i and 2i+1, quad a b c d as a b c + a c d), recorded in the primitive's
+    extras so an importer can join them back.
+    """
 
     vertices: np.ndarray
     faces: np.ndarray
@@ -47,6 +66,8 @@ class ExportMesh:
     roughness: float = 0.8
     metallic: float = 0.0
     name: str = "dreamcad"
+    lods: list[LODGeometry] = field(default_factory=list)
+    quad_pairs: int = 0
 
 
 def place_on_ground(vertices: np.ndarray, height_m: float | None = None) -> np.ndarray:
@@ -105,21 +126,13 @@ class _BinaryBuffer:
 
 
 def write_glb(mesh: ExportMesh) -> bytes:
-    """Binary glTF 2.0 bytes of ``mesh`` with a metallic-roughness material."""
+    """Binary glTF 2.0 bytes of ``mesh`` (and its LODs) with a metallic-roughness material."""
     buffer = _BinaryBuffer()
-    array_buffer, element_buffer = 34962, 34963
-    attributes = {
-        "POSITION": buffer.accessor(mesh.vertices.astype(np.float32), "VEC3", array_buffer, True),
-        "NORMAL": buffer.accessor(_unit(mesh.normals), "VEC3", array_buffer),
-    }
-    if mesh.uvs is not None:
-        uvs = mesh.uvs.astype(np.float32)
-        attributes["TEXCOORD_0"] = buffer.accessor(uvs, "VEC2", array_buffer)
-        if mesh.tangents is not None and mesh.normal_map is not None:
-            tangents = mesh.tangents.astype(np.float32).copy()
-            tangents[:, :3] = _unit(tangents[:, :3])
-            attributes["TANGENT"] = buffer.accessor(tangents, "VEC4", array_buffer)
-    indices = buffer.accessor(mesh.faces.astype(np.uint32).reshape(-1), "SCALAR", element_buffer)
+    levels = [LODGeometry(mesh.vertices, mesh.faces, mesh.normals, mesh.uvs, mesh.tangents)]
+    levels += mesh.lods
+    primitives = [_primitive(buffer, level, mesh.normal_map is not None) for level in levels]
+    if mesh.quad_pairs:
+        primitives[0]["extras"] = {"quad_pairs": int(mesh.quad_pairs)}
     pending = [
         image[..., :3]
         for image in (mesh.base_color, mesh.metallic_roughness, mesh.normal_map)
@@ -147,18 +160,21 @@ def write_glb(mesh: ExportMesh) -> bytes:
             pbr["metallicFactor"] = pbr["roughnessFactor"] = 1.0
         if mesh.normal_map is not None:
             material["normalTexture"] = texture(next(pending_images))
+    if mesh.lods:
+        names = [f"{mesh.name}_LOD{level}" for level in range(len(levels))]
+        nodes = [{"name": mesh.name, "children": list(range(1, len(levels) + 1))}]
+        nodes += [{"mesh": index, "name": name} for index, name in enumerate(names)]
+    else:
+        names = [mesh.name]
+        nodes = [{"mesh": 0, "name": mesh.name}]
     document: dict = {
         "asset": {"version": "2.0", "generator": "Dream CAD geometry pipeline"},
         "scene": 0,
         "scenes": [{"nodes": [0]}],
-        "nodes": [{"mesh": 0, "name": mesh.name}],
+        "nodes": nodes,
         "meshes": [
-            {
-                "name": mesh.name,
-                "primitives": [
-                    {"attributes": attributes, "indices": indices, "material": 0, "mode": 4}
-                ],
-            }
+            {"name": name, "primitives": [primitive]}
+            for name, primitive in zip(names, primitives, strict=True)
         ],
         "materials": [material],
         "accessors": buffer.accessors,
@@ -181,6 +197,24 @@ def write_glb(mesh: ExportMesh) -> bytes:
             bytes(buffer.data),
         ]
     )
+
+
+def _primitive(buffer: _BinaryBuffer, level: LODGeometry, normal_map: bool) -> dict:
+    """Accessors of one level's vertex data and indices, as a triangle primitive of material 0."""
+    array_buffer, element_buffer = 34962, 34963
+    attributes = {
+        "POSITION": buffer.accessor(level.vertices.astype(np.float32), "VEC3", array_buffer, True),
+        "NORMAL": buffer.accessor(_unit(level.normals), "VEC3", array_buffer),
+    }
+    if level.uvs is not None:
+        uvs = level.uvs.astype(np.float32)
+        attributes["TEXCOORD_0"] = buffer.accessor(uvs, "VEC2", array_buffer)
+        if level.tangents is not None and normal_map:
+            tangents = level.tangents.astype(np.float32).copy()
+            tangents[:, :3] = _unit(tangents[:, :3])
+            attributes["TANGENT"] = buffer.accessor(tangents, "VEC4", array_buffer)
+    indices = buffer.accessor(level.faces.astype(np.uint32).reshape(-1), "SCALAR", element_buffer)
+    return {"attributes": attributes, "indices": indices, "material": 0, "mode": 4}
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

@@ -30,11 +30,12 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
 
-from backend.geometry import decimate, tolerances
+from backend.geometry import decimate, export, tolerances, uv
 from backend.geometry.edge_collapse import apply_collapse, build_refs, collapse_ok, ring
 from backend.geometry.qem import prepare_quadrics
 from backend.geometry.quadrics import edge_cost, placement
@@ -103,6 +104,48 @@ def lod_chain(
         )  # fmt: skip
         levels_out.append(LODLevel(corner[face_alive].copy(), target))
     return levels_out
+
+
+def export_levels(
+    mapped: uv.UVResult,
+    placed: np.ndarray,
+    normals: np.ndarray,
+    frame: np.ndarray,
+    count: int,
+    warnings: list[str],
+) -> list[export.LODGeometry]:
+    """LOD1..LOD``count`` of the pipeline's UV-mapped LOD0, ready to write: subsets of its
+    ``placed`` vertices (n, 3) with their ``normals`` (n, 3) and tangent ``frame`` (n, 4) too,
+    so LOD0's normal map stays right on them. A level that stops short of its target adds a
+    line to ``warnings``."""
+    levels = []
+    chain = lod_chain(mapped.vertices, mapped.faces, mapped.uvs, mapped.source_vertex, count)
+    for index, level in enumerate(chain, start=1):
+        if not level.reached:
+            warnings.append(
+                f"LOD{index} reached {len(level.faces)} faces for a target of {level.target}: "
+                "the UV seams and chart corners it must keep hold it there"
+            )
+        used, faces = compact(level.faces, len(mapped.vertices))
+        levels.append(
+            export.LODGeometry(placed[used], faces, normals[used], mapped.uvs[used], frame[used])
+        )
+    return levels
+
+
+def report(
+    name: str, mapped: uv.UVResult, levels: list[export.LODGeometry]
+) -> list[dict[str, Any]]:
+    """The manifest's per-level figures: {"name", "faces", "vertices"}, LOD0 first ([] when
+    there are no LODs)."""
+    if not levels:
+        return []
+    sizes = [(len(mapped.faces), len(mapped.vertices))]
+    sizes += [(len(level.faces), len(level.vertices)) for level in levels]
+    return [
+        {"name": f"{name}_LOD{index}", "faces": faces, "vertices": vertices}
+        for index, (faces, vertices) in enumerate(sizes)
+    ]
 
 
 def compact(faces: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,10 @@
 Laid out the same way every time: check options, then numbered stages (clean, decimate, UV,
 bake, export, preview), each timed, reported through ``progress`` and preceded by a cancel
 check, and a :class:`PipelineResult` dataclass at the end. Each stage is its own module and
-usable alone; this file only wires them.
+usable alone; this file only wires them. The game-ready steps ride in those stages: hidden inner
+shells go at the end of clean (inner_shells.py, unless ``keep_inner``), ``quads`` swaps the
+decimation for a quad remesh (quads.py), and ``lods`` adds coarser levels sharing LOD0's
+texture (lod.py) at export.
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ from backend.geometry import (
     clean,
     decimate,
     export,
+    inner_shells,
+    lod,
     preview,
+    quads,
     quality,
     tangents,
     uv,
@@ -45,7 +51,10 @@ STAGES = ("clean", "decimate", "uv", "bake", "export", "preview")
 @dataclass
 class PipelineOptions:
     """What the user asked for. ``pbr`` bakes a normal map (and roughness / metallic maps when
-    the model gives a material field); ``height_m`` scales the result to that height."""
+    the model gives a material field); ``height_m`` scales the result to that height.
+    ``keep_inner`` keeps surface no outside view can see (removed by default); ``lods`` adds
+    that many coarser levels (GLB only, each about half the faces of the one before, sharing
+    the texture); ``quads`` remeshes to all quads instead of decimating."""
 
     target_faces: int = DEFAULT_FACES
     texture_size: int = DEFAULT_TEXTURE_SIZE
@@ -61,6 +70,9 @@ class PipelineOptions:
     # "cpu": the compiled CPU bake; a torch device ("cuda", "cuda:1") runs the bake's splat and
     # the model's fields (their ``torch_field`` form, when they have one) with torch there.
     device: str = "cpu"
+    keep_inner: bool = False
+    lods: int = 0
+    quads: bool = False
 
     def check(self) -> None:
         """Raise ProtocolError naming the first bad option."""
@@ -84,6 +96,17 @@ class PipelineOptions:
                 field="floater_fraction",
             )
         _check_device(self.device)
+        if not 0 <= self.lods <= lod.MAX_LODS:
+            raise ProtocolError(
+                ErrorCode.OUT_OF_RANGE, f"lods must be in [0, {lod.MAX_LODS}]", field="lods"
+            )
+        if self.lods and self.output_format != "glb":
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD, "LODs are written in GLB only", field="lods",
+                hint='use output_format "glb", or lods 0',
+            )  # fmt: skip
+        if self.quads:
+            quads.check_available()
         if self.height_m is not None and not self.height_m > 0:
             raise ProtocolError(ErrorCode.OUT_OF_RANGE, "height_m must be > 0", field="height_m")
 
@@ -107,6 +130,8 @@ class PipelineResult:
     quality: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     preview: bytes = b""  # PNG
+    # With LODs: one {"name", "faces", "vertices"} per level, LOD0 first (``faces`` is LOD0's).
+    lods: list[dict[str, Any]] = field(default_factory=list)
 
     def manifest(self) -> dict[str, Any]:
         """Everything but the binary payloads, JSON-ready."""
@@ -152,21 +177,33 @@ def run_pipeline(
         floater_fraction=options.floater_fraction,
         fill_holes_enabled=options.fill_holes,
     )
+    inner: dict[str, int] = {}
+    if not options.keep_inner and len(cleaned.faces):
+        if progress is not None:
+            progress(STAGES[0], 0, len(STAGES), "removing hidden inner shells")
+        inner_started = time.perf_counter()
+        cleaned, _found = inner_shells.remove_inner_shells(cleaned)
+        timings["clean.inner_shells"] = round(time.perf_counter() - inner_started, 4)
+        inner = {key: cleaned.report[key] for key in ("inner_faces", "inner_shells")}
     if len(cleaned.faces) == 0:
         raise ProtocolError(ErrorCode.GEOMETRY_FAILED, "nothing is left of the mesh after cleaning")
     source, source_origin = _bake_source(raw, cleaned, options.pbr)
     done(0, started)
     # 2. decimate
     started = stage(1, f"reducing {len(cleaned.faces)} faces to {options.target_faces}")
-    if keep_uvs:  # seams stay split, so the decimator keeps them as borders
+    quad_count = 0
+    if options.quads:
+        reduced, quad_count = quads.remesh_to_pairs(
+            cleaned.vertices, cleaned.faces, options.target_faces
+        )
+    elif keep_uvs:  # seams stay split, so the decimator keeps them as borders
         reduced = decimate.decimate(
             source.vertices, source.faces, options.target_faces, {"uvs": source.uvs}
         )
     else:
         reduced = decimate.decimate(cleaned.vertices, cleaned.faces, options.target_faces)
-    if len(cleaned.faces) > options.target_faces and not decimate.within_tolerance(
-        len(reduced.faces), options.target_faces
-    ):
+    decimated = not options.quads and len(cleaned.faces) > options.target_faces
+    if decimated and not decimate.within_tolerance(len(reduced.faces), options.target_faces):
         euler = quality.topology(reduced.vertices, reduced.faces)["euler"]
         warnings.append(
             f"reached {len(reduced.faces)} faces for a target of {options.target_faces}: the "
@@ -179,7 +216,8 @@ def run_pipeline(
     if keep_uvs:
         mapped = _incoming_charts(reduced.vertices, reduced.faces, reduced.attributes["uvs"])
     else:
-        mapped = uv.unwrap(reduced.vertices, reduced.faces, options.texture_size)
+        groups = quads.pair_groups(quad_count) if quad_count else None
+        mapped = uv.unwrap(reduced.vertices, reduced.faces, options.texture_size, groups=groups)
     normals = tangents.vertex_normals(mapped.vertices, mapped.faces, mapped.source_vertex)
     frame = tangents.vertex_tangents(mapped.vertices, mapped.faces, mapped.uvs, normals)
     done(2, started)
@@ -198,10 +236,15 @@ def run_pipeline(
     # 5. export
     started = stage(4, f"writing {options.output_format.upper()}")
     placed = export.place_on_ground(mapped.vertices, options.height_m)
+    levels: list[export.LODGeometry] = []
+    if options.lods:
+        lods_started = time.perf_counter()
+        levels = lod.export_levels(mapped, placed, normals, frame, options.lods, warnings)
+        timings["lods"] = round(time.perf_counter() - lods_started, 4)
     mesh = export.ExportMesh(
         placed, mapped.faces, normals, mapped.uvs, frame, mapped.source_vertex,
         maps.base_color, maps.normal if options.pbr else None, maps.metallic_roughness,
-        raw.roughness, raw.metallic, options.name,
+        raw.roughness, raw.metallic, options.name, levels, quad_count,
     )  # fmt: skip
     asset = export.export(mesh, options.output_format)
     done(4, started)
@@ -212,6 +255,9 @@ def run_pipeline(
     )
     done(5, started)
     figures = _quality(source, reduced, mapped, maps, options)
+    figures.update({f"{key}_removed": count for key, count in inner.items()})
+    if options.quads:
+        figures["quads"] = quad_count
     timings.update({f"bake.{name}": seconds for name, seconds in maps.timings_s.items()})
     return PipelineResult(
         asset=asset,
@@ -225,6 +271,7 @@ def run_pipeline(
         quality=figures,
         warnings=warnings,
         preview=preview_png,
+        lods=lod.report(options.name, mapped, levels),
     )
 
 

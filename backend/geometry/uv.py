@@ -66,13 +66,20 @@ def count_flipped(uvs: np.ndarray, faces: np.ndarray) -> int:
 
 
 def segment_charts(
-    normals: np.ndarray, faces: np.ndarray, n_vertices: int
+    normals: np.ndarray, faces: np.ndarray, n_vertices: int, groups: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Chart id per face (m,) and each chart's projection axis (c, 3).
 
-    normals (m, 3) unit face normals, faces (m, 3).
+    normals (m, 3) unit face normals, faces (m, 3); groups (m,) int or None: faces of one
+    group (the two triangles of a quad, which share an edge) take one direction from their
+    summed normal, so they always land in the same chart.
     """
-    direction = np.argmax(normals @ BOX_AXES.T, axis=1)
+    facing = normals
+    if groups is not None:
+        summed = np.zeros((int(groups.max()) + 1, 3))
+        np.add.at(summed, groups, normals)
+        facing = summed[groups]
+    direction = np.argmax(facing @ BOX_AXES.T, axis=1)
     a, b, _ = adjacency.manifold_face_pairs(faces, n_vertices)
     chart = _components(len(faces), a, b, direction[a] == direction[b])
     axes = BOX_AXES[direction[np.unique(chart, return_index=True)[1]]]
@@ -163,10 +170,14 @@ def unwrap(
     faces: np.ndarray,
     texture_size: int = 1024,
     padding_px: int = tolerances.UV_PADDING_PX,
+    groups: np.ndarray | None = None,
 ) -> UVResult:
-    """Cut ``faces`` (m, 3) over ``vertices`` (n, 3) into charts and give every corner a UV."""
+    """Cut ``faces`` (m, 3) over ``vertices`` (n, 3) into charts and give every corner a UV.
+
+    ``groups`` (m,) keeps faces together in one chart (see :func:`segment_charts`).
+    """
     normals, _areas = unit_face_normals(vertices, faces)
-    chart, axes = segment_charts(normals, faces, len(vertices))
+    chart, axes = segment_charts(normals, faces, len(vertices), groups)
     corners = project_charts(vertices, faces, chart, axes)
     uv_corners = pack_charts(corners, chart, len(axes), texture_size, padding_px)
     # A vertex is split once per chart it touches: those are the seams.
