@@ -182,7 +182,9 @@ def _collapse_to(target, pos, faces, corner, uvs, quadrics, border, face_alive, 
                 cost = edge_cost(a, b, pos, quadrics, border, True, q)
                 heap.append((cost, a, b, version[a], version[b]))
     heapq.heapify(heap)
-    while alive > target and len(heap) > 0:
+    budget = 64 * (len(heap) + 1)  # pops: a bound that no sound run comes near
+    while alive > target and len(heap) > 0 and budget > 0:
+        budget -= 1
         cost, u, v, stamp_u, stamp_v = heapq.heappop(heap)
         if not (vertex_alive[u] and vertex_alive[v]):
             continue
@@ -201,7 +203,7 @@ def _collapse_to(target, pos, faces, corner, uvs, quadrics, border, face_alive, 
         for t in range(10):
             q[t] = quadrics[u, t] + quadrics[v, t]
         x, y, z, actual, which = placement(q, pos[u], pos[v], True, keep_u, keep_v)
-        if actual > cost * (1.0 + 1e-9) + 1e-300:  # the UV rule forced the dearer end
+        if actual > cost + 1e-9 * abs(cost) + 1e-30:  # the UV rule forced the dearer end
             heapq.heappush(heap, (actual, u, v, stamp_u, stamp_v))
             continue
         if not collapse_ok(u, v, x, y, z, pos, faces, ring_u, nu, ring_v, nv, mark, stamp,

@@ -168,7 +168,8 @@ def run_pipeline(
         timings[STAGES[index]] = round(time.perf_counter() - started, 4)
 
     # 1. clean
-    started = stage(0, "welding, removing degenerate faces and floaters")
+    removal = "" if options.keep_inner else ", hidden inner shells"
+    started = stage(0, f"welding, removing degenerate faces, floaters{removal}")
     cleaned = clean.clean_mesh(
         raw.vertices,
         raw.faces,
@@ -179,8 +180,6 @@ def run_pipeline(
     )
     inner: dict[str, int] = {}
     if not options.keep_inner and len(cleaned.faces):
-        if progress is not None:
-            progress(STAGES[0], 0, len(STAGES), "removing hidden inner shells")
         inner_started = time.perf_counter()
         cleaned, _found = inner_shells.remove_inner_shells(cleaned)
         timings["clean.inner_shells"] = round(time.perf_counter() - inner_started, 4)

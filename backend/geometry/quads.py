@@ -23,6 +23,7 @@ the pair count in the primitive's extras, so an importer can join them back exac
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 import tempfile
@@ -31,13 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.geometry import decimate
+from backend.geometry import clean, decimate, tolerances
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 LIBRARY = "pynanoinstantmeshes"
 TRIANGLES_PER_TARGET_VERTEX = 8.1  # 4.05 quads per target vertex, 2 triangles each
 TIMEOUT_S = 600.0
 INPUT_RATIO = 4  # the remesher reads the mesh decimated to this many times the target
+CHILD_MEMORY_BYTES = 8 * 2**30  # address space the remesher's child may take (POSIX)
 FAILED_HINT = (
     "the quad remesher needs a clean manifold surface with some area: try without quads, or "
     "repair the mesh first"
@@ -83,11 +85,15 @@ def remesh(vertices: np.ndarray, faces: np.ndarray, target_faces: int) -> QuadMe
     quads (``target_faces`` triangles once paired)."""
     check_available()
     vertices = np.ascontiguousarray(vertices, dtype=np.float32)
+    # Inputs Instant Meshes is known to die on (SIGFPE on an empty mesh, a runaway on a flat
+    # one) are refused here, before a child is started.
     if len(faces) == 0 or not np.isfinite(vertices).all():
-        raise ProtocolError(
-            ErrorCode.GEOMETRY_FAILED, "the quad remesher got an empty or non-finite mesh",
-            field="quads", hint=FAILED_HINT,
-        )  # fmt: skip
+        raise _failed("the mesh is empty or has non-finite positions")
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise _failed("a face points past the vertices")
+    diagonal = clean.bbox_diagonal(vertices)
+    if clean.face_areas(vertices, faces).sum() <= tolerances.ZERO_AREA * diagonal**2 * len(faces):
+        raise _failed("the mesh has no area")
     vertex_count = max(4, round(target_faces / TRIANGLES_PER_TARGET_VERTEX))
     with tempfile.TemporaryDirectory(prefix="dreamcad-quads-") as folder:
         source, result = Path(folder) / "in.npz", Path(folder) / "out.npz"
@@ -99,6 +105,7 @@ def remesh(vertices: np.ndarray, faces: np.ndarray, target_faces: int) -> QuadMe
             done = subprocess.run(
                 [sys.executable, "-c", _CHILD, str(source), str(result)],
                 capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
+                preexec_fn=_limit_memory if os.name == "posix" else None,
             )  # fmt: skip
         except subprocess.TimeoutExpired as error:
             raise _failed(f"it ran past {TIMEOUT_S:.0f} s") from error
@@ -141,6 +148,15 @@ def pair_faces(vertices: np.ndarray, quads: np.ndarray) -> np.ndarray:
 def pair_groups(quad_count: int) -> np.ndarray:
     """(2q,) the quad each paired triangle belongs to (for the unwrap to keep pairs whole)."""
     return np.repeat(np.arange(quad_count, dtype=np.int64), 2)
+
+
+def _limit_memory() -> None:
+    """In the child (POSIX): a runaway remesh fails on allocation instead of taking the
+    machine's memory."""
+    import resource
+
+    limit = CHILD_MEMORY_BYTES
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def _checked(vertices: np.ndarray, quads: np.ndarray) -> QuadMesh:

@@ -141,3 +141,91 @@ def test_a_many_handled_surface_keeps_its_topology_and_says_so():
     assert result.faces > 200 * 1.02
     assert any("handles" in warning for warning in result.warnings)
     assert result.quality["non_manifold_edges"] == 0
+
+
+def _glb_document(asset: bytes) -> dict:
+    """The JSON chunk of a GLB."""
+    import json
+    import struct
+
+    (length,) = struct.unpack_from("<I", asset, 12)
+    return json.loads(asset[20 : 20 + length])
+
+
+def test_lods_share_one_material_in_one_checked_glb(colored_blob, tmp_path):
+    options = PipelineOptions(target_faces=4000, texture_size=256, lods=3, name="blob")
+    result = run_pipeline(colored_blob, options)
+    path = tmp_path / "blob_lods.glb"
+    path.write_bytes(result.asset)
+    report = validate(path)
+    assert report["issues"]["numErrors"] == 0, error_messages(report)
+    document = _glb_document(result.asset)
+    assert [node["name"] for node in document["nodes"]] == [
+        "blob", "blob_LOD0", "blob_LOD1", "blob_LOD2", "blob_LOD3",
+    ]  # fmt: skip
+    assert document["nodes"][0]["children"] == [1, 2, 3, 4]
+    primitives = [mesh["primitives"][0] for mesh in document["meshes"]]
+    assert len(document["materials"]) == 1 and {p["material"] for p in primitives} == {0}
+    assert len(document["images"]) == 2  # base colour + normal map, once for all levels
+    faces = [document["accessors"][p["indices"]]["count"] // 3 for p in primitives]
+    assert faces == [level["faces"] for level in result.lods] and faces[0] == result.faces
+    for finer, coarser in zip(faces, faces[1:], strict=False):
+        assert coarser == pytest.approx(finer / 2, rel=0.05)
+    assert not any("LOD" in warning for warning in result.warnings)
+    blender = import_glb(path)  # real Blender reads every level
+    assert blender["objects"] == 4 and blender["faces"] == sum(faces)
+
+
+def test_hidden_inner_shell_is_removed_before_decimation_unless_kept():
+    from tests.support import shell_meshes as shapes
+
+    vertices, faces = shapes.combine(shapes.sphere(1.0, rows=40), shapes.sphere(0.6, rows=40))
+    raw = RawAsset(vertices, faces, vertex_colors=analytic_color(vertices))
+    options = PipelineOptions(target_faces=1000, texture_size=256, measure_quality=False)
+    result = run_pipeline(raw, options)
+    assert result.quality["inner_shells_removed"] == 1
+    assert result.quality["inner_faces_removed"] == len(faces) // 2
+    assert result.quality["pieces"] == 1 and result.faces == pytest.approx(1000, rel=0.02)
+    assert "clean.inner_shells" in result.timings_s
+    kept = run_pipeline(raw, PipelineOptions(**{**options.__dict__, "keep_inner": True}))
+    assert kept.quality["pieces"] == 2 and "inner_faces_removed" not in kept.quality
+
+
+@pytest.mark.parametrize(
+    ("options", "code"),
+    [
+        (PipelineOptions(lods=6), ErrorCode.OUT_OF_RANGE),
+        (PipelineOptions(lods=-1), ErrorCode.OUT_OF_RANGE),
+        (PipelineOptions(lods=2, output_format="obj"), ErrorCode.INVALID_FIELD),
+    ],
+)
+def test_bad_lod_options_are_protocol_errors(colored_blob, options, code):
+    with pytest.raises(ProtocolError) as caught:
+        run_pipeline(colored_blob, options)
+    assert caught.value.code == code and caught.value.field == "lods"
+
+
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("pynanoinstantmeshes") is None,
+    reason="pynanoinstantmeshes missing",
+)
+def test_quads_come_out_as_recoverable_pairs(colored_blob, tmp_path):
+    options = PipelineOptions(target_faces=3000, texture_size=256, quads=True, lods=1)
+    result = run_pipeline(colored_blob, options)
+    path = tmp_path / "quads.glb"
+    path.write_bytes(result.asset)
+    assert validate(path)["issues"]["numErrors"] == 0
+    document = _glb_document(result.asset)
+    pairs = document["meshes"][0]["primitives"][0]["extras"]["quad_pairs"]
+    assert pairs == result.quality["quads"] and 2 * pairs == result.faces
+    assert "extras" not in document["meshes"][1]["primitives"][0]  # LOD1 is triangles
+    assert result.quality["flipped_faces"] == 0
+    import trimesh
+
+    scene = trimesh.load(path, process=False)
+    mesh = scene.geometry[document["meshes"][0]["name"]]
+    # Welded positions: faces 2i and 2i+1 share exactly one edge (the quad's diagonal).
+    _, welded = np.unique(np.round(mesh.vertices, 6), axis=0, return_inverse=True)
+    triangles = welded.reshape(-1)[np.asarray(mesh.faces)].reshape(-1, 2, 3)
+    shared = [len(set(a) & set(b)) for a, b in triangles]
+    assert shared == [2] * pairs
