@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 
 import numpy as np
 import pytest
@@ -169,7 +170,7 @@ def test_lods_share_one_material_in_one_checked_glb(colored_blob, tmp_path):
     assert len(document["images"]) == 2  # base colour + normal map, once for all levels
     faces = [document["accessors"][p["indices"]]["count"] // 3 for p in primitives]
     assert faces == [level["faces"] for level in result.lods] and faces[0] == result.faces
-    for finer, coarser in zip(faces, faces[1:], strict=False):
+    for finer, coarser in itertools.pairwise(faces):
         assert coarser == pytest.approx(finer / 2, rel=0.05)
     assert not any("LOD" in warning for warning in result.warnings)
     blender = import_glb(path)  # real Blender reads every level
