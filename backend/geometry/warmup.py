@@ -5,9 +5,9 @@ so only the first process after an install (or a source change) pays: about 45 s
 machine, 70 s on some GPU boxes. Paid inside a job, that looked like a 71 s decimation of a
 200k-face mesh. ``warm_up`` runs the real pipeline on small inputs that take every kernel
 path (vertex colours, colour and material fields, an incoming texture with kept UVs, painted
-views, the two-thread decimation of large meshes) and the box packer of many-chart meshes, so setup
-(``dreamcad-backend warmup``, run by scripts/setup_env.sh) and ``serve`` start-up pay it
-instead. Once cached it takes ~2 s.
+views, the two-thread decimation of large meshes, inner-shell views, the LOD chain) and the
+box packer of many-chart meshes, so setup (``dreamcad-backend warmup``, run by
+scripts/setup_env.sh) and ``serve`` start-up pay it instead. Once cached it takes ~2 s.
 """
 
 from __future__ import annotations
@@ -70,6 +70,9 @@ def _views() -> PaintedViews:
 def _inputs() -> list[tuple[str, RawAsset, PipelineOptions]]:
     big_v, big_f = _sphere(PARALLEL_SWEEP_FACES + 8_000)
     small_v, small_f = _sphere(6_000)
+    # A second sphere inside the first: two patches, so the inner-shell views are drawn.
+    shelled_v = np.concatenate([small_v, small_v * 0.5])
+    shelled_f = np.concatenate([small_f, small_f + len(small_v)])
     uvs = np.stack([np.arctan2(small_v[:, 2], small_v[:, 0]) / (2 * np.pi) + 0.5,
                     0.5 - 0.5 * small_v[:, 1]], -1).astype(np.float32)  # fmt: skip
     texture = np.zeros((64, 64, 3), np.uint8)
@@ -78,9 +81,9 @@ def _inputs() -> list[tuple[str, RawAsset, PipelineOptions]]:
         ("vertex colours, two-thread decimation",
          RawAsset(big_v, big_f, vertex_colors=_color(big_v)),
          PipelineOptions(target_faces=20_000, texture_size=256)),
-        ("colour and material fields",
-         RawAsset(small_v, small_f, color_field=_color, material_field=_material),
-         PipelineOptions(target_faces=2_000, texture_size=256)),
+        ("colour and material fields, a hidden inner shell, LODs",
+         RawAsset(shelled_v, shelled_f, color_field=_color, material_field=_material),
+         PipelineOptions(target_faces=2_000, texture_size=256, lods=2)),
         ("painted views",
          RawAsset(small_v, small_f, views=_views()),
          PipelineOptions(target_faces=2_000, texture_size=256)),

@@ -184,3 +184,27 @@ def test_generate_refuses_what_a_submit_would(tmp_path: Path, args, field) -> No
     assert result.returncode != 0
     assert field in result.stderr, result.stderr
     assert not (tmp_path / "x.glb").exists()
+
+
+def test_postprocess_game_ready_options(tmp_path: Path) -> None:
+    """--lods writes the levels and their faces; hidden shells go unless --keep-inner."""
+    import trimesh
+
+    from tests.support import shell_meshes as shapes
+
+    vertices, faces = shapes.combine(shapes.sphere(1.0, rows=40), shapes.sphere(0.5, rows=40))
+    source = tmp_path / "nested.ply"
+    trimesh.Trimesh(vertices, faces, process=False).export(source)
+    out = tmp_path / "nested.glb"
+    common = ("postprocess", str(source), "--faces", "1000", "--texture-size", "256")
+    result = cli(*common, "--lods", "2", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"removed {len(faces) // 2} hidden faces (1 shells)" in result.stdout
+    manifest = json.loads(out.with_name("nested.glb.json").read_text())
+    names = [level["name"] for level in manifest["lods"]]
+    assert names == ["nested_LOD0", "nested_LOD1", "nested_LOD2"]
+    assert names[1] in result.stdout and manifest["quality"]["pieces"] == 1
+    kept = cli(*common, "--keep-inner", "-o", str(tmp_path / "kept.glb"))
+    assert kept.returncode == 0 and "hidden" not in kept.stdout
+    refused = cli(*common, "--lods", "9", "-o", str(tmp_path / "x.glb"))
+    assert refused.returncode != 0 and "lods" in refused.stderr

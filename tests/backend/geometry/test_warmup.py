@@ -71,6 +71,12 @@ def test_after_warm_up_no_job_compiles_a_kernel(monkeypatch) -> None:
         (RawAsset(sphere_v.astype(np.float64), sphere_f, views=painted),
          PipelineOptions(target_faces=1_000, texture_size=256))
     )  # fmt: skip
+    inner_v, inner_f = marching_cubes_mesh(lambda p: sphere_field(p, 0.3), 24)
+    jobs.append(
+        (RawAsset(np.concatenate([vertices, inner_v]).astype(np.float64),
+                  np.concatenate([faces, inner_f + len(vertices)]).astype(np.int32)),
+         PipelineOptions(target_faces=2_000, texture_size=256, lods=3))
+    )  # fmt: skip
     for raw, options in jobs:
         result = run_pipeline(raw, options)
         assert result.faces > 0
