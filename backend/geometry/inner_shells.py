@@ -155,18 +155,39 @@ def visible_from_outside(
     """
     if cull is None:
         cull = np.zeros(len(faces), dtype=bool)
+    # Culled faces carry their normal, the rest zero: one sequential read decides a back face
+    # before its three vertices are fetched.
     pos = np.asarray(vertices, dtype=np.float64)
     low, high = pos.min(axis=0), pos.max(axis=0)
     centre = (low + high) / 2
     radius = max(float(np.linalg.norm(high - low)) / 2, 1e-12)
     seen = np.zeros(len(faces), dtype=np.bool_)
     outside = np.zeros(len(pos), dtype=np.bool_)
+    unit = (pos - centre) / radius
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
+    facing = _face_normals(unit, faces, cull)
     _draw_views(
-        (pos - centre) / radius, np.ascontiguousarray(faces, dtype=np.int64),
-        view_directions(directions), pixels, cull, min(numba.get_num_threads(), directions),
+        unit, faces, view_directions(directions), pixels, facing,
+        min(numba.get_num_threads(), directions),
         seen, outside,
     )  # fmt: skip
     return seen, outside
+
+
+@numba.njit(cache=True, nogil=True)
+def _face_normals(pos, faces, cull):
+    """(m, 3) float32: each culled face's (unnormalised) normal, zero for the others."""
+    out = np.zeros((faces.shape[0], 3), np.float32)
+    for f in range(faces.shape[0]):
+        if not cull[f]:
+            continue
+        a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+        e1x, e1y, e1z = pos[b, 0] - pos[a, 0], pos[b, 1] - pos[a, 1], pos[b, 2] - pos[a, 2]
+        e2x, e2y, e2z = pos[c, 0] - pos[a, 0], pos[c, 1] - pos[a, 1], pos[c, 2] - pos[a, 2]
+        out[f, 0] = e1y * e2z - e1z * e2y
+        out[f, 1] = e1z * e2x - e1x * e2z
+        out[f, 2] = e1x * e2y - e1y * e2x
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -205,7 +226,7 @@ def _vertex_patch_range(faces, patch, n):
 
 
 @numba.njit(cache=True, parallel=True)
-def _draw_views(pos, faces, directions, pixels, cull, threads, seen, outside):
+def _draw_views(pos, faces, directions, pixels, facing, threads, seen, outside):
     """One orthographic depth + face-id image per direction. Each thread takes every
     ``threads``-th view and reuses its own buffers (fresh 10 MB buffers per view cost more in
     page faults than the drawing). ``seen`` and ``outside`` are only ever set to True, so the
@@ -220,7 +241,7 @@ def _draw_views(pos, faces, directions, pixels, cull, threads, seen, outside):
             _project(pos, directions[view], pixels, points, depth)
             face_id[:] = -1
             zbuf[:] = np.inf
-            _draw_depth(points, depth, faces, cull, pixels, face_id, zbuf)
+            _draw_depth(points, depth, faces, facing, directions[view], pixels, face_id, zbuf)
             for row in range(pixels):
                 for col in range(pixels):
                     f = face_id[row, col]
@@ -254,11 +275,14 @@ def _project(pos, direction, pixels, points, depth):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _draw_depth(points, depth, faces, cull, size, face_id, zbuf):
+def _draw_depth(points, depth, faces, facing, direction, size, face_id, zbuf):
     """raster.py's depth rasterisation (same pixel centres, same edge slack), specialised for
     this loop: a triangle is rejected from the pixel centres its bounds hold before anything
     else (most are: 800k faces on 512^2 pixels), and culled back faces are skipped."""
+    dx, dy, dz = direction[0], direction[1], direction[2]
     for f in range(faces.shape[0]):
+        if facing[f, 0] * dx + facing[f, 1] * dy + facing[f, 2] * dz < 0.0:
+            continue  # a culled face turned away
         a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
         ax, ay = points[a, 0], points[a, 1]
         bx, by = points[b, 0], points[b, 1]
@@ -270,7 +294,7 @@ def _draw_depth(points, depth, faces, cull, size, face_id, zbuf):
         if row0 > row1:
             continue
         det = (bx - ax) * (cy - ay) - (cx - ax) * (by - ay)
-        if det == 0.0 or (cull[f] and det < 0.0):
+        if det == 0.0:
             continue
         inv = 1.0 / det
         for row in range(row0, row1 + 1):
