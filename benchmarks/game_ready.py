@@ -65,9 +65,9 @@ def make_input(resolution: int) -> tuple[RawAsset, int]:
     return raw, len(parts[1][1])
 
 
-def run(raw: RawAsset, runs: int, keep_inner: bool) -> dict:
+def run(raw: RawAsset, runs: int, keep_inner: bool, texture_size: int = TEXTURE_SIZE) -> dict:
     options = PipelineOptions(
-        target_faces=TARGET_FACES, texture_size=TEXTURE_SIZE, lods=LODS, keep_inner=keep_inner,
+        target_faces=TARGET_FACES, texture_size=texture_size, lods=LODS, keep_inner=keep_inner,
         measure_quality=False, name=raw.name,
     )  # fmt: skip
     started = time.perf_counter()
@@ -99,9 +99,9 @@ def run(raw: RawAsset, runs: int, keep_inner: bool) -> dict:
     }
 
 
-def print_table(input_faces: int, inner_faces: int, rows: list[dict]) -> None:
+def print_table(input_faces: int, inner_faces: int, rows: list[dict], texture_size: int) -> None:
     print(f"\ninput {input_faces} triangles (hidden inner shell: {inner_faces}) -> "
-          f"{TARGET_FACES} faces + {LODS} LODs, {TEXTURE_SIZE} px maps, one GLB")  # fmt: skip
+          f"{TARGET_FACES} faces + {LODS} LODs, {texture_size} px maps, one GLB")  # fmt: skip
     for row in rows:
         label = "keep_inner" if row["keep_inner"] else "default (inner shells removed)"
         print(f"\n{label}: {row['total_s_median']:.2f} s wall (median), "
@@ -121,15 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--resolution", type=int, default=345)  # ~800k triangles in all
     parser.add_argument("--skip-keep-inner", action="store_true")
+    parser.add_argument("--texture-size", type=int, default=TEXTURE_SIZE)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     raw, inner_faces = make_input(args.resolution)
     print(f"input: {len(raw.faces)} triangles ({time.perf_counter() - started:.1f} s to make)")
-    rows = [run(raw, args.runs, keep_inner=False)]
+    rows = [run(raw, args.runs, False, args.texture_size)]
     if not args.skip_keep_inner:
-        rows.append(run(raw, args.runs, keep_inner=True))
-    print_table(len(raw.faces), inner_faces, rows)
+        rows.append(run(raw, args.runs, True, args.texture_size))
+    print_table(len(raw.faces), inner_faces, rows, args.texture_size)
     report = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             "vertices": len(raw.vertices),
             "inner_shell_faces": inner_faces,
         },
-        "target": {"faces": TARGET_FACES, "texture_size": TEXTURE_SIZE, "lods": LODS},
+        "target": {"faces": TARGET_FACES, "texture_size": args.texture_size, "lods": LODS},
         "runs": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
