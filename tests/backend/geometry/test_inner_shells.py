@@ -76,3 +76,19 @@ def test_one_body_is_not_drawn_at_all():
     cleaned = _cleaned(shapes.sphere(1.0))
     found = inner_shells.find_inner_shells(cleaned.vertices, cleaned.faces)
     assert found.patches == 1 and found.views == 0 and found.hidden_faces == 0
+
+
+def test_attributes_follow_the_faces_that_stay():
+    vertices, faces = shapes.combine(shapes.sphere(1.0, rows=16), shapes.sphere(0.5, rows=16))
+    tag = vertices[:, :2].copy()  # any per-vertex value tied to the vertex's position
+    corner_tag = vertices[faces][:, :, 2:]  # a per-corner value, e.g. UVs
+    cleaned = clean.clean_mesh(
+        vertices, faces, {"tag": tag}, {"corner": corner_tag}, floater_fraction=0.0
+    )
+    kept, found = inner_shells.remove_inner_shells(cleaned)
+    assert found.hidden_faces > 0 and len(kept.vertices) < len(cleaned.vertices)
+    np.testing.assert_allclose(kept.attributes["tag"], kept.vertices[:, :2], atol=1e-6)
+    np.testing.assert_allclose(
+        kept.corner_attributes["corner"][..., 0], kept.vertices[kept.faces][..., 2], atol=1e-6
+    )
+    assert np.linalg.norm(kept.vertices, axis=1).min() > 0.99  # the outer sphere only
