@@ -27,7 +27,7 @@ def test_flat_grid_collapses_without_leaving_the_plane():
 def test_prepare_flags_border_vertices_and_sums_plane_quadrics():
     vertices = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0.5, 0.5, 0]], float)
     fan = np.array([[4, 0, 1], [4, 1, 2], [4, 2, 3]])  # open on the fourth side
-    quadrics, border = qem._prepare(vertices, fan, 100.0)
+    quadrics, border = qem.prepare_quadrics(vertices, fan, 100.0)
     assert border.tolist() == [True, True, True, True, True]  # the centre lies on the gap
     # Every face lies in z = 0: the face planes add c^2 = area (1/4 each) at each corner.
     assert np.isclose(quadrics[4, 7], 0.75)
