@@ -50,8 +50,8 @@ class ExportMesh:
     ``lods`` (GLB only) are LOD1.. sharing this mesh's material; with them the GLB holds a
     node ``<name>`` whose children ``<name>_LOD0``.. are the levels (the suffix Unity and
     Unreal group by). ``quad_pairs`` > 0 says the first 2 x quad_pairs faces are quads split
-    in pairs (faces 2i and 2i+1, quad a b c d as a b c + a c d), recorded in the primitive's
-    extras so an importer can join them back.
+    in pairs (faces 2i and 2i+1, sharing the quad's diagonal), recorded in the mesh's extras so
+    an importer can join them back.
     """
 
     vertices: np.ndarray
@@ -131,8 +131,6 @@ def write_glb(mesh: ExportMesh) -> bytes:
     levels = [LODGeometry(mesh.vertices, mesh.faces, mesh.normals, mesh.uvs, mesh.tangents)]
     levels += mesh.lods
     primitives = [_primitive(buffer, level, mesh.normal_map is not None) for level in levels]
-    if mesh.quad_pairs:
-        primitives[0]["extras"] = {"quad_pairs": int(mesh.quad_pairs)}
     pending = [
         image[..., :3]
         for image in (mesh.base_color, mesh.metallic_roughness, mesh.normal_map)
@@ -167,15 +165,18 @@ def write_glb(mesh: ExportMesh) -> bytes:
     else:
         names = [mesh.name]
         nodes = [{"mesh": 0, "name": mesh.name}]
+    meshes = [
+        {"name": name, "primitives": [primitive]}
+        for name, primitive in zip(names, primitives, strict=True)
+    ]
+    if mesh.quad_pairs:  # on the mesh: importers (Blender's) keep mesh extras as properties
+        meshes[0]["extras"] = {"quad_pairs": int(mesh.quad_pairs)}
     document: dict = {
         "asset": {"version": "2.0", "generator": "Dream CAD geometry pipeline"},
         "scene": 0,
         "scenes": [{"nodes": [0]}],
         "nodes": nodes,
-        "meshes": [
-            {"name": name, "primitives": [primitive]}
-            for name, primitive in zip(names, primitives, strict=True)
-        ],
+        "meshes": meshes,
         "materials": [material],
         "accessors": buffer.accessors,
         "bufferViews": buffer.views,

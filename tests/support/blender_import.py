@@ -1,9 +1,10 @@
 """Import a GLB in real Blender (bpy 5.0.1 from .venv/blender) and describe what arrived.
 
 The backend environment has no bpy, so this runs a small script with ``.venv/blender/bin/python``
-as a subprocess and reads back JSON: face count, UV layers, and how the Principled BSDF's Base
-Color and Normal inputs are fed. Skips the calling test (with the reason) if that environment is
-missing.
+as a subprocess and reads back JSON: face count, UV layers, how the Principled BSDF's Base
+Color and Normal inputs are fed, object names, and for a mesh whose extras say its faces are
+quads split in pairs, what joining those pairs back gives. Skips the calling test (with the
+reason) if that environment is missing.
 """
 
 from __future__ import annotations
@@ -53,6 +54,28 @@ for obj in meshes:
             entry["roughness"] = upstream(bsdf.inputs["Roughness"])
             entry["metallic"] = upstream(bsdf.inputs["Metallic"])
         info["materials"].append(entry)
+# Per object: its name, and where the mesh says its first faces are quads split in pairs
+# (extras.quad_pairs), those pairs joined back along their shared edge as an importer would.
+import bmesh
+info["names"] = sorted(o.name for o in meshes)
+for obj in meshes:
+    pairs = obj.data.get("quad_pairs")
+    if not pairs:
+        continue
+    mesh = bmesh.new()
+    mesh.from_mesh(obj.data)
+    mesh.faces.ensure_lookup_table()
+    shared = []
+    for i in range(int(pairs)):
+        first, second = mesh.faces[2 * i], mesh.faces[2 * i + 1]
+        edges = set(first.edges) & set(second.edges)
+        shared += list(edges)[:1] if len(edges) == 1 else []
+    bmesh.ops.dissolve_edges(mesh, edges=shared, use_verts=False)
+    info.setdefault("joined", {})[obj.name] = {
+        "pairs": int(pairs), "shared_edges": len(shared),
+        "quads": sum(len(f.verts) == 4 for f in mesh.faces), "polygons": len(mesh.faces),
+    }
+    mesh.free()
 print("DREAMCAD_JSON" + json.dumps(info))
 """
 

@@ -175,6 +175,7 @@ def test_lods_share_one_material_in_one_checked_glb(colored_blob, tmp_path):
     assert not any("LOD" in warning for warning in result.warnings)
     blender = import_glb(path)  # real Blender reads every level
     assert blender["objects"] == 4 and blender["faces"] == sum(faces)
+    assert blender["names"] == [f"blob_LOD{level}" for level in range(4)]
 
 
 def test_hidden_inner_shell_is_removed_before_decimation_unless_kept():
@@ -217,9 +218,9 @@ def test_quads_come_out_as_recoverable_pairs(colored_blob, tmp_path):
     path.write_bytes(result.asset)
     assert validate(path)["issues"]["numErrors"] == 0
     document = _glb_document(result.asset)
-    pairs = document["meshes"][0]["primitives"][0]["extras"]["quad_pairs"]
+    pairs = document["meshes"][0]["extras"]["quad_pairs"]
     assert pairs == result.quality["quads"] and 2 * pairs == result.faces
-    assert "extras" not in document["meshes"][1]["primitives"][0]  # LOD1 is triangles
+    assert "extras" not in document["meshes"][1]  # LOD1 is triangles
     assert result.quality["flipped_faces"] == 0
     import trimesh
 
@@ -230,3 +231,7 @@ def test_quads_come_out_as_recoverable_pairs(colored_blob, tmp_path):
     triangles = welded.reshape(-1)[np.asarray(mesh.faces)].reshape(-1, 2, 3)
     shared = [len(set(a) & set(b)) for a, b in triangles]
     assert shared == [2] * pairs
+    joined = import_glb(path)["joined"]  # real Blender joins them back into quads
+    assert list(joined.values()) == [
+        {"pairs": pairs, "shared_edges": pairs, "quads": pairs, "polygons": pairs}
+    ]
