@@ -94,9 +94,31 @@ def run(raw: RawAsset, runs: int, keep_inner: bool, texture_size: int = TEXTURE_
         "hidden_faces_removed": result.quality.get("inner_faces_removed", 0),
         "hidden_shells_removed": result.quality.get("inner_shells_removed", 0),
         "clean_report": {"pieces_after": result.quality["pieces"]},
+        "lod0_faces_off_the_outer_surface": _faces_off_outer_surface(result.asset),
         "warnings": result.warnings,
         "asset_mb": len(result.asset) / 1e6,
     }
+
+
+def _faces_off_outer_surface(glb: bytes) -> int:
+    """LOD0 faces outside its largest piece (by bounding box): with ``keep_inner``, the faces
+    the hidden shell takes from the budget."""
+    import io
+
+    import trimesh
+
+    from backend.geometry import adjacency, clean
+
+    scene = trimesh.load(io.BytesIO(glb), file_type="glb", process=False)
+    mesh = next(m for name, m in scene.geometry.items() if name.endswith("LOD0"))
+    kept, faces = clean.weld_vertices(np.asarray(mesh.vertices), np.asarray(mesh.faces), 1e-7)
+    count, label = adjacency.face_components(faces, len(kept))
+    if count == 1:
+        return 0
+    corners = np.asarray(mesh.vertices)[kept][faces].reshape(-1, 3)
+    owner = np.repeat(label, 3)
+    extent = [np.ptp(corners[owner == piece], axis=0).prod() for piece in range(count)]
+    return int(np.count_nonzero(label != int(np.argmax(extent))))
 
 
 def print_table(input_faces: int, inner_faces: int, rows: list[dict], texture_size: int) -> None:
@@ -107,7 +129,8 @@ def print_table(input_faces: int, inner_faces: int, rows: list[dict], texture_si
         print(f"\n{label}: {row['total_s_median']:.2f} s wall (median), "
               f"{row['cpu_s_median']:.2f} s CPU, {row['asset_mb']:.2f} MB, "
               f"hidden faces removed {row['hidden_faces_removed']}, "
-              f"pieces in LOD0 {row['clean_report']['pieces_after']}")  # fmt: skip
+              f"pieces in LOD0 {row['clean_report']['pieces_after']}, LOD0 faces off the outer "
+              f"surface {row['lod0_faces_off_the_outer_surface']}")  # fmt: skip
         print(f"  {'stage':<24}{'median s':>10}")
         for name, seconds in row["stages_s"].items():
             print(f"  {name:<24}{seconds:>10.3f}")
