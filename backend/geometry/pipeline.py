@@ -105,6 +105,12 @@ class PipelineOptions:
                 ErrorCode.INVALID_FIELD, "LODs are written in GLB only", field="lods",
                 hint='use output_format "glb", or lods 0',
             )  # fmt: skip
+        if self.quads and self.keep_uvs:
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD, "quads and keep_uvs do not go together: the remesh "
+                "makes new vertices, which have no incoming UVs", field="quads",
+                hint="drop keep_uvs (the quads are unwrapped anew), or drop quads",
+            )  # fmt: skip
         if self.quads:
             quads.check_available()
         if self.height_m is not None and not self.height_m > 0:

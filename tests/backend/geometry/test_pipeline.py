@@ -199,12 +199,14 @@ def test_hidden_inner_shell_is_removed_before_decimation_unless_kept():
         (PipelineOptions(lods=6), ErrorCode.OUT_OF_RANGE),
         (PipelineOptions(lods=-1), ErrorCode.OUT_OF_RANGE),
         (PipelineOptions(lods=2, output_format="obj"), ErrorCode.INVALID_FIELD),
+        (PipelineOptions(quads=True, keep_uvs=True), ErrorCode.INVALID_FIELD),
     ],
 )
-def test_bad_lod_options_are_protocol_errors(colored_blob, options, code):
+def test_bad_game_ready_options_are_protocol_errors(colored_blob, options, code):
     with pytest.raises(ProtocolError) as caught:
         run_pipeline(colored_blob, options)
-    assert caught.value.code == code and caught.value.field == "lods"
+    assert caught.value.code == code
+    assert caught.value.field == ("quads" if options.quads else "lods")
 
 
 @pytest.mark.skipif(
