@@ -149,7 +149,9 @@ def visible_from_outside(
 
     ``cull`` (m,) bool marks faces that may be skipped when they face away from the view
     (those of closed, outward-wound patches: such a face is never the first surface a ray
-    from outside meets, so skipping it changes no answer and halves the drawing).
+    from outside meets, so skipping it changes no answer and halves the drawing; on a
+    self-intersecting surface it could only let a ray reach further, so more is kept, never
+    less).
     Returns seen (m,) bool: faces some view's pixel shows, and outside (n,) bool: vertices
     that some view projects onto an empty pixel.
     """
@@ -205,6 +207,8 @@ def _union_find(n, a, b):
             y = parent[y]
         if x != y:
             parent[max(x, y)] = min(x, y)
+    # Links only ever point to a lower index, so one pass in increasing order leaves every
+    # element on its root (its parent, lower, already is).
     for i in range(n):
         parent[i] = parent[parent[i]]
     return parent
