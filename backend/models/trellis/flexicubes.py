@@ -108,6 +108,9 @@ def lookup(sorted_ids: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
 
 def _gather(values: torch.Tensor, index: torch.Tensor, default: torch.Tensor) -> torch.Tensor:
     """``values[index]`` with ``default`` (broadcast) where index is -1."""
+    if values.shape[0] == 0:  # nothing given: every entry takes the default
+        shape = (*index.shape, *values.shape[1:])
+        return default.to(device=values.device, dtype=values.dtype).expand(shape).clone()
     picked = values[index.clamp(min=0)]
     missing = (index < 0).reshape(*index.shape, *([1] * (values.dim() - 1)))
     return torch.where(missing, default.to(values.dtype), picked)
