@@ -25,6 +25,10 @@ Steps (upstream's names in brackets):
 6. faces [_triangulate]: per edge shared by four surface cubes, the quad of their vertices
    (cubes in id order), wound towards positive sdf, split along the diagonal with the larger
    product of gammas.
+
+Checked: a throw-away script outside the repository ran upstream's FlexiCubes (its kaolin
+import stubbed) and this module on the same random dense fields (res 3 to 8, up to 70 % of the
+grid at the defaults): vertices, faces and attributes were bit-identical on the CPU, float32.
 """
 
 from __future__ import annotations
@@ -186,7 +190,8 @@ def extract(
     cube_ids : (N,) int64 ascending, unique ids of the cubes with weights (their corner 0)
     cube_weights : (N, 21) float raw weights: beta (12 edges), alpha (8 corners), gamma
     vertex_attributes : (M, C) float or None, interpolated like the dual vertices
-    returns vertices (V, 3), faces (F, 3) int64 wound towards positive sdf, attributes (V, C)
+    returns vertices (V, 3), faces (F, 3) int64 counter-clockwise seen from the positive-sdf
+    side, attributes (V, C) (None without vertex_attributes); all empty when nothing crosses
     """
     t = _tables(vertex_ids.device)
     dtype, device = vertex_positions.dtype, vertex_positions.device

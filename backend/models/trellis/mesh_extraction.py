@@ -15,6 +15,9 @@ Upstream scatters everything into dense 257^3 / 256^3 grids (sdf +1, the rest 0 
 writes); we pass the active vertices and voxels to the sparse FlexiCubes, which applies the same
 defaults, so memory follows the active voxels. Result: vertices in [-0.5, 0.5]^3 in TRELLIS's
 frame (+Z up), faces wound counter-clockwise seen from outside, colours (V, 6) in [0, 1].
+Corner values are summed in the voxels' given order, as upstream does, so that on the CPU the
+result is bit-identical to upstream's (checked outside the repository against upstream's
+``SparseFeatures2Mesh`` on random features at res 8 and 16 and on 1.26 M voxels at res 256).
 
 Frame. :func:`to_backend_frame` is the one place where TRELLIS's frame becomes the backend's (+Y
 up, subject facing +Z): (x, y, z) -> (x, z, -y), the rotation upstream's own GLB export applies
