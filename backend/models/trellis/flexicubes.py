@@ -122,27 +122,25 @@ def _gather(values: torch.Tensor, index: torch.Tensor, default: torch.Tensor) ->
 
 def _surface_cubes(
     resolution: int, vertex_ids: torch.Tensor, vertex_sdf: torch.Tensor, t: _Tables
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Surface cube ids (S,) ascending, their corner vertex indices (S, 8) (-1: default) and
-    inside flags (S, 8)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Surface cube ids (S,) ascending and their corner cases (S,) (bit k: corner k inside)."""
     inside_points = grid_points(vertex_ids[vertex_sdf < 0], resolution)
-    # Every cube with an inside corner: the corner minus each cube-corner offset.
-    owners = (inside_points[:, None, :] - t.corners[None]).reshape(-1, 3)
-    owners = owners[((owners >= 0) & (owners < resolution)).all(dim=1)]
-    cube_ids = torch.unique(grid_ids(owners, resolution))
-    corner_ids = cube_ids[:, None] + grid_ids(t.corners, resolution)[None]
-    corner_index = lookup(vertex_ids, corner_ids)
-    inside = _gather(vertex_sdf, corner_index, torch.ones((), device=vertex_sdf.device)) < 0
-    surface = inside.sum(dim=1) < 8
-    return cube_ids[surface], corner_index[surface], inside[surface]
+    # An inside vertex is corner k of the cube at (vertex - corner k): no other cube can have
+    # an inside corner, since every vertex not given is outside.
+    owners = inside_points[:, None, :] - t.corners[None]  # (n, 8, 3)
+    in_grid = ((owners >= 0) & (owners < resolution)).all(dim=2)
+    corner_bits = (1 << torch.arange(8, device=vertex_ids.device)).expand(in_grid.shape)
+    cube_ids, inverse = torch.unique(grid_ids(owners[in_grid], resolution), return_inverse=True)
+    cases = torch.zeros_like(cube_ids).index_add_(0, inverse, corner_bits[in_grid])
+    surface = cases < 255
+    return cube_ids[surface], cases[surface]
 
 
 def _case_ids(
-    resolution: int, cube_ids: torch.Tensor, inside: torch.Tensor, t: _Tables
+    resolution: int, cube_ids: torch.Tensor, cases: torch.Tensor, t: _Tables
 ) -> torch.Tensor:
     """Case per surface cube after the C16/C19 fix (module docstring, step 3)."""
-    bits = torch.arange(8, device=inside.device)
-    cases = (inside.long() << bits).sum(dim=1)
+    cases = cases.clone()
     check = t.check[cases]
     flagged = check[:, 0] == 1
     candidates = flagged.nonzero().squeeze(1)
@@ -196,7 +194,7 @@ def extract(
     t = _tables(vertex_ids.device)
     dtype, device = vertex_positions.dtype, vertex_positions.device
     channels = 0 if vertex_attributes is None else vertex_attributes.shape[1]
-    surf_ids, corner_index, inside = _surface_cubes(resolution, vertex_ids, vertex_sdf, t)
+    surf_ids, sign_cases = _surface_cubes(resolution, vertex_ids, vertex_sdf, t)
     if surf_ids.numel() == 0:
         attributes = None if vertex_attributes is None else vertex_positions.new_zeros(0, channels)
         return FlexiCubesMesh(
@@ -207,7 +205,8 @@ def extract(
     weight_index = lookup(cube_ids, surf_ids)
     raw = _gather(cube_weights, weight_index, torch.zeros((), device=device))
     beta, alpha, gamma = _normalized_weights(raw, weight_scale)
-    cases = _case_ids(resolution, surf_ids, inside, t)
+    cases = _case_ids(resolution, surf_ids, sign_cases, t)
+    inside = (sign_cases[:, None] >> torch.arange(8, device=device)) & 1 == 1  # (S, 8)
 
     # Step 4: the sign-change (cube, edge) slots, row-major, and their unique edges.
     crossing = inside[:, t.edges[:, 0]] != inside[:, t.edges[:, 1]]  # (S, 12)
@@ -217,15 +216,14 @@ def extract(
     edge_keys, slot_to_edge, edge_counts = torch.unique(
         first * 3 + t.edge_rank[slot_edge], return_inverse=True, return_counts=True
     )
-    # Each unique edge's endpoints as corner indices of one cube that holds it.
-    holder = torch.zeros_like(edge_keys).scatter_(
-        0, slot_to_edge, torch.arange(slot_to_edge.numel(), device=device)
-    )
-    holder_corners = t.edges[slot_edge[holder]]  # (E, 2)
-    ends = corner_index[slot_cube[holder][:, None], holder_corners]  # (E, 2) vertex index or -1
+    # Each unique edge's endpoints from its key: first * 3 + rank (see _AXIS_RANK).
+    base = resolution + 1
+    second_step = torch.tensor([-base, 1, base * base], device=device)
+    first_ids = torch.div(edge_keys, 3, rounding_mode="floor")
+    end_ids = torch.stack([first_ids, first_ids + second_step[edge_keys % 3]], dim=1)  # (E, 2)
+    ends = lookup(vertex_ids, end_ids)  # (E, 2) vertex index, or -1 for a default vertex
     edge_sdf = _gather(vertex_sdf, ends, torch.ones((), device=device))
     # Default vertices rest where upstream's dense grid puts them: v / res - 0.5 + 0 * tanh(0).
-    end_ids = surf_ids[slot_cube[holder]][:, None] + corner_offsets[holder_corners]
     rest = grid_points(end_ids.reshape(-1), resolution).reshape(-1, 2, 3)
     rest = rest.to(dtype) / resolution - 0.5
     edge_x = torch.where((ends < 0)[..., None], rest, vertex_positions[ends.clamp(min=0)])
