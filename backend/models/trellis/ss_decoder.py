@@ -104,9 +104,10 @@ class SparseStructureDecoder(nn.Module):
             nn.Conv3d(channels[-1], config.out_channels, 3, padding=1),
         )
         if config.use_fp16:  # as upstream: the network is built in its stored dtypes
-            self.set_torso_dtype(torch.float16)
+            self.convert_torso(torch.float16)
 
-    def set_torso_dtype(self, dtype: torch.dtype) -> None:
+    def convert_torso(self, dtype: torch.dtype) -> None:
+        """Run (and hold) the residual and upsampling blocks' convs in ``dtype``."""
         cast_torso([self.blocks, self.middle_block], dtype)
         self.dtype = dtype
 
