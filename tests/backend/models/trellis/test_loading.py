@@ -165,3 +165,43 @@ def test_references_resolve_in_the_folder_then_in_shared_folders(tmp_path: Path)
         resolve_stem(reference, own)
     assert caught.value.code == ErrorCode.WEIGHTS_MISSING
     assert "--with decoders" in caught.value.info.hint
+    assert resolve_stem("ckpts/dec", own, [shared]) == shared / "ckpts" / "dec"  # a component
+
+
+SLAT_NETWORKS = {  # the structured-latent networks: JSON args as keywords, built on meta
+    "SLatFlowModel": (testing.TINY_SLAT_FLOW, testing.slat_flow_state),
+    "SLatMeshDecoder": (testing.TINY_MESH_DECODER, testing.mesh_decoder_state),
+    "SLatGaussianDecoder": (testing.TINY_GAUSSIAN_DECODER, testing.gaussian_decoder_state),
+}
+
+
+@pytest.mark.parametrize("name", SLAT_NETWORKS)
+def test_the_sparse_networks_load_strictly_in_their_stored_dtypes(tmp_path: Path, name) -> None:
+    config, state_of = SLAT_NETWORKS[name]
+    written = state_of(config, seed=3)
+    stem = write_network(tmp_path / "ckpts" / "net", NetworkSpec(name, config), written)
+    network, spec = load_network(stem)
+    assert type(network).__name__ == name and spec.config == config
+    loaded = dict(network.state_dict())
+    assert loaded.keys() == written.keys()
+    for key, value in written.items():
+        assert loaded[key].dtype == value.dtype and torch.equal(loaded[key], value), key
+    assert network.dtype == torch.float16
+    assert not any(t.is_meta for t in (*network.parameters(), *network.buffers()))
+    as_float, _ = load_network(stem, dtype=torch.float32)
+    assert {v.dtype for v in as_float.state_dict().values()} == {torch.float32}
+
+
+def test_the_gaussian_offsets_come_from_the_file(tmp_path: Path) -> None:
+    """``offset_perturbation`` is a persistent buffer: loaded (not recomputed), and required."""
+    config = testing.TINY_GAUSSIAN_DECODER
+    state = testing.gaussian_decoder_state(config, seed=3)
+    state["offset_perturbation"] = state["offset_perturbation"] + 0.25
+    stem = write_network(tmp_path / "ckpts" / "gs", NetworkSpec("SLatGaussianDecoder", config),
+                         state)  # fmt: skip
+    network, _ = load_network(stem)
+    assert torch.equal(network.offset_perturbation, state["offset_perturbation"])
+    state.pop("offset_perturbation")
+    write_network(stem, NetworkSpec("SLatGaussianDecoder", config), state)
+    with pytest.raises(ProtocolError, match="1 missing .e.g. offset_perturbation"):
+        load_network(stem)
