@@ -203,5 +203,5 @@ def test_the_gaussian_offsets_come_from_the_file(tmp_path: Path) -> None:
     assert torch.equal(network.offset_perturbation, state["offset_perturbation"])
     state.pop("offset_perturbation")
     write_network(stem, NetworkSpec("SLatGaussianDecoder", config), state)
-    with pytest.raises(ProtocolError, match="1 missing .e.g. offset_perturbation"):
+    with pytest.raises(ProtocolError, match=r"1 missing \(e.g. offset_perturbation"):
         load_network(stem)
