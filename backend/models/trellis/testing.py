@@ -94,7 +94,8 @@ def randomize(module: nn.Module, seed: int) -> nn.Module:
     return module
 
 
-def _pipeline(model_id: str) -> PipelineConfig:
+def pipeline_config(model_id: str) -> PipelineConfig:
+    """The pipeline.json of a model (released stems, samplers and normalisation)."""
     if model_id == IMAGE_MODEL:
         stems = {
             SS_FLOW: "ckpts/ss_flow_img_dit_L_16l8_fp16",
@@ -131,7 +132,7 @@ def write_tiny_weights(folder: Path, model_id: str) -> Path:
     """pipeline.json + the model's own ckpts (as ``download MODEL`` fetches them) -> folder."""
     if model_id != IMAGE_MODEL and model_id not in TEXT_SIZES:
         raise ValueError(f"no tiny TRELLIS model {model_id!r}")
-    config = _pipeline(model_id)
+    config = pipeline_config(model_id)
     write_pipeline(folder, config)
     ss_flow = TINY_SS_FLOW
     if model_id == "trellis-text-xlarge":  # XL's structure flow also norms the cross q/k

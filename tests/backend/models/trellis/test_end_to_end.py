@@ -73,7 +73,7 @@ def test_an_image_job_through_the_backend_gives_a_valid_glb(
             BackendClient(backend.address) as client:  # fmt: skip
         request = SubmitRequest(
             model="trellis-image-large", task="image", images=(ImageInput(photo_png()),),
-            seed=11, target_faces=800, texture_size=256,
+            seed=11, target_faces=5000, texture_size=256,
             parameters=testing.TINY_PARAMETERS["trellis-image-large"],
         )  # fmt: skip
         accepted = client.request(request, timeout_s=30)
@@ -86,7 +86,8 @@ def test_an_image_job_through_the_backend_gives_a_valid_glb(
     assert set(MODEL_STAGES) <= stages
     manifest = fetched.manifest
     assert manifest.model == "trellis-image-large" and manifest.seed == 11
-    assert 0 < manifest.faces <= 800 and manifest.up_axis == "+Y"
+    assert 0 < manifest.faces <= 5000 and manifest.up_axis == "+Y"
+    assert manifest.quality["texture_coverage"] > 0.02
     path = tmp_path / "trellis.glb"
     path.write_bytes(fetched.asset)
     assert error_messages(validate(path)) == []
