@@ -183,18 +183,18 @@ def calibrate_voxels(adapter: TrellisImageAdapter, request: GenerationRequest, v
     return before
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--dtype", default="float16", help="torso dtype of the networks")
     parser.add_argument("--quality", default="standard", choices=("draft", "standard", "high"))
     parser.add_argument("--voxels", type=int, default=20_000, help="occupied 64^3 voxels")
-    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=2, help="timed runs after a warm-up one")
     parser.add_argument("--no-gaussians", action="store_true")
     parser.add_argument("--pipeline", action="store_true", help="also the GLB pipeline")
     parser.add_argument("--output", type=Path)
     parser.add_argument("--tiny", action="store_true", help="the test configs (a CPU smoke run)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     device = torch.device(args.device)
     dtype = "float32" if device.type == "cpu" else args.dtype
     results: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda"
@@ -256,7 +256,8 @@ def main() -> None:
     print(text)
     if args.output:
         args.output.write_text(text + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
