@@ -5,11 +5,14 @@ A network is the pair ``<stem>.json`` (class + arguments, see config.py) and
 tensors into it with ``strict=True`` and ``assign=True``: every parameter and persistent buffer
 must be in the file with its shape, nothing else may be, and each tensor keeps the dtype it is
 stored in (the fp16 torso stays fp16), exactly like upstream's ``load_state_dict`` into a
-``use_fp16`` network. The caller then picks the torso's compute dtype (every network's
-``convert_torso(dtype)``). The dense structure networks take their config dataclass; the sparse
-ones (``slat_flow``, ``slat_decoders``) take the JSON's ``args`` as keywords, like upstream's
-constructors. Networks keep no non-persistent buffers (what a meta build would leave empty): the
-position embeddings are computed per call or stored in the file.
+``use_fp16`` network: upstream's ``convert_to_fp16`` halves only the linear and convolution
+layers of a network's torso (its transformer, residual and upsampling blocks), so input and
+output layers, norms, the timestep embedder, RMS-norm gammas and buffers stay float32. The
+caller then picks the torso's compute dtype (every network's ``convert_torso(dtype)``, the one
+cast of ``transformer.convert_torso``). The dense structure networks take their config
+dataclass; the sparse ones (``slat_flow``, ``slat_decoders``) take the JSON's ``args`` as
+keywords, like upstream's constructors. Networks keep no non-persistent buffers (what a meta
+build would leave empty): the position embeddings are computed per call or stored in the file.
 
 pipeline.json names a network by a path inside the model folder or, for a network of another
 repo, ``<owner>/<repo>/ckpts/<name>``; upstream tries the folder first and then the hub. We try

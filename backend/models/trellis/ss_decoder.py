@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn import functional as nnf
 
 from backend.models.trellis.config import SSDecoderConfig
-from backend.models.trellis.precision import cast_torso
+from backend.models.trellis.transformer import convert_torso
 
 
 class ChannelLayerNorm32(nn.LayerNorm):
@@ -108,7 +108,8 @@ class SparseStructureDecoder(nn.Module):
 
     def convert_torso(self, dtype: torch.dtype) -> None:
         """Run (and hold) the residual and upsampling blocks' convs in ``dtype``."""
-        cast_torso([self.blocks, self.middle_block], dtype)
+        for part in (self.blocks, self.middle_block):
+            convert_torso(part, dtype)
         self.dtype = dtype
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
