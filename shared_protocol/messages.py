@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from shared_protocol.codec import bounded
+from shared_protocol.codec import bounded, bounded_text
 from shared_protocol.errors import ErrorInfo as Error  # the wire form of every error
 
 Task = Literal["text", "image", "multi_image"]
@@ -25,6 +25,9 @@ ParameterKind = Literal["int", "float", "bool", "choice", "str"]
 FINISHED_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 MIN_FACES, MAX_FACES, DEFAULT_FACES = 500, 500_000, 20_000
 TEXTURE_SIZES = (256, 512, 1024, 2048, 4096)
+MAX_SEED = 2**32 - 1  # seeds are 32-bit: every model's generator takes them
+MAX_NAME_CHARS = 200
+MAX_REQUEST_KEY_CHARS = 128
 
 
 @dataclass(frozen=True)
@@ -168,14 +171,14 @@ class SubmitRequest(Message):
     task: Task
     prompt: str = ""
     images: tuple[ImageInput, ...] = ()
-    seed: int | None = bounded(None, 0, 2**32 - 1)
+    seed: int | None = bounded(None, 0, MAX_SEED)
     target_faces: int = bounded(DEFAULT_FACES, MIN_FACES, MAX_FACES)
     texture_size: int = bounded(1024, TEXTURE_SIZES[0], TEXTURE_SIZES[-1])
     pbr: bool = True
     output_format: OutputFormat = "glb"
     parameters: dict[str, Any] = field(default_factory=dict)
     priority: int = bounded(0, -100, 100)
-    name: str = ""
+    name: str = bounded_text("", MAX_NAME_CHARS)
     watch: bool = True
 
 
