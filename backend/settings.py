@@ -41,6 +41,10 @@ class Settings:
     devices: tuple[str, ...] | None = None  # None: one worker per GPU, or one CPU worker
     vram_budget_mb: int | None = None  # None: the device's total memory
     max_queued_jobs: int = 1000
+    # New jobs are refused (disk_full) once the data directory's disk has this little free.
+    min_free_mb: float = 256.0
+    # Public key files of clients that see and change every job (with CURVE keys only).
+    operator_keys: tuple[Path, ...] = ()
     # Compile the geometry kernels in a background thread at start (see geometry/warmup.py).
     warm_up_kernels: bool = True
 

@@ -33,6 +33,7 @@ class ErrorCode(enum.StrEnum):
     INVALID_IMAGE = "invalid_image"
     INVALID_PARAMETER = "invalid_parameter"
     UNKNOWN_JOB = "unknown_job"
+    FORBIDDEN = "forbidden"
     JOB_NOT_FINISHED = "job_not_finished"
     RESULT_EXPIRED = "result_expired"
     QUEUE_FULL = "queue_full"
@@ -68,11 +69,14 @@ DEFAULT_HINTS: dict[ErrorCode, str] = {
     ErrorCode.INVALID_IMAGE: "Send a PNG, JPEG or WebP file that opens in an image viewer.",
     ErrorCode.INVALID_PARAMETER: "Check the model's parameter schema in hello_reply.models.",
     ErrorCode.UNKNOWN_JOB: "List jobs with list_jobs_request; results past retention are deleted.",
+    ErrorCode.FORBIDDEN: "The job belongs to another client: only its owner, or a client "
+    "holding an operator key (serve --operator-key), can see or change it.",
     ErrorCode.JOB_NOT_FINISHED: "Wait for the result_event, or poll status_request.",
     ErrorCode.RESULT_EXPIRED: "The result was removed by retention; submit the job again.",
     ErrorCode.QUEUE_FULL: "Wait for queued jobs to finish or cancel some.",
     ErrorCode.WEIGHTS_MISSING: "Run `dreamcad-backend download MODEL` on the backend machine.",
-    ErrorCode.DISK_FULL: "Free disk space, or point HF_HOME / --data-dir at a larger disk.",
+    ErrorCode.DISK_FULL: "Free disk space on the backend machine (delete old jobs, which "
+    "works even on a full disk), or point HF_HOME / --data-dir at a larger disk.",
     ErrorCode.CUDA_OUT_OF_MEMORY: "Lower the resolution or texture size, close other GPU "
     "programs, or pick a smaller model.",
     ErrorCode.MODEL_FAILED: "See the backend log for the traceback; try another seed or model.",

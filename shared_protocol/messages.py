@@ -52,6 +52,21 @@ class GpuInfo:
 
 
 @dataclass(frozen=True)
+class WorkerHealth:
+    """One worker thread (one per device) as the backend's supervisor sees it.
+
+    ``alive`` is false only between a worker's death and its restart; ``restarts`` counts how
+    often the supervisor has had to start it again, ``last_error`` says why it last died.
+    """
+
+    device: str
+    alive: bool
+    job_id: str | None = None
+    restarts: int = 0
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
 class ParameterSchema:
     """One model parameter, enough for a client to draw a widget and check a value."""
 
@@ -152,6 +167,8 @@ class HelloRequest(Message):
 
 @dataclass(frozen=True)
 class HelloReply(Message):
+    """``instance_id`` is new each time the backend starts: a change means it restarted."""
+
     TYPE: ClassVar[str] = "hello_reply"
     backend_version: str
     protocol_version: int
@@ -160,11 +177,16 @@ class HelloReply(Message):
     max_frame_bytes: int
     max_frames: int
     max_prompt_chars: int
+    instance_id: str = ""
 
 
 @dataclass(frozen=True)
 class SubmitRequest(Message):
-    """Ask for one asset. ``parameters`` are the model's own, checked against its schema."""
+    """Ask for one asset. ``parameters`` are the model's own, checked against its schema.
+
+    ``request_key`` (the client's choice) makes the submit idempotent: a second submit with the
+    same key from the same owner is answered with the job the first one made.
+    """
 
     TYPE: ClassVar[str] = "submit_request"
     model: str
@@ -180,6 +202,7 @@ class SubmitRequest(Message):
     priority: int = bounded(0, -100, 100)
     name: str = bounded_text("", MAX_NAME_CHARS)
     watch: bool = True
+    request_key: str | None = bounded_text(None, MAX_REQUEST_KEY_CHARS)
 
 
 @dataclass(frozen=True)
@@ -271,13 +294,20 @@ class PingRequest(Message):
 
 @dataclass(frozen=True)
 class PingReply(Message):
-    """The pong: backend clock, GPU telemetry and queue depth."""
+    """The pong: backend clock, GPU telemetry, queue depth, worker health, free disk.
+
+    ``instance_id`` is the one hello_reply gave; a different one means the backend restarted.
+    ``disk_free_mb`` is the free space where results are written (None: unknown).
+    """
 
     TYPE: ClassVar[str] = "ping_reply"
     server_time: float
     gpus: tuple[GpuInfo, ...] = ()
     queued_jobs: int = 0
     running_jobs: int = 0
+    instance_id: str = ""
+    workers: tuple[WorkerHealth, ...] = ()
+    disk_free_mb: float | None = None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 import zmq.auth
 
 from backend.cli.options import add_data_dir, add_weights, settings_from, weights_from
+from backend.disk_space import disk_full_error, is_disk_full
 from backend.models.registry import ModelRegistry
 from backend.server import BackendServer, ConfigurationError
 from backend.settings import DEFAULT_ADDRESS, default_data_dir
@@ -42,6 +43,23 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--vram-budget-mb", type=int, help="unload least-recently-used models past this much VRAM"
     )
     serve.add_argument(
+        "--min-free-mb",
+        type=float,
+        default=None,
+        metavar="MB",
+        help="refuse new jobs (disk_full) once the data directory's disk has this little free "
+        "(default 256)",
+    )
+    serve.add_argument(
+        "--operator-key",
+        action="append",
+        dest="operator_keys",
+        type=Path,
+        metavar="FILE",
+        help="public key file (e.g. DIR/admin.key from `keys --client-name admin`) of a client "
+        "that sees and changes every job; repeatable; needs --curve-keys",
+    )
+    serve.add_argument(
         "--no-warmup",
         action="store_true",
         help="skip compiling the geometry kernels at start (the first job compiles them)",
@@ -58,7 +76,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    server = BackendServer(settings, ModelRegistry(weights_paths=weights_from(args)))
+    try:
+        server = BackendServer(settings, ModelRegistry(weights_paths=weights_from(args)))
+    except Exception as error:
+        if not is_disk_full(error):
+            raise
+        print(f"error: {disk_full_error(settings.data_dir, 'the job store').info.describe()}",
+              file=sys.stderr)
+        return 2
     try:
         server.start()
     except ConfigurationError as error:
@@ -67,6 +92,8 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     signal.signal(signal.SIGINT, lambda *_: server.stop())
+    if warning := server.disk_warning():
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     print(f"dreamcad-backend serving on {settings.address} (data: {settings.data_dir})", flush=True)
     try:
         server.serve_forever()

@@ -3,13 +3,19 @@
 States: ``queued -> running -> succeeded | failed | cancelled``, and ``queued -> cancelled``.
 After a crash, ``recover`` puts jobs found ``running`` back in the queue once; a job found running
 a second time (it has already been attempted twice) fails with ``interrupted``, so a job that
-kills the process cannot loop forever. Every change is written to SQLite first and then
-published as an event through ``publish`` (the server forwards it to subscribed clients).
+kills the process cannot loop forever (``retry_after_crash`` applies the same rule to a job
+whose worker thread died). A graceful shutdown ``interrupt``s running jobs and ``requeue``s them
+without counting the attempt. Every change is written to SQLite first and then published as an
+event through ``publish`` (the server forwards it to subscribed clients). A submit is refused
+with ``disk_full`` when free space is at or below ``min_free_mb``, and leaves nothing behind
+when it fails.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import sqlite3
 import threading
 import time
 import uuid
@@ -19,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from backend.cancellation import CancelToken
-from backend.jobs.store import JobRecord, JobStore
+from backend.disk_space import check_free_space, disk_full_error, is_disk_full
+from backend.jobs.store import LOCAL_OWNER, JobRecord, JobStore
 from backend.settings import Retention
 from shared_protocol.errors import ErrorCode, ErrorInfo, ProtocolError
 from shared_protocol.messages import (
@@ -49,13 +56,16 @@ class JobQueue:
         *,
         retention: Retention | None = None,
         max_queued: int = 1000,
+        min_free_mb: float = 0.0,
     ) -> None:
         self.store = store
         self._publish = publish
         self._retention = retention or Retention()
         self._max_queued = max_queued
+        self._min_free_mb = min_free_mb
         self._wakeup = threading.Condition()
         self._tokens: dict[str, CancelToken] = {}
+        self._interrupted: set[str] = set()  # cancelled by a shutdown, not by a client
         self._last_progress_write: dict[str, float] = {}
 
     # --- submitting and claiming ----------------------------------------------------------
@@ -71,33 +81,65 @@ class JobQueue:
         priority: int,
         request: dict[str, Any],
         images: list[tuple[bytes, str, str]],
+        owner: str = LOCAL_OWNER,
+        request_key: str | None = None,
+        submit_msg_id: str | None = None,
     ) -> tuple[JobRecord, int]:
-        """Queue a job; ``images`` are (bytes, file suffix, view). Returns (job, position)."""
+        """Queue a job; ``images`` are (bytes, file suffix, view). Returns (job, position).
+
+        ``owner`` is who may see and change it; ``request_key`` and ``submit_msg_id`` let a
+        repeated submit find it (``find_submitted``). A failure leaves no folder behind.
+        """
         if self.store.count("queued") >= self._max_queued:
             raise ProtocolError(
                 ErrorCode.QUEUE_FULL, f"the queue already holds {self._max_queued} jobs"
             )
+        check_free_space(self.store.jobs_dir, self._min_free_mb)
         job_id = uuid.uuid4().hex[:16]
+        try:
+            return self._insert(
+                job_id,
+                JobRecord(
+                    job_id=job_id,
+                    seq=0,
+                    state="queued",
+                    priority=priority,
+                    model=model,
+                    task=task,
+                    prompt=prompt,
+                    name=name,
+                    seed=seed,
+                    request=dict(request, images=[]),
+                    created_at=time.time(),
+                    owner=owner,
+                    request_key=request_key,
+                    submit_msg_id=submit_msg_id,
+                ),
+                images,
+            )
+        except BaseException as error:
+            shutil.rmtree(self.store.job_dir(job_id), ignore_errors=True)
+            if is_disk_full(error) and not isinstance(error, ProtocolError):
+                raise disk_full_error(self.store.jobs_dir, "the job could not be stored") from None
+            raise
+
+    def find_submitted(
+        self, owner: str, request_key: str | None, submit_msg_id: str | None
+    ) -> JobRecord | None:
+        """The job a repeated submit (same request key, or same msg_id) already made."""
+        if request_key is None and submit_msg_id is None:
+            return None
+        return self.store.find_submitted(owner, request_key, submit_msg_id)
+
+    def _insert(
+        self, job_id: str, record: JobRecord, images: list[tuple[bytes, str, str]]
+    ) -> tuple[JobRecord, int]:
         inputs = self.store.job_dir(job_id) / "inputs"
         inputs.mkdir(parents=True)
-        request = dict(request, images=[])
         for index, (data, suffix, view) in enumerate(images):
             path = inputs / f"{index}{suffix}"
             path.write_bytes(data)
-            request["images"].append({"file": path.name, "view": view})
-        record = JobRecord(
-            job_id=job_id,
-            seq=0,
-            state="queued",
-            priority=priority,
-            model=model,
-            task=task,
-            prompt=prompt,
-            name=name,
-            seed=seed,
-            request=request,
-            created_at=time.time(),
-        )
+            record.request["images"].append({"file": path.name, "view": view})
         self.store.insert(record)
         with self._wakeup:
             self._wakeup.notify_all()
@@ -129,17 +171,31 @@ class JobQueue:
         now = time.monotonic()
         if now - self._last_progress_write.get(job_id, 0.0) >= PROGRESS_WRITE_INTERVAL_S:
             self._last_progress_write[job_id] = now
-            self.store.update(job_id, progress=asdict(progress))
+            try:
+                self.store.update_progress(job_id, asdict(progress))
+            except sqlite3.Error as error:
+                if not is_disk_full(error):
+                    raise
+                # Stored progress is only a display; the job runs on, and its end is recorded.
+                log.warning("job %s: progress not stored, the disk is full", job_id)
         self._publish(job_id, ProgressEvent(job_id=job_id, progress=progress, preview=preview))
 
     # --- finishing ------------------------------------------------------------------------
 
     def succeed(self, job_id: str, manifest: Manifest, asset: bytes, preview: bytes | None) -> None:
+        """Write the result files, then mark the job succeeded; DISK_FULL if they do not fit."""
         job_dir = self.store.job_dir(job_id)
-        job_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(job_dir / f"result.{manifest.format}", asset)
-        if preview:
-            _write_atomic(job_dir / "preview.png", preview)
+        try:
+            job_dir.mkdir(parents=True, exist_ok=True)
+            _write_atomic(job_dir / f"result.{manifest.format}", asset)
+            if preview:
+                _write_atomic(job_dir / "preview.png", preview)
+        except OSError as error:
+            if not is_disk_full(error):
+                raise
+            for leftover in (f"result.{manifest.format}", "preview.png"):
+                (job_dir / leftover).unlink(missing_ok=True)
+            raise disk_full_error(job_dir, "the result could not be written") from None
         done = Progress(stage="done", step=1, total=1, fraction=1.0, eta_s=0.0)
         self.store.update(
             job_id,
@@ -190,6 +246,49 @@ class JobQueue:
             self.cancel(job_id)
         self.store.delete(job_id)
 
+    # --- interruptions ----------------------------------------------------------------------
+
+    def interrupt(self) -> None:
+        """Shutdown: cancel every running job so that its worker puts it back in the queue."""
+        for job_id, token in list(self._tokens.items()):
+            self._interrupted.add(job_id)
+            token.cancel()
+
+    def was_interrupted(self, job_id: str) -> bool:
+        return job_id in self._interrupted
+
+    def requeue(self, job_id: str) -> None:
+        """Put a running job back in the queue without counting its attempt (shutdown)."""
+        self.store.update(
+            job_id,
+            expect_state="running",
+            state="queued",
+            started_at=None,
+            progress=None,
+            attempts=max(0, (self._require(job_id).attempts or 1) - 1),
+        )
+        self._forget(job_id)
+
+    def retry_after_crash(self, job_id: str) -> str:
+        """The worker running ``job_id`` died: queue it again once, else fail it. New state."""
+        self._forget(job_id)
+        record = self.store.get(job_id)
+        if record is None or record.state != "running":
+            return record.state if record else "deleted"
+        if record.attempts >= MAX_ATTEMPTS:
+            error = ProtocolError(
+                ErrorCode.INTERRUPTED,
+                f"the worker running this job died {record.attempts} times; see the backend log",
+            ).info
+            self.fail(job_id, error)
+            return "failed"
+        self.store.update(
+            job_id, expect_state="running", state="queued", started_at=None, progress=None
+        )
+        with self._wakeup:
+            self._wakeup.notify_all()
+        return "queued"
+
     # --- housekeeping ---------------------------------------------------------------------
 
     def recover(self) -> tuple[list[str], list[str]]:
@@ -226,6 +325,27 @@ class JobQueue:
             self.store.delete(job_id)
         return expired
 
+    def republish_end(self, record: JobRecord) -> None:
+        """Publish a finished job's result or failure again, for a client that missed it."""
+        if record.state == "succeeded" and record.manifest is not None:
+            path = self.result_path(record)
+            if not path.is_file():
+                return  # expired: status and fetch say so
+            preview = path.with_name("preview.png")
+            message: Message = ResultEvent(
+                job_id=record.job_id,
+                manifest=manifest_from_dict(record.manifest),
+                asset=path.read_bytes(),
+                preview=preview.read_bytes() if preview.is_file() else None,
+            )
+        elif record.state in ("failed", "cancelled") and record.error is not None:
+            message = JobFailedEvent(
+                job_id=record.job_id, state=record.state, error=ErrorInfo(**record.error)
+            )
+        else:
+            return
+        self._publish(record.job_id, message)
+
     def result_path(self, record: JobRecord) -> Path:
         fmt = (record.manifest or {}).get("format", "glb")
         return self.store.job_dir(record.job_id) / f"result.{fmt}"
@@ -238,7 +358,16 @@ class JobQueue:
 
     def _forget(self, job_id: str) -> None:
         self._tokens.pop(job_id, None)
+        self._interrupted.discard(job_id)
         self._last_progress_write.pop(job_id, None)
+
+
+def manifest_from_dict(data: dict[str, Any]) -> Manifest:
+    """A stored manifest (JSON: lists) as the message record (tuples)."""
+    values = dict(data)
+    for key in ("bbox_min", "bbox_max", "warnings"):
+        values[key] = tuple(values.get(key, ()))
+    return Manifest(**values)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
