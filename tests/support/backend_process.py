@@ -49,7 +49,10 @@ class BackendProcess:
 
     def start(self, wait_s: float = 60.0) -> BackendProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
+        # A restart appends to the same log: only what this start writes counts.
+        log_start = log.tell()
         self.process = subprocess.Popen(
             [
                 backend_python(),
@@ -75,7 +78,7 @@ class BackendProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"backend exited with {self.process.returncode}:\n{self.log()}")
-            if b"serving on" in self.log_path.read_bytes():
+            if b"serving on" in self.log_path.read_bytes()[log_start:]:
                 return self
             time.sleep(0.05)
         raise TimeoutError(f"backend did not start in {wait_s} s:\n{self.log()}")
