@@ -14,7 +14,8 @@ with the job the first one made), and, with ``follow_jobs`` on, re-checks every 
 waiting on with ``status_request {watch: true}``: a job still live is watched again; one that
 ended meanwhile is delivered as the ``result_event`` (fetched) or ``job_failed_event`` it would
 have been, so code waiting for a job's end sees it either way. ``on_restart`` is told too.
-Each job's end is delivered once.
+A job's end is delivered once per request that subscribed to it (a message the backend got twice
+because it was sent again does not end a job twice).
 """
 
 from __future__ import annotations
@@ -98,7 +99,10 @@ class BackendClient:
         )
         self._followed: dict[str, str] = {}  # job id -> msg_id of the request that subscribed
         self._own: dict[str, str] = {}  # msg_id -> job id, of the re-checks we sent ourselves
-        self._ended: collections.OrderedDict[str, None] = collections.OrderedDict()
+        # (job id, subscribing msg_id) of every end delivered, so none is delivered twice.
+        self._ended: collections.OrderedDict[tuple[str, str | None], None] = (
+            collections.OrderedDict()
+        )
 
     # --- sending and receiving --------------------------------------------------------------
 
@@ -234,18 +238,17 @@ class BackendClient:
     def _on_event(self, envelope: Envelope) -> Envelope | None:
         message = envelope.message
         if isinstance(message, (ResultEvent, JobFailedEvent)):
-            if message.job_id in self._ended:
-                return None  # its end was delivered already (by a re-check)
-            self._end(message.job_id)
+            if (message.job_id, envelope.parent_id) in self._ended:
+                return None  # delivered already (a re-check, or a request the backend got twice)
+            self._end(message.job_id, envelope.parent_id)
         return envelope
 
     def _follow(self, job_id: str, parent_id: str) -> None:
-        if job_id not in self._ended:
-            self._followed.setdefault(job_id, parent_id)
+        self._followed.setdefault(job_id, parent_id)
 
-    def _end(self, job_id: str) -> None:
+    def _end(self, job_id: str, parent_id: str | None) -> None:
         self._followed.pop(job_id, None)
-        self._ended[job_id] = None
+        self._ended[(job_id, parent_id)] = None
         while len(self._ended) > _REMEMBERED:
             self._ended.popitem(last=False)
 
@@ -299,7 +302,7 @@ class BackendClient:
             )
         else:
             return None
-        self._end(job_id)
+        self._end(job_id, parent_id)
         return Envelope(ended, envelope.msg_id, parent_id, envelope.sent_at)
 
 

@@ -77,9 +77,7 @@ class WorkerSupervisor:
                 slot.started_at = now
                 slot.dead_since = None
                 slot.restarts += 1
-                slot.restart_delay_s = min(
-                    MAX_RESTART_DELAY_S, max(0.5, slot.restart_delay_s * 2)
-                )
+                slot.restart_delay_s = min(MAX_RESTART_DELAY_S, max(0.5, slot.restart_delay_s * 2))
 
     def health(self) -> tuple[WorkerHealth, ...]:
         return tuple(
