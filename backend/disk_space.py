@@ -22,7 +22,10 @@ from shared_protocol.errors import ErrorCode, ProtocolError
 log = logging.getLogger(__name__)
 
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
-_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL, spelled out: older Pythons lack the constant
+# SQLITE_FULL, and SQLITE_IOERR_SHMSIZE: opening a WAL database needs room for its shared-memory
+# file, so on a full disk even reads fail with "disk I/O error" (spelled out: older Pythons lack
+# the constants).
+_SQLITE_FULL_CODES = frozenset({13, 4874})
 RESERVE_BYTES = 1 << 20  # enough for hundreds of job-state updates and deletes
 
 
@@ -35,7 +38,7 @@ def is_disk_full(error: BaseException | None) -> bool:
         if isinstance(error, OSError) and error.errno in _FULL_ERRNOS:
             return True
         if isinstance(error, sqlite3.Error) and (
-            getattr(error, "sqlite_errorcode", None) == _SQLITE_FULL
+            getattr(error, "sqlite_errorcode", None) in _SQLITE_FULL_CODES
             or "database or disk is full" in str(error)
         ):
             return True
@@ -65,14 +68,25 @@ def disk_full_error(path: Path, what: str) -> ProtocolError:
     )
 
 
-def check_free_space(path: Path, min_free_mb: float) -> None:
-    """Refuse new work (DISK_FULL) when free space on ``path``'s disk is at or below the floor."""
+def check_free_space(path: Path, min_free_mb: float, reserve: DiskReserve | None = None) -> None:
+    """Refuse new work (DISK_FULL) when free space on ``path``'s disk is at or below the floor.
+
+    A ``reserve`` that is not held (the disk was too full to make it) must fit first, so new
+    jobs never eat the room kept for recording the ones already running.
+    """
     free = free_mb(path)
-    if free is not None and free <= min_free_mb:
+    if free is None:
+        return
+    floor = min_free_mb
+    owed = reserve is not None and not reserve.ensure()
+    if owed:
+        floor += reserve.size / 2**20
+    if free <= floor:
+        also = f" plus the {reserve.size // 1024} KiB kept for job records" if owed else ""
         raise ProtocolError(
             ErrorCode.DISK_FULL,
             f"the disk holding {path} has {free:.1f} MB free, at or below the backend's floor "
-            f"of {min_free_mb:g} MB: new jobs are refused until space is freed",
+            f"of {min_free_mb:g} MB{also}: new jobs are refused until space is freed",
         )
 
 

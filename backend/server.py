@@ -119,14 +119,15 @@ class BackendServer:
         )
 
     def disk_warning(self) -> str | None:
-        """A sentence for the operator when the data disk is at or below the free-space floor."""
+        """A sentence for the operator when the data disk is full or at the free-space floor."""
         free = free_mb(self.settings.data_dir)
-        if free is None or free > self.settings.min_free_mb:
+        floor = self.settings.min_free_mb
+        if free is None or (free > floor and self.store.reserve.held):
             return None
         return (
             f"the disk holding {self.settings.data_dir} has {free:.1f} MB free (floor "
-            f"{self.settings.min_free_mb:g} MB): new jobs are refused with disk_full until space "
-            "is freed; status, fetch and delete work"
+            f"{floor:g} MB): new jobs may be refused with disk_full until space is freed; "
+            "status, fetch and delete work"
         )
 
     def serve_forever(self) -> None:

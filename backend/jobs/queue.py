@@ -67,6 +67,7 @@ class JobQueue:
         self._tokens: dict[str, CancelToken] = {}
         self._interrupted: set[str] = set()  # cancelled by a shutdown, not by a client
         self._last_progress_write: dict[str, float] = {}
+        self._progress_unstored: set[str] = set()  # jobs already logged as such
 
     # --- submitting and claiming ----------------------------------------------------------
 
@@ -94,7 +95,7 @@ class JobQueue:
             raise ProtocolError(
                 ErrorCode.QUEUE_FULL, f"the queue already holds {self._max_queued} jobs"
             )
-        check_free_space(self.store.jobs_dir, self._min_free_mb)
+        check_free_space(self.store.jobs_dir, self._min_free_mb, self.store.reserve)
         job_id = uuid.uuid4().hex[:16]
         try:
             return self._insert(
@@ -177,7 +178,9 @@ class JobQueue:
                 if not is_disk_full(error):
                     raise
                 # Stored progress is only a display; the job runs on, and its end is recorded.
-                log.warning("job %s: progress not stored, the disk is full", job_id)
+                if job_id not in self._progress_unstored:
+                    self._progress_unstored.add(job_id)
+                    log.warning("job %s: progress not stored while the disk is full", job_id)
         self._publish(job_id, ProgressEvent(job_id=job_id, progress=progress, preview=preview))
 
     # --- finishing ------------------------------------------------------------------------
@@ -360,6 +363,7 @@ class JobQueue:
         self._tokens.pop(job_id, None)
         self._interrupted.discard(job_id)
         self._last_progress_write.pop(job_id, None)
+        self._progress_unstored.discard(job_id)
 
 
 def manifest_from_dict(data: dict[str, Any]) -> Manifest:

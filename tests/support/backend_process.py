@@ -37,6 +37,7 @@ class BackendProcess:
         port: int | None = None,
         env: dict[str, str] | None = None,
         warm_up: bool = False,
+        log_path: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.warm_up = warm_up
@@ -44,7 +45,8 @@ class BackendProcess:
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.extra_args = extra_args
         self.env = env or {}
-        self.log_path = data_dir / "backend.log"
+        # Beside the data unless told: a test that fills the data's disk keeps its log elsewhere.
+        self.log_path = log_path or data_dir / "backend.log"
         self.process: subprocess.Popen | None = None
 
     def start(self, wait_s: float = 60.0) -> BackendProcess:
