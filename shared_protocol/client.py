@@ -197,6 +197,7 @@ class BackendClient:
                 self._disconnected = True
             elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED and self._disconnected:
                 self._disconnected = False
+                self.instance_id = None  # whatever answers next is the new baseline
                 self._restarted("reconnected")
 
     def _read_one(self) -> Envelope | None:

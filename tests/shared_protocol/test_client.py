@@ -13,14 +13,19 @@ import time
 import pytest
 
 from shared_protocol.client import BackendClient
+from shared_protocol.errors import ErrorInfo
+from shared_protocol.framing import decode, encode
 from shared_protocol.messages import (
     JobFailedEvent,
+    JobInfo,
     PingReply,
     PingRequest,
     ResultEvent,
+    StatusReply,
     SubmitReply,
     SubmitRequest,
 )
+from tests.blender_addon.fake_peer import peer_factory  # noqa: F401 (a fixture)
 from tests.support.backend_process import BackendProcess
 
 pytestmark = pytest.mark.slow
@@ -94,3 +99,42 @@ def test_kill_9_and_fast_restart_every_waiting_client_sees_its_result(tmp_path) 
         for client in clients:
             client.close()
         backend.stop()
+
+
+def test_a_new_instance_id_alone_has_followed_jobs_checked_again(peer_factory) -> None:  # noqa: F811
+    """No reconnect at all (a proxy in between, say): a ping answered by another instance is
+    enough. A tiny ROUTER plays the backend over a real socket: its instance changes after the
+    first ping, and its job has failed meanwhile."""
+    instance = ["first"]
+    seen: list[str] = []
+
+    def backend(frames: list[bytes]) -> list[bytes]:
+        request = decode(frames)
+        seen.append(request.type)
+        if isinstance(request.message, SubmitRequest):
+            reply = SubmitReply(job_id="j1", queue_position=1, seed=5)
+        elif isinstance(request.message, PingRequest):
+            reply = PingReply(server_time=time.time(), instance_id=instance[0])
+            instance[0] = "second"
+        else:
+            error = ErrorInfo(code="interrupted", message="it stopped twice")
+            job = JobInfo("j1", "failed", "procedural", "text", "x", "", 0, 1.0, error=error)
+            reply = StatusReply(job=job)
+        return encode(reply, parent_id=request.msg_id)
+
+    peer = peer_factory(backend)
+    with BackendClient(peer.address) as client:
+        submit_id = client.send(SubmitRequest(model="procedural", task="text", prompt="x"))
+        client.request(PingRequest(), timeout_s=10)
+        client.request(PingRequest(), timeout_s=10)  # "second": the backend restarted
+        ended = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(e.type == "job_failed_event" for e in ended):
+            ended += [e for e in (client.receive(timeout_s=0.2),) if e is not None]
+        time.sleep(0.2)
+        ended += client.drain()
+    failures = [e for e in ended if isinstance(e.message, JobFailedEvent)]
+    assert len(failures) == 1, [e.type for e in ended]
+    assert failures[0].message.error.code == "interrupted"
+    assert failures[0].parent_id == submit_id  # as if the backend had pushed it
+    assert seen.count("status_request") == 1 and client.restarts == 1
