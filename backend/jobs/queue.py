@@ -196,8 +196,9 @@ class JobQueue:
         except OSError as error:
             if not is_disk_full(error):
                 raise
-            for leftover in (f"result.{manifest.format}", "preview.png"):
-                (job_dir / leftover).unlink(missing_ok=True)
+            for name in (f"result.{manifest.format}", "preview.png"):
+                for leftover in (job_dir / name, job_dir / f"{name}.tmp"):
+                    leftover.unlink(missing_ok=True)
             raise disk_full_error(job_dir, "the result could not be written") from None
         done = Progress(stage="done", step=1, total=1, fraction=1.0, eta_s=0.0)
         self.store.update(

@@ -83,6 +83,7 @@ def test_shutdown_is_clean_and_quick_after_cancel_delete_and_a_running_job(tmp_p
         took = time.monotonic() - started
     finally:
         backend.kill()
+    print(f"shutdown after SIGTERM took {took:.2f} s")
     assert backend.process.returncode == 0, backend.log()[-3000:]
     assert took < 2.0, f"shutdown took {took:.1f} s"
 
