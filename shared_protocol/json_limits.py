@@ -43,7 +43,7 @@ def load_header(raw: bytes) -> Any:
     """Parse the header frame; any failure is BAD_JSON (never RecursionError or ValueError)."""
     try:
         return json.loads(bytes(raw).decode("utf-8"), parse_int=_parse_int)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError among them
         raise ProtocolError(ErrorCode.BAD_JSON, f"header is not valid JSON: {error}") from None
     except RecursionError:
         raise ProtocolError(
