@@ -2,14 +2,16 @@
 
 Handlers run on the server thread and never do GPU work: a submit is checked (model, task,
 images, parameters) and queued; the workers do the rest. Each returns the reply message, or
-raises ProtocolError, which the server turns into an ``error_reply``.
+raises ProtocolError, which the server turns into an ``error_reply``. A job is only shown to or
+changed by its owner or an operator (ownership.py); a repeated submit (same ``request_key``, or
+the same ``msg_id`` sent again) is answered with the job the first one made.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from backend import __version__
@@ -17,6 +19,7 @@ from backend.jobs.admission import admit
 from backend.jobs.queue import JobQueue
 from backend.jobs.store import JobRecord
 from backend.models.registry import ModelRegistry
+from backend.ownership import LOCAL_USER, Caller
 from backend.telemetry import gpu_info
 from shared_protocol.codec import from_wire
 from shared_protocol.errors import ErrorCode, ProtocolError
@@ -45,6 +48,7 @@ from shared_protocol.messages import (
     StatusRequest,
     SubmitReply,
     SubmitRequest,
+    WorkerHealth,
 )
 
 T = TypeVar("T")
@@ -52,12 +56,21 @@ T = TypeVar("T")
 
 @dataclass
 class HandlerContext:
-    """What a handler may touch; ``subscribe`` attaches the requesting client to a job's events."""
+    """What a handler may touch; ``subscribe`` attaches the requesting client to a job's events.
+
+    ``caller`` is who sent the request, ``msg_id`` its id; ``instance_id`` names this run of the
+    backend; ``workers`` and ``disk_free_mb`` report health for ping.
+    """
 
     queue: JobQueue
     registry: ModelRegistry
     limits: Limits
     subscribe: Callable[[str], None]
+    caller: Caller = LOCAL_USER
+    msg_id: str = ""
+    instance_id: str = ""
+    workers: Callable[[], tuple[WorkerHealth, ...]] = field(default=lambda: ())
+    disk_free_mb: Callable[[], float | None] = field(default=lambda: None)
 
 
 def model_infos(registry: ModelRegistry) -> tuple[ModelInfo, ...]:
@@ -84,20 +97,40 @@ def hello(ctx: HandlerContext, message: HelloRequest) -> HelloReply:
         max_frame_bytes=ctx.limits.max_frame_bytes,
         max_frames=ctx.limits.max_frames,
         max_prompt_chars=ctx.limits.max_prompt_chars,
+        instance_id=ctx.instance_id,
     )
 
 
 def submit(ctx: HandlerContext, message: SubmitRequest) -> SubmitReply:
+    existing = ctx.queue.find_submitted(ctx.caller.owner, message.request_key, ctx.msg_id)
+    if existing is not None:
+        return _submitted_before(ctx, existing, message.watch)
     admission = admit(ctx.registry, message)
     record, position = ctx.queue.submit(
-        admission.spec, admission.encoded_images, priority=message.priority
+        admission.spec,
+        admission.encoded_images,
+        priority=message.priority,
+        owner=ctx.caller.owner,
+        request_key=message.request_key,
+        submit_msg_id=ctx.msg_id,
     )
     if message.watch:
         ctx.subscribe(record.job_id)
     return SubmitReply(job_id=record.job_id, queue_position=position, seed=admission.spec.seed)
 
 
+def _submitted_before(ctx: HandlerContext, record: JobRecord, watch: bool) -> SubmitReply:
+    """A repeated submit: the first one's job; a watcher of a finished one gets its end again."""
+    if watch:
+        ctx.subscribe(record.job_id)
+        if record.state in FINISHED_STATES:
+            ctx.queue.republish_end(record)
+    position = ctx.queue.store.queue_position(record.job_id) or 0
+    return SubmitReply(job_id=record.job_id, queue_position=position, seed=record.seed)
+
+
 def cancel(ctx: HandlerContext, message: CancelRequest) -> CancelReply:
+    _require(ctx, message.job_id)
     return CancelReply(job_id=message.job_id, state=ctx.queue.cancel(message.job_id))
 
 
@@ -109,7 +142,8 @@ def status(ctx: HandlerContext, message: StatusRequest) -> StatusReply:
 
 
 def list_jobs(ctx: HandlerContext, message: ListJobsRequest) -> ListJobsReply:
-    records = ctx.queue.store.list(message.states, message.limit)
+    owner = None if ctx.caller.operator else ctx.caller.owner
+    records = ctx.queue.store.list(message.states, message.limit, owner=owner)
     return ListJobsReply(jobs=tuple(job_info(ctx.queue, r) for r in records))
 
 
@@ -134,6 +168,7 @@ def fetch(ctx: HandlerContext, message: FetchRequest) -> FetchReply:
 
 
 def delete(ctx: HandlerContext, message: DeleteRequest) -> DeleteReply:
+    _require(ctx, message.job_id)
     ctx.queue.delete(message.job_id)
     return DeleteReply(job_id=message.job_id)
 
@@ -144,7 +179,14 @@ def ping(ctx: HandlerContext, message: PingRequest) -> PingReply:
         gpus=gpu_info(),
         queued_jobs=ctx.queue.store.count("queued"),
         running_jobs=ctx.queue.store.count("running"),
+        instance_id=ctx.instance_id,
+        workers=ctx.workers(),
+        disk_free_mb=_rounded(ctx.disk_free_mb()),
     )
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 HANDLERS: dict[type[Message], Callable[[HandlerContext, Message], Message]] = {
@@ -185,7 +227,8 @@ def _stored(cls: type[T], data: dict | None) -> T | None:
 
 
 def _require(ctx: HandlerContext, job_id: str) -> JobRecord:
+    """The job, if it exists and the caller may see it (UNKNOWN_JOB / FORBIDDEN otherwise)."""
     record = ctx.queue.store.get(job_id)
     if record is None:
         raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"no job {job_id!r}", field="body.job_id")
-    return record
+    return ctx.caller.require_access(record)

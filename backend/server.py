@@ -1,46 +1,55 @@
 """The backend service: a ROUTER socket loop (decode -> dispatch -> reply) plus job events.
 
 The server thread owns the ROUTER socket and does no GPU work. Workers publish job events from
-their threads onto an in-process queue and ring an ``inproc`` bell; the loop forwards each event
-to the clients subscribed to that job (the submitter, and any client that asked ``status`` with
-``watch``). Any bad message gets a coded ``error_reply`` and the loop keeps serving. Binding a
-non-loopback address requires CURVE keys (``dreamcad-backend keys``).
+their threads onto the event bus (event_bus.py); the loop forwards each to the clients
+subscribed to that job (subscriptions.py). Any bad message gets a coded ``error_reply`` and the
+loop keeps serving; a full disk anywhere is ``disk_full``. Each start has a new ``instance_id``
+(in hello and ping replies) so clients can tell a restart from a blip. The loop also keeps the
+workers alive (supervisor.py) and the disk reserve made. Sends never block: a client that stops
+reading loses what would overflow its queue (``SEND_QUEUE_MESSAGES``); a client that has gone
+loses its subscriptions. Binding a non-loopback address requires CURVE keys
+(``dreamcad-backend keys``); with them, each job belongs to the key that submitted it
+(ownership.py).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
-import queue
 import threading
 import time
-from collections import defaultdict
+import uuid
 from pathlib import Path
 
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from backend.disk_space import disk_full_error, free_mb, is_disk_full
+from backend.event_bus import EventBus
 from backend.handlers import HANDLERS, HandlerContext
 from backend.jobs.queue import JobQueue
 from backend.jobs.store import JobStore
-from backend.jobs.worker import Worker
+from backend.jobs.supervisor import WorkerSupervisor
 from backend.models.registry import ModelRegistry
+from backend.ownership import Caller, caller_of, load_operator_keys
 from backend.settings import Settings
+from backend.subscriptions import Subscriptions
 from backend.telemetry import detect_devices
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.framing import DecodeError, decode, encode, split_identity
-from shared_protocol.messages import (
-    ErrorReply,
-    JobFailedEvent,
-    Message,
-    ResultEvent,
-)
+from shared_protocol.messages import ErrorReply, JobFailedEvent, ResultEvent
 
 log = logging.getLogger(__name__)
 
-EVENT_BELL = "inproc://dreamcad-events"
 RETENTION_INTERVAL_S = 3600.0
+RESERVE_INTERVAL_S = 10.0
 LOCAL_PREFIXES = ("tcp://127.", "tcp://localhost:", "tcp://[::1]:", "ipc://", "inproc://")
+# Messages queued for one client before the ROUTER drops more (ZeroMQ's SNDHWM is per peer).
+# Events carry whole assets, so this bounds a non-reading client's memory to about this many.
+SEND_QUEUE_MESSAGES = 100
+WORKER_JOIN_S = 1.0  # at shutdown; a job cancelled by it goes back to the queue
+DROP_LOG_INTERVAL_S = 10.0
 
 
 def is_loopback(address: str) -> bool:
@@ -51,62 +60,45 @@ class ConfigurationError(Exception):
     """The server cannot start as configured; the message says how to fix it."""
 
 
-class EventBus:
-    """Thread-safe publish from workers to the server thread (queue + inproc wake-up)."""
-
-    def __init__(self, context: zmq.Context) -> None:
-        self._context = context
-        self._events: queue.SimpleQueue[tuple[str, Message]] = queue.SimpleQueue()
-        self._local = threading.local()
-        self.bell = context.socket(zmq.PULL)
-        self.bell.bind(EVENT_BELL)
-
-    def publish(self, job_id: str, message: Message) -> None:
-        self._events.put((job_id, message))
-        push = getattr(self._local, "push", None)
-        if push is None:  # zmq sockets are not thread-safe: one PUSH per publishing thread
-            push = self._context.socket(zmq.PUSH)
-            push.setsockopt(zmq.LINGER, 0)
-            push.connect(EVENT_BELL)
-            self._local.push = push
-        push.send(b"", zmq.NOBLOCK)
-
-    def drain(self) -> list[tuple[str, Message]]:
-        while self.bell.poll(0):
-            self.bell.recv()
-        items = []
-        while True:
-            try:
-                items.append(self._events.get_nowait())
-            except queue.Empty:
-                return items
-
-
 class BackendServer:
     def __init__(self, settings: Settings, registry: ModelRegistry | None = None) -> None:
         self.settings = settings
         self.registry = registry or ModelRegistry()
-        self.context = zmq.Context()
+        self.instance_id = uuid.uuid4().hex
         self.store = JobStore(settings.db_path, settings.jobs_dir)
-        self.events = EventBus(self.context)
+        self.events = EventBus()
         self.queue = JobQueue(
             self.store,
             self.events.publish,
             retention=settings.retention,
             max_queued=settings.max_queued_jobs,
+            min_free_mb=settings.min_free_mb,
         )
+        self.context = zmq.Context()
         self.router = self.context.socket(zmq.ROUTER)
-        self.router.setsockopt(zmq.LINGER, 1000)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.router.setsockopt(zmq.SNDHWM, SEND_QUEUE_MESSAGES)
+        # Sends fail at once (instead of dropping silently) for gone or flooded clients.
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         # A hard cap far above the checked limit: bigger messages are dropped by zmq itself,
         # smaller ones over the limit get a coded error.
         limits = settings.limits
         self.router.setsockopt(
             zmq.MAXMSGSIZE, 4 * limits.max_frame_bytes * max(1, limits.max_frames)
         )
-        self._subscribers: dict[str, list[tuple[bytes, str]]] = defaultdict(list)
+        self.subscriptions = Subscriptions()
         self._authenticator: ThreadAuthenticator | None = None
+        self._operator_keys = load_operator_keys(settings.operator_keys)
         self._stop = threading.Event()
-        self.workers: list[Worker] = []
+        self.supervisor = WorkerSupervisor(
+            self.queue,
+            self.registry,
+            settings.devices or detect_devices(),
+            self._stop,
+            settings.vram_budget_mb,
+        )
+        self._dropped = 0
+        self._last_drop_log = 0.0
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -114,60 +106,78 @@ class BackendServer:
         """Bind, recover jobs a crash left running, expire old results, start the workers."""
         self._configure_security()
         self.router.bind(self.settings.address)
-        self.queue.recover()
-        self.queue.expire()
-        devices = self.settings.devices or detect_devices()
-        for device in devices:
-            worker = Worker(
-                self.queue, self.registry, device, self._stop, self.settings.vram_budget_mb
-            )
-            worker.start()
-            self.workers.append(worker)
+        self._housekeeping("recovering jobs", self.queue.recover)
+        self._housekeeping("expiring old results", self.queue.expire)
+        self.supervisor.start()
         if self.settings.warm_up_kernels:
             threading.Thread(target=_warm_up_kernels, name="warm-up", daemon=True).start()
-        log.info("serving on %s with workers on %s", self.settings.address, ", ".join(devices))
+        log.info(
+            "serving on %s (instance %s) with workers on %s",
+            self.settings.address,
+            self.instance_id[:8],
+            ", ".join(h.device for h in self.supervisor.health()),
+        )
+
+    def disk_warning(self) -> str | None:
+        """A sentence for the operator when the data disk is full or at the free-space floor."""
+        free = free_mb(self.settings.data_dir)
+        floor = self.settings.min_free_mb
+        if free is None or (free > floor and self.store.reserve.held):
+            return None
+        return (
+            f"the disk holding {self.settings.data_dir} has {free:.1f} MB free (floor "
+            f"{floor:g} MB): new jobs may be refused with disk_full until space is freed; "
+            "status, fetch and delete work"
+        )
 
     def serve_forever(self) -> None:
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
-        poller.register(self.events.bell, zmq.POLLIN)
+        poller.register(self.events.fileno(), zmq.POLLIN)
         next_expiry = time.monotonic() + RETENTION_INTERVAL_S
+        next_reserve = time.monotonic() + RESERVE_INTERVAL_S
         while not self._stop.is_set():
             ready = dict(poller.poll(200))
             if self.router in ready:
                 for _ in range(100):  # bounded, so events are never starved by a flood
                     try:
-                        frames = self.router.recv_multipart(zmq.NOBLOCK, copy=True)
+                        frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
                     self._handle(frames)
-            if self.events.bell in ready:
-                self._forward_events()
-            if time.monotonic() >= next_expiry:
-                next_expiry = time.monotonic() + RETENTION_INTERVAL_S
-                self.queue.expire()
+            self._forward_events()
+            self.supervisor.check()
+            now = time.monotonic()
+            if now >= next_expiry:
+                next_expiry = now + RETENTION_INTERVAL_S
+                self._housekeeping("expiring old results", self.queue.expire)
+            if now >= next_reserve:
+                next_reserve = now + RESERVE_INTERVAL_S
+                self.store.reserve.ensure()
         self._forward_events()
 
     def stop(self) -> None:
+        """Ask the loop to end (safe from a signal handler: it only sets a flag)."""
         self._stop.set()
-        self.queue.wake_all()
 
     def close(self) -> None:
+        """Stop workers (running jobs go back to the queue), close every socket, end zmq."""
         self.stop()
-        for worker in self.workers:
-            worker.join(timeout=30)
+        self.queue.interrupt()
+        self.queue.wake_all()
+        self.supervisor.join(WORKER_JOIN_S)
         if self._authenticator is not None:
             self._authenticator.stop()
-        self.router.close(linger=500)
-        self.events.bell.close(linger=0)
+        self.router.close(linger=0)
+        self.events.close()
         self.store.close()
         self.context.term()
 
     # --- messages -------------------------------------------------------------------------
 
-    def _handle(self, frames: list[bytes]) -> None:
+    def _handle(self, frames: list[zmq.Frame]) -> None:
         try:
-            identity, payload = split_identity(frames)
+            identity, payload = split_identity([frame.bytes for frame in frames])
         except ProtocolError:
             return  # nothing to reply to
         msg_id: str | None = None
@@ -181,34 +191,72 @@ class BackendServer:
                     f"{envelope.type} is not a request the backend accepts",
                     field="type",
                 )
-            context = HandlerContext(
-                queue=self.queue,
-                registry=self.registry,
-                limits=self.settings.limits,
-                subscribe=lambda job_id: self._subscribers[job_id].append(
-                    (identity, envelope.msg_id)
-                ),
-            )
+            context = self._context_for(frames[-1], identity, envelope.msg_id)
             reply = handler(context, envelope.message)
         except DecodeError as error:
             msg_id = error.msg_id
             reply = ErrorReply(error=error.info)
         except ProtocolError as error:
             reply = ErrorReply(error=error.info)
-        except Exception as error:  # a bug: report it, keep serving
-            log.exception("handler failed")
-            reply = ErrorReply(error=ProtocolError(ErrorCode.INTERNAL_ERROR, f"{error!r}").info)
-        self.router.send_multipart([identity, *encode(reply, parent_id=msg_id)], copy=False)
+        except Exception as error:
+            if is_disk_full(error):
+                log.warning("request failed on a full disk: %s", error)
+                full = disk_full_error(self.settings.data_dir, "the request could not be stored")
+                reply = ErrorReply(error=full.info)
+            else:  # a bug: report it, keep serving
+                log.exception("handler failed")
+                info = ProtocolError(ErrorCode.INTERNAL_ERROR, f"{error!r}").info
+                reply = ErrorReply(error=info)
+        self._send(identity, encode(reply, parent_id=msg_id))
+
+    def _context_for(self, frame: zmq.Frame, identity: bytes, msg_id: str) -> HandlerContext:
+        caller: Caller = caller_of(frame, self._authenticator is not None, self._operator_keys)
+        return HandlerContext(
+            queue=self.queue,
+            registry=self.registry,
+            limits=self.settings.limits,
+            subscribe=lambda job_id: self.subscriptions.add(job_id, identity, msg_id),
+            caller=caller,
+            msg_id=msg_id,
+            instance_id=self.instance_id,
+            workers=self.supervisor.health,
+            disk_free_mb=lambda: free_mb(self.settings.data_dir),
+        )
 
     def _forward_events(self) -> None:
         for job_id, message in self.events.drain():
-            subscribers = self._subscribers.get(job_id, [])
-            for identity, parent_id in subscribers:
-                self.router.send_multipart(
-                    [identity, *encode(message, parent_id=parent_id)], copy=False
-                )
+            for identity, parent_id in self.subscriptions.of(job_id):
+                self._send(identity, encode(message, parent_id=parent_id))
             if isinstance(message, (ResultEvent, JobFailedEvent)):
-                self._subscribers.pop(job_id, None)
+                self.subscriptions.end_job(job_id)
+
+    def _send(self, identity: bytes, frames: list[bytes]) -> None:
+        """Send without ever blocking the loop; a gone client loses its subscriptions."""
+        try:
+            self.router.send_multipart([identity, *frames], zmq.NOBLOCK, copy=False)
+        except zmq.Again:  # the client's queue is full: it is not reading
+            self._dropped += 1
+            now = time.monotonic()
+            if now - self._last_drop_log >= DROP_LOG_INTERVAL_S:
+                self._last_drop_log = now
+                log.warning(
+                    "dropped %d message(s) for clients that are not reading (events are best "
+                    "effort; status and fetch still have the truth)",
+                    self._dropped,
+                )
+        except zmq.ZMQError as error:
+            if error.errno != errno.EHOSTUNREACH:
+                raise
+            self.subscriptions.drop_client(identity)
+
+    def _housekeeping(self, what: str, action) -> None:
+        """Start-up and periodic chores; a full disk postpones them instead of stopping us."""
+        try:
+            action()
+        except Exception as error:
+            if not is_disk_full(error):
+                raise
+            log.warning("%s postponed: the disk is full (%s)", what, error)
 
     # --- security -------------------------------------------------------------------------
 
@@ -220,6 +268,11 @@ class BackendServer:
                     f"refusing to serve {address} without authentication: anyone on the network "
                     "could use this GPU and read results. Run `dreamcad-backend keys` and start "
                     "with --curve-keys DIR, or bind tcp://127.0.0.1:PORT and tunnel over SSH."
+                )
+            if self._operator_keys:
+                raise ConfigurationError(
+                    "--operator-key needs --curve-keys: without keys every local client is the "
+                    "same user and already sees every job"
                 )
             return
         server_secret = Path(curve_dir) / "server.key_secret"

@@ -43,6 +43,10 @@ class Settings:
     # recently used first (registry.ModelCache). None: no budget, models stay loaded.
     vram_budget_mb: int | None = None
     max_queued_jobs: int = 1000
+    # New jobs are refused (disk_full) once the data directory's disk has this little free.
+    min_free_mb: float = 256.0
+    # Public key files of clients that see and change every job (with CURVE keys only).
+    operator_keys: tuple[Path, ...] = ()
     # Compile the geometry kernels in a background thread at start (see geometry/warmup.py).
     warm_up_kernels: bool = True
 

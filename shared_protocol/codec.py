@@ -6,7 +6,7 @@ as base64. ``from_wire`` walks the dataclass's type hints to rebuild it and chec
 the way: the error it raises names the dotted path of the field at fault. Only the types the
 messages use are supported (str, int, float, bool, bytes, None, Literal, unions with None,
 tuple[T, ...], dict[str, Any], Any, nested dataclasses); field metadata ``minimum``/``maximum``
-bound numbers.
+bound numbers and ``max_length`` bounds text.
 """
 
 from __future__ import annotations
@@ -198,6 +198,15 @@ def _dataclass_from_wire(
 
 
 def _check_range(field: dataclasses.Field[Any], value: Any, path: str) -> None:
+    if isinstance(value, str):
+        longest = field.metadata.get("max_length")
+        if longest is not None and len(value) > longest:
+            raise ProtocolError(
+                ErrorCode.OUT_OF_RANGE,
+                f"{path} has {len(value)} characters; the limit is {longest}",
+                field=path,
+            )
+        return
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return
     low = field.metadata.get("minimum")
@@ -213,3 +222,8 @@ def _check_range(field: dataclasses.Field[Any], value: Any, path: str) -> None:
 def bounded(default: Any, minimum: float | None = None, maximum: float | None = None) -> Any:
     """A dataclass field with a default and an inclusive numeric range checked on decode."""
     return dataclasses.field(default=default, metadata={"minimum": minimum, "maximum": maximum})
+
+
+def bounded_text(default: str | None, max_length: int) -> Any:
+    """A dataclass field with a default and a maximum length in characters checked on decode."""
+    return dataclasses.field(default=default, metadata={"max_length": max_length})

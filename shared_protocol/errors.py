@@ -33,6 +33,7 @@ class ErrorCode(enum.StrEnum):
     INVALID_IMAGE = "invalid_image"
     INVALID_PARAMETER = "invalid_parameter"
     UNKNOWN_JOB = "unknown_job"
+    FORBIDDEN = "forbidden"
     JOB_NOT_FINISHED = "job_not_finished"
     JOB_FINISHED = "job_finished"
     RESULT_EXPIRED = "result_expired"
@@ -73,6 +74,8 @@ DEFAULT_HINTS: dict[ErrorCode, str] = {
     "`dreamcad-backend models --json` lists them.",
     ErrorCode.UNKNOWN_JOB: "List jobs with `dreamcad-backend jobs list`; finished jobs past "
     "retention are deleted.",
+    ErrorCode.FORBIDDEN: "The job belongs to another client: only its owner, or a client "
+    "holding an operator key (`dreamcad-backend serve --operator-key`), can see or change it.",
     ErrorCode.JOB_NOT_FINISHED: "Wait until it has finished; `dreamcad-backend status JOB_ID` "
     "shows where it is.",
     ErrorCode.JOB_FINISHED: "Only a queued or running job can be cancelled; "
@@ -82,7 +85,8 @@ DEFAULT_HINTS: dict[ErrorCode, str] = {
     ErrorCode.WEIGHTS_MISSING: "Run `dreamcad-backend download MODEL` on the backend machine.",
     ErrorCode.MODEL_UNAVAILABLE: "Pick another model: this one cannot run on the backend's "
     "hardware (`dreamcad-backend models` says why).",
-    ErrorCode.DISK_FULL: "Free disk space, or point HF_HOME / --data-dir at a larger disk.",
+    ErrorCode.DISK_FULL: "Free disk space on the backend machine (deleting old jobs works even "
+    "on a full disk), or point HF_HOME / --data-dir at a larger disk.",
     ErrorCode.CUDA_OUT_OF_MEMORY: "Lower the resolution or texture size, close other GPU "
     "programs, or pick a smaller model.",
     ErrorCode.MODEL_FAILED: "See the backend log for the traceback; try another seed or model.",

@@ -18,10 +18,11 @@ from typing import Any
 
 from shared_protocol.codec import FRAME_KEY, from_wire, to_wire
 from shared_protocol.errors import ErrorCode, ProtocolError
+from shared_protocol.json_limits import check_tree, is_text, load_header, salvage_msg_id
 from shared_protocol.messages import MESSAGE_TYPES, Message
 
 PROTOCOL_NAME = "dreamcad"
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: instance ids, worker health, request_key, forbidden
 TAG = f"{PROTOCOL_NAME}/{PROTOCOL_VERSION}".encode()
 
 
@@ -33,6 +34,7 @@ class Limits:
     max_frames: int = 16
     max_header_bytes: int = 1024 * 1024
     max_prompt_chars: int = 2000
+    max_json_depth: int = 32  # levels of arrays/objects in a header, the header itself included
 
 
 DEFAULT_LIMITS = Limits()
@@ -101,10 +103,20 @@ def decode(frames: Sequence[bytes], limits: Limits = DEFAULT_LIMITS) -> Envelope
     try:
         _check_tag(frames)
         header = _parse_header(frames[1], limits)
-        msg_id = header["msg_id"] if isinstance(header.get("msg_id"), str) else None
+        msg_id = _msg_id_of(header)
+        check_tree(header, "", limits.max_json_depth)
+        _check_header_fields(header)
         return _decode_header(header, list(frames[2:]), limits)
     except ProtocolError as error:
+        if msg_id is None and error.code is ErrorCode.BAD_JSON and len(frames) > 1:
+            msg_id = salvage_msg_id(frames[1])
         raise DecodeError(error, msg_id, tag_version(frames)) from None
+
+
+def _msg_id_of(header: dict[str, Any]) -> str | None:
+    """The header's msg_id when it can be echoed back as a parent_id."""
+    msg_id = header.get("msg_id")
+    return msg_id if isinstance(msg_id, str) and is_text(msg_id) else None
 
 
 def tag_version(frames: Sequence[bytes]) -> int | None:
@@ -145,12 +157,13 @@ def _parse_header(raw: bytes, limits: Limits) -> dict[str, Any]:
             field="header",
             hint="Send large data as binary frames, not inside the JSON header.",
         )
-    try:
-        header = json.loads(bytes(raw).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ProtocolError(ErrorCode.BAD_JSON, f"header is not valid JSON: {error}") from None
+    header = load_header(raw)
     if not isinstance(header, dict):
         raise ProtocolError(ErrorCode.BAD_JSON, "header must be a JSON object")
+    return header
+
+
+def _check_header_fields(header: dict[str, Any]) -> None:
     for key, kind in (("type", str), ("msg_id", str)):
         if key not in header:
             raise ProtocolError(ErrorCode.MISSING_FIELD, f"header.{key} is required", field=key)
@@ -158,7 +171,6 @@ def _parse_header(raw: bytes, limits: Limits) -> dict[str, Any]:
             raise ProtocolError(
                 ErrorCode.INVALID_FIELD, f"header.{key} must be a string", field=key
             )
-    return header
 
 
 def _decode_header(header: dict[str, Any], binary: list[bytes], limits: Limits) -> Envelope:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from shared_protocol.codec import bounded
+from shared_protocol.codec import bounded, bounded_text
 from shared_protocol.errors import ErrorInfo as Error  # the wire form of every error
 
 Task = Literal["text", "image", "multi_image"]
@@ -27,6 +27,9 @@ MIN_FACES, MAX_FACES, DEFAULT_FACES = 500, 500_000, 20_000
 TEXTURE_SIZES = (256, 512, 1024, 2048, 4096)
 DEFAULT_TEXTURE_SIZE = 1024
 DEFAULT_FORMAT: OutputFormat = "glb"
+MAX_SEED = 2**32 - 1  # seeds are 32-bit: every model's generator takes them
+MAX_NAME_CHARS = 200
+MAX_REQUEST_KEY_CHARS = 128
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,21 @@ class GpuInfo:
     utilization_percent: int | None = None
     temperature_c: int | None = None
     power_w: float | None = None
+
+
+@dataclass(frozen=True)
+class WorkerHealth:
+    """One worker thread (one per device) as the backend's supervisor sees it.
+
+    ``alive`` is false only between a worker's death and its restart; ``restarts`` counts how
+    often the supervisor has had to start it again, ``last_error`` says why it last died.
+    """
+
+    device: str
+    alive: bool
+    job_id: str | None = None
+    restarts: int = 0
+    last_error: str = ""
 
 
 @dataclass(frozen=True)
@@ -151,6 +169,8 @@ class HelloRequest(Message):
 
 @dataclass(frozen=True)
 class HelloReply(Message):
+    """``instance_id`` is new each time the backend starts: a change means it restarted."""
+
     TYPE: ClassVar[str] = "hello_reply"
     backend_version: str
     protocol_version: int
@@ -159,26 +179,32 @@ class HelloReply(Message):
     max_frame_bytes: int
     max_frames: int
     max_prompt_chars: int
+    instance_id: str = ""
 
 
 @dataclass(frozen=True)
 class SubmitRequest(Message):
-    """Ask for one asset. ``parameters`` are the model's own, checked against its schema."""
+    """Ask for one asset. ``parameters`` are the model's own, checked against its schema.
+
+    ``request_key`` (the client's choice) makes the submit idempotent: a second submit with the
+    same key from the same owner is answered with the job the first one made.
+    """
 
     TYPE: ClassVar[str] = "submit_request"
     model: str
     task: Task
     prompt: str = ""
     images: tuple[ImageInput, ...] = ()
-    seed: int | None = bounded(None, 0, 2**32 - 1)
+    seed: int | None = bounded(None, 0, MAX_SEED)
     target_faces: int = bounded(DEFAULT_FACES, MIN_FACES, MAX_FACES)
     texture_size: int = bounded(DEFAULT_TEXTURE_SIZE, TEXTURE_SIZES[0], TEXTURE_SIZES[-1])
     pbr: bool = True
     output_format: OutputFormat = DEFAULT_FORMAT
     parameters: dict[str, Any] = field(default_factory=dict)
     priority: int = bounded(0, -100, 100)
-    name: str = ""
+    name: str = bounded_text("", MAX_NAME_CHARS)
     watch: bool = True
+    request_key: str | None = bounded_text(None, MAX_REQUEST_KEY_CHARS)
 
 
 @dataclass(frozen=True)
@@ -270,13 +296,20 @@ class PingRequest(Message):
 
 @dataclass(frozen=True)
 class PingReply(Message):
-    """The pong: backend clock, GPU telemetry and queue depth."""
+    """The pong: backend clock, GPU telemetry, queue depth, worker health, free disk.
+
+    ``instance_id`` is the one hello_reply gave; a different one means the backend restarted.
+    ``disk_free_mb`` is the free space where results are written (None: unknown).
+    """
 
     TYPE: ClassVar[str] = "ping_reply"
     server_time: float
     gpus: tuple[GpuInfo, ...] = ()
     queued_jobs: int = 0
     running_jobs: int = 0
+    instance_id: str = ""
+    workers: tuple[WorkerHealth, ...] = ()
+    disk_free_mb: float | None = None
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
         values["vram_budget_mb"] = args.vram_budget_mb
     if getattr(args, "no_warmup", False):
         values["warm_up_kernels"] = False
+    if getattr(args, "min_free_mb", None) is not None:
+        values["min_free_mb"] = args.min_free_mb
+    if getattr(args, "operator_keys", None):
+        values["operator_keys"] = tuple(args.operator_keys)
     return Settings(**values)
 
 

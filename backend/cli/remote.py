@@ -90,9 +90,16 @@ def run_ping(args: argparse.Namespace) -> int:
         ", ".join(f"{g.name} ({g.memory_free_mb}/{g.memory_total_mb} MB free)" for g in reply.gpus)
         or "no GPU"
     )
+    workers = ", ".join(
+        f"{w.device} {'ok' if w.alive else 'DOWN'}"
+        + (f" ({w.restarts} restarts, last: {w.last_error})" if w.restarts else "")
+        for w in reply.workers
+    )
+    disk = "" if reply.disk_free_mb is None else f"; {reply.disk_free_mb:.0f} MB disk free"
     print(
         f"pong from {args.address} in {rtt_ms:.2f} ms: {gpus}; "
-        f"{reply.queued_jobs} queued, {reply.running_jobs} running"
+        f"{reply.queued_jobs} queued, {reply.running_jobs} running; "
+        f"workers: {workers or 'none'}{disk}; instance {reply.instance_id[:8]}"
     )
     return 0
 

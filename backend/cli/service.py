@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import shutil
 import signal
 import sys
@@ -11,9 +13,12 @@ from pathlib import Path
 import zmq.auth
 
 from backend.cli.options import add_data_dir, add_weights, settings_from, weights_from
+from backend.disk_space import disk_full_error, is_disk_full
 from backend.models.registry import ModelRegistry
 from backend.server import BackendServer, ConfigurationError
 from backend.settings import DEFAULT_ADDRESS, default_data_dir
+
+log = logging.getLogger(__name__)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -42,6 +47,23 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--vram-budget-mb", type=int, help="unload least-recently-used models past this much VRAM"
     )
     serve.add_argument(
+        "--min-free-mb",
+        type=float,
+        default=None,
+        metavar="MB",
+        help="refuse new jobs (disk_full) once the data directory's disk has this little free "
+        "(default 256)",
+    )
+    serve.add_argument(
+        "--operator-key",
+        action="append",
+        dest="operator_keys",
+        type=Path,
+        metavar="FILE",
+        help="public key file (e.g. DIR/admin.key from `keys --client-name admin`) of a client "
+        "that sees and changes every job; repeatable; needs --curve-keys",
+    )
+    serve.add_argument(
         "--no-warmup",
         action="store_true",
         help="skip compiling the geometry kernels at start (the first job compiles them)",
@@ -58,7 +80,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    server = BackendServer(settings, ModelRegistry(weights_paths=weights_from(args)))
+    try:
+        server = BackendServer(settings, ModelRegistry(weights_paths=weights_from(args)))
+    except Exception as error:
+        if not is_disk_full(error):
+            raise
+        print(f"error: {disk_full_error(settings.data_dir, 'the job store').info.describe()}",
+              file=sys.stderr)
+        return 2
     try:
         server.start()
     except ConfigurationError as error:
@@ -67,12 +96,29 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     signal.signal(signal.SIGINT, lambda *_: server.stop())
+    if warning := server.disk_warning():
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     print(f"dreamcad-backend serving on {settings.address} (data: {settings.data_dir})", flush=True)
     try:
         server.serve_forever()
     finally:
         server.close()
-    return 0
+    log.info("stopped")
+    _exit_now(0)
+    return 0  # not reached
+
+
+def _exit_now(code: int) -> None:
+    """End the process now that the service has closed everything it holds.
+
+    Tearing down the thousands of modules the model plug-ins imported takes seconds; the jobs,
+    the database and the sockets are already closed, so nothing is lost by skipping it, and
+    whoever stopped the backend (the add-on, a test, systemd) sees it gone at once.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def run_keys(args: argparse.Namespace) -> int:

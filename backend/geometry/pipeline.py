@@ -339,9 +339,12 @@ def _near_vertex_hint(
     if reduced.owner is None:
         return None
     owner = reduced.owner if keep_uvs else reduced.owner[source_origin]
-    split_copy = np.empty(len(reduced.vertices), dtype=np.int64)
+    # A reduced vertex no face uses (left by a collapse) has no UV-mapped copy: -1, and then
+    # the bake searches for every vertex rather than trust a partial map.
+    split_copy = np.full(len(reduced.vertices), -1, dtype=np.int64)
     split_copy[mapped.source_vertex] = np.arange(len(mapped.source_vertex))
-    return split_copy[owner]
+    near = split_copy[owner]
+    return None if (near < 0).any() else near
 
 
 def _incoming_charts(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray) -> uv.UVResult:

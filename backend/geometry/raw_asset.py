@@ -90,6 +90,9 @@ class RawAsset:
     views : painted images with their cameras, projected at texel surface points (when given,
         the base colour comes from them alone)
     material_field : points -> (k, 2) (roughness, metallic) in [0, 1]
+    extra_files : other result files the model made, file name -> content (e.g.
+        ``"gaussians.ply"``, a 3D Gaussian Splatting file); the geometry pipeline leaves them as
+        they are, for the job to store beside the asset
     """
 
     vertices: np.ndarray
@@ -104,6 +107,7 @@ class RawAsset:
     metallic: float = 0.0
     name: str = ""
     warnings: list[str] = field(default_factory=list)
+    extra_files: dict[str, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.vertices = np.ascontiguousarray(self.vertices, dtype=np.float32)

@@ -3,14 +3,20 @@
 States: ``queued -> running -> succeeded | failed | cancelled``, and ``queued -> cancelled``.
 After a crash, ``recover`` puts jobs found ``running`` back in the queue once; a job found running
 a second time (it has already been attempted twice) fails with ``interrupted``, so a job that
-kills the process cannot loop forever. Every change is written to SQLite first and then
-published as an event through ``publish`` (the server forwards it to subscribed clients). With
-no backend running, ``cancel_offline`` is the one transition the command line makes by itself.
+kills the process cannot loop forever (``retry_after_crash`` applies the same rule to a job
+whose worker thread died). A graceful shutdown ``interrupt``s running jobs and ``requeue``s them
+without counting the attempt. Every change is written to SQLite first and then published as an
+event through ``publish`` (the server forwards it to subscribed clients). A submit is refused
+with ``disk_full`` when free space is at or below ``min_free_mb``, and leaves nothing behind
+when it fails. With no backend running, ``cancel_offline`` is the one transition the command
+line makes by itself.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import sqlite3
 import threading
 import time
 import uuid
@@ -19,9 +25,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from backend.cancellation import CancelToken
+from backend.disk_space import check_free_space, disk_full_error, is_disk_full
 from backend.jobs.spec import JobSpec
-from backend.jobs.store import JobRecord, JobStore
+from backend.jobs.store import LOCAL_OWNER, JobRecord, JobStore
 from backend.settings import Retention
+from shared_protocol.codec import from_wire
 from shared_protocol.errors import ErrorCode, ErrorInfo, ProtocolError
 from shared_protocol.messages import (
     JobFailedEvent,
@@ -51,45 +59,86 @@ class JobQueue:
         *,
         retention: Retention | None = None,
         max_queued: int = 1000,
+        min_free_mb: float = 0.0,
     ) -> None:
         self.store = store
         self._publish = publish
         self._retention = retention or Retention()
         self._max_queued = max_queued
+        self._min_free_mb = min_free_mb
         self._wakeup = threading.Condition()
         self._tokens: dict[str, CancelToken] = {}
+        self._interrupted: set[str] = set()  # cancelled by a shutdown, not by a client
         self._last_progress_write: dict[str, float] = {}
+        self._progress_unstored: set[str] = set()  # jobs already logged as such
 
     # --- submitting and claiming ----------------------------------------------------------
 
     def submit(
-        self, spec: JobSpec, encoded_images: tuple[bytes, ...], *, priority: int = 0
+        self,
+        spec: JobSpec,
+        encoded_images: tuple[bytes, ...],
+        *,
+        priority: int = 0,
+        owner: str = LOCAL_OWNER,
+        request_key: str | None = None,
+        submit_msg_id: str | None = None,
     ) -> tuple[JobRecord, int]:
         """Queue an admitted job; its images are written as ``spec.images`` names them.
 
-        Returns (job, queue position)."""
+        ``owner`` is who may see and change it; ``request_key`` and ``submit_msg_id`` let a
+        repeated submit find it (``find_submitted``). A failure leaves no folder behind.
+        Returns (job, queue position).
+        """
         if self.store.count("queued") >= self._max_queued:
             raise ProtocolError(
                 ErrorCode.QUEUE_FULL, f"the queue already holds {self._max_queued} jobs"
             )
+        check_free_space(self.store.jobs_dir, self._min_free_mb, self.store.reserve)
         job_id = uuid.uuid4().hex[:16]
+        try:
+            return self._insert(
+                job_id,
+                JobRecord(
+                    job_id=job_id,
+                    seq=0,
+                    state="queued",
+                    priority=priority,
+                    model=spec.model,
+                    task=spec.task,
+                    prompt=spec.prompt,
+                    name=spec.name,
+                    seed=spec.seed,
+                    request=spec.to_json(),
+                    created_at=time.time(),
+                    owner=owner,
+                    request_key=request_key,
+                    submit_msg_id=submit_msg_id,
+                ),
+                spec,
+                encoded_images,
+            )
+        except BaseException as error:
+            shutil.rmtree(self.store.job_dir(job_id), ignore_errors=True)
+            if is_disk_full(error) and not isinstance(error, ProtocolError):
+                raise disk_full_error(self.store.jobs_dir, "the job could not be stored") from None
+            raise
+
+    def find_submitted(
+        self, owner: str, request_key: str | None, submit_msg_id: str | None
+    ) -> JobRecord | None:
+        """The job a repeated submit (same request key, or same msg_id) already made."""
+        if request_key is None and submit_msg_id is None:
+            return None
+        return self.store.find_submitted(owner, request_key, submit_msg_id)
+
+    def _insert(
+        self, job_id: str, record: JobRecord, spec: JobSpec, encoded_images: tuple[bytes, ...]
+    ) -> tuple[JobRecord, int]:
         inputs = self.store.job_dir(job_id) / "inputs"
         inputs.mkdir(parents=True)
         for image, data in zip(spec.images, encoded_images, strict=True):
             (inputs / image.file).write_bytes(data)
-        record = JobRecord(
-            job_id=job_id,
-            seq=0,
-            state="queued",
-            priority=priority,
-            model=spec.model,
-            task=spec.task,
-            prompt=spec.prompt,
-            name=spec.name,
-            seed=spec.seed,
-            request=spec.to_json(),
-            created_at=time.time(),
-        )
         self.store.insert(record)
         with self._wakeup:
             self._wakeup.notify_all()
@@ -132,17 +181,34 @@ class JobQueue:
         now = time.monotonic()
         if now - self._last_progress_write.get(job_id, 0.0) >= PROGRESS_WRITE_INTERVAL_S:
             self._last_progress_write[job_id] = now
-            self.store.update(job_id, progress=asdict(progress))
+            try:
+                self.store.update_progress(job_id, asdict(progress))
+            except sqlite3.Error as error:
+                if not is_disk_full(error):
+                    raise
+                # Stored progress is only a display; the job runs on, and its end is recorded.
+                if job_id not in self._progress_unstored:
+                    self._progress_unstored.add(job_id)
+                    log.warning("job %s: progress not stored while the disk is full", job_id)
         self._publish(job_id, ProgressEvent(job_id=job_id, progress=progress, preview=preview))
 
     # --- finishing ------------------------------------------------------------------------
 
     def succeed(self, job_id: str, manifest: Manifest, asset: bytes, preview: bytes | None) -> None:
+        """Write the result files, then mark the job succeeded; DISK_FULL if they do not fit."""
         job_dir = self.store.job_dir(job_id)
-        job_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(job_dir / f"result.{manifest.format}", asset)
-        if preview:
-            _write_atomic(job_dir / "preview.png", preview)
+        try:
+            job_dir.mkdir(parents=True, exist_ok=True)
+            _write_atomic(job_dir / f"result.{manifest.format}", asset)
+            if preview:
+                _write_atomic(job_dir / "preview.png", preview)
+        except OSError as error:
+            if not is_disk_full(error):
+                raise
+            for name in (f"result.{manifest.format}", "preview.png"):
+                for leftover in (job_dir / name, job_dir / f"{name}.tmp"):
+                    leftover.unlink(missing_ok=True)
+            raise disk_full_error(job_dir, "the result could not be written") from None
         done = Progress(stage="done", step=1, total=1, fraction=1.0, eta_s=0.0)
         self.store.update(
             job_id,
@@ -213,6 +279,49 @@ class JobQueue:
             self.cancel(job_id)
         self.store.delete(job_id)
 
+    # --- interruptions ----------------------------------------------------------------------
+
+    def interrupt(self) -> None:
+        """Shutdown: cancel every running job so that its worker puts it back in the queue."""
+        for job_id, token in list(self._tokens.items()):
+            self._interrupted.add(job_id)
+            token.cancel()
+
+    def was_interrupted(self, job_id: str) -> bool:
+        return job_id in self._interrupted
+
+    def requeue(self, job_id: str) -> None:
+        """Put a running job back in the queue without counting its attempt (shutdown)."""
+        self.store.update(
+            job_id,
+            expect_state="running",
+            state="queued",
+            started_at=None,
+            progress=None,
+            attempts=max(0, (self._require(job_id).attempts or 1) - 1),
+        )
+        self._forget(job_id)
+
+    def retry_after_crash(self, job_id: str) -> str:
+        """The worker running ``job_id`` died: queue it again once, else fail it. New state."""
+        self._forget(job_id)
+        record = self.store.get(job_id)
+        if record is None or record.state != "running":
+            return record.state if record else "deleted"
+        if record.attempts >= MAX_ATTEMPTS:
+            error = ProtocolError(
+                ErrorCode.INTERRUPTED,
+                f"the worker running this job died {record.attempts} times; see the backend log",
+            ).info
+            self.fail(job_id, error)
+            return "failed"
+        self.store.update(
+            job_id, expect_state="running", state="queued", started_at=None, progress=None
+        )
+        with self._wakeup:
+            self._wakeup.notify_all()
+        return "queued"
+
     # --- housekeeping ---------------------------------------------------------------------
 
     def recover(self) -> tuple[list[str], list[str]]:
@@ -249,6 +358,27 @@ class JobQueue:
             self.store.delete(job_id)
         return expired
 
+    def republish_end(self, record: JobRecord) -> None:
+        """Publish a finished job's result or failure again, for a client that missed it."""
+        if record.state == "succeeded" and record.manifest is not None:
+            path = self.result_path(record)
+            if not path.is_file():
+                return  # expired: status and fetch say so
+            preview = path.with_name("preview.png")
+            message: Message = ResultEvent(
+                job_id=record.job_id,
+                manifest=manifest_from_dict(record.manifest),
+                asset=path.read_bytes(),
+                preview=preview.read_bytes() if preview.is_file() else None,
+            )
+        elif record.state in ("failed", "cancelled") and record.error is not None:
+            message = JobFailedEvent(
+                job_id=record.job_id, state=record.state, error=ErrorInfo(**record.error)
+            )
+        else:
+            return
+        self._publish(record.job_id, message)
+
     def result_path(self, record: JobRecord) -> Path:
         fmt = (record.manifest or {}).get("format", "glb")
         return self.store.job_dir(record.job_id) / f"result.{fmt}"
@@ -261,7 +391,14 @@ class JobQueue:
 
     def _forget(self, job_id: str) -> None:
         self._tokens.pop(job_id, None)
+        self._interrupted.discard(job_id)
         self._last_progress_write.pop(job_id, None)
+        self._progress_unstored.discard(job_id)
+
+
+def manifest_from_dict(data: dict) -> Manifest:
+    """A stored manifest (JSON) as the message record, rebuilt and checked by the codec."""
+    return from_wire(Manifest, data, [], "manifest", set())
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

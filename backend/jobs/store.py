@@ -1,10 +1,13 @@
 """The job store: the only module that speaks SQL. One SQLite file in WAL mode.
 
-A row per job holds its state, the submit request (as JSON; images live as files beside the
-results), progress, error and manifest. Files live under ``jobs/<job_id>/``. The store knows
-nothing of states' meaning beyond queries; the queue (queue.py) owns the state machine. One
-connection shared by the server and worker threads behind a lock: writes are tiny, and SQLite
-serialises them anyway.
+A row per job holds its state, its owner (who submitted it), the submit request (as JSON; images
+live as files beside the results), progress, error and manifest, and what makes a submit
+idempotent (the client's ``request_key`` and the submit's ``msg_id``). Files live under
+``jobs/<job_id>/``. The store knows nothing of states' meaning beyond queries; the queue
+(queue.py) owns the state machine. One connection shared by the server and worker threads behind
+a lock: writes are tiny, and SQLite serialises them anyway. A database from an older version
+gains the new columns when opened. State changes and deletes fall back on a disk reserve
+(disk_space.py) when the disk is full; progress writes do not, as they are only a convenience.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+from backend.disk_space import DiskReserve, is_disk_full
+
+SCHEMA_VERSION = 2  # 2: owner, request_key, submit_msg_id
+LOCAL_OWNER = "local"  # the owner of every job submitted without CURVE keys
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -39,10 +45,26 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts      INTEGER NOT NULL DEFAULT 0,
     progress_json TEXT,
     error_json    TEXT,
-    manifest_json TEXT
+    manifest_json TEXT,
+    owner         TEXT NOT NULL DEFAULT 'local',
+    request_key   TEXT,
+    submit_msg_id TEXT
 );
+"""
+# Columns added after version 1, for databases made by an older backend.
+_ADDED_COLUMNS = {
+    "owner": "TEXT NOT NULL DEFAULT 'local'",
+    "request_key": "TEXT",
+    "submit_msg_id": "TEXT",
+}
+_INDEXES = """
 CREATE INDEX IF NOT EXISTS jobs_by_queue ON jobs (state, priority DESC, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_finish ON jobs (finished_at);
+CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_request_key ON jobs (owner, request_key)
+    WHERE request_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_by_submit_msg ON jobs (owner, submit_msg_id)
+    WHERE submit_msg_id IS NOT NULL;
 """
 
 
@@ -67,6 +89,9 @@ class JobRecord:
     progress: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     manifest: dict[str, Any] | None = None
+    owner: str = LOCAL_OWNER
+    request_key: str | None = None
+    submit_msg_id: str | None = None
 
 
 _JSON_COLUMNS = {
@@ -84,19 +109,47 @@ class JobStore:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         jobs_dir.mkdir(parents=True, exist_ok=True)
         self.jobs_dir = jobs_dir
+        self.reserve = DiskReserve(db_path.parent / "disk-reserve")
+        self.reserve.ensure()
         self._lock = threading.Lock()
         self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         with self._lock:
+            try:
+                self._open_schema()
+            except sqlite3.Error as error:  # a new or older database on a full disk
+                if not (is_disk_full(error) and self.reserve.release()):
+                    raise
+                self._open_schema()
+
+    def _open_schema(self) -> None:
+        """WAL mode, the table, added columns, indexes; writes nothing when all is in place."""
+        if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process kill
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process kill
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        present = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for column, declaration in _ADDED_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {declaration}")
+        self._db.executescript(_INDEXES)
+        if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def _write(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        """One writing statement (lock held); on a full disk, release the reserve and retry."""
+        params = tuple(params)
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.Error as error:
+            if not (is_disk_full(error) and self.reserve.release()):
+                raise
+        return self._db.execute(sql, params)
 
     def job_dir(self, job_id: str) -> Path:
         return self.jobs_dir / job_id
@@ -109,7 +162,8 @@ class JobStore:
             record.seq = seq
             self._db.execute(
                 "INSERT INTO jobs (job_id, seq, state, priority, model, task, prompt, name, seed,"
-                " request_json, created_at, attempts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " request_json, created_at, attempts, owner, request_key, submit_msg_id)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     record.job_id,
                     seq,
@@ -123,6 +177,9 @@ class JobStore:
                     json.dumps(record.request),
                     record.created_at,
                     record.attempts,
+                    record.owner,
+                    record.request_key,
+                    record.submit_msg_id,
                 ),
             )
         return record
@@ -145,7 +202,14 @@ class JobStore:
             sql += " AND state = ?"
             params.append(expect_state)
         with self._lock:
-            return self._db.execute(sql, params).rowcount == 1
+            return self._write(sql, params).rowcount == 1
+
+    def update_progress(self, job_id: str, progress: dict[str, Any]) -> None:
+        """Progress of a running job; never touches the disk reserve (it is only a display)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET progress_json = ? WHERE job_id = ?", (json.dumps(progress), job_id)
+            )
 
     def claim_next(self) -> JobRecord | None:
         """Atomically move the best queued job to running and return it."""
@@ -166,14 +230,40 @@ class JobStore:
                 )
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # a full disk has SQLite roll back by itself
+                    self._db.execute("ROLLBACK")
                 raise
         return self.get(row["job_id"])
 
     def delete(self, job_id: str) -> None:
+        """Forget a job and its files; works on a full disk (the files go first if need be)."""
         with self._lock:
-            self._db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+            try:
+                self._write("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+            except sqlite3.Error as error:
+                if not is_disk_full(error):
+                    raise
+                # Even the reserve is used up: the job's own files make the room.
+                shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+                self._db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    def find_submitted(
+        self, owner: str, request_key: str | None, submit_msg_id: str | None
+    ) -> JobRecord | None:
+        """The job ``owner`` already submitted with this request key or submit msg_id."""
+        with self._lock:
+            row = None
+            if request_key is not None:
+                row = self._db.execute(
+                    "SELECT * FROM jobs WHERE owner = ? AND request_key = ?", (owner, request_key)
+                ).fetchone()
+            if row is None and submit_msg_id is not None:
+                row = self._db.execute(
+                    "SELECT * FROM jobs WHERE owner = ? AND submit_msg_id = ?",
+                    (owner, submit_msg_id),
+                ).fetchone()
+        return _record(row) if row else None
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -182,15 +272,24 @@ class JobStore:
             row = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         return _record(row) if row else None
 
-    def list(self, states: Iterable[str] = (), limit: int = 100) -> list[JobRecord]:
-        """Newest first; all states when ``states`` is empty."""
+    def list(
+        self, states: Iterable[str] = (), limit: int = 100, owner: str | None = None
+    ) -> list[JobRecord]:
+        """Newest first; all states when ``states`` is empty, all owners when ``owner`` is None."""
         states = tuple(states)
-        sql = "SELECT * FROM jobs"
+        conditions, params = [], []
         if states:
-            sql += f" WHERE state IN ({','.join('?' * len(states))})"
+            conditions.append(f"state IN ({','.join('?' * len(states))})")
+            params.extend(states)
+        if owner is not None:
+            conditions.append("owner = ?")
+            params.append(owner)
+        sql = "SELECT * FROM jobs"
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
         sql += " ORDER BY seq DESC LIMIT ?"
         with self._lock:
-            rows = self._db.execute(sql, (*states, limit)).fetchall()
+            rows = self._db.execute(sql, (*params, limit)).fetchall()
         return [_record(row) for row in rows]
 
     def ids_in_state(self, state: str) -> list[str]:

@@ -7,8 +7,12 @@ Blender timer tick never waits. What replies and events say about jobs is folded
 Liveness is a ping every ``heartbeat_s``: a DEALER socket never notices a dead peer by itself,
 so any request unanswered for ``reply_timeout_s`` means the backend is gone (killed, crashed,
 unreachable) and the session turns LOST with a clear error instead of hanging. ``connect``
-again after that: live jobs are re-watched and finished ones fetched. ``poll(wait_s)`` may
-block, which only background (batch) mode asks for.
+again after that: live jobs are re-watched and finished ones fetched. A backend that comes back
+before that (killed and restarted, or a network blip) is noticed by the client (a reconnected
+socket, or a new ``instance_id`` in a ping reply): unanswered requests were sent again by it,
+and the session says hello again, which re-watches live jobs and fetches results that finished
+while the backend was away. ``poll(wait_s)`` may block, which only background (batch) mode asks
+for.
 """
 
 from __future__ import annotations
@@ -94,13 +98,18 @@ class Session:
         self._client: BackendClient | None = None
         self._pending: dict[str, _Pending] = {}
         self._last_ping = 0.0
+        self._restart_noticed = False  # set by the client; acted on in the next poll
 
     # --- connection -----------------------------------------------------------------------
 
     def connect(self) -> None:
         """(Re)open the socket and send hello; the reply arrives through ``poll``."""
         self.close()
-        self._client = BackendClient(self.address, curve=self.curve)
+        # The tracker re-watches jobs itself (after hello), so the client need not follow them.
+        self._client = BackendClient(
+            self.address, curve=self.curve, follow_jobs=False, on_restart=self._noticed_restart
+        )
+        self._restart_noticed = False
         self.state = ConnectionState.CONNECTING
         self.error = None
         hello = HelloRequest(client_name="dreamcad-blender", client_version=self.client_version)
@@ -188,8 +197,27 @@ class Session:
             notes.extend(self._dispatch(envelope))
             if self.state is ConnectionState.INCOMPATIBLE:
                 return notes
+        if self._restart_noticed and self._client is not None:
+            self._resynchronise()
         notes.extend(self._check_liveness())
         return notes
+
+    def _noticed_restart(self, reason: str) -> None:
+        """Called by the client (inside ``poll``) when the backend may have restarted."""
+        self._restart_noticed = True
+
+    def _resynchronise(self) -> None:
+        """After a reconnect or a new backend instance: hello again, which re-watches jobs."""
+        self._restart_noticed = False
+        now = self._clock()
+        for pending in self._pending.values():
+            pending.sent_at = now  # the client sent each of them again just now
+        self.tracker.connection_lost()  # progress is stale until the jobs report again
+        if not any(p.action == "hello" for p in self._pending.values()):
+            hello = HelloRequest(
+                client_name="dreamcad-blender", client_version=self.client_version
+            )
+            self._send(hello, _Pending("hello", now))
 
     def _check_liveness(self) -> list[Notification]:
         now = self._clock()
@@ -273,7 +301,7 @@ class Session:
         self.hello = message
         self.state = ConnectionState.CONNECTED
         self._last_ping = self._clock()
-        for job_id in self.tracker.to_watch():  # jobs from before a lost connection
+        for job_id in self.tracker.to_watch():  # jobs from before a lost connection or restart
             self.watch(job_id)
         self.list_jobs()
         return [Connected(message)]

@@ -105,7 +105,7 @@ def first_progress(client: BackendClient, job_id: str, stage: str = "field") -> 
 def test_hello_lists_models_and_limits(client) -> None:
     reply = client.request(HelloRequest(client_name="test"))
     assert isinstance(reply, HelloReply)
-    assert reply.protocol_version == 1
+    assert reply.protocol_version == 2
     procedural = next(m for m in reply.models if m.id == "procedural")
     assert procedural.tasks == ("text",) and procedural.weights_present
     assert {p.name for p in procedural.parameters} == {"resolution", "steps"}
@@ -321,3 +321,36 @@ def test_error_reply_points_at_the_request(client) -> None:
         client.request(SubmitRequest(model="nope", task="text", prompt="x"))
     assert caught.value.code is ErrorCode.UNKNOWN_MODEL
     assert "procedural" in str(caught.value)  # lists what is installed
+
+
+def raw_submit_frames(body_json: str, msg_id: str) -> list[bytes]:
+    """A submit whose body is raw JSON text: values the codec can never produce itself."""
+    header = f'{{"type":"submit_request","msg_id":"{msg_id}","parent_id":null,"body":{body_json}}}'
+    return [TAG, header.encode()]
+
+
+ODD_VALUES = {
+    "lone_surrogate": ('"prompt":"a \\ud800 torus"', "invalid_field", "body.prompt"),
+    "5000_digit_seed": ('"prompt":"x","seed":' + "7" * 5000, "out_of_range", "body.seed"),
+    "deep_json": ('"prompt":"x","parameters":{"p":' + "[" * 100_000 + "]" * 100_000 + "}",
+                  "bad_json", None),
+    "long_name": ('"prompt":"x","name":"' + "n" * 5000 + '"', "out_of_range", "body.name"),
+}
+
+
+@pytest.mark.parametrize("case", list(ODD_VALUES))
+def test_odd_values_get_a_code_keep_the_parent_id_and_leave_no_job(backend, case) -> None:
+    fields, code, field = ODD_VALUES[case]
+    body = '{"model":"procedural","task":"text",' + fields + "}"
+    context = zmq.Context.instance()
+    with context.socket(zmq.DEALER) as socket:
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.connect(backend.address)
+        socket.send_multipart(raw_submit_frames(body, msg_id=f"odd-{case}"))
+        assert socket.poll(10_000), "no reply: the server must answer every message"
+        envelope = decode(socket.recv_multipart())
+    error = envelope.message.error
+    assert (error.code, error.field) == (code, field), error
+    assert envelope.parent_id == f"odd-{case}"
+    assert error.hint and "bug" not in error.hint
+    assert list((backend.data_dir / "jobs").iterdir()) == []  # nothing half-made on disk

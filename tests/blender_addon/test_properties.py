@@ -59,7 +59,8 @@ def test_parameters_follow_the_schema_and_keep_user_values(fresh, settings) -> N
     ("change", "code", "field"),
     [
         (lambda s: setattr(s, "prompt", ""), ErrorCode.MISSING_FIELD, "prompt"),
-        (lambda s: setattr(s.parameters["steps"], "int_value", 99), ErrorCode.INVALID_PARAMETER,
+        # the backend's own check (shared_protocol.parameters): the same code and words
+        (lambda s: setattr(s.parameters["steps"], "int_value", 99), ErrorCode.OUT_OF_RANGE,
          "parameters.steps"),
         (lambda s: setattr(s, "task", "multi_image"), ErrorCode.UNSUPPORTED_TASK, "task"),
         (lambda s: setattr(s, "task", "image"), ErrorCode.MISSING_FIELD, "image"),

@@ -32,6 +32,7 @@ from shared_protocol.messages import (
     StatusRequest,
     SubmitReply,
     SubmitRequest,
+    WorkerHealth,
 )
 
 GPU = GpuInfo(
@@ -91,12 +92,13 @@ SAMPLES: list[Message] = [
     HelloRequest(client_name="blender", client_version="5.0.1"),
     HelloReply(
         backend_version="0.1.0",
-        protocol_version=1,
+        protocol_version=2,
         gpus=(GPU,),
         models=(MODEL,),
         max_frame_bytes=1 << 26,
         max_frames=16,
         max_prompt_chars=2000,
+        instance_id="0f3c9a",
     ),
     SubmitRequest(
         model="inflate",
@@ -111,6 +113,7 @@ SAMPLES: list[Message] = [
         parameters={"steps": 8, "scale": 1.5, "flag": True},
         priority=5,
         name="Cat",
+        request_key="batch-7/cat",
     ),
     SubmitReply(job_id="abc", queue_position=2, seed=7),
     CancelRequest(job_id="abc"),
@@ -124,7 +127,15 @@ SAMPLES: list[Message] = [
     DeleteRequest(job_id="abc"),
     DeleteReply(job_id="abc"),
     PingRequest(),
-    PingReply(server_time=123.5, gpus=(GPU,), queued_jobs=1, running_jobs=1),
+    PingReply(
+        server_time=123.5,
+        gpus=(GPU,),
+        queued_jobs=1,
+        running_jobs=1,
+        instance_id="0f3c9a",
+        workers=(WorkerHealth("cuda:0", True, "abc", restarts=1, last_error="SystemExit"),),
+        disk_free_mb=5120.5,
+    ),
     ErrorReply(error=ERROR),
     ProgressEvent(job_id="abc", progress=PROGRESS, preview=b"small png"),
     ResultEvent(job_id="abc", manifest=MANIFEST, asset=b"glTF", preview=None),

@@ -31,7 +31,8 @@ def code_of(frames, limits: Limits | None = None) -> tuple[str, str | None]:
     [
         ([TAG], "malformed_frames", None),
         ([b"http/1.1", b"{}"], "malformed_frames", "tag"),
-        ([b"dreamcad/2", b"{}"], "protocol_version_mismatch", "tag"),
+        ([b"dreamcad/1", b"{}"], "protocol_version_mismatch", "tag"),
+        ([b"dreamcad/3", b"{}"], "protocol_version_mismatch", "tag"),
         ([TAG, b"{not json"], "bad_json", None),
         ([TAG, b"\xff\xfe"], "bad_json", None),
         ([TAG, b"[1, 2]"], "bad_json", None),
@@ -142,3 +143,86 @@ def test_random_bodies_decode_or_fail_with_a_code(message_type, body) -> None:
         decode([TAG, json.dumps(header).encode()])
     except DecodeError as error:
         assert error.code in ErrorCode and error.msg_id == "m"
+
+
+def raw_submit(body_json: str, msg_id: str = "m1") -> list[bytes]:
+    """A submit whose body is given as raw JSON text (values Python's json cannot write)."""
+    header = f'{{"type":"submit_request","msg_id":"{msg_id}","parent_id":null,"body":{body_json}}}'
+    return [TAG, header.encode()]
+
+
+def decode_error(frames, limits: Limits | None = None) -> DecodeError:
+    with pytest.raises(DecodeError) as caught:
+        decode(frames, limits or Limits())
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "field"),
+    [
+        # A lone surrogate is valid JSON but no valid text: SQLite, files and UTF-8 refuse it.
+        ('{"model":"procedural","task":"text","prompt":"a \\ud800 torus"}', "invalid_field",
+         "body.prompt"),
+        ('{"model":"procedural","task":"text","prompt":"x","parameters":{"\\udc00":1}}',
+         "invalid_field", "body.parameters"),
+        ('{"model":"procedural","task":"text","prompt":"x","parameters":{"p":["\\ud83d"]}}',
+         "invalid_field", "body.parameters.p[0]"),
+        # More digits than Python converts by default (4300): must be a range error, not a crash.
+        ('{"model":"procedural","task":"text","prompt":"x","seed":' + "9" * 5000 + "}",
+         "out_of_range", "body.seed"),
+        ('{"model":"procedural","task":"text","prompt":"x","seed":-' + "9" * 25 + "}",
+         "out_of_range", "body.seed"),
+        ('{"model":"procedural","task":"text","prompt":"x","parameters":{"n":' + "1" * 30 + "}}",
+         "out_of_range", "body.parameters.n"),
+        ('{"model":"procedural","task":"text","prompt":"x","seed":' + str(2**32) + "}",
+         "out_of_range", "body.seed"),
+        ('{"model":"procedural","task":"text","prompt":"x","name":"' + "n" * 201 + '"}',
+         "out_of_range", "body.name"),
+    ],
+)
+def test_malformed_values_get_their_code_and_keep_the_msg_id(body, code, field) -> None:
+    error = decode_error(raw_submit(body))
+    assert (error.code.value, error.field, error.msg_id) == (code, field, "m1")
+
+
+def test_a_seed_at_the_documented_bounds_decodes() -> None:
+    for seed in (0, 2**32 - 1):
+        frames = raw_submit(f'{{"model":"m","task":"text","prompt":"x","seed":{seed}}}')
+        assert decode(frames).message.seed == seed
+
+
+def test_a_name_of_200_characters_decodes() -> None:
+    frames = raw_submit('{"model":"m","task":"text","prompt":"x","name":"' + "n" * 200 + '"}')
+    assert len(decode(frames).message.name) == 200
+
+
+@pytest.mark.parametrize("depth", [40, 5000, 200_000])
+def test_deeply_nested_json_is_bad_json_and_keeps_the_msg_id(depth) -> None:
+    nested = "[" * depth + "]" * depth
+    error = decode_error(raw_submit(f'{{"model":"m","task":"text","parameters":{{"p":{nested}}}}}'))
+    assert error.code is ErrorCode.BAD_JSON and error.msg_id == "m1"
+    assert "nest" in str(error)
+
+
+def test_nesting_within_the_limit_decodes() -> None:
+    nested = "[" * 20 + "]" * 20
+    frames = raw_submit(f'{{"model":"m","task":"text","parameters":{{"p":{nested}}}}}')
+    assert decode(frames, Limits(max_json_depth=32)).message.parameters["p"]
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_numbers_are_refused_in_float_fields(literal) -> None:
+    header = (
+        '{"type":"progress_event","msg_id":"m2","body":{"job_id":"j","progress":'
+        f'{{"stage":"s","fraction":0.5,"eta_s":{literal}}}}}}}'
+    )
+    error = decode_error([TAG, header.encode()])
+    assert (error.code, error.field, error.msg_id) == (
+        ErrorCode.INVALID_FIELD, "body.progress.eta_s", "m2"
+    )
+
+
+def test_a_lone_surrogate_in_the_msg_id_is_not_echoed() -> None:
+    header = '{"type":"ping_request","msg_id":"\\ud800","body":{}}'
+    error = decode_error([TAG, header.encode()])
+    assert error.code is ErrorCode.INVALID_FIELD and error.msg_id is None

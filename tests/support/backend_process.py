@@ -37,6 +37,7 @@ class BackendProcess:
         port: int | None = None,
         env: dict[str, str] | None = None,
         warm_up: bool = False,
+        log_path: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.warm_up = warm_up
@@ -44,12 +45,16 @@ class BackendProcess:
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.extra_args = extra_args
         self.env = env or {}
-        self.log_path = data_dir / "backend.log"
+        # Beside the data unless told: a test that fills the data's disk keeps its log elsewhere.
+        self.log_path = log_path or data_dir / "backend.log"
         self.process: subprocess.Popen | None = None
 
     def start(self, wait_s: float = 60.0) -> BackendProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
+        # A restart appends to the same log: only what this start writes counts.
+        log_start = log.tell()
         self.process = subprocess.Popen(
             [
                 backend_python(),
@@ -75,7 +80,7 @@ class BackendProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"backend exited with {self.process.returncode}:\n{self.log()}")
-            if b"serving on" in self.log_path.read_bytes():
+            if b"serving on" in self.log_path.read_bytes()[log_start:]:
                 return self
             time.sleep(0.05)
         raise TimeoutError(f"backend did not start in {wait_s} s:\n{self.log()}")

@@ -8,10 +8,13 @@ CLIP (text), samples a dense 16^3 structure latent (sparse-structure flow), deco
 (``backend.models.sparse``), so it runs on the CPU as well as on CUDA.
 
 Modules: config (the official JSON files as dataclasses, tiny configs), loading (strict
-loading and writing of the official layout), precision (the fp16 torso rule), dinov2 and
-conditioners (image framing + DINOv2, CLIP text), ss_flow (dense DiT), ss_decoder (dense conv
-decoder, occupied voxels), sampler (Euler flow sampler with guidance interval, multi-image
-modes), pipeline (one run's numbered steps), adapter (the model cards), testing (tiny random
-models for tests). The structured-latent networks (slat_flow, slat_decoders, transformer) and
-the mesh extraction (flexicubes, mesh_extraction) are separate modules.
+loading and writing of the official layout, the fp16 torso rule), dinov2 and conditioners
+(image framing + DINOv2, CLIP text), transformer (the blocks both flows and the decoders share,
+over dense or sparse tokens), ss_flow (dense DiT), ss_decoder (dense conv decoder, occupied
+voxels), sampler (Euler flow sampler with guidance interval, multi-image modes), slat_flow
+(sparse U-shaped DiT), slat_decoders (swin trunk + mesh, Gaussian and radiance-field heads),
+flexicubes_tables / flexicubes / mesh_extraction (sparse FlexiCubes, upstream's
+SparseFeatures2Mesh), colour_field (the decoded colour for the bake), gaussian_ply (3DGS .ply),
+pipeline (one run's numbered steps), adapter (the model cards), testing (tiny random models for
+tests).
 """

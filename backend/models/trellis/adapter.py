@@ -8,6 +8,13 @@ structure and mesh decoders' files of the image repo). Each model's weights list
 its run reads. Quality presets set the two stages' steps and guidance (draft: the official demo's
 12 steps, guidance 7.5 / 3; standard: pipeline.json's; high: 50 steps); a non-zero
 ``*_steps`` / ``*_guidance`` overrides them. Heavy imports happen in the hooks only.
+
+Output: the FlexiCubes mesh in the backend's frame with the decoder's vertex colours, and the
+decoded colour as a field the geometry pipeline's bake evaluates at every texel (see
+colour_field.py). With ``gaussians`` on (off by default: an extra 171 MB decoder from the image
+repo, the optional ``gaussians`` component, and a ~40 MB file per full-size run), the structured
+latent is also decoded to 3D Gaussians, handed over as a 3DGS ``.ply`` in
+``RawAsset.extra_files["gaussians.ply"]``.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ IMAGE_REPO = "microsoft/TRELLIS-image-large"
 IMAGE_REVISION = "25e0d31ffbebe4b5a97464dd851910efc3002d96"
 SS_DECODER_STEM = "ckpts/ss_dec_conv3d_16l8_fp16"
 MESH_DECODER_STEM = "ckpts/slat_dec_mesh_swin8_B_64l8m256c_fp16"
+GAUSSIAN_DECODER_STEM = "ckpts/slat_dec_gs_swin8_B_64l8gs32_fp16"
+GAUSSIAN_PLY = "gaussians.ply"  # the name of the splat file among the RawAsset's extra files
 QUALITIES = ("draft", "standard", "high")
 DRAFT = ((12, 7.5), (12, 3.0))  # the official Gradio demo's (steps, guidance) per stage
 HIGH_STEPS = 50  # the demo's slider maximum
@@ -64,6 +73,9 @@ DINOV2 = WeightsSource(
         WeightFile("model.safetensors", size=1_217_000_000),
     ),
 )
+GAUSSIAN_FILES = _network_files(GAUSSIAN_DECODER_STEM, (1_000, 171_400_000))
+# Optional for every model: the image repo's Gaussian decoder (only the gaussians option reads it).
+GAUSSIANS = WeightsSource(IMAGE_REPO, IMAGE_REVISION, GAUSSIAN_FILES)
 CLIP = WeightsSource(
     repo_id="openai/clip-vit-large-patch14",
     revision="32bd64288804d66eefd0ccbe215aa642df71cc41",
@@ -102,6 +114,9 @@ def _sampling_parameters() -> tuple[ParameterSchema, ...]:
                         "Upper end of the guidance interval (t runs from 1 down to 0)", 0.0, 1.0),
         ParameterSchema("rescale_t", "float", 3.0, "Time rescale",
                         "Spends more steps near t = 1: t' = r t / (1 + (r - 1) t)", 0.25, 10.0),
+        ParameterSchema("gaussians", "bool", False, "Gaussian splats",
+                        "Also decode 3D Gaussians and return them as a .ply (needs the "
+                        "'gaussians' download)"),
     )  # fmt: skip
 
 
@@ -155,6 +170,23 @@ class _TrellisAdapter(ModelAdapter):
                 "cfg_interval_start must not exceed cfg_interval_end",
                 field="parameters.cfg_interval_start",
             )
+        if params["gaussians"] and self._gaussian_folder() is None:
+            raise ProtocolError(
+                ErrorCode.WEIGHTS_MISSING,
+                f"{self.id}: gaussians need the Gaussian decoder ({GAUSSIAN_DECODER_STEM}.*)",
+                field="parameters.gaussians",
+                hint=f"Run `dreamcad-backend download {self.id} --with gaussians`.",
+            )
+
+    def _gaussian_folder(self) -> Path | None:
+        """Where the Gaussian decoder's files are: the model's folder (a full copy of the image
+        repo), the ``gaussians`` component, or the shared ``decoders`` folder; None: nowhere."""
+        candidates = (self.weights_dir, *(self.component_dirs.get(n) for n in ("gaussians",
+                                                                             "decoders")))
+        for folder in candidates:
+            if folder is not None and all((folder / f.path).is_file() for f in GAUSSIAN_FILES):
+                return folder
+        return None
 
     def _component(self, name: str) -> Any:
         folder = self.component_dirs.get(name)
@@ -171,6 +203,8 @@ class _TrellisAdapter(ModelAdapter):
         from backend.models.trellis.pipeline import TrellisPipeline
 
         shared = [self._component("decoders")] if "decoders" in self.components else []
+        if "gaussians" in self.component_dirs:  # optional: only the gaussians option needs it
+            shared.append(self.component_dirs["gaussians"])
         self.pipeline = TrellisPipeline.from_folder(
             self.weights_dir,
             conditioner_folder=self._component(self.condition_component),
@@ -194,41 +228,60 @@ class _TrellisAdapter(ModelAdapter):
             cancel.raise_if_cancelled()
             progress(stage, step, total)
 
+        multi_image = params["multi_image_mode"] if request.task == "multi_image" else "stochastic"
         run = TrellisRequest(
             images=tuple(image.pixels for image in request.images),
             prompt=request.prompt,
             seed=request.seed,
             structure=structure,
             latent=latent,
-            multi_image=params["multi_image_mode"]
-            if request.task == "multi_image"
-            else "stochastic",
+            multi_image=multi_image,
+            gaussians=params["gaussians"],
         )
         output = self.pipeline.run(run, report)
-        if output.stopped_after != "mesh":
-            raise ProtocolError(
-                ErrorCode.MODEL_FAILED,
-                f"{self.id}: this build stops after the {output.stopped_after} stage "
-                f"({len(output.coords)} occupied voxels); the structured-latent stages are not "
-                "installed yet",
-                hint="Update Dream CAD to a release with the TRELLIS sparse stages.",
-            )
-        return mesh_to_raw_asset(output.mesh)
+        raw = mesh_to_raw_asset(output.meshes[0], output.colours[0], name=self.id)
+        raw.warnings += run_warnings(run)
+        if output.gaussians:
+            from backend.models.trellis.config import GAUSSIAN_DECODER
+            from backend.models.trellis.gaussian_ply import gaussians_ply
+
+            decoder = self.pipeline.networks[GAUSSIAN_DECODER]
+            raw.extra_files[GAUSSIAN_PLY] = gaussians_ply(output.gaussians[0], decoder.rep_config)
+        return raw
 
 
-def mesh_to_raw_asset(mesh: Any) -> RawAsset:
-    """FlexiCubes' result (z-up, [-0.5, 0.5]^3, vertex_attrs = sigmoid RGB + normal map) -> a
-    RawAsset in the backend's +Y-up frame, as upstream's GLB export rotates it."""
-    import numpy as np
+def run_warnings(run: Any) -> list[str]:
+    """What the user should know about a run's settings (a TrellisRequest)."""
+    warnings = []
+    views = len(run.images)
+    if views > 1 and run.multi_image == "stochastic":
+        for stage, settings in (("structure", run.structure), ("latent", run.latent)):
+            if settings.steps < views:
+                warnings.append(
+                    f"{views} views but {settings.steps} {stage} steps: in stochastic mode "
+                    f"each step sees one view, so {views - settings.steps} views never "
+                    "condition that stage (raise the steps or use multidiffusion)"
+                )
+    return warnings
 
-    vertices = mesh.vertices.detach().float().cpu().numpy()
-    faces = mesh.faces.detach().cpu().numpy()
-    colours = None
-    if getattr(mesh, "vertex_attrs", None) is not None:
-        colours = np.clip(mesh.vertex_attrs[:, :3].detach().float().cpu().numpy(), 0.0, 1.0)
-    # (x, y, z) z-up -> (x, z, -y) y-up: upstream's to_glb rotation.
-    y_up = np.stack([vertices[:, 0], vertices[:, 2], -vertices[:, 1]], axis=1)
-    return RawAsset(vertices=y_up, faces=faces, vertex_colors=colours, name="trellis")
+
+def mesh_to_raw_asset(mesh: Any, colours: Any = None, name: str = "trellis") -> RawAsset:
+    """FlexiCubes' mesh (TRELLIS frame: +Z up, [-0.5, 0.5]^3; colours (V, 6) = RGB | normal
+    map) and the decoded colour grid -> a RawAsset in the backend's frame (+Y up, facing +Z),
+    with vertex colours and, when ``colours`` (a GridColours) is given, the colour field the
+    bake evaluates at texel points."""
+    from backend.models.trellis.colour_field import colour_field
+    from backend.models.trellis.mesh_extraction import to_backend_frame
+
+    vertices = to_backend_frame(mesh.vertices.detach().float()).cpu().numpy()
+    rgb = mesh.colours[:, :3].detach().float().clamp(0.0, 1.0).cpu().numpy()
+    return RawAsset(
+        vertices=vertices,
+        faces=mesh.faces.detach().cpu().numpy(),
+        vertex_colors=rgb,
+        color_field=None if colours is None else colour_field(colours),
+        name=name,
+    )
 
 
 class TrellisImageAdapter(_TrellisAdapter):
@@ -252,13 +305,12 @@ class TrellisImageAdapter(_TrellisAdapter):
             *DECODER_FILES,
         ),
     )
-    components = {"dinov2": DINOV2}
+    components = {"dinov2": DINOV2, "gaussians": GAUSSIANS}
     required_components = ("dinov2",)
     condition_component = "dinov2"
     parameters = (*_sampling_parameters(), MULTI_IMAGE_PARAMETER, BACKGROUND_PARAMETER)
 
     def _check(self, request: GenerationRequest) -> None:
-        super()._check(request)
         if request.task == "image" and len(request.images) != 1:
             raise ProtocolError(
                 ErrorCode.TOO_MANY_FRAMES,
@@ -272,6 +324,7 @@ class TrellisImageAdapter(_TrellisAdapter):
                 "task 'multi_image' takes 2-8 views of one object; send one image as task 'image'",
                 field="images",
             )
+        super()._check(request)  # after the images: the shape of the request comes first
 
 
 def _text_weights(repo: str, size: str, flow_bytes: tuple[int, int]) -> WeightsSource:
@@ -291,6 +344,7 @@ class _TrellisTextAdapter(_TrellisAdapter):
     components = {
         "decoders": WeightsSource(IMAGE_REPO, IMAGE_REVISION, DECODER_FILES),
         "clip": CLIP,
+        "gaussians": GAUSSIANS,
     }
     required_components = ("decoders", "clip")
     condition_component = "clip"

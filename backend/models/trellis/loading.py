@@ -5,18 +5,25 @@ A network is the pair ``<stem>.json`` (class + arguments, see config.py) and
 tensors into it with ``strict=True`` and ``assign=True``: every parameter and persistent buffer
 must be in the file with its shape, nothing else may be, and each tensor keeps the dtype it is
 stored in (the fp16 torso stays fp16), exactly like upstream's ``load_state_dict`` into a
-``use_fp16`` network. The caller then picks the torso's compute dtype (``set_torso_dtype``).
+``use_fp16`` network: upstream's ``convert_to_fp16`` halves only the linear and convolution
+layers of a network's torso (its transformer, residual and upsampling blocks), so input and
+output layers, norms, the timestep embedder, RMS-norm gammas and buffers stay float32. The
+caller then picks the torso's compute dtype (every network's ``convert_torso(dtype)``, the one
+cast of ``transformer.convert_torso``). The dense structure networks take their config
+dataclass; the sparse ones (``slat_flow``, ``slat_decoders``) take the JSON's ``args`` as
+keywords, like upstream's constructors. Networks keep no non-persistent buffers (what a meta
+build would leave empty): the position embeddings are computed per call or stored in the file.
 
 pipeline.json names a network by a path inside the model folder or, for a network of another
 repo, ``<owner>/<repo>/ckpts/<name>``; upstream tries the folder first and then the hub. We try
 the folder first and then each *shared* folder given (the image model's snapshot, for the text
-models' decoders), never the network. The writers produce the same layout; testing.py uses them.
+models' decoders; an optional decoder fetched as a component), never the network. The writers
+produce the same layout; testing.py uses them.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -28,12 +35,15 @@ from backend.models.trellis.config import (
     PIPELINE_FILE,
     NetworkSpec,
     PipelineConfig,
+    SSDecoderConfig,
+    SSFlowConfig,
     network_spec_to_dict,
     read_network_spec,
 )
 from shared_protocol.errors import ErrorCode, ProtocolError
 
-# Upstream class name -> (our module, class). The SLat networks are engineer S's modules.
+# Upstream class name -> (our module, class). The Elastic* variants are the same networks (a
+# training-time memory mixin upstream).
 NETWORK_CLASSES: dict[str, tuple[str, str]] = {
     "SparseStructureFlowModel": ("backend.models.trellis.ss_flow", "SparseStructureFlowModel"),
     "SparseStructureDecoder": ("backend.models.trellis.ss_decoder", "SparseStructureDecoder"),
@@ -55,35 +65,29 @@ NETWORK_CLASSES: dict[str, tuple[str, str]] = {
 REDOWNLOAD_HINT = "The TRELLIS checkpoint looks damaged or mismatched: download the model again."
 
 
-def module_exists(name: str) -> bool:
-    """Whether ``name`` can be imported (without importing it; a missing parent is absence)."""
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
-
-
-def network_available(name: str) -> bool:
-    """Whether this build has the network class ``name`` (the SLat parts land separately)."""
-    module = NETWORK_CLASSES.get(name, ("", ""))[0]
-    return bool(module) and module_exists(module)
-
-
 def network_class(name: str) -> type[nn.Module]:
     module, attribute = NETWORK_CLASSES[name]
     return getattr(importlib.import_module(module), attribute)
+
+
+def build_network(spec: NetworkSpec) -> nn.Module:
+    """A fresh network for ``spec`` (on the current default device, e.g. meta)."""
+    cls = network_class(spec.name)
+    if isinstance(spec.config, SSFlowConfig | SSDecoderConfig):
+        return cls(spec.config)
+    return cls(**network_spec_to_dict(spec)["args"])
 
 
 def resolve_stem(reference: str, folder: Path, shared: Sequence[Path] = ()) -> Path:
     """The ``<stem>`` path (no suffix) of a pipeline.json model reference.
 
     ``ckpts/x`` -> ``folder/ckpts/x``; ``owner/repo/ckpts/x`` -> ``folder/owner/repo/ckpts/x``
-    when that pair exists (upstream's first try), else ``<shared>/ckpts/x``."""
+    when that pair exists (upstream's first try); else ``<shared>/ckpts/x`` for each shared
+    folder in turn."""
     candidates = [folder / reference]
     parts = reference.split("/")
-    if len(parts) > 2 and "ckpts" in parts[2:]:
-        inner = "/".join(parts[2:])
-        candidates += [base / inner for base in shared]
+    inner = "/".join(parts[2:]) if len(parts) > 2 and "ckpts" in parts[2:] else reference
+    candidates += [base / inner for base in shared]
     for stem in candidates:
         if stem.with_suffix(".json").is_file() and stem.with_suffix(".safetensors").is_file():
             return stem
@@ -185,27 +189,21 @@ def load_network(
 
     ``dtype`` None keeps the stored dtypes (upstream's fp16 torso); else the torso runs in it."""
     spec = read_network_spec(stem.with_suffix(".json"))
-    if not network_available(spec.name):
-        raise ProtocolError(
-            ErrorCode.MODEL_FAILED,
-            f"{stem.name}: this build has no {spec.name} network yet",
-            hint="Update Dream CAD: the TRELLIS structured-latent stages are not installed.",
-        )
     with torch.device("meta"):
-        network = network_class(spec.name)(spec.config)
+        network = build_network(spec)
     assign_state(network, read_state(stem.with_suffix(".safetensors")), stem.name + ".safetensors")
     network = network.to(device).eval().requires_grad_(False)
     if dtype is not None:
-        network.set_torso_dtype(dtype)
+        network.convert_torso(dtype)
     return network, spec
 
 
-def stored_state(network: nn.Module) -> dict[str, torch.Tensor]:
+def stored_state(network: nn.Module, use_fp16: bool = True) -> dict[str, torch.Tensor]:
     """The state dict as upstream stores it: with ``use_fp16`` the torso's linear and conv
     layers in float16 (the network is converted back in place if it was cast), the rest
     float32."""
-    if getattr(network.config, "use_fp16", False):
-        network.set_torso_dtype(torch.float16)
+    if use_fp16:
+        network.convert_torso(torch.float16)
     return {key: value.detach().contiguous().cpu() for key, value in network.state_dict().items()}
 
 

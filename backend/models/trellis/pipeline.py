@@ -1,4 +1,4 @@
-"""One TRELLIS run, step by step: condition -> structure -> occupied voxels -> latent -> mesh.
+"""One TRELLIS run, step by step: condition -> structure -> voxels -> latent -> decoders -> mesh.
 
 1. condition: images (cut-outs) through DINOv2, or the prompt through CLIP, and the negative
    condition (zeros for images, CLIP's encoding of "" for text);
@@ -7,28 +7,29 @@
    same on every device); sample the sparse-structure flow;
 3. decode the structure latent; the occupied voxels are the logits > 0;
 4. draw the latent noise (N, 8) from the same generator, sample the structured-latent flow on
-   the voxels, de-normalise with pipeline.json's mean and std;
-5. decode the structured latent with the mesh decoder (101 channels per 256^3 voxel);
-6. FlexiCubes -> vertices, faces and per-vertex colour.
+   the voxels, de-normalise with pipeline.json's ``slat_normalization`` (``x * std + mean``);
+5. decode the structured latent with the mesh decoder (101 channels per voxel at 4x the
+   resolution) and, when asked, with the Gaussian decoder (its raw Gaussian parameters);
+6. per batch element: FlexiCubes (``mesh_extraction.features_to_mesh``) -> vertices, faces and
+   per-vertex colour, and the decoded colour on the grid vertices (``colour_field``) for the bake.
 
-Steps 4-6 use the structured-latent networks (``slat_flow.py``, ``slat_decoders.py``, the sparse
-layer ``backend.models.sparse``) and the mesh extraction (``mesh_extraction.py``); a build
-without them stops after step 4's noise and says so in :attr:`TrellisOutput.stopped_after`.
 The pipeline knows nothing of adapters: progress goes to a ``(stage, step, total)`` callback,
-which may raise to cancel.
+called at every sampler step and after every decoder block, which may raise to cancel.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from backend.models.sparse import SparseTensor
+from backend.models.trellis.colour_field import GridColours, grid_colours
 from backend.models.trellis.conditioners import (
     ImageConditioner,
     TextConditioner,
@@ -36,6 +37,7 @@ from backend.models.trellis.conditioners import (
     load_text_conditioner,
 )
 from backend.models.trellis.config import (
+    GAUSSIAN_DECODER,
     MESH_DECODER,
     SLAT_FLOW,
     SS_DECODER,
@@ -43,20 +45,16 @@ from backend.models.trellis.config import (
     PipelineConfig,
     read_pipeline_config,
 )
-from backend.models.trellis.loading import (
-    load_network,
-    module_exists,
-    network_available,
-    resolve_stem,
-)
+from backend.models.trellis.loading import load_network, resolve_stem
+from backend.models.trellis.mesh_extraction import TrellisMesh, features_to_mesh
 from backend.models.trellis.sampler import FlowEulerGuidanceIntervalSampler, SamplerSettings
+from backend.models.trellis.slat_decoders import GaussianParameters
 from backend.models.trellis.ss_decoder import occupied_coords
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 Progress = Callable[[str, int, int], None]  # (stage, step, total); may raise to cancel
-MESH_EXTRACTION_MODULE = "backend.models.trellis.mesh_extraction"
-SPARSE_TENSOR_MODULE = "backend.models.sparse.tensor"
 STAGES = ("condition", "structure", "latent", "decode", "mesh")
+REQUIRED_NETWORKS = (SS_FLOW, SS_DECODER, SLAT_FLOW, MESH_DECODER)
 
 
 @dataclass(frozen=True)
@@ -69,28 +67,26 @@ class TrellisRequest:
     structure: SamplerSettings = field(default_factory=lambda: SamplerSettings(25, 5.0))
     latent: SamplerSettings = field(default_factory=lambda: SamplerSettings(25, 5.0))
     multi_image: str = "stochastic"
+    gaussians: bool = False  # also decode the structured latent to 3D Gaussians
 
 
 @dataclass
 class TrellisOutput:
-    """Every intermediate a caller (or a parity test) may want, on the pipeline's device."""
+    """Every intermediate a caller (or a parity test) may want, on the pipeline's device.
+
+    The lists hold one entry per batch element (one today: a run makes one asset)."""
 
     cond: torch.Tensor  # (n, L, C)
     neg_cond: torch.Tensor  # (1, L, C)
     structure_latent: torch.Tensor  # (1, 8, R, R, R)
     coords: torch.Tensor  # (N, 4) int32: batch, x, y, z of the occupied voxels
     latent_noise: torch.Tensor  # (N, 8)
-    latent: torch.Tensor | None = None  # (N, 8) de-normalised structured latent
-    mesh_features: Any = None  # SparseTensor (M, 101) at 4x the latent resolution
-    mesh: Any = None  # the mesh extraction's result: vertices, faces, vertex_attrs
-    stopped_after: str = "mesh"  # the last step run ("structure": no SLat stage in this build)
-
-
-def structured_latent_available() -> bool:
-    """Whether this build has the SLat flow, the decoders, the sparse layer and FlexiCubes."""
-    networks = ("SLatFlowModel", "SLatMeshDecoder")
-    modules = (SPARSE_TENSOR_MODULE, MESH_EXTRACTION_MODULE)
-    return all(map(network_available, networks)) and all(map(module_exists, modules))
+    latent: torch.Tensor  # (N, 8) de-normalised structured latent
+    mesh_features: SparseTensor  # (64 N, 101) at 4x the latent resolution
+    meshes: list[TrellisMesh]  # TRELLIS frame (+Z up), colours (V, 6) RGB | normal map
+    colours: list[GridColours]  # the decoded RGB on the grid vertices (the bake's field)
+    mesh_resolution: int  # the mesh grid's side (256 for the release)
+    gaussians: list[GaussianParameters] = field(default_factory=list)  # raw, when asked
 
 
 class TrellisPipeline:
@@ -118,21 +114,30 @@ class TrellisPipeline:
         device: str | torch.device = "cpu",
         dtype: torch.dtype | None = None,
     ) -> TrellisPipeline:
-        """Load ``pipeline.json``'s networks (the SLat ones when this build has them), strictly.
+        """Load ``pipeline.json``'s networks strictly; the Gaussian decoder when its files are
+        in the folder or a shared one (it is optional: only the ``gaussians`` option needs it).
 
         ``dtype`` is the torso dtype (None: as stored, float16); the conditioner runs float32."""
         config = read_pipeline_config(folder)
-        roles = [SS_FLOW, SS_DECODER]
-        if structured_latent_available():
-            roles += [SLAT_FLOW, MESH_DECODER]
         networks = {}
-        for role in roles:
+        for role in (*REQUIRED_NETWORKS, GAUSSIAN_DECODER):
             if role not in config.models:
+                if role == GAUSSIAN_DECODER:
+                    continue
                 raise ProtocolError(ErrorCode.MODEL_FAILED, f"pipeline.json lacks {role}")
-            stem = resolve_stem(config.models[role], folder, shared_folders)
+            try:
+                stem = resolve_stem(config.models[role], folder, shared_folders)
+            except ProtocolError:
+                if role == GAUSSIAN_DECODER:
+                    continue
+                raise
             networks[role], _ = load_network(stem, device, dtype)
         loader = load_text_conditioner if config.is_text else load_image_conditioner
         return cls(config, loader(conditioner_folder, device), networks, device)
+
+    @property
+    def has_gaussian_decoder(self) -> bool:
+        return GAUSSIAN_DECODER in self.networks
 
     def default_settings(self) -> tuple[SamplerSettings, SamplerSettings]:
         """pipeline.json's sampler parameters for the structure and latent stages."""
@@ -143,6 +148,12 @@ class TrellisPipeline:
 
     @torch.no_grad()
     def run(self, request: TrellisRequest, progress: Progress) -> TrellisOutput:
+        if request.gaussians and not self.has_gaussian_decoder:
+            raise ProtocolError(
+                ErrorCode.WEIGHTS_MISSING,
+                "the Gaussian decoder (ckpts/slat_dec_gs_*) is not loaded",
+                hint="Download it (`dreamcad-backend download MODEL --with gaussians`).",
+            )
         # 1. condition
         progress("condition", 0, 1)
         if self.config.is_text:
@@ -176,46 +187,64 @@ class TrellisPipeline:
                 "TRELLIS found no occupied voxels for this input",
                 hint="Try another seed, or a higher structure guidance.",
             )
-        latent_channels = getattr(self.networks.get(SLAT_FLOW), "in_channels", 8)
-        latent_noise = torch.randn(len(coords), latent_channels, generator=generator)
-        output = TrellisOutput(
+
+        # 4. structured latent: noise from the same CPU generator, then the flow
+        slat_flow = self.networks[SLAT_FLOW]
+        channels = slat_flow.input_layer.in_features
+        latent_noise = torch.randn(len(coords), channels, generator=generator)
+        latent_noise = latent_noise.to(self.device)
+        latent = self._sample_latent(coords, latent_noise, cond, neg_cond, request, progress)
+
+        # 5. decoders (progress after each block)
+        slat = SparseTensor(latent, coords)
+        mesh_decoder = self.networks[MESH_DECODER]
+        decoders = [mesh_decoder]
+        if request.gaussians:
+            decoders.append(self.networks[GAUSSIAN_DECODER])
+        with decoder_progress(decoders, progress) as finished:
+            mesh_features = mesh_decoder(slat)
+            finished()
+            gaussians = []
+            if request.gaussians:
+                gaussian_decoder = self.networks[GAUSSIAN_DECODER]
+                gaussians = gaussian_decoder.gaussian_parameters(gaussian_decoder(slat))
+                finished()
+
+        # 6. mesh extraction and the colour grid, per batch element
+        resolution = mesh_decoder.out_resolution
+        layout = mesh_features.layout
+        meshes, colours = [], []
+        progress("mesh", 0, len(layout))
+        for index, rows in enumerate(layout):
+            element_coords, element_feats = mesh_features.coords[rows], mesh_features.feats[rows]
+            meshes.append(features_to_mesh(element_coords, element_feats, resolution))
+            colours.append(grid_colours(element_coords, element_feats, resolution))
+            progress("mesh", index + 1, len(layout))
+        return TrellisOutput(
             cond=cond,
             neg_cond=neg_cond,
             structure_latent=structure,
             coords=coords,
-            latent_noise=latent_noise.to(self.device),
-            stopped_after="structure",
+            latent_noise=latent_noise,
+            latent=latent,
+            mesh_features=mesh_features,
+            meshes=meshes,
+            colours=colours,
+            mesh_resolution=resolution,
+            gaussians=gaussians,
         )
-        if SLAT_FLOW not in self.networks:
-            return output
-
-        # 4. structured latent
-        output.latent = self._sample_latent(output, request, progress)
-        output.stopped_after = "latent"
-
-        # 5. mesh decoder features
-        progress("decode", 0, 1)
-        output.mesh_features = self.networks[MESH_DECODER](self._sparse(output.latent, coords))
-        output.stopped_after = "decode"
-        progress("decode", 1, 1)
-
-        # 6. mesh extraction
-        progress("mesh", 0, 1)
-        output.mesh = self._extract_mesh(output.mesh_features)
-        output.stopped_after = "mesh"
-        progress("mesh", 1, 1)
-        return output
-
-    def _sparse(self, feats: torch.Tensor, coords: torch.Tensor) -> Any:
-        from backend.models.sparse.tensor import SparseTensor
-
-        return SparseTensor(feats=feats, coords=coords)
 
     def _sample_latent(
-        self, output: TrellisOutput, request: TrellisRequest, progress: Progress
+        self,
+        coords: torch.Tensor,
+        noise: torch.Tensor,
+        cond: torch.Tensor,
+        neg_cond: torch.Tensor,
+        request: TrellisRequest,
+        progress: Progress,
     ) -> torch.Tensor:
         flow = self.networks[SLAT_FLOW]
-        template = self._sparse(output.latent_noise, output.coords)
+        template = SparseTensor(noise, coords)
 
         def velocity(feats: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
             # replace() keeps the coordinates and their cached neighbour maps between steps.
@@ -223,9 +252,9 @@ class TrellisPipeline:
 
         feats = self.latent_sampler.sample(
             velocity,
-            output.latent_noise,
-            output.cond,
-            output.neg_cond,
+            noise,
+            cond,
+            neg_cond,
             request.latent,
             request.multi_image,
             on_step=lambda i, n: progress("latent", i, n),
@@ -234,10 +263,28 @@ class TrellisPipeline:
         mean = torch.tensor(self.config.slat_mean, device=feats.device)[None]
         return feats * std + mean
 
-    def _extract_mesh(self, features: Any) -> Any:
-        from backend.models.trellis.mesh_extraction import SparseFeatures2Mesh
 
-        decoder = self.networks[MESH_DECODER]
-        use_color = bool(decoder.config.representation_config.get("use_color", False))
-        extractor = SparseFeatures2Mesh(res=decoder.config.resolution * 4, use_color=use_color)
-        return extractor(features)
+def decoder_blocks(decoder: nn.Module) -> list[nn.Module]:
+    """The blocks a decoder runs one after another (trunk, then upsampling if any)."""
+    return [*decoder.blocks, *getattr(decoder, "upsample", ())]
+
+
+@contextlib.contextmanager
+def decoder_progress(decoders: Sequence[nn.Module], progress: Progress) -> Iterator[Callable]:
+    """Report ``decode`` after every block of ``decoders`` (run in order) through forward hooks,
+    so a cancel (progress raising) stops a long decode between blocks; yields ``finished()``,
+    which the caller calls after each decoder's last layer."""
+    total = sum(len(decoder_blocks(d)) + 1 for d in decoders)
+    done = [0]
+
+    def step(*_: object) -> None:
+        done[0] += 1
+        progress("decode", done[0], total)
+
+    progress("decode", 0, total)
+    handles = [block.register_forward_hook(step) for d in decoders for block in decoder_blocks(d)]
+    try:
+        yield step
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn import functional as nnf
 
 from backend.models.trellis.config import SSDecoderConfig
-from backend.models.trellis.precision import cast_torso
+from backend.models.trellis.transformer import convert_torso
 
 
 class ChannelLayerNorm32(nn.LayerNorm):
@@ -104,10 +104,12 @@ class SparseStructureDecoder(nn.Module):
             nn.Conv3d(channels[-1], config.out_channels, 3, padding=1),
         )
         if config.use_fp16:  # as upstream: the network is built in its stored dtypes
-            self.set_torso_dtype(torch.float16)
+            self.convert_torso(torch.float16)
 
-    def set_torso_dtype(self, dtype: torch.dtype) -> None:
-        cast_torso([self.blocks, self.middle_block], dtype)
+    def convert_torso(self, dtype: torch.dtype) -> None:
+        """Run (and hold) the residual and upsampling blocks' convs in ``dtype``."""
+        for part in (self.blocks, self.middle_block):
+            convert_torso(part, dtype)
         self.dtype = dtype
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

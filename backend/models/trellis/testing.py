@@ -2,14 +2,17 @@
 
 ``write_tiny_weights(folder, model_id)`` writes what ``download MODEL`` fetches: pipeline.json
 and the ``ckpts/<stem>.{json,safetensors}`` pairs the model reads, in the stored dtypes (fp16
-torso, fp32 rest). ``write_tiny_components`` writes the other repos' files: DINOv2-with-registers
-(transformers layout) for the image model, the image repo's decoders and CLIP ViT-L/14
-(``config.json``, a two-tower ``model.safetensors`` with the legacy ``position_ids`` buffers, a
-byte-level tokenizer) for the text models.
+torso, fp32 rest); the image model's folder also gets the optional Gaussian decoder (as a full
+copy of the repo has it). ``write_tiny_components`` writes the other repos' files:
+DINOv2-with-registers (transformers layout) for the image model, the image repo's decoders, its
+Gaussian decoder (the ``gaussians`` component) and CLIP ViT-L/14 (``config.json``, a two-tower
+``model.safetensors`` with the legacy ``position_ids`` buffers, a byte-level tokenizer) for the
+text models.
 
 The structure-stage networks come from our modules. The structured-latent networks' tensors
 are generated from the official key layout (research Appendix: names, shapes, dtypes), not
-from engineer S's modules, so their strict load checks those modules against the layout.
+from the network modules, so their strict load checks those modules against the layout; the one
+buffer, the Gaussian decoder's ``offset_perturbation``, holds its real (computed) values.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from backend.models.trellis.config import (
     SS_FLOW,
     TEXT_PIPELINE,
     TINY_COND_CHANNELS,
+    TINY_GAUSSIAN_DECODER,
     TINY_MESH_DECODER,
     TINY_SLAT_FLOW,
     TINY_SS_DECODER,
@@ -64,7 +68,10 @@ TINY_CLIP_TEXT = dict(
     projection_dim=16,
     hidden_act="quick_gelu",
 )
-_STEPS = {"structure_steps": 2, "latent_steps": 2}
+# The tiny structure decoder's output bias: its random logits (std ~0.6 around -0.3) then mark
+# about 3% of the 16^3 grid occupied, so a run decodes about a hundred voxels in a second or so.
+TINY_OCCUPANCY_BIAS = -0.9
+_STEPS = {"structure_steps": 1, "latent_steps": 1, "gaussians": True}
 TINY_PARAMETERS: dict[str, dict] = {
     IMAGE_MODEL: dict(_STEPS),
     **{model_id: dict(_STEPS) for model_id in TEXT_SIZES},
@@ -87,7 +94,8 @@ def randomize(module: nn.Module, seed: int) -> nn.Module:
     return module
 
 
-def _pipeline(model_id: str) -> PipelineConfig:
+def pipeline_config(model_id: str) -> PipelineConfig:
+    """The pipeline.json of a model (released stems, samplers and normalisation)."""
     if model_id == IMAGE_MODEL:
         stems = {
             SS_FLOW: "ckpts/ss_flow_img_dit_L_16l8_fp16",
@@ -124,7 +132,7 @@ def write_tiny_weights(folder: Path, model_id: str) -> Path:
     """pipeline.json + the model's own ckpts (as ``download MODEL`` fetches them) -> folder."""
     if model_id != IMAGE_MODEL and model_id not in TEXT_SIZES:
         raise ValueError(f"no tiny TRELLIS model {model_id!r}")
-    config = _pipeline(model_id)
+    config = pipeline_config(model_id)
     write_pipeline(folder, config)
     ss_flow = TINY_SS_FLOW
     if model_id == "trellis-text-xlarge":  # XL's structure flow also norms the cross q/k
@@ -133,7 +141,7 @@ def write_tiny_weights(folder: Path, model_id: str) -> Path:
     write_network(
         folder / config.models[SS_FLOW],
         NetworkSpec("SparseStructureFlowModel", ss_flow),
-        stored_state(flow),
+        stored_state(flow, ss_flow.use_fp16),
     )
     write_network(
         folder / config.models[SLAT_FLOW],
@@ -142,21 +150,34 @@ def write_tiny_weights(folder: Path, model_id: str) -> Path:
     )
     if model_id == IMAGE_MODEL:
         write_decoders(folder)
+        write_gaussian_decoder(folder)
     return folder
 
 
 def write_decoders(folder: Path) -> Path:
     """The image repo's structure and mesh decoders (``ckpts/...``) -> folder."""
     decoder = randomize(SparseStructureDecoder(TINY_SS_DECODER), seed=3)
+    with torch.no_grad():  # ~3% of the grid occupied, not a third: later stages scale with it
+        decoder.out_layer[2].bias.fill_(TINY_OCCUPANCY_BIAS)
     write_network(
         folder / cards.SS_DECODER_STEM,
         NetworkSpec("SparseStructureDecoder", TINY_SS_DECODER),
-        stored_state(decoder),
+        stored_state(decoder, TINY_SS_DECODER.use_fp16),
     )
     write_network(
         folder / cards.MESH_DECODER_STEM,
         NetworkSpec("SLatMeshDecoder", TINY_MESH_DECODER),
         mesh_decoder_state(TINY_MESH_DECODER, seed=4),
+    )
+    return folder
+
+
+def write_gaussian_decoder(folder: Path) -> Path:
+    """The image repo's Gaussian decoder (``ckpts/slat_dec_gs_*``) -> folder."""
+    write_network(
+        folder / cards.GAUSSIAN_DECODER_STEM,
+        NetworkSpec("SLatGaussianDecoder", TINY_GAUSSIAN_DECODER),
+        gaussian_decoder_state(TINY_GAUSSIAN_DECODER, seed=7),
     )
     return folder
 
@@ -168,6 +189,7 @@ def write_tiny_components(folder: Path, model_id: str) -> dict[str, Path]:
     if model_id in TEXT_SIZES:
         return {
             "decoders": write_decoders(folder / "decoders"),
+            "gaussians": write_gaussian_decoder(folder / "gaussians"),
             "clip": write_clip(folder / "clip"),
         }
     raise ValueError(f"no tiny TRELLIS model {model_id!r}")
@@ -313,8 +335,8 @@ def slat_flow_layout(config: SLatFlowConfig) -> dict[str, tuple[tuple[int, ...],
     return state
 
 
-def mesh_decoder_layout(config: SLatDecoderConfig) -> dict[str, tuple[tuple[int, ...], bool]]:
-    """{key: (shape, stored in half)} of an ``SLatMeshDecoder`` checkpoint."""
+def _decoder_trunk(config: SLatDecoderConfig) -> dict[str, tuple[tuple[int, ...], bool]]:
+    """The swin trunk every structured-latent decoder shares."""
     width = config.model_channels
     state: dict[str, tuple[tuple[int, ...], bool]] = {}
     _linear(state, "input_layer", width, config.latent_channels, False)
@@ -324,6 +346,23 @@ def mesh_decoder_layout(config: SLatDecoderConfig) -> dict[str, tuple[tuple[int,
         _linear(state, f"blocks.{block}.attn.to_out", width, width, True)
         _linear(state, f"blocks.{block}.mlp.mlp.0", mlp, width, True)
         _linear(state, f"blocks.{block}.mlp.mlp.2", width, mlp, True)
+    return state
+
+
+def gaussian_decoder_layout(config: SLatDecoderConfig) -> dict[str, tuple[tuple[int, ...], bool]]:
+    """{key: (shape, stored in half)} of an ``SLatGaussianDecoder`` checkpoint, its
+    ``offset_perturbation`` buffer excepted (see :func:`gaussian_decoder_state`)."""
+    state = _decoder_trunk(config)
+    # per Gaussian: xyz 3 + features_dc 3 + scaling 3 + rotation 4 + opacity 1
+    outputs = config.representation_config["num_gaussians"] * 14
+    _linear(state, "out_layer", outputs, config.model_channels, False)
+    return state
+
+
+def mesh_decoder_layout(config: SLatDecoderConfig) -> dict[str, tuple[tuple[int, ...], bool]]:
+    """{key: (shape, stored in half)} of an ``SLatMeshDecoder`` checkpoint."""
+    width = config.model_channels
+    state = _decoder_trunk(config)
     for stage, (inp, out) in enumerate(((width, width // 4), (width // 4, width // 8))):
         name = f"upsample.{stage}"
         _norm(state, f"{name}.act_layers.0", inp)
@@ -362,3 +401,16 @@ def slat_flow_state(config: SLatFlowConfig, seed: int) -> dict:
 
 def mesh_decoder_state(config: SLatDecoderConfig, seed: int) -> dict:
     return random_state(mesh_decoder_layout(config), seed, config.use_fp16)
+
+
+def gaussian_decoder_state(config: SLatDecoderConfig, seed: int) -> dict:
+    """Random weights, and the persistent ``offset_perturbation`` buffer (float32, in the
+    official file) with its real values."""
+    from backend.models.trellis.slat_decoders import gaussian_offset_perturbation
+
+    state = random_state(gaussian_decoder_layout(config), seed, config.use_fp16)
+    rep = config.representation_config
+    state["offset_perturbation"] = gaussian_offset_perturbation(
+        rep["num_gaussians"], rep["voxel_size"]
+    )
+    return state

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 
 from shared_protocol.errors import ErrorCode
-from shared_protocol.framing import decode, encode
+from shared_protocol.framing import PROTOCOL_VERSION, decode, encode
 from shared_protocol.messages import ErrorReply, SubmitRequest
-from tests.support.backend_process import free_port
+from tests.support.backend_process import BackendProcess, free_port
 
 
 def poll_until(session, condition, timeout_s: float = 30.0) -> list:
@@ -82,15 +82,16 @@ def test_nothing_listening_turns_lost_with_a_fix(addon) -> None:
 
 
 def test_newer_backend_says_upgrade_the_addon(addon, peer_factory) -> None:
-    """A backend speaking protocol 2 answers in its own framing."""
-    peer = peer_factory(lambda frames: [b"dreamcad/2", frames[1]])
+    """A backend speaking a newer protocol answers in its own framing."""
+    newer = PROTOCOL_VERSION + 1
+    peer = peer_factory(lambda frames: [f"dreamcad/{newer}".encode(), frames[1]])
     client = addon.client
     session = client.Session(peer.address)
     session.connect()
     poll_until(session, lambda: session.state is not client.ConnectionState.CONNECTING)
     assert session.state is client.ConnectionState.INCOMPATIBLE
     assert session.error.code == ErrorCode.PROTOCOL_VERSION_MISMATCH.value
-    assert "protocol 2" in session.error.message
+    assert f"protocol {newer}" in session.error.message
     assert "upgrade the Dream CAD add-on" in session.error.hint
 
 
@@ -111,3 +112,32 @@ def test_older_backend_says_upgrade_the_backend(addon, peer_factory) -> None:
     assert session.state is client.ConnectionState.INCOMPATIBLE
     assert "upgrade the backend" in session.error.hint
 
+
+
+def test_a_fast_restart_is_noticed_and_every_job_ends(addon, tmp_path) -> None:
+    """kill -9, then the backend is back within seconds: well inside the reply timeout, so the
+    session never turns LOST; it must still notice, and no job may stay "running" for ever."""
+    client = addon.client
+    backend = BackendProcess(tmp_path / "backend").start()
+    session = client.Session(backend.address, reply_timeout_s=300)
+    try:
+        session.connect()
+        poll_until(session, lambda: session.connected)
+        for index in range(8):
+            session.submit(SubmitRequest(
+                model="procedural", task="text", prompt=f"a blue cube {index}",
+                parameters={"resolution": 24, "steps": 4}, target_faces=500, texture_size=256))
+        poll_until(session, lambda: len(session.jobs) == 8
+                   and any(j.result_received for j in session.jobs.values()), timeout_s=60)
+        backend.kill()
+        backend = BackendProcess(tmp_path / "backend", port=backend.port).start()
+        notes = poll_until(session, lambda: all(
+            j.state == "succeeded" and j.result_received for j in session.jobs.values()),
+            timeout_s=120)
+        assert session.connected  # never LOST: the restart was handled, not timed out
+        assert not any(type(n).__name__ == "Disconnected" for n in notes)
+        ready = [n.job_id for n in notes if type(n).__name__ == "ResultReady"]
+        assert len(ready) == len(set(ready))  # each result delivered once
+    finally:
+        session.close()
+        backend.stop()

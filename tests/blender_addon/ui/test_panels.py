@@ -13,6 +13,7 @@ import bpy
 import pytest
 
 from shared_protocol.errors import DEFAULT_HINTS, ErrorCode
+from shared_protocol.framing import PROTOCOL_VERSION
 from shared_protocol.messages import ModelInfo, Progress
 from tests.blender_addon.ui.recording_layout import RecordingLayout
 
@@ -114,13 +115,14 @@ def test_progress_bar_and_queue_rows(connected) -> None:
 
 
 def test_version_mismatch_is_drawn_with_what_to_upgrade(fresh, peer_factory) -> None:
-    peer = peer_factory(lambda frames: [b"dreamcad/2", frames[1]])
+    newer = PROTOCOL_VERSION + 1
+    peer = peer_factory(lambda frames: [f"dreamcad/{newer}".encode(), frames[1]])
     fresh.preferences.preferences().backend_address = peer.address
     with pytest.raises(RuntimeError, match="upgrade the Dream CAD add-on"):
         bpy.ops.dreamcad.connect()  # the operator's ERROR report, as a script sees it
     layout = draw(fresh.ui.panels.DREAMCAD_PT_main)
     text = " ".join(layout.texts("label"))
-    assert "protocol 2" in text and "upgrade the Dream CAD add-on" in text
+    assert f"protocol {newer}" in text and "upgrade the Dream CAD add-on" in text
     assert layout.find("operator", name="dreamcad.connect")
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from backend.cancellation import Cancelled, CancelToken
 from backend.models.base import GenerationRequest, ImagePixels
-from backend.models.common.background_choice import BACKGROUND_PARAMETER, remove_background
+from backend.models.common.background import remove_background
+from backend.models.common.background_choice import BACKGROUND_PARAMETER
 from backend.models.shap_e.adapter import ShapEImageAdapter, ShapETextAdapter
 from backend.models.shap_e.pipeline import composite_on_white
 from shared_protocol.errors import ErrorCode, ProtocolError

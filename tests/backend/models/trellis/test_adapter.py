@@ -22,9 +22,9 @@ from backend.models.trellis.adapter import (
     TrellisTextLargeAdapter,
     TrellisTextXLargeAdapter,
     mesh_to_raw_asset,
+    run_warnings,
     stage_settings,
 )
-from backend.models.trellis.pipeline import structured_latent_available
 from backend.models.trellis.sampler import SamplerSettings
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.parameters import resolve_parameters
@@ -62,15 +62,23 @@ def test_the_cards_import_no_torch() -> None:
 def test_the_cards() -> None:
     image = TrellisImageAdapter
     assert image.tasks == ("image", "multi_image") and image.max_images == 8
-    assert BACKGROUND_PARAMETER in image.parameters and set(image.components) == {"dinov2"}
+    assert BACKGROUND_PARAMETER in image.parameters
+    assert set(image.components) == {"dinov2", "gaussians"} and image.required_components == (
+        "dinov2",
+    )
     for cls in ADAPTERS.values():
         assert cls.license == "MIT" and cls.cuda_dtype == "float16" and cls.vram_mb > 0
         names = {f.path for f in cls.weights.files}
         assert "pipeline.json" in names and not any("_enc_" in name for name in names)
-        assert not any("slat_dec_gs" in n or "slat_dec_rf" in n for n in names)  # not read yet
+        assert not any("slat_dec_gs" in n or "slat_dec_rf" in n for n in names)  # optional
+        gaussians = {f.path for f in cls.components["gaussians"].files}
+        assert gaussians == {f"ckpts/slat_dec_gs_swin8_B_64l8gs32_fp16.{ext}"
+                             for ext in ("json", "safetensors")}  # fmt: skip
+        assert "gaussians" not in cls.required_components
+        assert next(p for p in cls.parameters if p.name == "gaussians").default is False
     for cls in (TrellisTextBaseAdapter, TrellisTextLargeAdapter, TrellisTextXLargeAdapter):
         assert cls.tasks == ("text",) and BACKGROUND_PARAMETER not in cls.parameters
-        assert set(cls.components) == {"decoders", "clip"}
+        assert set(cls.components) == {"decoders", "clip", "gaussians"}
         decoders = {f.path for f in cls.components["decoders"].files}
         assert decoders == {f"{stem}.{ext}" for stem in
                             ("ckpts/ss_dec_conv3d_16l8_fp16",
@@ -170,21 +178,55 @@ def test_a_cpu_run_through_the_template(tiny_image: TinyModel) -> None:
     adapter = registry(tiny_image).create("trellis-image-large")
     adapter.load("cpu")
     assert adapter.pipeline.networks["sparse_structure_flow_model"].dtype == torch.float32
+    assert adapter.pipeline.networks["slat_flow_model"].dtype == torch.float32
     run = GenerationRequest(task="image", images=(ImagePixels(opaque_photo()),), seed=1,
                             parameters=testing.TINY_PARAMETERS["trellis-image-large"])  # fmt: skip
     recorder = Recorder()
-    if structured_latent_available():
-        raw = adapter.generate(adapter.check_inputs(run), recorder, CancelToken())
-        assert len(raw.faces) > 0 and raw.vertex_colors is not None
-    else:
-        with pytest.raises(ProtocolError) as caught:
-            adapter.generate(adapter.check_inputs(run), recorder, CancelToken())
-        assert caught.value.code == ErrorCode.MODEL_FAILED
-        assert "stops after the structure stage" in caught.value.info.message
-    assert recorder.stages[0] == "condition" and "structure" in recorder.stages
-    assert set(recorder.stages) <= set(adapter.stage_weights)
+    raw = adapter.generate(adapter.check_inputs(run), recorder, CancelToken())
+    assert len(raw.faces) > 0 and raw.vertex_colors is not None and raw.color_field is not None
+    assert raw.name == "trellis-image-large" and raw.warnings == []
+    ply = raw.extra_files["gaussians.ply"]  # TINY_PARAMETERS ask for the Gaussians
+    assert ply.startswith(b"ply\nformat binary_little_endian 1.0\n")
+    assert recorder.stages[0] == "condition"
+    assert list(dict.fromkeys(recorder.stages)) == ["condition", "structure", "latent", "decode",
+                                                    "mesh"]  # fmt: skip
     adapter.unload()
     assert adapter.pipeline is None and not adapter.loaded
+
+
+def test_the_colour_field_follows_the_vertex_colours(tiny_image: TinyModel) -> None:
+    """The bake's field and the mesh's vertex colours come from the same decoded colours, in
+    the same frame: at the mesh's own vertices the field is much nearer each vertex's colour
+    than another vertex's (random weights make the colours noisy from one grid vertex to the
+    next, and FlexiCubes interpolates them along deformed edges, the field trilinearly; a
+    field in the wrong frame is as far off as a shuffle)."""
+    adapter = registry(tiny_image).create("trellis-image-large")
+    adapter.load("cpu")
+    run = GenerationRequest(task="image", images=(ImagePixels(opaque_photo()),), seed=1,
+                            parameters={**testing.TINY_PARAMETERS["trellis-image-large"],
+                                        "gaussians": False})  # fmt: skip
+    raw = adapter.generate(adapter.check_inputs(run), Recorder(), CancelToken())
+    assert raw.extra_files == {}
+    field = raw.color_field(raw.vertices)
+    assert field.shape == (len(raw.vertices), 3) and field.dtype == np.float32
+    shuffled = raw.vertex_colors[np.random.default_rng(0).permutation(len(field))]
+    assert np.abs(field - raw.vertex_colors).mean() < 0.6 * np.abs(field - shuffled).mean()
+    assert field.min() >= 0 and field.max() <= 1 and field.std(axis=0).min() > 0.01
+
+
+def test_gaussians_need_their_decoder(tiny_text: TinyModel) -> None:
+    paths = {tiny_text.model_id: tiny_text.folder, **{
+        f"{tiny_text.model_id}:{name}": folder
+        for name, folder in tiny_text.components.items() if name != "gaussians"}}  # fmt: skip
+    adapter = ModelRegistry(ADAPTERS, weights_paths=paths).create(tiny_text.model_id)
+    assert adapter.weights_present()  # optional: the model still runs without it
+    asked = GenerationRequest(task="text", prompt="a lamp", parameters={"gaussians": True})
+    with pytest.raises(ProtocolError) as caught:
+        adapter.check_inputs(asked)
+    info = caught.value.info
+    assert (info.code, info.field) == ("weights_missing", "parameters.gaussians")
+    assert "--with gaussians" in caught.value.info.hint
+    registry(tiny_text).create(tiny_text.model_id).check_inputs(asked)  # with it: accepted
 
 
 def test_a_cancel_stops_within_a_step(tiny_image: TinyModel) -> None:
@@ -200,25 +242,34 @@ def test_a_cancel_stops_within_a_step(tiny_image: TinyModel) -> None:
 def test_the_text_model_loads_clip_and_the_shared_decoders(tiny_text: TinyModel) -> None:
     adapter = registry(tiny_text).create("trellis-text-base")
     adapter.load("cpu")
-    assert adapter.pipeline.config.is_text
+    assert adapter.pipeline.config.is_text and adapter.pipeline.has_gaussian_decoder
     run = GenerationRequest(task="text", prompt="a red chair", seed=2,
                             parameters=testing.TINY_PARAMETERS["trellis-text-base"])  # fmt: skip
-    recorder = Recorder()
-    if not structured_latent_available():
-        with pytest.raises(ProtocolError, match="structure stage"):
-            adapter.generate(adapter.check_inputs(run), recorder, CancelToken())
-        assert "structure" in recorder.stages
+    raw = adapter.generate(adapter.check_inputs(run), Recorder(), CancelToken())
+    assert len(raw.faces) > 0 and "gaussians.ply" in raw.extra_files
+
+
+def test_too_few_steps_for_the_views_is_a_warning() -> None:
+    from backend.models.trellis.pipeline import TrellisRequest
+
+    views = tuple(np.zeros((4, 4, 4), np.uint8) for _ in range(3))
+    run = TrellisRequest(images=views, structure=SamplerSettings(2, 5.0),
+                         latent=SamplerSettings(12, 3.0))  # fmt: skip
+    (warning,) = run_warnings(run)
+    assert "3 views but 2 structure steps" in warning
+    assert run_warnings(TrellisRequest(images=views, structure=SamplerSettings(2, 5.0),
+                                       multi_image="multidiffusion")) == []  # fmt: skip
 
 
 class _Mesh:
     def __init__(self) -> None:
         self.vertices = torch.tensor([[0.1, 0.2, 0.3], [0.0, -0.5, 0.5], [0.4, 0.0, -0.1]])
         self.faces = torch.tensor([[0, 1, 2]])
-        self.vertex_attrs = torch.tensor([[0.5, 1.2, -0.1, 0, 0, 0]] * 3)
+        self.colours = torch.tensor([[0.5, 1.2, -0.1, 0, 0, 0]] * 3)
 
 
 def test_the_mesh_is_turned_to_y_up_with_its_vertex_colours() -> None:
     raw = mesh_to_raw_asset(_Mesh())
     assert np.allclose(raw.vertices[0], [0.1, 0.3, -0.2])  # (x, y, z) -> (x, z, -y)
     assert np.allclose(raw.vertex_colors, [[0.5, 1.0, 0.0]] * 3)
-    assert raw.faces.tolist() == [[0, 1, 2]]
+    assert raw.faces.tolist() == [[0, 1, 2]] and raw.color_field is None

@@ -20,8 +20,6 @@ from backend.models.trellis.config import (
 )
 from backend.models.trellis.loading import (
     load_network,
-    module_exists,
-    network_available,
     resolve_stem,
     stored_state,
     write_network,
@@ -44,7 +42,7 @@ def _released(raw: dict) -> torch.nn.Module:
     cls = SparseStructureFlowModel if spec.name == "SparseStructureFlowModel" else None
     with torch.device("meta"):
         network = (cls or SparseStructureDecoder)(spec.config)
-    network.set_torso_dtype(torch.float16)  # what use_fp16 stores
+    network.convert_torso(torch.float16)  # what use_fp16 stores
     return network
 
 
@@ -167,23 +165,43 @@ def test_references_resolve_in_the_folder_then_in_shared_folders(tmp_path: Path)
         resolve_stem(reference, own)
     assert caught.value.code == ErrorCode.WEIGHTS_MISSING
     assert "--with decoders" in caught.value.info.hint
+    assert resolve_stem("ckpts/dec", own, [shared]) == shared / "ckpts" / "dec"  # a component
 
 
-def test_a_module_under_a_missing_package_is_absent_not_an_error() -> None:
-    assert module_exists("backend.models.trellis.ss_flow")
-    assert not module_exists("backend.models.no_such_package.tensor")
+SLAT_NETWORKS = {  # the structured-latent networks: JSON args as keywords, built on meta
+    "SLatFlowModel": (testing.TINY_SLAT_FLOW, testing.slat_flow_state),
+    "SLatMeshDecoder": (testing.TINY_MESH_DECODER, testing.mesh_decoder_state),
+    "SLatGaussianDecoder": (testing.TINY_GAUSSIAN_DECODER, testing.gaussian_decoder_state),
+}
 
 
-def test_a_network_this_build_lacks_is_named(tmp_path: Path) -> None:
-    stem = tmp_path / "ckpts" / "x"
-    write_network(stem, NetworkSpec("SparseStructureFlowModel", TINY_SS_FLOW), {})
-    stem.with_suffix(".json").write_text(
-        stem.with_suffix(".json")
-        .read_text()
-        .replace("SparseStructureFlowModel", "SLatFlowModel")
-        .replace('"resolution": 4', '"resolution": 16')
-    )
-    if network_available("SLatFlowModel"):
-        pytest.skip("this build has the SLat flow")
-    with pytest.raises(ProtocolError, match="no SLatFlowModel network"):
+@pytest.mark.parametrize("name", SLAT_NETWORKS)
+def test_the_sparse_networks_load_strictly_in_their_stored_dtypes(tmp_path: Path, name) -> None:
+    config, state_of = SLAT_NETWORKS[name]
+    written = state_of(config, seed=3)
+    stem = write_network(tmp_path / "ckpts" / "net", NetworkSpec(name, config), written)
+    network, spec = load_network(stem)
+    assert type(network).__name__ == name and spec.config == config
+    loaded = dict(network.state_dict())
+    assert loaded.keys() == written.keys()
+    for key, value in written.items():
+        assert loaded[key].dtype == value.dtype and torch.equal(loaded[key], value), key
+    assert network.dtype == torch.float16
+    assert not any(t.is_meta for t in (*network.parameters(), *network.buffers()))
+    as_float, _ = load_network(stem, dtype=torch.float32)
+    assert {v.dtype for v in as_float.state_dict().values()} == {torch.float32}
+
+
+def test_the_gaussian_offsets_come_from_the_file(tmp_path: Path) -> None:
+    """``offset_perturbation`` is a persistent buffer: loaded (not recomputed), and required."""
+    config = testing.TINY_GAUSSIAN_DECODER
+    state = testing.gaussian_decoder_state(config, seed=3)
+    state["offset_perturbation"] = state["offset_perturbation"] + 0.25
+    stem = write_network(tmp_path / "ckpts" / "gs", NetworkSpec("SLatGaussianDecoder", config),
+                         state)  # fmt: skip
+    network, _ = load_network(stem)
+    assert torch.equal(network.offset_perturbation, state["offset_perturbation"])
+    state.pop("offset_perturbation")
+    write_network(stem, NetworkSpec("SLatGaussianDecoder", config), state)
+    with pytest.raises(ProtocolError, match=r"1 missing \(e.g. offset_perturbation"):
         load_network(stem)

@@ -40,7 +40,7 @@ def test_channel_layer_norm_normalises_each_voxel_over_channels() -> None:
 
 def test_the_decoder_is_input_conv_blocks_and_output_head() -> None:
     decoder = testing.randomize(SparseStructureDecoder(TINY_SS_DECODER), seed=31).eval()
-    decoder.set_torso_dtype(torch.float32)
+    decoder.convert_torso(torch.float32)
     z = torch.randn(1, 8, 4, 4, 4, generator=torch.Generator().manual_seed(0))
 
     def block(module, h):

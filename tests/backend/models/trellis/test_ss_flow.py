@@ -23,6 +23,7 @@ from backend.models.trellis.ss_flow import (
     timestep_embedding,
     unpatchify,
 )
+from backend.models.trellis.transformer import DenseTokens
 
 
 def test_the_timestep_embedding_is_cos_then_sin() -> None:
@@ -119,7 +120,7 @@ def reference_block(block: ModulatedTransformerCrossBlock, x, t_emb, context, he
 @pytest.fixture(scope="module")
 def model() -> SparseStructureFlowModel:
     model = testing.randomize(SparseStructureFlowModel(TINY_SS_FLOW), seed=21).eval()
-    model.set_torso_dtype(torch.float32)  # the references compute in float32
+    model.convert_torso(torch.float32)  # the references compute in float32
     return model
 
 
@@ -130,7 +131,7 @@ def test_a_block_matches_the_reference_maths(model: SparseStructureFlowModel) ->
     context = torch.randn(2, 21, 32, generator=generator)
     block = model.blocks[0]
     with torch.no_grad():
-        ours = block(x, t_emb, context)
+        ours = block(x, t_emb, context, DenseTokens())
         expected = reference_block(block, x, t_emb, context, heads=2)
     assert torch.allclose(ours, expected, atol=1e-5, rtol=1e-4)
 

@@ -1,0 +1,115 @@
+"""The mesh decoder's colour as a field the bake can query at any surface point.
+
+The mesh decoder gives each voxel of its output grid 8 corner colours (upstream's
+``SparseFeatures2Mesh``: 6 channels per corner, RGB then a normal map); averaged onto the grid
+vertices they share (a true mean, as for the signed distances) and passed through a sigmoid,
+they are the colours FlexiCubes interpolates onto the mesh's vertices. The bake asks for colour
+at texel points of the decimated surface instead, so :func:`grid_colours` keeps the vertex grid's
+RGB and :func:`colour_field` evaluates it there trilinearly: the decoded colour at the point,
+not a vertex colour smeared over a decimated triangle.
+
+Grid vertex ``(x, y, z)`` of a ``res``^3 grid sits at ``(x, y, z) / res - 0.5`` in TRELLIS's
+frame (+Z up), its id is ``(x * (res + 1) + y) * (res + 1) + z`` (``flexicubes.grid_ids``). A
+query corner no voxel wrote drops out of the interpolation (the others are renormalised); a
+point with none of its 8 corners written takes the nearest written vertex's colour. Arrays only
+(numpy), so the field holds no device memory after the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from backend.geometry.raw_asset import PointField
+from backend.models.trellis import flexicubes
+from backend.models.trellis.mesh_extraction import (
+    COLOUR_CHANNELS,
+    COLOUR_SIZE,
+    TRELLIS_TO_BACKEND,
+    vertex_attributes,
+)
+
+# The 8 corners of a cell as (dx, dy, dz), x slowest (any fixed order works for trilinear).
+_CORNERS = np.array([[dx, dy, dz] for dx in (0, 1) for dy in (0, 1) for dz in (0, 1)])
+
+
+@dataclass(frozen=True)
+class GridColours:
+    """RGB of the written grid vertices of a ``resolution``^3 grid.
+
+    vertex_ids : (m,) int64 ascending (flexicubes.grid_ids)
+    colours : (m, 3) float32 in [0, 1], sRGB as the decoder emits it
+    """
+
+    resolution: int
+    vertex_ids: np.ndarray
+    colours: np.ndarray
+
+
+def grid_colours(coords: torch.Tensor, feats: torch.Tensor, resolution: int) -> GridColours:
+    """The mesh decoder's output for one batch element -> its grid vertices' RGB.
+
+    coords : (n, 4) int [batch, x, y, z] of one batch element, x, y, z in [0, resolution)
+    feats : (n, 101) float, the decoder's channels (colour: 8 corners x 6 from channel 53)
+    """
+    voxel_ids = flexicubes.grid_ids(coords[:, 1:], resolution)
+    corners = feats[:, COLOUR_CHANNELS].float().reshape(len(feats), 8, COLOUR_SIZE)[:, :, :3]
+    vertex_ids, values = vertex_attributes(voxel_ids, corners, resolution)
+    return GridColours(
+        resolution,
+        vertex_ids.cpu().numpy().astype(np.int64),
+        torch.sigmoid(values).cpu().numpy().astype(np.float32),
+    )
+
+
+def sample_grid_colours(grid: GridColours, points: np.ndarray) -> np.ndarray:
+    """Trilinear RGB of ``grid`` at points (k, 3) in TRELLIS's frame -> (k, 3) float32."""
+    if len(grid.vertex_ids) == 0:  # nothing decoded: neutral grey, as an uncoloured mesh
+        return np.full((len(points), 3), 0.5, np.float32)
+    res, base = grid.resolution, grid.resolution + 1
+    cell_position = (np.asarray(points, np.float64) + 0.5) * res
+    cell = np.clip(np.floor(cell_position), 0, res - 1).astype(np.int64)
+    fraction = np.clip(cell_position - cell, 0.0, 1.0)
+    corners = cell[:, None, :] + _CORNERS[None]  # (k, 8, 3)
+    ids = (corners[..., 0] * base + corners[..., 1]) * base + corners[..., 2]
+    found = np.searchsorted(grid.vertex_ids, ids).clip(max=len(grid.vertex_ids) - 1)
+    present = grid.vertex_ids[found] == ids
+    weights = np.prod(
+        np.where(_CORNERS[None] == 1, fraction[:, None, :], 1.0 - fraction[:, None, :]), axis=2
+    )
+    weights = np.where(present, weights, 0.0)
+    total = weights.sum(axis=1)
+    # A corner just outside the written set can carry all the weight: any written corner counts.
+    lonely = total <= 1e-12
+    weights = np.where(lonely[:, None], present.astype(np.float64), weights)
+    total = weights.sum(axis=1)
+    colours = np.einsum("kc,kcd->kd", weights, grid.colours[found]) / np.maximum(total, 1e-12)[
+        :, None
+    ]
+    missing = total <= 1e-12
+    if missing.any():
+        colours[missing] = _nearest_colours(grid, np.asarray(points)[missing])
+    return colours.astype(np.float32)
+
+
+def _nearest_colours(grid: GridColours, points: np.ndarray) -> np.ndarray:
+    from scipy.spatial import cKDTree
+
+    res, base = grid.resolution, grid.resolution + 1
+    ids = grid.vertex_ids
+    positions = np.stack([ids // (base * base), (ids // base) % base, ids % base], axis=1)
+    _, nearest = cKDTree(positions / res - 0.5).query(points)
+    return grid.colours[nearest]
+
+
+def colour_field(grid: GridColours) -> PointField:
+    """A RawAsset colour field: points (k, 3) in the backend's frame -> (k, 3) RGB in [0, 1]."""
+    # Backend = R @ TRELLIS with R orthonormal, so TRELLIS = R^T @ backend: row vectors @ R.
+    to_trellis = np.array(TRELLIS_TO_BACKEND)
+
+    def field(points: np.ndarray) -> np.ndarray:
+        return sample_grid_colours(grid, np.asarray(points, np.float64) @ to_trellis)
+
+    return field
