@@ -218,6 +218,13 @@ def run_pipeline(
             f"surface's topology (about {max(0, (2 - euler) // 2)} handles) is kept rather "
             "than torn to get lower"
         )
+    if options.quads and abs(len(reduced.faces) - options.target_faces) > (
+        quads.FACE_TOLERANCE * options.target_faces
+    ):
+        warnings.append(
+            f"the quad remesh has {quad_count} quads ({len(reduced.faces)} triangles) for a "
+            f"target of {options.target_faces} faces: Instant Meshes sets its own density"
+        )
     done(1, started)
     # 3. UV
     started = stage(2, "unwrapping")

@@ -39,6 +39,7 @@ LIBRARY = "pynanoinstantmeshes"
 TRIANGLES_PER_TARGET_VERTEX = 8.1  # 4.05 quads per target vertex, 2 triangles each
 TIMEOUT_S = 600.0
 INPUT_RATIO = 4  # the remesher reads the mesh decimated to this many times the target
+FACE_TOLERANCE = 0.1  # a remesh further than this from the face target is reported
 CHILD_MEMORY_BYTES = 8 * 2**30  # address space the remesher's child may take (POSIX)
 FAILED_HINT = (
     "the quad remesher needs a clean manifold surface with some area: try without quads, or "
