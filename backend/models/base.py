@@ -204,6 +204,16 @@ class ModelAdapter(abc.ABC):
     def loaded(self) -> bool:
         return self.device is not None
 
+    @property
+    def catalogue(self) -> ModelRegistry:
+        """The registry that made us (the installed models when we were made by hand): what a
+        composite model checks its inner models' cards against."""
+        if self.registry is None:
+            from backend.models.registry import ModelRegistry
+
+            self.registry = ModelRegistry()
+        return self.registry
+
     # --- the template (final: subclasses implement the hooks below) ---------------------------
 
     def check_inputs(self, request: GenerationRequest) -> GenerationRequest:
@@ -325,3 +335,24 @@ class ModelAdapter(abc.ABC):
 
     def _release(self) -> None:  # noqa: B027 - optional hook
         """Drop what ``_load`` made (set the model attributes to None)."""
+
+
+@contextlib.contextmanager
+def inner_errors(
+    role: str, model_id: str, field: str, ours: Mapping[str, str] | None = None
+) -> Iterator[None]:
+    """A composite's inner request errors, named in the outer request: a field the inner model
+    names (its ``images[0]``) was never sent by our client, so it becomes ``ours[field]`` (the
+    parameter we set it from) or else ``field`` (the parameter that chose the inner model), and
+    the message says which model."""
+    try:
+        yield
+    except ProtocolError as error:
+        if error.field is None:
+            raise
+        raise ProtocolError(
+            error.code,
+            f"{role} {model_id!r}: {error}",
+            field=(ours or {}).get(error.field, field),
+            hint=error.hint,
+        ) from error

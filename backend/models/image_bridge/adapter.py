@@ -11,8 +11,6 @@ once, by the ``background`` method given here. The picture is also the first sta
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +23,7 @@ from backend.models.base import (
     ProgressCallback,
     WeightFile,
     WeightsSource,
+    inner_errors,
 )
 from backend.models.common.background_choice import BACKGROUND_PARAMETER
 from backend.models.common.stage_folding import FoldedProgress
@@ -32,7 +31,7 @@ from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
 
 if TYPE_CHECKING:
-    from backend.models.registry import ModelRegistry
+    pass
 
 DEFAULT_TEXT_MODEL = "stabilityai/sdxl-turbo"
 DEFAULT_IMAGE_MODEL = "inflate"
@@ -124,7 +123,7 @@ class ImageBridgeAdapter(ModelAdapter):
 
         params = request.parameters
         name = params["image_model"]
-        catalogue = self._catalogue()
+        catalogue = self.catalogue
         if name not in catalogue.ids():
             raise ProtocolError(
                 ErrorCode.UNKNOWN_MODEL,
@@ -165,7 +164,7 @@ class ImageBridgeAdapter(ModelAdapter):
         cancel.raise_if_cancelled()
         name = params["image_model"]
         takes_background = any(
-            p.name == "background" for p in self._catalogue().adapter_class(name).parameters
+            p.name == "background" for p in self.catalogue.adapter_class(name).parameters
         )
         inner_request = GenerationRequest(
             task="image", images=(ImagePixels(picture),), seed=request.seed,
@@ -173,7 +172,7 @@ class ImageBridgeAdapter(ModelAdapter):
             target_faces=request.target_faces, texture_size=request.texture_size,
         )
         with (self.inner_model(name) as inner,
-              _inner_errors("image model", name, "parameters.image_model")):
+              inner_errors("image model", name, "parameters.image_model")):
             inner_request = inner.check_inputs(inner_request)
             folded = FoldedProgress(progress, "image_to_3d", inner.stage_weights)
             asset = inner.generate(inner_request, folded, cancel)
@@ -184,13 +183,6 @@ class ImageBridgeAdapter(ModelAdapter):
 
     # --- parts of the hooks -------------------------------------------------------------------
 
-    def _catalogue(self) -> ModelRegistry:
-        """The registry that made us (the installed models when we were made by hand)."""
-        if self.registry is None:
-            from backend.models.registry import ModelRegistry
-
-            self.registry = ModelRegistry()
-        return self.registry
 
     def _text_pipeline(self, name: str) -> Any:
         """The picture model ``name``, loaded on our device (swapping out the previous one)."""
@@ -204,16 +196,3 @@ class ImageBridgeAdapter(ModelAdapter):
             self.text_folder = folder
         return self.text_pipeline
 
-
-@contextlib.contextmanager
-def _inner_errors(role: str, model_id: str, field: str) -> Iterator[None]:
-    """Errors of the inner request, named in ours: a field the inner model names (its
-    ``images[0]``, ``parameters.octree_resolution``) was never sent by our client, so it becomes
-    ``field``, the parameter that chose the inner model, and the message says which model."""
-    try:
-        yield
-    except ProtocolError as error:
-        if error.field is None:
-            raise
-        raise ProtocolError(error.code, f"{role} {model_id!r}: {error}", field=field,
-                            hint=error.hint) from error

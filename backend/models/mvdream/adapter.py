@@ -14,8 +14,7 @@ one bar: the reconstructor's own stages are folded into ``reconstruct``.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +29,7 @@ from backend.models.base import (
     ProgressCallback,
     WeightFile,
     WeightsSource,
+    inner_errors,
 )
 from backend.models.common.stage_folding import FoldedProgress
 from backend.models.mvdream.config import CHECKPOINT, CONFIG_FILE
@@ -38,7 +38,7 @@ from shared_protocol.messages import ParameterSchema
 from shared_protocol.parameters import resolve_parameters
 
 if TYPE_CHECKING:
-    from backend.models.registry import ModelRegistry
+    pass
 
 MULTI_VIEW_RECONSTRUCTOR = "hunyuan3d-2mv"
 FALLBACK_RECONSTRUCTOR = "inflate"
@@ -125,7 +125,7 @@ class MVDreamAdapter(ModelAdapter):
             raise ProtocolError(ErrorCode.INVALID_PARAMETER, "image_size must be a multiple of 8",
                                 field="parameters.image_size")
         name = self._pick_reconstructor(params["reconstructor"])
-        catalogue = self._catalogue()
+        catalogue = self.catalogue
         if name not in catalogue.ids():
             raise ProtocolError(
                 ErrorCode.UNKNOWN_MODEL,
@@ -147,7 +147,7 @@ class MVDreamAdapter(ModelAdapter):
                 hint=f"Run `dreamcad-backend download {name}`, or use reconstructor 'auto'.",
             )
         # The reconstructor's own check of what we will set on it (its mesh grid's range).
-        with _inner_errors("reconstructor", name, "parameters.reconstructor",
+        with inner_errors("reconstructor", name, "parameters.reconstructor",
                            _our_fields(cls)):
             resolve_parameters(cls.parameters, _inner_parameters(cls, params))
 
@@ -188,18 +188,11 @@ class MVDreamAdapter(ModelAdapter):
 
     # --- parts of the hooks -------------------------------------------------------------------
 
-    def _catalogue(self) -> ModelRegistry:
-        """The registry that made us (the installed models when we were made by hand)."""
-        if self.registry is None:
-            from backend.models.registry import ModelRegistry
-
-            self.registry = ModelRegistry()
-        return self.registry
 
     def _pick_reconstructor(self, name: str) -> str:
         if name != "auto":
             return name
-        catalogue = self._catalogue()
+        catalogue = self.catalogue
         if MULTI_VIEW_RECONSTRUCTOR in catalogue.ids() and catalogue.create(
             MULTI_VIEW_RECONSTRUCTOR
         ).weights_present():
@@ -221,7 +214,7 @@ class MVDreamAdapter(ModelAdapter):
         if params["reconstructor"] == "auto" and name == FALLBACK_RECONSTRUCTOR:
             warnings.append(f"{MULTI_VIEW_RECONSTRUCTOR} is not installed: the shape is the "
                             "inflated front view, textured from all four views")
-        cls = self._catalogue().adapter_class(name)
+        cls = self.catalogue.adapter_class(name)
         names = [VIEW_NAMES.get(round(a % 360.0, 6)) for a in azimuths]
         common = {"seed": request.seed, "target_faces": request.target_faces,
                   "texture_size": request.texture_size,
@@ -236,7 +229,7 @@ class MVDreamAdapter(ModelAdapter):
         progress("reconstruct", 0, 1, f"loading {name}")
         cancel.raise_if_cancelled()
         with (self.inner_model(name) as inner,
-              _inner_errors("reconstructor", name, "parameters.reconstructor", _our_fields(cls))):
+              inner_errors("reconstructor", name, "parameters.reconstructor", _our_fields(cls))):
             inner_request = inner.check_inputs(inner_request)
             folded = FoldedProgress(progress, "reconstruct", inner.stage_weights)
             asset = inner.generate(inner_request, folded, cancel)
@@ -268,19 +261,3 @@ def _our_fields(cls: type[ModelAdapter]) -> dict[str, str]:
     name = _resolution_name(cls)
     return {f"parameters.{name}": "parameters.reconstructor_resolution"} if name else {}
 
-
-@contextlib.contextmanager
-def _inner_errors(
-    role: str, model_id: str, field: str, ours: dict[str, str] | None = None
-) -> Iterator[None]:
-    """Errors of the inner request, named in ours: a field the inner model names (its
-    ``images[0]``) was never sent by our client, so it becomes ``ours[field]`` (the parameter we
-    set it from) or else ``field`` (the parameter that chose the inner model), and the message
-    says which model."""
-    try:
-        yield
-    except ProtocolError as error:
-        if error.field is None:
-            raise
-        raise ProtocolError(error.code, f"{role} {model_id!r}: {error}",
-                            field=(ours or {}).get(error.field, field), hint=error.hint) from error
