@@ -117,6 +117,8 @@ class InnerModels(Protocol):
 
     def using(self, model_id: str) -> contextlib.AbstractContextManager[ModelAdapter]: ...
 
+    def clear(self) -> None: ...
+
 
 def weights_env_var(model_id: str) -> str:
     """``DREAMCAD_WEIGHTS_<ID>``: the id upper-cased, other characters as ``_``."""
@@ -159,6 +161,7 @@ class ModelAdapter(abc.ABC):
         # Set by the registry that made us / the cache that loaded us (composite models).
         self.registry: ModelRegistry | None = None
         self.models: InnerModels | None = None
+        self._owns_models = False  # True: ``models`` is our private cache (see inner_model)
         self.device: str | None = None  # None: not loaded
         self.dtype = "float32"
 
@@ -297,8 +300,8 @@ class ModelAdapter(abc.ABC):
         """Free the model's memory (device and host); safe to call when not loaded."""
         device, self.device = self.device, None
         self._release()
-        if getattr(self, "_owns_models", False) and self.models is not None:
-            self.models.clear()  # type: ignore[attr-defined]
+        if self._owns_models and self.models is not None:
+            self.models.clear()
             self.models, self._owns_models = None, False
         if device is not None and device.startswith("cuda") and "torch" in sys.modules:
             sys.modules["torch"].cuda.empty_cache()
@@ -311,9 +314,9 @@ class ModelAdapter(abc.ABC):
         jobs). An adapter used outside any cache (a script, a benchmark) gets a private cache
         on its own device, made on first use and emptied by ``unload``."""
         if self.models is None:
-            from backend.models.registry import ModelCache, ModelRegistry
+            from backend.models.registry import ModelCache
 
-            self.models = ModelCache(self.registry or ModelRegistry(), self.device or "cpu", None)
+            self.models = ModelCache(self.catalogue, self.device or "cpu", None)
             self._owns_models = True
         with self.models.using(model_id) as adapter:
             yield adapter
