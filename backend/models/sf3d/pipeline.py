@@ -24,11 +24,11 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
 
+from backend.models.base import ProgressCallback
 from backend.models.common.cuda_graph import GraphedForward
 from backend.models.sf3d.isosurface import MarchingTetrahedra
 from backend.models.sf3d.loading import tet_grid
@@ -131,15 +131,6 @@ class FieldSampler:
 # --- the pipeline ---------------------------------------------------------------------------
 
 
-class EventFn(Protocol):
-    """What ``on_event`` is called with (the shape of the backend's progress callback)."""
-
-    def __call__(
-        self, stage: str, step: int, total: int, message: str = "",
-        preview: np.ndarray | None = None,
-    ) -> None: ...
-
-
 def _ignore(stage: str, step: int, total: int, message: str = "",
             preview: np.ndarray | None = None) -> None:
     return None
@@ -205,7 +196,7 @@ class SF3DPipeline:
 
     @torch.no_grad()
     def __call__(
-        self, rgba: np.ndarray, settings: SF3DSettings, on_event: EventFn = _ignore
+        self, rgba: np.ndarray, settings: SF3DSettings, on_event: ProgressCallback = _ignore
     ) -> SF3DOutput:
         """rgba (h, w, 4) uint8 whose alpha is the subject mask -> the mesh and its fields."""
         model = self.model

@@ -18,12 +18,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
 from torch.nn import functional as nnf
 
+from backend.models.base import ProgressCallback
 from backend.models.common.background import composite_on_grey, resize_foreground
 from backend.models.triposr.isosurface import (
     DEFAULT_THRESHOLD,
@@ -39,15 +39,6 @@ MAX_UNCHUNKED = 1 << 22
 PREVIEW_SIZE = 128  # largest side of the conditioning preview sent with the first event
 
 PointField = Callable[[np.ndarray], np.ndarray]
-
-
-class EventFn(Protocol):
-    """What ``on_event`` is called with (the shape of the backend's progress callback)."""
-
-    def __call__(
-        self, stage: str, step: int, total: int, message: str = "",
-        preview: np.ndarray | None = None,
-    ) -> None: ...
 
 
 def _ignore(stage: str, step: int, total: int, message: str = "",
@@ -89,7 +80,7 @@ class TripoSRPipeline:
         self.dtype = dtype
 
     def __call__(
-        self, rgba: np.ndarray, settings: TripoSRSettings, on_event: EventFn = _ignore
+        self, rgba: np.ndarray, settings: TripoSRSettings, on_event: ProgressCallback = _ignore
     ) -> TripoSROutput:
         """rgba (h, w, 4) uint8 whose alpha is the subject mask -> the mesh and its colour."""
         model = self.model
