@@ -37,6 +37,7 @@ class BakeSource:
     color_field: PointField | None = None
     material_field: PointField | None = None
     views: PaintedViews | None = None
+    alpha_field: PointField | None = None
 
 
 @dataclass
@@ -127,6 +128,8 @@ def bake(
         )
     else:
         color = _base_color(source, slices, len(texels), device)
+    if source.alpha_field is not None:  # a fourth base-colour channel: glTF's alpha
+        color = np.hstack([color[:, :3], _query(source.alpha_field, slices["position"], 1, device)])
     channels.insert(0, color)
     material = None
     if source.material_field is not None:
@@ -179,7 +182,7 @@ def _attribute_layout(source: BakeSource) -> list[tuple[str, np.ndarray]]:
         layout.append(("color", source.vertex_colors))
     if source.uvs is not None and source.texture is not None and not at_points:
         layout.append(("uv", source.uvs))
-    if at_points or source.material_field is not None:
+    if at_points or source.material_field is not None or source.alpha_field is not None:
         layout.append(("position", source.vertices))
     return layout
 

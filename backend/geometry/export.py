@@ -125,14 +125,20 @@ class _BinaryBuffer:
         return len(self.accessors) - 1
 
 
+def has_alpha(base_color: np.ndarray | None) -> bool:
+    """A base colour map (s, s, 4) with some texel below full opacity."""
+    return base_color is not None and base_color.shape[2] == 4 and bool((base_color[..., 3] < 255).any())
+
+
 def write_glb(mesh: ExportMesh) -> bytes:
     """Binary glTF 2.0 bytes of ``mesh`` (and its LODs) with a metallic-roughness material."""
     buffer = _BinaryBuffer()
     levels = [LODGeometry(mesh.vertices, mesh.faces, mesh.normals, mesh.uvs, mesh.tangents)]
     levels += mesh.lods
     primitives = [_primitive(buffer, level, mesh.normal_map is not None) for level in levels]
+    blend = has_alpha(mesh.base_color)
     pending = [
-        image[..., :3]
+        image if image is mesh.base_color and blend else image[..., :3]
         for image in (mesh.base_color, mesh.metallic_roughness, mesh.normal_map)
         if image is not None and mesh.uvs is not None
     ]
@@ -158,6 +164,8 @@ def write_glb(mesh: ExportMesh) -> bytes:
             pbr["metallicFactor"] = pbr["roughnessFactor"] = 1.0
         if mesh.normal_map is not None:
             material["normalTexture"] = texture(next(pending_images))
+    if blend and mesh.uvs is not None:  # the model made see-through parts: RGBA, blended
+        material["alphaMode"] = "BLEND"
     if mesh.lods:
         names = [f"{mesh.name}_LOD{level}" for level in range(len(levels))]
         nodes = [{"name": mesh.name, "children": list(range(1, len(levels) + 1))}]

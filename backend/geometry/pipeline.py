@@ -331,7 +331,7 @@ def _bake_source(
         colors = None if colors is None else colors[origin]
     source = bake.BakeSource(
         vertices, faces, colors, uvs, raw.texture, raw.color_field,
-        raw.material_field if pbr else None, raw.views,
+        raw.material_field if pbr else None, raw.views, raw.alpha_field,
     )  # fmt: skip
     return source, origin
 

@@ -90,6 +90,8 @@ class RawAsset:
     views : painted images with their cameras, projected at texel surface points (when given,
         the base colour comes from them alone)
     material_field : points -> (k, 2) (roughness, metallic) in [0, 1]
+    alpha_field : points -> (k, 1) opacity in [0, 1]; when given, the base colour map gets an
+        alpha channel and the glTF material blends (``alphaMode`` BLEND)
     extra_files : other result files the model made, file name -> content (e.g.
         ``"gaussians.ply"``, a 3D Gaussian Splatting file); the geometry pipeline leaves them as
         they are, for the job to store beside the asset
@@ -103,6 +105,7 @@ class RawAsset:
     color_field: PointField | None = None
     views: PaintedViews | None = None
     material_field: PointField | None = None
+    alpha_field: PointField | None = None
     roughness: float = 0.8
     metallic: float = 0.0
     name: str = ""
