@@ -129,7 +129,8 @@ def bake(
     else:
         color = _base_color(source, slices, len(texels), device)
     if source.alpha_field is not None:  # a fourth base-colour channel: glTF's alpha
-        color = np.hstack([color[:, :3], _query(source.alpha_field, slices["position"], 1, device)])
+        alpha = _query(source.alpha_field, slices["position"], 1, device)
+        color = np.hstack([color[:, :3], alpha])
     channels.insert(0, color)
     material = None
     if source.material_field is not None:

@@ -127,7 +127,9 @@ class _BinaryBuffer:
 
 def has_alpha(base_color: np.ndarray | None) -> bool:
     """A base colour map (s, s, 4) with some texel below full opacity."""
-    return base_color is not None and base_color.shape[2] == 4 and bool((base_color[..., 3] < 255).any())
+    if base_color is None or base_color.shape[2] != 4:
+        return False
+    return bool((base_color[..., 3] < 255).any())
 
 
 def write_glb(mesh: ExportMesh) -> bytes:

@@ -51,7 +51,9 @@ class SparseConvNeXtBlock3d(nn.Module):
         hidden = int(channels * mlp_ratio)
         self.norm = LayerNorm32(channels, elementwise_affine=True, eps=1e-6)
         self.conv = SubmanifoldConv3d(channels, channels, 3)
-        self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.SiLU(), nn.Linear(hidden, channels))
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, hidden), nn.SiLU(), nn.Linear(hidden, channels)
+        )
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         h = self.conv(x)

@@ -62,14 +62,20 @@ def _files() -> tuple[WeightFile, ...]:
     files = [WeightFile("pipeline.json", size=3_000)]
     for stem in STEMS.values():
         size = _SIZES["decoder" if "_dec_" in stem else "flow"]
-        files += [WeightFile(f"{stem}.json", size=1_000), WeightFile(f"{stem}.safetensors", size=size)]
+        files += [
+            WeightFile(f"{stem}.json", size=1_000),
+            WeightFile(f"{stem}.safetensors", size=size),
+        ]
     return tuple(files)
 
 
 DINOV3 = WeightsSource(
     repo_id="facebook/dinov3-vitl16-pretrain-lvd1689m",
     revision=DINOV3_REVISION,
-    files=(WeightFile("config.json", size=1_000), WeightFile("model.safetensors", size=1_213_000_000)),
+    files=(
+        WeightFile("config.json", size=1_000),
+        WeightFile("model.safetensors", size=1_213_000_000),
+    ),
     gated=True,
 )
 DECODERS = WeightsSource(

@@ -77,7 +77,9 @@ class Trellis2PipelineConfig:
     default_pipeline_type: str = "1024_cascade"
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any], where: str = PIPELINE_FILE) -> Trellis2PipelineConfig:
+    def from_dict(
+        cls, raw: Mapping[str, Any], where: str = PIPELINE_FILE
+    ) -> Trellis2PipelineConfig:
         if raw.get("name") != PIPELINE_NAME:
             raise ProtocolError(
                 ErrorCode.MODEL_FAILED, f"{where}: not a {PIPELINE_NAME} ({raw.get('name')!r})",
@@ -138,8 +140,9 @@ def read_pipeline_config(folder: Path) -> Trellis2PipelineConfig:
 
 
 # The release's sampler settings (pipeline.json, the research notes section 6).
+_RELEASE = Trellis2SamplerSettings
 RELEASED_SAMPLERS = {
-    "sparse_structure_sampler": StageSampler(1e-5, Trellis2SamplerSettings(12, 7.5, 0.7, (0.6, 1.0), 5.0)),
-    "shape_slat_sampler": StageSampler(1e-5, Trellis2SamplerSettings(12, 7.5, 0.5, (0.6, 1.0), 3.0)),
-    "tex_slat_sampler": StageSampler(1e-5, Trellis2SamplerSettings(12, 1.0, 0.0, (0.6, 0.9), 3.0)),
-}  # fmt: skip
+    "sparse_structure_sampler": StageSampler(1e-5, _RELEASE(12, 7.5, 0.7, (0.6, 1.0), 5.0)),
+    "shape_slat_sampler": StageSampler(1e-5, _RELEASE(12, 7.5, 0.5, (0.6, 1.0), 3.0)),
+    "tex_slat_sampler": StageSampler(1e-5, _RELEASE(12, 1.0, 0.0, (0.6, 0.9), 3.0)),
+}

@@ -107,9 +107,11 @@ class Dinov3Conditioner:
 
 def load_dinov3(folder: Path | None, device: str | torch.device) -> Dinov3Conditioner:
     """DINOv3 from ``folder`` (config.json + model.safetensors), strictly, float32, offline."""
-    if folder is None or not (folder / "config.json").is_file() or not (
-        folder / "model.safetensors"
-    ).is_file():
+    if (
+        folder is None
+        or not (folder / "config.json").is_file()
+        or not (folder / "model.safetensors").is_file()
+    ):
         raise ProtocolError(
             ErrorCode.WEIGHTS_MISSING,
             f"trellis2-4b needs the DINOv3 conditioner ({DINOV3_REPO}), which is not on this "
@@ -121,7 +123,11 @@ def load_dinov3(folder: Path | None, device: str | torch.device) -> Dinov3Condit
     model, info = DINOv3ViTModel.from_pretrained(
         str(folder), local_files_only=True, output_loading_info=True, dtype=torch.float32
     )
-    bad = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+    bad = {
+        k: v
+        for k, v in info.items()
+        if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v
+    }
     if bad:
         raise ProtocolError(
             ErrorCode.MODEL_FAILED,

@@ -72,9 +72,14 @@ class _FlowTrunk(nn.Module):
             )
         self.blocks = nn.ModuleList(
             ModulatedCrossBlock(
-                model_channels, cond_channels, self.num_heads, mlp_ratio,
-                qk_rms_norm, qk_rms_norm_cross, share_mod,
-            )  # fmt: skip
+                model_channels,
+                cond_channels,
+                self.num_heads,
+                mlp_ratio,
+                qk_rms_norm,
+                qk_rms_norm_cross,
+                share_mod,
+            )
             for _ in range(num_blocks)
         )
 

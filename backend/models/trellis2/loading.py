@@ -12,8 +12,9 @@ a key missing from the file or a key the network lacks passes silently, and the 
 skip, and what we do instead:
 
 - ``rope_phases`` of the structure flow: a persistent buffer upstream (complex64, the grid's RoPE
-  phases); we compute it. A file carrying it is checked against ours (an error if it differs);
-  one without it is fine.
+  phases); we compute it. A file carrying it (complex, or as its real (..., 2) view) is checked
+  against ours (an error if it differs); one without it is fine. Whether the released file
+  carries it could not be checked from here (no real weights).
 - any other missing or unexpected key: an error naming it (upstream would run with the
   network's random initialisation for a missing key).
 
@@ -63,9 +64,13 @@ def _check_derived(network: nn.Module, state: dict[str, torch.Tensor], where: st
         stored = state.pop(key, None)
         if stored is None:
             continue
+        if not stored.is_complex() and stored.shape[-1:] == (2,):  # a real (..., 2) view
+            stored = torch.view_as_complex(stored.float().contiguous())
         ours = network.derived_buffer(key) if hasattr(network, "derived_buffer") else None
-        if ours is None or ours.shape != stored.shape or not torch.allclose(
-            ours.to(stored.dtype), stored, atol=1e-4
+        if (
+            ours is None
+            or ours.shape != stored.shape
+            or not torch.allclose(ours.to(stored.dtype), stored, atol=1e-4)
         ):
             raise ProtocolError(
                 ErrorCode.MODEL_FAILED, f"{where}: stored {key} differs from the network's",

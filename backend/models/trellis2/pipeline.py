@@ -132,7 +132,9 @@ class Trellis2Pipeline:
     def has_cascade(self) -> bool:
         return all(role in self.networks for role in NETWORKS_CASCADE)
 
-    def settings(self, role: str, override: Trellis2SamplerSettings | None) -> Trellis2SamplerSettings:
+    def settings(
+        self, role: str, override: Trellis2SamplerSettings | None
+    ) -> Trellis2SamplerSettings:
         return override or self.config.samplers[role].settings
 
     @torch.no_grad()
@@ -170,7 +172,9 @@ class Trellis2Pipeline:
                     f"{request.max_num_tokens} tokens"
                 )
             hr_flow = self.networks[SHAPE_FLOW_1024]
-            shape = self._flow("shape", hr_flow, coords, cond_hr, request.shape, generator, progress)
+            shape = self._flow(
+                "shape", hr_flow, coords, cond_hr, request.shape, generator, progress
+            )
             shape = self._denormalise(shape, self.config.shape_mean, self.config.shape_std)
 
         # 4. texture latent, conditioned on the normalised shape latent

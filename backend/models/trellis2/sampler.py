@@ -11,7 +11,8 @@ guidance_interval_mixin}.py``. Differences from TRELLIS v1 (``backend.models.tre
   ``x0 = r x0_cfg (std_pos / std_cfg) + (1 - r) x0_cfg``, then turned back into a velocity.
   Dense latents take ``torch.std`` over all but the batch axis (unbiased, Bessel's n - 1);
   sparse ones upstream's ``VarLenTensor.std``: ``sqrt(E[x^2] - E[x]^2)`` over all the
-  element's values (population). Our sparse samples are one element, so that is over all rows.
+  element's values (population). Only the ratio of two such deviations enters, so the n - 1
+  cancels: our one-element sparse samples rescale exactly as a dense sample would.
 - the time grid and the Euler update are v1's (``time_pairs``); the network sees ``1000 t``.
 """
 

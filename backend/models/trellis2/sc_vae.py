@@ -108,9 +108,7 @@ class SparseUnetVaeDecoder(nn.Module):
         feats = F.layer_norm(h.feats.type(x.feats.dtype), h.feats.shape[-1:])
         return self.output_layer(h.replace(feats)), subs
 
-    def forward(
-        self, x: SparseTensor, guide_subs: Sequence[Tensor] | None = None
-    ) -> SparseTensor:
+    def forward(self, x: SparseTensor, guide_subs: Sequence[Tensor] | None = None) -> SparseTensor:
         return self.run(x, guide_subs)[0]
 
     def upsample(self, x: SparseTensor, upsample_times: int) -> Tensor:
