@@ -68,6 +68,9 @@ class ExportMesh:
     name: str = "dreamcad"
     lods: list[LODGeometry] = field(default_factory=list)
     quad_pairs: int = 0
+    # The base colour's alpha is the model's opacity (an alpha field was baked): RGBA, blended.
+    # Otherwise a 4th channel (e.g. an incoming texture's) is dropped, as before.
+    alpha_blend: bool = False
 
 
 def place_on_ground(vertices: np.ndarray, height_m: float | None = None) -> np.ndarray:
@@ -138,7 +141,7 @@ def write_glb(mesh: ExportMesh) -> bytes:
     levels = [LODGeometry(mesh.vertices, mesh.faces, mesh.normals, mesh.uvs, mesh.tangents)]
     levels += mesh.lods
     primitives = [_primitive(buffer, level, mesh.normal_map is not None) for level in levels]
-    blend = has_alpha(mesh.base_color)
+    blend = mesh.alpha_blend and has_alpha(mesh.base_color)
     pending = [
         image if image is mesh.base_color and blend else image[..., :3]
         for image in (mesh.base_color, mesh.metallic_roughness, mesh.normal_map)

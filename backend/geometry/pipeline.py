@@ -260,6 +260,7 @@ def run_pipeline(
         placed, mapped.faces, normals, mapped.uvs, frame, mapped.source_vertex,
         maps.base_color, maps.normal if options.pbr else None, maps.metallic_roughness,
         raw.roughness, raw.metallic, options.name, levels, quad_count,
+        alpha_blend=raw.alpha_field is not None,
     )  # fmt: skip
     asset = export.export(mesh, options.output_format)
     done(4, started)
