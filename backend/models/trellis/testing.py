@@ -376,6 +376,17 @@ def mesh_decoder_layout(config: SLatDecoderConfig) -> dict[str, tuple[tuple[int,
     return state
 
 
+def radiance_field_decoder_layout(
+    config: SLatDecoderConfig,
+) -> dict[str, tuple[tuple[int, ...], bool]]:
+    """{key: (shape, stored in half)} of an ``SLatRadianceFieldDecoder`` checkpoint."""
+    state = _decoder_trunk(config)
+    rank, dim = config.representation_config["rank"], config.representation_config["dim"]
+    # per voxel: trivec rank x 3 x dim + density rank + features_dc rank x 3
+    _linear(state, "out_layer", rank * 3 * dim + rank + rank * 3, config.model_channels, False)
+    return state
+
+
 def random_state(
     layout: dict[str, tuple[tuple[int, ...], bool]], seed: int, stored_half: bool = True
 ) -> dict:
@@ -414,3 +425,7 @@ def gaussian_decoder_state(config: SLatDecoderConfig, seed: int) -> dict:
         rep["num_gaussians"], rep["voxel_size"]
     )
     return state
+
+
+def radiance_field_decoder_state(config: SLatDecoderConfig, seed: int) -> dict:
+    return random_state(radiance_field_decoder_layout(config), seed, config.use_fp16)
