@@ -150,6 +150,7 @@ class BackendMetrics:
         self.registry = CollectorRegistry()
         self.snapshot = _Snapshot()
         self._stop = threading.Event()
+        self._refreshing = threading.Lock()  # one look at a time: a job is counted once
         self._thread: threading.Thread | None = None
         self._http = None
         self._watermark = time.time()
@@ -265,6 +266,10 @@ class BackendMetrics:
 
     def refresh(self) -> None:
         """One look at the store, the GPUs and the workers (the metrics thread; tests)."""
+        with self._refreshing:
+            self._refresh()
+
+    def _refresh(self) -> None:
         jobs = self._store.counts_by_state_and_model()
         self._observe_finished()
         self.snapshot = _Snapshot(
