@@ -21,9 +21,12 @@ from pathlib import Path
 import torch
 from prometheus_client.parser import text_string_to_metric_families
 
-from backend.jobs.store import JobStore
-from backend.metrics import BackendMetrics
-from backend.telemetry import gpu_info
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's backend, not another installed one
+
+from backend.jobs.store import JobStore  # noqa: E402
+from backend.metrics import BackendMetrics  # noqa: E402
+from backend.telemetry import gpu_info  # noqa: E402
 
 ALLOCATE_MB = 512
 NVML_SLACK_BYTES = 64 * 2**20
