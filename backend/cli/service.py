@@ -101,13 +101,13 @@ def run_serve(args: argparse.Namespace) -> int:
     except Exception as error:
         if not is_disk_full(error):
             raise
-        print(f"error: {disk_full_error(settings.data_dir, 'the job store').info.describe()}",
-              file=sys.stderr)
+        full = disk_full_error(settings.data_dir, "the job store")
+        say(logging.ERROR, f"error: {full.info.describe()}")
         return 2
     try:
         server.start()
     except ConfigurationError as error:
-        print(f"error: {error}", file=sys.stderr)
+        say(logging.ERROR, f"error: {error}")
         server.close()
         return 2
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
