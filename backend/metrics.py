@@ -153,7 +153,7 @@ class BackendMetrics:
         self._refreshing = threading.Lock()  # one look at a time: a job is counted once
         self._thread: threading.Thread | None = None
         self._http = None
-        self._watermark = time.time()
+        self._watermark = 0.0  # the newest end counted (set at start)
         self._seen: dict[str, float] = {}  # job id -> its end, for the overlap window
         self._make_instruments()
         self.registry.register(_SnapshotCollector(self))
@@ -238,6 +238,7 @@ class BackendMetrics:
                 port,
             )
         # Jobs that ended before this start were counted by the backend that ran them.
+        self._watermark = time.time()
         for record in self._store.finished_since(self._watermark - OVERLAP_S):
             self._seen[record.job_id] = record.finished_at or 0.0
         self.refresh()
