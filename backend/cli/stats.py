@@ -85,10 +85,10 @@ def table(figures: list[ModelStats], since: float | None) -> str:
     for f in figures:
         if f.stages:
             lines.append(f"\n{f.model}: seconds per stage (succeeded jobs)")
-            lines.append(f"  {'stage':<24} {'n':>5} {'p50':>9} {'p95':>9}")
+            lines.append(f"  {'stage':<30} {'n':>5} {'p50':>9} {'p95':>9}")
             for name, stage in f.stages.items():
                 lines.append(
-                    f"  {name:<24} {stage.count:>5} {stage.p50_s:>9.3f} {stage.p95_s:>9.3f}"
+                    f"  {name:<30} {stage.count:>5} {stage.p50_s:>9.3f} {stage.p95_s:>9.3f}"
                 )
         if f.failures:
             codes = ", ".join(f"{code} {count}" for code, count in sorted(f.failures.items()))

@@ -130,8 +130,26 @@ def model_stats(records: Iterable[JobRecord]) -> list[ModelStats]:
 
 
 def _ordered(stages: dict[str, list[float]]) -> dict[str, list[float]]:
-    """queue first, then the model's and the pipeline's stages as they ran, run and total last."""
+    """queue first, run and total last; between them the stages as they first ran, each
+    sub-stage (``pipeline.bake.splat``) right after its parent (``pipeline.bake``)."""
     first = [QUEUE_STAGE] if QUEUE_STAGE in stages else []
     last = [name for name in (RUN_STAGE, TOTAL_STAGE) if name in stages]
     middle = [name for name in stages if name not in (*first, *last)]
-    return {name: stages[name] for name in (*first, *middle, *last)}
+    children: dict[str, list[str]] = {}
+    roots = []
+    for name in middle:
+        parent = name.rpartition(".")[0]
+        if parent in stages and parent != name:
+            children.setdefault(parent, []).append(name)
+        else:
+            roots.append(name)
+    nested: list[str] = []
+
+    def place(name: str) -> None:
+        nested.append(name)
+        for child in children.get(name, []):
+            place(child)
+
+    for root in roots:
+        place(root)
+    return {name: stages[name] for name in (*first, *nested, *last)}

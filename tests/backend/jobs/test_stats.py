@@ -50,6 +50,13 @@ def test_stage_percentiles_and_gpu_seconds_come_from_the_rows(queue) -> None:
     names = list(procedural.stages)
     assert names[0] == "queue" and names[-2:] == ["run", "total"]
     assert any(name.startswith("pipeline.") for name in procedural.stages)
+    # A sub-stage (pipeline.bake.splat) comes under its parent, before the parent's next sibling.
+    nested = [n for n in names if n.rpartition(".")[0] in names]
+    assert nested
+    for child in nested:
+        parent = child.rpartition(".")[0]
+        between = names[names.index(parent) + 1 : names.index(child)]
+        assert all(n.startswith(parent + ".") for n in between), names
     # The queued-then-cancelled job never held the device: it adds nothing.
     ran = [r for r in records if r.model == "procedural" and r.started_at is not None]
     assert len(ran) == 3
