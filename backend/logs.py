@@ -7,7 +7,8 @@ on the handlers and copies it onto every record as ``record.job_id``; a call can
 job directly with ``extra={"job_id": ...}`` (a thread that handles many jobs, such as the
 server's). ``configure`` installs one stderr handler, in text or JSON (``serve --log-json``);
 a JSON line always has ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message`` and
-``thread``, and ``job_id`` and ``exception`` when there are any.
+``thread``, and ``job_id`` and ``exception`` when there are any; ``log_uncaught`` makes what
+would be a bare traceback on stderr (an exception no code caught, in any thread) such a line too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextvars
 import json
 import logging
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -87,3 +89,21 @@ def configure(level: str | int = "INFO", *, json_lines: bool = False) -> None:
         old.close()
     root.addHandler(handler)
     root.setLevel(level)
+
+
+def log_uncaught() -> None:
+    """Exceptions nothing caught (main thread or any other) are logged, not printed raw."""
+    uncaught = logging.getLogger("backend.uncaught")
+
+    def in_thread(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread else "?"
+        exc_info = (args.exc_type, args.exc_value, args.exc_traceback)
+        uncaught.critical("uncaught exception in thread %s", name, exc_info=exc_info)
+
+    def in_main(exc_type, exc_value, traceback) -> None:
+        uncaught.critical("uncaught exception", exc_info=(exc_type, exc_value, traceback))
+
+    threading.excepthook = in_thread
+    sys.excepthook = in_main

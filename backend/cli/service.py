@@ -93,6 +93,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     if args.log_json:
         logs.configure(args.log_level, json_lines=True)
+        logs.log_uncaught()
         logging.captureWarnings(True)  # a library's warning is a line like any other
     say = _logged if args.log_json else _printed
     settings = settings_from(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 import threading
 
 import pytest
@@ -90,3 +91,21 @@ def test_text_format_is_the_default() -> None:
         for handler in saved[0]:
             root.addHandler(handler)
         root.setLevel(saved[1])
+
+
+def test_uncaught_exceptions_become_lines(captured) -> None:
+    saved = (threading.excepthook, sys.excepthook)
+    try:
+        logs.log_uncaught()
+
+        def crash() -> None:
+            raise RuntimeError("nobody caught me")
+
+        thread = threading.Thread(target=crash, name="doomed")
+        thread.start()
+        thread.join(5)
+    finally:
+        threading.excepthook, sys.excepthook = saved
+    (entry,) = entries(captured)
+    assert entry["level"] == "CRITICAL" and "doomed" in entry["message"]
+    assert "RuntimeError: nobody caught me" in entry["exception"]
