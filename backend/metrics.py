@@ -239,8 +239,8 @@ class BackendMetrics:
             )
         # Jobs that ended before this start were counted by the backend that ran them.
         self._watermark = time.time()
-        for record in self._store.finished_since(self._watermark - OVERLAP_S):
-            self._seen[record.job_id] = record.finished_at or 0.0
+        for job_id, end in self._store.ended_since(self._watermark - OVERLAP_S):
+            self._seen[job_id] = end
         self.refresh()
         self._http, _ = start_http_server(port, addr=host, registry=self.registry)
         self._thread = threading.Thread(target=self._follow, name="metrics", daemon=True)
@@ -289,11 +289,15 @@ class BackendMetrics:
         )
 
     def _observe_finished(self) -> None:
-        for record in self._store.finished_since(self._watermark - OVERLAP_S):
-            if record.job_id in self._seen or record.finished_at is None:
+        # Ids first (cheap, every second); whole rows only for the few jobs not counted yet.
+        for job_id, end in self._store.ended_since(self._watermark - OVERLAP_S):
+            if job_id in self._seen:
                 continue
-            self._seen[record.job_id] = record.finished_at
-            self._watermark = max(self._watermark, record.finished_at)
+            record = self._store.get(job_id)
+            if record is None or record.finished_at is None:  # deleted, or requeued since
+                continue
+            self._seen[job_id] = end
+            self._watermark = max(self._watermark, end)
             self.observe_job(record)
         cutoff = self._watermark - OVERLAP_S
         self._seen = {job_id: end for job_id, end in self._seen.items() if end >= cutoff}

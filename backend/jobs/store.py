@@ -336,6 +336,17 @@ class JobStore:
             ).fetchall()
         return [_record(row) for row in rows]
 
+    def ended_since(self, since: float) -> list[tuple[str, float]]:
+        """(job id, end) of the jobs that ended at or after ``since``, oldest end first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT job_id, finished_at FROM jobs WHERE finished_at IS NOT NULL"
+                " AND finished_at >= ? AND state IN ('succeeded', 'failed', 'cancelled')"
+                " ORDER BY finished_at",
+                (since,),
+            ).fetchall()
+        return [(row[0], row[1]) for row in rows]
+
     def finished_to_expire(self, older_than: float, keep_newest: int) -> list[str]:
         """Finished jobs past the age limit or beyond the newest ``keep_newest``."""
         with self._lock:
