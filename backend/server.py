@@ -9,7 +9,8 @@ workers alive (supervisor.py) and the disk reserve made. Sends never block: a cl
 reading loses what would overflow its queue (``SEND_QUEUE_MESSAGES``); a client that has gone
 loses its subscriptions. Binding a non-loopback address requires CURVE keys
 (``dreamcad-backend keys``); with them, each job belongs to the key that submitted it
-(ownership.py).
+(ownership.py). With ``Settings.metrics_address`` it also serves Prometheus metrics from its own
+thread (metrics.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import zmq
 import zmq.auth
@@ -39,6 +41,9 @@ from backend.telemetry import detect_devices
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.framing import DecodeError, decode, encode, split_identity
 from shared_protocol.messages import ErrorReply, JobFailedEvent, ResultEvent
+
+if TYPE_CHECKING:
+    from backend.metrics import BackendMetrics
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +104,12 @@ class BackendServer:
         )
         self._dropped = 0
         self._last_drop_log = 0.0
+        self.metrics: BackendMetrics | None = None
+        if settings.metrics_address is not None:
+            from backend.metrics import BackendMetrics  # prometheus only when asked for
+
+            self.metrics = BackendMetrics(self.store, self.supervisor.health)
+            self.registry.cache_listeners.append(self.metrics.on_cache_event)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -108,6 +119,14 @@ class BackendServer:
         self.router.bind(self.settings.address)
         self._housekeeping("recovering jobs", self.queue.recover)
         self._housekeeping("expiring old results", self.queue.expire)
+        if self.metrics is not None:
+            try:
+                host, port = self.metrics.start(self.settings.metrics_address)
+            except (OSError, ValueError) as error:
+                raise ConfigurationError(
+                    f"cannot serve metrics on {self.settings.metrics_address}: {error}"
+                ) from error
+            log.info("metrics on http://%s:%d/metrics", host, port)
         self.supervisor.start()
         if self.settings.warm_up_kernels:
             threading.Thread(target=_warm_up_kernels, name="warm-up", daemon=True).start()
@@ -166,6 +185,8 @@ class BackendServer:
         self.queue.interrupt()
         self.queue.wake_all()
         self.supervisor.join(WORKER_JOIN_S)
+        if self.metrics is not None:
+            self.metrics.close()
         if self._authenticator is not None:
             self._authenticator.stop()
         self.router.close(linger=0)

@@ -49,6 +49,8 @@ class Settings:
     operator_keys: tuple[Path, ...] = ()
     # Compile the geometry kernels in a background thread at start (see geometry/warmup.py).
     warm_up_kernels: bool = True
+    # HOST:PORT to serve Prometheus metrics on (metrics.py); None: no metrics.
+    metrics_address: str | None = None
 
     @property
     def db_path(self) -> Path:

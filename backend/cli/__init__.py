@@ -1,21 +1,20 @@
 """``dreamcad-backend``: the backend's command line.
 
 Three groups of subcommands: the service (``serve``, ``keys``), standalone work on this machine
-(``generate``, ``postprocess``, ``models``, ``download``, ``doctor``, ``jobs``), and a client of a
-running backend for shell scripts and other machines (``ping``, ``submit``, ``status``,
-``fetch``, ``cancel``). Every failure prints ``error: <code>: <message>`` and a hint, and exits
-non-zero.
+(``generate``, ``postprocess``, ``models``, ``download``, ``doctor``, ``jobs``, ``stats``), and a
+client of a running backend for shell scripts and other machines (``ping``, ``submit``,
+``status``, ``fetch``, ``cancel``). Every failure prints ``error: <code>: <message>`` and a
+hint, and exits non-zero.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
-from backend import __version__
-from backend.cli import local, remote, service
+from backend import __version__, logs
+from backend.cli import local, remote, service, stats
 from shared_protocol.errors import ProtocolError
 
 EXIT_ERROR = 1
@@ -31,16 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     service.add_commands(commands)
     local.add_commands(commands)
+    stats.add_commands(commands)
     remote.add_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(args.log_level)  # serve --log-json switches to JSON lines
     try:
         return int(args.func(args) or 0)
     except ProtocolError as error:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import zmq.auth
 
+from backend import logs
 from backend.cli.options import add_data_dir, add_weights, settings_from, weights_from
 from backend.disk_space import disk_full_error, is_disk_full
 from backend.models.registry import ModelRegistry
@@ -68,6 +69,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="skip compiling the geometry kernels at start (the first job compiles them)",
     )
+    serve.add_argument(
+        "--metrics-address",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; "
+        "nothing is served without it)",
+    )
+    serve.add_argument(
+        "--log-json",
+        action="store_true",
+        help="log one JSON object per line (time, level, logger, message, job_id) on stderr",
+    )
     add_data_dir(serve)
     add_weights(serve)
     serve.set_defaults(func=run_serve)
@@ -79,26 +91,31 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    if args.log_json:
+        logs.configure(args.log_level, json_lines=True)
+        logs.log_uncaught()
+        logging.captureWarnings(True)  # a library's warning is a line like any other
+    say = _logged if args.log_json else _printed
     settings = settings_from(args)
     try:
         server = BackendServer(settings, ModelRegistry(weights_paths=weights_from(args)))
     except Exception as error:
         if not is_disk_full(error):
             raise
-        print(f"error: {disk_full_error(settings.data_dir, 'the job store').info.describe()}",
-              file=sys.stderr)
+        full = disk_full_error(settings.data_dir, "the job store")
+        say(logging.ERROR, f"error: {full.info.describe()}")
         return 2
     try:
         server.start()
     except ConfigurationError as error:
-        print(f"error: {error}", file=sys.stderr)
+        say(logging.ERROR, f"error: {error}")
         server.close()
         return 2
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     signal.signal(signal.SIGINT, lambda *_: server.stop())
     if warning := server.disk_warning():
-        print(f"warning: {warning}", file=sys.stderr, flush=True)
-    print(f"dreamcad-backend serving on {settings.address} (data: {settings.data_dir})", flush=True)
+        say(logging.WARNING, f"warning: {warning}")
+    say(logging.INFO, f"dreamcad-backend serving on {settings.address} (data: {settings.data_dir})")
     try:
         server.serve_forever()
     finally:
@@ -106,6 +123,15 @@ def run_serve(args: argparse.Namespace) -> int:
     log.info("stopped")
     _exit_now(0)
     return 0  # not reached
+
+
+def _printed(level: int, text: str) -> None:
+    print(text, file=sys.stderr if level >= logging.WARNING else sys.stdout, flush=True)
+
+
+def _logged(level: int, text: str) -> None:
+    """With --log-json every line is JSON: what is printed otherwise is logged."""
+    log.log(level, text)
 
 
 def _exit_now(code: int) -> None:

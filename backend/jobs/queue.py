@@ -140,6 +140,7 @@ class JobQueue:
         for image, data in zip(spec.images, encoded_images, strict=True):
             (inputs / image.file).write_bytes(data)
         self.store.insert(record)
+        log.info("job %s queued: %s", job_id, record.model, extra={"job_id": job_id})
         with self._wakeup:
             self._wakeup.notify_all()
         return record, self.store.queue_position(job_id) or 0
@@ -189,7 +190,10 @@ class JobQueue:
                 # Stored progress is only a display; the job runs on, and its end is recorded.
                 if job_id not in self._progress_unstored:
                     self._progress_unstored.add(job_id)
-                    log.warning("job %s: progress not stored while the disk is full", job_id)
+                    log.warning(
+                        "job %s: progress not stored while the disk is full", job_id,
+                        extra={"job_id": job_id},
+                    )  # fmt: skip
         self._publish(job_id, ProgressEvent(job_id=job_id, progress=progress, preview=preview))
 
     # --- finishing ------------------------------------------------------------------------
@@ -340,11 +344,14 @@ class JobQueue:
                     job_id, state="failed", finished_at=time.time(), error=asdict(error)
                 )
                 failed.append(job_id)
+                log.warning("job %s failed: %s", job_id, error.message, extra={"job_id": job_id})
             else:
                 self.store.update(job_id, state="queued", started_at=None, progress=None)
                 requeued.append(job_id)
-        if requeued or failed:
-            log.warning("recovered after restart: requeued %s, failed %s", requeued, failed)
+                log.warning(
+                    "job %s: requeued, it was running when the backend stopped", job_id,
+                    extra={"job_id": job_id},
+                )  # fmt: skip
         return requeued, failed
 
     def expire(self, now: float | None = None) -> list[str]:

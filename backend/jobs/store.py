@@ -318,6 +318,35 @@ class JobStore:
                 "SELECT COUNT(*) FROM jobs WHERE state = ?", (state,)
             ).fetchone()[0]
 
+    def counts_by_state_and_model(self) -> dict[tuple[str, str], int]:
+        """How many jobs the store holds, per (state, model)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT state, model, COUNT(*) FROM jobs GROUP BY state, model"
+            ).fetchall()
+        return {(row[0], row[1]): row[2] for row in rows}
+
+    def finished_since(self, since: float) -> list[JobRecord]:
+        """Jobs that ended at or after ``since`` (a time.time()), oldest end first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM jobs WHERE finished_at IS NOT NULL AND finished_at >= ?"
+                " AND state IN ('succeeded', 'failed', 'cancelled') ORDER BY finished_at",
+                (since,),
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def ended_since(self, since: float) -> list[tuple[str, float]]:
+        """(job id, end) of the jobs that ended at or after ``since``, oldest end first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT job_id, finished_at FROM jobs WHERE finished_at IS NOT NULL"
+                " AND finished_at >= ? AND state IN ('succeeded', 'failed', 'cancelled')"
+                " ORDER BY finished_at",
+                (since,),
+            ).fetchall()
+        return [(row[0], row[1]) for row in rows]
+
     def finished_to_expire(self, older_than: float, keep_newest: int) -> list[str]:
         """Finished jobs past the age limit or beyond the newest ``keep_newest``."""
         with self._lock:

@@ -108,6 +108,7 @@ class WorkerSupervisor:
             slot.device,
             slot.last_error,
             f" while running job {job_id}" if job_id else "",
+            extra={"job_id": job_id},
         )
         try:
             dead.cache.clear()
@@ -116,9 +117,14 @@ class WorkerSupervisor:
         if job_id is not None:
             try:
                 state = self._queue.retry_after_crash(job_id)
-                log.warning("job %s of the dead worker is now %s", job_id, state)
+                log.warning(
+                    "job %s of the dead worker is now %s", job_id, state, extra={"job_id": job_id}
+                )
             except Exception:  # the store cannot be written: recovery at next start settles it
-                log.exception("job %s of the dead worker could not be settled", job_id)
+                log.exception(
+                    "job %s of the dead worker could not be settled", job_id,
+                    extra={"job_id": job_id},
+                )  # fmt: skip
 
     def _new_worker(self, device: str) -> Worker:
         worker = Worker(self._queue, self._registry, device, self._stop, self._budget_mb)

@@ -23,6 +23,7 @@ from backend.jobs.queue import JobQueue
 from backend.jobs.runner import error_from_exception, run_job
 from backend.jobs.spec import JobSpec
 from backend.jobs.store import JobRecord
+from backend.logs import job_context
 from backend.models.base import ImagePixels
 from backend.models.registry import ModelCache, ModelRegistry
 from shared_protocol.errors import ErrorCode, ErrorInfo, ProtocolError
@@ -79,10 +80,11 @@ class Worker(threading.Thread):
     def run_one(self, record: JobRecord, token: CancelToken) -> None:
         job_id = record.job_id
         self.current_job_id = job_id
-        log.info(
-            "job %s: %s on %s (attempt %d)", job_id, record.model, self.device, record.attempts
-        )
-        self._run_and_record(record, token)
+        with job_context(job_id):  # every line logged while it runs (models' own) names it
+            log.info(
+                "job %s: %s on %s (attempt %d)", job_id, record.model, self.device, record.attempts
+            )
+            self._run_and_record(record, token)
         self.current_job_id = None  # kept if the thread dies: the supervisor settles that job
 
     def _run_and_record(self, record: JobRecord, token: CancelToken) -> None:
@@ -143,7 +145,9 @@ class Worker(threading.Thread):
                 self.queue.fail(job_id, info, cancelled=cancelled)
             except Exception:
                 return False
-            log.info("job %s: its %s is recorded at last", job_id, info.code)
+            log.info(
+                "job %s: its %s is recorded at last", job_id, info.code, extra={"job_id": job_id}
+            )
             self._unrecorded.pop(0)
         return True
 

@@ -6,7 +6,8 @@ installed package can add one. An adapter's weights folder is, in order: the pat
 its pinned revision when every declared file is there; optional components (``components``)
 the same way under ``ID:NAME`` / ``DREAMCAD_WEIGHTS_<ID>_<NAME>``. Nothing here downloads (see
 download.py). ``ModelCache`` keeps models loaded between jobs on one device and unloads the least
-recently used when a new one would overflow the budget.
+recently used when a new one would overflow the budget; each load and unload is reported to the
+registry's ``cache_listeners`` (the metrics count them).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -25,6 +28,20 @@ from shared_protocol.errors import ErrorCode, ProtocolError
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "dreamcad.models"
+
+
+@dataclass(frozen=True)
+class CacheEvent:
+    """A model loaded onto or unloaded from a device by a ModelCache."""
+
+    kind: str  # "load" or "unload"
+    model_id: str
+    device: str
+    seconds: float = 0.0  # how long the load took (0 for an unload)
+    vram_mb: int = 0  # the model's declared VRAM
+
+
+CacheListener = Callable[[CacheEvent], None]
 
 
 def discover_adapters() -> dict[str, type[ModelAdapter]]:
@@ -72,6 +89,8 @@ class ModelRegistry:
     ) -> None:
         self.adapters = dict(adapters) if adapters is not None else discover_adapters()
         self._weights_paths = dict(weights_paths or {})
+        # Told of every load and unload by the caches built on this registry (any thread).
+        self.cache_listeners: list[CacheListener] = []
 
     def ids(self) -> list[str]:
         return list(self.adapters)
@@ -142,8 +161,10 @@ class ModelCache:
             dtype = adapter.cuda_dtype if self.device.startswith("cuda") else "float32"
         adapter.models = self
         self._make_room(adapter.vram_mb)
+        started = time.perf_counter()
         adapter.load(self.device, dtype)  # WEIGHTS_MISSING, CUDA_OUT_OF_MEMORY: typed there
         self._loaded[model_id] = adapter
+        self._tell("load", adapter, time.perf_counter() - started)
         return adapter
 
     @contextlib.contextmanager
@@ -163,10 +184,19 @@ class ModelCache:
         adapter = self._loaded.pop(model_id, None)
         if adapter is not None:
             adapter.unload()
+            self._tell("unload", adapter, 0.0)
 
     def clear(self) -> None:
         for model_id in list(self._loaded):
             self.evict(model_id)
+
+    def _tell(self, kind: str, adapter: ModelAdapter, seconds: float) -> None:
+        event = CacheEvent(kind, adapter.id, self.device, seconds, adapter.vram_mb)
+        for listener in self.registry.cache_listeners:
+            try:
+                listener(event)
+            except Exception:  # an observer's bug must never fail a job
+                log.exception("model cache listener failed on %s", event)
 
     def _make_room(self, needed_mb: int) -> None:
         if self.budget_mb is None:

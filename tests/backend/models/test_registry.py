@@ -8,7 +8,13 @@ import pytest
 
 from backend.models.base import ModelAdapter, WeightFile, WeightsSource
 from backend.models.builtin.procedural import ProceduralAdapter
-from backend.models.registry import ModelCache, ModelRegistry, discover_adapters, weights_env_var
+from backend.models.registry import (
+    CacheEvent,
+    ModelCache,
+    ModelRegistry,
+    discover_adapters,
+    weights_env_var,
+)
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 
@@ -156,3 +162,24 @@ def test_gpu_workers_load_models_in_their_cuda_dtype() -> None:
     from backend.models.sf3d.adapter import SF3DAdapter
 
     assert (SF3DAdapter.cuda_dtype, Hunyuan3D2MiniAdapter.cuda_dtype) == ("bfloat16", "float16")
+
+
+def test_cache_listeners_hear_every_load_and_unload(tmp_path) -> None:
+    (tmp_path / "weights.txt").write_text("w")
+    classes = {m: sized(m, 400) for m in "abc"}
+    registry = ModelRegistry(classes, weights_paths={m: tmp_path for m in "abc"})
+    heard: list[CacheEvent] = []
+
+    def broken(event: CacheEvent) -> None:
+        raise RuntimeError("an observer's bug")
+
+    registry.cache_listeners.extend([broken, heard.append])  # the bug stops neither
+    cache = ModelCache(registry, "cuda:1", budget_mb=900)
+    cache.acquire("a"), cache.acquire("b"), cache.acquire("a"), cache.acquire("c")
+    cache.clear()
+    assert [(e.kind, e.model_id) for e in heard] == [
+        ("load", "a"), ("load", "b"), ("unload", "b"), ("load", "c"),
+        ("unload", "a"), ("unload", "c"),
+    ]  # fmt: skip
+    assert {e.device for e in heard} == {"cuda:1"} and {e.vram_mb for e in heard} == {400}
+    assert all(e.seconds >= 0 for e in heard) and cache.loaded() == []
