@@ -64,6 +64,25 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "that sees and changes every job; repeatable; needs --curve-keys",
     )
     serve.add_argument(
+        "--max-queued-per-client",
+        type=int,
+        metavar="N",
+        help="queued jobs one client may have; more are refused with client_queue_full",
+    )
+    serve.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the workers as Ray actors, one per GPU of the cluster at ADDRESS "
+        "(host:port of its head, or `auto`); needs the `cluster` extra",
+    )
+    serve.add_argument(
+        "--ray-resource",
+        default="GPU",
+        metavar="NAME",
+        help="the Ray resource one worker takes per unit (default GPU; a custom resource such "
+        "as dreamcad_gpu runs workers on CPU nodes)",
+    )
+    serve.add_argument(
         "--no-warmup",
         action="store_true",
         help="skip compiling the geometry kernels at start (the first job compiles them)",
@@ -80,8 +99,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    workers = None
+    if args.ray:
+        from backend.cluster.front_door import cluster_workers  # Ray only with --ray
+
+        workers = cluster_workers(args.ray, args.ray_resource, settings)
     try:
-        server = BackendServer(settings, ModelRegistry(weights_paths=weights_from(args)))
+        server = BackendServer(
+            settings, ModelRegistry(weights_paths=weights_from(args)), workers=workers
+        )
     except Exception as error:
         if not is_disk_full(error):
             raise
