@@ -101,9 +101,14 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     workers = None
     if args.ray:
-        from backend.cluster.front_door import cluster_workers  # Ray only with --ray
+        # Ray is imported here only: a single machine never loads it.
+        from backend.cluster.front_door import ClusterUnavailableError, cluster_workers
 
-        workers = cluster_workers(args.ray, args.ray_resource, settings)
+        try:
+            workers = cluster_workers(args.ray, args.ray_resource, settings, weights_from(args))
+        except ClusterUnavailableError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     try:
         server = BackendServer(
             settings, ModelRegistry(weights_paths=weights_from(args)), workers=workers
