@@ -210,12 +210,12 @@ def test_a_worker_node_killed_mid_job_loses_nothing(cluster, backend) -> None:
                    for colour in ("red", "blue", "green", "pink")]
         victim_label = running_on(backend.address, job_ids[0])
         victim = next(node for node in cluster.worker_nodes
-                      if node.unique_id[:12] in victim_label)
+                      if node.node_id[:12] in victim_label)
         cluster.remove_node(victim, allow_graceful=False)
         results = assert_all_succeeded(ends_of(client, set(job_ids)))
         retried = client.request(StatusRequest(job_id=job_ids[0]), timeout_s=10).job
     assert retried.attempts == 2  # counted as a crash, as a local worker's death is
-    assert victim.unique_id[:12] not in results[job_ids[0]].manifest.node
+    assert victim.node_id[:12] not in results[job_ids[0]].manifest.node
     assert spare is not None
 
 
