@@ -30,6 +30,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from backend.disk_space import disk_full_error, free_mb, is_disk_full
 from backend.event_bus import EventBus
 from backend.handlers import HANDLERS, HandlerContext
+from backend.jobs.pool import WorkerPool, WorkersFactory
 from backend.jobs.queue import JobQueue
 from backend.jobs.store import JobStore
 from backend.jobs.supervisor import WorkerSupervisor
@@ -66,7 +67,14 @@ class ConfigurationError(Exception):
 
 
 class BackendServer:
-    def __init__(self, settings: Settings, registry: ModelRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ModelRegistry | None = None,
+        *,
+        workers: WorkersFactory | None = None,
+    ) -> None:
+        """``workers`` builds the pool that runs jobs (default: a thread per local device)."""
         self.settings = settings
         self.registry = registry or ModelRegistry()
         self.instance_id = uuid.uuid4().hex
@@ -78,6 +86,7 @@ class BackendServer:
             retention=settings.retention,
             max_queued=settings.max_queued_jobs,
             min_free_mb=settings.min_free_mb,
+            max_queued_per_client=settings.max_queued_per_client,
         )
         self.context = zmq.Context()
         self.router = self.context.socket(zmq.ROUTER)
@@ -95,12 +104,16 @@ class BackendServer:
         self._authenticator: ThreadAuthenticator | None = None
         self._operator_keys = load_operator_keys(settings.operator_keys)
         self._stop = threading.Event()
-        self.supervisor = WorkerSupervisor(
-            self.queue,
-            self.registry,
-            settings.devices or detect_devices(),
-            self._stop,
-            settings.vram_budget_mb,
+        self.supervisor: WorkerPool = (
+            workers(self.queue, self.registry, self._stop)
+            if workers is not None
+            else WorkerSupervisor(
+                self.queue,
+                self.registry,
+                settings.devices or detect_devices(),
+                self._stop,
+                settings.vram_budget_mb,
+            )
         )
         self._dropped = 0
         self._last_drop_log = 0.0

@@ -43,6 +43,8 @@ class Settings:
     # recently used first (registry.ModelCache). None: no budget, models stay loaded.
     vram_budget_mb: int | None = None
     max_queued_jobs: int = 1000
+    # Queued jobs one client (owner) may have; past it a submit is refused (client_queue_full).
+    max_queued_per_client: int | None = None
     # New jobs are refused (disk_full) once the data directory's disk has this little free.
     min_free_mb: float = 256.0
     # Public key files of clients that see and change every job (with CURVE keys only).

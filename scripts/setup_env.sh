@@ -24,7 +24,8 @@ if [ "$(cat .venv/backend/.stamp 2>/dev/null)" != "$backend_stamp" ]; then
     if ! .venv/backend/bin/python -c "import torch" 2>/dev/null; then
         .venv/backend/bin/python -m pip install -q "$torch_spec"
     fi
-    .venv/backend/bin/python -m pip install -q -e ".[models,dev]"
+    # cluster: Ray, for `serve --ray` and its tests (a few are run in CI on a local cluster)
+    .venv/backend/bin/python -m pip install -q -e ".[models,dev,cluster]"
     echo "$backend_stamp" > .venv/backend/.stamp
 fi
 

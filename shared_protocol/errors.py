@@ -38,6 +38,7 @@ class ErrorCode(enum.StrEnum):
     JOB_FINISHED = "job_finished"
     RESULT_EXPIRED = "result_expired"
     QUEUE_FULL = "queue_full"
+    CLIENT_QUEUE_FULL = "client_queue_full"  # this client's share of the queue is used up
     # Running a job.
     WEIGHTS_MISSING = "weights_missing"
     MODEL_UNAVAILABLE = "model_unavailable"  # weights present, but it cannot run here
@@ -82,6 +83,8 @@ DEFAULT_HINTS: dict[ErrorCode, str] = {
     "`dreamcad-backend jobs list` shows each job's state.",
     ErrorCode.RESULT_EXPIRED: "The result was removed by retention; submit the job again.",
     ErrorCode.QUEUE_FULL: "Wait for queued jobs to finish or cancel some.",
+    ErrorCode.CLIENT_QUEUE_FULL: "You have as many jobs queued as the backend allows one client "
+    "(`serve --max-queued-per-client`): wait for some to start, or cancel some.",
     ErrorCode.WEIGHTS_MISSING: "Run `dreamcad-backend download MODEL` on the backend machine.",
     ErrorCode.MODEL_UNAVAILABLE: "Pick another model: this one cannot run on the backend's "
     "hardware (`dreamcad-backend models` says why).",

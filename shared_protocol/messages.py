@@ -136,6 +136,9 @@ class Manifest:
     warnings: tuple[str, ...] = ()
     quality: dict[str, float] = field(default_factory=dict)
     backend_version: str = ""
+    # Where it ran: the machine (a Ray node on a farm, the host name otherwise) and its device.
+    node: str = ""
+    device: str = ""
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         values["min_free_mb"] = args.min_free_mb
     if getattr(args, "metrics_address", None):
         values["metrics_address"] = args.metrics_address
+    if getattr(args, "max_queued_per_client", None) is not None:
+        values["max_queued_per_client"] = args.max_queued_per_client
     if getattr(args, "operator_keys", None):
         values["operator_keys"] = tuple(args.operator_keys)
     return Settings(**values)

@@ -65,6 +65,25 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "that sees and changes every job; repeatable; needs --curve-keys",
     )
     serve.add_argument(
+        "--max-queued-per-client",
+        type=int,
+        metavar="N",
+        help="queued jobs one client may have; more are refused with client_queue_full",
+    )
+    serve.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the workers as Ray actors, one per GPU of the cluster at ADDRESS "
+        "(host:port of its head, or `auto`); needs the `cluster` extra",
+    )
+    serve.add_argument(
+        "--ray-resource",
+        default="GPU",
+        metavar="NAME",
+        help="the Ray resource one worker takes per unit (default GPU; a custom resource such "
+        "as dreamcad_gpu runs workers on CPU nodes)",
+    )
+    serve.add_argument(
         "--no-warmup",
         action="store_true",
         help="skip compiling the geometry kernels at start (the first job compiles them)",
@@ -97,8 +116,20 @@ def run_serve(args: argparse.Namespace) -> int:
         logging.captureWarnings(True)  # a library's warning is a line like any other
     say = _logged if args.log_json else _printed
     settings = settings_from(args)
+    workers = None
+    if args.ray:
+        # Ray is imported here only: a single machine never loads it.
+        from backend.cluster.front_door import ClusterUnavailableError, cluster_workers
+
+        try:
+            workers = cluster_workers(args.ray, args.ray_resource, settings, weights_from(args))
+        except ClusterUnavailableError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     try:
-        server = BackendServer(settings, ModelRegistry(weights_paths=weights_from(args)))
+        server = BackendServer(
+            settings, ModelRegistry(weights_paths=weights_from(args)), workers=workers
+        )
     except Exception as error:
         if not is_disk_full(error):
             raise

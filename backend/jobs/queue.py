@@ -7,9 +7,11 @@ kills the process cannot loop forever (``retry_after_crash`` applies the same ru
 whose worker thread died). A graceful shutdown ``interrupt``s running jobs and ``requeue``s them
 without counting the attempt. Every change is written to SQLite first and then published as an
 event through ``publish`` (the server forwards it to subscribed clients). A submit is refused
-with ``disk_full`` when free space is at or below ``min_free_mb``, and leaves nothing behind
-when it fails. With no backend running, ``cancel_offline`` is the one transition the command
-line makes by itself.
+with ``disk_full`` when free space is at or below ``min_free_mb``, with ``client_queue_full``
+when its owner already has ``max_queued_per_client`` jobs queued, and leaves nothing behind
+when it fails. At equal priority the owners' jobs are claimed in turn (store.py's fair
+share). With no backend running, ``cancel_offline`` is the one transition the command line
+makes by itself.
 """
 
 from __future__ import annotations
@@ -60,11 +62,13 @@ class JobQueue:
         retention: Retention | None = None,
         max_queued: int = 1000,
         min_free_mb: float = 0.0,
+        max_queued_per_client: int | None = None,
     ) -> None:
         self.store = store
         self._publish = publish
         self._retention = retention or Retention()
         self._max_queued = max_queued
+        self._max_queued_per_client = max_queued_per_client
         self._min_free_mb = min_free_mb
         self._wakeup = threading.Condition()
         self._tokens: dict[str, CancelToken] = {}
@@ -93,6 +97,12 @@ class JobQueue:
         if self.store.count("queued") >= self._max_queued:
             raise ProtocolError(
                 ErrorCode.QUEUE_FULL, f"the queue already holds {self._max_queued} jobs"
+            )
+        cap = self._max_queued_per_client
+        if cap is not None and self.store.count_queued_of(owner) >= cap:
+            raise ProtocolError(
+                ErrorCode.CLIENT_QUEUE_FULL,
+                f"this client already has {cap} jobs queued, the most one client may queue",
             )
         check_free_space(self.store.jobs_dir, self._min_free_mb, self.store.reserve)
         job_id = uuid.uuid4().hex[:16]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import platform
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -53,8 +54,13 @@ def run_job(
     images: tuple[ImagePixels, ...],
     on_progress: OnProgress,
     cancel: CancelToken,
+    *,
+    node: str | None = None,
 ) -> JobOutput:
     """Generate ``spec`` on ``cache``'s device; report progress; raise on failure.
+
+    ``node`` names the machine in the manifest (a Ray worker passes its node; default: the
+    host name).
 
     Uncoded failures come out as ModelStageError or GeometryStageError (their cause attached),
     decided by where they were raised, so ``error_from_exception`` can give the right code."""
@@ -115,6 +121,8 @@ def run_job(
         warnings=tuple(raw.warnings) + tuple(result.warnings),
         quality={k: float(v) for k, v in result.quality.items()},
         backend_version=__version__,
+        node=platform.node() if node is None else node,
+        device=cache.device,
     )
     return JobOutput(manifest=manifest, asset=result.asset, preview=result.preview)
 

@@ -2,7 +2,8 @@
 
 A row per job holds its state, its owner (who submitted it), the submit request (as JSON; images
 live as files beside the results), progress, error and manifest, and what makes a submit
-idempotent (the client's ``request_key`` and the submit's ``msg_id``). Files live under
+idempotent (the client's ``request_key`` and the submit's ``msg_id``). Queued jobs are claimed
+in fair-share order (``_QUEUE_ORDER``: priority, then the owners in turn). Files live under
 ``jobs/<job_id>/``. The store knows nothing of states' meaning beyond queries; the queue
 (queue.py) owns the state machine. One connection shared by the server and worker threads behind
 a lock: writes are tiny, and SQLite serialises them anyway. A database from an older version
@@ -65,6 +66,20 @@ CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_request_key ON jobs (owner, request_ke
     WHERE request_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_by_submit_msg ON jobs (owner, submit_msg_id)
     WHERE submit_msg_id IS NOT NULL;
+"""
+
+# The order queued jobs run in. Higher priority first; at equal priority the owners take turns:
+# a job's turn is its rank among its owner's queued jobs plus the jobs that owner already has
+# running, so a client with a batch in flight does not hold back one that just arrived. Ties
+# (and one owner's own jobs) go first come first served.
+_QUEUE_ORDER = """
+SELECT q.job_id FROM jobs q
+LEFT JOIN (SELECT owner, COUNT(*) AS n FROM jobs WHERE state = 'running' GROUP BY owner) r
+    ON r.owner = q.owner
+WHERE q.state = 'queued'
+ORDER BY q.priority DESC,
+    ROW_NUMBER() OVER (PARTITION BY q.owner, q.priority ORDER BY q.seq) + COALESCE(r.n, 0),
+    q.seq
 """
 
 
@@ -216,10 +231,7 @@ class JobStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                row = self._db.execute(
-                    "SELECT job_id FROM jobs WHERE state = 'queued'"
-                    " ORDER BY priority DESC, seq LIMIT 1"
-                ).fetchone()
+                row = self._db.execute(_QUEUE_ORDER + " LIMIT 1").fetchone()
                 if row is None:
                     self._db.execute("COMMIT")
                     return None
@@ -298,19 +310,20 @@ class JobStore:
         return [row[0] for row in rows]
 
     def queue_position(self, job_id: str) -> int | None:
-        """1 for the next job to run; None when the job is not queued."""
+        """1 for the next job to run; None when the job is not queued (fair-share order)."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT priority, seq, state FROM jobs WHERE job_id = ?", (job_id,)
-            ).fetchone()
-            if row is None or row["state"] != "queued":
-                return None
-            ahead = self._db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE state = 'queued'"
-                " AND (priority > ? OR (priority = ? AND seq < ?))",
-                (row["priority"], row["priority"], row["seq"]),
+            rows = self._db.execute(_QUEUE_ORDER).fetchall()
+        for position, row in enumerate(rows, start=1):
+            if row["job_id"] == job_id:
+                return position
+        return None
+
+    def count_queued_of(self, owner: str) -> int:
+        """How many queued jobs ``owner`` has (the per-client cap)."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND owner = ?", (owner,)
             ).fetchone()[0]
-        return ahead + 1
 
     def count(self, state: str) -> int:
         with self._lock:
