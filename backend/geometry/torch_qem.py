@@ -12,9 +12,11 @@ heavy perpendicular planes pinning open borders), and then:
    condition (the two endpoints share exactly as many neighbours as faces on the edge, so no
    non-manifold edge or pinch appears), an interior edge joining two border vertices, a face
    turned beyond ``FLIP_COS``, a new sliver below ``MIN_FACE_QUALITY``;
-3. picks an independent set: every surviving candidate claims the vertices of all faces
-   around its two endpoints with its cost rank (a scatter-min), and collapses only if it
-   holds every claim. Two winners then share no face and move no vertex of the other's
+3. picks an independent set: two collapses conflict when an endpoint of one is a vertex of a
+   face around the other. Every surviving candidate writes its cost rank to its endpoints
+   and to its ring's vertices (scatter-min), and wins where it is the cheapest among those it
+   conflicts with; a few such passes, each over the candidates no winner blocks, make the set
+   nearly maximal. Two winners then share no face and neither moves a vertex of the other's
    faces, so the checks of step 2 stay true when all of them are applied together;
 4. applies the winners (cheapest first, no further than the face target): faces on the edge
    die, the removed vertex's faces take the survivor.
@@ -31,6 +33,7 @@ import numpy as np
 from backend.geometry import tolerances
 
 CANDIDATE_SHARE = 0.4  # at most this share of the edges competes in one round
+PASSES = 4  # independent-set passes per round: each adds the winners the last one unblocked
 MAX_ROUNDS = 400  # a safety net: the face count falls geometrically, ~30 rounds at 800k -> 20k
 _INT_MAX = 2**62
 
@@ -310,18 +313,7 @@ def _round_collapses(
     bad = torch.zeros(len(cand), dtype=torch.int64, device=dev)
     bad.index_add_(0, rows, (~good).long())
     ok &= bad == 0
-    # Independent set: each allowed candidate claims every vertex of its ring faces with its
-    # rank (candidates are sorted by cost); it wins where it holds all of its claims.
-    rank = torch.arange(len(cand), device=dev)
-    rank = torch.where(ok, rank, torch.full_like(rank, _INT_MAX))
-    pair_ok = ok[rows]
-    claimed_v = tri[pair_ok].reshape(-1)
-    claim_rank = rank[rows[pair_ok]].repeat_interleave(3)
-    claim = torch.full((n,), _INT_MAX, dtype=torch.int64, device=dev)
-    claim.scatter_reduce_(0, claimed_v, claim_rank, reduce="amin")
-    lost = torch.zeros(len(cand), dtype=torch.int64, device=dev)
-    lost.index_add_(0, rows[pair_ok].repeat_interleave(3), (claim[claimed_v] != claim_rank).long())
-    win = torch.nonzero(ok & (lost == 0)).squeeze(1)  # still in cost order
+    win = _independent(ok, rows, tri, cu, cv, n)
     if len(win) == 0:
         return None
     removed_faces = torch.cumsum(edge_faces[cand[win]], 0)
@@ -331,3 +323,43 @@ def _round_collapses(
     kept = torch.where(swap, ev[e], eu[e])
     removed = torch.where(swap, eu[e], ev[e])
     return kept, removed, place[e], q[e]
+
+
+def _independent(ok: Any, rows: Any, tri: Any, cu: Any, cv: Any, n: int) -> Any:
+    """Indices (ascending, so in cost order) of an independent set of the candidates ``ok``
+    (k,), whose ring faces are ``tri`` (q, 3) for candidate ``rows`` (q,) and whose endpoints
+    are ``cu``, ``cv`` (k,); candidates are ranked by their index."""
+    torch = _torch()
+    dev = ok.device
+    rank = torch.arange(len(ok), device=dev)
+    ring_row = rows.repeat_interleave(3)
+    ring_v = tri.reshape(-1)
+    live = ok.clone()
+    won = torch.zeros_like(ok)
+    for _pass in range(PASSES):
+        mine = torch.where(live, rank, torch.full_like(rank, _INT_MAX))
+        at_end = torch.full((n,), _INT_MAX, dtype=torch.int64, device=dev)
+        at_end.scatter_reduce_(0, torch.cat([cu, cv]), torch.cat([mine, mine]), reduce="amin")
+        in_ring = torch.full((n,), _INT_MAX, dtype=torch.int64, device=dev)
+        in_ring.scatter_reduce_(0, ring_v, mine[ring_row], reduce="amin")
+        # Beaten: a cheaper live candidate has an endpoint in my ring, or my endpoint in its.
+        beaten = torch.zeros(len(ok), dtype=torch.int64, device=dev)
+        beaten.index_add_(0, ring_row, (at_end[ring_v] < mine[ring_row]).long())
+        beaten += (in_ring[cu] < mine).long() + (in_ring[cv] < mine).long()
+        fresh = live & (beaten == 0)
+        if not bool(fresh.any()):
+            break
+        won |= fresh
+        # Block every candidate that conflicts with a new winner, then go again.
+        end_taken = torch.zeros(n, dtype=torch.bool, device=dev)
+        end_taken[cu[fresh]] = True
+        end_taken[cv[fresh]] = True
+        ring_taken = torch.zeros(n, dtype=torch.bool, device=dev)
+        ring_taken[ring_v[fresh[ring_row]]] = True
+        blocked = torch.zeros(len(ok), dtype=torch.int64, device=dev)
+        blocked.index_add_(0, ring_row, end_taken[ring_v].long())
+        blocked += (ring_taken[cu] | ring_taken[cv]).long()
+        live &= ~won & (blocked == 0)
+        if not bool(live.any()):
+            break
+    return torch.nonzero(won).squeeze(1)
