@@ -226,7 +226,7 @@ def manifold_pairs(f: Any) -> tuple[Any, Any, Any]:
     key_sorted = key[order]
     face = order // 3
     forward = (start < end)[order]
-    unique, counts = torch.unique_consecutive(key_sorted, return_counts=True)
+    _, counts = torch.unique_consecutive(key_sorted, return_counts=True)
     first = torch.cumsum(counts, 0) - counts
     two = first[counts == 2]
     fa, fb = face[two], face[two + 1]

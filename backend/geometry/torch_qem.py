@@ -145,7 +145,7 @@ def prepare_quadrics(pos: Any, faces: Any, boundary_weight: float) -> tuple[Any,
     a = faces.reshape(-1)
     b = faces[:, [1, 2, 0]].reshape(-1)
     key = torch.minimum(a, b) * n + torch.maximum(a, b)
-    unique, inverse, counts = torch.unique(key, return_inverse=True, return_counts=True)
+    _, inverse, counts = torch.unique(key, return_inverse=True, return_counts=True)
     once = counts[inverse] == 1
     border = torch.zeros(n, dtype=torch.bool, device=pos.device)
     border[a[once]] = True
