@@ -252,7 +252,7 @@ def run_pipeline(
     near = _near_vertex_hint(source_origin, reduced, mapped, keep_uvs)
     maps = bake.bake(
         source, target, options.texture_size, normal_map=options.pbr, near_vertex=near,
-        device=on if on is not None or options.device == "cpu" else options.device,
+        device=on,
     )  # fmt: skip
     done(3, started)
     # 5. export
@@ -278,6 +278,7 @@ def run_pipeline(
     done(5, started)
     figures = _quality(source, reduced, mapped, maps, options)
     figures.update({f"{key}_removed": count for key, count in inner.items()})
+    figures["torch_stages"] = on is not None  # clean, decimate and bake ran in torch
     if options.quads:
         figures["quads"] = quad_count
     timings.update({f"bake.{name}": seconds for name, seconds in maps.timings_s.items()})
