@@ -191,3 +191,13 @@ def test_cuda_pipeline_runs_the_torch_stages(sphere_mesh):
     result = run_pipeline(raw, PipelineOptions(target_faces=1500, texture_size=512, device="cuda"))
     assert result.quality["torch_stages"] and result.quality["watertight"]
     assert result.quality["pieces"] == 1 and result.quality["flipped_faces"] == 0
+
+
+def test_link_condition_holds_down_to_a_few_faces():
+    from tests.support.analytic_meshes import marching_cubes_mesh, sphere_field
+
+    cleaned = clean.clean_mesh(*marching_cubes_mesh(sphere_field, 20))
+    result = decimate.decimate(cleaned.vertices, cleaned.faces, 8, device="cpu")
+    topology = quality.topology(result.vertices, result.faces)
+    assert topology["non_manifold_edges"] == 0 and topology["watertight"]
+    assert topology["euler"] == 2 and topology["pieces"] == 1
