@@ -113,7 +113,9 @@ def bake(
     channels = []
     if normal_map:
         channels.append(
-            _tangent_space(texels[:, :3], target, size, flat, splat_face.reshape(-1)[flat])
+            _tangent_space(
+                texels[:, :3], target, size, flat, splat_face.reshape(-1)[flat], device
+            )
         )
     clock.lap("normal")
     offset = 3
@@ -142,7 +144,12 @@ def bake(
     stacked.reshape(-1, stacked.shape[2])[flat] = texel_bytes
     filled = np.zeros((size, size), dtype=bool)
     filled.reshape(-1)[flat] = True
-    stacked, grown = dilate.dilate(stacked, filled, tolerances.DILATE_PX)
+    if device is None:
+        stacked, grown = dilate.dilate(stacked, filled, tolerances.DILATE_PX)
+    else:
+        from backend.geometry import torch_dilate
+
+        stacked, grown = torch_dilate.dilate(stacked, filled, tolerances.DILATE_PX, device)
     if len(flat):  # far from every chart: the mean, so coarse mip levels stay in tone
         stacked[~grown] = np.rint(texel_bytes.mean(axis=0)).astype(np.uint8)
     clock.lap("dilate")
@@ -240,7 +247,7 @@ def _sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
 
 def _tangent_space(
     high_normal: np.ndarray, target: BakeTarget, size: int, flat: np.ndarray,
-    splat_face: np.ndarray,
+    splat_face: np.ndarray, device: str | None = None,
 ) -> np.ndarray:  # fmt: skip
     """Encode world normals (k, 3) of the baked texels ``flat`` (k,) (row-major indices) in each
     texel's tangent frame -> (k, 3) in [0, 1].
@@ -249,8 +256,16 @@ def _tangent_space(
     of the face the texel was splatted through (``splat_face`` (k,)), its barycentrics
     extrapolated. It is interpolated without normalising and B = w * cross(N, T), as a
     MikkTSpace shader rebuilds it; solving against that exact frame makes the round trip exact.
+    With a torch ``device`` the encoding runs there (torch_bake.py).
     """
     face_id = raster.rasterize_faces(target.uvs, target.faces, size, size)
+    if device is not None:
+        from backend.geometry import torch_bake
+
+        return torch_bake.encode_normals(
+            high_normal, face_id, flat, splat_face, size, target.uvs, target.faces,
+            target.normals, target.tangents, device,
+        )  # fmt: skip
     out = np.empty((len(flat), 3), dtype=np.float32)
     _encode_normals(
         np.ascontiguousarray(high_normal, dtype=np.float32),

@@ -46,18 +46,30 @@ def decimate(
     faces: np.ndarray,
     target_faces: int,
     attributes: dict[str, np.ndarray] | None = None,
+    device: str | None = None,
 ) -> DecimateResult:
     """Collapse edges until about ``target_faces`` remain (within 2 %).
 
     vertices (n, 3), faces (m, 3) int, attributes name -> (n, k). Returns a new mesh; when the
-    input already has no more faces than the target it is returned unchanged.
+    input already has no more faces than the target it is returned unchanged. ``device`` (a
+    torch device name) runs the parallel torch decimator there (torch_qem.py) instead of the
+    compiled greedy one.
     """
     check_target(target_faces)
     attributes = dict(attributes or {})
     if len(faces) <= target_faces:
         return DecimateResult(vertices, faces, attributes, None, {"collapses": 0.0})
     endpoint = bool(attributes)  # per-vertex data (kept UVs) stays exact at an endpoint
-    new_vertices, new_faces, origin, owner = qem.collapse(vertices, faces, target_faces, endpoint)
+    if device is None:
+        new_vertices, new_faces, origin, owner = qem.collapse(
+            vertices, faces, target_faces, endpoint
+        )
+    else:
+        from backend.geometry import torch_qem  # torch only on this path
+
+        new_vertices, new_faces, origin, owner = torch_qem.collapse(
+            vertices, faces, target_faces, endpoint, device
+        )
     return DecimateResult(
         new_vertices,
         new_faces,

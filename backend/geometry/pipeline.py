@@ -25,6 +25,7 @@ from backend.geometry import (
     clean,
     decimate,
     export,
+    geometry_path,
     inner_shells,
     lod,
     preview,
@@ -70,6 +71,9 @@ class PipelineOptions:
     # "cpu": the compiled CPU bake; a torch device ("cuda", "cuda:1") runs the bake's splat and
     # the model's fields (their ``torch_field`` form, when they have one) with torch there.
     device: str = "cpu"
+    # "auto": the torch stages on a CUDA device, the numba ones on the CPU; "torch" / "numba"
+    # force one (geometry_path.py; also the DREAMCAD_GEOMETRY_PATH environment variable).
+    geometry_path: str = "auto"
     keep_inner: bool = False
     lods: int = 0
     quads: bool = False
@@ -96,6 +100,12 @@ class PipelineOptions:
                 field="floater_fraction",
             )
         _check_device(self.device)
+        if self.geometry_path not in geometry_path.PATHS:
+            raise ProtocolError(
+                ErrorCode.INVALID_FIELD,
+                f"geometry_path {self.geometry_path!r} is not one of {geometry_path.PATHS}",
+                field="geometry_path",
+            )
         if not 0 <= self.lods <= lod.MAX_LODS:
             raise ProtocolError(
                 ErrorCode.OUT_OF_RANGE, f"lods must be in [0, {lod.MAX_LODS}]", field="lods"
@@ -159,6 +169,8 @@ def run_pipeline(
         raise ProtocolError(ErrorCode.GEOMETRY_FAILED, "the model returned an empty mesh")
     timings: dict[str, float] = {}
     warnings = list(raw.warnings)
+    path = geometry_path.chosen(options.device, options.geometry_path)
+    on = geometry_path.torch_device(options.device, path)  # None: the numba stages
     keep_uvs = options.keep_uvs and raw.uvs is not None
     if options.keep_uvs and raw.uvs is None:
         warnings.append("keep_uvs asked but the input has no UVs: unwrapped instead")
@@ -176,14 +188,7 @@ def run_pipeline(
     # 1. clean
     removal = "" if options.keep_inner else ", hidden inner shells"
     started = stage(0, f"welding, removing degenerate faces, floaters{removal}")
-    cleaned = clean.clean_mesh(
-        raw.vertices,
-        raw.faces,
-        {} if raw.vertex_colors is None else {"colors": raw.vertex_colors},
-        {} if raw.uvs is None else {"uvs": raw.uvs[raw.faces]},
-        floater_fraction=options.floater_fraction,
-        fill_holes_enabled=options.fill_holes,
-    )
+    cleaned = _clean(raw, options, on)
     inner: dict[str, int] = {}
     inner_s = 0.0
     if not options.keep_inner and len(cleaned.faces):
@@ -206,10 +211,12 @@ def run_pipeline(
         )
     elif keep_uvs:  # seams stay split, so the decimator keeps them as borders
         reduced = decimate.decimate(
-            source.vertices, source.faces, options.target_faces, {"uvs": source.uvs}
+            source.vertices, source.faces, options.target_faces, {"uvs": source.uvs}, on
         )
     else:
-        reduced = decimate.decimate(cleaned.vertices, cleaned.faces, options.target_faces)
+        reduced = decimate.decimate(
+            cleaned.vertices, cleaned.faces, options.target_faces, device=on
+        )
     decimated = not options.quads and len(cleaned.faces) > options.target_faces
     if decimated and not decimate.within_tolerance(len(reduced.faces), options.target_faces):
         euler = quality.topology(reduced.vertices, reduced.faces)["euler"]
@@ -245,7 +252,7 @@ def run_pipeline(
     near = _near_vertex_hint(source_origin, reduced, mapped, keep_uvs)
     maps = bake.bake(
         source, target, options.texture_size, normal_map=options.pbr, near_vertex=near,
-        device=None if options.device == "cpu" else options.device,
+        device=on,
     )  # fmt: skip
     done(3, started)
     # 5. export
@@ -272,6 +279,7 @@ def run_pipeline(
     done(5, started)
     figures = _quality(source, reduced, mapped, maps, options)
     figures.update({f"{key}_removed": count for key, count in inner.items()})
+    figures["torch_stages"] = on is not None  # clean, decimate and bake ran in torch
     if options.quads:
         figures["quads"] = quad_count
     timings.update({f"bake.{name}": seconds for name, seconds in maps.timings_s.items()})
@@ -289,6 +297,24 @@ def run_pipeline(
         preview=preview_png,
         lods=lod.report(options.name, mapped, levels),
     )
+
+
+def _clean(raw: RawAsset, options: PipelineOptions, on: str | None) -> clean.CleanResult:
+    """Stage 1's clean step: in torch on ``on`` when it handles the input, else clean.py."""
+    colors = {} if raw.vertex_colors is None else {"colors": raw.vertex_colors}
+    corners = {} if raw.uvs is None else {"uvs": raw.uvs[raw.faces]}
+    if on is not None:
+        from backend.geometry import torch_clean  # torch only on this path
+
+        if torch_clean.supports(corners, options.fill_holes):
+            return torch_clean.clean_mesh(
+                raw.vertices, raw.faces, colors, floater_fraction=options.floater_fraction,
+                device=on,
+            )  # fmt: skip
+    return clean.clean_mesh(
+        raw.vertices, raw.faces, colors, corners, floater_fraction=options.floater_fraction,
+        fill_holes_enabled=options.fill_holes,
+    )  # fmt: skip
 
 
 def _check_device(device: str) -> None:

@@ -104,6 +104,7 @@ def run_job(
         pbr=spec.pbr,
         output_format=spec.output_format,
         name=spec.name or raw.name or spec.model,
+        device=cache.device,  # a CUDA job's heavy geometry stages run there (geometry_path.py)
     )
     with _stage_errors(GeometryStageError):
         result = run_pipeline(raw, options, pipeline_progress, cancel)

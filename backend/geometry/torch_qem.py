@@ -1,0 +1,365 @@
+"""The quadric decimator (qem.py) as a data-parallel torch program, for a GPU.
+
+The numba decimator takes one cheapest collapse after another; a GPU wants thousands at once.
+So this one works in rounds. Each round rebuilds the edge list from the live faces, prices
+every edge with the same quadrics and placement as quadrics.py (area-weighted face planes,
+heavy perpendicular planes pinning open borders), and then:
+
+1. takes the cheapest edges as candidates (about twice the collapses still needed, at most
+   ``CANDIDATE_SHARE`` of the edges, so an expensive edge never goes before a cheap one that
+   is merely blocked this round);
+2. refuses what the CPU decimator refuses, with its thresholds (tolerances.py): the link
+   condition (the two endpoints share exactly as many neighbours as faces on the edge, so no
+   non-manifold edge or pinch appears), an interior edge joining two border vertices, a face
+   turned beyond ``FLIP_COS``, a new sliver below ``MIN_FACE_QUALITY``;
+3. picks an independent set: two collapses conflict when an endpoint of one is a vertex of a
+   face around the other. Every surviving candidate writes its cost rank to its endpoints
+   and to its ring's vertices (scatter-min), and wins where it is the cheapest among those it
+   conflicts with; a few such passes, each over the candidates no winner blocks, make the set
+   nearly maximal. Two winners then share no face and neither moves a vertex of the other's
+   faces, so the checks of step 2 stay true when all of them are applied together;
+4. applies the winners (cheapest first, no further than the face target): faces on the edge
+   die, the removed vertex's faces take the survivor.
+
+Runs on any torch device (the tests run it on the CPU); float64 throughout, as the CPU path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from backend.geometry import tolerances
+
+CANDIDATE_SHARE = 0.4  # at most this share of the edges competes in one round
+PASSES = 4  # independent-set passes per round: each adds the winners the last one unblocked
+MAX_ROUNDS = 400  # a safety net: the face count falls geometrically, ~30 rounds at 800k -> 20k
+_INT_MAX = 2**62
+
+
+def _torch() -> Any:
+    import torch  # optional dependency: only the torch geometry path needs it
+
+    return torch
+
+
+def collapse(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    target_faces: int,
+    endpoint: bool = False,
+    device: str = "cpu",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``qem.collapse`` in torch on ``device``: same arguments and returns (numpy arrays).
+
+    vertices (n, 3), faces (m, 3) -> (vertices (n', 3) float32, faces (m', 3) int64,
+    origin (n',) input index of each kept vertex, owner (n,) output vertex each input vertex
+    merged into).
+    """
+    torch = _torch()
+    dev = torch.device(device)
+    centre = vertices.mean(axis=0).astype(np.float64)
+    scale = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0))) or 1.0
+    pos = torch.as_tensor((vertices.astype(np.float64) - centre) / scale, device=dev)
+    work = torch.as_tensor(np.asarray(faces, dtype=np.int64), device=dev)
+    out_pos, out_faces, origin, owner = collapse_tensors(pos, work, target_faces, endpoint)
+    return (
+        (out_pos.cpu().numpy() * scale + centre).astype(np.float32),
+        out_faces.cpu().numpy(),
+        origin.cpu().numpy(),
+        owner.cpu().numpy(),
+    )
+
+
+def collapse_tensors(pos: Any, faces: Any, target_faces: int, endpoint: bool = False) -> tuple:
+    """The decimation on tensors already on the device: pos (n, 3) float64 (a unit frame),
+    faces (m, 3) int64 -> (pos (n', 3), faces (m', 3), origin (n',), owner (n,))."""
+    torch = _torch()
+    n = pos.shape[0]
+    pos = pos.clone()
+    quadrics, border = prepare_quadrics(pos, faces, tolerances.BOUNDARY_WEIGHT)
+    parent = torch.arange(n, device=pos.device)
+    alive = torch.ones(n, dtype=torch.bool, device=pos.device)
+    widen = 1.0
+    for _round in range(MAX_ROUNDS):
+        excess = faces.shape[0] - target_faces
+        if excess <= 0:
+            break
+        step = _round_collapses(pos, faces, quadrics, border, excess, endpoint, widen)
+        if step is None:
+            if widen >= 1.0 / CANDIDATE_SHARE * 8:
+                break  # every cheap-enough edge is refused: the topology holds the rest
+            widen *= 4.0  # let more (dearer) edges compete before giving up
+            continue
+        widen = 1.0
+        kept, removed, place, merged = step
+        pos[kept] = place
+        quadrics[kept] = merged
+        border[kept] = border[kept] | border[removed]
+        alive[removed] = False
+        parent[removed] = kept
+        remap = torch.arange(n, device=pos.device)
+        remap[removed] = kept
+        faces = remap[faces]
+        faces = faces[~_repeated(faces)]
+    while True:  # follow merge chains to the surviving vertex
+        grand = parent[parent]
+        if torch.equal(grand, parent):
+            break
+        parent = grand
+    origin = torch.nonzero(alive).squeeze(1)
+    new_index = torch.full((n,), -1, dtype=torch.int64, device=pos.device)
+    new_index[origin] = torch.arange(len(origin), device=pos.device)
+    return pos[origin], new_index[faces], origin, new_index[parent]
+
+
+def _repeated(faces: Any) -> Any:
+    return (
+        (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 2] == faces[:, 0])
+    )
+
+
+def _plane_terms(normal: Any, d: Any, weight: Any) -> Any:
+    """(k, 10) weighted quadric coefficients of planes n.x + d = 0 (quadrics.py's order)."""
+    torch = _torch()
+    a, b, c = normal[:, 0], normal[:, 1], normal[:, 2]
+    terms = torch.stack([a * a, a * b, a * c, a * d, b * b, b * c, b * d, c * c, c * d, d * d], 1)
+    return terms * weight[:, None]
+
+
+def prepare_quadrics(pos: Any, faces: Any, boundary_weight: float) -> tuple[Any, Any]:
+    """Plane quadrics (n, 10) and border flags (n,), as ``qem.prepare_quadrics``."""
+    torch = _torch()
+    n = pos.shape[0]
+    p0, p1, p2 = pos[faces[:, 0]], pos[faces[:, 1]], pos[faces[:, 2]]
+    cross = torch.linalg.cross(p1 - p0, p2 - p0)
+    length = cross.norm(dim=1)
+    normal = cross / length.clamp(min=1e-300)[:, None]
+    d = -(normal * p0).sum(dim=1)
+    terms = _plane_terms(normal, d, 0.5 * length)  # a zero-area face adds nothing
+    quadrics = torch.zeros((n, 10), dtype=pos.dtype, device=pos.device)
+    quadrics.index_add_(0, faces.reshape(-1), terms.repeat_interleave(3, dim=0))
+    # Border edges: used by one face only. Each gets a plane through it, perpendicular to its
+    # face, weighted by its squared length.
+    a = faces.reshape(-1)
+    b = faces[:, [1, 2, 0]].reshape(-1)
+    key = torch.minimum(a, b) * n + torch.maximum(a, b)
+    _, inverse, counts = torch.unique(key, return_inverse=True, return_counts=True)
+    once = counts[inverse] == 1
+    border = torch.zeros(n, dtype=torch.bool, device=pos.device)
+    border[a[once]] = True
+    border[b[once]] = True
+    face = torch.arange(len(faces), device=pos.device).repeat_interleave(3)[once]
+    ea, eb = a[once], b[once]
+    edge = pos[eb] - pos[ea]
+    side = torch.linalg.cross(edge, normal[face])
+    side_len = side.norm(dim=1)
+    good = (side_len > 0) & (length[face] > 0)
+    side = side[good] / side_len[good][:, None]
+    ea, eb, edge = ea[good], eb[good], edge[good]
+    d = -(side * pos[ea]).sum(dim=1)
+    terms = _plane_terms(side, d, boundary_weight * (edge * edge).sum(dim=1))
+    quadrics.index_add_(0, ea, terms)
+    quadrics.index_add_(0, eb, terms)
+    return quadrics, border
+
+
+def _quadric_cost(q: Any, p: Any) -> Any:
+    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    return (
+        q[:, 0] * x * x + 2 * q[:, 1] * x * y + 2 * q[:, 2] * x * z + 2 * q[:, 3] * x
+        + q[:, 4] * y * y + 2 * q[:, 5] * y * z + 2 * q[:, 6] * y
+        + q[:, 7] * z * z + 2 * q[:, 8] * z + q[:, 9]
+    )  # fmt: skip
+
+
+def placement(q: Any, pu: Any, pv: Any, endpoint: bool, pin_u: Any, pin_v: Any) -> tuple:
+    """``quadrics.placement`` for many edges: (position (k, 3), cost (k,), which (k,): 0 u,
+    1 v, 2 elsewhere), with the same order of preference (a pinned end, the optimum near the
+    edge, the midpoint, the cheaper end)."""
+    torch = _torch()
+    mid = (pu + pv) / 2
+    cu, cv, cm = _quadric_cost(q, pu), _quadric_cost(q, pv), _quadric_cost(q, mid)
+    take_u = cu <= cv
+    best = torch.where(take_u[:, None], pu, pv)
+    cost = torch.where(take_u, cu, cv)
+    which = torch.where(take_u, 0, 1)
+    if not endpoint:
+        use_mid = (cm < cu) & (cm < cv)
+        best = torch.where(use_mid[:, None], mid, best)
+        cost = torch.where(use_mid, cm, cost)
+        which = torch.where(use_mid, 2, which)
+        a00, a01, a02, a11, a12, a22 = q[:, 0], q[:, 1], q[:, 2], q[:, 4], q[:, 5], q[:, 7]
+        det = (
+            a00 * (a11 * a22 - a12 * a12) - a01 * (a01 * a22 - a12 * a02)
+            + a02 * (a01 * a12 - a11 * a02)
+        )  # fmt: skip
+        scale = (a00 + a11 + a22) ** 3
+        solvable = (det.abs() > 1e-9 * scale.abs()) & (scale != 0)
+        safe = torch.where(solvable, det, torch.ones_like(det))
+        b0, b1, b2 = -q[:, 3], -q[:, 6], -q[:, 8]
+        i00, i01, i02 = a11 * a22 - a12 * a12, a02 * a12 - a01 * a22, a01 * a12 - a02 * a11
+        i11, i12, i22 = a00 * a22 - a02 * a02, a01 * a02 - a00 * a12, a00 * a11 - a01 * a01
+        optimum = torch.stack(
+            [
+                (i00 * b0 + i01 * b1 + i02 * b2) / safe,
+                (i01 * b0 + i11 * b1 + i12 * b2) / safe,
+                (i02 * b0 + i12 * b1 + i22 * b2) / safe,
+            ],
+            dim=1,
+        )
+        span = (pu - pv).norm(dim=1)
+        near = ((optimum - mid) ** 2).sum(dim=1) <= (2.0 * span) ** 2
+        use_opt = solvable & near
+        best = torch.where(use_opt[:, None], optimum, best)
+        cost = torch.where(use_opt, _quadric_cost(q, optimum), cost)
+        which = torch.where(use_opt, 2, which)
+    only_u = pin_u & ~pin_v
+    only_v = pin_v & ~pin_u
+    best = torch.where(only_u[:, None], pu, torch.where(only_v[:, None], pv, best))
+    cost = torch.where(only_u, cu, torch.where(only_v, cv, cost))
+    which = torch.where(only_u, 0, torch.where(only_v, 1, which))
+    return best, cost, which
+
+
+def _csr(keys: Any, values: Any, n: int) -> tuple[Any, Any]:
+    """Group ``values`` by ``keys`` in [0, n): (start (n + 1,), values sorted by key)."""
+    torch = _torch()
+    order = torch.argsort(keys, stable=True)
+    start = torch.zeros(n + 1, dtype=torch.int64, device=keys.device)
+    start[1:] = torch.cumsum(torch.bincount(keys, minlength=n), 0)
+    return start, values[order]
+
+
+def _expand(start: Any, items: Any, rows: Any) -> tuple[Any, Any]:
+    """For each row r of ``rows`` (k,) the items of its CSR slice: (row index (q,), item (q,))."""
+    torch = _torch()
+    count = start[rows + 1] - start[rows]
+    owner = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), count)
+    if len(owner) == 0:
+        return owner, owner
+    first = torch.cumsum(count, 0) - count
+    local = torch.arange(len(owner), device=rows.device) - first[owner]
+    return owner, items[start[rows][owner] + local]
+
+
+def _faces_ok(pos: Any, tri: Any, moving: Any, place: Any) -> Any:
+    """``edge_collapse.face_ok`` for many (face, moved vertex, new position) at once."""
+    torch = _torch()
+    p = pos[tri]  # (k, 3 corners, 3)
+    o1, o2 = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
+    moved = torch.where((tri == moving[:, None])[:, :, None], place[:, None, :], p)
+    e1, e2 = moved[:, 1] - moved[:, 0], moved[:, 2] - moved[:, 0]
+    new_n, old_n = torch.linalg.cross(e1, e2), torch.linalg.cross(o1, o2)
+    new_len, old_len = new_n.norm(dim=1), old_n.norm(dim=1)
+    flipped = (old_len > 0) & ((new_n * old_n).sum(dim=1) < tolerances.FLIP_COS * new_len * old_len)
+    quality = tolerances.MIN_FACE_QUALITY
+    root3 = 2.0 * np.sqrt(3.0)
+    edges = (e1 * e1).sum(1) + (e2 * e2).sum(1) + ((e2 - e1) ** 2).sum(1)
+    old_edges = (o1 * o1).sum(1) + (o2 * o2).sum(1) + ((o2 - o1) ** 2).sum(1)
+    sliver = (root3 * new_len < quality * edges) & (root3 * old_len >= quality * old_edges)
+    return (new_len != 0) & ~flipped & ~sliver
+
+
+def _round_collapses(
+    pos: Any, faces: Any, quadrics: Any, border: Any, excess: int, endpoint: bool, widen: float
+) -> tuple | None:
+    """One round: (kept (w,), removed (w,), new positions (w, 3), merged quadrics (w, 10)) of
+    an independent set of allowed collapses removing at most ``excess`` faces; None if none."""
+    torch = _torch()
+    n, dev = pos.shape[0], pos.device
+    a = faces.reshape(-1)
+    b = faces[:, [1, 2, 0]].reshape(-1)
+    key = torch.minimum(a, b) * n + torch.maximum(a, b)
+    edge_key, edge_faces = torch.unique(key, return_counts=True)
+    eu, ev = edge_key // n, edge_key % n
+    # Cheapest candidates first: about twice the collapses still needed (each removes ~2
+    # faces and the independent set keeps a part of them), never more than a share of all.
+    allowed = (edge_faces <= 2) & ~(border[eu] & border[ev] & (edge_faces != 1))
+    q = quadrics[eu] + quadrics[ev]
+    place, cost, which = placement(
+        q, pos[eu], pos[ev], endpoint, border[eu] & ~border[ev], border[ev] & ~border[eu]
+    )
+    cost = torch.where(allowed, cost, torch.full_like(cost, float("inf")))
+    wanted = int(min(len(cost), max(64, widen * max(excess, 1)),
+                     max(64, widen * CANDIDATE_SHARE * len(cost))))  # fmt: skip
+    cand = torch.topk(cost, wanted, largest=False, sorted=True).indices
+    cand = cand[torch.isfinite(cost[cand])]
+    if len(cand) == 0:
+        return None
+    cu, cv = eu[cand], ev[cand]
+    # Link condition: the endpoints' common neighbours are exactly the edge's faces' apexes.
+    src = torch.cat([eu, ev])
+    dst = torch.cat([ev, eu])
+    nb_start, nb_items = _csr(src, dst, n)
+    row, w = _expand(nb_start, nb_items, cu)
+    probe = torch.minimum(cv[row], w) * n + torch.maximum(cv[row], w)
+    hit = torch.searchsorted(edge_key, probe).clamp(max=len(edge_key) - 1)
+    common = torch.zeros(len(cand), dtype=torch.int64, device=dev)
+    common.index_add_(0, row, (edge_key[hit] == probe).long())
+    ok = common == edge_faces[cand]
+    # Faces around either endpoint: none may turn over or become a sliver.
+    corner_face = torch.arange(len(faces), device=dev).repeat_interleave(3)
+    vf_start, vf_items = _csr(a, corner_face, n)
+    row_u, face_u = _expand(vf_start, vf_items, cu)
+    row_v, face_v = _expand(vf_start, vf_items, cv)
+    rows = torch.cat([row_u, row_v])
+    ring = torch.cat([face_u, face_v])
+    moving = torch.cat([cu[row_u], cv[row_v]])
+    tri = faces[ring]
+    on_edge = ((tri == cu[rows][:, None]).any(1)) & ((tri == cv[rows][:, None]).any(1))
+    good = _faces_ok(pos, tri, moving, place[cand][rows]) | on_edge
+    bad = torch.zeros(len(cand), dtype=torch.int64, device=dev)
+    bad.index_add_(0, rows, (~good).long())
+    ok &= bad == 0
+    win = _independent(ok, rows, tri, cu, cv, n)
+    if len(win) == 0:
+        return None
+    removed_faces = torch.cumsum(edge_faces[cand[win]], 0)
+    win = win[removed_faces <= excess] if int(removed_faces[0]) <= excess else win[:1]
+    e = cand[win]
+    swap = which[e] == 1  # keep the vertex that stays put (its own data stays exact)
+    kept = torch.where(swap, ev[e], eu[e])
+    removed = torch.where(swap, eu[e], ev[e])
+    return kept, removed, place[e], q[e]
+
+
+def _independent(ok: Any, rows: Any, tri: Any, cu: Any, cv: Any, n: int) -> Any:
+    """Indices (ascending, so in cost order) of an independent set of the candidates ``ok``
+    (k,), whose ring faces are ``tri`` (q, 3) for candidate ``rows`` (q,) and whose endpoints
+    are ``cu``, ``cv`` (k,); candidates are ranked by their index."""
+    torch = _torch()
+    dev = ok.device
+    rank = torch.arange(len(ok), device=dev)
+    ring_row = rows.repeat_interleave(3)
+    ring_v = tri.reshape(-1)
+    live = ok.clone()
+    won = torch.zeros_like(ok)
+    for _pass in range(PASSES):
+        mine = torch.where(live, rank, torch.full_like(rank, _INT_MAX))
+        at_end = torch.full((n,), _INT_MAX, dtype=torch.int64, device=dev)
+        at_end.scatter_reduce_(0, torch.cat([cu, cv]), torch.cat([mine, mine]), reduce="amin")
+        in_ring = torch.full((n,), _INT_MAX, dtype=torch.int64, device=dev)
+        in_ring.scatter_reduce_(0, ring_v, mine[ring_row], reduce="amin")
+        # Beaten: a cheaper live candidate has an endpoint in my ring, or my endpoint in its.
+        beaten = torch.zeros(len(ok), dtype=torch.int64, device=dev)
+        beaten.index_add_(0, ring_row, (at_end[ring_v] < mine[ring_row]).long())
+        beaten += (in_ring[cu] < mine).long() + (in_ring[cv] < mine).long()
+        fresh = live & (beaten == 0)
+        if not bool(fresh.any()):
+            break
+        won |= fresh
+        # Block every candidate that conflicts with a new winner, then go again.
+        end_taken = torch.zeros(n, dtype=torch.bool, device=dev)
+        end_taken[cu[fresh]] = True
+        end_taken[cv[fresh]] = True
+        ring_taken = torch.zeros(n, dtype=torch.bool, device=dev)
+        ring_taken[ring_v[fresh[ring_row]]] = True
+        blocked = torch.zeros(len(ok), dtype=torch.int64, device=dev)
+        blocked.index_add_(0, ring_row, end_taken[ring_v].long())
+        blocked += (ring_taken[cu] | ring_taken[cv]).long()
+        live &= ~won & (blocked == 0)
+        if not bool(live.any()):
+            break
+    return torch.nonzero(won).squeeze(1)

@@ -1,0 +1,203 @@
+"""The torch geometry path (clean, parallel QEM, bake steps) against the numba path.
+
+These run the torch code on the CPU (the same code a CUDA job runs), on small meshes; the
+CUDA tests at the end run only where a GPU is present.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from backend.geometry import (
+    clean,
+    decimate,
+    dilate,
+    edge_collapse,
+    geometry_path,
+    quadrics,
+    quality,
+    tolerances,
+)
+from backend.geometry.pipeline import PipelineOptions, run_pipeline
+from backend.geometry.raw_asset import RawAsset
+from tests.support.analytic_meshes import analytic_color
+
+torch = pytest.importorskip("torch")
+from backend.geometry import torch_clean, torch_dilate, torch_qem  # noqa: E402
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _turned_faces(source: tuple[np.ndarray, np.ndarray], result: tuple) -> int:
+    """Faces of ``result`` facing away from the nearest face of ``source``."""
+    def normals(vertices, faces):
+        p = vertices[faces].astype(np.float64)
+        return np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), p.mean(axis=1)
+
+    src_n, src_c = normals(*source)
+    out_n, out_c = normals(*result)
+    nearest = cKDTree(src_c).query(out_c)[1]
+    return int(np.count_nonzero(np.einsum("ij,ij->i", src_n[nearest], out_n) <= 0))
+
+
+@pytest.fixture(scope="module")
+def blob_clean(blob_mesh):
+    return clean.clean_mesh(*blob_mesh)
+
+
+@pytest.fixture(scope="module")
+def blob_cpu(blob_clean):
+    return decimate.decimate(blob_clean.vertices, blob_clean.faces, 3000)
+
+
+def test_parallel_qem_matches_the_cpu_decimator(blob_mesh, blob_clean, blob_cpu):
+    result = decimate.decimate(blob_clean.vertices, blob_clean.faces, 3000, device="cpu")
+    assert decimate.within_tolerance(len(result.faces), 3000)
+    topology = quality.topology(result.vertices, result.faces)
+    assert topology["watertight"] and topology["pieces"] == 1
+    assert topology["euler"] == 2 and topology["zero_area_faces"] == 0
+    assert _turned_faces(blob_mesh, (result.vertices, result.faces)) == 0
+    ours = quality.surface_distance(blob_mesh, (result.vertices, result.faces))
+    cpu = quality.surface_distance(blob_mesh, (blob_cpu.vertices, blob_cpu.faces))
+    assert ours["mean_distance_pct"] <= 1.1 * cpu["mean_distance_pct"]
+    assert ours["max_distance_pct"] <= 1.5 * cpu["max_distance_pct"]
+    # The merge map is complete: every input vertex names a surviving vertex.
+    assert result.owner is not None and result.owner.min() >= 0
+    assert result.owner.max() < len(result.vertices)
+
+
+def test_parallel_qem_keeps_an_open_border_and_exact_attributes(sphere_mesh):
+    vertices, faces = sphere_mesh
+    cap = faces[vertices[faces].mean(axis=1)[:, 1] > -0.3]
+    cleaned = clean.clean_mesh(vertices, cap)
+    before = quality.topology(cleaned.vertices, cleaned.faces)
+    tag = cleaned.vertices[:, :2] * 3.0
+    result = decimate.decimate(cleaned.vertices, cleaned.faces, 1500, {"tag": tag}, "cpu")
+    after = quality.topology(result.vertices, result.faces)
+    assert decimate.within_tolerance(len(result.faces), 1500)
+    assert after["pieces"] == 1 and after["non_manifold_edges"] == 0
+    assert after["euler"] == before["euler"]
+    np.testing.assert_allclose(result.attributes["tag"], result.vertices[:, :2] * 3.0, atol=1e-5)
+
+
+def test_refusals_and_placement_are_the_cpu_decimators():
+    rng = np.random.default_rng(5)
+    pos = rng.normal(size=(400, 3))
+    tri = np.stack([rng.choice(400, 3, replace=False) for _ in range(3000)])
+    moving = tri[np.arange(3000), rng.integers(0, 3, 3000)]
+    place = pos[moving] + rng.normal(scale=rng.choice([0.01, 0.3, 3.0], 3000)[:, None],
+                                     size=(3000, 3))  # fmt: skip
+    ours = torch_qem._faces_ok(torch.as_tensor(pos), torch.as_tensor(tri),
+                               torch.as_tensor(moving), torch.as_tensor(place)).numpy()  # fmt: skip
+    theirs = np.array([
+        edge_collapse.face_ok(pos, *tri[i], moving[i], *place[i], tolerances.FLIP_COS,
+                              tolerances.MIN_FACE_QUALITY)
+        for i in range(3000)
+    ])  # fmt: skip
+    assert 0 < theirs.sum() < len(theirs)  # both answers occur
+    np.testing.assert_array_equal(ours, theirs)
+    planes = rng.normal(size=(3000, 3, 4))
+    q = np.zeros((3000, 10))
+    for k in range(3):
+        a, b, c, d = planes[:, k].T
+        q += np.stack([a * a, a * b, a * c, a * d, b * b, b * c, b * d, c * c, c * d, d * d], 1)
+    pu, pv = rng.normal(size=(3000, 3)), rng.normal(size=(3000, 3))
+    pins = rng.random((3000, 2)) < 0.2
+    for endpoint in (False, True):
+        at, cost, which = torch_qem.placement(
+            torch.as_tensor(q), torch.as_tensor(pu), torch.as_tensor(pv), endpoint,
+            torch.as_tensor(pins[:, 0]), torch.as_tensor(pins[:, 1]),
+        )  # fmt: skip
+        for i in range(0, 3000, 7):
+            x, y, z, c, w = quadrics.placement(q[i], pu[i], pv[i], endpoint, *pins[i])
+            assert int(which[i]) == w
+            np.testing.assert_allclose(at[i].numpy(), [x, y, z], rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(float(cost[i]), c, rtol=1e-9, atol=1e-12)
+
+
+def test_torch_clean_gives_the_same_mesh(blob_mesh):
+    vertices, faces = blob_mesh
+    # Extra: a far floater, repeated faces and a fin (a face doubled the other way round).
+    floater = vertices * 0.01 + 2.0
+    all_vertices = np.vstack([vertices, floater])
+    all_faces = np.vstack([faces, faces[:5], faces[10:12, ::-1], faces[:20] + len(vertices)])
+    colors = analytic_color(all_vertices)
+    for wound in (all_faces, np.ascontiguousarray(all_faces[:, ::-1])):
+        cpu = clean.clean_mesh(all_vertices, wound, {"c": colors})
+        ours = torch_clean.clean_mesh(all_vertices, wound, {"c": colors})
+        assert ours.report == cpu.report and cpu.report["floater_faces"] == 20
+        np.testing.assert_array_equal(ours.vertices, cpu.vertices)
+        np.testing.assert_array_equal(ours.faces, cpu.faces)
+        np.testing.assert_array_equal(ours.attributes["c"], cpu.attributes["c"])
+
+
+def test_torch_dilation_gives_the_same_bytes():
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 256, (120, 90, 5), dtype=np.uint8)
+    filled = rng.random((120, 90)) < 0.01
+    expected, grown = dilate.dilate(values, filled, 6)
+    ours, ours_grown = torch_dilate.dilate(values, filled, 6)
+    assert 0 < grown.sum() < grown.size
+    np.testing.assert_array_equal(ours_grown, grown)
+    np.testing.assert_array_equal(ours, expected)
+
+
+def test_path_choice(monkeypatch):
+    monkeypatch.delenv(geometry_path.ENV_VAR, raising=False)
+    assert geometry_path.chosen("cuda:1") == "torch"
+    assert geometry_path.chosen("cpu") == "numba"
+    assert geometry_path.chosen("cpu", "torch") == "torch"
+    monkeypatch.setenv(geometry_path.ENV_VAR, "torch")
+    assert geometry_path.chosen("cpu") == "torch"
+    assert geometry_path.chosen("cpu", "numba") == "numba"  # the option wins over the env
+    monkeypatch.setenv(geometry_path.ENV_VAR, "numba")
+    assert geometry_path.chosen("cuda") == "numba"
+
+
+def test_pipeline_on_the_torch_path_keeps_the_quality(sphere_mesh):
+    vertices, faces = sphere_mesh
+    raw = RawAsset(vertices, faces, vertex_colors=analytic_color(vertices))
+    figures = {}
+    for path in ("numba", "torch"):
+        options = PipelineOptions(target_faces=1500, texture_size=256, geometry_path=path)
+        result = run_pipeline(raw, options)
+        figures[path] = result.quality
+        assert result.quality["torch_stages"] == (path == "torch")
+        assert decimate.within_tolerance(result.faces, 1500)
+    ours, cpu = figures["torch"], figures["numba"]
+    assert ours["watertight"] and ours["pieces"] == 1 and ours["flipped_faces"] == 0
+    assert ours["mean_distance_pct"] <= 1.15 * cpu["mean_distance_pct"]
+    assert abs(ours["texture_coverage"] - cpu["texture_coverage"]) < 0.05
+
+
+@CUDA
+def test_cuda_decimation_matches_the_cpu_decimator(blob_mesh, blob_clean, blob_cpu):
+    result = decimate.decimate(blob_clean.vertices, blob_clean.faces, 3000, device="cuda")
+    topology = quality.topology(result.vertices, result.faces)
+    assert decimate.within_tolerance(len(result.faces), 3000)
+    assert topology["watertight"] and topology["pieces"] == 1 and topology["euler"] == 2
+    assert _turned_faces(blob_mesh, (result.vertices, result.faces)) == 0
+    ours = quality.surface_distance(blob_mesh, (result.vertices, result.faces))
+    cpu = quality.surface_distance(blob_mesh, (blob_cpu.vertices, blob_cpu.faces))
+    assert ours["mean_distance_pct"] <= 1.1 * cpu["mean_distance_pct"]
+
+
+@CUDA
+def test_cuda_pipeline_runs_the_torch_stages(sphere_mesh):
+    vertices, faces = sphere_mesh
+    raw = RawAsset(vertices, faces, vertex_colors=analytic_color(vertices))
+    result = run_pipeline(raw, PipelineOptions(target_faces=1500, texture_size=512, device="cuda"))
+    assert result.quality["torch_stages"] and result.quality["watertight"]
+    assert result.quality["pieces"] == 1 and result.quality["flipped_faces"] == 0
+
+
+def test_link_condition_holds_down_to_a_few_faces():
+    from tests.support.analytic_meshes import marching_cubes_mesh, sphere_field
+
+    cleaned = clean.clean_mesh(*marching_cubes_mesh(sphere_field, 20))
+    result = decimate.decimate(cleaned.vertices, cleaned.faces, 8, device="cpu")
+    topology = quality.topology(result.vertices, result.faces)
+    assert topology["non_manifold_edges"] == 0 and topology["watertight"]
+    assert topology["euler"] == 2 and topology["pieces"] == 1
