@@ -243,10 +243,12 @@ class _TrellisAdapter(ModelAdapter):
         raw.warnings += run_warnings(run)
         if output.gaussians:
             from backend.models.trellis.config import GAUSSIAN_DECODER
-            from backend.models.trellis.gaussian_ply import gaussians_ply
+            from backend.models.trellis.gaussian_ply import gaussians_ply, ply_frame_to
+            from backend.models.trellis.mesh_extraction import TRELLIS_TO_BACKEND
 
             decoder = self.pipeline.networks[GAUSSIAN_DECODER]
             raw.extra_files[GAUSSIAN_PLY] = gaussians_ply(output.gaussians[0], decoder.rep_config)
+            raw.extra_file_frames[GAUSSIAN_PLY] = ply_frame_to(TRELLIS_TO_BACKEND)
         return raw
 
 
