@@ -173,3 +173,20 @@ def test_several_views_run_to_a_glb_with_a_warning_for_unseen_views(
     path = tmp_path / "views.glb"
     path.write_bytes(output.asset)
     assert error_messages(validate(path)) == []
+
+
+def test_the_radiance_field_source_bakes_a_valid_glb(tiny_image: TinyModel, tmp_path) -> None:
+    spec = JobSpec(model="trellis-image-large", task="image", seed=2,
+                   parameters={**testing.TINY_PARAMETERS["trellis-image-large"],
+                               "gaussians": False, "colour_source": "radiance_field"},
+                   target_faces=5000, texture_size=256)  # fmt: skip
+    output, _ = run(tiny_image, TrellisImageAdapter, spec, (ImagePixels(cutout()),))
+    assert output.manifest.extra_files == () and output.extra_files == {}
+    assert output.manifest.quality["texture_coverage"] > 0.02
+    path = tmp_path / "rf.glb"
+    path.write_bytes(output.asset)
+    assert error_messages(validate(path)) == []
+    scene = trimesh.load(path, process=False)
+    (mesh,) = scene.geometry.values()
+    texture = np.asarray(mesh.visual.material.baseColorTexture.convert("RGB")).reshape(-1, 3)
+    assert len(np.unique(texture, axis=0)) > 100  # baked from the RF, not one flat colour
