@@ -2,11 +2,12 @@
 
 The ``.ply`` (3DGS layout, read by splat_ply.py) becomes a mesh object of vertices only, named
 ``<asset>_gaussians``, with a ``Col`` colour attribute (the SH DC colour, sRGB) and ``opacity``
-and ``scale`` float attributes per point, in the asset's collection. Its points are put exactly
-on the asset: the manifest's ``to_asset`` maps the file's coordinates to the asset's (glTF,
-+Y up), glTF's frame turns into Blender's (+Z up) as the glTF importer does, and the importer's
-shift to the bottom centre is taken off; the cloud is then parented to the mesh object, so it
-follows every placement (cursor, align, scale). Vertex data moves through numpy and
+and ``scale`` float attributes per point, in the asset's collection, drawn and rendered as points
+by a geometry-nodes modifier (loose vertices alone show nothing in object mode). Its points are
+put exactly on the asset: the manifest's ``to_asset`` maps the file's coordinates to the
+asset's (glTF, +Y up), glTF's frame turns into Blender's (+Z up) as the glTF importer does, and
+the importer's shift to the bottom centre is taken off; the cloud is then parented to the mesh
+object, so it follows every placement (cursor, align, scale). Vertex data moves through numpy and
 ``foreach_set``.
 """
 
@@ -22,6 +23,8 @@ from .importer import ORIGIN_SHIFT_PROPERTY, PROPERTY_PREFIX, dreamcad_collectio
 from .splat_ply import read_splats
 
 SUFFIX = "_gaussians"
+NODE_GROUP_NAME = "Dream CAD Gaussians as points"
+MATERIAL_NAME = "Dream CAD Gaussians"
 SOURCE_PROPERTY = f"{PROPERTY_PREFIX}gaussians_of"  # the job id, on the cloud (not a job asset)
 # glTF (x, y, z) -> Blender (x, -z, y): the frame change Blender's glTF importer makes.
 GLTF_TO_BLENDER = np.array([[1.0, 0, 0, 0], [0, 0, -1, 0], [0, 1, 0, 0], [0, 0, 0, 1]])
@@ -66,4 +69,51 @@ def import_splats(
         cloud.parent = parent
         cloud.matrix_parent_inverse.identity()  # points are already in the parent's frame
         cloud[SOURCE_PROPERTY] = parent.get(f"{PROPERTY_PREFIX}job_id", "")
+    show_as_points(cloud)
     return cloud
+
+
+def show_as_points(cloud: bpy.types.Object) -> None:
+    """Draw and render the vertices as coloured points: loose vertices are invisible in
+    object mode, so a geometry-nodes modifier turns them into points (radius: the ``scale``
+    attribute) with a material reading ``Col``. The mesh itself keeps the plain vertices."""
+    modifier = cloud.modifiers.new("Gaussians as points", "NODES")
+    modifier.node_group = _points_node_group()
+    if not cloud.data.materials:
+        cloud.data.materials.append(_points_material())
+
+
+def _points_node_group() -> bpy.types.NodeTree:
+    tree = bpy.data.node_groups.get(NODE_GROUP_NAME)
+    if tree is not None:
+        return tree
+    tree = bpy.data.node_groups.new(NODE_GROUP_NAME, "GeometryNodeTree")
+    tree.interface.new_socket("Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
+    tree.interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
+    group_in, group_out = tree.nodes.new("NodeGroupInput"), tree.nodes.new("NodeGroupOutput")
+    to_points = tree.nodes.new("GeometryNodeMeshToPoints")
+    radius = tree.nodes.new("GeometryNodeInputNamedAttribute")
+    radius.data_type = "FLOAT"
+    radius.inputs["Name"].default_value = "scale"
+    material = tree.nodes.new("GeometryNodeSetMaterial")
+    material.inputs["Material"].default_value = _points_material()
+    tree.links.new(group_in.outputs[0], to_points.inputs["Mesh"])
+    tree.links.new(radius.outputs["Attribute"], to_points.inputs["Radius"])
+    tree.links.new(to_points.outputs["Points"], material.inputs["Geometry"])
+    tree.links.new(material.outputs["Geometry"], group_out.inputs[0])
+    return tree
+
+
+def _points_material() -> bpy.types.Material:
+    material = bpy.data.materials.get(MATERIAL_NAME)
+    if material is not None:
+        return material
+    material = bpy.data.materials.new(MATERIAL_NAME)
+    if material.node_tree is None:  # Blender 4.x; 5.x gives every material its node tree
+        material.use_nodes = True
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    shader = next(node for node in nodes if node.type == "BSDF_PRINCIPLED")
+    colour = nodes.new("ShaderNodeAttribute")
+    colour.attribute_name = "Col"
+    links.new(colour.outputs["Color"], shader.inputs["Base Color"])
+    return material

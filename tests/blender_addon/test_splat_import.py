@@ -83,6 +83,15 @@ def test_the_cloud_lands_on_its_mesh_with_colour_and_opacity(fresh, glb, tmp_pat
     assert np.allclose(alpha, 1 / (1 + np.exp(-opacity)), atol=1e-5)
     assert cloud["dreamcad_gaussians_of"] == "job123"
 
+    # Drawn as points: the evaluated object is a point cloud with the colour and a radius each.
+    evaluated = cloud.evaluated_get(bpy.context.evaluated_depsgraph_get()).evaluated_geometry()
+    points = evaluated.pointcloud
+    assert points is not None and len(points.points) == 8 and "Col" in points.attributes
+    radius = np.empty(8, np.float32)
+    points.attributes["radius"].data.foreach_get("value", radius)
+    assert np.allclose(radius, 0.01, rtol=1e-3)  # exp(log 0.01); the parent scales the rest
+    assert cloud.data.materials[0].name == "Dream CAD Gaussians"
+
 
 def test_a_file_that_is_not_a_splat_file_is_refused(fresh, tmp_path) -> None:
     path = tmp_path / "mesh.ply"
