@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from backend import __version__
+from backend.jobs import result_files
 from backend.jobs.admission import admit
 from backend.jobs.queue import JobQueue
 from backend.jobs.store import JobRecord
@@ -155,15 +156,23 @@ def fetch(ctx: HandlerContext, message: FetchRequest) -> FetchReply:
             f"job {record.job_id} is {record.state}; only succeeded jobs have a result",
             field="body.job_id",
         )
+    manifest = _stored(Manifest, record.manifest)
     path = ctx.queue.result_path(record)
+    if message.file:
+        result_files.find(manifest, message.file)
+        path = result_files.file_path(path.parent, message.file)
     if not path.is_file():
         raise ProtocolError(ErrorCode.RESULT_EXPIRED, f"the result file of {record.job_id} is gone")
+    data, size = result_files.read_slice(path, message.offset, message.max_bytes)
     preview = path.with_name("preview.png")
     return FetchReply(
         job_id=record.job_id,
-        manifest=_stored(Manifest, record.manifest),
-        asset=path.read_bytes(),
-        preview=preview.read_bytes() if preview.is_file() else None,
+        manifest=manifest,
+        asset=data,
+        preview=preview.read_bytes() if not message.file and preview.is_file() else None,
+        file=message.file,
+        offset=message.offset,
+        total_bytes=size,
     )
 
 

@@ -26,6 +26,7 @@ from shared_protocol.errors import ErrorCode, ProtocolError
 COLLECTION_NAME = "Dream CAD"
 PROPERTY_PREFIX = "dreamcad_"
 MAX_NAME_CHARS = 48
+ORIGIN_SHIFT_PROPERTY = f"{PROPERTY_PREFIX}origin_shift"  # (3,) taken off the file's vertices
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,10 @@ def _move_to_collection(obj: bpy.types.Object, collection: bpy.types.Collection)
 
 
 def _origin_to_bottom_centre(obj: bpy.types.Object) -> float:
-    """Shift the mesh so its bounds' bottom centre is the origin; return its largest extent."""
+    """Shift the mesh so its bounds' bottom centre is the origin; return its largest extent.
+
+    The shift is kept on the object (``dreamcad_origin_shift``): what comes with the asset in
+    its frame (the Gaussians of splat_import.py) must move with it."""
     mesh = obj.data
     coords = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
     mesh.vertices.foreach_get("co", coords)
@@ -158,6 +162,7 @@ def _origin_to_bottom_centre(obj: bpy.types.Object) -> float:
     bottom_centre = Vector(((low[0] + high[0]) / 2, (low[1] + high[1]) / 2, low[2]))
     mesh.transform(Matrix.Translation(-bottom_centre))
     mesh.update()
+    obj[ORIGIN_SHIFT_PROPERTY] = tuple(bottom_centre)
     return float((high - low).max())
 
 

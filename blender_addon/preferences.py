@@ -58,6 +58,12 @@ class DREAMCAD_AP_preferences(bpy.types.AddonPreferences):
         description="Where generated GLB files and previews are written "
         "(empty: the add-on's user folder)",
     )
+    import_gaussians: BoolProperty(
+        name="Import Gaussian Splats",
+        default=True,
+        description="When a model also makes 3D Gaussians (TRELLIS with its Gaussian splats "
+        "option), fetch the .ply and import it as a coloured point cloud beside the mesh",
+    )
     reply_timeout_s: FloatProperty(
         name="Reply Timeout",
         default=10.0,

@@ -16,12 +16,13 @@ import bpy
 
 from shared_protocol.errors import ErrorCode, ProtocolError
 
-from . import importer, job_previews
-from .client.records import JobRecord, ResultReady, client_error
+from . import importer, job_previews, splat_import
+from .client.records import ExtraFileReady, JobRecord, ResultReady, client_error
 from .live_state import STATE, fail_plan, job_record, plan_for, require_session, set_report
 from .preferences import output_directory, preferences
 
 log = logging.getLogger(__name__)
+GAUSSIANS_FILE = "gaussians.ply"  # the extra file imported as a point cloud (splat_import.py)
 
 
 def on_result(note: ResultReady, push_undo: bool) -> None:
@@ -54,6 +55,48 @@ def on_result(note: ResultReady, push_undo: bool) -> None:
     if push_undo:
         push_undo_step(f"Dream CAD: import {name}")
     set_report("INFO", f"Imported {name}.")
+    request_splats(note.job_id)
+
+
+def request_splats(job_id: str) -> None:
+    """Fetch the job's Gaussian splat file, if it has one and the preferences want it."""
+    record = job_record(job_id)
+    names = {entry.name for entry in record.manifest.extra_files} if record.manifest else set()
+    if GAUSSIANS_FILE in names and preferences().import_gaussians:
+        require_session().fetch_file(job_id, GAUSSIANS_FILE)
+
+
+def on_extra_file(note: ExtraFileReady, push_undo: bool) -> None:
+    """Save an extra file beside the asset; import the splats onto the job's mesh object."""
+    asset = STATE.result_files.get(note.job_id)
+    folder = asset.parent if asset else output_directory(preferences())
+    stem = asset.stem if asset else note.job_id[:8]
+    path = folder / f"{stem}.{note.name}"
+    path.write_bytes(note.data)
+    if note.name != GAUSSIANS_FILE:
+        return
+    record = job_record(note.job_id)
+    entry = next(e for e in record.manifest.extra_files if e.name == note.name)
+    mesh = _asset_object(note.job_id)
+    try:
+        cloud = splat_import.import_splats(path, mesh.name if mesh else display_name(record),
+                                           entry.to_asset, mesh)  # fmt: skip
+    except ValueError as error:
+        set_report("WARNING", f"The Gaussians of {record.name or note.job_id} were not "
+                   f"imported: {error}", f"The file is at {path}.")  # fmt: skip
+        return
+    if push_undo:
+        push_undo_step(f"Dream CAD: import {cloud.name}")
+    set_report("INFO", f"Imported {cloud.name} ({len(cloud.data.vertices)} Gaussians).")
+
+
+def _asset_object(job_id: str) -> bpy.types.Object | None:
+    """The mesh object imported for ``job_id`` in this file, if any."""
+    plan = next((p for p in STATE.plans.values() if p.job_id == job_id and p.object_name), None)
+    if plan is not None and plan.object_name in bpy.data.objects:
+        return bpy.data.objects[plan.object_name]
+    key = f"{importer.PROPERTY_PREFIX}job_id"
+    return next((obj for obj in bpy.data.objects if obj.get(key) == job_id), None)
 
 
 def push_undo_step(message: str) -> None:

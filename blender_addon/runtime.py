@@ -26,6 +26,7 @@ from .client.records import (
     Connected,
     ConnectionState,
     Disconnected,
+    ExtraFileReady,
     JobDeleted,
     JobEnded,
     JobsListed,
@@ -50,7 +51,7 @@ from .live_state import (  # STATE and SubmitPlan are this module's public face 
 from .local_backend import LocalBackend
 from .preferences import curve_keys, preferences, user_path
 from .properties import sync_parameters
-from .results import offer_finished, on_result
+from .results import offer_finished, on_extra_file, on_result
 
 log = logging.getLogger(__name__)
 ADDON_VERSION = "0.1.0"
@@ -158,10 +159,14 @@ def process(notes: list[Notification], *, push_undo: bool) -> None:
             _report_error("ERROR", "", note.error)
         elif isinstance(note, ResultReady):
             on_result(note, push_undo)
+        elif isinstance(note, ExtraFileReady):
+            on_extra_file(note, push_undo)
         elif isinstance(note, JobEnded):
             fail_plan(note.job_id, note.error)
             level = "INFO" if note.state == "cancelled" else "ERROR"
             _report_error(level, job_record(note.job_id).name or note.job_id, note.error)
+        elif isinstance(note, RequestFailed) and note.action == "fetch_file":
+            _report_error("WARNING", "fetching the Gaussian splats failed", note.error)
         elif isinstance(note, RequestFailed):
             if note.msg_id in STATE.plans:
                 STATE.plans[note.msg_id].error = note.error

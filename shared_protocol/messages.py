@@ -30,6 +30,7 @@ DEFAULT_FORMAT: OutputFormat = "glb"
 MAX_SEED = 2**32 - 1  # seeds are 32-bit: every model's generator takes them
 MAX_NAME_CHARS = 200
 MAX_REQUEST_KEY_CHARS = 128
+MAX_FILE_NAME_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,21 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class ResultFile:
+    """A further file of a finished job, beside its asset (e.g. ``gaussians.ply``).
+
+    ``to_asset`` is the 4x4 row-major affine map from the file's coordinates to the asset's
+    (16 numbers; empty: the file has no coordinates, or they are the asset's own), so a client
+    can place the file's content exactly on the asset.
+    """
+
+    name: str
+    media_type: str
+    size_bytes: int
+    to_asset: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What a finished asset is: the numbers a client shows without opening the file."""
 
@@ -139,6 +155,7 @@ class Manifest:
     # Where it ran: the machine (a Ray node on a farm, the host name otherwise) and its device.
     node: str = ""
     device: str = ""
+    extra_files: tuple[ResultFile, ...] = ()  # fetched one at a time: fetch_request's ``file``
 
 
 @dataclass(frozen=True)
@@ -265,17 +282,32 @@ class ListJobsReply(Message):
 
 @dataclass(frozen=True)
 class FetchRequest(Message):
+    """A finished job's asset, or (``file``) one of its manifest's ``extra_files``.
+
+    ``offset`` and ``max_bytes`` (0: to the end) ask for a slice of the file, so a file larger
+    than a frame may be fetched in parts.
+    """
+
     TYPE: ClassVar[str] = "fetch_request"
     job_id: str
+    file: str = bounded_text("", MAX_FILE_NAME_CHARS)
+    offset: int = bounded(0, 0, None)
+    max_bytes: int = bounded(0, 0, None)
 
 
 @dataclass(frozen=True)
 class FetchReply(Message):
+    """``asset`` holds the asked file's bytes from ``offset`` (the preview comes with the main
+    asset only); ``total_bytes`` is the whole file's size."""
+
     TYPE: ClassVar[str] = "fetch_reply"
     job_id: str
     manifest: Manifest
     asset: bytes
     preview: bytes | None = None
+    file: str = ""
+    offset: int = 0
+    total_bytes: int = 0
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from backend.cancellation import CancelToken
+from backend.cli import extra_files
 from backend.cli.options import (
     add_address,
     add_data_dir,
@@ -149,6 +150,8 @@ def run_generate(args: argparse.Namespace) -> int:
         f"wrote {output} ({manifest.faces} faces, seed {manifest.seed}, "
         f"{sum(manifest.timings_s.values()):.2f} s)"
     )
+    for path in extra_files.write_local(output, result.extra_files):
+        print(f"wrote {path}")
     for warning in manifest.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0

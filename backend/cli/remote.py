@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from backend.cli import extra_files
 from backend.cli.options import (
     add_address,
     add_request,
@@ -135,9 +136,13 @@ def run_submit(args: argparse.Namespace) -> int:
         if not args.wait:
             return 0
         result = follow(client, reply.job_id)
-    output = args.output or Path(f"{reply.job_id}.{result.manifest.format}")
-    output.write_bytes(result.asset)
-    print(f"wrote {output} ({result.manifest.faces} faces)")
+        output = args.output or Path(f"{reply.job_id}.{result.manifest.format}")
+        output.write_bytes(result.asset)
+        print(f"wrote {output} ({result.manifest.faces} faces)")
+        for path in extra_files.fetch_remote(
+            client, reply.job_id, result.manifest, output, max(args.timeout, 60.0)
+        ):
+            print(f"wrote {path}")
     return 0
 
 
@@ -169,12 +174,16 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
+    timeout_s = max(args.timeout, 60.0)
     with connect(args) as client:
-        reply = client.request(FetchRequest(job_id=args.job_id), max(args.timeout, 60.0))
-    assert isinstance(reply, FetchReply)
-    output = args.output or Path(f"{reply.job_id}.{reply.manifest.format}")
-    output.write_bytes(reply.asset)
-    print(f"wrote {output} ({reply.manifest.faces} faces)")
+        reply = client.request(FetchRequest(job_id=args.job_id), timeout_s)
+        assert isinstance(reply, FetchReply)
+        output = args.output or Path(f"{reply.job_id}.{reply.manifest.format}")
+        output.write_bytes(reply.asset)
+        print(f"wrote {output} ({reply.manifest.faces} faces)")
+        for path in extra_files.fetch_remote(client, args.job_id, reply.manifest, output,
+                                             timeout_s):  # fmt: skip
+            print(f"wrote {path}")
     return 0
 
 

@@ -274,7 +274,7 @@ class RayDispatcher:
         if kind == "succeeded":
             output: JobOutput = item[1]
             self._end(slot, "succeeded", lambda: self._queue.succeed(
-                job_id, output.manifest, output.asset, output.preview))
+                job_id, output.manifest, output.asset, output.preview, output.extra_files))
             return
         info: ErrorInfo = item[1]
         cancelled: bool = item[2]

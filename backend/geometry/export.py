@@ -75,12 +75,30 @@ class ExportMesh:
 
 def place_on_ground(vertices: np.ndarray, height_m: float | None = None) -> np.ndarray:
     """Move vertices (n, 3) so the bbox bottom centre is the origin; scale to ``height_m``."""
-    low, high = vertices.min(axis=0), vertices.max(axis=0)
-    anchor = np.array([(low[0] + high[0]) / 2, low[1], (low[2] + high[2]) / 2])
+    anchor, factor = _ground_anchor(vertices, height_m)
     placed = vertices.astype(np.float64) - anchor
-    if height_m is not None:
-        placed *= height_m / max(float(high[1] - low[1]), 1e-12)
+    if factor != 1.0:
+        placed *= factor
     return placed.astype(np.float32)
+
+
+def ground_placement(vertices: np.ndarray, height_m: float | None = None) -> np.ndarray:
+    """(4, 4) float64: the affine map ``place_on_ground`` applies to ``vertices`` (n, 3), for
+    content that must follow the mesh (a model's extra files)."""
+    anchor, factor = _ground_anchor(vertices, height_m)
+    matrix = np.eye(4)
+    matrix[:3, :3] *= factor
+    matrix[:3, 3] = -anchor * factor
+    return matrix
+
+
+def _ground_anchor(vertices: np.ndarray, height_m: float | None) -> tuple[np.ndarray, float]:
+    """(the bbox bottom centre (3,) float64, the scale to ``height_m`` or 1)."""
+    low, high = vertices.min(axis=0), vertices.max(axis=0)
+    anchor = np.array([(low[0] + high[0]) / 2, low[1], (low[2] + high[2]) / 2], np.float64)
+    if height_m is None:
+        return anchor, 1.0
+    return anchor, height_m / max(float(high[1] - low[1]), 1e-12)
 
 
 def encode_png(image: np.ndarray) -> bytes:

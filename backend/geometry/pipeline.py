@@ -148,12 +148,15 @@ class PipelineResult:
     preview: bytes = b""  # PNG
     # With LODs: one {"name", "faces", "vertices"} per level, LOD0 first (``faces`` is LOD0's).
     lods: list[dict[str, Any]] = field(default_factory=list)
+    # (4, 4): the RawAsset's frame -> the asset's (placed on the ground, scaled to height_m).
+    to_asset: np.ndarray = field(default_factory=lambda: np.eye(4))
 
     def manifest(self) -> dict[str, Any]:
         """Everything but the binary payloads, JSON-ready."""
         data = asdict(self)
         data.pop("asset")
         data.pop("preview")
+        data["to_asset"] = np.asarray(self.to_asset).tolist()
         return data
 
 
@@ -296,6 +299,7 @@ def run_pipeline(
         warnings=warnings,
         preview=preview_png,
         lods=lod.report(options.name, mapped, levels),
+        to_asset=export.ground_placement(mapped.vertices, options.height_m),
     )
 
 

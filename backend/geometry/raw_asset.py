@@ -95,6 +95,9 @@ class RawAsset:
     extra_files : other result files the model made, file name -> content (e.g.
         ``"gaussians.ply"``, a 3D Gaussian Splatting file); the geometry pipeline leaves them as
         they are, for the job to store beside the asset
+    extra_file_frames : for an extra file with coordinates, name -> (4, 4) affine map from the
+        file's coordinates to this asset's frame (the job composes it with the pipeline's
+        placement, so a client can put the file's content on the finished asset)
     """
 
     vertices: np.ndarray
@@ -111,6 +114,7 @@ class RawAsset:
     name: str = ""
     warnings: list[str] = field(default_factory=list)
     extra_files: dict[str, bytes] = field(default_factory=dict)
+    extra_file_frames: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.vertices = np.ascontiguousarray(self.vertices, dtype=np.float32)

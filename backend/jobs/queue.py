@@ -22,12 +22,13 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
 from backend.cancellation import CancelToken
 from backend.disk_space import check_free_space, disk_full_error, is_disk_full
+from backend.jobs import result_files
 from backend.jobs.spec import JobSpec
 from backend.jobs.store import LOCAL_OWNER, JobRecord, JobStore
 from backend.settings import Retention
@@ -208,20 +209,34 @@ class JobQueue:
 
     # --- finishing ------------------------------------------------------------------------
 
-    def succeed(self, job_id: str, manifest: Manifest, asset: bytes, preview: bytes | None) -> None:
-        """Write the result files, then mark the job succeeded; DISK_FULL if they do not fit."""
+    def succeed(
+        self,
+        job_id: str,
+        manifest: Manifest,
+        asset: bytes,
+        preview: bytes | None,
+        extra_files: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Write the result files (the asset, its preview, the manifest's ``extra_files``),
+        then mark the job succeeded; DISK_FULL if they do not fit."""
         job_dir = self.store.job_dir(job_id)
+        extra_files = extra_files or {}
         try:
             job_dir.mkdir(parents=True, exist_ok=True)
             _write_atomic(job_dir / f"result.{manifest.format}", asset)
             if preview:
                 _write_atomic(job_dir / "preview.png", preview)
+            for name, data in extra_files.items():
+                path = result_files.file_path(job_dir, name)
+                path.parent.mkdir(exist_ok=True)
+                _write_atomic(path, data)
         except OSError as error:
             if not is_disk_full(error):
                 raise
             for name in (f"result.{manifest.format}", "preview.png"):
                 for leftover in (job_dir / name, job_dir / f"{name}.tmp"):
                     leftover.unlink(missing_ok=True)
+            shutil.rmtree(job_dir / result_files.FILES_FOLDER, ignore_errors=True)
             raise disk_full_error(job_dir, "the result could not be written") from None
         done = Progress(stage="done", step=1, total=1, fraction=1.0, eta_s=0.0)
         self.store.update(

@@ -13,13 +13,14 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from backend import __version__
 from backend.cancellation import Cancelled, CancelToken
 from backend.images import encode_png
+from backend.jobs import result_files
 from backend.jobs.progress import ProgressTracker
 from backend.jobs.spec import JobSpec
 from backend.models.base import ImagePixels
@@ -38,6 +39,7 @@ class JobOutput:
     manifest: Manifest
     asset: bytes
     preview: bytes | None
+    extra_files: dict[str, bytes] = field(default_factory=dict)  # the manifest's extra_files
 
 
 class ModelStageError(Exception):
@@ -124,8 +126,14 @@ def run_job(
         backend_version=__version__,
         node=platform.node() if node is None else node,
         device=cache.device,
+        extra_files=result_files.describe(raw.extra_files, raw.extra_file_frames, result.to_asset),
     )
-    return JobOutput(manifest=manifest, asset=result.asset, preview=result.preview)
+    return JobOutput(
+        manifest=manifest,
+        asset=result.asset,
+        preview=result.preview,
+        extra_files=dict(raw.extra_files),
+    )
 
 
 @contextlib.contextmanager

@@ -111,7 +111,9 @@ class Worker(threading.Thread):
             self._fail(job_id, info, cancelled)
             return
         try:
-            self.queue.succeed(job_id, output.manifest, output.asset, output.preview)
+            self.queue.succeed(
+                job_id, output.manifest, output.asset, output.preview, output.extra_files
+            )
         except Exception as error:
             info, _ = self._error_info(error)
             log.warning("job %s: its result could not be recorded: %s", job_id, info.describe())

@@ -100,6 +100,15 @@ class ResultReady:
 
 
 @dataclass(frozen=True)
+class ExtraFileReady:
+    """One of a result's extra files (a manifest ``extra_files`` entry) arrived whole."""
+
+    job_id: str
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class JobEnded:
     """A job ended without a result (failed or cancelled)."""
 
@@ -133,7 +142,7 @@ class JobsListed:
 
 
 Notification = Connected | Disconnected | JobChanged | ResultReady | JobEnded | RequestFailed
-Notification = Notification | JobsListed | JobDeleted
+Notification = Notification | JobsListed | JobDeleted | ExtraFileReady
 
 
 def client_error(code: ErrorCode, message: str, hint: str | None = None) -> ErrorInfo:

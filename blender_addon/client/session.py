@@ -51,12 +51,15 @@ from .records import (
     Connected,
     ConnectionState,
     Disconnected,
+    ExtraFileReady,
     JobRecord,
     JobsListed,
     Notification,
     RequestFailed,
     client_error,
 )
+
+FILE_SLICE_BYTES = 16 * 2**20  # per fetch of an extra file (a splat file can pass 50 MB)
 
 
 @dataclass
@@ -67,6 +70,7 @@ class _Pending:
     sent_at: float
     job_id: str | None = None
     submit: SubmitRequest | None = None
+    file: str = ""  # fetch_file: the extra file's name
 
 
 class Session:
@@ -99,6 +103,7 @@ class Session:
         self._pending: dict[str, _Pending] = {}
         self._last_ping = 0.0
         self._restart_noticed = False  # set by the client; acted on in the next poll
+        self._file_parts: dict[tuple[str, str], list[bytes]] = {}  # extra files on their way
 
     # --- connection -----------------------------------------------------------------------
 
@@ -156,6 +161,16 @@ class Session:
 
     def fetch(self, job_id: str) -> None:
         self._send(FetchRequest(job_id=job_id), _Pending("fetch", self._clock(), job_id))
+
+    def fetch_file(self, job_id: str, name: str, offset: int = 0) -> None:
+        """Fetch a result's extra file, a slice at a time (it may be larger than a frame):
+        ``ExtraFileReady`` once it is whole."""
+        if offset == 0:
+            self._file_parts[(job_id, name)] = []
+        limit = self.hello.max_frame_bytes if self.hello else FILE_SLICE_BYTES
+        request = FetchRequest(job_id=job_id, file=name, offset=offset,
+                               max_bytes=min(FILE_SLICE_BYTES, limit // 2))  # fmt: skip
+        self._send(request, _Pending("fetch_file", self._clock(), job_id, file=name))
 
     def delete(self, job_id: str) -> None:
         self._send(DeleteRequest(job_id=job_id), _Pending("delete", self._clock(), job_id))
@@ -290,6 +305,8 @@ class Session:
             self.error = error_from_wire(error).info
             return [Disconnected(self.state, self.error)]
         info = error_from_wire(error).info
+        if pending.action == "fetch_file":
+            self._file_parts.pop((pending.job_id or "", pending.file), None)
         if pending.action in ("status", "fetch"):
             self.tracker.request_failed(pending.job_id, info)
         return [RequestFailed(pending.action, info, pending.job_id, envelope.parent_id or "")]
@@ -327,6 +344,21 @@ class Session:
         assert isinstance(message, FetchReply)
         return self.tracker.result(message.job_id, message.manifest, message.asset,
                                    message.preview)
+
+    def _on_fetch_file(self, message: Message, pending: _Pending,
+                       _e: Envelope) -> list[Notification]:  # fmt: skip
+        assert isinstance(message, FetchReply)
+        key = (message.job_id, pending.file)
+        parts = self._file_parts.get(key)
+        if parts is None:
+            return []  # from before a reconnect that started it again
+        parts.append(message.asset)
+        received = sum(len(part) for part in parts)
+        if received < message.total_bytes and message.asset:
+            self.fetch_file(message.job_id, pending.file, offset=received)
+            return []
+        del self._file_parts[key]
+        return [ExtraFileReady(message.job_id, pending.file, b"".join(parts))]
 
     def _on_cancel(self, message: Message, _p: _Pending, _e: Envelope) -> list[Notification]:
         assert isinstance(message, CancelReply)

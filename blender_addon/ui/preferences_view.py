@@ -33,3 +33,4 @@ def draw_preferences(prefs, layout: bpy.types.UILayout, _context: bpy.types.Cont
         for line in live_state.STATE.log_lines:
             column.label(text=line[:160])
     layout.prop(prefs, "output_directory")
+    layout.prop(prefs, "import_gaussians")

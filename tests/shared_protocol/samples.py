@@ -28,6 +28,7 @@ from shared_protocol.messages import (
     Progress,
     ProgressEvent,
     ResultEvent,
+    ResultFile,
     StatusReply,
     StatusRequest,
     SubmitReply,
@@ -58,6 +59,11 @@ MANIFEST = Manifest(
     warnings=("w",),
     quality={"uv_utilization": 0.6},
     backend_version="0.1.0",
+    extra_files=(
+        ResultFile("gaussians.ply", "model/x-ply", 4096,
+                   to_asset=(1.0, 0, 0, 0, 0, -1, 0, 0.5, 0, 0, -1, 0, 0, 0, 0, 1)),
+        ResultFile("notes.json", "application/json", 17),
+    ),
 )
 ERROR = Error(code="unknown_model", message="no model 'x'", field="body.model", hint="list")
 JOB = JobInfo(
@@ -92,7 +98,7 @@ SAMPLES: list[Message] = [
     HelloRequest(client_name="blender", client_version="5.0.1"),
     HelloReply(
         backend_version="0.1.0",
-        protocol_version=2,
+        protocol_version=3,
         gpus=(GPU,),
         models=(MODEL,),
         max_frame_bytes=1 << 26,
@@ -123,7 +129,10 @@ SAMPLES: list[Message] = [
     ListJobsRequest(states=("queued", "running"), limit=10),
     ListJobsReply(jobs=(JOB,)),
     FetchRequest(job_id="abc"),
+    FetchRequest(job_id="abc", file="gaussians.ply", offset=1024, max_bytes=2048),
     FetchReply(job_id="abc", manifest=MANIFEST, asset=b"glTF" + bytes(100), preview=b"png"),
+    FetchReply(job_id="abc", manifest=MANIFEST, asset=b"ply" + bytes(100), file="gaussians.ply",
+               offset=1024, total_bytes=4096),
     DeleteRequest(job_id="abc"),
     DeleteReply(job_id="abc"),
     PingRequest(),

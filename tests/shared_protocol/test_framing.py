@@ -9,7 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared_protocol.errors import ErrorCode
-from shared_protocol.framing import TAG, DecodeError, Limits, decode, encode, split_identity
+from shared_protocol.framing import (
+    PROTOCOL_VERSION,
+    TAG,
+    DecodeError,
+    Limits,
+    decode,
+    encode,
+    split_identity,
+)
 from shared_protocol.messages import ImageInput, PingRequest, SubmitRequest
 
 
@@ -32,7 +40,7 @@ def code_of(frames, limits: Limits | None = None) -> tuple[str, str | None]:
         ([TAG], "malformed_frames", None),
         ([b"http/1.1", b"{}"], "malformed_frames", "tag"),
         ([b"dreamcad/1", b"{}"], "protocol_version_mismatch", "tag"),
-        ([b"dreamcad/99", b"{}"], "protocol_version_mismatch", "tag"),
+        ([f"dreamcad/{PROTOCOL_VERSION + 1}".encode(), b"{}"], "protocol_version_mismatch", "tag"),
         ([TAG, b"{not json"], "bad_json", None),
         ([TAG, b"\xff\xfe"], "bad_json", None),
         ([TAG, b"[1, 2]"], "bad_json", None),

@@ -42,6 +42,8 @@ IMAGE_REVISION = "25e0d31ffbebe4b5a97464dd851910efc3002d96"
 SS_DECODER_STEM = "ckpts/ss_dec_conv3d_16l8_fp16"
 MESH_DECODER_STEM = "ckpts/slat_dec_mesh_swin8_B_64l8m256c_fp16"
 GAUSSIAN_DECODER_STEM = "ckpts/slat_dec_gs_swin8_B_64l8gs32_fp16"
+RF_DECODER_STEM = "ckpts/slat_dec_rf_swin8_B_64l8r16_fp16"
+COLOUR_SOURCES = ("mesh", "radiance_field")
 GAUSSIAN_PLY = "gaussians.ply"  # the name of the splat file among the RawAsset's extra files
 QUALITIES = ("draft", "standard", "high")
 DRAFT = ((12, 7.5), (12, 3.0))  # the official Gradio demo's (steps, guidance) per stage
@@ -76,6 +78,9 @@ DINOV2 = WeightsSource(
 GAUSSIAN_FILES = _network_files(GAUSSIAN_DECODER_STEM, (1_000, 171_400_000))
 # Optional for every model: the image repo's Gaussian decoder (only the gaussians option reads it).
 GAUSSIANS = WeightsSource(IMAGE_REPO, IMAGE_REVISION, GAUSSIAN_FILES)
+RF_FILES = _network_files(RF_DECODER_STEM, (1_000, 171_400_000))
+# Optional too: the radiance-field decoder, read only with colour_source=radiance_field.
+RADIANCE_FIELD = WeightsSource(IMAGE_REPO, IMAGE_REVISION, RF_FILES)
 CLIP = WeightsSource(
     repo_id="openai/clip-vit-large-patch14",
     revision="32bd64288804d66eefd0ccbe215aa642df71cc41",
@@ -114,6 +119,10 @@ def _sampling_parameters() -> tuple[ParameterSchema, ...]:
                         "Upper end of the guidance interval (t runs from 1 down to 0)", 0.0, 1.0),
         ParameterSchema("rescale_t", "float", 3.0, "Time rescale",
                         "Spends more steps near t = 1: t' = r t / (1 + (r - 1) t)", 0.25, 10.0),
+        ParameterSchema("colour_source", "choice", "mesh", "Colour source",
+                        "What the texture is baked from: the mesh decoder's colour, or the "
+                        "radiance-field decoder's (needs the 'radiance_field' download)",
+                        choices=COLOUR_SOURCES),
         ParameterSchema("gaussians", "bool", False, "Gaussian splats",
                         "Also decode 3D Gaussians and return them as a .ply (needs the "
                         "'gaussians' download)"),
@@ -170,6 +179,14 @@ class _TrellisAdapter(ModelAdapter):
                 "cfg_interval_start must not exceed cfg_interval_end",
                 field="parameters.cfg_interval_start",
             )
+        if params["colour_source"] == "radiance_field" and self._rf_folder() is None:
+            raise ProtocolError(
+                ErrorCode.WEIGHTS_MISSING,
+                f"{self.id}: colour_source=radiance_field needs the radiance-field decoder "
+                f"({RF_DECODER_STEM}.*)",
+                field="parameters.colour_source",
+                hint=f"Run `dreamcad-backend download {self.id} --with radiance_field`.",
+            )
         if params["gaussians"] and self._gaussian_folder() is None:
             raise ProtocolError(
                 ErrorCode.WEIGHTS_MISSING,
@@ -181,10 +198,17 @@ class _TrellisAdapter(ModelAdapter):
     def _gaussian_folder(self) -> Path | None:
         """Where the Gaussian decoder's files are: the model's folder (a full copy of the image
         repo), the ``gaussians`` component, or the shared ``decoders`` folder; None: nowhere."""
-        candidates = (self.weights_dir, *(self.component_dirs.get(n) for n in ("gaussians",
+        return self._optional_folder("gaussians", GAUSSIAN_FILES)
+
+    def _rf_folder(self) -> Path | None:
+        """Where the radiance-field decoder's files are (as ``_gaussian_folder``)."""
+        return self._optional_folder("radiance_field", RF_FILES)
+
+    def _optional_folder(self, component: str, files: tuple[WeightFile, ...]) -> Path | None:
+        candidates = (self.weights_dir, *(self.component_dirs.get(n) for n in (component,
                                                                              "decoders")))
         for folder in candidates:
-            if folder is not None and all((folder / f.path).is_file() for f in GAUSSIAN_FILES):
+            if folder is not None and all((folder / f.path).is_file() for f in files):
                 return folder
         return None
 
@@ -203,8 +227,9 @@ class _TrellisAdapter(ModelAdapter):
         from backend.models.trellis.pipeline import TrellisPipeline
 
         shared = [self._component("decoders")] if "decoders" in self.components else []
-        if "gaussians" in self.component_dirs:  # optional: only the gaussians option needs it
-            shared.append(self.component_dirs["gaussians"])
+        for optional in ("gaussians", "radiance_field"):  # read only by their options
+            if optional in self.component_dirs:
+                shared.append(self.component_dirs[optional])
         self.pipeline = TrellisPipeline.from_folder(
             self.weights_dir,
             conditioner_folder=self._component(self.condition_component),
@@ -237,16 +262,27 @@ class _TrellisAdapter(ModelAdapter):
             latent=latent,
             multi_image=multi_image,
             gaussians=params["gaussians"],
+            radiance_field=params["colour_source"] == "radiance_field",
         )
         output = self.pipeline.run(run, report)
         raw = mesh_to_raw_asset(output.meshes[0], output.colours[0], name=self.id)
+        if output.radiance_fields:
+            from backend.models.trellis.radiance_field import (
+                StrivecColour,
+                radiance_field_colour_field,
+            )
+
+            strivec = StrivecColour.from_parameters(output.radiance_fields[0])
+            raw.color_field = radiance_field_colour_field(strivec)
         raw.warnings += run_warnings(run)
         if output.gaussians:
             from backend.models.trellis.config import GAUSSIAN_DECODER
-            from backend.models.trellis.gaussian_ply import gaussians_ply
+            from backend.models.trellis.gaussian_ply import gaussians_ply, ply_frame_to
+            from backend.models.trellis.mesh_extraction import TRELLIS_TO_BACKEND
 
             decoder = self.pipeline.networks[GAUSSIAN_DECODER]
             raw.extra_files[GAUSSIAN_PLY] = gaussians_ply(output.gaussians[0], decoder.rep_config)
+            raw.extra_file_frames[GAUSSIAN_PLY] = ply_frame_to(TRELLIS_TO_BACKEND)
         return raw
 
 
@@ -305,7 +341,7 @@ class TrellisImageAdapter(_TrellisAdapter):
             *DECODER_FILES,
         ),
     )
-    components = {"dinov2": DINOV2, "gaussians": GAUSSIANS}
+    components = {"dinov2": DINOV2, "gaussians": GAUSSIANS, "radiance_field": RADIANCE_FIELD}
     required_components = ("dinov2",)
     condition_component = "dinov2"
     parameters = (*_sampling_parameters(), MULTI_IMAGE_PARAMETER, BACKGROUND_PARAMETER)
@@ -345,6 +381,7 @@ class _TrellisTextAdapter(_TrellisAdapter):
         "decoders": WeightsSource(IMAGE_REPO, IMAGE_REVISION, DECODER_FILES),
         "clip": CLIP,
         "gaussians": GAUSSIANS,
+        "radiance_field": RADIANCE_FIELD,
     }
     required_components = ("decoders", "clip")
     condition_component = "clip"

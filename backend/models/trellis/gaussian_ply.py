@@ -145,6 +145,14 @@ def ply_bytes(attributes: np.ndarray) -> bytes:
     return ("\n".join(header) + "\n").encode("ascii") + attributes.tobytes()
 
 
+def ply_frame_to(rotation: tuple[tuple[float, ...], ...]) -> np.ndarray:
+    """(4, 4) map from the ply's coordinates to the frame ``rotation`` (3x3) turns TRELLIS's
+    frame into (the backend's: ``mesh_extraction.TRELLIS_TO_BACKEND``)."""
+    matrix = np.eye(4)
+    matrix[:3, :3] = np.asarray(rotation) @ np.asarray(SAVE_PLY_TRANSFORM).T
+    return matrix
+
+
 def gaussians_ply(gaussians: GaussianParameters, representation_config: Mapping[str, Any]) -> bytes:
     """One sample's decoded Gaussians -> the bytes of a 3DGS ``.ply`` (module docstring)."""
     activations = GaussianActivations.from_representation_config(representation_config)

@@ -39,6 +39,7 @@ from backend.models.trellis.conditioners import (
 from backend.models.trellis.config import (
     GAUSSIAN_DECODER,
     MESH_DECODER,
+    RF_DECODER,
     SLAT_FLOW,
     SS_DECODER,
     SS_FLOW,
@@ -48,13 +49,14 @@ from backend.models.trellis.config import (
 from backend.models.trellis.loading import load_network, resolve_stem
 from backend.models.trellis.mesh_extraction import TrellisMesh, features_to_mesh
 from backend.models.trellis.sampler import FlowEulerGuidanceIntervalSampler, SamplerSettings
-from backend.models.trellis.slat_decoders import GaussianParameters
+from backend.models.trellis.slat_decoders import GaussianParameters, RadianceFieldParameters
 from backend.models.trellis.ss_decoder import occupied_coords
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 Progress = Callable[[str, int, int], None]  # (stage, step, total); may raise to cancel
 STAGES = ("condition", "structure", "latent", "decode", "mesh")
 REQUIRED_NETWORKS = (SS_FLOW, SS_DECODER, SLAT_FLOW, MESH_DECODER)
+OPTIONAL_NETWORKS = (GAUSSIAN_DECODER, RF_DECODER)  # loaded when their files are there
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class TrellisRequest:
     latent: SamplerSettings = field(default_factory=lambda: SamplerSettings(25, 5.0))
     multi_image: str = "stochastic"
     gaussians: bool = False  # also decode the structured latent to 3D Gaussians
+    radiance_field: bool = False  # also decode it to a radiance field (a colour source)
 
 
 @dataclass
@@ -87,6 +90,7 @@ class TrellisOutput:
     colours: list[GridColours]  # the decoded RGB on the grid vertices (the bake's field)
     mesh_resolution: int  # the mesh grid's side (256 for the release)
     gaussians: list[GaussianParameters] = field(default_factory=list)  # raw, when asked
+    radiance_fields: list[RadianceFieldParameters] = field(default_factory=list)  # when asked
 
 
 class TrellisPipeline:
@@ -114,21 +118,22 @@ class TrellisPipeline:
         device: str | torch.device = "cpu",
         dtype: torch.dtype | None = None,
     ) -> TrellisPipeline:
-        """Load ``pipeline.json``'s networks strictly; the Gaussian decoder when its files are
-        in the folder or a shared one (it is optional: only the ``gaussians`` option needs it).
+        """Load ``pipeline.json``'s networks strictly; the Gaussian and radiance-field decoders
+        when their files are in the folder or a shared one (optional: only the ``gaussians``
+        and ``colour_source=radiance_field`` options need them).
 
         ``dtype`` is the torso dtype (None: as stored, float16); the conditioner runs float32."""
         config = read_pipeline_config(folder)
         networks = {}
-        for role in (*REQUIRED_NETWORKS, GAUSSIAN_DECODER):
+        for role in (*REQUIRED_NETWORKS, *OPTIONAL_NETWORKS):
             if role not in config.models:
-                if role == GAUSSIAN_DECODER:
+                if role in OPTIONAL_NETWORKS:
                     continue
                 raise ProtocolError(ErrorCode.MODEL_FAILED, f"pipeline.json lacks {role}")
             try:
                 stem = resolve_stem(config.models[role], folder, shared_folders)
             except ProtocolError:
-                if role == GAUSSIAN_DECODER:
+                if role in OPTIONAL_NETWORKS:
                     continue
                 raise
             networks[role], _ = load_network(stem, device, dtype)
@@ -153,6 +158,12 @@ class TrellisPipeline:
                 ErrorCode.WEIGHTS_MISSING,
                 "the Gaussian decoder (ckpts/slat_dec_gs_*) is not loaded",
                 hint="Download it (`dreamcad-backend download MODEL --with gaussians`).",
+            )
+        if request.radiance_field and RF_DECODER not in self.networks:
+            raise ProtocolError(
+                ErrorCode.WEIGHTS_MISSING,
+                "the radiance-field decoder (ckpts/slat_dec_rf_*) is not loaded",
+                hint="Download it (`dreamcad-backend download MODEL --with radiance_field`).",
             )
         # 1. condition
         progress("condition", 0, 1)
@@ -201,13 +212,19 @@ class TrellisPipeline:
         decoders = [mesh_decoder]
         if request.gaussians:
             decoders.append(self.networks[GAUSSIAN_DECODER])
+        if request.radiance_field:
+            decoders.append(self.networks[RF_DECODER])
         with decoder_progress(decoders, progress) as finished:
             mesh_features = mesh_decoder(slat)
             finished()
-            gaussians = []
+            gaussians, radiance_fields = [], []
             if request.gaussians:
                 gaussian_decoder = self.networks[GAUSSIAN_DECODER]
                 gaussians = gaussian_decoder.gaussian_parameters(gaussian_decoder(slat))
+                finished()
+            if request.radiance_field:
+                rf_decoder = self.networks[RF_DECODER]
+                radiance_fields = rf_decoder.radiance_field_parameters(rf_decoder(slat))
                 finished()
 
         # 6. mesh extraction and the colour grid, per batch element
@@ -232,6 +249,7 @@ class TrellisPipeline:
             colours=colours,
             mesh_resolution=resolution,
             gaussians=gaussians,
+            radiance_fields=radiance_fields,
         )
 
     def _sample_latent(

@@ -40,6 +40,7 @@ from backend.models.trellis.config import (
     TINY_COND_CHANNELS,
     TINY_GAUSSIAN_DECODER,
     TINY_MESH_DECODER,
+    TINY_RF_DECODER,
     TINY_SLAT_FLOW,
     TINY_SS_DECODER,
     TINY_SS_FLOW,
@@ -151,6 +152,7 @@ def write_tiny_weights(folder: Path, model_id: str) -> Path:
     if model_id == IMAGE_MODEL:
         write_decoders(folder)
         write_gaussian_decoder(folder)
+        write_rf_decoder(folder)
     return folder
 
 
@@ -182,6 +184,16 @@ def write_gaussian_decoder(folder: Path) -> Path:
     return folder
 
 
+def write_rf_decoder(folder: Path) -> Path:
+    """The image repo's radiance-field decoder (``ckpts/slat_dec_rf_*``) -> folder."""
+    write_network(
+        folder / cards.RF_DECODER_STEM,
+        NetworkSpec("SLatRadianceFieldDecoder", TINY_RF_DECODER),
+        random_state(rf_decoder_layout(TINY_RF_DECODER), 8, TINY_RF_DECODER.use_fp16),
+    )
+    return folder
+
+
 def write_tiny_components(folder: Path, model_id: str) -> dict[str, Path]:
     """The other repos' files each model needs: {component name: folder}."""
     if model_id == IMAGE_MODEL:
@@ -190,6 +202,7 @@ def write_tiny_components(folder: Path, model_id: str) -> dict[str, Path]:
         return {
             "decoders": write_decoders(folder / "decoders"),
             "gaussians": write_gaussian_decoder(folder / "gaussians"),
+            "radiance_field": write_rf_decoder(folder / "radiance_field"),
             "clip": write_clip(folder / "clip"),
         }
     raise ValueError(f"no tiny TRELLIS model {model_id!r}")
@@ -356,6 +369,15 @@ def gaussian_decoder_layout(config: SLatDecoderConfig) -> dict[str, tuple[tuple[
     # per Gaussian: xyz 3 + features_dc 3 + scaling 3 + rotation 4 + opacity 1
     outputs = config.representation_config["num_gaussians"] * 14
     _linear(state, "out_layer", outputs, config.model_channels, False)
+    return state
+
+
+def rf_decoder_layout(config: SLatDecoderConfig) -> dict[str, tuple[tuple[int, ...], bool]]:
+    """{key: (shape, stored in half)} of an ``SLatRadianceFieldDecoder`` checkpoint."""
+    state = _decoder_trunk(config)
+    rank, dim = config.representation_config["rank"], config.representation_config["dim"]
+    # per voxel: trivec rank x 3 x dim + density rank + features_dc rank x 3
+    _linear(state, "out_layer", rank * 3 * dim + rank + rank * 3, config.model_channels, False)
     return state
 
 

@@ -63,7 +63,8 @@ def test_the_cards() -> None:
     image = TrellisImageAdapter
     assert image.tasks == ("image", "multi_image") and image.max_images == 8
     assert BACKGROUND_PARAMETER in image.parameters
-    assert set(image.components) == {"dinov2", "gaussians"} and image.required_components == (
+    assert set(image.components) == {"dinov2", "gaussians", "radiance_field"}
+    assert image.required_components == (
         "dinov2",
     )
     for cls in ADAPTERS.values():
@@ -76,9 +77,15 @@ def test_the_cards() -> None:
                              for ext in ("json", "safetensors")}  # fmt: skip
         assert "gaussians" not in cls.required_components
         assert next(p for p in cls.parameters if p.name == "gaussians").default is False
+        rf = {f.path for f in cls.components["radiance_field"].files}
+        assert rf == {f"ckpts/slat_dec_rf_swin8_B_64l8r16_fp16.{ext}"
+                      for ext in ("json", "safetensors")}  # fmt: skip
+        assert "radiance_field" not in cls.required_components
+        source = next(p for p in cls.parameters if p.name == "colour_source")
+        assert source.default == "mesh" and source.choices == ("mesh", "radiance_field")
     for cls in (TrellisTextBaseAdapter, TrellisTextLargeAdapter, TrellisTextXLargeAdapter):
         assert cls.tasks == ("text",) and BACKGROUND_PARAMETER not in cls.parameters
-        assert set(cls.components) == {"decoders", "clip", "gaussians"}
+        assert set(cls.components) == {"decoders", "clip", "gaussians", "radiance_field"}
         decoders = {f.path for f in cls.components["decoders"].files}
         assert decoders == {f"{stem}.{ext}" for stem in
                             ("ckpts/ss_dec_conv3d_16l8_fp16",
@@ -212,6 +219,42 @@ def test_the_colour_field_follows_the_vertex_colours(tiny_image: TinyModel) -> N
     shuffled = raw.vertex_colors[np.random.default_rng(0).permutation(len(field))]
     assert np.abs(field - raw.vertex_colors).mean() < 0.6 * np.abs(field - shuffled).mean()
     assert field.min() >= 0 and field.max() <= 1 and field.std(axis=0).min() > 0.01
+
+
+def test_the_radiance_field_is_a_colour_source(tiny_image: TinyModel) -> None:
+    """colour_source=radiance_field: the same mesh (same seed), its colour from the RF decoder.
+    Random weights say nothing of which is better; they do show the field is the RF's own (not
+    the mesh decoder's), varies over the surface, and stays in [0, 1]."""
+    adapter = registry(tiny_image).create("trellis-image-large")
+    adapter.load("cpu")
+    runs = {}
+    for source in ("mesh", "radiance_field"):
+        parameters = {**testing.TINY_PARAMETERS["trellis-image-large"], "gaussians": False,
+                      "colour_source": source}  # fmt: skip
+        run = GenerationRequest(task="image", images=(ImagePixels(opaque_photo()),), seed=1,
+                                parameters=parameters)  # fmt: skip
+        runs[source] = adapter.generate(adapter.check_inputs(run), Recorder(), CancelToken())
+    mesh, rf = runs["mesh"], runs["radiance_field"]
+    assert np.array_equal(mesh.vertices, rf.vertices)  # the colour source changes colour only
+    from_mesh, from_rf = mesh.color_field(mesh.vertices), rf.color_field(rf.vertices)
+    assert from_rf.shape == from_mesh.shape and from_rf.dtype == np.float32
+    assert from_rf.min() >= 0 and from_rf.max() <= 1 and from_rf.std(axis=0).min() > 1e-3
+    assert np.abs(from_rf - from_mesh).mean() > 0.01
+
+
+def test_the_radiance_field_needs_its_decoder(tiny_text: TinyModel) -> None:
+    paths = {tiny_text.model_id: tiny_text.folder, **{
+        f"{tiny_text.model_id}:{name}": folder
+        for name, folder in tiny_text.components.items() if name != "radiance_field"}}  # fmt: skip
+    adapter = ModelRegistry(ADAPTERS, weights_paths=paths).create(tiny_text.model_id)
+    asked = GenerationRequest(task="text", prompt="a lamp",
+                              parameters={"colour_source": "radiance_field"})
+    with pytest.raises(ProtocolError) as caught:
+        adapter.check_inputs(asked)
+    info = caught.value.info
+    assert (info.code, info.field) == ("weights_missing", "parameters.colour_source")
+    assert "--with radiance_field" in caught.value.info.hint
+    registry(tiny_text).create(tiny_text.model_id).check_inputs(asked)  # with it: accepted
 
 
 def test_gaussians_need_their_decoder(tiny_text: TinyModel) -> None:

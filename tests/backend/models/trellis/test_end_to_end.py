@@ -16,6 +16,7 @@ import trimesh
 from PIL import Image
 
 from backend.cancellation import CancelToken
+from backend.cli.extra_files import fetch_file
 from backend.jobs.runner import run_job
 from backend.jobs.spec import JobSpec
 from backend.models.base import ImagePixels
@@ -34,6 +35,7 @@ from shared_protocol.messages import (
     SubmitRequest,
 )
 from tests.backend.models.trellis.conftest import TinyModel, cutout
+from tests.backend.models.trellis.test_gaussian_ply import PROPERTIES, read_ply
 from tests.support.backend_process import BackendProcess
 from tests.support.gltf_validator import error_messages, validate
 
@@ -81,6 +83,8 @@ def test_an_image_job_through_the_backend_gives_a_valid_glb(
         events = events_until_end(client, accepted.job_id)
         assert isinstance(events[-1], ResultEvent), (events[-1], backend.log())
         fetched = client.request(FetchRequest(job_id=accepted.job_id), timeout_s=30)
+        # In slices, as a client does when the file is larger than a frame.
+        splats = fetch_file(client, accepted.job_id, "gaussians.ply", 30, slice_bytes=4096)
     assert isinstance(fetched, FetchReply) and fetched.asset == events[-1].asset
     stages = {e.progress.stage for e in events if isinstance(e, ProgressEvent)}
     assert set(MODEL_STAGES) <= stages
@@ -91,6 +95,25 @@ def test_an_image_job_through_the_backend_gives_a_valid_glb(
     path = tmp_path / "trellis.glb"
     path.write_bytes(fetched.asset)
     assert error_messages(validate(path)) == []
+    check_gaussians(manifest, splats)
+
+
+def check_gaussians(manifest, data: bytes) -> None:
+    """The job's second file: a 3DGS ply listed in the manifest, whose centres ``to_asset``
+    puts on the asset (random weights: around it, within a fifth of its size)."""
+    (entry,) = manifest.extra_files
+    assert (entry.name, entry.media_type, entry.size_bytes) == (
+        "gaussians.ply", "model/x-ply", len(data))  # fmt: skip
+    ply = read_ply(data)
+    assert list(ply) == PROPERTIES and len(ply["x"]) > 0
+    assert all(np.isfinite(values).all() for values in ply.values())
+    rotation = np.stack([ply[f"rot_{i}"] for i in range(4)], 1)
+    assert np.allclose(np.linalg.norm(rotation, axis=1), 1, atol=1e-4)
+    centres = np.stack([ply["x"], ply["y"], ply["z"], np.ones_like(ply["x"])], 1)
+    placed = centres @ np.array(entry.to_asset).reshape(4, 4).T
+    low, high = np.array(manifest.bbox_min), np.array(manifest.bbox_max)
+    margin = 0.2 * (high - low).max()
+    assert (placed[:, :3] >= low - margin).all() and (placed[:, :3] <= high + margin).all()
 
 
 def run(model: TinyModel, cls: type, spec: JobSpec, images=()) -> tuple:
@@ -150,3 +173,20 @@ def test_several_views_run_to_a_glb_with_a_warning_for_unseen_views(
     path = tmp_path / "views.glb"
     path.write_bytes(output.asset)
     assert error_messages(validate(path)) == []
+
+
+def test_the_radiance_field_source_bakes_a_valid_glb(tiny_image: TinyModel, tmp_path) -> None:
+    spec = JobSpec(model="trellis-image-large", task="image", seed=2,
+                   parameters={**testing.TINY_PARAMETERS["trellis-image-large"],
+                               "gaussians": False, "colour_source": "radiance_field"},
+                   target_faces=5000, texture_size=256)  # fmt: skip
+    output, _ = run(tiny_image, TrellisImageAdapter, spec, (ImagePixels(cutout()),))
+    assert output.manifest.extra_files == () and output.extra_files == {}
+    assert output.manifest.quality["texture_coverage"] > 0.02
+    path = tmp_path / "rf.glb"
+    path.write_bytes(output.asset)
+    assert error_messages(validate(path)) == []
+    scene = trimesh.load(path, process=False)
+    (mesh,) = scene.geometry.values()
+    texture = np.asarray(mesh.visual.material.baseColorTexture.convert("RGB")).reshape(-1, 3)
+    assert len(np.unique(texture, axis=0)) > 100  # baked from the RF, not one flat colour
