@@ -82,9 +82,9 @@ def import_glb(
     _place(obj, placement, extent)
     obj.name = f"{name}_LOD0" if coarser else name
     obj.data.name = obj.name
-    _tag(obj, provenance)
+    tag(obj, provenance)
     lod_levels.arrange_levels(obj, coarser, collection)
-    _select_only(obj)
+    select_only(obj)
     bpy.context.view_layer.update()  # matrix_world reflects the placement for the caller
     return obj
 
@@ -164,7 +164,7 @@ def _place(obj: bpy.types.Object, placement: Placement, extent: float) -> None:
         obj.scale = (factor, factor, factor)
 
 
-def _tag(obj: bpy.types.Object, provenance: Provenance) -> None:
+def tag(obj: bpy.types.Object, provenance: Provenance) -> None:
     tags = {
         "prompt": provenance.prompt,
         "model": provenance.model,
@@ -186,7 +186,7 @@ def _seed_property(seed: int | None) -> int | str:
     return int(seed) if seed < 2**31 else str(seed)
 
 
-def _select_only(obj: bpy.types.Object) -> None:
+def select_only(obj: bpy.types.Object) -> None:
     view_layer = bpy.context.view_layer
     for other in view_layer.objects:
         if other is not None:

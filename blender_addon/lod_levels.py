@@ -111,8 +111,8 @@ def _lod_collection(name: str, parent: bpy.types.Collection) -> bpy.types.Collec
     collection = bpy.data.collections.get(name)
     if collection is None:
         collection = bpy.data.collections.new(name)
-    if collection.name not in parent.children:
-        parent.children.link(collection)
+    if collection != parent and collection.name not in parent.children:
+        parent.children.link(collection)  # (a LOD0 replaced again is already inside it)
     return collection
 
 
