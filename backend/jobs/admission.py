@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 
 from backend.images import decode_image
+from backend.jobs.game_ready import check_options
 from backend.jobs.mesh_admission import check_mesh_fields
 from backend.jobs.spec import JobSpec, StoredImage
 from backend.models.base import GenerationRequest, ImagePixels
@@ -53,6 +54,7 @@ def in_body(error: ProtocolError) -> ProtocolError:
 def _admit(registry: ModelRegistry, message: SubmitRequest) -> Admission:
     adapter = registry.create(message.model)  # UNKNOWN_MODEL if not installed
     mesh_file = check_mesh_fields(message)
+    check_options(message)
     if message.texture_size not in TEXTURE_SIZES:
         raise ProtocolError(
             ErrorCode.OUT_OF_RANGE,

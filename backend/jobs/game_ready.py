@@ -8,14 +8,35 @@ reduced only when it is over the protocol's face limit.
 
 from __future__ import annotations
 
-from backend.geometry.pipeline import PipelineOptions
+from typing import TYPE_CHECKING
+
 from backend.geometry.raw_asset import RawAsset
 from backend.jobs.spec import JobSpec
-from shared_protocol.messages import MAX_FACES, MESH_TASKS
+from shared_protocol.messages import MAX_FACES, MESH_TASKS, SubmitRequest
+
+if TYPE_CHECKING:
+    from backend.geometry.pipeline import PipelineOptions
+
+
+def check_options(message: SubmitRequest) -> None:
+    """Refuse, at submit, option combinations the pipeline would refuse after the model ran
+    (LODs outside GLB, quads with keep_uvs, quads without the remesher)."""
+    from backend.geometry.pipeline import PipelineOptions  # numba-heavy: only when needed
+
+    PipelineOptions(
+        target_faces=message.target_faces,
+        texture_size=message.texture_size,
+        output_format=message.output_format,
+        lods=message.lods,
+        quads=message.quads,
+        keep_uvs=message.keep_uvs,
+    ).check()
 
 
 def pipeline_options(spec: JobSpec, raw: RawAsset) -> PipelineOptions:
     """The PipelineOptions ``spec`` asks for, for the raw output ``raw``."""
+    from backend.geometry.pipeline import PipelineOptions
+
     options = PipelineOptions(
         target_faces=spec.target_faces,
         texture_size=spec.texture_size,
