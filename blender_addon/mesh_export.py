@@ -28,14 +28,17 @@ from shared_protocol.errors import ErrorCode, ProtocolError
 
 Matrix4 = tuple[tuple[float, float, float, float], ...]
 
-# Only what a texture/optimize job reads: geometry, UVs, normals, materials, colour attributes.
+# Only what a texture/optimize job reads: geometry, UVs, materials, colour attributes.
 _EXPORT_OPTIONS = {
     "export_format": "GLB",
     "use_selection": True,
     "export_apply": False,  # the copy already is the evaluated mesh
     "export_yup": True,
     "export_texcoords": True,
-    "export_normals": True,
+    # The backend reads positions, UVs and colours and works its normals out from the surface;
+    # sent normals would split every vertex of a flat-shaded mesh three ways (an 800k-triangle
+    # flat sphere: 70 MiB with normals, over the 64 MiB frame limit).
+    "export_normals": False,
     "export_materials": "EXPORT",
     "export_image_format": "AUTO",
     "export_vertex_color": "ACTIVE",  # colours count even when no material reads them
