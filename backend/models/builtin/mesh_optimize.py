@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from backend.cancellation import CancelToken
 from backend.geometry.raw_asset import RawAsset
 from backend.models.base import GenerationRequest, ModelAdapter, ProgressCallback
@@ -32,7 +34,7 @@ class MeshOptimizeAdapter(ModelAdapter):
     license = "MIT"
     vram_mb = 0
     parameters = ()
-    stage_weights = {"read": 1.0}
+    stage_weights = {"read": 0.5, "check": 0.5}
 
     def _load(self, device: str, dtype: str) -> None:
         """Nothing to load: the geometry pipeline does the work."""
@@ -49,5 +51,13 @@ class MeshOptimizeAdapter(ModelAdapter):
         progress("read", 0, 1, "reading the mesh")
         cancel.raise_if_cancelled()
         progress("read", 1, 1, f"{len(mesh.faces)} triangles, {len(mesh.vertices)} vertices")
+        cancel.raise_if_cancelled()
+        progress("check", 0, 1, "checking the positions")
+        if not np.isfinite(mesh.vertices).all():
+            raise ProtocolError(
+                ErrorCode.INVALID_MESH, "the mesh has non-finite (NaN or infinite) positions",
+                field="mesh.data",
+            )  # fmt: skip
+        progress("check", 1, 1, "positions are finite")
         # A copy: the pipeline may be handed the same RawAsset again (re-optimize in a process).
         return dataclasses.replace(mesh, warnings=list(mesh.warnings))
