@@ -22,23 +22,40 @@ from shared_protocol.messages import (
 from .mesh_export import ExportedMesh
 
 MAX_MESH_NAME_CHARS = 200
+BRIDGE_MODEL = "image-bridge"  # the text-to-image bridge: prompt -> picture -> a painter
 
 
-def texture_model(models: tuple[ModelInfo, ...], preferred: str) -> ModelInfo:
-    """The panel's model if it paints meshes, else the first available one that does."""
-    painters = [m for m in models if "texture" in m.tasks]
+def texture_model(models: tuple[ModelInfo, ...], preferred: str,
+                  by_prompt: bool) -> tuple[ModelInfo, dict[str, str]]:
+    """(model to submit to, its parameters) for a texture job.
+
+    The painter is the panel's model if it paints meshes, else the first available one that
+    does. Painters paint from an image, so a prompt goes to the text-to-image bridge with the
+    painter as its ``image_model`` (the bridge makes the picture, then runs the painter).
+    """
+    painters = [m for m in models if "texture" in m.tasks and m.id != BRIDGE_MODEL]
     chosen = next((m for m in painters if m.id == preferred and m.available), None)
     chosen = chosen or next((m for m in painters if m.available), None)
-    if chosen is not None:
-        return chosen
-    reason = (f"{painters[0].name}: {painters[0].unavailable_reason}" if painters
-              else "none of its models lists the texture task")
-    raise ProtocolError(
-        ErrorCode.UNSUPPORTED_TASK, f"this backend cannot paint meshes ({reason})",
-        field="task",
-        hint="Hunyuan3D-2 paints meshes once its paint weights are there: "
-        "`dreamcad-backend download hunyuan3d-2mini --with paint`.",
-    )
+    if chosen is None:
+        reason = (f"{painters[0].name}: {painters[0].unavailable_reason}" if painters
+                  else "none of its models lists the texture task")
+        raise ProtocolError(
+            ErrorCode.UNSUPPORTED_TASK, f"this backend cannot paint meshes ({reason})",
+            field="task",
+            hint="Hunyuan3D-2 paints meshes once its paint weights are there: "
+            "`dreamcad-backend download hunyuan3d-2mini --with paint`.",
+        )
+    if not by_prompt:
+        return chosen, {}
+    bridge = next((m for m in models if m.id == BRIDGE_MODEL and "texture" in m.tasks), None)
+    if bridge is None or not bridge.available:
+        raise ProtocolError(
+            ErrorCode.UNSUPPORTED_TASK, "this backend cannot turn a prompt into a texture "
+            f"({BRIDGE_MODEL} " + ("is missing)" if bridge is None
+                                   else f"cannot run: {bridge.unavailable_reason})"),
+            field="task", hint="Texture from an image instead, or install the bridge's weights.",
+        )
+    return bridge, {"image_model": chosen.id}
 
 
 def optimize_model(models: tuple[ModelInfo, ...]) -> ModelInfo:
@@ -67,6 +84,7 @@ def mesh_input(exported: ExportedMesh, max_frame_bytes: int | None) -> MeshInput
 
 def texture_request(model: ModelInfo, exported: ExportedMesh, mesh: MeshInput, *, prompt: str,
                     images: tuple[ImageInput, ...], texture_size: int, keep_uvs: bool,
+                    parameters: dict[str, str] | None = None,
                     max_prompt_chars: int | None = None) -> SubmitRequest:
     """Paint ``exported``; its geometry is kept (the face budget is its own face count)."""
     prompt = prompt.strip()
@@ -83,6 +101,7 @@ def texture_request(model: ModelInfo, exported: ExportedMesh, mesh: MeshInput, *
         mesh=mesh, target_faces=min(MAX_FACES, max(MIN_FACES, exported.faces)),
         texture_size=texture_size, keep_uvs=keep_uvs,
         keep_inner=True,  # texturing changes no geometry: hidden parts stay too
+        parameters=dict(parameters or {}),
         name=exported.object_name[:60],
     )
 

@@ -88,11 +88,12 @@ class DREAMCAD_OT_texture_selected(_MeshJobOperator, bpy.types.Operator):
 
     def build(self, context, exported, mesh, hello):
         settings = context.scene.dreamcad
-        model = mesh_requests.texture_model(live_state.models(), settings.model_id)
-        images, inputs = texture_images(settings) if settings.mesh.texture_input == "IMAGE" \
-            else ((), {})
+        by_prompt = settings.mesh.texture_input == "PROMPT"
+        model, parameters = mesh_requests.texture_model(live_state.models(), settings.model_id,
+                                                        by_prompt)
+        images, inputs = ((), {}) if by_prompt else texture_images(settings)
         request = mesh_requests.texture_request(
-            model, exported, mesh, prompt=settings.prompt, images=images,
+            model, exported, mesh, prompt=settings.prompt, images=images, parameters=parameters,
             texture_size=int(settings.mesh.texture_size), keep_uvs=settings.mesh.keep_uvs,
             max_prompt_chars=hello.max_prompt_chars if hello else None,
         )

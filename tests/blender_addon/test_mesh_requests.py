@@ -25,15 +25,26 @@ def exported(fresh):
 def test_texture_model_prefers_the_panels_painter_and_says_what_to_install(fresh) -> None:
     requests = fresh.mesh_requests
     painters = (model("a", ("image",)), model("b", ("texture",)), model("c", ("texture",)))
-    assert requests.texture_model(painters, "c").id == "c"
-    assert requests.texture_model(painters, "a").id == "b"
+    assert requests.texture_model(painters, "c", False) == (painters[2], {})
+    assert requests.texture_model(painters, "a", False) == (painters[1], {})
     with pytest.raises(ProtocolError) as none:
-        requests.texture_model((model("b", ("texture",), available=False),), "b")
+        requests.texture_model((model("b", ("texture",), available=False),), "b", False)
     assert none.value.code is ErrorCode.UNSUPPORTED_TASK and "paint weights" in str(none.value)
     with pytest.raises(ProtocolError) as old:
         requests.optimize_model(painters)
     assert old.value.code is ErrorCode.UNKNOWN_MODEL
     assert requests.optimize_model((model(OPTIMIZE_MODEL, ("optimize",)),)).id == OPTIMIZE_MODEL
+
+
+def test_a_prompt_goes_through_the_bridge_with_the_painter_as_its_image_model(fresh) -> None:
+    requests = fresh.mesh_requests
+    bridge = model(requests.BRIDGE_MODEL, ("text", "texture"))
+    painters = (bridge, model("c", ("texture",)))
+    assert requests.texture_model(painters, "c", True) == (bridge, {"image_model": "c"})
+    assert requests.texture_model(painters, requests.BRIDGE_MODEL, False)[0].id == "c"
+    with pytest.raises(ProtocolError) as no_bridge:
+        requests.texture_model(painters[1:], "c", True)
+    assert no_bridge.value.code is ErrorCode.UNSUPPORTED_TASK
 
 
 def test_texture_request_keeps_the_geometry_and_needs_a_prompt_or_image(fresh, exported):
