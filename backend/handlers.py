@@ -18,6 +18,7 @@ from backend import __version__
 from backend.jobs import result_files
 from backend.jobs.admission import admit
 from backend.jobs.queue import JobQueue
+from backend.jobs.sources import source_raw_path
 from backend.jobs.store import JobRecord
 from backend.models.registry import ModelRegistry
 from backend.ownership import LOCAL_USER, Caller
@@ -107,6 +108,8 @@ def submit(ctx: HandlerContext, message: SubmitRequest) -> SubmitReply:
     if existing is not None:
         return _submitted_before(ctx, existing, message.watch)
     admission = admit(ctx.registry, message)
+    if message.source_job is not None:
+        source_raw_path(ctx.queue.store, message.source_job, ctx.caller)
     record, position = ctx.queue.submit(
         admission.spec,
         admission.encoded_images,
@@ -114,6 +117,7 @@ def submit(ctx: HandlerContext, message: SubmitRequest) -> SubmitReply:
         owner=ctx.caller.owner,
         request_key=message.request_key,
         submit_msg_id=ctx.msg_id,
+        encoded_mesh=admission.encoded_mesh,
     )
     if message.watch:
         ctx.subscribe(record.job_id)
@@ -227,6 +231,7 @@ def job_info(queue: JobQueue, record: JobRecord) -> JobInfo:
         progress=_stored(Progress, record.progress),
         error=_stored(Error, record.error),
         manifest=_stored(Manifest, record.manifest),
+        source_job=(record.request or {}).get("source_job"),
     )
 
 

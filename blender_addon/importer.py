@@ -1,10 +1,12 @@
-"""GLB file -> one placed, named, tagged object in the "Dream CAD" collection.
+"""GLB file -> one placed, named, tagged object in the "Dream CAD" collection (or a LOD set).
 
-Blender's own glTF importer reads the file (Principled BSDF materials, UVs); this module then
+Blender's own glTF importer reads the file (Principled BSDF materials, UVs; lod_levels.py bakes
+node transforms, splits a ``_LOD0``.. chain into levels and joins quad pairs); this module then
 makes the result easy to use: meshes joined into one object with the origin at the bottom
 centre of its bounds, optionally scaled to a target size, placed at the 3D cursor or where the
 active object is (aligned to it, or replacing it), named from the prompt, and tagged with the
-generation settings as custom properties so the .blend remembers how to make it again. Vertex
+generation settings as custom properties so the .blend remembers how to make it again. A LOD
+chain becomes ``<name>_LOD0``.. in a collection of their own, LOD0 visible and tagged. Vertex
 data moves through numpy and ``foreach_get``, never per-vertex Python loops. Callers that run
 outside an operator push their own undo step.
 """
@@ -22,6 +24,8 @@ import numpy as np
 from mathutils import Matrix, Vector
 
 from shared_protocol.errors import ErrorCode, ProtocolError
+
+from . import lod_levels
 
 COLLECTION_NAME = "Dream CAD"
 PROPERTY_PREFIX = "dreamcad_"
@@ -69,25 +73,21 @@ def import_glb(
     if not Path(path).is_file():
         raise ProtocolError(ErrorCode.RESULT_EXPIRED, f"result file {path} is missing",
                             hint="Re-import the job from the queue to fetch it again.")
-    before = set(bpy.data.objects)
-    result = bpy.ops.import_scene.gltf(filepath=str(path))
-    created = [obj for obj in bpy.data.objects if obj not in before]
-    meshes = [obj for obj in created if obj.type == "MESH"]
-    if "FINISHED" not in result or not meshes:
-        for obj in created:
-            bpy.data.objects.remove(obj)
-        raise ProtocolError(ErrorCode.GEOMETRY_FAILED, f"{path.name} holds no mesh to import")
-    obj = _merge(meshes)
-    for other in created:
-        if other not in meshes:
-            bpy.data.objects.remove(other)  # glTF node empties: their transforms are baked in
-    _move_to_collection(obj, dreamcad_collection())
-    extent = _origin_to_bottom_centre(obj)
+    obj, *coarser = lod_levels.import_levels(path)
+    collection = dreamcad_collection()
+    _move_to_collection(obj, collection)
+    bottom_centre, extent = _bottom_centre(obj.data)
+    for level in (obj, *coarser):  # every level keeps LOD0's origin: they overlap exactly
+        level.data.transform(Matrix.Translation(-bottom_centre))
+        level.data.update()
+    # What comes with the asset in its frame (the Gaussians of splat_import.py) moves with it.
+    obj[ORIGIN_SHIFT_PROPERTY] = tuple(bottom_centre)
     _place(obj, placement, extent)
-    obj.name = name
-    obj.data.name = name
-    _tag(obj, provenance)
-    _select_only(obj)
+    obj.name = f"{name}_LOD0" if coarser else name
+    obj.data.name = obj.name
+    tag(obj, provenance)
+    lod_levels.arrange_levels(obj, coarser, collection)
+    select_only(obj)
     bpy.context.view_layer.update()  # matrix_world reflects the placement for the caller
     return obj
 
@@ -128,42 +128,20 @@ def imported_job_ids() -> set[str]:
     return {obj[key] for obj in bpy.data.objects if key in obj}
 
 
-def _merge(meshes: list[bpy.types.Object]) -> bpy.types.Object:
-    """Bake world transforms into the meshes and join them into the first one."""
-    for obj in meshes:
-        obj.data.transform(obj.matrix_world)
-        obj.parent = None
-        obj.matrix_world = Matrix.Identity(4)
-    first = meshes[0]
-    if len(meshes) > 1:
-        with bpy.context.temp_override(
-            active_object=first, selected_editable_objects=meshes, selected_objects=meshes
-        ):
-            bpy.ops.object.join()
-    return first
-
-
 def _move_to_collection(obj: bpy.types.Object, collection: bpy.types.Collection) -> None:
     for old in list(obj.users_collection):
         old.objects.unlink(obj)
     collection.objects.link(obj)
 
 
-def _origin_to_bottom_centre(obj: bpy.types.Object) -> float:
-    """Shift the mesh so its bounds' bottom centre is the origin; return its largest extent.
-
-    The shift is kept on the object (``dreamcad_origin_shift``): what comes with the asset in
-    its frame (the Gaussians of splat_import.py) must move with it."""
-    mesh = obj.data
+def _bottom_centre(mesh: bpy.types.Mesh) -> tuple[Vector, float]:
+    """The bottom centre of ``mesh``'s bounds and their largest extent."""
     coords = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
     mesh.vertices.foreach_get("co", coords)
     points = coords.reshape(-1, 3)  # (n, 3) float32
     low, high = points.min(axis=0), points.max(axis=0)
     bottom_centre = Vector(((low[0] + high[0]) / 2, (low[1] + high[1]) / 2, low[2]))
-    mesh.transform(Matrix.Translation(-bottom_centre))
-    mesh.update()
-    obj[ORIGIN_SHIFT_PROPERTY] = tuple(bottom_centre)
-    return float((high - low).max())
+    return bottom_centre, float((high - low).max())
 
 
 def _place(obj: bpy.types.Object, placement: Placement, extent: float) -> None:
@@ -179,6 +157,7 @@ def _place(obj: bpy.types.Object, placement: Placement, extent: float) -> None:
         if size is None:
             size = max(target.dimensions) or None
         if placement.mode == "REPLACE":
+            lod_levels.remove_levels(target)
             bpy.data.objects.remove(target)
             bpy.context.view_layer.update()  # drop the removed object from the layer's list
     else:
@@ -188,7 +167,7 @@ def _place(obj: bpy.types.Object, placement: Placement, extent: float) -> None:
         obj.scale = (factor, factor, factor)
 
 
-def _tag(obj: bpy.types.Object, provenance: Provenance) -> None:
+def tag(obj: bpy.types.Object, provenance: Provenance) -> None:
     tags = {
         "prompt": provenance.prompt,
         "model": provenance.model,
@@ -210,7 +189,7 @@ def _seed_property(seed: int | None) -> int | str:
     return int(seed) if seed < 2**31 else str(seed)
 
 
-def _select_only(obj: bpy.types.Object) -> None:
+def select_only(obj: bpy.types.Object) -> None:
     view_layer = bpy.context.view_layer
     for other in view_layer.objects:
         if other is not None:

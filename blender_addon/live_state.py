@@ -22,6 +22,7 @@ from . import importer
 from .client.records import JobRecord
 from .client.session import Session
 from .local_backend import LocalBackend
+from .mesh_results import MeshTarget
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ class SubmitPlan:
 
     placement: importer.Placement
     inputs: dict[str, str] = field(default_factory=dict)
+    # texture/optimize of a scene object: the result goes back onto it (mesh_results.py)
+    mesh_target: MeshTarget | None = None
     job_id: str = ""
     object_name: str = ""
     error: ErrorInfo | None = None

@@ -16,7 +16,7 @@ import bpy
 
 from shared_protocol.errors import ErrorCode, ProtocolError
 
-from . import importer, job_previews, splat_import
+from . import importer, job_previews, mesh_results, splat_import
 from .client.records import ExtraFileReady, JobRecord, ResultReady, client_error
 from .live_state import STATE, fail_plan, job_record, plan_for, require_session, set_report
 from .preferences import output_directory, preferences
@@ -136,7 +136,10 @@ def import_job(job_id: str, placement: importer.Placement | None = None) -> str:
         settings=record.settings,
         inputs=plan.inputs if plan else {},
     )
-    obj = importer.import_glb(path, display_name(record), placement, provenance)
+    if plan is not None and plan.mesh_target is not None:
+        obj = mesh_results.import_onto(path, plan.mesh_target, provenance, record.task)
+    else:
+        obj = importer.import_glb(path, display_name(record), placement, provenance)
     STATE.offered.discard(job_id)
     if plan is not None:
         plan.object_name = obj.name

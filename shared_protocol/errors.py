@@ -32,6 +32,9 @@ class ErrorCode(enum.StrEnum):
     UNSUPPORTED_TASK = "unsupported_task"
     INVALID_IMAGE = "invalid_image"
     INVALID_PARAMETER = "invalid_parameter"
+    INVALID_MESH = "invalid_mesh"  # not a readable GLB, or no triangles in it
+    MESH_TOO_LARGE = "mesh_too_large"  # more triangles than MAX_MESH_FACES
+    SOURCE_UNAVAILABLE = "source_unavailable"  # a source_job without a kept raw output
     UNKNOWN_JOB = "unknown_job"
     FORBIDDEN = "forbidden"
     JOB_NOT_FINISHED = "job_not_finished"
@@ -73,6 +76,12 @@ DEFAULT_HINTS: dict[ErrorCode, str] = {
     ErrorCode.INVALID_IMAGE: "Send a PNG, JPEG or WebP file that opens in an image viewer.",
     ErrorCode.INVALID_PARAMETER: "Check the model's parameters and their ranges: "
     "`dreamcad-backend models --json` lists them.",
+    ErrorCode.INVALID_MESH: "Send the mesh as one binary glTF (.glb) with at least one "
+    "triangle; Blender: File > Export > glTF 2.0, format glTF Binary.",
+    ErrorCode.MESH_TOO_LARGE: "Decimate the mesh first (Blender: Decimate modifier) or send "
+    "fewer objects at once.",
+    ErrorCode.SOURCE_UNAVAILABLE: "That job kept no raw output (it did not succeed, or it was "
+    "made by a backend older than protocol 3): send the mesh itself instead.",
     ErrorCode.UNKNOWN_JOB: "List jobs with `dreamcad-backend jobs list`; finished jobs past "
     "retention are deleted.",
     ErrorCode.FORBIDDEN: "The job belongs to another client: only its owner, or a client "

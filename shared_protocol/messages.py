@@ -16,7 +16,10 @@ from typing import Any, ClassVar, Literal
 from shared_protocol.codec import bounded, bounded_text
 from shared_protocol.errors import ErrorInfo as Error  # the wire form of every error
 
-Task = Literal["text", "image", "multi_image"]
+# text / image / multi_image make a new asset; texture paints a given mesh (its geometry kept);
+# optimize makes a given mesh (or a finished job's raw output) game-ready, with no model run.
+Task = Literal["text", "image", "multi_image", "texture", "optimize"]
+MESH_TASKS: frozenset[str] = frozenset({"texture", "optimize"})
 OutputFormat = Literal["glb", "obj", "ply", "stl"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 ViewName = Literal["front", "left", "back", "right", "top", "bottom"]
@@ -31,6 +34,12 @@ MAX_SEED = 2**32 - 1  # seeds are 32-bit: every model's generator takes them
 MAX_NAME_CHARS = 200
 MAX_REQUEST_KEY_CHARS = 128
 MAX_FILE_NAME_CHARS = 64
+MAX_JOB_ID_CHARS = 64
+MAX_LODS = 5  # LOD0 plus up to five coarser levels, each about half the faces of the one before
+MAX_MESH_FACES = 2_000_000  # triangles in an input mesh (after splitting polygons)
+MESH_MEDIA_TYPE = "model/gltf-binary"
+# The built-in model that runs task ``optimize``: the geometry pipeline alone, on the CPU.
+OPTIMIZE_MODEL = "mesh-optimize"
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,18 @@ class ImageInput:
 
 
 @dataclass(frozen=True)
+class MeshInput:
+    """A mesh the artist brings: one binary glTF (GLB) with its materials and textures embedded.
+
+    ``name`` is the object's name, used for the result's node names (``<name>_LOD0``..).
+    """
+
+    data: bytes
+    media_type: str = MESH_MEDIA_TYPE
+    name: str = bounded_text("", MAX_NAME_CHARS)
+
+
+@dataclass(frozen=True)
 class Progress:
     stage: str
     step: int = 0
@@ -132,6 +153,12 @@ class ResultFile:
     media_type: str
     size_bytes: int
     to_asset: tuple[float, ...] = ()
+class LodInfo:
+    """One level of a LOD chain: its node name (``<name>_LOD<i>``) and size."""
+
+    name: str
+    faces: int
+    vertices: int
 
 
 @dataclass(frozen=True)
@@ -156,6 +183,7 @@ class Manifest:
     node: str = ""
     device: str = ""
     extra_files: tuple[ResultFile, ...] = ()  # fetched one at a time: fetch_request's ``file``
+    lods: tuple[LodInfo, ...] = ()  # LOD0 first; empty without a LOD chain
 
 
 @dataclass(frozen=True)
@@ -175,6 +203,7 @@ class JobInfo:
     progress: Progress | None = None
     error: Error | None = None
     manifest: Manifest | None = None
+    source_job: str | None = None  # the job an optimize job re-optimized
 
 
 # --- Requests and replies -------------------------------------------------------------------
@@ -225,6 +254,15 @@ class SubmitRequest(Message):
     name: str = bounded_text("", MAX_NAME_CHARS)
     watch: bool = True
     request_key: str | None = bounded_text(None, MAX_REQUEST_KEY_CHARS)
+    # Mesh in (protocol 3): ``mesh`` for tasks texture and optimize, or, for optimize only,
+    # ``source_job``: a finished job of the same owner whose kept raw output is optimized again.
+    mesh: MeshInput | None = None
+    source_job: str | None = bounded_text(None, MAX_JOB_ID_CHARS)
+    # Game-ready options, applied to every job's geometry pipeline.
+    keep_inner: bool = False
+    lods: int = bounded(0, 0, MAX_LODS)
+    quads: bool = False
+    keep_uvs: bool = False
 
 
 @dataclass(frozen=True)

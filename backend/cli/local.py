@@ -19,6 +19,8 @@ from backend.cli.options import (
     add_data_dir,
     add_request,
     add_weights,
+    mesh_fields,
+    model_from,
     params_from,
     settings_from,
     task_from,
@@ -46,6 +48,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_request(generate)
     generate.add_argument("--device", help="cpu, cuda:0, ... (default: first GPU, else cpu)")
     add_weights(generate)
+    add_data_dir(generate)  # where --source-job's job is
     generate.set_defaults(func=run_generate)
 
     post = commands.add_parser("postprocess", help="run the geometry pipeline on a mesh file")
@@ -65,6 +68,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--quads", action="store_true",
         help="remesh to all quads near the face budget (needs pynanoinstantmeshes)",
     )  # fmt: skip
+    post.add_argument(
+        "--keep-uvs", action="store_true", help="keep the mesh's own UVs instead of unwrapping"
+    )
     post.set_defaults(func=run_postprocess)
 
     models = commands.add_parser("models", help="installed models and whether they can run here")
@@ -114,7 +120,7 @@ def run_generate(args: argparse.Namespace) -> int:
     # (ranges, views), then admitted (model, images, parameters, seed).
     submit = checked_message(
         SubmitRequest(
-            model=args.model,
+            model=model_from(args),
             task=task_from(args),  # type: ignore[arg-type]
             prompt=args.prompt,
             images=tuple(
@@ -127,12 +133,14 @@ def run_generate(args: argparse.Namespace) -> int:
             pbr=not args.no_pbr,
             output_format=args.format,
             parameters=params_from(args),
+            **mesh_fields(args),
         )
     )
     admission = admit(registry, submit)
     spec = admission.spec
+    mesh = _input_mesh(args, admission)
     device = args.device or detect_devices()[0]
-    output = args.output or Path(f"{args.model}-{spec.seed}.{args.format}")
+    output = args.output or Path(f"{spec.name or spec.model}-{spec.seed}.{args.format}")
     bar = ProgressBar()
     try:
         result = run_job(
@@ -141,6 +149,7 @@ def run_generate(args: argparse.Namespace) -> int:
             admission.request.images,
             bar,
             CancelToken(),
+            mesh=mesh,
         )
     finally:
         bar.close()
@@ -157,6 +166,27 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _input_mesh(args: argparse.Namespace, admission):
+    """The mesh of a texture / optimize run: the --mesh file, or --source-job's raw output in
+    the local job store (--data-dir), read the way a worker reads it."""
+    from backend.geometry.mesh_input import read_glb
+
+    if admission.encoded_mesh is not None:
+        return read_glb(admission.encoded_mesh, "mesh", admission.spec.name)
+    if args.source_job is None:
+        return None
+    from backend.geometry.raw_store import load_raw
+    from backend.jobs.sources import source_raw_path
+    from backend.jobs.store import JobStore
+
+    settings = settings_from(args)
+    store = JobStore(settings.db_path, settings.jobs_dir)
+    try:
+        return load_raw(source_raw_path(store, args.source_job))
+    finally:
+        store.close()
+
+
 def run_postprocess(args: argparse.Namespace) -> int:
     from backend.geometry.pipeline import PipelineOptions
     from backend.geometry.postprocess import postprocess_file
@@ -168,6 +198,7 @@ def run_postprocess(args: argparse.Namespace) -> int:
         keep_inner=args.keep_inner,
         lods=args.lods,
         quads=args.quads,
+        keep_uvs=args.keep_uvs,
     )
     result = postprocess_file(args.mesh, args.output, options, None)
     levels = ", ".join(f"{level['name']} {level['faces']}" for level in result.lods)

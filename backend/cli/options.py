@@ -10,7 +10,13 @@ import zmq.auth
 from backend.settings import DEFAULT_ADDRESS, Settings, default_data_dir
 from shared_protocol.client import CurveKeys
 from shared_protocol.framing import Limits
-from shared_protocol.messages import DEFAULT_FACES, DEFAULT_FORMAT, DEFAULT_TEXTURE_SIZE
+from shared_protocol.messages import (
+    DEFAULT_FACES,
+    DEFAULT_FORMAT,
+    DEFAULT_TEXTURE_SIZE,
+    OPTIMIZE_MODEL,
+    MeshInput,
+)
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -92,7 +98,19 @@ def client_keys(folder: Path | None) -> CurveKeys | None:
 
 def add_request(parser: argparse.ArgumentParser) -> None:
     """What to generate: shared by `generate` (standalone) and `submit` (remote)."""
-    parser.add_argument("--model", required=True, help="model id (see `models`)")
+    parser.add_argument(
+        "--model", help=f"model id (see `models`); --task optimize needs none ({OPTIMIZE_MODEL})"
+    )
+    parser.add_argument(
+        "--task", choices=("text", "image", "multi_image", "texture", "optimize"),
+        help="default: from the inputs (--mesh with an image or prompt: texture; --mesh or "
+        "--source-job alone: optimize; images: image / multi_image; else text)",
+    )
+    parser.add_argument("--mesh", type=Path, help="your mesh (.glb) to texture or optimize")
+    parser.add_argument(
+        "--source-job", metavar="ID", help="optimize a finished job's raw output again"
+    )
+    add_game_ready(parser)
     parser.add_argument("--prompt", default="", help="text prompt")
     parser.add_argument(
         "--image",
@@ -127,7 +145,56 @@ def add_request(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, help="where to write the asset")
 
 
+def add_game_ready(parser: argparse.ArgumentParser) -> None:
+    """The game-ready options, for generate, submit and postprocess alike."""
+    parser.add_argument(
+        "--keep-inner", action="store_true",
+        help="keep surface no outside view can see (removed by default)",
+    )
+    parser.add_argument(
+        "--lods", type=int, default=0, metavar="K",
+        help="also write LOD1..LODK, each about half the faces of the one before (GLB only)",
+    )
+    parser.add_argument(
+        "--quads", action="store_true", help="quad-dominant remesh instead of decimation"
+    )
+    parser.add_argument(
+        "--keep-uvs", action="store_true", help="keep the mesh's own UVs instead of unwrapping"
+    )
+
+
+def model_from(args: argparse.Namespace) -> str:
+    if args.model:
+        return args.model
+    if task_from(args) == "optimize":
+        return OPTIMIZE_MODEL
+    raise SystemExit("--model is needed (see `models`); only --task optimize has a default")
+
+
+def mesh_fields(args: argparse.Namespace) -> dict:
+    """The SubmitRequest fields of protocol 3 (mesh in, game-ready options) from the options."""
+    mesh = None
+    if args.mesh is not None:
+        if not args.mesh.is_file():
+            raise SystemExit(f"--mesh {args.mesh}: no such file")
+        mesh = MeshInput(data=args.mesh.read_bytes(), name=args.mesh.stem)
+    return {
+        "mesh": mesh,
+        "source_job": args.source_job,
+        "keep_inner": args.keep_inner,
+        "lods": args.lods,
+        "quads": args.quads,
+        "keep_uvs": args.keep_uvs,
+    }
+
+
 def task_from(args: argparse.Namespace) -> str:
+    if getattr(args, "task", None):
+        return args.task
+    if getattr(args, "mesh", None) is not None:
+        return "texture" if args.image or args.prompt else "optimize"
+    if getattr(args, "source_job", None):
+        return "optimize"
     if len(args.image) > 1:
         return "multi_image"
     return "image" if args.image else "text"

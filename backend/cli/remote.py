@@ -17,6 +17,8 @@ from backend.cli.options import (
     add_address,
     add_request,
     client_keys,
+    mesh_fields,
+    model_from,
     params_from,
     task_from,
     views_from,
@@ -113,7 +115,7 @@ def run_submit(args: argparse.Namespace) -> int:
         for path, view in zip(args.image, views_from(args), strict=True)
     )
     message = SubmitRequest(
-        model=args.model,
+        model=model_from(args),
         task=task_from(args),
         prompt=args.prompt,  # type: ignore[arg-type]
         images=images,
@@ -124,6 +126,7 @@ def run_submit(args: argparse.Namespace) -> int:
         output_format=args.format,
         parameters=params_from(args),
         priority=args.priority,
+        **mesh_fields(args),
         watch=args.wait,
     )
     with connect(args) as client:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from backend.cancellation import CancelToken
-from backend.geometry import mesh_io
+from backend.geometry import mesh_input, mesh_io
 from backend.geometry.pipeline import PipelineOptions, PipelineResult, StageProgress, run_pipeline
 
 
@@ -26,7 +26,12 @@ def postprocess_file(
     """Read ``path``, make the asset ``options`` ask for, write it to ``out_path``."""
     options = options or PipelineOptions()
     out_path = Path(out_path)
-    raw = mesh_io.load_mesh(path)
+    path = Path(path)
+    if path.suffix.lower() == ".glb" and path.is_file():
+        # Every texture (atlased) and flat material colour, as a sent mesh is read.
+        raw = mesh_input.read_glb(path.read_bytes(), "mesh", path.stem)
+    else:
+        raw = mesh_io.load_mesh(path)
     if options.name == PipelineOptions.name and raw.name:
         options = dataclasses.replace(options, name=raw.name)
     result = run_pipeline(raw, options, progress, cancel)

@@ -12,6 +12,8 @@ import secrets
 from dataclasses import dataclass
 
 from backend.images import decode_image
+from backend.jobs.game_ready import check_options
+from backend.jobs.mesh_admission import check_mesh_fields
 from backend.jobs.spec import JobSpec, StoredImage
 from backend.models.base import GenerationRequest, ImagePixels
 from backend.models.registry import ModelRegistry
@@ -28,6 +30,7 @@ class Admission:
     spec: JobSpec
     encoded_images: tuple[bytes, ...]
     request: GenerationRequest
+    encoded_mesh: bytes | None = None  # the GLB, kept as ``inputs/<spec.mesh_file>``
 
 
 def admit(registry: ModelRegistry, message: SubmitRequest) -> Admission:
@@ -50,6 +53,8 @@ def in_body(error: ProtocolError) -> ProtocolError:
 
 def _admit(registry: ModelRegistry, message: SubmitRequest) -> Admission:
     adapter = registry.create(message.model)  # UNKNOWN_MODEL if not installed
+    mesh_file = check_mesh_fields(message)
+    check_options(message)
     if message.texture_size not in TEXTURE_SIZES:
         raise ProtocolError(
             ErrorCode.OUT_OF_RANGE,
@@ -84,12 +89,21 @@ def _admit(registry: ModelRegistry, message: SubmitRequest) -> Admission:
         texture_size=message.texture_size,
         pbr=message.pbr,
         output_format=message.output_format,
-        name=message.name,
+        name=message.name or (message.mesh.name if message.mesh is not None else ""),
         images=tuple(
             StoredImage(file=f"{i}{suffix}", view=image.view)
             for i, ((_, suffix), image) in enumerate(zip(decoded, message.images, strict=True))
         ),
+        mesh_file=mesh_file,
+        source_job=message.source_job,
+        keep_inner=message.keep_inner,
+        lods=message.lods,
+        quads=message.quads,
+        keep_uvs=message.keep_uvs,
     )
     return Admission(
-        spec=spec, encoded_images=tuple(image.data for image in message.images), request=request
+        spec=spec,
+        encoded_images=tuple(image.data for image in message.images),
+        request=request,
+        encoded_mesh=message.mesh.data if message.mesh is not None else None,
     )

@@ -88,6 +88,7 @@ class JobQueue:
         owner: str = LOCAL_OWNER,
         request_key: str | None = None,
         submit_msg_id: str | None = None,
+        encoded_mesh: bytes | None = None,
     ) -> tuple[JobRecord, int]:
         """Queue an admitted job; its images are written as ``spec.images`` names them.
 
@@ -128,6 +129,7 @@ class JobQueue:
                 ),
                 spec,
                 encoded_images,
+                encoded_mesh,
             )
         except BaseException as error:
             shutil.rmtree(self.store.job_dir(job_id), ignore_errors=True)
@@ -144,12 +146,19 @@ class JobQueue:
         return self.store.find_submitted(owner, request_key, submit_msg_id)
 
     def _insert(
-        self, job_id: str, record: JobRecord, spec: JobSpec, encoded_images: tuple[bytes, ...]
+        self,
+        job_id: str,
+        record: JobRecord,
+        spec: JobSpec,
+        encoded_images: tuple[bytes, ...],
+        encoded_mesh: bytes | None = None,
     ) -> tuple[JobRecord, int]:
         inputs = self.store.job_dir(job_id) / "inputs"
         inputs.mkdir(parents=True)
         for image, data in zip(spec.images, encoded_images, strict=True):
             (inputs / image.file).write_bytes(data)
+        if spec.mesh_file is not None and encoded_mesh is not None:
+            (inputs / spec.mesh_file).write_bytes(encoded_mesh)
         self.store.insert(record)
         log.info("job %s queued: %s", job_id, record.model, extra={"job_id": job_id})
         with self._wakeup:

@@ -14,19 +14,23 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from backend import __version__
 from backend.cancellation import Cancelled, CancelToken
+from backend.geometry.raw_asset import RawAsset
+from backend.geometry.raw_store import save_raw
 from backend.images import encode_png
 from backend.jobs import result_files
+from backend.jobs.game_ready import pipeline_options
 from backend.jobs.progress import ProgressTracker
 from backend.jobs.spec import JobSpec
 from backend.models.base import ImagePixels
 from backend.models.registry import ModelCache
 from shared_protocol.errors import ErrorCode, ErrorInfo, ProtocolError
-from shared_protocol.messages import Manifest, Progress
+from shared_protocol.messages import LodInfo, Manifest, Progress
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +62,18 @@ def run_job(
     cancel: CancelToken,
     *,
     node: str | None = None,
+    mesh: RawAsset | None = None,
+    keep_raw: Path | None = None,
 ) -> JobOutput:
     """Generate ``spec`` on ``cache``'s device; report progress; raise on failure.
 
     ``node`` names the machine in the manifest (a Ray worker passes its node; default: the
-    host name).
+    host name). ``mesh`` is the input mesh of tasks texture and optimize; ``keep_raw`` is where
+    the model's raw output is kept for a later re-optimize (None: not kept).
 
     Uncoded failures come out as ModelStageError or GeometryStageError (their cause attached),
     decided by where they were raised, so ``error_from_exception`` can give the right code."""
-    from backend.geometry.pipeline import PipelineOptions, run_pipeline
+    from backend.geometry.pipeline import run_pipeline
 
     cls = cache.registry.adapter_class(spec.model)
     tracker = ProgressTracker({"load": 0.1, **cls.stage_weights})
@@ -88,7 +95,7 @@ def run_job(
 
     timings: dict[str, float] = {}
     _reset_peak_vram(cache.device)
-    request = spec.generation_request(images)
+    request = spec.generation_request(images, mesh)
     with _stage_errors(ModelStageError):
         started = time.perf_counter()
         model_progress("load", 0, 1, f"loading {spec.model}")
@@ -99,18 +106,20 @@ def run_job(
             raw = adapter.generate(request, model_progress, cancel)
             timings["generate"] = time.perf_counter() - started
     cancel.raise_if_cancelled()
+    raw_mb = None
+    if keep_raw is not None:
+        started = time.perf_counter()
+        raw_mb = save_raw(raw, keep_raw) / 2**20
+        timings["keep_raw"] = time.perf_counter() - started
 
-    options = PipelineOptions(
-        target_faces=spec.target_faces,
-        texture_size=spec.texture_size,
-        pbr=spec.pbr,
-        output_format=spec.output_format,
-        name=spec.name or raw.name or spec.model,
-        device=cache.device,  # a CUDA job's heavy geometry stages run there (geometry_path.py)
-    )
+    # a CUDA job's heavy geometry stages run there (geometry_path.py)
+    options = pipeline_options(spec, raw, device=cache.device)
     with _stage_errors(GeometryStageError):
         result = run_pipeline(raw, options, pipeline_progress, cancel)
     timings.update({f"pipeline.{k}": v for k, v in result.timings_s.items()})
+    figures = {k: float(v) for k, v in result.quality.items()}
+    if raw_mb is not None:
+        figures["raw_output_mb"] = round(raw_mb, 3)
     manifest = Manifest(
         format=result.format,
         faces=result.faces,
@@ -122,11 +131,12 @@ def run_job(
         timings_s={k: round(v, 4) for k, v in timings.items()},
         peak_vram_mb=_peak_vram_mb(cache.device),
         warnings=tuple(raw.warnings) + tuple(result.warnings),
-        quality={k: float(v) for k, v in result.quality.items()},
+        quality=figures,
         backend_version=__version__,
         node=platform.node() if node is None else node,
         device=cache.device,
         extra_files=result_files.describe(raw.extra_files, raw.extra_file_frames, result.to_asset),
+        lods=tuple(LodInfo(lod["name"], lod["faces"], lod["vertices"]) for lod in result.lods),
     )
     return JobOutput(
         manifest=manifest,

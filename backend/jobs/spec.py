@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend.geometry.raw_asset import RawAsset
 from backend.models.base import GenerationRequest, ImagePixels
 from shared_protocol.codec import from_wire, to_wire
 from shared_protocol.messages import (
@@ -47,6 +48,14 @@ class JobSpec:
     output_format: OutputFormat = DEFAULT_FORMAT
     name: str = ""
     images: tuple[StoredImage, ...] = ()
+    # Protocol 3: the sent mesh (``inputs/<mesh_file>``) or the job whose raw output is reused,
+    # and the game-ready options of the geometry pipeline.
+    mesh_file: str | None = None
+    source_job: str | None = None
+    keep_inner: bool = False
+    lods: int = 0
+    quads: bool = False
+    keep_uvs: bool = False
 
     def to_json(self) -> dict[str, Any]:
         frames: list[bytes] = []
@@ -58,8 +67,10 @@ class JobSpec:
     def from_json(cls, data: dict[str, Any]) -> JobSpec:
         return from_wire(cls, data, [], "spec", set())
 
-    def generation_request(self, images: tuple[ImagePixels, ...]) -> GenerationRequest:
-        """What the model sees: this spec with its images decoded."""
+    def generation_request(
+        self, images: tuple[ImagePixels, ...], mesh: RawAsset | None = None
+    ) -> GenerationRequest:
+        """What the model sees: this spec with its images (and mesh) decoded."""
         return GenerationRequest(
             task=self.task,
             prompt=self.prompt,
@@ -68,4 +79,5 @@ class JobSpec:
             parameters=dict(self.parameters),
             target_faces=self.target_faces,
             texture_size=self.texture_size,
+            mesh=mesh,
         )

@@ -18,9 +18,11 @@ import threading
 
 from backend.cancellation import CancelToken
 from backend.disk_space import disk_full_error, is_disk_full
+from backend.geometry.raw_store import RAW_FILE
 from backend.images import decode_image
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import error_from_exception, run_job
+from backend.jobs.sources import job_mesh
 from backend.jobs.spec import JobSpec
 from backend.jobs.store import JobRecord
 from backend.logs import job_context
@@ -97,6 +99,8 @@ class Worker(threading.Thread):
                 stored_images(record, self.queue, spec),
                 lambda progress, preview: self.queue.report_progress(job_id, progress, preview),
                 token,
+                mesh=job_mesh(self.queue.store, job_id, spec),
+                keep_raw=None if spec.source_job else self.queue.store.job_dir(job_id) / RAW_FILE,
             )
         except Exception as error:
             if token.cancelled and self.queue.was_interrupted(job_id):

@@ -95,6 +95,9 @@ class GenerationRequest:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     target_faces: int = DEFAULT_FACES
     texture_size: int = DEFAULT_TEXTURE_SIZE
+    # Tasks texture and optimize: the artist's mesh (read from the sent GLB, or a finished
+    # job's kept raw output). None at admission, where the geometry is not read yet.
+    mesh: RawAsset | None = None
 
 
 class ProgressCallback(Protocol):

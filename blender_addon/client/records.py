@@ -68,6 +68,12 @@ def settings_of(request: SubmitRequest) -> dict[str, Any]:
         "pbr": request.pbr,
         "output_format": request.output_format,
         "parameters": dict(request.parameters),
+        "keep_inner": request.keep_inner,
+        "lods": request.lods,
+        "quads": request.quads,
+        "keep_uvs": request.keep_uvs,
+        **({"source_job": request.source_job} if request.source_job else {}),
+        **({"mesh": request.mesh.name} if request.mesh is not None else {}),
     }
 
 

@@ -1,8 +1,10 @@
-"""The add-on's operators, by role: generating, acting on jobs, the connection, presets.
+"""The add-on's operators, by role: generating, jobs on the scene's meshes, acting on jobs, the
+connection, presets.
 
 ``CLASSES`` is the order in which they are registered.
 """
 
-from . import connection, generate, jobs, presets
+from . import connection, generate, jobs, mesh_jobs, presets
 
-CLASSES = (*connection.CLASSES, *generate.CLASSES, *jobs.CLASSES, *presets.CLASSES)
+CLASSES = (*connection.CLASSES, *generate.CLASSES, *mesh_jobs.CLASSES, *jobs.CLASSES,
+           *presets.CLASSES)

@@ -208,3 +208,29 @@ def test_postprocess_game_ready_options(tmp_path: Path) -> None:
     assert kept.returncode == 0 and "hidden" not in kept.stdout
     refused = cli(*common, "--lods", "9", "-o", str(tmp_path / "x.glb"))
     assert refused.returncode != 0 and "lods" in refused.stderr
+
+
+def test_mesh_in_generate_submit_and_source_job(tmp_path: Path) -> None:
+    """--mesh optimizes (model and task implied) here and on a backend; --source-job reads the
+    finished job's raw output from the local store (--data-dir), no model run."""
+    from tests.support.mesh_glbs import textured_shells
+
+    mesh = tmp_path / "ball.glb"
+    mesh.write_bytes(textured_shells()[0])
+    small = ("--faces", "800", "--texture-size", "256")
+    here = cli("generate", "--mesh", str(mesh), *small, "--lods", "1", "--device", "cpu",
+               "-o", str(tmp_path / "here.glb"))  # fmt: skip
+    assert here.returncode == 0, here.stderr
+    assert (tmp_path / "here.glb").read_bytes()[:4] == b"glTF"
+    with BackendProcess(tmp_path / "data") as backend:
+        submitted = cli("submit", "--mesh", str(mesh), *small, "--wait", "-o",
+                        str(tmp_path / "there.glb"), "--address", backend.address)  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr
+        job_id = submitted.stdout.split()[1]
+        again = cli("generate", "--source-job", job_id, "--faces", "600", "--texture-size",
+                    "256", "--device", "cpu", "--data-dir", str(backend.data_dir),
+                    "-o", str(tmp_path / "again.glb"))  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        assert "wrote" in again.stdout and (tmp_path / "again.glb").stat().st_size > 0
+        missing = cli("generate", "--source-job", "nope", "--data-dir", str(backend.data_dir))
+        assert missing.returncode != 0 and "unknown_job" in missing.stderr

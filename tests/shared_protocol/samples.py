@@ -19,7 +19,9 @@ from shared_protocol.messages import (
     JobInfo,
     ListJobsReply,
     ListJobsRequest,
+    LodInfo,
     Manifest,
+    MeshInput,
     Message,
     ModelInfo,
     ParameterSchema,
@@ -64,6 +66,7 @@ MANIFEST = Manifest(
                    to_asset=(1.0, 0, 0, 0, 0, -1, 0, 0.5, 0, 0, -1, 0, 0, 0, 0, 1)),
         ResultFile("notes.json", "application/json", 17),
     ),
+    lods=(LodInfo("Cat_LOD0", 10000, 5002), LodInfo("Cat_LOD1", 5000, 2503)),
 )
 ERROR = Error(code="unknown_model", message="no model 'x'", field="body.model", hint="list")
 JOB = JobInfo(
@@ -121,6 +124,16 @@ SAMPLES: list[Message] = [
         name="Cat",
         request_key="batch-7/cat",
     ),
+    SubmitRequest(
+        model="hunyuan3d-2mini",
+        task="texture",
+        images=(ImageInput(data=b"\x89PNG front"),),
+        mesh=MeshInput(data=b"glTF" + bytes(60), name="Chair"),
+        keep_inner=True,
+        lods=3,
+        keep_uvs=True,
+    ),
+    SubmitRequest(model="mesh-optimize", task="optimize", source_job="abc", quads=True),
     SubmitReply(job_id="abc", queue_position=2, seed=7),
     CancelRequest(job_id="abc"),
     CancelReply(job_id="abc", state="cancelled"),

@@ -142,7 +142,8 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
     repo_id: ClassVar[str]
     folder_prefix: ClassVar[str]
     turbo_vae_folder: ClassVar[str]  # the FlashVDM turbo VAE's subfolder in its repo
-    tasks = ("image",)
+    # texture: Hunyuan3D-Paint on a given mesh (the artist's), its geometry kept.
+    tasks = ("image", "texture")
     parameters = PARAMETERS
     license = LICENSE
     license_url = LICENSE_URL
@@ -173,8 +174,16 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
 
     def _check(self, request: GenerationRequest) -> None:
         self._variant_dir(request.parameters["variant"])
-        if request.parameters["texture"] == "paint":
+        if request.parameters["texture"] == "paint" or request.task == "texture":
             self._paint_dirs()
+        if request.task == "texture" and not request.images:
+            raise ProtocolError(
+                ErrorCode.MISSING_FIELD,
+                f"{self.id} paints from an image: send one, or a prompt through image-bridge",
+                field="images",
+                hint="model image-bridge with parameters.image_model set to this model turns "
+                "a prompt into the image first",
+            )
         if self.max_images == 1:
             return
         views = [image.view for image in request.images]
@@ -199,6 +208,8 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
         from backend.models.hunyuan3d.preprocess import condition_images
 
         parameters = request.parameters
+        if request.task == "texture":
+            return self._texture(request, progress, cancel)
         models = self._use_variant(parameters["variant"], progress)
         images, views = condition_images(
             request.images, models.config.image_processor, multi_view=self.max_images > 1
@@ -225,6 +236,20 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
             return self._paint(request, result.vertices, result.faces, name, warnings, progress,
                                cancel)  # fmt: skip
         return RawAsset(result.vertices, result.faces, name=name, warnings=warnings)
+
+    def _texture(
+        self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
+    ) -> RawAsset:
+        """Task texture: paint the given mesh; its vertices, faces and UVs go on unchanged."""
+        mesh = request.mesh
+        if mesh is None:
+            raise ProtocolError(
+                ErrorCode.MISSING_FIELD, "task 'texture' needs a mesh", field="mesh"
+            )
+        painted = self._paint(request, mesh.vertices, mesh.faces, mesh.name or self.id,
+                              list(mesh.warnings), progress, cancel)  # fmt: skip
+        painted.uvs = mesh.uvs  # keep_uvs paints into the artist's layout
+        return painted
 
     def _release(self) -> None:
         self._models = None
@@ -417,7 +442,7 @@ class Hunyuan3D2MVAdapter(Hunyuan3DShapeAdapter):
     description = "Tencent Hunyuan3D-2mv (1.1B): shape from any of front/left/back/right views."
     repo_id = "tencent/Hunyuan3D-2mv"
     folder_prefix = "hunyuan3d-dit-v2-mv"
-    tasks = ("multi_image", "image")
+    tasks = ("multi_image", "image", "texture")
     max_images = 4
     vram_mb = 10_000
     # Upstream's enable_flashvdm() takes 2mv's turbo VAE from tencent/Hunyuan3D-2.

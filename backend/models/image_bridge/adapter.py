@@ -47,7 +47,8 @@ class ImageBridgeAdapter(ModelAdapter):
         "A prompt to a picture with a fast text-to-image model, then to 3D with any installed "
         "image model."
     )
-    tasks = ("text",)
+    # texture: a prompt -> a picture -> the image model's own texture task on the given mesh.
+    tasks = ("text", "texture")
     cuda_dtype = "float16"  # SDXL-Turbo's published weights are fp16
     license = "model-dependent (SDXL-Turbo: Stability AI non-commercial community licence)"
     license_url = "https://huggingface.co/stabilityai/sdxl-turbo/blob/main/LICENSE.md"
@@ -137,6 +138,22 @@ class ImageBridgeAdapter(ModelAdapter):
                 f"image_model {name!r} does not take an image; it does {', '.join(tasks)}",
                 field="parameters.image_model",
             )
+        if request.task == "texture":
+            texturing = [
+                i for i in catalogue.ids() if "texture" in catalogue.adapter_class(i).tasks
+            ]
+            if "texture" not in tasks:
+                raise ProtocolError(
+                    ErrorCode.INVALID_PARAMETER,
+                    f"image_model {name!r} does not texture a mesh",
+                    field="parameters.image_model",
+                    hint=f"pick one that does: {', '.join(texturing) or 'none installed'}",
+                )
+            if not request.prompt.strip():
+                raise ProtocolError(
+                    ErrorCode.MISSING_FIELD, "texture through image-bridge needs a prompt",
+                    field="prompt",
+                )  # fmt: skip
         if not catalogue.create(name).weights_present():
             raise ProtocolError(
                 ErrorCode.WEIGHTS_MISSING,
@@ -167,9 +184,11 @@ class ImageBridgeAdapter(ModelAdapter):
             p.name == "background" for p in self.catalogue.adapter_class(name).parameters
         )
         inner_request = GenerationRequest(
-            task="image", images=(ImagePixels(picture),), seed=request.seed,
+            task="texture" if request.task == "texture" else "image",
+            images=(ImagePixels(picture),), seed=request.seed,
             parameters={"background": params["background"]} if takes_background else {},
             target_faces=request.target_faces, texture_size=request.texture_size,
+            mesh=request.mesh,
         )
         with (self.inner_model(name) as inner,
               inner_errors("image model", name, "parameters.image_model")):
@@ -178,7 +197,8 @@ class ImageBridgeAdapter(ModelAdapter):
             asset = inner.generate(inner_request, folded, cancel)
         folded.finish(f"reconstructed by {name}")
         cancel.raise_if_cancelled()
-        asset.name = f"{self.id}-{request.seed}"
+        if request.task != "texture":  # a textured mesh keeps the artist's name
+            asset.name = f"{self.id}-{request.seed}"
         return asset
 
     # --- parts of the hooks -------------------------------------------------------------------

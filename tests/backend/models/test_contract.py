@@ -53,6 +53,8 @@ class TinyWeights:
 
     def ensure(self, model_id: str) -> ModelRegistry:
         cls = ADAPTERS[model_id]
+        if "texture" in cls.tasks and "image_model" in {p.name for p in cls.parameters}:
+            self.ensure(TEXTURING_MODEL)  # the bridge's texture task runs it inside
         if cls.weights is not None and model_id not in self.paths:
             testing = family_testing(cls)
             folder = testing.write_tiny_weights(self.root / model_id, model_id)
@@ -87,15 +89,35 @@ def tiny_parameters(cls: type[ModelAdapter]) -> dict[str, Any]:
     return dict(family_testing(cls).TINY_PARAMETERS.get(cls.id, {}))
 
 
+def small_mesh() -> RawAsset:
+    """The artist's mesh of tasks texture and optimize: a small UV-less ball."""
+    import trimesh
+
+    ball = trimesh.creation.icosphere(subdivisions=2, radius=0.5)
+    return RawAsset(ball.vertices, ball.faces, name="ball")
+
+
+# Texture through the picture bridge needs an image model that textures; its tiny paint run.
+TEXTURING_MODEL = "hunyuan3d-2mini"
+TINY_PAINT = {"paint_steps": 1, "delight_steps": 1, "paint_view_size": 16}
+
+
 def minimal_request(cls: type[ModelAdapter], task: str, **changes: Any) -> GenerationRequest:
     images: tuple[ImagePixels, ...] = ()
-    if task == "image":
+    parameters = tiny_parameters(cls)
+    if task == "image" or (task == "texture" and "text" not in cls.tasks):
         images = (ImagePixels(photo()),)
     elif task == "multi_image":
         images = tuple(ImagePixels(photo(), view=v) for v in VIEWS[: min(4, cls.max_images)])
+    if task == "texture":
+        known = {p.name for p in cls.parameters}
+        parameters.update({k: v for k, v in TINY_PAINT.items() if k in known})
+        if "image_model" in known:
+            parameters["image_model"] = TEXTURING_MODEL
     values = dict(
         task=task, prompt="a small orange ball", images=images, seed=3,
-        parameters=tiny_parameters(cls), target_faces=500, texture_size=256,
+        parameters=parameters, target_faces=500, texture_size=256,
+        mesh=small_mesh() if task in ("texture", "optimize") else None,
     )  # fmt: skip
     values.update(changes)
     return GenerationRequest(**values)
