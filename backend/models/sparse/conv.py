@@ -10,9 +10,11 @@ KRSC layout; kernel axes in coordinate order x, y, z) under ``<layer>.conv.weigh
 ``<layer>.conv.bias`` like upstream's wrapper. That equals ``F.conv3d`` of the dense grid with
 ``W.permute(0, 4, 1, 2, 3)`` and padding K//2, read back at the active sites.
 
-Except K = 1: spconv computes a 1x1x1 conv as ``feats @ W.view(Ci, Co)``, a reinterpretation of
-the contiguous ``[Co, 1, 1, 1, Ci]`` buffer, not its transpose (``pointwise_weight``). Upstream's
-networks run that (the mesh decoder's subdivide skip connections), so ours does too.
+Except K = 1 in ``SparseConv3d`` (the spconv layer): spconv computes a 1x1x1 conv as
+``feats @ W.view(Ci, Co)``, a reinterpretation of the contiguous ``[Co, 1, 1, 1, Ci]`` buffer, not
+its transpose (``pointwise_weight``). Upstream's networks run that (the mesh decoder's subdivide
+skip connections), so ours does too. ``submanifold_conv3d`` itself keeps the plain formula for
+every K (TRELLIS.2's FlexGEMM convs use it).
 
 Neighbours come from sorted voxel keys + ``searchsorted`` (one (N, K^3) map per coordinate set,
 cached on the tensor); the product gathers each chunk of rows' K^3 neighbour rows (a zero row
@@ -105,7 +107,7 @@ def submanifold_conv3d(
     volume = neighbours.shape[1]
     flat_weight = weight.reshape(co, volume * ci)
     if volume == 1:
-        return F.linear(feats, pointwise_weight(weight), bias)
+        return F.linear(feats, flat_weight, bias)
     padded = torch.cat([feats, feats.new_zeros(1, ci)])
     rows = max(1, chunk_elements // (volume * ci))
     if n <= rows:

@@ -50,10 +50,11 @@ def test_pointwise_conv_reads_the_weight_buffer_like_spconv() -> None:
     # The buffer 0..5 read as rows of a (Ci=2, Co=3) matrix: [[0, 1, 2], [3, 4, 5]].
     expected = torch.tensor([[0.5, 1.0, 1.5], [3.5, 4.0, 4.5], [-2.5, -2.0, -1.5]])
     torch.testing.assert_close(out, expected)
-    neighbours = torch.arange(3).reshape(3, 1)  # the gather path agrees for K = 1
-    torch.testing.assert_close(
-        submanifold_conv3d(feats, neighbours, layer.conv.weight, layer.conv.bias), expected
-    )
+    # The plain formula (TRELLIS.2's FlexGEMM convs) stays W[:, 0, 0, 0, :] @ feats.
+    neighbours = torch.arange(3).reshape(3, 1)
+    plain = submanifold_conv3d(feats, neighbours, layer.conv.weight, layer.conv.bias)
+    weight, bias = layer.conv.weight[:, 0, 0, 0, :], layer.conv.bias
+    torch.testing.assert_close(plain, feats @ weight.t() + bias)
 
 
 def test_state_dict_keys_are_spconv_style() -> None:
