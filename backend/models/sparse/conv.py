@@ -10,6 +10,12 @@ KRSC layout; kernel axes in coordinate order x, y, z) under ``<layer>.conv.weigh
 ``<layer>.conv.bias`` like upstream's wrapper. That equals ``F.conv3d`` of the dense grid with
 ``W.permute(0, 4, 1, 2, 3)`` and padding K//2, read back at the active sites.
 
+Except K = 1 in ``SparseConv3d`` (the spconv layer): spconv computes a 1x1x1 conv as
+``feats @ W.view(Ci, Co)``, a reinterpretation of the contiguous ``[Co, 1, 1, 1, Ci]`` buffer, not
+its transpose (``pointwise_weight``). Upstream's networks run that (the mesh decoder's subdivide
+skip connections), so ours does too. ``submanifold_conv3d`` itself keeps the plain formula for
+every K (TRELLIS.2's FlexGEMM convs use it).
+
 Neighbours come from sorted voxel keys + ``searchsorted`` (one (N, K^3) map per coordinate set,
 cached on the tensor); the product gathers each chunk of rows' K^3 neighbour rows (a zero row
 stands in for a missing one) and multiplies once by the (K^3 Ci, Co) weight, so the whole kernel
@@ -77,6 +83,15 @@ def neighbour_map(x: SparseTensor, kernel_size: int) -> Tensor:
         neighbours = build_neighbour_map(x.coords, kernel_size)
         x.cache[key] = neighbours
     return neighbours
+
+
+def pointwise_weight(weight: Tensor) -> Tensor:
+    """(Co, 1, 1, 1, Ci) -> the (Co, Ci) matrix spconv's 1x1x1 conv applies.
+
+    spconv (``SubMConv3d`` with ``conv1x1``, KRSC layout) multiplies by ``weight.view(Ci, Co)``:
+    the stored bytes read as a (Ci, Co) matrix, which mixes rows and columns unless Ci == 1."""
+    co, ci = weight.shape[0], weight.shape[-1]
+    return weight.reshape(ci, co).t()
 
 
 def submanifold_conv3d(
@@ -147,6 +162,6 @@ class SparseConv3d(nn.Module):
         kernel_size = self.conv.kernel_size
         neighbours = neighbour_map(x, kernel_size) if kernel_size > 1 else None
         if neighbours is None:
-            flat = self.conv.weight.reshape(self.conv.out_channels, -1)
-            return x.replace(F.linear(x.feats, flat, self.conv.bias))
+            weight = pointwise_weight(self.conv.weight)
+            return x.replace(F.linear(x.feats, weight, self.conv.bias))
         return x.replace(submanifold_conv3d(x.feats, neighbours, self.conv.weight, self.conv.bias))

@@ -9,7 +9,8 @@ Parameter names follow upstream so official state dicts load unchanged:
   down/upsampling happens before the convolutions.
 - ``SparseSubdivideBlock3d`` (``trellis/models/structured_latent_vae/decoder_mesh.py``):
   ``act_layers.0`` (GroupNorm), ``out_layers.{0,1,3}`` (conv, GroupNorm, conv) and a 1x1x1
-  conv ``skip_connection`` when the width changes.
+  conv ``skip_connection`` when the width changes (spconv's 1x1x1 reading of its weight: see
+  ``backend.models.sparse.conv.pointwise_weight``).
 """
 
 from __future__ import annotations

@@ -60,10 +60,16 @@ def from_dense(grid: Tensor, coords: Tensor) -> Tensor:
 def dense_conv_reference(
     coords: Tensor, feats: Tensor, weight: Tensor, bias: Tensor | None, resolution: int
 ) -> Tensor:
-    """Submanifold conv through F.conv3d with the spconv weight permuted to (Co, Ci, K, K, K)."""
+    """Submanifold conv through F.conv3d with the spconv weight permuted to (Co, Ci, K, K, K).
+
+    K = 1 follows spconv's ``conv1x1`` path, ``mm(feats, weight.view(Ci, Co))``: the stored
+    [Co, 1, 1, 1, Ci] buffer read as a (Ci, Co) matrix."""
     batch_size = int(coords[:, 0].max()) + 1
     grid = to_dense(coords, feats, batch_size, resolution)
     k = weight.shape[1]
+    if k == 1:
+        co, ci = weight.shape[0], weight.shape[-1]
+        weight = weight.contiguous().view(ci, co).t().reshape(co, 1, 1, 1, ci)
     out = F.conv3d(grid, weight.permute(0, 4, 1, 2, 3), bias, padding=k // 2)
     return from_dense(out, coords)
 

@@ -36,6 +36,27 @@ def test_conv_matches_dense_conv3d(device: str, kernel_size: int) -> None:
     torch.testing.assert_close(out.feats.cpu(), expected, rtol=1e-10, atol=1e-10)
 
 
+def test_pointwise_conv_reads_the_weight_buffer_like_spconv() -> None:
+    """spconv's 1x1x1 SubMConv3d multiplies by ``weight.view(Ci, Co)`` (not the transpose of
+    [Co, Ci]); upstream's mesh decoder skip connections run that, so ours must (CPU dry run of
+    issue 13: mesh_feats off by 156 % without it)."""
+    layer = SparseConv3d(2, 3, 1)
+    with torch.no_grad():
+        layer.conv.weight.copy_(torch.arange(6.0).reshape(3, 1, 1, 1, 2))
+        layer.conv.bias.copy_(torch.tensor([0.5, 0.0, -0.5]))
+    coords = torch.tensor([[0, 0, 0, 0], [0, 0, 0, 1], [0, 3, 2, 1]], dtype=torch.int32)
+    feats = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, -1.0]])
+    out = layer(SparseTensor(feats, coords)).feats
+    # The buffer 0..5 read as rows of a (Ci=2, Co=3) matrix: [[0, 1, 2], [3, 4, 5]].
+    expected = torch.tensor([[0.5, 1.0, 1.5], [3.5, 4.0, 4.5], [-2.5, -2.0, -1.5]])
+    torch.testing.assert_close(out, expected)
+    # The plain formula (TRELLIS.2's FlexGEMM convs) stays W[:, 0, 0, 0, :] @ feats.
+    neighbours = torch.arange(3).reshape(3, 1)
+    plain = submanifold_conv3d(feats, neighbours, layer.conv.weight, layer.conv.bias)
+    weight, bias = layer.conv.weight[:, 0, 0, 0, :], layer.conv.bias
+    torch.testing.assert_close(plain, feats @ weight.t() + bias)
+
+
 def test_state_dict_keys_are_spconv_style() -> None:
     layer = SparseConv3d(4, 6, 3)
     shapes = {k: tuple(v.shape) for k, v in layer.state_dict().items()}
