@@ -1,7 +1,7 @@
 """Our TRELLIS stages against upstream's on the tiny configuration: reference numbers made by
-upstream's own code on a GPU (float32, xformers + spconv) with .upstream/harness, committed as
-tests/data/trellis_parity/upstream_tiny.npz. Every stage within 1e-3 relative, the same occupied
-voxels, the same mesh vertex and face counts."""
+upstream's own code (float32) with .upstream/harness, committed as
+tests/data/trellis_parity/upstream_tiny.npz (its provenance: README.md beside it). Every stage
+within 1e-3 relative, the same occupied voxels, the same mesh vertex and face counts."""
 
 from __future__ import annotations
 
