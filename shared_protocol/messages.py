@@ -153,6 +153,9 @@ class ResultFile:
     media_type: str
     size_bytes: int
     to_asset: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
 class LodInfo:
     """One level of a LOD chain: its node name (``<name>_LOD<i>``) and size."""
 
