@@ -109,7 +109,8 @@ def run_job(
     raw_mb = None
     if keep_raw is not None:
         started = time.perf_counter()
-        raw_mb = save_raw(raw, keep_raw) / 2**20
+        with _stage_errors(GeometryStageError):  # it samples the colour source, as the bake does
+            raw_mb = save_raw(raw, keep_raw) / 2**20
         timings["keep_raw"] = time.perf_counter() - started
 
     # a CUDA job's heavy geometry stages run there (geometry_path.py)
