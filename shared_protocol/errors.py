@@ -38,10 +38,12 @@ class ErrorCode(enum.StrEnum):
     JOB_FINISHED = "job_finished"
     RESULT_EXPIRED = "result_expired"
     QUEUE_FULL = "queue_full"
+    UNKNOWN_DOWNLOAD = "unknown_download"
     # Running a job.
     WEIGHTS_MISSING = "weights_missing"
     MODEL_UNAVAILABLE = "model_unavailable"  # weights present, but it cannot run here
     DISK_FULL = "disk_full"
+    CHECKSUM_MISMATCH = "checksum_mismatch"  # a downloaded file is not the pinned one
     CUDA_OUT_OF_MEMORY = "cuda_out_of_memory"
     MODEL_FAILED = "model_failed"
     GEOMETRY_FAILED = "geometry_failed"
@@ -83,6 +85,9 @@ DEFAULT_HINTS: dict[ErrorCode, str] = {
     ErrorCode.RESULT_EXPIRED: "The result was removed by retention; submit the job again.",
     ErrorCode.QUEUE_FULL: "Wait for queued jobs to finish or cancel some.",
     ErrorCode.WEIGHTS_MISSING: "Run `dreamcad-backend download MODEL` on the backend machine.",
+    ErrorCode.UNKNOWN_DOWNLOAD: "List downloads with a download_status_request without an id.",
+    ErrorCode.CHECKSUM_MISMATCH: "The file was deleted; download again. If it happens again "
+    "the hub's file changed: update Dream CAD, whose pinned checksums name the right file.",
     ErrorCode.MODEL_UNAVAILABLE: "Pick another model: this one cannot run on the backend's "
     "hardware (`dreamcad-backend models` says why).",
     ErrorCode.DISK_FULL: "Free disk space on the backend machine (deleting old jobs works even "

@@ -22,7 +22,7 @@ from shared_protocol.json_limits import check_tree, is_text, load_header, salvag
 from shared_protocol.messages import MESSAGE_TYPES, Message
 
 PROTOCOL_NAME = "dreamcad"
-PROTOCOL_VERSION = 2  # 2: instance ids, worker health, request_key, forbidden
+PROTOCOL_VERSION = 3  # 2: instance ids, worker health, request_key, forbidden; 3: see docs
 TAG = f"{PROTOCOL_NAME}/{PROTOCOL_VERSION}".encode()
 
 
