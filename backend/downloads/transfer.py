@@ -86,9 +86,11 @@ def plan(
         base = PlannedFile(source.repo_id, source.revision, "", env_name=env_name)
         for declared in source.files:
             size = declared.size
-            if not size and not _in_snapshot(replace(base, path=declared.path)):
-                size = hub_client.file_size(source.repo_id, source.revision, declared.path,
-                                            env_name)  # fmt: skip
+            if not size:  # the size of what is here, else the hub's (totals must not shrink)
+                here = replace(base, path=declared.path)
+                size = (_snapshot_file(here).stat().st_size if _in_snapshot(here) else
+                        hub_client.file_size(source.repo_id, source.revision, declared.path,
+                                             env_name))  # fmt: skip
             files.append(replace(base, path=declared.path, size=size, sha256=declared.sha256))
         for folder in source.folders:
             if on_step:

@@ -105,7 +105,7 @@ def first_progress(client: BackendClient, job_id: str, stage: str = "field") -> 
 def test_hello_lists_models_and_limits(client) -> None:
     reply = client.request(HelloRequest(client_name="test"))
     assert isinstance(reply, HelloReply)
-    assert reply.protocol_version == 2
+    assert reply.protocol_version == 3
     procedural = next(m for m in reply.models if m.id == "procedural")
     assert procedural.tasks == ("text",) and procedural.weights_present
     assert {p.name for p in procedural.parameters} == {"resolution", "steps"}
