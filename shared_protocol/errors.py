@@ -85,7 +85,8 @@ DEFAULT_HINTS: dict[ErrorCode, str] = {
     ErrorCode.RESULT_EXPIRED: "The result was removed by retention; submit the job again.",
     ErrorCode.QUEUE_FULL: "Wait for queued jobs to finish or cancel some.",
     ErrorCode.WEIGHTS_MISSING: "Run `dreamcad-backend download MODEL` on the backend machine.",
-    ErrorCode.UNKNOWN_DOWNLOAD: "List downloads with a download_status_request without an id.",
+    ErrorCode.UNKNOWN_DOWNLOAD: "This backend has no such download: list its downloads, or "
+    "download the model again.",
     ErrorCode.CHECKSUM_MISMATCH: "The file was deleted; download again. If it happens again "
     "the hub's file changed: update Dream CAD, whose pinned checksums name the right file.",
     ErrorCode.MODEL_UNAVAILABLE: "Pick another model: this one cannot run on the backend's "
