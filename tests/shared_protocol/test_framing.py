@@ -32,7 +32,7 @@ def code_of(frames, limits: Limits | None = None) -> tuple[str, str | None]:
         ([TAG], "malformed_frames", None),
         ([b"http/1.1", b"{}"], "malformed_frames", "tag"),
         ([b"dreamcad/1", b"{}"], "protocol_version_mismatch", "tag"),
-        ([b"dreamcad/3", b"{}"], "protocol_version_mismatch", "tag"),
+        ([b"dreamcad/4", b"{}"], "protocol_version_mismatch", "tag"),
         ([TAG, b"{not json"], "bad_json", None),
         ([TAG, b"\xff\xfe"], "bad_json", None),
         ([TAG, b"[1, 2]"], "bad_json", None),
