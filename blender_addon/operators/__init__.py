@@ -3,6 +3,6 @@
 ``CLASSES`` is the order in which they are registered.
 """
 
-from . import connection, generate, jobs, presets
+from . import connection, generate, jobs, presets, shelf
 
-CLASSES = (*connection.CLASSES, *generate.CLASSES, *jobs.CLASSES, *presets.CLASSES)
+CLASSES = (*connection.CLASSES, *generate.CLASSES, *jobs.CLASSES, *presets.CLASSES, *shelf.CLASSES)
