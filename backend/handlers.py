@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from backend import __version__
 from backend.jobs import result_files
@@ -20,8 +20,10 @@ from backend.jobs.admission import admit
 from backend.jobs.queue import JobQueue
 from backend.jobs.sources import source_raw_path
 from backend.jobs.store import JobRecord
+from backend.model_shelf import recommended
 from backend.models.registry import ModelRegistry
 from backend.ownership import LOCAL_USER, Caller
+from backend.shelf_handlers import SHELF_HANDLERS
 from backend.telemetry import gpu_info
 from shared_protocol.codec import from_wire
 from shared_protocol.errors import ErrorCode, ProtocolError
@@ -53,6 +55,9 @@ from shared_protocol.messages import (
     WorkerHealth,
 )
 
+if TYPE_CHECKING:
+    from backend.model_shelf import ModelShelf
+
 T = TypeVar("T")
 
 
@@ -73,6 +78,7 @@ class HandlerContext:
     instance_id: str = ""
     workers: Callable[[], tuple[WorkerHealth, ...]] = field(default=lambda: ())
     disk_free_mb: Callable[[], float | None] = field(default=lambda: None)
+    shelf: ModelShelf | None = None  # model states, downloads, load/release (shelf_handlers.py)
 
 
 def model_infos(registry: ModelRegistry) -> tuple[ModelInfo, ...]:
@@ -91,15 +97,21 @@ def model_infos(registry: ModelRegistry) -> tuple[ModelInfo, ...]:
 
 
 def hello(ctx: HandlerContext, message: HelloRequest) -> HelloReply:
+    gpus = gpu_info()
+    models = model_infos(ctx.registry)
+    states = ctx.shelf.states() if ctx.shelf else ()
+    loaded = [s.model for s in states if s.state == "loaded"]
     return HelloReply(
         backend_version=__version__,
         protocol_version=PROTOCOL_VERSION,
-        gpus=gpu_info(),
-        models=model_infos(ctx.registry),
+        gpus=gpus,
+        models=models,
         max_frame_bytes=ctx.limits.max_frame_bytes,
         max_frames=ctx.limits.max_frames,
         max_prompt_chars=ctx.limits.max_prompt_chars,
         instance_id=ctx.instance_id,
+        model_states=states,
+        recommended=recommended(models, gpus, loaded),
     )
 
 
@@ -195,6 +207,7 @@ def ping(ctx: HandlerContext, message: PingRequest) -> PingReply:
         instance_id=ctx.instance_id,
         workers=ctx.workers(),
         disk_free_mb=_rounded(ctx.disk_free_mb()),
+        model_states=ctx.shelf.states() if ctx.shelf else (),
     )
 
 
@@ -211,6 +224,7 @@ HANDLERS: dict[type[Message], Callable[[HandlerContext, Message], Message]] = {
     FetchRequest: fetch,
     DeleteRequest: delete,
     PingRequest: ping,
+    **SHELF_HANDLERS,
 }  # type: ignore[dict-item]
 
 

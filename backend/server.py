@@ -28,12 +28,14 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from backend.disk_space import disk_full_error, free_mb, is_disk_full
+from backend.downloads.manager import DownloadManager
 from backend.event_bus import EventBus
 from backend.handlers import HANDLERS, HandlerContext
 from backend.jobs.pool import WorkerPool, WorkersFactory
 from backend.jobs.queue import JobQueue
 from backend.jobs.store import JobStore
 from backend.jobs.supervisor import WorkerSupervisor
+from backend.model_shelf import ModelShelf
 from backend.models.registry import ModelRegistry
 from backend.ownership import Caller, caller_of, load_operator_keys
 from backend.settings import Settings
@@ -41,7 +43,12 @@ from backend.subscriptions import Subscriptions
 from backend.telemetry import detect_devices
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.framing import DecodeError, decode, encode, split_identity
-from shared_protocol.messages import ErrorReply, JobFailedEvent, ResultEvent
+from shared_protocol.messages import (
+    DownloadFinishedEvent,
+    ErrorReply,
+    JobFailedEvent,
+    ResultEvent,
+)
 
 if TYPE_CHECKING:
     from backend.metrics import BackendMetrics
@@ -115,6 +122,10 @@ class BackendServer:
                 settings.vram_budget_mb,
             )
         )
+        self.downloads = DownloadManager(
+            settings.data_dir / "downloads.sqlite3", self.registry, self.events.publish
+        )
+        self.shelf = ModelShelf(self.registry, self.downloads, self.supervisor.workers)
         self._dropped = 0
         self._last_drop_log = 0.0
         self.metrics: BackendMetrics | None = None
@@ -141,6 +152,7 @@ class BackendServer:
                 ) from error
             log.info("metrics on http://%s:%d/metrics", host, port)
         self.supervisor.start()
+        self.downloads.start()  # a download a stop interrupted resumes
         if self.settings.warm_up_kernels:
             threading.Thread(target=_warm_up_kernels, name="warm-up", daemon=True).start()
         log.info(
@@ -200,6 +212,7 @@ class BackendServer:
         self.supervisor.join(WORKER_JOIN_S)
         if self.metrics is not None:
             self.metrics.close()
+        self.downloads.close()
         if self._authenticator is not None:
             self._authenticator.stop()
         self.router.close(linger=0)
@@ -255,13 +268,14 @@ class BackendServer:
             instance_id=self.instance_id,
             workers=self.supervisor.health,
             disk_free_mb=lambda: free_mb(self.settings.data_dir),
+            shelf=self.shelf,
         )
 
     def _forward_events(self) -> None:
         for job_id, message in self.events.drain():
             for identity, parent_id in self.subscriptions.of(job_id):
                 self._send(identity, encode(message, parent_id=parent_id))
-            if isinstance(message, (ResultEvent, JobFailedEvent)):
+            if isinstance(message, (ResultEvent, JobFailedEvent, DownloadFinishedEvent)):
                 self.subscriptions.end_job(job_id)
 
     def _send(self, identity: bytes, frames: list[bytes]) -> None:

@@ -112,6 +112,14 @@ def models() -> tuple[ModelInfo, ...]:
     return session.hello.models
 
 
+def shelf():
+    """The connected backend's model states and downloads (client/shelf.py), or None."""
+    session = STATE.session
+    if session is None or session.hello is None or not session.connected:
+        return None
+    return session.shelf
+
+
 def model_info(model_id: str) -> ModelInfo | None:
     return next((m for m in models() if m.id == model_id), None)
 

@@ -42,10 +42,12 @@ class ErrorCode(enum.StrEnum):
     RESULT_EXPIRED = "result_expired"
     QUEUE_FULL = "queue_full"
     CLIENT_QUEUE_FULL = "client_queue_full"  # this client's share of the queue is used up
+    UNKNOWN_DOWNLOAD = "unknown_download"
     # Running a job.
     WEIGHTS_MISSING = "weights_missing"
     MODEL_UNAVAILABLE = "model_unavailable"  # weights present, but it cannot run here
     DISK_FULL = "disk_full"
+    CHECKSUM_MISMATCH = "checksum_mismatch"  # a downloaded file is not the pinned one
     CUDA_OUT_OF_MEMORY = "cuda_out_of_memory"
     MODEL_FAILED = "model_failed"
     GEOMETRY_FAILED = "geometry_failed"
@@ -95,6 +97,10 @@ DEFAULT_HINTS: dict[ErrorCode, str] = {
     ErrorCode.CLIENT_QUEUE_FULL: "You have as many jobs queued as the backend allows one client "
     "(`serve --max-queued-per-client`): wait for some to start, or cancel some.",
     ErrorCode.WEIGHTS_MISSING: "Run `dreamcad-backend download MODEL` on the backend machine.",
+    ErrorCode.UNKNOWN_DOWNLOAD: "This backend has no such download: list its downloads, or "
+    "download the model again.",
+    ErrorCode.CHECKSUM_MISMATCH: "The file was deleted; download again. If it happens again "
+    "the hub's file changed: update Dream CAD, whose pinned checksums name the right file.",
     ErrorCode.MODEL_UNAVAILABLE: "Pick another model: this one cannot run on the backend's "
     "hardware (`dreamcad-backend models` says why).",
     ErrorCode.DISK_FULL: "Free disk space on the backend machine (deleting old jobs works even "

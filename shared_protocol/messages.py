@@ -24,6 +24,9 @@ OutputFormat = Literal["glb", "obj", "ply", "stl"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 ViewName = Literal["front", "left", "back", "right", "top", "bottom"]
 ParameterKind = Literal["int", "float", "bool", "choice", "str"]
+# What a model is on one device: see docs/protocol.md "The model shelf".
+ModelStateName = Literal["missing", "downloading", "present", "loading", "loaded", "error"]
+DownloadState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 FINISHED_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 MIN_FACES, MAX_FACES, DEFAULT_FACES = 500, 500_000, 20_000
@@ -107,6 +110,55 @@ class ModelInfo:
     max_images: int = 1  # how many input images (views) the model takes
     available: bool = True
     unavailable_reason: str = ""
+    download_bytes: int = 0  # what `download` fetches (declared sizes; 0: unknown)
+    license_gated: bool = False  # the licence must be accepted on the hub before downloading
+    components: tuple[str, ...] = ()  # optional parts a download may add (e.g. "paint")
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """One model on one device (``device`` "" for states that are not per device).
+
+    ``missing`` no weights here; ``downloading`` a download is running (``download_id``,
+    ``fraction``); ``present`` weights here, not loaded; ``loading``; ``loaded`` (``vram_mb`` it
+    holds, when known); ``error`` the last download or load failed (``error``).
+    """
+
+    model: str
+    state: ModelStateName
+    device: str = ""
+    vram_mb: float | None = None
+    error: Error | None = None
+    download_id: str | None = None
+    fraction: float = bounded(0.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class DownloadProgress:
+    """Where a download is: bytes and files done, speed (bytes/s) and time left."""
+
+    bytes_done: int = 0
+    bytes_total: int = 0
+    files_done: int = 0
+    files_total: int = 0
+    speed_bps: float = 0.0
+    eta_s: float | None = None
+    current_file: str = ""
+    fraction: float = bounded(0.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class DownloadInfo:
+    """A download job as the backend stores it (it survives a restart and resumes)."""
+
+    download_id: str
+    model: str
+    components: tuple[str, ...]
+    state: DownloadState
+    created_at: float
+    progress: DownloadProgress = field(default_factory=DownloadProgress)
+    error: Error | None = None
+    finished_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -232,6 +284,10 @@ class HelloReply(Message):
     max_frames: int
     max_prompt_chars: int
     instance_id: str = ""
+    model_states: tuple[ModelState, ...] = ()
+    # Models whose weights are here and whose VRAM need fits a GPU's free memory now, best
+    # (largest that fits) first; on a CPU-only backend every present model.
+    recommended: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -386,6 +442,86 @@ class PingReply(Message):
     instance_id: str = ""
     workers: tuple[WorkerHealth, ...] = ()
     disk_free_mb: float | None = None
+    model_states: tuple[ModelState, ...] = ()
+
+
+@dataclass(frozen=True)
+class DownloadRequest(Message):
+    """Fetch a model's weights on the backend's machine, as a job (progress, cancel, resume).
+
+    ``components`` adds optional parts (required ones always come); ``only_components`` skips
+    the model's own weights. A model already downloading answers with that download's id.
+    """
+
+    TYPE: ClassVar[str] = "download_request"
+    model: str
+    components: tuple[str, ...] = ()
+    only_components: bool = False
+    watch: bool = True
+
+
+@dataclass(frozen=True)
+class DownloadReply(Message):
+    TYPE: ClassVar[str] = "download_reply"
+    download: DownloadInfo
+
+
+@dataclass(frozen=True)
+class DownloadStatusRequest(Message):
+    """One download (``download_id``) or all of them (None); ``watch`` subscribes to live ones."""
+
+    TYPE: ClassVar[str] = "download_status_request"
+    download_id: str | None = None
+    watch: bool = False
+
+
+@dataclass(frozen=True)
+class DownloadStatusReply(Message):
+    TYPE: ClassVar[str] = "download_status_reply"
+    downloads: tuple[DownloadInfo, ...]
+
+
+@dataclass(frozen=True)
+class DownloadCancelRequest(Message):
+    """Stop a download; the files fetched so far are kept, so a new download resumes."""
+
+    TYPE: ClassVar[str] = "download_cancel_request"
+    download_id: str
+
+
+@dataclass(frozen=True)
+class DownloadCancelReply(Message):
+    TYPE: ClassVar[str] = "download_cancel_reply"
+    download_id: str
+    state: DownloadState
+
+
+@dataclass(frozen=True)
+class LoadRequest(Message):
+    """Load a model before generating (``device`` "": the first worker's device)."""
+
+    TYPE: ClassVar[str] = "load_request"
+    model: str
+    device: str = ""
+
+
+@dataclass(frozen=True)
+class UnloadRequest(Message):
+    """Release a model's memory (``device`` "": on every device)."""
+
+    TYPE: ClassVar[str] = "unload_request"
+    model: str
+    device: str = ""
+
+
+@dataclass(frozen=True)
+class ModelStateReply(Message):
+    """The answer to load and unload: the model's states now (loading happens in the worker;
+    ping's ``model_states`` says when it is loaded)."""
+
+    TYPE: ClassVar[str] = "model_state_reply"
+    model: str
+    states: tuple[ModelState, ...]
 
 
 @dataclass(frozen=True)
@@ -426,6 +562,23 @@ class JobFailedEvent(Message):
     error: Error
 
 
+@dataclass(frozen=True)
+class DownloadProgressEvent(Message):
+    TYPE: ClassVar[str] = "download_progress_event"
+    download_id: str
+    model: str
+    progress: DownloadProgress
+
+
+@dataclass(frozen=True)
+class DownloadFinishedEvent(Message):
+    """A download ended: ``download.state`` is succeeded, failed (``download.error``) or
+    cancelled."""
+
+    TYPE: ClassVar[str] = "download_finished_event"
+    download: DownloadInfo
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls
     for cls in (
@@ -449,6 +602,17 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         ProgressEvent,
         ResultEvent,
         JobFailedEvent,
+        DownloadRequest,
+        DownloadReply,
+        DownloadStatusRequest,
+        DownloadStatusReply,
+        DownloadCancelRequest,
+        DownloadCancelReply,
+        LoadRequest,
+        UnloadRequest,
+        ModelStateReply,
+        DownloadProgressEvent,
+        DownloadFinishedEvent,
     )
 }
 REQUEST_TYPES = frozenset(name for name in MESSAGE_TYPES if name.endswith("_request"))

@@ -235,21 +235,25 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    from backend.download import download_weights, source_of
+    """Fetch here, in the foreground: the same resumable, checked transfer as a download job."""
+    from backend.cli.terminal import DownloadBar
+    from backend.downloads.transfer import Transfer, plan, sources_of
 
     cls = ModelRegistry().adapter_class(args.model)
-    # Required components come with the model; --with adds optional ones.
-    components = list(dict.fromkeys([*cls.required_components, *args.components]))
-    for component in components:
-        source_of(cls, component)  # an unknown component fails before anything is fetched
-
-    def report(name: str, index: int, count: int) -> None:
-        print(f"[{index + 1}/{count}] {name}", flush=True)
-
-    if not (args.only and args.components):
-        print(f"{args.model}: weights in {download_weights(cls, report)}")
-    for component in components:
-        folder = download_weights(cls, report, component)
+    components = tuple(args.components)
+    sources_of(cls, components, args.only)  # an unknown component fails before anything else
+    files = plan(cls, components, args.only, on_step=lambda name: print(f"listing {name}",
+                                                                          flush=True))  # fmt: skip
+    bar = DownloadBar()
+    try:
+        Transfer(files, bar, CancelToken()).run()
+    finally:
+        bar.close()
+    registry = ModelRegistry()
+    if cls.weights is not None and not (args.only and components):
+        print(f"{args.model}: weights in {registry.weights_dir(args.model)}")
+    for component in dict.fromkeys([*cls.required_components, *components]):
+        folder = registry.component_dir(args.model, component)
         print(f"{args.model} {component}: weights in {folder}")
     return 0
 

@@ -91,6 +91,10 @@ class WorkerSupervisor:
             for slot in self._slots
         )
 
+    def workers(self) -> tuple[Worker, ...]:
+        """The live worker of each device (for the model shelf's load, release and states)."""
+        return tuple(slot.worker for slot in self._slots)
+
     def join(self, timeout_s: float) -> None:
         """Wait for the workers to finish their current step, ``timeout_s`` for all together."""
         deadline = time.monotonic() + timeout_s

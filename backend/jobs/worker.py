@@ -20,6 +20,7 @@ from backend.cancellation import CancelToken
 from backend.disk_space import disk_full_error, is_disk_full
 from backend.geometry.raw_store import RAW_FILE
 from backend.images import decode_image
+from backend.jobs.model_control import ModelControl
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import error_from_exception, run_job
 from backend.jobs.sources import job_mesh
@@ -49,6 +50,7 @@ class Worker(threading.Thread):
         self.queue = queue
         self.device = device
         self.cache = ModelCache(registry, device, budget_mb)
+        self.control = ModelControl(device)  # load/release requests, served between jobs
         self._stop_event = stop
         self.current_job_id: str | None = None
         self.fatal_error: str = ""  # why the thread died, for the supervisor and ping
@@ -70,6 +72,7 @@ class Worker(threading.Thread):
             if self._unrecorded and not self._record_pending():
                 self._stop_event.wait(RETRY_RECORD_S)
                 continue
+            self.control.serve(self.cache)
             try:
                 claimed = self.queue.claim(timeout_s=CLAIM_WAIT_S)
             except Exception as error:  # the store cannot be written (full disk...): wait
@@ -78,6 +81,7 @@ class Worker(threading.Thread):
                 continue
             if claimed is not None:
                 self.run_one(*claimed)
+                self.control.refresh(self.cache)  # the job may have loaded or evicted models
 
     def run_one(self, record: JobRecord, token: CancelToken) -> None:
         job_id = record.job_id

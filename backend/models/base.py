@@ -204,7 +204,18 @@ class ModelAdapter(abc.ABC):
             max_images=self.max_images,
             available=present and fits_gpu,
             unavailable_reason="" if present and fits_gpu else reason,
+            download_bytes=self.download_bytes(),
+            license_gated=bool(self.weights and self.weights.gated),
+            components=tuple(n for n in self.components if n not in self.required_components),
         )
+
+    @classmethod
+    def download_bytes(cls) -> int:
+        """What a plain ``download`` fetches: the weights and required components (declared)."""
+        sources = [cls.weights] if cls.weights else []
+        sources += [cls.components[name] for name in cls.required_components]
+        return sum(sum(f.size for f in s.files) + (s.approx_size if s.folders else 0)
+                   for s in sources)  # fmt: skip
 
     @property
     def loaded(self) -> bool:

@@ -29,6 +29,9 @@ from shared_protocol.messages import (
     CancelRequest,
     DeleteReply,
     DeleteRequest,
+    DownloadCancelRequest,
+    DownloadRequest,
+    DownloadStatusRequest,
     ErrorReply,
     FetchReply,
     FetchRequest,
@@ -36,6 +39,7 @@ from shared_protocol.messages import (
     HelloRequest,
     ListJobsReply,
     ListJobsRequest,
+    LoadRequest,
     Message,
     PingReply,
     PingRequest,
@@ -43,6 +47,7 @@ from shared_protocol.messages import (
     StatusRequest,
     SubmitReply,
     SubmitRequest,
+    UnloadRequest,
 )
 
 from .compatibility import incompatibility_hint, version_in_refusal
@@ -58,6 +63,7 @@ from .records import (
     RequestFailed,
     client_error,
 )
+from .shelf import Shelf
 
 FILE_SLICE_BYTES = 16 * 2**20  # per fetch of an extra file (a splat file can pass 50 MB)
 
@@ -99,6 +105,7 @@ class Session:
         self.hello: HelloReply | None = None
         self.error = None  # ErrorInfo of the last connection failure
         self.tracker = JobTracker()
+        self.shelf = Shelf()  # model states and downloads (client/shelf.py)
         self._client: BackendClient | None = None
         self._pending: dict[str, _Pending] = {}
         self._last_ping = 0.0
@@ -181,6 +188,21 @@ class Session:
 
     def list_jobs(self) -> None:
         self._send(ListJobsRequest(), _Pending("list_jobs", self._clock()))
+
+    def download(self, model: str, components: tuple[str, ...] = ()) -> str:
+        """The backend fetches the weights; the add-on never downloads anything itself."""
+        request = DownloadRequest(model=model, components=components)
+        return self._send(request, _Pending("shelf", self._clock()))
+
+    def cancel_download(self, download_id: str) -> None:
+        request = DownloadCancelRequest(download_id=download_id)
+        self._send(request, _Pending("shelf", self._clock()))
+
+    def load_model(self, model: str) -> None:
+        self._send(LoadRequest(model=model), _Pending("shelf", self._clock()))
+
+    def release_model(self, model: str) -> None:
+        self._send(UnloadRequest(model=model), _Pending("shelf", self._clock()))
 
     def _send(self, message: Message, pending: _Pending) -> str:
         if self._client is None:
@@ -285,6 +307,8 @@ class Session:
     def _dispatch(self, envelope: Envelope) -> list[Notification]:
         message = envelope.message
         if envelope.type.endswith("_event"):
+            if self.shelf.event(message):
+                return []
             return self.tracker.event(message, envelope.parent_id)
         pending = self._pending.pop(envelope.parent_id or "", None)
         if pending is None:
@@ -316,8 +340,11 @@ class Session:
         if message.protocol_version != PROTOCOL_VERSION:
             return [self._incompatible(message.protocol_version)]
         self.hello = message
+        self.shelf.from_hello(message)
         self.state = ConnectionState.CONNECTED
         self._last_ping = self._clock()
+        # Follow downloads that run (one started before a reconnect or a backend restart).
+        self._send(DownloadStatusRequest(watch=True), _Pending("shelf", self._clock()))
         for job_id in self.tracker.to_watch():  # jobs from before a lost connection or restart
             self.watch(job_id)
         self.list_jobs()
@@ -370,6 +397,7 @@ class Session:
 
     def _on_ping(self, message: Message, _p: _Pending, _e: Envelope) -> list[Notification]:
         assert isinstance(message, PingReply)
+        self.shelf.from_states(message.model_states)
         if self.hello is not None and message.gpus:
             self.hello = replace(self.hello, gpus=message.gpus)  # free VRAM changes as we run
         return []

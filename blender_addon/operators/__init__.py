@@ -4,7 +4,7 @@ connection, presets.
 ``CLASSES`` is the order in which they are registered.
 """
 
-from . import connection, generate, jobs, mesh_jobs, presets
+from . import connection, generate, jobs, mesh_jobs, presets, shelf
 
 CLASSES = (*connection.CLASSES, *generate.CLASSES, *mesh_jobs.CLASSES, *jobs.CLASSES,
-           *presets.CLASSES)
+           *presets.CLASSES, *shelf.CLASSES)

@@ -74,6 +74,6 @@ def test_download_components_name_what_exists_and_how_to_get_it(tmp_path) -> Non
     assert unknown.returncode == 1
     assert "no component 'nope' (components: paint, turbo-vae)" in unknown.stderr
     offline = _download_cli(tmp_path, "hunyuan3d-2mini", "--with", "paint", "--only")
-    assert offline.returncode == 1 and "[1/2] hunyuan3d-delight-v2-0/" in offline.stdout
+    assert offline.returncode == 1 and "listing hunyuan3d-delight-v2-0/" in offline.stdout
     assert "weights_missing: cannot reach the Hugging Face hub" in offline.stderr
     assert "DREAMCAD_WEIGHTS_HUNYUAN3D_2MINI_PAINT" in offline.stderr

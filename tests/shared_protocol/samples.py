@@ -7,6 +7,16 @@ from shared_protocol.messages import (
     CancelRequest,
     DeleteReply,
     DeleteRequest,
+    DownloadCancelReply,
+    DownloadCancelRequest,
+    DownloadFinishedEvent,
+    DownloadInfo,
+    DownloadProgress,
+    DownloadProgressEvent,
+    DownloadReply,
+    DownloadRequest,
+    DownloadStatusReply,
+    DownloadStatusRequest,
     Error,
     ErrorReply,
     FetchReply,
@@ -19,11 +29,14 @@ from shared_protocol.messages import (
     JobInfo,
     ListJobsReply,
     ListJobsRequest,
+    LoadRequest,
     LodInfo,
     Manifest,
     MeshInput,
     Message,
     ModelInfo,
+    ModelState,
+    ModelStateReply,
     ParameterSchema,
     PingReply,
     PingRequest,
@@ -35,7 +48,19 @@ from shared_protocol.messages import (
     StatusRequest,
     SubmitReply,
     SubmitRequest,
+    UnloadRequest,
     WorkerHealth,
+)
+
+DOWNLOAD = DownloadInfo(
+    download_id="d1",
+    model="triposr",
+    components=("paint",),
+    state="failed",
+    created_at=100.0,
+    progress=DownloadProgress(1 << 20, 1 << 30, 1, 2, 5e6, 214.0, "model.ckpt", 0.001),
+    error=Error("checksum_mismatch", "model.ckpt is not the pinned one", None, "Download again."),
+    finished_at=101.5,
 )
 
 GPU = GpuInfo(
@@ -97,6 +122,12 @@ MODEL = ModelInfo(
     license="MIT",
 )
 
+MODEL_STATES = (
+    ModelState("triposr", "loaded", "cuda:0", vram_mb=5800.5),
+    ModelState("triposr", "error", "cuda:1", error=ERROR),
+    ModelState("sf3d", "downloading", download_id="d1", fraction=0.25),
+)
+
 SAMPLES: list[Message] = [
     HelloRequest(client_name="blender", client_version="5.0.1"),
     HelloReply(
@@ -108,6 +139,8 @@ SAMPLES: list[Message] = [
         max_frames=16,
         max_prompt_chars=2000,
         instance_id="0f3c9a",
+        model_states=MODEL_STATES,
+        recommended=("inflate",),
     ),
     SubmitRequest(
         model="inflate",
@@ -157,9 +190,21 @@ SAMPLES: list[Message] = [
         instance_id="0f3c9a",
         workers=(WorkerHealth("cuda:0", True, "abc", restarts=1, last_error="SystemExit"),),
         disk_free_mb=5120.5,
+        model_states=MODEL_STATES,
     ),
     ErrorReply(error=ERROR),
     ProgressEvent(job_id="abc", progress=PROGRESS, preview=b"small png"),
     ResultEvent(job_id="abc", manifest=MANIFEST, asset=b"glTF", preview=None),
     JobFailedEvent(job_id="abc", state="failed", error=ERROR),
+    DownloadRequest(model="hunyuan3d-2mini", components=("paint",), only_components=True),
+    DownloadReply(download=DOWNLOAD),
+    DownloadStatusRequest(download_id="d1", watch=True),
+    DownloadStatusReply(downloads=(DOWNLOAD,)),
+    DownloadCancelRequest(download_id="d1"),
+    DownloadCancelReply(download_id="d1", state="running"),
+    LoadRequest(model="triposr", device="cuda:0"),
+    UnloadRequest(model="triposr"),
+    ModelStateReply(model="triposr", states=MODEL_STATES),
+    DownloadProgressEvent(download_id="d1", model="triposr", progress=DOWNLOAD.progress),
+    DownloadFinishedEvent(download=DOWNLOAD),
 ]
