@@ -12,14 +12,17 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from backend.geometry.mesh_input import read_glb
 from backend.geometry.raw_asset import RawAsset
 from backend.geometry.raw_store import RAW_FILE, load_raw
 from backend.jobs.spec import JobSpec
 from backend.jobs.store import JobStore
-from backend.ownership import Caller
 from shared_protocol.errors import ErrorCode, ProtocolError
+
+if TYPE_CHECKING:  # the jobs layer only calls the Caller it is given (no runtime import upward)
+    from backend.ownership import Caller
 
 FIELD = "body.source_job"
 
