@@ -89,10 +89,15 @@ def write_weights(folder: Path, size: str) -> Path:
         testing.write_tiny_weights(folder, testing.IMAGE_MODEL)
         spec, config = NetworkSpec("SLatRadianceFieldDecoder", TINY_RF_DECODER), TINY_RF_DECODER
     elif size == "full":
-        sys.path.insert(0, str(REPO / "benchmarks"))
-        from trellis import write_full_size  # benchmarks/trellis.py
+        # benchmarks/trellis.py by its path: upstream's ``trellis`` package may be importable here
+        import importlib.util
 
-        write_full_size(folder)
+        loader = importlib.util.spec_from_file_location(
+            "dreamcad_trellis_benchmark", REPO / "benchmarks" / "trellis.py"
+        )
+        benchmark = importlib.util.module_from_spec(loader)
+        loader.loader.exec_module(benchmark)
+        benchmark.write_full_size(folder)
         spec = network_spec_from_dict(RELEASED_RF, RF_DECODER)
         config = spec.config
     else:
