@@ -81,12 +81,15 @@ def test_setup_errors_exit_2_with_the_reason(fresh, backend, addon_zip, tmp_path
 def test_meshes_folder_optimized_into_the_scene(fresh, backend, addon_zip, tmp_path) -> None:
     """--meshes: each GLB optimized with LODs, imported at its grid cell with its job id; a
     broken file fails alone with the backend's code."""
-    sys.path.insert(0, str(REPO))
-    from tests.support.mesh_glbs import textured_shells
+    from tests.support.backend_process import backend_python
 
     meshes = tmp_path / "meshes"
     meshes.mkdir()
-    (meshes / "a_ball.glb").write_bytes(textured_shells(rows=16)[0])
+    # trimesh lives in the backend's environment, not Blender's: the GLB is written there.
+    write = ("import sys; from tests.support.mesh_glbs import textured_shells; "
+             "open(sys.argv[1], 'wb').write(textured_shells(rows=16)[0])")
+    subprocess.run([backend_python(), "-c", write, str(meshes / "a_ball.glb")], cwd=REPO,
+                   check=True, timeout=120)
     (meshes / "b_broken.glb").write_bytes(b"glTF not really")
     out = tmp_path / "meshes.blend"
     result = run_batch(tmp_path, addon_zip, "--meshes", str(meshes), "--task", "optimize",
