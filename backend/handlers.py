@@ -121,7 +121,7 @@ def submit(ctx: HandlerContext, message: SubmitRequest) -> SubmitReply:
         return _submitted_before(ctx, existing, message.watch)
     admission = admit(ctx.registry, message)
     if message.source_job is not None:
-        source_raw_path(ctx.queue.store, message.source_job, ctx.caller)
+        source_raw_path(ctx.queue.store, message.source_job, ctx.caller.may_access)
     record, position = ctx.queue.submit(
         admission.spec,
         admission.encoded_images,

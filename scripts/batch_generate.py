@@ -2,6 +2,8 @@
 
     blender --background --python scripts/batch_generate.py -- \
         (--prompts FILE | --images DIR_OR_FILE) --model MODEL --out scene.blend [options]
+    blender --background --python scripts/batch_generate.py -- \
+        --meshes DIR --task texture|optimize --out scene.blend [options]
     python scripts/batch_generate.py ...same options...        (with the bpy module installed)
 
 It drives the Dream CAD extension's own operators (dreamcad.select_model, dreamcad.generate),
@@ -33,7 +35,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--prompts", type=Path, help="text file, one prompt per line")
     source.add_argument("--images", type=Path, help="folder of images (or one image file)")
-    parser.add_argument("--model", required=True, help="model id, e.g. inflate or procedural")
+    source.add_argument("--meshes", type=Path,
+                        help="folder of .glb meshes (or one) to --task texture or optimize")
+    parser.add_argument("--model", help="model id, e.g. inflate or procedural (--task optimize: "
+                        "mesh-optimize unless given)")
+    parser.add_argument("--task", choices=("texture", "optimize"), default="optimize",
+                        help="with --meshes: what to do to each mesh (default optimize)")
+    parser.add_argument("--look-image", type=Path, help="--task texture: the image to paint from")
+    parser.add_argument("--look-prompt", help="--task texture: a prompt (model image-bridge)")
+    parser.add_argument("--lods", type=int, default=0, help="with --meshes: LOD1..LODK too")
+    parser.add_argument("--quads", action="store_true", help="with --meshes: quad remesh")
+    parser.add_argument("--keep-inner", action="store_true",
+                        help="with --meshes: keep hidden inner shells")
+    parser.add_argument("--keep-uvs", action="store_true",
+                        help="with --meshes: keep each mesh's own UVs")
     parser.add_argument("--out", type=Path, required=True, help=".blend file to write")
     parser.add_argument("--address", help="backend address (default: the add-on's preference)")
     parser.add_argument("--addon-zip", type=Path, help="install this extension build first")
@@ -162,8 +177,10 @@ def configure(bpy, settings, args: argparse.Namespace, params: dict[str, object]
 def run(args: argparse.Namespace) -> int:
     import bpy
 
-    items = batch_inputs(args)
+    items = batch_inputs(args) if args.meshes is None else []
     params = parse_params(args.param)
+    if args.meshes is None and not args.model:
+        raise BatchError("--model is needed with --prompts or --images")
     addon_name = enable_addon(bpy, args.addon_zip)
     if not args.keep_scene:
         bpy.ops.wm.read_homefile(use_empty=True)
@@ -182,10 +199,37 @@ def run(args: argparse.Namespace) -> int:
                 bpy.ops.dreamcad.start_local_backend()
             except RuntimeError as error:
                 raise BatchError(str(error)) from None
+        if args.meshes is not None:
+            return meshes_all(bpy, args, prefs.backend_address)
         return generate_all(bpy, args, items, params)
     finally:
         if bpy.ops.dreamcad.stop_local_backend.poll():  # only a backend we started
             bpy.ops.dreamcad.stop_local_backend()
+
+
+def meshes_all(bpy, args: argparse.Namespace, address: str) -> int:
+    """--meshes: texture or optimize each GLB through the backend; save the scene."""
+    from batch_meshes import mesh_items, optimize_all
+
+    try:
+        count = len(mesh_items(args.meshes))
+    except ValueError as error:
+        raise BatchError(str(error)) from None
+    if args.task == "texture" and not (args.look_image or args.look_prompt):
+        raise BatchError("--task texture needs --look-image or --look-prompt")
+    if args.task == "texture" and not args.model:
+        raise BatchError("--task texture needs --model (e.g. hunyuan3d-2mini, or image-bridge "
+                         "with --look-prompt)")
+    done, failures = optimize_all(bpy, args, address, grid_position)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(args.out.resolve()))
+    print(f"batch: saved {args.out.resolve()}", flush=True)
+    if failures:
+        print(f"batch: {len(failures)} of {count} failed:", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0 if done else EXIT_FAILED
 
 
 def generate_all(bpy, args: argparse.Namespace, items: list[tuple[str, str]],

@@ -20,6 +20,7 @@ from shared_protocol.errors import ErrorInfo as Error  # the wire form of every 
 # optimize makes a given mesh (or a finished job's raw output) game-ready, with no model run.
 Task = Literal["text", "image", "multi_image", "texture", "optimize"]
 MESH_TASKS: frozenset[str] = frozenset({"texture", "optimize"})
+GENERATE_TASKS: tuple[str, ...] = ("text", "image", "multi_image")  # the others make new assets
 OutputFormat = Literal["glb", "obj", "ply", "stl"]
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 ViewName = Literal["front", "left", "back", "right", "top", "bottom"]

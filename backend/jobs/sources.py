@@ -11,30 +11,30 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from backend.geometry.mesh_input import read_glb
 from backend.geometry.raw_asset import RawAsset
 from backend.geometry.raw_store import RAW_FILE, load_raw
 from backend.jobs.spec import JobSpec
-from backend.jobs.store import JobStore
+from backend.jobs.store import JobRecord, JobStore
 from shared_protocol.errors import ErrorCode, ProtocolError
-
-if TYPE_CHECKING:  # the jobs layer only calls the Caller it is given (no runtime import upward)
-    from backend.ownership import Caller
 
 FIELD = "body.source_job"
 
 
-def source_raw_path(store: JobStore, source_job: str, caller: Caller | None = None) -> Path:
-    """The raw output file of ``source_job``, checked for ``caller`` (None: no owner check)."""
+def source_raw_path(
+    store: JobStore, source_job: str, may_access: Callable[[JobRecord], bool] | None = None
+) -> Path:
+    """The raw output file of ``source_job``; ``may_access`` is the caller's ownership check
+    (``Caller.may_access``; None: none, as for the local CLI)."""
     record = store.get(source_job)
     if record is None:
         raise ProtocolError(
             ErrorCode.UNKNOWN_JOB, f"no job {source_job!r} to optimize again", field=FIELD
         )
-    if caller is not None and not caller.may_access(record):
+    if may_access is not None and not may_access(record):
         raise ProtocolError(
             ErrorCode.FORBIDDEN, f"job {source_job} belongs to another client", field=FIELD
         )

@@ -6,6 +6,7 @@ import bpy
 from bpy.props import FloatProperty, StringProperty
 
 from shared_protocol.errors import ErrorCode, ProtocolError
+from shared_protocol.messages import GENERATE_TASKS
 
 from .. import live_state, runtime
 from ..properties import sync_parameters
@@ -84,10 +85,15 @@ class DREAMCAD_OT_select_model(bpy.types.Operator):
                 ErrorCode.WEIGHTS_MISSING if not model.weights_present
                 else ErrorCode.MODEL_UNAVAILABLE,
                 f"{model.name} cannot run here: {model.unavailable_reason}", field="model"))
+        generating = [task for task in model.tasks if task in GENERATE_TASKS]
+        if not generating:
+            return report_error(self, ProtocolError(
+                ErrorCode.UNSUPPORTED_TASK, f"{model.name} makes no new asset: it works on a "
+                f"mesh you have ({', '.join(model.tasks)})", field="model"))
         settings = context.scene.dreamcad
         settings.model_id = model.id
-        if settings.task not in model.tasks:
-            settings.task = model.tasks[0]
+        if settings.task not in generating:
+            settings.task = generating[0]
         sync_parameters(settings, model)
         return {"FINISHED"}
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import bpy
 
+from shared_protocol.messages import GENERATE_TASKS
+
 from .. import importer, live_state
 from ..client.records import ConnectionState
 from .status_text import gpu_line, progress_line, wrap
@@ -78,6 +80,8 @@ class DREAMCAD_PT_model(DreamCadPanel, bpy.types.Panel):
             return
         column = layout.column(align=True)
         for model in models:
+            if not any(task in GENERATE_TASKS for task in model.tasks):
+                continue  # e.g. mesh-optimize: it works on the artist's meshes, not from inputs
             row = column.row(align=True)
             row.enabled = model.available
             op = row.operator("dreamcad.select_model", text=model.name,
@@ -103,7 +107,8 @@ class DREAMCAD_PT_input(DreamCadPanel, bpy.types.Panel):
         layout = self.layout
         settings = context.scene.dreamcad
         model = live_state.model_info(settings.model_id)
-        tasks = model.tasks if model else ("text", "image", "multi_image")
+        # Mesh tasks (texture, optimize) are not inputs of a new asset: they have their own UI.
+        tasks = [t for t in (model.tasks if model else GENERATE_TASKS) if t in GENERATE_TASKS]
         row = layout.row(align=True)
         for task in tasks:
             row.prop_enum(settings, "task", task)

@@ -102,6 +102,9 @@ def test_another_key_cannot_see_or_touch_a_job(tmp_path, keys) -> None:
             DeleteRequest(job_id=job_id),
         ):
             assert refusal(bob, request) == ErrorCode.FORBIDDEN.value, request
+        # Nor can bob optimize alice's job again from its kept raw output.
+        again = SubmitRequest(model="mesh-optimize", task="optimize", source_job=job_id)
+        assert refusal(bob, again) == ErrorCode.FORBIDDEN.value
         listed = bob.request(ListJobsRequest(), timeout_s=30).jobs
         assert job_id not in [job.job_id for job in listed]
         # A request key is the owner's own: bob's "k1" is a job of his.

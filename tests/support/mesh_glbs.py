@@ -36,6 +36,22 @@ def textured_shells(rows: int = 32) -> tuple[bytes, int, int]:
     return data, len(outer_f), len(inner_f)
 
 
+def textured_ball(rows: int = 24) -> bytes:
+    """One textured sphere (one material): the UV layout an artist made, to keep."""
+    import trimesh
+    from PIL import Image
+
+    vertices, faces = shell_meshes.sphere(1.0, rows)
+    # A layout of its own: u around y, v from bottom to top, inside 0.1 .. 0.9.
+    u = (np.arctan2(vertices[:, 2], vertices[:, 0]) / (2 * np.pi) + 0.5) * 0.8 + 0.1
+    v = (vertices[:, 1] / 2.0 + 0.5) * 0.8 + 0.1
+    texture = np.full((32, 32, 3), 128, np.uint8)
+    material = trimesh.visual.material.PBRMaterial(baseColorTexture=Image.fromarray(texture))
+    mesh = trimesh.Trimesh(vertices, faces, process=False)
+    mesh.visual = trimesh.visual.TextureVisuals(uv=np.stack([u, v], 1), material=material)
+    return mesh.export(file_type="glb")
+
+
 def glb_of(vertices: np.ndarray, faces: np.ndarray) -> bytes:
     import trimesh
 

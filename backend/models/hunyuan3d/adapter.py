@@ -246,6 +246,9 @@ class Hunyuan3DShapeAdapter(ModelAdapter):
             raise ProtocolError(
                 ErrorCode.MISSING_FIELD, "task 'texture' needs a mesh", field="mesh"
             )
+        # The shape stages are skipped: "meshing" says whose mesh is painted, then "texture".
+        progress("meshing", 1, 1, f"your mesh: {len(mesh.faces)} faces")
+        cancel.raise_if_cancelled()
         painted = self._paint(request, mesh.vertices, mesh.faces, mesh.name or self.id,
                               list(mesh.warnings), progress, cancel)  # fmt: skip
         painted.uvs = mesh.uvs  # keep_uvs paints into the artist's layout

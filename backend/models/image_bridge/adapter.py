@@ -11,6 +11,7 @@ once, by the ``background`` method given here. The picture is also the first sta
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,8 @@ class ImageBridgeAdapter(ModelAdapter):
         ParameterSchema("prompt_suffix", "str", OBJECT_SUFFIX, "Prompt suffix",
                         "appended to the prompt so the picture suits 3D reconstruction"),
         BACKGROUND_PARAMETER,  # handed to the image model, which cuts the picture out with it
+        ParameterSchema("image_model_parameters", "str", "{}", "3D model parameters",
+                        "JSON object of the 3D model's own parameters (e.g. its paint steps)"),
     )
     stage_weights = {"text_to_image": 0.35, "image_to_3d": 0.65}
     out_of_memory_hint = (
@@ -162,6 +165,7 @@ class ImageBridgeAdapter(ModelAdapter):
                 hint=f"Run `dreamcad-backend download {name}`, or pick another image model.",
             )
         locate_pipeline(params["text_model"], DEFAULT_TEXT_MODEL, self.weights_dir)
+        inner_parameters(params)
 
     def _generate(
         self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
@@ -186,7 +190,8 @@ class ImageBridgeAdapter(ModelAdapter):
         inner_request = GenerationRequest(
             task="texture" if request.task == "texture" else "image",
             images=(ImagePixels(picture),), seed=request.seed,
-            parameters={"background": params["background"]} if takes_background else {},
+            parameters={**inner_parameters(params),
+                        **({"background": params["background"]} if takes_background else {})},
             target_faces=request.target_faces, texture_size=request.texture_size,
             mesh=request.mesh,
         )
@@ -216,3 +221,19 @@ class ImageBridgeAdapter(ModelAdapter):
             self.text_folder = folder
         return self.text_pipeline
 
+
+def inner_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``image_model_parameters`` as a dict (the image model checks the names and values)."""
+    import json
+
+    try:
+        value = json.loads(params["image_model_parameters"])
+    except json.JSONDecodeError as error:
+        value = error
+    if not isinstance(value, dict):
+        raise ProtocolError(
+            ErrorCode.INVALID_PARAMETER,
+            "image_model_parameters must be a JSON object of the image model's parameters",
+            field="parameters.image_model_parameters",
+        )
+    return value

@@ -113,7 +113,12 @@ def minimal_request(cls: type[ModelAdapter], task: str, **changes: Any) -> Gener
         known = {p.name for p in cls.parameters}
         parameters.update({k: v for k, v in TINY_PAINT.items() if k in known})
         if "image_model" in known:
+            import json
+
+            inner = {**family_testing(ADAPTERS[TEXTURING_MODEL]).TINY_PARAMETERS[TEXTURING_MODEL],
+                     **TINY_PAINT}  # fmt: skip
             parameters["image_model"] = TEXTURING_MODEL
+            parameters["image_model_parameters"] = json.dumps(inner)
     values = dict(
         task=task, prompt="a small orange ball", images=images, seed=3,
         parameters=parameters, target_faces=500, texture_size=256,

@@ -76,3 +76,29 @@ def test_setup_errors_exit_2_with_the_reason(fresh, backend, addon_zip, tmp_path
                            "tcp://127.0.0.1:9", "--connect-timeout", "1")
     assert no_backend.returncode == 2 and "no backend answers" in no_backend.stderr
     assert not (tmp_path / "x.blend").exists()
+
+
+def test_meshes_folder_optimized_into_the_scene(fresh, backend, addon_zip, tmp_path) -> None:
+    """--meshes: each GLB optimized with LODs, imported at its grid cell with its job id; a
+    broken file fails alone with the backend's code."""
+    from tests.support.backend_process import backend_python
+
+    meshes = tmp_path / "meshes"
+    meshes.mkdir()
+    # trimesh lives in the backend's environment, not Blender's: the GLB is written there.
+    write = ("import sys; from tests.support.mesh_glbs import textured_shells; "
+             "open(sys.argv[1], 'wb').write(textured_shells(rows=16)[0])")
+    subprocess.run([backend_python(), "-c", write, str(meshes / "a_ball.glb")], cwd=REPO,
+                   check=True, timeout=120)
+    (meshes / "b_broken.glb").write_bytes(b"glTF not really")
+    out = tmp_path / "meshes.blend"
+    result = run_batch(tmp_path, addon_zip, "--meshes", str(meshes), "--task", "optimize",
+                       "--out", str(out), "--address", backend.address, "--faces", "500",
+                       "--texture-size", "256", "--lods", "1")
+    assert result.returncode == 1, result.stderr
+    assert "1 of 2 failed" in result.stderr and "b_broken.glb" in result.stderr
+    assert "invalid_mesh" in result.stderr
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    tagged = [o for o in bpy.data.objects if "dreamcad_job_id" in o]
+    assert {o["dreamcad_source_mesh"] for o in tagged} == {"a_ball.glb"}
+    assert sorted(o.name for o in tagged if o.type == "MESH") == ["a_ball_LOD0", "a_ball_LOD1"]

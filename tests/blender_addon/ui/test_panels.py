@@ -14,7 +14,7 @@ import pytest
 
 from shared_protocol.errors import DEFAULT_HINTS, ErrorCode
 from shared_protocol.framing import PROTOCOL_VERSION
-from shared_protocol.messages import ModelInfo, Progress
+from shared_protocol.messages import GENERATE_TASKS, ModelInfo, Progress
 from tests.blender_addon.ui.recording_layout import RecordingLayout
 
 
@@ -50,7 +50,10 @@ def test_connected_panel_shows_backend_models_and_schema_parameters(connected) -
         layout.texts("label")
     assert any("GPU" in t or "GB free" in t for t in layout.texts("label"))
     buttons = layout.find("operator", name="dreamcad.select_model")
-    assert [b.properties["model_id"] for b in buttons] == [m.id for m in hello.models]
+    # Every model that makes new assets; mesh-optimize works on the artist's meshes instead.
+    listed = [b.properties["model_id"] for b in buttons]
+    assert listed == [m.id for m in hello.models if set(m.tasks) & set(GENERATE_TASKS)]
+    assert "mesh-optimize" not in listed and "mesh-optimize" in {m.id for m in hello.models}
     (select,) = [b for b in buttons if b.properties["model_id"] == "procedural"]
     assert select.text == connected.live_state.model_info("procedural").name and select.enabled
     assert any(t.startswith("Licence: ") for t in layout.texts("label"))
