@@ -109,7 +109,7 @@ def resume(session: Session) -> list[str]:
     these are the ones the backend's list brought back: after Blender or the add-on restarted.
     """
     resumed = []
-    for compare in compares(session.jobs.values()):
+    for compare in compares(session.jobs.values()).values():
         if compare_row.row_origin(compare.compare_id) is None:
             continue
         landed = compare_row.landed_job_ids(compare.compare_id)

@@ -50,32 +50,17 @@ class DREAMCAD_OT_compare(bpy.types.Operator):
     timeout_s: FloatProperty(name="Timeout", default=DEFAULT_WAIT_S, options={"SKIP_SAVE"})
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        settings = context.scene.dreamcad
         waiting = self.wait or bpy.app.background
-        compare_id = new_compare_id()
         try:
-            session = (runtime.wait_until_connected(runtime.CONNECT_WAIT_S) if waiting
-                       else runtime.require_session())
-            images, sources = collect_images(settings)
-            models = compare_jobs.chosen_models(settings, live_state.models())
-            requests = compare_jobs.compare_requests(
-                settings, models, images, compare_id,
-                max_prompt_chars=session.hello.max_prompt_chars if session.hello else None,
-            )
+            if waiting:
+                runtime.wait_until_connected(runtime.CONNECT_WAIT_S)
+            _compare_id, msg_ids, names = send_compare(context)
         except ProtocolError as error:
             return report_error(self, error)
-        origin = tuple(context.scene.cursor.location)
-        compare_row.start_row(compare_id, origin)
-        placement = importer.Placement(
-            location=origin, target_size=settings.target_size if settings.use_target_size else None
-        )
-        msg_ids = [runtime.submit(r, runtime.SubmitPlan(placement, dict(sources)))
-                   for r in requests]  # fmt: skip
-        names = ", ".join(m.id for m in models)
         if not waiting:
-            self.report({"INFO"}, f"Dream CAD: comparing {names}")
+            self.report({"INFO"}, f"Dream CAD: comparing {', '.join(names)}")
             return {"FINISHED"}
-        return self._wait(msg_ids, names)
+        return self._wait(msg_ids, ", ".join(names))
 
     def _wait(self, msg_ids: list[str], names: str) -> set[str]:
         plans = [runtime.wait_for(msg_id, self.timeout_s) for msg_id in msg_ids]
@@ -87,6 +72,30 @@ class DREAMCAD_OT_compare(bpy.types.Operator):
             self.report({"WARNING"}, f"Dream CAD: one compare job failed: {message} {hint}")
         self.report({"INFO"}, f"Dream CAD: compared {names}")
         return {"FINISHED"}
+
+
+def send_compare(context: bpy.types.Context) -> tuple[str, list[str], list[str]]:
+    """Submit the panel's input to every ticked model: (compare id, submit msg ids, models).
+
+    The row's start (the 3D cursor) is noted in the .blend before anything is sent, so a result
+    that arrives at once, or after a restart, knows where it goes.
+    """
+    settings = context.scene.dreamcad
+    session = runtime.require_session()
+    compare_id = new_compare_id()
+    images, sources = collect_images(settings)
+    models = compare_jobs.chosen_models(settings, live_state.models())
+    requests = compare_jobs.compare_requests(
+        settings, models, images, compare_id,
+        max_prompt_chars=session.hello.max_prompt_chars if session.hello else None,
+    )
+    origin = tuple(context.scene.cursor.location)
+    compare_row.start_row(compare_id, origin)
+    placement = importer.Placement(
+        location=origin, target_size=settings.target_size if settings.use_target_size else None
+    )
+    msg_ids = [runtime.submit(r, runtime.SubmitPlan(placement, dict(sources))) for r in requests]
+    return compare_id, msg_ids, [m.id for m in models]
 
 
 class DREAMCAD_OT_compare_keep(bpy.types.Operator):
