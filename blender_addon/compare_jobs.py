@@ -86,7 +86,7 @@ def this_file_compares(session: Session | None) -> list[Compare]:
     """The compares whose row is in this .blend, newest first (at most ``MAX_SHOWN``)."""
     if session is None:
         return []
-    found = [c for c in compares(session.jobs.values())
+    found = [c for c in compares(session.jobs.values()).values()
              if compare_row.row_origin(c.compare_id) is not None]
     return found[::-1][:MAX_SHOWN]
 

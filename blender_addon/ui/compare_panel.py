@@ -45,7 +45,9 @@ class DREAMCAD_PT_compare(DreamCadPanel, bpy.types.Panel):
         row = layout.row()
         row.scale_y = 1.4
         row.enabled = count >= compare_jobs.MIN_MODELS
-        row.operator("dreamcad.compare", text=f"Compare {count} Models", icon="SHADERFX")
+        text = (f"Compare {count} Models" if count >= compare_jobs.MIN_MODELS
+                else f"Tick {compare_jobs.MIN_MODELS} or More Models")
+        row.operator("dreamcad.compare", text=text, icon="SHADERFX")
         for compare in compare_jobs.this_file_compares(live_state.STATE.session):
             draw_table(layout.box(), compare)
 

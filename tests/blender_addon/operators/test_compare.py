@@ -13,6 +13,7 @@ from pathlib import Path
 
 import bpy
 import pytest
+from mathutils import Vector
 
 from tests.blender_addon.conftest import FAST, pump, reset_runtime, text_job
 from tests.support.backend_process import BackendProcess
@@ -50,7 +51,7 @@ def rows_in_file() -> dict:
 
 
 def world_x_bounds(obj) -> tuple[float, float]:
-    xs = [(obj.matrix_world @ __import__("mathutils").Vector(c)).x for c in obj.bound_box]
+    xs = [(obj.matrix_world @ Vector(c)).x for c in obj.bound_box]
     return min(xs), max(xs)
 
 
@@ -145,12 +146,15 @@ def test_keep_moves_one_result_and_clears_the_row_in_one_undo_step(fresh, plugin
     tick_models("procedural", TALL)
     bpy.context.scene.cursor.location = (-3.0, 0.0, 0.0)
     assert bpy.ops.dreamcad.compare() == {"FINISHED"}
-    first, second = row(fresh)
+    _first, second = row(fresh)
     names = {o.name for o in bpy.data.objects}
     kept_name = second.name
     bpy.ops.ed.undo_push(message="after comparing")
 
-    assert bpy.ops.dreamcad.compare_keep(object_name=kept_name) == {"FINISHED"}
+    # As the panel's button runs it: with the undo push that its UNDO flag asks for (a call
+    # from Python pushes none unless told).
+    assert bpy.ops.dreamcad.compare_keep("EXEC_DEFAULT", True, object_name=kept_name) == {
+        "FINISHED"}
     kept = bpy.data.objects[kept_name]
     assert [o.name for o in bpy.data.objects] == [kept_name]  # the rest and the labels went
     assert [c.name for c in kept.users_collection] == ["Dream CAD"]
