@@ -1,7 +1,8 @@
 """Generate many assets without the UI and save them, laid out in a grid, in one .blend.
 
     blender --background --python scripts/batch_generate.py -- \
-        (--prompts FILE | --images DIR_OR_FILE) --model MODEL --out scene.blend [options]
+        (--prompts FILE | --images DIR_OR_FILE) (--model MODEL | --compare M1,M2,...) \
+        --out scene.blend [options]
     python scripts/batch_generate.py ...same options...        (with the bpy module installed)
 
 It drives the Dream CAD extension's own operators (dreamcad.select_model, dreamcad.generate),
@@ -10,6 +11,8 @@ The extension must be installed and enabled, or be given with --addon-zip (insta
 current Blender user folder, as Edit > Preferences > Install from Disk does). Every item is
 tried; the .blend is saved with what succeeded, and the exit status is 1 with the reasons if
 any item failed, 2 if nothing could start. --render writes a preview PNG (Cycles, CPU).
+``--compare`` sends each input to every model listed, one row per input, and writes the figures
+as a table beside the .blend (batch_compare.py).
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import json
 import math
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # batch_compare, render_preview
+from batch_compare import compare_all, compare_models, write_table
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 EXIT_FAILED, EXIT_SETUP = 1, 2
@@ -33,7 +39,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--prompts", type=Path, help="text file, one prompt per line")
     source.add_argument("--images", type=Path, help="folder of images (or one image file)")
-    parser.add_argument("--model", required=True, help="model id, e.g. inflate or procedural")
+    models = parser.add_mutually_exclusive_group(required=True)
+    models.add_argument("--model", help="model id, e.g. inflate or procedural")
+    models.add_argument("--compare", type=compare_models, metavar="MODEL,MODEL,...",
+                        help="send each input to all these models, side by side, and write "
+                        "their figures to <out>.compare.json / .csv")
     parser.add_argument("--out", type=Path, required=True, help=".blend file to write")
     parser.add_argument("--address", help="backend address (default: the add-on's preference)")
     parser.add_argument("--addon-zip", type=Path, help="install this extension build first")
@@ -182,17 +192,19 @@ def run(args: argparse.Namespace) -> int:
                 bpy.ops.dreamcad.start_local_backend()
             except RuntimeError as error:
                 raise BatchError(str(error)) from None
-        return generate_all(bpy, args, items, params)
+        return generate_all(bpy, args, items, params, addon_name)
     finally:
         if bpy.ops.dreamcad.stop_local_backend.poll():  # only a backend we started
             bpy.ops.dreamcad.stop_local_backend()
 
 
 def generate_all(bpy, args: argparse.Namespace, items: list[tuple[str, str]],
-                 params: dict[str, object]) -> int:
+                 params: dict[str, object], addon_name: str) -> int:
     try:
         bpy.ops.dreamcad.connect(timeout_s=args.connect_timeout)
-        bpy.ops.dreamcad.select_model(model_id=args.model)
+        # With --compare the panel shows the first model's parameters; the others take those
+        # they share (compare_jobs.shared_parameters).
+        bpy.ops.dreamcad.select_model(model_id=args.model or args.compare[0])
     except RuntimeError as error:  # the operators' ERROR reports: what and how to fix
         raise BatchError(str(error)) from None
     scene = bpy.context.scene
@@ -200,6 +212,8 @@ def generate_all(bpy, args: argparse.Namespace, items: list[tuple[str, str]],
     configure(bpy, settings, args, params)
     failures: list[str] = []
     pitch = args.spacing * (args.size if args.size > 0 else 1.0)
+    if args.compare:
+        return compare_batch(bpy, sys.modules[addon_name], args, items, pitch, failures)
     for index, (task, value) in enumerate(items):
         settings.task = task
         settings.prompt = value if task == "text" else ""
@@ -216,16 +230,32 @@ def generate_all(bpy, args: argparse.Namespace, items: list[tuple[str, str]],
         obj = bpy.context.view_layer.objects.active
         print(f"batch: {label} -> {obj.name} (job {obj['dreamcad_job_id']}, "
               f"seed {obj['dreamcad_seed']})", flush=True)
+    return finish(bpy, args, len(items), failures)
+
+
+def compare_batch(bpy, addon, args: argparse.Namespace, items: list[tuple[str, str]],
+                  pitch: float, failures: list[str]) -> int:  # fmt: skip
+    table = compare_all(bpy, addon, args, items, pitch, failures)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for path in write_table(table, args.out):
+        print(f"batch: wrote {path.resolve()}", flush=True)
+    expected = len(items) * len(args.compare)
+    return finish(bpy, args, expected, failures, collection="Dream CAD Compare")
+
+
+def finish(bpy, args: argparse.Namespace, count: int, failures: list[str],
+           collection: str = "Dream CAD") -> int:  # fmt: skip
+    """Save the .blend, render it if asked, and report what failed; the exit status."""
     args.out.parent.mkdir(parents=True, exist_ok=True)
     bpy.ops.wm.save_as_mainfile(filepath=str(args.out.resolve()))
     print(f"batch: saved {args.out.resolve()}", flush=True)
-    if args.render is not None and len(items) > len(failures):
+    if args.render is not None and count > len(failures):
         from render_preview import render_preview
 
-        render_preview(bpy, args.render)
+        render_preview(bpy, args.render, collection=collection)
         print(f"batch: rendered {args.render.resolve()}", flush=True)
     if failures:
-        print(f"batch: {len(failures)} of {len(items)} failed:", file=sys.stderr)
+        print(f"batch: {len(failures)} of {count} failed:", file=sys.stderr)
         for failure in failures:
             print(f"  {failure}", file=sys.stderr)
         return EXIT_FAILED
@@ -234,7 +264,6 @@ def generate_all(bpy, args: argparse.Namespace, items: list[tuple[str, str]],
 
 def main() -> int:
     args = parse_args(script_args())
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # render_preview beside us
     try:
         return run(args)
     except BatchError as error:
