@@ -9,6 +9,7 @@ result file the add-on saved in its output folder (``--results``).
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import sys
@@ -21,7 +22,8 @@ COLUMNS = ("input", "model", "job_id", "state", "seconds", "faces", "peak_vram_m
 def compare_models(text: str) -> list[str]:
     models = [m.strip() for m in text.split(",") if m.strip()]
     if len(models) < 2 or len(set(models)) != len(models):
-        raise ValueError(f"--compare needs two or more different models, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"--compare needs two or more different models, got {text!r}")
     return models
 
 

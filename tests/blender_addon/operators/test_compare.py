@@ -8,7 +8,6 @@ is (tests/support/tall_procedural.py): the built-in models each take another inp
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import bpy
@@ -22,12 +21,6 @@ from tests.support.tall_procedural import plugin_env
 
 MEDIUM = {"resolution": 96, "steps": 48}  # a few seconds each: long enough to kill mid-way
 COMPARE = "Dream CAD Compare"
-
-
-@pytest.fixture(scope="module")
-def plugin_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendProcess]:
-    with BackendProcess(tmp_path_factory.mktemp("compare-backend"), env=plugin_env()) as process:
-        yield process
 
 
 def connect(addon, address: str) -> None:
