@@ -30,8 +30,8 @@ LABEL_PROPERTY = f"{PREFIX}label"  # on a label: the compare id it belongs to
 ROWS_PROPERTY = f"{PREFIX}rows"  # on the collection: {compare id: row start (x, y, z)}
 GAP_FRACTION = 0.35  # of the larger of two neighbours' widths
 MIN_GAP = 0.2  # metres, so tiny results are still told apart
-LABEL_SIZE_FRACTION = 0.09  # label text height, of the row's tallest result
-LABEL_LIFT = 0.08  # of the same: space between a result's top and its label
+LABEL_SIZE_FRACTION = 0.11  # label text height, of the row's tallest result
+LABEL_LIFT = 0.12  # of the same: space between a result's top and its label
 
 
 def compare_collection() -> bpy.types.Collection:
@@ -117,6 +117,7 @@ def _make_label(obj: bpy.types.Object, entry: CompareEntry,
     curve.align_y = "BOTTOM"
     label = bpy.data.objects.new(f"{obj.name} label", curve)
     label[LABEL_PROPERTY] = entry.key.compare_id
+    label.visible_shadow = False  # a render shows the text, not its shadow on the result
     collection.objects.link(label)
     label.parent = obj
     return label
