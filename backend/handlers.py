@@ -246,6 +246,7 @@ def job_info(queue: JobQueue, record: JobRecord) -> JobInfo:
         error=_stored(Error, record.error),
         manifest=_stored(Manifest, record.manifest),
         source_job=(record.request or {}).get("source_job"),
+        request_key=record.request_key,
     )
 
 

@@ -38,6 +38,7 @@ from shared_protocol.messages import (
 )
 from shared_protocol.parameters import check_parameter
 
+from .compare_properties import DREAMCAD_PG_compare_settings
 from .mesh_properties import DREAMCAD_PG_mesh_settings
 
 # (target faces, texture size) of each built-in quality preset.
@@ -155,6 +156,7 @@ class DREAMCAD_PG_settings(bpy.types.PropertyGroup):
     target_size: FloatProperty(name="Size", default=1.0, min=0.001, subtype="DISTANCE")
     preset_name: StringProperty(name="Preset", default="My Preset")
     mesh: PointerProperty(type=DREAMCAD_PG_mesh_settings)  # the "Your mesh" section
+    compare: PointerProperty(type=DREAMCAD_PG_compare_settings)  # the "Compare" section
 
 
 class DREAMCAD_PG_job_row(bpy.types.PropertyGroup):
@@ -295,8 +297,8 @@ def checked_parameters(settings: DREAMCAD_PG_settings, model: ModelInfo) -> dict
     return values
 
 
-CLASSES = (DREAMCAD_PG_mesh_settings, DREAMCAD_PG_parameter, DREAMCAD_PG_settings,
-           DREAMCAD_PG_job_row, DREAMCAD_PG_live)
+CLASSES = (DREAMCAD_PG_mesh_settings, DREAMCAD_PG_compare_settings, DREAMCAD_PG_parameter,
+           DREAMCAD_PG_settings, DREAMCAD_PG_job_row, DREAMCAD_PG_live)
 
 
 def attach() -> None:

@@ -16,7 +16,8 @@ import bpy
 
 from shared_protocol.errors import ErrorCode, ProtocolError
 
-from . import importer, job_previews, mesh_results, splat_import
+from . import compare_jobs, compare_row, importer, job_previews, mesh_results, splat_import
+from .client.compare import CompareEntry, parse_key
 from .client.records import ExtraFileReady, JobRecord, ResultReady, client_error
 from .live_state import STATE, fail_plan, job_record, plan_for, require_session, set_report
 from .preferences import output_directory, preferences
@@ -41,6 +42,9 @@ def on_result(note: ResultReady, push_undo: bool) -> None:
         record.submitted_here and not any(p.job_id == note.job_id and p.object_name
                                           for p in STATE.plans.values())
     )
+    in_compare = compare_jobs.wants_result(note.job_id, record.request_key)
+    if in_compare is not None and note.job_id not in STATE.import_requested:
+        wanted = in_compare  # a compare's result lands in its row, if the row is in this file
     if not wanted:
         return
     STATE.import_requested.discard(note.job_id)
@@ -140,6 +144,10 @@ def import_job(job_id: str, placement: importer.Placement | None = None) -> str:
         obj = mesh_results.import_onto(path, plan.mesh_target, provenance, record.task)
     else:
         obj = importer.import_glb(path, display_name(record), placement, provenance)
+        key = parse_key(record.request_key)
+        if key is not None and compare_jobs.wants_result(job_id, record.request_key):
+            compare_row.land(obj, CompareEntry(key, record))
+            importer.select_only(obj)
     STATE.offered.discard(job_id)
     if plan is not None:
         plan.object_name = obj.name

@@ -21,7 +21,7 @@ import bpy
 from shared_protocol.errors import ErrorCode, ErrorInfo
 from shared_protocol.messages import SubmitRequest
 
-from . import importer, job_previews
+from . import compare_jobs, importer, job_previews
 from .client.records import (
     Connected,
     ConnectionState,
@@ -173,8 +173,9 @@ def process(notes: list[Notification], *, push_undo: bool) -> None:
             elif note.job_id:
                 fail_plan(note.job_id, note.error)
             _report_error("ERROR", f"{note.action} failed", note.error)
-        elif isinstance(note, JobsListed):
-            offer_finished(note.job_ids)
+        elif isinstance(note, JobsListed):  # this file's compares first: they land in rows
+            resumed = compare_jobs.resume(STATE.session) if STATE.session else []
+            offer_finished(tuple(j for j in note.job_ids if j not in resumed))
         elif isinstance(note, JobDeleted):
             _forget_job(note.job_id)
     link_plans()

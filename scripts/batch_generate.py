@@ -1,7 +1,8 @@
 """Generate many assets without the UI and save them, laid out in a grid, in one .blend.
 
     blender --background --python scripts/batch_generate.py -- \
-        (--prompts FILE | --images DIR_OR_FILE) --model MODEL --out scene.blend [options]
+        (--prompts FILE | --images DIR_OR_FILE) (--model MODEL | --compare M1,M2,...) \
+        --out scene.blend [options]
     blender --background --python scripts/batch_generate.py -- \
         --meshes DIR --task texture|optimize --out scene.blend [options]
     python scripts/batch_generate.py ...same options...        (with the bpy module installed)
@@ -12,6 +13,8 @@ The extension must be installed and enabled, or be given with --addon-zip (insta
 current Blender user folder, as Edit > Preferences > Install from Disk does). Every item is
 tried; the .blend is saved with what succeeded, and the exit status is 1 with the reasons if
 any item failed, 2 if nothing could start. --render writes a preview PNG (Cycles, CPU).
+``--compare`` sends each input to every model listed, one row per input, and writes the figures
+as a table beside the .blend (batch_compare.py).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ import json
 import math
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # batch_compare, render_preview
+from batch_compare import compare_all, compare_models, write_table
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 EXIT_FAILED, EXIT_SETUP = 1, 2
@@ -37,8 +43,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     source.add_argument("--images", type=Path, help="folder of images (or one image file)")
     source.add_argument("--meshes", type=Path,
                         help="folder of .glb meshes (or one) to --task texture or optimize")
-    parser.add_argument("--model", help="model id, e.g. inflate or procedural (--task optimize: "
+    models = parser.add_mutually_exclusive_group()  # one of them unless --meshes (optimize)
+    models.add_argument("--model", help="model id, e.g. inflate or procedural (--task optimize: "
                         "mesh-optimize unless given)")
+    models.add_argument("--compare", type=compare_models, metavar="MODEL,MODEL,...",
+                        help="send each input to all these models, side by side, and write "
+                        "their figures to <out>.compare.json / .csv")
     parser.add_argument("--task", choices=("texture", "optimize"), default="optimize",
                         help="with --meshes: what to do to each mesh (default optimize)")
     parser.add_argument("--look-image", type=Path, help="--task texture: the image to paint from")
@@ -179,8 +189,10 @@ def run(args: argparse.Namespace) -> int:
 
     items = batch_inputs(args) if args.meshes is None else []
     params = parse_params(args.param)
-    if args.meshes is None and not args.model:
-        raise BatchError("--model is needed with --prompts or --images")
+    if args.meshes is None and not (args.model or args.compare):
+        raise BatchError("--model or --compare is needed with --prompts or --images")
+    if args.meshes is not None and args.compare:
+        raise BatchError("--compare takes --prompts or --images, not --meshes")
     addon_name = enable_addon(bpy, args.addon_zip)
     if not args.keep_scene:
         bpy.ops.wm.read_homefile(use_empty=True)
@@ -201,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
                 raise BatchError(str(error)) from None
         if args.meshes is not None:
             return meshes_all(bpy, args, prefs.backend_address)
-        return generate_all(bpy, args, items, params)
+        return generate_all(bpy, args, items, params, addon_name)
     finally:
         if bpy.ops.dreamcad.stop_local_backend.poll():  # only a backend we started
             bpy.ops.dreamcad.stop_local_backend()
@@ -233,10 +245,12 @@ def meshes_all(bpy, args: argparse.Namespace, address: str) -> int:
 
 
 def generate_all(bpy, args: argparse.Namespace, items: list[tuple[str, str]],
-                 params: dict[str, object]) -> int:
+                 params: dict[str, object], addon_name: str) -> int:
     try:
         bpy.ops.dreamcad.connect(timeout_s=args.connect_timeout)
-        bpy.ops.dreamcad.select_model(model_id=args.model)
+        # With --compare the panel shows the first model's parameters; the others take those
+        # they share (compare_jobs.shared_parameters).
+        bpy.ops.dreamcad.select_model(model_id=args.model or args.compare[0])
     except RuntimeError as error:  # the operators' ERROR reports: what and how to fix
         raise BatchError(str(error)) from None
     scene = bpy.context.scene
@@ -244,6 +258,8 @@ def generate_all(bpy, args: argparse.Namespace, items: list[tuple[str, str]],
     configure(bpy, settings, args, params)
     failures: list[str] = []
     pitch = args.spacing * (args.size if args.size > 0 else 1.0)
+    if args.compare:
+        return compare_batch(bpy, sys.modules[addon_name], args, items, pitch, failures)
     for index, (task, value) in enumerate(items):
         settings.task = task
         settings.prompt = value if task == "text" else ""
@@ -260,16 +276,32 @@ def generate_all(bpy, args: argparse.Namespace, items: list[tuple[str, str]],
         obj = bpy.context.view_layer.objects.active
         print(f"batch: {label} -> {obj.name} (job {obj['dreamcad_job_id']}, "
               f"seed {obj['dreamcad_seed']})", flush=True)
+    return finish(bpy, args, len(items), failures)
+
+
+def compare_batch(bpy, addon, args: argparse.Namespace, items: list[tuple[str, str]],
+                  pitch: float, failures: list[str]) -> int:  # fmt: skip
+    table = compare_all(bpy, addon, args, items, pitch, failures)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for path in write_table(table, args.out):
+        print(f"batch: wrote {path.resolve()}", flush=True)
+    expected = len(items) * len(args.compare)
+    return finish(bpy, args, expected, failures, collection="Dream CAD Compare")
+
+
+def finish(bpy, args: argparse.Namespace, count: int, failures: list[str],
+           collection: str = "Dream CAD") -> int:  # fmt: skip
+    """Save the .blend, render it if asked, and report what failed; the exit status."""
     args.out.parent.mkdir(parents=True, exist_ok=True)
     bpy.ops.wm.save_as_mainfile(filepath=str(args.out.resolve()))
     print(f"batch: saved {args.out.resolve()}", flush=True)
-    if args.render is not None and len(items) > len(failures):
+    if args.render is not None and count > len(failures):
         from render_preview import render_preview
 
-        render_preview(bpy, args.render)
+        render_preview(bpy, args.render, collection=collection)
         print(f"batch: rendered {args.render.resolve()}", flush=True)
     if failures:
-        print(f"batch: {len(failures)} of {len(items)} failed:", file=sys.stderr)
+        print(f"batch: {len(failures)} of {count} failed:", file=sys.stderr)
         for failure in failures:
             print(f"  {failure}", file=sys.stderr)
         return EXIT_FAILED
@@ -278,7 +310,6 @@ def generate_all(bpy, args: argparse.Namespace, items: list[tuple[str, str]],
 
 def main() -> int:
     args = parse_args(script_args())
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # render_preview beside us
     try:
         return run(args)
     except BatchError as error:

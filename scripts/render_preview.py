@@ -1,7 +1,8 @@
 """Render a preview PNG of the Dream CAD objects in the open scene (Cycles on the CPU).
 
 Used by batch_generate.py --render and so by the README's main job. Adds a camera that frames
-every object of the "Dream CAD" collection from the front-left, a sun and a grey world, then
+every object of the "Dream CAD" collection (or another, e.g. "Dream CAD Compare") from the
+front-left, a sun and a grey world, then
 renders a small image with few samples: a picture to look at, made in seconds on a CPU.
 """
 
@@ -15,11 +16,13 @@ SAMPLES = 16
 COLLECTION = "Dream CAD"
 
 
-def render_preview(bpy, path: Path, samples: int = SAMPLES) -> Path:
+def render_preview(bpy, path: Path, samples: int = SAMPLES, collection: str = COLLECTION) -> Path:
+    """Render ``collection``'s objects (a compare's row: its results and their labels)."""
     from mathutils import Vector
 
     scene = bpy.context.scene
-    objects = [o for o in bpy.data.collections[COLLECTION].all_objects if o.type == "MESH"]
+    objects = [o for o in bpy.data.collections[collection].all_objects
+               if o.type in ("MESH", "FONT")]
     corners = [o.matrix_world @ Vector(c) for o in objects for c in o.bound_box]
     low = Vector([min(c[i] for c in corners) for i in range(3)])
     high = Vector([max(c[i] for c in corners) for i in range(3)])

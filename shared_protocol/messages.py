@@ -260,6 +260,8 @@ class JobInfo:
     error: Error | None = None
     manifest: Manifest | None = None
     source_job: str | None = None  # the job an optimize job re-optimized
+    # The submit's own request_key: a client finds its jobs again by it (e.g. a compare's).
+    request_key: str | None = None
 
 
 # --- Requests and replies -------------------------------------------------------------------

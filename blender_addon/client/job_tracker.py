@@ -64,6 +64,7 @@ class JobTracker:
             seed=reply.seed,
             settings=settings_of(request),
         )
+        job.request_key = request.request_key
         job.seed = reply.seed
         job.submitted_here = True
         job.submit_msg_id = msg_id
@@ -83,6 +84,7 @@ class JobTracker:
         job.state = info.state
         job.progress = info.progress or job.progress
         job.queue_position = info.queue_position
+        job.request_key = info.request_key or job.request_key
         if info.error is not None:
             job.error = error_from_wire(info.error).info
         if info.manifest is not None:
@@ -176,6 +178,6 @@ class JobTracker:
             return None
         job = JobRecord(job_id, request.name, request.model, request.prompt, request.task,
                         request.seed, settings_of(request), submitted_here=True,
-                        submit_msg_id=parent_id or "")
+                        submit_msg_id=parent_id or "", request_key=request.request_key)
         self.jobs[job_id] = job
         return job

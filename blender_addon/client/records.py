@@ -47,6 +47,7 @@ class JobRecord:
     result_received: bool = False
     queue_position: int | None = None
     submit_msg_id: str = ""  # the submit_request's msg_id, which the runtime keys its plans by
+    request_key: str | None = None  # the submit's own key (a compare's jobs are found by it)
 
     @property
     def finished(self) -> bool:

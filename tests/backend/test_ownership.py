@@ -154,6 +154,11 @@ def test_a_request_key_makes_a_submit_idempotent(tmp_path) -> None:
         assert other.job_id != first.job_id
         jobs = client.request(ListJobsRequest(), timeout_s=30).jobs
         assert sorted(job.job_id for job in jobs) == sorted({first.job_id, other.job_id})
+        # The key comes back with the job: a client finds its jobs by it after a restart.
+        keys = {job.job_id: job.request_key for job in jobs}
+        assert keys == {first.job_id: "scene-7/chair", other.job_id: "scene-7/table"}
+        status = client.request(StatusRequest(job_id=first.job_id), timeout_s=30)
+        assert status.job.request_key == "scene-7/chair"
 
 
 def send_raw(address: str, frames: list[bytes]) -> SubmitReply:

@@ -69,6 +69,16 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendProcess
         yield process
 
 
+@pytest.fixture(scope="session")
+def plugin_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendProcess]:
+    """A real backend that also lists ``procedural-tall``, a second text model plugged in as a
+    third-party model is (tests/support/tall_procedural.py), for Compare."""
+    from tests.support.tall_procedural import plugin_env
+
+    with BackendProcess(tmp_path_factory.mktemp("plugin-backend"), env=plugin_env()) as process:
+        yield process
+
+
 @pytest.fixture
 def fresh(addon: ModuleType, tmp_path: Path) -> ModuleType:
     """An empty scene, no live state, results written under this test's tmp_path."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +104,40 @@ def test_meshes_folder_optimized_into_the_scene(fresh, backend, addon_zip, tmp_p
     tagged = [o for o in bpy.data.objects if "dreamcad_job_id" in o]
     assert {o["dreamcad_source_mesh"] for o in tagged} == {"a_ball.glb"}
     assert sorted(o.name for o in tagged if o.type == "MESH") == ["a_ball_LOD0", "a_ball_LOD1"]
+
+
+def test_compare_makes_one_row_per_input_and_a_table(fresh, plugin_backend, addon_zip,
+                                                     tmp_path) -> None:  # fmt: skip
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("red torus\nblue cube\n")
+    out = tmp_path / "compare.blend"
+    result = run_batch(tmp_path, addon_zip, "--prompts", str(prompts),
+                       "--compare", "procedural,procedural-tall", "--out", str(out),
+                       "--results", str(tmp_path / "glb"), "--address", plugin_backend.address,
+                       *FAST_ARGS)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    table = json.loads(out.with_suffix(".compare.json").read_text())
+    assert [(r["input"], r["model"]) for r in table] == [
+        ("red torus", "procedural"), ("red torus", "procedural-tall"),
+        ("blue cube", "procedural"), ("blue cube", "procedural-tall")]
+    for row in table:
+        assert row["state"] == "succeeded" and row["faces"] >= 500 and row["seconds"] > 0
+        assert row["peak_vram_mb"] is None and not row["error"]
+        assert Path(row["glb"]).is_file() and Path(row["glb"]).parent == tmp_path / "glb"
+    with out.with_suffix(".compare.csv").open() as stream:
+        assert [r["job_id"] for r in csv.DictReader(stream)] == [r["job_id"] for r in table]
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    rows = {}
+    for obj in bpy.data.collections["Dream CAD Compare"].objects:
+        if "dreamcad_job_id" in obj:
+            rows.setdefault(round(obj.location.y, 4), []).append(obj["dreamcad_compare_model"])
+    assert len(rows) == 2 and all(sorted(m) == ["procedural", "procedural-tall"]
+                                  for m in rows.values())  # fmt: skip
+
+
+def test_compare_needs_two_different_models(fresh, addon_zip, tmp_path) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("cube\n")
+    result = run_batch(tmp_path, addon_zip, "--prompts", str(prompts), "--compare",
+                       "procedural,procedural", "--out", str(tmp_path / "x.blend"))
+    assert result.returncode == 2 and "two or more different models" in result.stderr
