@@ -7,6 +7,12 @@ and the DINOv3 ViT-L/16 conditioner (``dinov3``, gated: Meta's licence must be a
 hub; the missing-weights error says how). The cut-out is ours (the shared ``background`` path),
 not upstream's RMBG-2.0 (CC BY-NC).
 
+Task ``texture`` (upstream's texturing pipeline, texturing.py): the artist's mesh + one image ->
+PBR fields on that mesh, its geometry and UVs kept; it needs the optional ``encoder``
+component (the shape SC-VAE encoder, ``ckpts/shape_enc_next_dc_f16c32_fp16`` of the same repo),
+and ``resolution`` picks the grid the mesh is voxelised at (512: the 512 texture flow; 1024 or
+1536: the 1024 one).
+
 Parameters: ``resolution`` 512 (one shape pass), 1024 (512 -> 1024 cascade, upstream's default)
 or 1536 (cascade to 1536, lowered in steps of 128 while over ``max_num_tokens``); steps and
 guidance per stage (0: pipeline.json's 12 steps and 7.5 / 7.5 / 1.0). Output: the dual-grid
@@ -31,6 +37,7 @@ from backend.models.base import (
 )
 from backend.models.common.background_choice import BACKGROUND_PARAMETER
 from backend.models.trellis.adapter import IMAGE_REPO, IMAGE_REVISION, SS_DECODER_STEM
+from backend.models.trellis2.config import SHAPE_ENCODER_STEM
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import ParameterSchema
 
@@ -78,6 +85,13 @@ DINOV3 = WeightsSource(
     ),
     gated=True,
 )
+# The shape encoder only texturing reads: optional, from the same repo and revision.
+ENCODER = WeightsSource(
+    REPO,
+    REVISION,
+    (WeightFile(f"{SHAPE_ENCODER_STEM}.json", size=1_000),
+     WeightFile(f"{SHAPE_ENCODER_STEM}.safetensors", size=_SIZES["decoder"])),
+)  # fmt: skip
 DECODERS = WeightsSource(
     IMAGE_REPO,
     IMAGE_REVISION,
@@ -107,11 +121,11 @@ class Trellis2Adapter(ModelAdapter):
     )
     license = "MIT"
     license_url = "https://huggingface.co/microsoft/TRELLIS.2-4B"
-    tasks = ("image",)
+    tasks = ("image", "texture")
     vram_mb = 24_000  # upstream's stated minimum (the 1024 cascade)
     cuda_dtype = "bfloat16"  # the flows' stored torso dtype
     weights = WeightsSource(REPO, REVISION, _files())
-    components = {"decoders": DECODERS, "dinov3": DINOV3}
+    components = {"decoders": DECODERS, "dinov3": DINOV3, "encoder": ENCODER}
     required_components = ("decoders", "dinov3")
     stage_weights = STAGE_WEIGHTS
     out_of_memory_hint = OUT_OF_MEMORY_HINT
@@ -140,6 +154,7 @@ class Trellis2Adapter(ModelAdapter):
             shared_folders=[self.component_dirs["decoders"]],
             device=device,
             dtype=torch_dtype(dtype),
+            encoder_folder=self.component_dirs.get("encoder"),
         )
 
     def _release(self) -> None:
@@ -151,6 +166,8 @@ class Trellis2Adapter(ModelAdapter):
         from backend.models.trellis2.pipeline import Trellis2Request
 
         params = request.parameters
+        if request.task == "texture":
+            return self._texture(request, progress, cancel)
 
         def report(stage: str, step: int, total: int) -> None:
             cancel.raise_if_cancelled()
@@ -170,6 +187,36 @@ class Trellis2Adapter(ModelAdapter):
         raw.warnings += output.warnings
         return raw
 
+    def _texture(
+        self, request: GenerationRequest, progress: ProgressCallback, cancel: CancelToken
+    ) -> RawAsset:
+        """Task texture: PBR fields on the given mesh; its vertices, faces and UVs go on."""
+        from backend.models.trellis2.texturing import TextureRequest, texture_fields, texture_mesh
+
+        mesh = request.mesh
+        if mesh is None:
+            raise ProtocolError(
+                ErrorCode.MISSING_FIELD, "task 'texture' needs a mesh", field="mesh"
+            )
+
+        def report(stage: str, step: int, total: int) -> None:
+            cancel.raise_if_cancelled()
+            progress(stage, step, total)
+
+        run = TextureRequest(
+            vertices=mesh.vertices, faces=mesh.faces, image=request.images[0].pixels,
+            seed=request.seed, resolution=int(request.parameters["resolution"]),
+            texture=self._settings("tex_slat_sampler", "texture", request.parameters),
+        )  # fmt: skip
+        output = texture_mesh(self.pipeline, run, report)
+        colour, material, alpha = texture_fields(output)
+        return RawAsset(
+            vertices=mesh.vertices, faces=mesh.faces, uvs=mesh.uvs, color_field=colour,
+            material_field=material,
+            alpha_field=alpha if output.pbr.has_transparency() else None,
+            name=mesh.name or self.id, warnings=list(mesh.warnings),
+        )  # fmt: skip
+
     def _settings(self, role: str, stage: str, params: Any) -> Any:
         released = self.pipeline.config.samplers[role].settings
         changes = {}
@@ -180,6 +227,20 @@ class Trellis2Adapter(ModelAdapter):
         return dataclasses.replace(released, **changes)
 
     def _check(self, request: GenerationRequest) -> None:
+        if request.task == "texture" and "encoder" not in self.component_dirs:
+            raise ProtocolError(
+                ErrorCode.WEIGHTS_MISSING,
+                "trellis2-4b texturing needs its shape encoder, which is not on this machine",
+                hint="Run `dreamcad-backend download trellis2-4b --with encoder`.",
+            )
+        if request.task == "texture" and not request.images:
+            raise ProtocolError(
+                ErrorCode.MISSING_FIELD,
+                f"{self.id} textures from an image: send one, or a prompt through image-bridge",
+                field="images",
+                hint="model image-bridge with parameters.image_model set to this model turns "
+                "a prompt into the image first",
+            )
         if len(request.images) != 1:
             raise ProtocolError(
                 ErrorCode.TOO_MANY_FRAMES, "trellis2-4b takes one image", field="images"

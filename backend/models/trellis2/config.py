@@ -29,6 +29,9 @@ SS_FLOW, SS_DECODER = "sparse_structure_flow_model", "sparse_structure_decoder"
 SHAPE_FLOW_512, SHAPE_FLOW_1024 = "shape_slat_flow_model_512", "shape_slat_flow_model_1024"
 TEX_FLOW_512, TEX_FLOW_1024 = "tex_slat_flow_model_512", "tex_slat_flow_model_1024"
 SHAPE_DECODER, TEX_DECODER = "shape_slat_decoder", "tex_slat_decoder"
+# texturing_pipeline.json's role for the shape encoder (texturing an existing mesh).
+SHAPE_ENCODER = "shape_slat_encoder"
+SHAPE_ENCODER_STEM = "ckpts/shape_enc_next_dc_f16c32_fp16"
 SAMPLER_ROLES = ("sparse_structure_sampler", "shape_slat_sampler", "tex_slat_sampler")
 HINT = "The TRELLIS.2 files look damaged or mismatched: download the model again."
 

@@ -40,6 +40,9 @@ NETWORK_CLASSES: dict[str, tuple[str, str]] = {
     "ElasticSLatFlowModel": ("backend.models.trellis2.flows", "SLatFlowModel"),
     "FlexiDualGridVaeDecoder": ("backend.models.trellis2.sc_vae", "FlexiDualGridVaeDecoder"),
     "SparseUnetVaeDecoder": ("backend.models.trellis2.sc_vae", "SparseUnetVaeDecoder"),
+    "FlexiDualGridVaeEncoder": (
+        "backend.models.trellis2.sc_encoder", "FlexiDualGridVaeEncoder"
+    ),
 }
 DERIVED_BUFFERS = ("rope_phases",)
 HINT = "The TRELLIS.2 checkpoint looks damaged or mismatched: download the model again."

@@ -35,6 +35,8 @@ from backend.models.trellis.loading import resolve_stem
 from backend.models.trellis.ss_decoder import occupied_coords
 from backend.models.trellis2.config import (
     SHAPE_DECODER,
+    SHAPE_ENCODER,
+    SHAPE_ENCODER_STEM,
     SHAPE_FLOW_512,
     SHAPE_FLOW_1024,
     SS_DECODER,
@@ -109,8 +111,10 @@ class Trellis2Pipeline:
         shared_folders: Sequence[Path] = (),
         device: str | torch.device = "cpu",
         dtype: torch.dtype | None = None,
+        encoder_folder: Path | None = None,
     ) -> Trellis2Pipeline:
-        """Load pipeline.json's networks strictly (the 1024 flows when their files are there)."""
+        """Load pipeline.json's networks strictly (the 1024 flows when their files are there),
+        and the shape encoder (texturing a mesh) from ``encoder_folder`` when given."""
         config = read_pipeline_config(folder)
         networks: dict[str, nn.Module] = {}
         for role in (*NETWORKS_512, *NETWORKS_CASCADE):
@@ -126,6 +130,9 @@ class Trellis2Pipeline:
                 raise
             loader = load_v1_network if role == SS_DECODER else load_network
             networks[role], _ = loader(stem, device, dtype)
+        if encoder_folder is not None:
+            stem = resolve_stem(SHAPE_ENCODER_STEM, encoder_folder, ())
+            networks[SHAPE_ENCODER], _ = load_network(stem, device, dtype)
         return cls(config, load_dinov3(dinov3_folder, device), networks, device)
 
     @property

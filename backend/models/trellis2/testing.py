@@ -2,8 +2,9 @@
 
 ``write_tiny_weights(folder, "trellis2-4b")`` writes pipeline.json and the seven ``ckpts/`` pairs
 ``download trellis2-4b`` fetches (flows' blocks stored bf16, decoders' blocks fp16, the rest
-fp32); ``write_tiny_components`` writes the two other repos' parts: TRELLIS v1's structure
-decoder (``decoders``) and a transformers-format DINOv3 (``dinov3``). Every structural feature
+fp32); ``write_tiny_components`` writes the components: TRELLIS v1's structure decoder
+(``decoders``), a transformers-format DINOv3 (``dinov3``) and the shape encoder texturing reads
+(``encoder``, two 2x Spatial2Channel downsamplings). Every structural feature
 of the release is kept (RoPE, share_mod, q/k RMS norms on both attentions, 4 registers, S2C/C2S
 upsampling with predicted and followed subdivisions) at sizes that run in about a second: a
 4^3 structure latent -> 16^3 occupancy -> an 8^3 shape grid -> two 2x upsamplings (a 32^3 mesh
@@ -27,6 +28,8 @@ from backend.models.trellis2 import adapter as cards
 from backend.models.trellis2.config import (
     RELEASED_SAMPLERS,
     SHAPE_DECODER,
+    SHAPE_ENCODER,
+    SHAPE_ENCODER_STEM,
     SHAPE_FLOW_512,
     SHAPE_FLOW_1024,
     SS_DECODER,
@@ -57,9 +60,17 @@ _DECODER = dict(
 )  # fmt: skip
 TINY_SHAPE_DECODER = dict(resolution=32, **_DECODER)
 TINY_TEX_DECODER = dict(out_channels=6, pred_subdiv=False, **_DECODER)
+TINY_SHAPE_ENCODER = dict(
+    model_channels=[16, 32, 64], latent_channels=TINY_LATENT, num_blocks=[0, 1, 1],
+    block_type=["SparseConvNeXtBlock3d"] * 3, down_block_type=["SparseResBlockS2C3d"] * 2,
+    block_args=[{"use_checkpoint": False}] * 3, use_fp16=True,
+)  # fmt: skip
+# 64 px patches: the conditioning sizes stay the release's 512 / 1024 px (framing, resize and
+# patch grid all run), but as 8^2 / 16^2 tokens instead of 32^2 / 64^2, which took the cascade
+# test from ~7 s to ~2 s on two cores (the flows cross-attend to every token).
 TINY_DINOV3 = dict(
     hidden_size=TINY_COND_CHANNELS, intermediate_size=64, num_hidden_layers=2,
-    num_attention_heads=2, num_register_tokens=4, patch_size=16, layerscale_value=1.0,
+    num_attention_heads=2, num_register_tokens=4, patch_size=64, layerscale_value=1.0,
 )  # fmt: skip
 # Subdivision logits biased up so most children exist and the tiny mesh is closed enough.
 TINY_SUBDIVISION_BIAS = 1.0
@@ -133,6 +144,16 @@ def write_structure_decoder(folder: Path) -> Path:
     return folder
 
 
+def write_shape_encoder(folder: Path, seed: int = 18) -> Path:
+    """The shape SC-VAE encoder (``ckpts/shape_enc_next_dc_f16c32_fp16``) -> folder."""
+    name, args = "FlexiDualGridVaeEncoder", TINY_SHAPE_ENCODER
+    network = v1_testing.randomize(build_network(name, args, SHAPE_ENCODER), seed)
+    network.convert_torso(torch.float16)
+    state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+    write_network(folder / SHAPE_ENCODER_STEM, name, args, state)
+    return folder
+
+
 def write_dinov3(folder: Path, seed: int = 5) -> Path:
     """``config.json`` + ``model.safetensors`` of a random transformers-format DINOv3 ViT."""
     from transformers import DINOv3ViTConfig, DINOv3ViTModel
@@ -150,4 +171,5 @@ def write_tiny_components(folder: Path, model_id: str = MODEL_ID) -> dict[str, P
     return {
         "decoders": write_structure_decoder(folder / "decoders"),
         "dinov3": write_dinov3(folder / "dinov3"),
+        "encoder": write_shape_encoder(folder / "encoder"),
     }

@@ -1,0 +1,299 @@
+"""TRELLIS.2 network time per stage: random weights in the official layout, the real code path.
+
+Writes the release's files (pipeline.json, the seven ``ckpts/*.json`` + ``*.safetensors``
+with the flows' torso in bf16 and the decoders' in fp16 as stored, TRELLIS v1's structure
+decoder, a DINOv3 ViT-L/16 in the hub's transformers layout; about 8 GB) with random weights,
+loads them through the production loader (strict, stored dtypes) and times
+``Trellis2Pipeline.run`` stage by stage from its progress reports, for the 512 pipeline and
+the 1024 cascade: a warm-up run, then ``--runs`` timed runs (median / min / max per stage) and
+the peak VRAM of each pipeline type. ``--tiny`` runs the test configuration (a CPU smoke run).
+
+Random weights occupy a third of the structure grid; a real asset marks a shell. Before timing,
+the structure decoder's output bias is shifted so that ``--voxels`` of its 64^3 voxels are
+occupied for the run's seed (every later stage scales with that count). Weights are written
+tensor by tensor (``torch.empty`` + ``normal_``, norms at one, biases at zero) straight into
+safetensors; the write time is in the report.
+
+    .venv/backend/bin/python benchmarks/trellis2.py --device cuda --out results/trellis2.json
+    .venv/backend/bin/python benchmarks/trellis2.py --tiny --device cpu --runs 1 --out r.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from backend.models.trellis import testing as v1_testing  # noqa: E402
+from backend.models.trellis.config import network_spec_from_dict  # noqa: E402
+from backend.models.trellis.loading import stored_state  # noqa: E402
+from backend.models.trellis.loading import write_network as write_v1_network  # noqa: E402
+from backend.models.trellis.ss_decoder import SparseStructureDecoder  # noqa: E402
+from backend.models.trellis2 import adapter as cards  # noqa: E402
+from backend.models.trellis2 import testing  # noqa: E402
+from backend.models.trellis2.config import SS_DECODER  # noqa: E402
+from backend.models.trellis2.loading import build_network  # noqa: E402
+from backend.models.trellis2.pipeline import Trellis2Pipeline, Trellis2Request  # noqa: E402
+
+_FLOW = dict(
+    model_channels=1536, cond_channels=1024, num_blocks=30, num_heads=12, mlp_ratio=5.3334,
+    pe_mode="rope", share_mod=True, initialization="scaled", qk_rms_norm=True,
+    qk_rms_norm_cross=True,
+)  # fmt: skip
+_CONVNEXT = ["SparseConvNeXtBlock3d"] * 5
+_DECODER = dict(
+    model_channels=[1024, 512, 256, 128, 64], latent_channels=32, num_blocks=[4, 16, 8, 4, 0],
+    block_type=_CONVNEXT, up_block_type=["SparseResBlockC2S3d"] * 4,
+    block_args=[{"use_checkpoint": False}] * 5, use_fp16=True,
+)  # fmt: skip
+# role -> (class, args, stored torso dtype): upstream's configs/gen and configs/scvae.
+RELEASED: dict[str, tuple[str, dict[str, Any], torch.dtype]] = {
+    "sparse_structure_flow_model": ("SparseStructureFlowModel",
+                                    dict(resolution=16, in_channels=8, out_channels=8, **_FLOW),
+                                    torch.bfloat16),
+    "shape_slat_flow_model_512": ("ElasticSLatFlowModel",
+                                  dict(resolution=32, in_channels=32, out_channels=32, **_FLOW),
+                                  torch.bfloat16),
+    "shape_slat_flow_model_1024": ("ElasticSLatFlowModel",
+                                   dict(resolution=64, in_channels=32, out_channels=32, **_FLOW),
+                                   torch.bfloat16),
+    "tex_slat_flow_model_512": ("ElasticSLatFlowModel",
+                                dict(resolution=32, in_channels=64, out_channels=32, **_FLOW),
+                                torch.bfloat16),
+    "tex_slat_flow_model_1024": ("ElasticSLatFlowModel",
+                                 dict(resolution=64, in_channels=64, out_channels=32, **_FLOW),
+                                 torch.bfloat16),
+    "shape_slat_decoder": ("FlexiDualGridVaeDecoder", dict(resolution=256, **_DECODER),
+                           torch.float16),
+    "tex_slat_decoder": ("SparseUnetVaeDecoder",
+                         dict(out_channels=6, pred_subdiv=False, **_DECODER), torch.float16),
+}  # fmt: skip
+# TRELLIS v1's ss_dec_conv3d_16l8_fp16 (the hub's ckpts JSON).
+V1_SS_DECODER = {"name": "SparseStructureDecoder", "args": {
+    "out_channels": 1, "latent_channels": 8, "num_res_blocks": 2, "num_res_blocks_middle": 2,
+    "channels": [512, 128, 32], "use_fp16": True}}  # fmt: skip
+DINOV3_L16 = dict(
+    hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+    num_register_tokens=4, patch_size=16, layerscale_value=1.0,
+)  # fmt: skip
+
+
+def random_state(network: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    """Per tensor of a meta-built network: norms' weights 1, biases 0, the rest N(0, 0.02)."""
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, meta in network.state_dict().items():
+        if not meta.is_floating_point():
+            continue
+        tensor = torch.empty(meta.shape, dtype=meta.dtype)
+        if key.endswith("bias"):
+            tensor.zero_()
+        elif meta.dim() == 1 and key.endswith("weight"):
+            tensor.fill_(1.0)
+        else:
+            tensor.normal_(0.0, 0.02, generator=generator)
+        state[key] = tensor
+    return state
+
+
+def write_full_size(folder: Path) -> None:
+    """The release's files with random weights (about 8 GB), DINOv3 and v1's decoder."""
+    from safetensors.torch import save_file
+
+    config = testing.pipeline_config()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pipeline.json").write_text(json.dumps(config.to_dict(), indent=4))
+    for seed, (role, (name, args, torso)) in enumerate(RELEASED.items()):
+        with torch.device("meta"):
+            network = build_network(name, args, role)
+            network.convert_torso(torso)
+        stem = folder / cards.STEMS[role]
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        stem.with_suffix(".json").write_text(json.dumps({"name": name, "args": args}))
+        save_file(random_state(network, seed), str(stem.with_suffix(".safetensors")))
+    spec = network_spec_from_dict(V1_SS_DECODER, SS_DECODER)
+    decoder = v1_testing.randomize(SparseStructureDecoder(spec.config), seed=40)
+    write_v1_network(folder / "decoders" / cards.SS_DECODER_STEM, spec,
+                     stored_state(decoder, True))  # fmt: skip
+    from transformers import DINOv3ViTConfig, DINOv3ViTModel
+
+    with torch.device("meta"):
+        dino = DINOv3ViTModel(DINOv3ViTConfig(**DINOV3_L16))
+    dino_dir = folder / "dinov3"
+    dino_dir.mkdir(exist_ok=True)
+    dino.config.save_pretrained(str(dino_dir))
+    save_file(random_state(dino, 41), str(dino_dir / "model.safetensors"))
+
+
+def subject(size: int = 1024) -> np.ndarray:
+    yy, xx = np.mgrid[0:size, 0:size] / (size - 1) * 2 - 1
+    pixels = np.zeros((size, size, 4), np.uint8)
+    pixels[..., 0], pixels[..., 1] = (xx * 0.5 + 0.5) * 255, (yy * 0.5 + 0.5) * 255
+    pixels[..., 2], pixels[..., 3] = 100, (xx**2 + yy**2 < 0.5) * 255
+    return pixels
+
+
+class Clock:
+    """Progress callback: the device-synchronised time of every stage's first report."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.firsts = device, {}
+        self.start = self.now()
+
+    def now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def __call__(self, stage: str, step: int, total: int) -> None:
+        key = stage
+        if stage in self.firsts and step == 0 and stage == "shape":
+            key = "shape_hr"  # the cascade's second shape pass
+        self.firsts.setdefault(key, self.now())
+
+    def seconds(self) -> dict[str, float]:
+        end = self.now()
+        names = list(self.firsts)
+        stops = [*(self.firsts[n] for n in names[1:]), end]
+        out = {n: stop - self.firsts[n] for n, stop in zip(names, stops, strict=True)}
+        out["total"] = end - self.start
+        return out
+
+
+class Stop(Exception):  # noqa: N818 - a sentinel
+    pass
+
+
+def calibrate(pipeline: Trellis2Pipeline, request: Trellis2Request, voxels: int) -> int:
+    """Shift the structure decoder's output bias so ``voxels`` of its voxels are occupied."""
+    decoder = pipeline.networks[SS_DECODER]
+    captured: list[torch.Tensor] = []
+    hook = decoder.register_forward_hook(lambda _m, _i, out: captured.append(out.float()))
+
+    def stop(stage: str, step: int, total: int) -> None:
+        if stage == "shape":
+            raise Stop
+
+    try:
+        pipeline.run(request, stop)
+    except Stop:
+        pass
+    finally:
+        hook.remove()
+    logits = captured[-1].flatten()
+    before = int((logits > 0).sum())
+    k = min(voxels, logits.numel() - 1)
+    values = torch.topk(logits, k + 1).values
+    with torch.no_grad():
+        bias = decoder.out_layer[2].bias
+        bias -= ((values[k - 1] + values[k]) / 2).to(bias.dtype)
+    return before
+
+
+def summary(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    stages = runs[0].keys()
+    return {
+        s: {
+            "median": statistics.median(r[s] for r in runs),
+            "min": min(r[s] for r in runs),
+            "max": max(r[s] for r in runs),
+        }
+        for s in stages
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs after a warm-up")
+    parser.add_argument("--voxels", type=int, default=20_000, help="occupied 64^3 voxels")
+    parser.add_argument("--types", default="512,1024_cascade")
+    parser.add_argument("--weights", type=Path, help="reuse (or write once into) this folder")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--tiny", action="store_true", help="the test configs (a CPU smoke run)")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    scratch = tempfile.TemporaryDirectory() if args.weights is None else None
+    folder = args.weights or Path(scratch.name)
+    report: dict[str, Any] = {"tiny": args.tiny, "device": str(device), "runs": args.runs,
+                              "host": platform.node(), "torch": torch.__version__}  # fmt: skip
+    started = time.perf_counter()
+    if args.tiny:
+        testing.write_tiny_weights(folder / "model")
+        components = testing.write_tiny_components(folder / "components")
+        model, dino, shared = folder / "model", components["dinov3"], components["decoders"]
+    else:
+        model, dino, shared = folder, folder / "dinov3", folder / "decoders"
+        if not (folder / "pipeline.json").is_file():
+            write_full_size(folder)
+    report["write_s"] = time.perf_counter() - started
+    report["weights_gb"] = sum(p.stat().st_size for p in folder.rglob("*.safetensors")) / 1e9
+    started = time.perf_counter()
+    pipeline = Trellis2Pipeline.from_folder(
+        model, dinov3_folder=dino, shared_folders=[shared], device=device
+    )
+    report["load_s"] = time.perf_counter() - started
+    image = subject(256 if args.tiny else 1024)
+    voxels = min(args.voxels, 200) if args.tiny else args.voxels
+    report["types"] = {}
+    for pipeline_type in args.types.split(","):
+        steps = {}
+        if args.tiny:  # one step per stage: a smoke run
+            steps = {stage: dataclasses.replace(pipeline.config.samplers[role].settings, steps=1)
+                     for stage, role in (("structure", "sparse_structure_sampler"),
+                                         ("shape", "shape_slat_sampler"),
+                                         ("texture", "tex_slat_sampler"))}  # fmt: skip
+        request = Trellis2Request(images=(image,), seed=1, pipeline_type=pipeline_type, **steps)
+        report["occupied_before_calibration"] = calibrate(pipeline, request, voxels)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        runs = []
+        for index in range(args.runs + 1):  # the first is the warm-up
+            clock = Clock(device)
+            output = pipeline.run(request, clock)
+            if index:
+                runs.append(clock.seconds())
+        timings = runs or [clock.seconds()]
+        entry = {"stages_s": summary(timings), "structure_voxels": len(output.coords),
+                 "resolution": output.resolution, "faces": len(output.mesh.faces),
+                 "pbr_voxels": len(output.pbr.keys)}  # fmt: skip
+        if device.type == "cuda":
+            entry["peak_vram_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+        report["types"][pipeline_type] = entry
+    print(table(report))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2))
+    if scratch is not None:
+        scratch.cleanup()
+    return 0
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [f"TRELLIS.2 on {report['device']} (weights written in {report['write_s']:.1f} s, "
+             f"{report['weights_gb']:.2f} GB; loaded in {report['load_s']:.1f} s)"]  # fmt: skip
+    for kind, entry in report["types"].items():
+        vram = f", peak VRAM {entry['peak_vram_gb']:.1f} GiB" if "peak_vram_gb" in entry else ""
+        lines.append(f"\n{kind}: {entry['structure_voxels']} tokens, grid {entry['resolution']}, "
+                     f"{entry['faces']} faces{vram}")  # fmt: skip
+        lines.append(f"{'stage':<12}{'median s':>10}{'min s':>10}{'max s':>10}")
+        for stage, s in entry["stages_s"].items():
+            lines.append(f"{stage:<12}{s['median']:>10.3f}{s['min']:>10.3f}{s['max']:>10.3f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
