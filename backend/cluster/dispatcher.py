@@ -123,6 +123,11 @@ class RayDispatcher:
             for slot in slots
         )
 
+    def workers(self) -> tuple[()]:
+        """No local worker threads: the models live in the actors (the shelf's load and release
+        do not reach a farm yet)."""
+        return ()
+
     def join(self, timeout_s: float) -> None:
         if self._thread is not None:
             self._thread.join(timeout_s)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from backend.jobs.queue import JobQueue
 from backend.models.registry import ModelRegistry
 from shared_protocol.messages import WorkerHealth
+
+if TYPE_CHECKING:
+    from backend.jobs.worker import Worker
 
 
 class WorkerPool(Protocol):
@@ -23,6 +26,10 @@ class WorkerPool(Protocol):
     def check(self) -> None: ...
 
     def health(self) -> tuple[WorkerHealth, ...]: ...
+
+    def workers(self) -> tuple[Worker, ...]:
+        """The local worker threads (the model shelf's load / release go to them)."""
+        ...
 
     def join(self, timeout_s: float) -> None: ...
 

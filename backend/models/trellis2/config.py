@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backend.models.trellis2.sampler import Trellis2SamplerSettings
+from backend.models.trellis2.sampler_settings import Trellis2SamplerSettings
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 PIPELINE_FILE = "pipeline.json"

@@ -19,26 +19,15 @@ guidance_interval_mixin}.py``. Differences from TRELLIS v1 (``backend.models.tre
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from backend.models.trellis.sampler import time_pairs
+from backend.models.trellis2.sampler_settings import Trellis2SamplerSettings
 
 Velocity = Callable[[Tensor, Tensor, Tensor], Tensor]  # (x, 1000 t (B,), cond) -> v
 StepCallback = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class Trellis2SamplerSettings:
-    """One stage's sampling, as pipeline.json's ``params``."""
-
-    steps: int
-    guidance_strength: float
-    guidance_rescale: float = 0.0
-    guidance_interval: tuple[float, float] = (0.0, 1.0)
-    rescale_t: float = 1.0
 
 
 def guidance_at(settings: Trellis2SamplerSettings, t: float) -> float:

@@ -20,7 +20,11 @@ def test_textured_glb_round_trip_keeps_its_colours(sphere_mesh, tmp_path):
     texture[:, :32, 0] = 230
     texture[:, 32:, 2] = 230
     uv_up = np.column_stack([(vertices[:, 0] + 0.6) / 1.2, np.full(len(vertices), 0.5)])
-    visual = trimesh.visual.TextureVisuals(uv=uv_up, image=Image.fromarray(texture))
+    # baseColorFactor 1: glTF multiplies the texture by it (trimesh's default material is 0.4).
+    material = trimesh.visual.material.PBRMaterial(
+        baseColorTexture=Image.fromarray(texture), baseColorFactor=[255, 255, 255, 255]
+    )
+    visual = trimesh.visual.TextureVisuals(uv=uv_up, material=material)
     source = tmp_path / "ball.glb"
     trimesh.Trimesh(vertices, faces, visual=visual, process=False).export(source)
     out = tmp_path / "out" / "ball_game.glb"
