@@ -60,8 +60,8 @@ _SIZES = {"flow": 2_700_000_000, "decoder": 500_000_000}
 RESOLUTIONS = {"512": "512", "1024": "1024_cascade", "1536": "1536_cascade"}
 # One order for both tasks: texture runs voxelize, encode, condition, texture, decode.
 STAGE_WEIGHTS = {
-    "voxelize": 0.02, "encode": 0.02, "condition": 0.03, "structure": 0.2, "shape": 0.3, "texture": 0.3, "decode": 0.12,
-    "mesh": 0.05,
+    "voxelize": 0.02, "encode": 0.02, "condition": 0.03, "structure": 0.2, "shape": 0.3,
+    "texture": 0.3, "decode": 0.12, "mesh": 0.05,
 }  # fmt: skip
 OUT_OF_MEMORY_HINT = "Lower the resolution (512) or max_num_tokens, or close other GPU programs."
 
