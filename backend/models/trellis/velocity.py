@@ -18,6 +18,8 @@ and also offers ``many(x, t, conds) -> (k, *x.shape)`` for ``k`` conditions, whi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -77,3 +79,45 @@ class SparseFlowVelocity:
         feats = x.repeat(k, 1) if k > 1 else x
         out = self.flow(self.template(k, feats), t, conds).feats
         return out.view(k, x.shape[0], -1)
+
+
+class GraphedVelocity:
+    """A batchable velocity replayed from CUDA graphs, one per input shape (opt-in, CUDA only).
+
+    The sampler calls the flow 25-50 times on inputs of the same shapes, so each shape is run
+    eagerly twice on a side stream (which also builds every cached index structure outside the
+    capture), captured once, then replayed with the inputs copied into its static buffers. The
+    replay launches no Python and does no host round trip; the result is cloned out of the
+    graph's pool. Each captured shape keeps its own activation pool (more VRAM)."""
+
+    def __init__(self, velocity: DenseFlowVelocity | SparseFlowVelocity) -> None:
+        self.velocity = velocity
+        self._graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, list[Tensor], Tensor]] = {}
+
+    def __call__(self, x: Tensor, t: Tensor, cond: Tensor) -> Tensor:
+        return self._replay(self.velocity.__call__, "one", x, t, cond)
+
+    def many(self, x: Tensor, t: Tensor, conds: Tensor) -> Tensor:
+        return self._replay(self.velocity.many, "many", x, t, conds)
+
+    def _replay(self, run: Callable, kind: str, x: Tensor, t: Tensor, cond: Tensor) -> Tensor:
+        key = (kind, *(tuple(v.shape) for v in (x, t, cond)), x.dtype, cond.dtype)
+        entry = self._graphs.get(key)
+        if entry is None:
+            static = [x.clone(), t.clone(), cond.clone()]
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    run(*static)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                out = run(*static)
+            entry = (graph, static, out)
+            self._graphs[key] = entry
+        graph, static, out = entry
+        for buffer, value in zip(static, (x, t, cond), strict=True):
+            buffer.copy_(value)
+        graph.replay()
+        return out.clone()
