@@ -63,6 +63,7 @@ from backend.models.trellis.sampler import (  # noqa: E402
     SamplerSettings,
 )
 from backend.models.trellis.ss_decoder import occupied_coords  # noqa: E402
+from backend.models.trellis.velocity import DenseFlowVelocity, SparseFlowVelocity  # noqa: E402
 
 TOLERANCE = 1e-3  # relative, float32
 COND_TOKENS = 1374  # DINOv2 ViT-L/14-reg at 518 px: CLS + 4 registers + 37^2 patches
@@ -232,7 +233,7 @@ class OurStages:
 
     def ss_sample(self, noise, cond, neg_cond) -> torch.Tensor:
         flow = self.nets[SS_FLOW]
-        return self.sampler.sample(flow, noise, cond, neg_cond, self.ss_settings)
+        return self.sampler.sample(DenseFlowVelocity(flow), noise, cond, neg_cond, self.ss_settings)
 
     def ss_decoder(self, z) -> torch.Tensor:
         return self.nets[SS_DECODER](z)
@@ -241,11 +242,7 @@ class OurStages:
         return self.nets[SLAT_FLOW](SparseTensor(feats, coords), t, cond).feats
 
     def slat_sample(self, coords, noise, cond, neg_cond) -> torch.Tensor:
-        flow, template = self.nets[SLAT_FLOW], SparseTensor(noise, coords)
-
-        def velocity(feats, t, c):
-            return flow(template.replace(feats), t, c).feats
-
+        velocity = SparseFlowVelocity(self.nets[SLAT_FLOW], coords)
         feats = self.sampler.sample(velocity, noise, cond, neg_cond, self.slat_settings)
         return feats * self.std + self.mean
 

@@ -51,6 +51,7 @@ from backend.models.trellis.mesh_extraction import TrellisMesh, features_to_mesh
 from backend.models.trellis.sampler import FlowEulerGuidanceIntervalSampler, SamplerSettings
 from backend.models.trellis.slat_decoders import GaussianParameters, RadianceFieldParameters
 from backend.models.trellis.ss_decoder import occupied_coords
+from backend.models.trellis.velocity import DenseFlowVelocity, SparseFlowVelocity
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 Progress = Callable[[str, int, int], None]  # (stage, step, total); may raise to cancel
@@ -180,7 +181,7 @@ class TrellisPipeline:
         side = flow.resolution
         noise = torch.randn(1, flow.in_channels, side, side, side, generator=generator)
         structure = self.structure_sampler.sample(
-            flow,
+            DenseFlowVelocity(flow),
             noise.to(self.device),
             cond,
             neg_cond,
@@ -261,13 +262,9 @@ class TrellisPipeline:
         request: TrellisRequest,
         progress: Progress,
     ) -> torch.Tensor:
-        flow = self.networks[SLAT_FLOW]
-        template = SparseTensor(noise, coords)
-
-        def velocity(feats: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-            # replace() keeps the coordinates and their cached neighbour maps between steps.
-            return flow(template.replace(feats), t, cond).feats
-
+        # One velocity for the whole sampling: the voxels' neighbour maps, downsampled sets and
+        # position embedding (also those of the guided batch of copies) are built once.
+        velocity = SparseFlowVelocity(self.networks[SLAT_FLOW], coords)
         feats = self.latent_sampler.sample(
             velocity,
             noise,

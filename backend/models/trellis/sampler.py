@@ -4,8 +4,11 @@
   (``rescale_t``), stepped in pairs (t, t_prev): ``x <- x - (t - t_prev) v``.
 - The network is called with ``1000 t`` and predicts the velocity v.
 - Guidance only while ``cfg_interval[0] <= t <= cfg_interval[1]`` (on the rescaled t), in
-  TRELLIS v1's form ``v = (1 + s) v_cond - s v_uncond``, the two predictions being two separate
-  forward passes (not one batch of two); outside the interval one conditional pass.
+  TRELLIS v1's form ``v = (1 + s) v_cond - s v_uncond``; outside the interval one conditional
+  pass. Upstream makes the two predictions with two forward passes; a velocity that offers
+  ``many(x, t (k,), conds (k, L, C)) -> (k, *x.shape)`` (``backend.models.trellis.velocity``)
+  gets them as one batch of up to ``max_batch`` conditions instead (the same maths per sample:
+  equal up to float rounding), a plain callable still gets one pass per condition.
 - Several images (upstream ``inject_sampler_multi_image``): *stochastic* conditions step i on
   image ``i mod n`` alone (CFG as usual); *multidiffusion* averages the conditional
   predictions of all n images at every step, then applies CFG with one unconditional pass.
@@ -64,8 +67,11 @@ def forward_count(settings: SamplerSettings, images: int = 1, mode: str = "stoch
 
 
 class FlowEulerGuidanceIntervalSampler:
-    def __init__(self, sigma_min: float = 1e-5) -> None:
+    def __init__(self, sigma_min: float = 1e-5, max_batch: int = 2) -> None:
         self.sigma_min = sigma_min  # kept for the config round trip; unused by the update
+        # Conditions per forward for a batchable velocity (1: upstream's separate passes);
+        # bounded because each one more holds a whole copy of the activations.
+        self.max_batch = max_batch
 
     @torch.no_grad()
     def sample(
@@ -99,7 +105,7 @@ class FlowEulerGuidanceIntervalSampler:
             else:
                 which = index % images
                 conds = [cond[which : which + 1]]
-            v = self._velocity(velocity, x, t, conds, neg_cond, settings)
+            v = self._velocity(velocity, x, t, conds, neg_cond, settings, self.max_batch)
             x = x - (t - t_prev) * v
         if on_step is not None:
             on_step(len(pairs), len(pairs))
@@ -113,16 +119,37 @@ class FlowEulerGuidanceIntervalSampler:
         conds: list[torch.Tensor],
         neg_cond: torch.Tensor,
         settings: SamplerSettings,
+        max_batch: int = 1,
     ) -> torch.Tensor:
-        t_model = torch.tensor([1000 * t] * _batch(x), device=x.device, dtype=torch.float32)
-        predictions = [velocity(x, t_model, c) for c in conds]
+        low, high = settings.cfg_interval
+        guided = low <= t <= high
+        wanted = [*conds, neg_cond] if guided else list(conds)
+        predictions = _predictions(velocity, x, 1000 * t, wanted, max_batch)
+        negative = predictions.pop() if guided else None
         # Upstream sums from 0 and divides only when averaging several images.
         pred = predictions[0] if len(predictions) == 1 else sum(predictions) / len(predictions)
-        low, high = settings.cfg_interval
-        if low <= t <= high:
+        if negative is not None:
             strength = settings.cfg_strength
-            return (1 + strength) * pred - strength * velocity(x, t_model, neg_cond)
+            return (1 + strength) * pred - strength * negative
         return pred
+
+
+def _predictions(
+    velocity: Velocity, x: torch.Tensor, t: float, conds: list[torch.Tensor], max_batch: int
+) -> list[torch.Tensor]:
+    """The velocity of ``x`` at network time ``t`` under each condition (1, L, C), in order."""
+    many = getattr(velocity, "many", None)
+    if many is None or max_batch < 2:
+        # torch.full, not torch.tensor(list): a fill kernel, no host-to-device copy (a sync).
+        t_model = torch.full((_batch(x),), t, device=x.device, dtype=torch.float32)
+        return [velocity(x, t_model, c) for c in conds]
+    predictions: list[torch.Tensor] = []
+    for start in range(0, len(conds), max_batch):
+        group = conds[start : start + max_batch]
+        t_model = torch.full((len(group),), t, device=x.device, dtype=torch.float32)
+        stacked = group[0] if len(group) == 1 else torch.cat(group, dim=0)
+        predictions.extend(many(x, t_model, stacked).unbind(0))
+    return predictions
 
 
 def _batch(x: torch.Tensor) -> int:

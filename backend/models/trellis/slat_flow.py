@@ -9,7 +9,10 @@ Upstream: ``trellis/models/structured_latent_flow.py``. For the released
    each block's output features are kept as a skip;
 3. absolute position embedding of the downsampled coordinates added;
 4. ``blocks``: ModulatedTransformerCrossBlock with full self attention over each sample's
-   voxels and cross attention to the condition tokens;
+   voxels and cross attention to the condition tokens; when every sample has as many voxels
+   as the others (one sample, or the guided sampler's copies of one), the features are viewed
+   as dense (B, L, C) tokens, so attention is one SDPA over the batch and the per-sample
+   modulation a broadcast, with no per-sample loop or gather (the same maths);
 5. ``out_blocks``: mirror of the input blocks, each taking ``cat[h, skip]`` (skips in reverse),
    the first of a stage upsampling back;
 6. LayerNorm without affine (eps 1e-5) in the torso dtype, cast back, ``out_layer`` 128 -> 8.
@@ -30,10 +33,14 @@ from torch import Tensor, nn
 from backend.models.sparse import SparseLinear, SparseResBlock3d, SparseTensor, SparseTokens
 from backend.models.trellis.transformer import (
     AbsolutePositionEmbedder,
+    DenseTokens,
     ModulatedTransformerCrossBlock,
     TimestepEmbedder,
+    TokenLayout,
     convert_torso,
 )
+
+DENSE_TOKENS = DenseTokens()
 
 
 class SLatFlowModel(nn.Module):
@@ -150,12 +157,15 @@ class SLatFlowModel(nn.Module):
             h = block(h, t_emb)
             skips.append(h.feats)
 
-        position = self.pos_embedder(h.coords[:, 1:]).to(dtype)
-        features = h.feats + position
-        tokens = SparseTokens(h)
+        features = h.feats + self.position_embedding(h, dtype)
+        tokens: TokenLayout = SparseTokens(h)
+        lengths = {rows.stop - rows.start for rows in h.layout}
+        if len(lengths) == 1:
+            features = features.view(h.batch_size, lengths.pop(), -1)
+            tokens = DENSE_TOKENS
         for block in self.blocks:
             features = block(features, t_emb, cond, tokens)
-        h = h.replace(features)
+        h = h.replace(features.reshape(len(h), -1))
 
         for block, skip in zip(self.out_blocks, reversed(skips), strict=True):
             if self.use_skip_connection:
@@ -164,3 +174,12 @@ class SLatFlowModel(nn.Module):
 
         h = h.replace(F.layer_norm(h.feats, h.feats.shape[-1:]).to(x.dtype))
         return self.out_layer(h)
+
+    def position_embedding(self, h: SparseTensor, dtype: torch.dtype) -> Tensor:
+        """The embedding of ``h``'s coordinates, once per coordinate set (steps reuse it)."""
+        key = f"slat_ape_{self.model_channels}_{dtype}"
+        position = h.cache.get(key)
+        if position is None:
+            position = self.pos_embedder(h.coords[:, 1:]).to(dtype)
+            h.cache[key] = position
+        return position

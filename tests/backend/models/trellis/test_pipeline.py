@@ -110,7 +110,8 @@ def test_the_latent_is_the_flow_sample_de_normalised_and_decoded_to_the_mesh(
     )
     config = image_pipeline.config
     expected = sampled * torch.tensor(config.slat_std) + torch.tensor(config.slat_mean)
-    assert torch.allclose(output.latent, expected, atol=1e-5)
+    # The run batches each guided pair (float rounding apart, the same maths): 1e-5 relative.
+    assert torch.allclose(output.latent, expected, rtol=0, atol=1e-5 * expected.abs().max())
     assert not torch.allclose(output.latent, sampled, atol=1e-2)  # de-normalised, not raw
     features = image_pipeline.networks[MESH_DECODER](SparseTensor(expected, output.coords.clone()))
     assert torch.allclose(features.feats, output.mesh_features.feats, atol=1e-4)
@@ -211,8 +212,9 @@ def test_several_views_condition_the_flow_in_both_modes(
     finally:
         image_pipeline.networks[SS_FLOW] = counting.flow
     assert output.cond.shape == (3, 21, 32) and output.neg_cond.shape == (1, 21, 32)
-    assert len(counting.conditions) == forward_count(FAST, images=3, mode=mode)
-    assert set(counting.conditions) == {1}  # each view (and the negative) a pass of its own
+    # Every view and the negative is a condition of its own, run at most two per forward.
+    assert sum(counting.conditions) == forward_count(FAST, images=3, mode=mode)
+    assert set(counting.conditions) <= {1, 2} and 2 in counting.conditions
     assert len(output.meshes[0].faces) > 0
 
 
