@@ -41,7 +41,6 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
 from backend.cancellation import CancelToken  # noqa: E402
 from backend.geometry.pipeline import PipelineOptions, run_pipeline  # noqa: E402
 from backend.geometry.warmup import warm_up  # noqa: E402
@@ -59,6 +58,7 @@ from backend.models.mvdream.loading import build_models  # noqa: E402
 from backend.models.mvdream.pipeline import MVDreamOutput, MVDreamPipeline  # noqa: E402
 from backend.models.mvdream.testing import schedule_buffers, seeded_tensor  # noqa: E402
 from backend.models.testing.clip_tokenizer import write_clip_tokenizer  # noqa: E402
+from benchmarks.outputs import default_out  # noqa: E402
 
 DATA = REPO / "tests" / "data" / "mvdream"
 PROMPT = "a wooden chair, 3d asset"
@@ -359,8 +359,8 @@ def main() -> None:
     parser.add_argument("--dtype", choices=("float16", "float32"), default="float16")
     parser.add_argument("--tiny", action="store_true", help="tiny configs on the CPU (smoke)")
     parser.add_argument("--no-upstream", action="store_true")
-    parser.add_argument("--out", type=Path,
-                        default=REPO / "benchmarks" / "results" / "text_to_3d.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON file (default: a new one in benchmarks/runs/)")
     args = parser.parse_args()
     device = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
     dtype = torch.float16 if device.type == "cuda" and args.dtype == "float16" else torch.float32
@@ -379,6 +379,7 @@ def main() -> None:
         table["paths"][name] = results
     print_table(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out = args.out or default_out("text_to_3d")
     args.out.write_text(json.dumps(table, indent=2))
     print(f"wrote {args.out}")
 

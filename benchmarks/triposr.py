@@ -37,7 +37,6 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
 from backend.models.common.background import remove_background  # noqa: E402
 from backend.models.common.torch_dtypes import DTYPES  # noqa: E402
 from backend.models.triposr import pipeline  # noqa: E402
@@ -46,6 +45,7 @@ from backend.models.triposr.isosurface import grid_points  # noqa: E402
 from backend.models.triposr.loading import load_model, write_model_folder  # noqa: E402
 from backend.models.triposr.network import TripoSRNet  # noqa: E402
 from backend.models.triposr.testing import random_state, tiny_config  # noqa: E402
+from benchmarks.outputs import default_out  # noqa: E402
 
 # Random weights give a speckled field with no object at upstream's threshold (25); the level
 # at this quantile gives about as many faces as a real object's mesh (~150k at 128^3).
@@ -312,9 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
     }
     print_table(report)
-    out = args.out or REPO / "benchmarks" / "results" / (
-        "triposr_tiny.json" if args.tiny else f"triposr_{device.type}.json"
-    )
+    out = args.out or default_out("triposr_tiny" if args.tiny else f"triposr_{device.type}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     print(f"wrote {out}")
