@@ -77,6 +77,11 @@ class Timer:
     def medians(self) -> dict[str, float]:
         return {k: round(statistics.median(v), 4) for k, v in self.samples.items()}
 
+    def spread(self) -> dict[str, dict[str, float]]:
+        """min / max per stage beside the medians, and how many samples."""
+        return {k: {"min": round(min(v), 4), "max": round(max(v), 4), "n": len(v)}
+                for k, v in self.samples.items()}  # fmt: skip
+
 
 def preprocess(image: np.ndarray, config: SF3DConfig) -> Conditioning:
     """The preprocess stage as a job runs it: the shared cut-out, then SF3D's framing."""
@@ -133,7 +138,8 @@ def bench_ours(model: SF3DNetwork, args: argparse.Namespace, device: torch.devic
                                                   args.chunk))
         timer.sync()
         timer.samples.setdefault("total", []).append(time.perf_counter() - start)
-    result = {"stages_s": timer.medians(), "faces": len(faces), "threshold": threshold,
+    result = {"stages_s": timer.medians(), "stages_spread_s": timer.spread(), "faces": len(faces),
+              "threshold": threshold,
               "grid_vertices": int(extractor.vertices.shape[0])}
     if device.type == "cuda":
         result["peak_vram_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
@@ -196,7 +202,7 @@ def bench_upstream(upstream_dir: Path, raw_config: dict, state: dict, args: argp
             timer.samples.pop("mesh", None)
             timer.samples["mesh_skipped"] = [0.0]
             del error
-    result = {"stages_s": timer.medians()}
+    result = {"stages_s": timer.medians(), "stages_spread_s": timer.spread()}
     if device.type == "cuda":
         result["peak_vram_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
     # Same weights, same input image: how far apart are the triplanes (in --dtype)?

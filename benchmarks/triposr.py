@@ -133,10 +133,17 @@ def measure(
         if device.type == "cuda":
             peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
     stages = {s: statistics.median(x[s] for x in samples) for s in samples[0]}
+    totals = [sum(x.values()) for x in samples]
     row = {
         "variant": name,
         "seconds": stages,
+        "seconds_min": {s: min(x[s] for x in samples) for s in samples[0]},
+        "seconds_max": {s: max(x[s] for x in samples) for s in samples[0]},
         "total_s": sum(stages.values()),
+        "total_s_min": min(totals),
+        "total_s_max": max(totals),
+        "repeats": repeats,
+        "warmed_up": True,
         "peak_vram_mb": peak_mb,
         "faces": outputs.get("faces"),
     }
@@ -217,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-size", type=int, default=8192)
     parser.add_argument("--big-chunk", type=int, default=1 << 18)
     parser.add_argument("--foreground-ratio", type=float, default=0.85)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--compile", action="store_true", help="also try torch.compile")
     parser.add_argument("--upstream-dir", type=Path, help="a VAST-AI-Research/TripoSR checkout")
     parser.add_argument("--out", type=Path)
