@@ -10,8 +10,9 @@ borders are pinned by heavy perpendicular plane quadrics. Placement is the quadr
 in ``endpoint`` mode one of the two vertices, so per-vertex data (incoming UVs) stays exact. On
 large inputs both phases first run in parallel on slabs of the longest axis (vertices on a cut
 stay put; the slab count follows the input's size, not the machine, so every machine makes the
-same mesh), down to a little above the target, then once more on slabs whose cuts lie in the
-middle of the first ones; the sequential greedy pass finishes across the cuts.
+same mesh): the sweeps down to a few times the target, then greedy rounds bounded by one cost for
+every slab, the cuts moving by half a slab each round, to a little above the target; the
+sequential greedy pass finishes across the cuts.
 """
 
 from __future__ import annotations
@@ -156,9 +157,9 @@ def _sweeps(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
 @numba.njit(cache=True, nogil=True)
 def _greedy(face_list, part, interior, pos, faces, quadrics, border, endpoint, flip_cos,
             min_quality, face_alive, vertex_alive, version, parent, refs, vstart, vcount, top,
-            alive_faces, target_faces):  # fmt: skip
+            alive_faces, target_faces, max_key):  # fmt: skip
     """Phase 2 over ``face_list``: the cheapest collapse first, through the bucket queue, until
-    ``target_faces`` of them are alive. With ``part`` >= 0 only edges between vertices
+    ``target_faces`` of them are alive or the cheapest edge left is above bucket ``max_key``. With ``part`` >= 0 only edges between vertices
     ``interior`` to that part move, as in :func:`_sweeps`. Returns (alive faces, refs, top)."""
     n = pos.shape[0]
     mark = np.zeros(n, np.int64)
@@ -190,7 +191,7 @@ def _greedy(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
         while alive_faces > target_faces:
             while lowest < N_BUCKETS and head[lowest] < 0:
                 lowest += 1
-            if lowest == N_BUCKETS:
+            if lowest == N_BUCKETS or lowest > max_key:
                 break
             entry = head[lowest]
             head[lowest] = nxt[entry]
@@ -225,13 +226,15 @@ def _greedy(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
             collapsed += 1
         if alive_faces <= target_faces or collapsed < STALL_FRACTION * alive_faces:
             break  # another round would re-try the same refused edges
+        if lowest <= N_BUCKETS - 1 and lowest > max_key:
+            break  # reached the cost bound: the caller decides what comes next
     return alive_faces, refs, top
 
 
 @numba.njit(cache=True, parallel=True)
 def _parallel_sweeps(face_lists, offsets, interior, stop_faces, greedy_faces, pos, faces,
                      quadrics, border, endpoint, flip_cos, min_quality, face_alive, vertex_alive,
-                     version, parent, sweep_quantile):  # fmt: skip
+                     version, parent, sweep_quantile, max_key):  # fmt: skip
     """Phases 1 and then 2 on every part at once (``offsets`` (k + 1,) into ``face_lists``),
     down to ``greedy_faces`` (k,) per part. Each part gets ring lists of its own faces only
     (its interior vertices' rings are all it reads or writes), so memory stays ~ one copy."""
@@ -256,7 +259,7 @@ def _parallel_sweeps(face_lists, offsets, interior, stop_faces, greedy_faces, po
         if alive > greedy_faces[p]:
             _greedy(part_faces, p, interior, pos, faces, quadrics, border, endpoint, flip_cos,
                     min_quality, face_alive, vertex_alive, version, parent, refs, vstart, vcount,
-                    top, alive, greedy_faces[p])  # fmt: skip
+                    top, alive, greedy_faces[p], max_key)  # fmt: skip
 
 
 @numba.njit(cache=True)
@@ -275,7 +278,7 @@ def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_qua
     _greedy(
         np.flatnonzero(face_alive), -1, vertex_alive.astype(np.int64), pos, faces, quadrics,
         border, endpoint, flip_cos, min_quality, face_alive, vertex_alive, version, parent,
-        refs, vstart, vcount, top, alive_faces, target_faces,
+        refs, vstart, vcount, top, alive_faces, target_faces, N_BUCKETS,
     )  # fmt: skip
     return face_alive, vertex_alive, parent
 
@@ -357,7 +360,7 @@ def parallel_parts(faces: int) -> int:
 
 
 def _sweep_parts(pos, faces, quadrics, border, sweep_faces, greedy_faces, endpoint, face_alive,
-                 vertex_alive, version, parent, parts, shift) -> None:  # fmt: skip
+                 vertex_alive, version, parent, parts, shift, max_key=N_BUCKETS) -> None:  # fmt: skip
     """Run phases 1 and 2 on ``parts`` slabs of the longest axis in parallel, down to
     ``greedy_faces`` in all (each slab its share). ``shift`` (0 or 0.5) moves the cuts by half
     a slab, so a second round reaches the strips the first round's cuts held still.
@@ -386,8 +389,50 @@ def _sweep_parts(pos, faces, quadrics, border, sweep_faces, greedy_faces, endpoi
     _parallel_sweeps(
         order.astype(np.int64), offsets, interior, stop, greedy, pos, faces, quadrics, border,
         bool(endpoint), tolerances.FLIP_COS, tolerances.MIN_FACE_QUALITY, face_alive,
-        vertex_alive, version, parent, tolerances.SWEEP_QUANTILE,
+        vertex_alive, version, parent, tolerances.SWEEP_QUANTILE, int(max_key),
     )  # fmt: skip
+
+
+@numba.njit(cache=True, parallel=True)
+def _edge_keys(faces, face_alive, pos, quadrics, border, endpoint):
+    """Queue bucket of every live edge (each once; -1 in the unused slots), as _greedy keys."""
+    m = faces.shape[0]
+    keys = np.full(3 * m, -1, np.int64)
+    for f in numba.prange(m):
+        if not face_alive[f]:
+            continue
+        q = np.empty(10, np.float64)
+        for k in range(3):
+            a, b = faces[f, k], faces[f, (k + 1) % 3]
+            if a < b or (border[a] and border[b]):
+                keys[3 * f + k] = _bucket(edge_cost(a, b, pos, quadrics, border, endpoint, q))
+    return keys
+
+
+def _greedy_slabs(pos, faces, quadrics, border, target_faces, endpoint, face_alive,
+                  vertex_alive, version, parent, parts) -> None:  # fmt: skip
+    """Greedy collapses in the slabs, in parallel, bounded by one cost for all of them (not by a
+    face share each, which would spend a flat slab's budget like a detailed one's): each round
+    picks the queue bucket under which about the collapses still needed lie, the slabs collapse
+    up to it, and the cuts move by half a slab, until PARALLEL_GREEDY_UNTIL x the target."""
+    goal = int(target_faces * tolerances.PARALLEL_GREEDY_UNTIL)
+    never = 10 * faces.shape[0]  # a stop count no slab reaches: the sweeps are skipped
+    for round_ in range(tolerances.PARALLEL_GREEDY_ROUNDS):
+        alive = int(face_alive.sum())
+        if alive <= goal:
+            return
+        keys = _edge_keys(faces, face_alive, pos, quadrics, border, bool(endpoint))
+        keys = keys[keys >= 0]
+        # A collapse removes two faces but raises its neighbours' costs: about a quarter of the
+        # edges under a bound collapse in a round: a bound over as many edges as faces must go
+        # (more overshoots: the first bound rises above the last, mean error +6 %).
+        need = min(alive - goal, len(keys) - 1)
+        bound = int(np.partition(keys, need)[need])
+        _sweep_parts(pos, faces, quadrics, border, never, target_faces, endpoint,
+                     face_alive, vertex_alive, version, parent, parts, 0.5 * (round_ % 2),
+                     bound)  # fmt: skip
+        if alive - int(face_alive.sum()) < STALL_FRACTION * alive:
+            return
 
 
 def collapse(
@@ -414,9 +459,10 @@ def collapse(
     slab_faces = int(target_faces * tolerances.PARALLEL_SWEEP_UNTIL)
     if m >= tolerances.PARALLEL_SWEEP_FACES and m > 2 * slab_faces:
         parts = parallel_parts(m)
-        for shift in (0.0, 0.5):  # the second round's cuts lie in the middle of the first's
-            _sweep_parts(pos, work_faces, quadrics, border, slab_faces, slab_faces, endpoint,
-                         face_alive, vertex_alive, version, parent, parts, shift)  # fmt: skip
+        _sweep_parts(pos, work_faces, quadrics, border, slab_faces, slab_faces, endpoint,
+                     face_alive, vertex_alive, version, parent, parts, 0.0)  # fmt: skip
+        _greedy_slabs(pos, work_faces, quadrics, border, int(target_faces), endpoint, face_alive,
+                      vertex_alive, version, parent, parts)  # fmt: skip
     _decimate(
         pos, work_faces, quadrics, border, int(target_faces), sweep_faces,
         tolerances.SWEEP_QUANTILE, bool(endpoint), tolerances.FLIP_COS, tolerances.MIN_FACE_QUALITY,
