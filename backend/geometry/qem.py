@@ -159,8 +159,9 @@ def _greedy(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
             min_quality, face_alive, vertex_alive, version, parent, refs, vstart, vcount, top,
             alive_faces, target_faces, max_key):  # fmt: skip
     """Phase 2 over ``face_list``: the cheapest collapse first, through the bucket queue, until
-    ``target_faces`` of them are alive or the cheapest edge left is above bucket ``max_key``. With ``part`` >= 0 only edges between vertices
-    ``interior`` to that part move, as in :func:`_sweeps`. Returns (alive faces, refs, top)."""
+    ``target_faces`` of them are alive or the cheapest edge left is above bucket ``max_key``.
+    With ``part`` >= 0 only edges between vertices ``interior`` to that part move, as in
+    :func:`_sweeps`. Returns (alive faces, refs, top)."""
     n = pos.shape[0]
     mark = np.zeros(n, np.int64)
     stamp = np.zeros(1, np.int64)
@@ -360,7 +361,8 @@ def parallel_parts(faces: int) -> int:
 
 
 def _sweep_parts(pos, faces, quadrics, border, sweep_faces, greedy_faces, endpoint, face_alive,
-                 vertex_alive, version, parent, parts, shift, max_key=N_BUCKETS) -> None:  # fmt: skip
+                 vertex_alive, version, parent, parts, shift,
+                 max_key=N_BUCKETS) -> None:  # fmt: skip
     """Run phases 1 and 2 on ``parts`` slabs of the longest axis in parallel, down to
     ``greedy_faces`` in all (each slab its share). ``shift`` (0 or 0.5) moves the cuts by half
     a slab, so a second round reaches the strips the first round's cuts held still.
