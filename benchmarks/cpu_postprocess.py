@@ -124,6 +124,18 @@ def measure(mesh: Path, out: Path, threads: int, repeats: int) -> dict:
     }
 
 
+def _commit() -> str:
+    """The code measured: HEAD, with "+changes" when the work tree differs from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
+                              capture_output=True, text=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + ("+changes" if dirty else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for input, outputs, JSON")
@@ -166,6 +178,7 @@ def main() -> None:
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
+        "commit": _commit(),
         "input": {"file": mesh.name, "resolution": args.resolution},
         "target": {"faces": TARGET_FACES, "texture_size": TEXTURE_SIZE, "format": "glb"},
         "repeats": args.repeats,

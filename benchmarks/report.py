@@ -438,8 +438,9 @@ def cpu_scaling() -> list[str]:
         if not lines:
             lines += ["## `dreamcad-backend postprocess` on N cores (CPU)", ""]
         lines += [
-            f"`{path.name}`: {data['conditions']}; {data['repeats']} repeats on"
-            f" {data['machine']['cpus']} CPUs.",
+            f"`{path.name}` (code {data.get('commit', 'not recorded')}): {data['conditions']};"
+            f" {data['repeats']} repeats on {data['machine']['cpus']} CPUs."
+            + (f" {data['note']}." if data.get("note") else ""),
             "",
             "| cores | wall s median (min-max) | CPU s median | decimate s | bake s | same asset |",
             "|---|---|---|---|---|---|",
