@@ -22,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
+from benchmarks.outputs import default_out  # noqa: E402
 from shared_protocol.client import BackendClient  # noqa: E402
 from shared_protocol.messages import HelloReply, HelloRequest  # noqa: E402
 from tests.support.backend_process import BackendProcess  # noqa: E402
@@ -53,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument(
-        "--out", type=Path, default=REPO / "benchmarks/results/backend_startup.json"
+        "--out", type=Path, default=None, help="JSON file (default: a new one in benchmarks/runs/)"
     )
     args = parser.parse_args()
     runs = []
@@ -76,6 +76,7 @@ def main() -> None:
         "models": runs[0]["models"],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out = args.out or default_out("backend_startup")
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
 

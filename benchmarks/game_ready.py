@@ -5,7 +5,7 @@ twice from one volume: the surface at level 0 and, inside it, the level -0.06 su
 second, fully enclosed shell, as a generated body under its clothes), with the analytic vertex
 colour. ``run_pipeline`` makes 20k faces, 2048 px base colour + normal map, and LOD1..LOD3 in
 one GLB; it runs once to load numba's caches, then ``--runs`` times. Printed and written to
-benchmarks/results/game_ready.json: wall time (median, and per stage), process CPU time,
+``--out`` (default: a new file in benchmarks/runs/): wall time (median, and per stage), CPU time,
 faces per LOD, faces removed as hidden, and the same input with ``keep_inner`` for comparison
 (how much of LOD0 the hidden shell would take).
 
@@ -28,6 +28,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.outputs import default_out  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from geometry_pipeline import _blob_volume  # noqa: E402
@@ -35,7 +37,6 @@ from geometry_pipeline import _blob_volume  # noqa: E402
 from backend.geometry.pipeline import PipelineOptions, run_pipeline  # noqa: E402
 from backend.geometry.raw_asset import RawAsset  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results" / "game_ready.json"
 TARGET_FACES = 20_000
 TEXTURE_SIZE = 2048
 LODS = 3
@@ -145,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resolution", type=int, default=345)  # ~800k triangles in all
     parser.add_argument("--skip-keep-inner", action="store_true")
     parser.add_argument("--texture-size", type=int, default=TEXTURE_SIZE)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON file (default: a new one in benchmarks/runs/)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     raw, inner_faces = make_input(args.resolution)
@@ -172,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out = args.out or default_out("game_ready")
     args.out.write_text(json.dumps(report, indent=2, default=float))
     print(f"wrote {args.out}")
     return 0

@@ -7,10 +7,11 @@ quality figures (sub-steps such as ``clean.inner_shells``, the hidden-shell test
 their stage's time; on this one-body input it only finds the single patch). In the same run it
 measures the reference tools the issue compares against (fast-simplification, pymeshlab, xatlas,
 a numpy nearest-vertex bake) where they are installed (``pip install -e .[bench]``), and writes
-everything to benchmarks/results/geometry_pipeline.json.
+everything to ``--out`` (default: a new file in benchmarks/runs/; the committed
+benchmarks/results/geometry_pipeline.json is replaced only when ``--out`` names it).
 
-    .venv/backend/bin/python benchmarks/geometry_pipeline.py [--runs 3] [--skip-reference]
-        [--device cuda]
+    .venv/backend/bin/python benchmarks/geometry_pipeline.py [--runs 5] [--skip-reference]
+        [--device cuda] [--out FILE.json]
 
 Timings are wall-clock on whatever machine runs it; the JSON records the CPU count and load.
 """
@@ -31,12 +32,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from backend.geometry import clean, quality, raster, uv  # noqa: E402
 from backend.geometry.pipeline import PipelineOptions, run_pipeline  # noqa: E402
 from backend.geometry.raw_asset import RawAsset  # noqa: E402
+from benchmarks.outputs import default_out  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results" / "geometry_pipeline.json"
 TARGET_FACES = 20_000
 TEXTURE_SIZE = 2048
 # Reference figures from the issue (2-core machine, seconds), for ratios next to our own.
@@ -281,9 +281,11 @@ def print_table(ours: dict, reference: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--resolution", type=int, default=464)  # ~800k triangles
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON file (default: a new one in benchmarks/runs/)")
     # "cuda" times the torch bake (splat + field queries) on a GPU; "cpu" the compiled path.
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -327,9 +329,10 @@ def main() -> None:
         "issue_reference_s": ISSUE_REFERENCE_S,
         "ratios": ratios,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2, default=float))
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    out = args.out or default_out("geometry_pipeline")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=float))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

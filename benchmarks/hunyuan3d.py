@@ -38,12 +38,12 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
 from backend.models.hunyuan3d.config import parse_shape_config, tiny_raw_config  # noqa: E402
 from backend.models.hunyuan3d.loading import load_shape_models  # noqa: E402
 from backend.models.hunyuan3d.pipeline import ShapePipeline, ShapeSettings  # noqa: E402
 from backend.models.hunyuan3d.testing import random_state, smooth_field, write_variant  # noqa: E402
 from backend.models.hunyuan3d.volume import extract_surface  # noqa: E402
+from benchmarks.outputs import default_out  # noqa: E402
 
 MANIFEST = REPO / "tests" / "data" / "hunyuan" / "full_size_manifest.json"
 FOLDERS = {
@@ -288,7 +288,7 @@ def main() -> None:
     parser.add_argument("--no-upstream", action="store_true")
     parser.add_argument("--texture", action="store_true", help="also time the paint stage")
     parser.add_argument(
-        "--out", type=Path, default=REPO / "benchmarks" / "results" / "hunyuan3d.json"
+        "--out", type=Path, default=None, help="JSON file (default: a new one in benchmarks/runs/)"
     )
     args = parser.parse_args()
 
@@ -357,6 +357,7 @@ def main() -> None:
     if "same_output" in table:
         print(json.dumps(table["same_output"], indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out = args.out or default_out("hunyuan3d")
     args.out.write_text(json.dumps(table, indent=1))
     print(f"wrote {args.out}")
 

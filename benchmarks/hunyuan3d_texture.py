@@ -32,7 +32,6 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
 from backend.cancellation import CancelToken  # noqa: E402
 from backend.geometry.pipeline import PipelineOptions, run_pipeline  # noqa: E402
 from backend.geometry.raw_asset import RawAsset  # noqa: E402
@@ -44,6 +43,7 @@ from backend.models.hunyuan3d.paint.unet import PaintUNet  # noqa: E402
 from backend.models.testing.clip_tokenizer import write_clip_tokenizer  # noqa: E402
 from backend.models.testing.hunyuan_paint import write_tiny_paint_model  # noqa: E402
 from backend.models.testing.instruct_pix2pix import write_tiny_instruct_pix2pix  # noqa: E402
+from benchmarks.outputs import default_out  # noqa: E402
 
 MANIFEST = REPO / "tests" / "data" / "hunyuan" / "paint_unet_manifest.json"
 SD_VAE = {
@@ -171,8 +171,8 @@ def time_texture(tiny: bool, device: torch.device, dtype: torch.dtype) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="tiny models on the CPU")
-    parser.add_argument("--out", type=Path,
-                        default=REPO / "benchmarks" / "results" / "hunyuan3d_texture.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON file (default: a new one in benchmarks/runs/)")
     args = parser.parse_args()
     device = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
     dtype = torch.float16 if device.type == "cuda" else torch.float32
@@ -183,6 +183,7 @@ def main() -> None:
         print(f"{name:<16}{seconds:>10.3f}")
     print(f"peak VRAM {result['peak_vram_mb']:.0f} MB")
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out = args.out or default_out("hunyuan3d_texture")
     args.out.write_text(json.dumps({"device": str(device), **result}, indent=1, default=str))
     print(f"wrote {args.out}")
 

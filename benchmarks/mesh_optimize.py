@@ -27,6 +27,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.outputs import default_out  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from game_ready import make_input  # noqa: E402
@@ -40,8 +42,6 @@ from shared_protocol.messages import (  # noqa: E402
     SubmitRequest,
 )
 from tests.support.backend_process import BackendProcess  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "mesh_optimize.json"
 
 
 def textured_glb(resolution: int, texture_size: int) -> tuple[bytes, int, int]:
@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--resolution", type=int, default=345)  # ~800k triangles in all
     parser.add_argument("--texture-size", type=int, default=2048)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON file (default: a new one in benchmarks/runs/)")
     args = parser.parse_args(argv)
 
     glb, triangles, inner = textured_glb(args.resolution, args.texture_size)
@@ -171,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out = args.out or default_out("mesh_optimize")
     args.out.write_text(json.dumps(report, indent=2))
     args.out.with_suffix(".md").write_text(table(report))
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}")

@@ -22,8 +22,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
 from backend.jobs.store import JobRecord, JobStore  # noqa: E402
+from benchmarks.outputs import default_out  # noqa: E402
 from shared_protocol.client import BackendClient  # noqa: E402
 from shared_protocol.messages import FetchReply, FetchRequest, Manifest, PingRequest  # noqa: E402
 from tests.support.backend_process import BackendProcess  # noqa: E402
@@ -87,7 +87,7 @@ def main() -> int:
     parser.add_argument("--pings", type=int, default=2000)
     parser.add_argument("--fetches", type=int, default=30)
     parser.add_argument(
-        "--out", type=Path, default=REPO / "benchmarks" / "results" / "protocol_roundtrip.json"
+        "--out", type=Path, default=None, help="JSON file (default: a new one in benchmarks/runs/)"
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,6 +119,7 @@ def main() -> int:
         ],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out = args.out or default_out("protocol_roundtrip")
     args.out.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")
     return 0

@@ -30,7 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
+from benchmarks.outputs import default_out  # noqa: E402
 from shared_protocol.client import BackendClient  # noqa: E402
 from shared_protocol.messages import (  # noqa: E402
     ImageInput,
@@ -126,7 +126,8 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/ray_scaleout.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON file (default: a new one in benchmarks/runs/)")
     args = parser.parse_args()
     if not private_network.inside():
         if private_network.unshare_command() is None:
@@ -155,6 +156,7 @@ def main() -> int:
         "overhead_s": round(ray_one - local_s, 3) if ray_one is not None else None,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out = args.out or default_out("ray_scaleout")
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0

@@ -33,7 +33,6 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
 from backend.models.common.background import remove_background  # noqa: E402
 from backend.models.common.cuda_graph import GraphedForward  # noqa: E402
 from backend.models.common.torch_dtypes import DTYPES  # noqa: E402
@@ -44,6 +43,7 @@ from backend.models.sf3d.network import SF3DNetwork, default_camera  # noqa: E40
 from backend.models.sf3d.pipeline import decode_chunked, extract_mesh  # noqa: E402
 from backend.models.sf3d.preprocess import Conditioning, condition_image  # noqa: E402
 from backend.models.sf3d.testing import randomize_weights, tiny_config_dict  # noqa: E402
+from benchmarks.outputs import default_out  # noqa: E402
 
 
 def disc_image(size: int = 1024) -> np.ndarray:
@@ -76,6 +76,11 @@ class Timer:
 
     def medians(self) -> dict[str, float]:
         return {k: round(statistics.median(v), 4) for k, v in self.samples.items()}
+
+    def spread(self) -> dict[str, dict[str, float]]:
+        """min / max per stage beside the medians, and how many samples."""
+        return {k: {"min": round(min(v), 4), "max": round(max(v), 4), "n": len(v)}
+                for k, v in self.samples.items()}  # fmt: skip
 
 
 def preprocess(image: np.ndarray, config: SF3DConfig) -> Conditioning:
@@ -133,7 +138,8 @@ def bench_ours(model: SF3DNetwork, args: argparse.Namespace, device: torch.devic
                                                   args.chunk))
         timer.sync()
         timer.samples.setdefault("total", []).append(time.perf_counter() - start)
-    result = {"stages_s": timer.medians(), "faces": len(faces), "threshold": threshold,
+    result = {"stages_s": timer.medians(), "stages_spread_s": timer.spread(), "faces": len(faces),
+              "threshold": threshold,
               "grid_vertices": int(extractor.vertices.shape[0])}
     if device.type == "cuda":
         result["peak_vram_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
@@ -196,7 +202,7 @@ def bench_upstream(upstream_dir: Path, raw_config: dict, state: dict, args: argp
             timer.samples.pop("mesh", None)
             timer.samples["mesh_skipped"] = [0.0]
             del error
-    result = {"stages_s": timer.medians()}
+    result = {"stages_s": timer.medians(), "stages_spread_s": timer.spread()}
     if device.type == "cuda":
         result["peak_vram_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
     # Same weights, same input image: how far apart are the triplanes (in --dtype)?
@@ -217,7 +223,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the backbone")
     parser.add_argument("--eager", action="store_true", help="no CUDA graph for the encoder")
     parser.add_argument("--upstream", type=Path, help="a stable-fast-3d checkout to compare")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "sf3d.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON file (default: a new one in benchmarks/runs/)")
     args = parser.parse_args()
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
     if args.tiny:
@@ -256,6 +263,7 @@ def main() -> None:
     if "peak_vram_mb" in ours:
         print(f"peak VRAM: {ours['peak_vram_mb']} MB")
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out = args.out or default_out("sf3d")
     args.out.write_text(json.dumps(report, indent=1))
     if "upstream" in report:
         print(f"upstream: {json.dumps(report['upstream'])}")

@@ -37,7 +37,6 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
 from backend.models.common.background import remove_background  # noqa: E402
 from backend.models.common.torch_dtypes import DTYPES  # noqa: E402
 from backend.models.triposr import pipeline  # noqa: E402
@@ -46,6 +45,7 @@ from backend.models.triposr.isosurface import grid_points  # noqa: E402
 from backend.models.triposr.loading import load_model, write_model_folder  # noqa: E402
 from backend.models.triposr.network import TripoSRNet  # noqa: E402
 from backend.models.triposr.testing import random_state, tiny_config  # noqa: E402
+from benchmarks.outputs import default_out  # noqa: E402
 
 # Random weights give a speckled field with no object at upstream's threshold (25); the level
 # at this quantile gives about as many faces as a real object's mesh (~150k at 128^3).
@@ -133,10 +133,17 @@ def measure(
         if device.type == "cuda":
             peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
     stages = {s: statistics.median(x[s] for x in samples) for s in samples[0]}
+    totals = [sum(x.values()) for x in samples]
     row = {
         "variant": name,
         "seconds": stages,
+        "seconds_min": {s: min(x[s] for x in samples) for s in samples[0]},
+        "seconds_max": {s: max(x[s] for x in samples) for s in samples[0]},
         "total_s": sum(stages.values()),
+        "total_s_min": min(totals),
+        "total_s_max": max(totals),
+        "repeats": repeats,
+        "warmed_up": True,
         "peak_vram_mb": peak_mb,
         "faces": outputs.get("faces"),
     }
@@ -217,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-size", type=int, default=8192)
     parser.add_argument("--big-chunk", type=int, default=1 << 18)
     parser.add_argument("--foreground-ratio", type=float, default=0.85)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--compile", action="store_true", help="also try torch.compile")
     parser.add_argument("--upstream-dir", type=Path, help="a VAST-AI-Research/TripoSR checkout")
     parser.add_argument("--out", type=Path)
@@ -312,9 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
     }
     print_table(report)
-    out = args.out or REPO / "benchmarks" / "results" / (
-        "triposr_tiny.json" if args.tiny else f"triposr_{device.type}.json"
-    )
+    out = args.out or default_out("triposr_tiny" if args.tiny else f"triposr_{device.type}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     print(f"wrote {out}")

@@ -1,7 +1,8 @@
 """``dreamcad-backend``: the backend's command line.
 
 Three groups of subcommands: the service (``serve``, ``keys``), standalone work on this machine
-(``generate``, ``postprocess``, ``models``, ``download``, ``doctor``, ``jobs``, ``stats``), and a
+(``generate``, ``postprocess``, ``models``, ``download``, ``doctor``, ``jobs``, ``stats``,
+``bench``), and a
 client of a running backend for shell scripts and other machines (``ping``, ``submit``,
 ``status``, ``fetch``, ``cancel``). Every failure prints ``error: <code>: <message>`` and a
 hint, and exits non-zero.
@@ -14,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from backend import __version__, logs
-from backend.cli import local, remote, service, stats
+from backend.cli import bench, local, remote, service, stats
 from shared_protocol.errors import ProtocolError
 
 EXIT_ERROR = 1
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     service.add_commands(commands)
     local.add_commands(commands)
     stats.add_commands(commands)
+    bench.add_commands(commands)
     remote.add_commands(commands)
     return parser
 

@@ -2,7 +2,8 @@
 
 Vertex colours and a base colour texture with its UVs are kept so the bake can carry them over.
 Scenes are flattened with their node transforms applied; when several parts carry different
-textures only the first texture is kept (said in the asset's warnings). trimesh does the parsing.
+textures only the first texture is kept (said in the asset's warnings). trimesh does the parsing,
+but for the common binary PLY of triangles (ply_binary.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from backend.geometry import ply_binary
 from backend.geometry.raw_asset import RawAsset
 from shared_protocol.errors import ErrorCode, ProtocolError
 
@@ -19,8 +21,6 @@ SUFFIXES = (".ply", ".obj", ".glb", ".gltf", ".stl")
 
 def load_mesh(path: Path | str) -> RawAsset:
     """Read ``path`` into a RawAsset (vertices, faces, vertex colours or UVs + texture)."""
-    import trimesh
-
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise ProtocolError(
@@ -31,6 +31,12 @@ def load_mesh(path: Path | str) -> RawAsset:
         )
     if not path.is_file():
         raise ProtocolError(ErrorCode.INVALID_FIELD, f"no such file: {path}", field="mesh")
+    if path.suffix.lower() == ".ply":  # the common binary layout without trimesh: ~8x faster
+        fast = ply_binary.read(path.read_bytes(), path.stem)
+        if fast is not None:
+            return fast
+    import trimesh  # here: importing it costs ~0.3 s, which the fast path need not pay
+
     try:
         loaded = trimesh.load(path, process=False)
     except Exception as error:  # trimesh raises many types for a broken file

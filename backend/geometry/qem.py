@@ -8,9 +8,11 @@ spends its time in cache misses) with lazy invalidation by per-vertex stamps. Ea
 and the checks that refuse one that would break the surface, is edge_collapse.py's. Open
 borders are pinned by heavy perpendicular plane quadrics. Placement is the quadric optimum, or
 in ``endpoint`` mode one of the two vertices, so per-vertex data (incoming UVs) stays exact. On
-large inputs both phases first run in two threads on the two halves of the longest axis
-(vertices on the cut stay put), down to a little above the target; the sequential greedy pass
-then finishes across the cut.
+large inputs both phases first run in parallel on slabs of the longest axis (vertices on a cut
+stay put; the slab count follows the input's size, not the machine, so every machine makes the
+same mesh): the sweeps down to a few times the target, then greedy rounds bounded by one cost for
+every slab, the cuts moving by half a slab each round, to a little above the target; the
+sequential greedy pass finishes across the cuts.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from backend.geometry.quadrics import add_plane, edge_cost
 
 BUCKETS_PER_OCTAVE = 8  # the queue orders costs to within 2^(1/8): ~9 %
 N_BUCKETS = 2048
+RING_MAX = 8192  # faces around one vertex the collapse handles (its ring buffers' size)
 # A sweep or greedy round that removes less than this share of the faces has stalled: what is
 # left is held by the surface's topology (handles, thin walls), and more passes only re-try it.
 STALL_FRACTION = 0.002
@@ -57,6 +60,34 @@ def _queue_push(queue, head, tail, nxt, count, key, u, v, stu, stv):
 
 
 @numba.njit(cache=True)
+def _room(refs, vstart, vcount, top, faces, face_alive, face_list):
+    """Compact the ring lists from ``face_list``'s live faces when fewer than a worst-case
+    collapse's entries are free. Done here, over this caller's faces only, so the rebuild in
+    apply_collapse (over every face) never runs while other threads change their parts."""
+    if top + 2 * RING_MAX <= refs.shape[0]:
+        return refs, top
+    vcount[:] = 0
+    for f in face_list:
+        if face_alive[f]:
+            for k in range(3):
+                vcount[faces[f, k]] += 1
+    total = 0
+    for i in range(vcount.shape[0]):
+        vstart[i] = total
+        total += vcount[i]
+    if total + 4 * RING_MAX > refs.shape[0]:
+        refs = np.empty(2 * (total + 4 * RING_MAX), np.int64)
+    fill = vstart.copy()
+    for f in face_list:
+        if face_alive[f]:
+            for k in range(3):
+                w = faces[f, k]
+                refs[fill[w]] = f
+                fill[w] += 1
+    return refs, total
+
+
+@numba.njit(cache=True)
 def _face_error(f, pos, faces, quadrics, border, endpoint, q):
     best = np.inf
     for k in range(3):
@@ -76,8 +107,8 @@ def _sweeps(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
     n, m = pos.shape[0], faces.shape[0]
     mark = np.zeros(n, np.int64)
     stamp = np.zeros(1, np.int64)
-    ring_u = np.empty(8192, np.int64)
-    ring_v = np.empty(8192, np.int64)
+    ring_u = np.empty(RING_MAX, np.int64)
+    ring_v = np.empty(RING_MAX, np.int64)
     q = np.empty(10, np.float64)
     error = np.empty(m)
     touched = np.zeros(m, np.int64)
@@ -103,6 +134,7 @@ def _sweeps(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
                     continue
                 if edge_cost(a, b, pos, quadrics, border, endpoint, q) > threshold:
                     continue
+                refs, top = _room(refs, vstart, vcount, top, faces, face_alive, face_list)
                 kept, removed, refs, top = try_collapse(
                     a, b, pos, faces, quadrics, border, endpoint, flip_cos, min_quality,
                     face_alive, vertex_alive, version, parent, mark, stamp, ring_u, ring_v,
@@ -125,15 +157,16 @@ def _sweeps(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
 @numba.njit(cache=True, nogil=True)
 def _greedy(face_list, part, interior, pos, faces, quadrics, border, endpoint, flip_cos,
             min_quality, face_alive, vertex_alive, version, parent, refs, vstart, vcount, top,
-            alive_faces, target_faces):  # fmt: skip
+            alive_faces, target_faces, max_key):  # fmt: skip
     """Phase 2 over ``face_list``: the cheapest collapse first, through the bucket queue, until
-    ``target_faces`` of them are alive. With ``part`` >= 0 only edges between vertices
-    ``interior`` to that part move, as in :func:`_sweeps`. Returns (alive faces, refs, top)."""
+    ``target_faces`` of them are alive or the cheapest edge left is above bucket ``max_key``.
+    With ``part`` >= 0 only edges between vertices ``interior`` to that part move, as in
+    :func:`_sweeps`. Returns (alive faces, refs, top)."""
     n = pos.shape[0]
     mark = np.zeros(n, np.int64)
     stamp = np.zeros(1, np.int64)
-    ring_u = np.empty(8192, np.int64)
-    ring_v = np.empty(8192, np.int64)
+    ring_u = np.empty(RING_MAX, np.int64)
+    ring_v = np.empty(RING_MAX, np.int64)
     q = np.empty(10, np.float64)
     queue = np.empty((3 * face_list.shape[0] + 64, 4), np.int64)
     nxt = np.empty(3 * face_list.shape[0] + 64, np.int64)
@@ -159,7 +192,7 @@ def _greedy(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
         while alive_faces > target_faces:
             while lowest < N_BUCKETS and head[lowest] < 0:
                 lowest += 1
-            if lowest == N_BUCKETS:
+            if lowest == N_BUCKETS or lowest > max_key:
                 break
             entry = head[lowest]
             head[lowest] = nxt[entry]
@@ -168,6 +201,7 @@ def _greedy(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
             u, v, vu, vv = queue[entry, 0], queue[entry, 1], queue[entry, 2], queue[entry, 3]
             if not (vertex_alive[u] and vertex_alive[v]) or version[u] != vu or version[v] != vv:
                 continue
+            refs, top = _room(refs, vstart, vcount, top, faces, face_alive, face_list)
             kept, removed, refs, top = try_collapse(
                 u, v, pos, faces, quadrics, border, endpoint, flip_cos, min_quality,
                 face_alive, vertex_alive, version, parent, mark, stamp, ring_u, ring_v,
@@ -193,29 +227,40 @@ def _greedy(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
             collapsed += 1
         if alive_faces <= target_faces or collapsed < STALL_FRACTION * alive_faces:
             break  # another round would re-try the same refused edges
+        if lowest <= N_BUCKETS - 1 and lowest > max_key:
+            break  # reached the cost bound: the caller decides what comes next
     return alive_faces, refs, top
 
 
 @numba.njit(cache=True, parallel=True)
 def _parallel_sweeps(face_lists, offsets, interior, stop_faces, greedy_faces, pos, faces,
                      quadrics, border, endpoint, flip_cos, min_quality, face_alive, vertex_alive,
-                     version, parent, sweep_quantile):  # fmt: skip
-    """Phases 1 and then 2 on two halves at once, down to ``greedy_faces`` (2,) per half; each
-    thread keeps its own copy of the ring lists."""
-    n, m = pos.shape[0], faces.shape[0]
-    refs0, vstart0, vcount0, top0 = build_refs(faces, face_alive, n, 6 * m)
-    for p in numba.prange(2):
-        refs, vstart, vcount = refs0.copy(), vstart0.copy(), vcount0.copy()
+                     version, parent, sweep_quantile, max_key):  # fmt: skip
+    """Phases 1 and then 2 on every part at once (``offsets`` (k + 1,) into ``face_lists``),
+    down to ``greedy_faces`` (k,) per part. Each part gets ring lists of its own faces only
+    (its interior vertices' rings are all it reads or writes), so memory stays ~ one copy."""
+    n = pos.shape[0]
+    for p in numba.prange(offsets.shape[0] - 1):
         part_faces = face_lists[offsets[p] : offsets[p + 1]]
-        alive, refs, top = _sweeps(
-            part_faces, p, interior, pos, faces, quadrics, border, endpoint, flip_cos,
-            min_quality, face_alive, vertex_alive, version, parent, refs, vstart, vcount, top0,
-            part_faces.shape[0], stop_faces[p], sweep_quantile,
-        )  # fmt: skip
+        if part_faces.shape[0] == 0:
+            continue
+        mine = np.zeros(faces.shape[0], np.bool_)
+        alive = 0
+        for f in part_faces:
+            if face_alive[f]:
+                mine[f] = True
+                alive += 1
+        refs, vstart, vcount, top = build_refs(faces, mine, n, 9 * part_faces.shape[0] + 1024)
+        if alive > stop_faces[p]:
+            alive, refs, top = _sweeps(
+                part_faces, p, interior, pos, faces, quadrics, border, endpoint, flip_cos,
+                min_quality, face_alive, vertex_alive, version, parent, refs, vstart, vcount,
+                top, alive, stop_faces[p], sweep_quantile,
+            )  # fmt: skip
         if alive > greedy_faces[p]:
             _greedy(part_faces, p, interior, pos, faces, quadrics, border, endpoint, flip_cos,
                     min_quality, face_alive, vertex_alive, version, parent, refs, vstart, vcount,
-                    top, alive, greedy_faces[p])  # fmt: skip
+                    top, alive, greedy_faces[p], max_key)  # fmt: skip
 
 
 @numba.njit(cache=True)
@@ -234,7 +279,7 @@ def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_qua
     _greedy(
         np.flatnonzero(face_alive), -1, vertex_alive.astype(np.int64), pos, faces, quadrics,
         border, endpoint, flip_cos, min_quality, face_alive, vertex_alive, version, parent,
-        refs, vstart, vcount, top, alive_faces, target_faces,
+        refs, vstart, vcount, top, alive_faces, target_faces, N_BUCKETS,
     )  # fmt: skip
     return face_alive, vertex_alive, parent
 
@@ -290,33 +335,106 @@ def prepare_quadrics(pos, faces, boundary_weight):
     return quadrics, border
 
 
-def _sweep_halves(pos, faces, quadrics, border, sweep_faces, greedy_faces, endpoint, face_alive,
-                  vertex_alive, version, parent) -> None:  # fmt: skip
-    """Run phases 1 and 2 on the two halves of the longest axis in parallel (two threads),
-    down to ``greedy_faces`` in all.
+@numba.njit(cache=True)
+def _slab_interior(faces, part, n):
+    """(n,) the slab all of a vertex's faces lie in, or -1 (on a cut, or in no face). A loop:
+    np.minimum.at over 2.4M corners took 0.2 s."""
+    low = np.full(n, np.iinfo(np.int64).max, np.int64)
+    high = np.full(n, -1, np.int64)
+    for f in range(faces.shape[0]):
+        for k in range(3):
+            w = faces[f, k]
+            low[w] = min(low[w], part[f])
+            high[w] = max(high[w], part[f])
+    for w in range(n):
+        if low[w] != high[w]:
+            high[w] = -1
+    return high
 
-    Vertices with faces on both sides stay fixed until the sequential phases that follow.
+
+def parallel_parts(faces: int) -> int:
+    """How many slabs the parallel phases cut a mesh of ``faces`` faces into: one per
+    PARALLEL_PART_FACES, at most PARALLEL_MAX_PARTS. It depends on the input only, never on
+    the core count, so every machine makes the same mesh; numba spreads the parts over the
+    threads it has (2 cores take 8 parts each, 16 cores one each)."""
+    return int(min(max(faces // tolerances.PARALLEL_PART_FACES, 2), tolerances.PARALLEL_MAX_PARTS))
+
+
+def _sweep_parts(pos, faces, quadrics, border, sweep_faces, greedy_faces, endpoint, face_alive,
+                 vertex_alive, version, parent, parts, shift,
+                 max_key=N_BUCKETS) -> None:  # fmt: skip
+    """Run phases 1 and 2 on ``parts`` slabs of the longest axis in parallel, down to
+    ``greedy_faces`` in all (each slab its share). ``shift`` (0 or 0.5) moves the cuts by half
+    a slab, so a second round reaches the strips the first round's cuts held still.
+
+    Vertices with faces in two slabs stay fixed until a later round or the sequential phases.
     """
+    alive = np.flatnonzero(face_alive)
+    if len(alive) == 0:
+        return
+    live = faces[alive]
     axis = int(np.argmax(pos.max(axis=0) - pos.min(axis=0)))
     coordinate = pos[:, axis]
     # 3 x the face centroid along that axis only (pos[faces].mean() is 0.19 s at 800k faces).
-    centroid = coordinate[faces[:, 0]] + coordinate[faces[:, 1]] + coordinate[faces[:, 2]]
-    part = (centroid > np.median(centroid)).astype(np.int64)
-    low = np.full(len(pos), 2, dtype=np.int64)
-    high = np.full(len(pos), -1, dtype=np.int64)
-    corner_part = np.repeat(part, 3)
-    np.minimum.at(low, faces.reshape(-1), corner_part)
-    np.maximum.at(high, faces.reshape(-1), corner_part)
-    interior = np.where(low == high, low, -1)
-    order = np.argsort(part, kind="stable")
-    offsets = np.array([0, int(np.count_nonzero(part == 0)), len(part)], dtype=np.int64)
-    stop = np.array([sweep_faces // 2, sweep_faces // 2], dtype=np.int64)
-    greedy = np.array([greedy_faces // 2, greedy_faces // 2], dtype=np.int64)
+    centroid = coordinate[live[:, 0]] + coordinate[live[:, 1]] + coordinate[live[:, 2]]
+    levels = (np.arange(1, parts + (1 if shift else 0)) - shift) / parts
+    cuts = np.quantile(centroid, levels)
+    part = np.searchsorted(cuts, centroid, side="right").astype(np.int64)
+    count = len(cuts) + 1
+    interior = _slab_interior(live, part, len(pos))
+    order = alive[np.argsort(part, kind="stable")]
+    sizes = np.bincount(part, minlength=count)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    share = sizes / len(alive)
+    stop = np.ceil(share * sweep_faces).astype(np.int64)
+    greedy = np.ceil(share * greedy_faces).astype(np.int64)
     _parallel_sweeps(
         order.astype(np.int64), offsets, interior, stop, greedy, pos, faces, quadrics, border,
         bool(endpoint), tolerances.FLIP_COS, tolerances.MIN_FACE_QUALITY, face_alive,
-        vertex_alive, version, parent, tolerances.SWEEP_QUANTILE,
+        vertex_alive, version, parent, tolerances.SWEEP_QUANTILE, int(max_key),
     )  # fmt: skip
+
+
+@numba.njit(cache=True, parallel=True)
+def _edge_keys(faces, face_alive, pos, quadrics, border, endpoint):
+    """Queue bucket of every live edge (each once; -1 in the unused slots), as _greedy keys."""
+    m = faces.shape[0]
+    keys = np.full(3 * m, -1, np.int64)
+    for f in numba.prange(m):
+        if not face_alive[f]:
+            continue
+        q = np.empty(10, np.float64)
+        for k in range(3):
+            a, b = faces[f, k], faces[f, (k + 1) % 3]
+            if a < b or (border[a] and border[b]):
+                keys[3 * f + k] = _bucket(edge_cost(a, b, pos, quadrics, border, endpoint, q))
+    return keys
+
+
+def _greedy_slabs(pos, faces, quadrics, border, target_faces, endpoint, face_alive,
+                  vertex_alive, version, parent, parts) -> None:  # fmt: skip
+    """Greedy collapses in the slabs, in parallel, bounded by one cost for all of them (not by a
+    face share each, which would spend a flat slab's budget like a detailed one's): each round
+    picks the queue bucket under which about the collapses still needed lie, the slabs collapse
+    up to it, and the cuts move by half a slab, until PARALLEL_GREEDY_UNTIL x the target."""
+    goal = int(target_faces * tolerances.PARALLEL_GREEDY_UNTIL)
+    never = 10 * faces.shape[0]  # a stop count no slab reaches: the sweeps are skipped
+    for round_ in range(tolerances.PARALLEL_GREEDY_ROUNDS):
+        alive = int(face_alive.sum())
+        if alive <= goal:
+            return
+        keys = _edge_keys(faces, face_alive, pos, quadrics, border, bool(endpoint))
+        keys = keys[keys >= 0]
+        # A collapse removes two faces but raises its neighbours' costs: about a quarter of the
+        # edges under a bound collapse in a round: a bound over as many edges as faces must go
+        # (more overshoots: the first bound rises above the last, mean error +6 %).
+        need = min(alive - goal, len(keys) - 1)
+        bound = int(np.partition(keys, need)[need])
+        _sweep_parts(pos, faces, quadrics, border, never, target_faces, endpoint,
+                     face_alive, vertex_alive, version, parent, parts, 0.5 * (round_ % 2),
+                     bound)  # fmt: skip
+        if alive - int(face_alive.sum()) < STALL_FRACTION * alive:
+            return
 
 
 def collapse(
@@ -340,10 +458,13 @@ def collapse(
     vertex_alive = np.ones(n, dtype=bool)
     version = np.zeros(n, dtype=np.int64)
     parent = np.arange(n)
-    if m >= tolerances.PARALLEL_SWEEP_FACES and m > 2 * sweep_faces:
-        greedy_faces = int(target_faces * tolerances.PARALLEL_GREEDY_UNTIL)
-        _sweep_halves(pos, work_faces, quadrics, border, sweep_faces, greedy_faces, endpoint,
-                      face_alive, vertex_alive, version, parent)  # fmt: skip
+    slab_faces = int(target_faces * tolerances.PARALLEL_SWEEP_UNTIL)
+    if m >= tolerances.PARALLEL_SWEEP_FACES and m > 2 * slab_faces:
+        parts = parallel_parts(m)
+        _sweep_parts(pos, work_faces, quadrics, border, slab_faces, slab_faces, endpoint,
+                     face_alive, vertex_alive, version, parent, parts, 0.0)  # fmt: skip
+        _greedy_slabs(pos, work_faces, quadrics, border, int(target_faces), endpoint, face_alive,
+                      vertex_alive, version, parent, parts)  # fmt: skip
     _decimate(
         pos, work_faces, quadrics, border, int(target_faces), sweep_faces,
         tolerances.SWEEP_QUANTILE, bool(endpoint), tolerances.FLIP_COS, tolerances.MIN_FACE_QUALITY,

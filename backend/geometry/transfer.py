@@ -70,9 +70,9 @@ def _squared_distance_to_face(px, py, pz, f, vertices, faces):
     return qx * qx + qy * qy + qz * qz
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _closest_faces(points, starts, ring_ptr, ring_faces, lo_vertices, lo_faces, face, dist):
-    for i in range(points.shape[0]):
+    for i in numba.prange(points.shape[0]):  # points are independent: all cores
         px, py, pz = points[i, 0], points[i, 1], points[i, 2]
         best, best_d = -1, np.inf
         for k in range(starts.shape[1]):
@@ -86,9 +86,9 @@ def _closest_faces(points, starts, ring_ptr, ring_faces, lo_vertices, lo_faces, 
         dist[i] = np.sqrt(best_d)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _closest_of_candidates(points, candidates, vertices, faces, face, dist):
-    for i in range(points.shape[0]):
+    for i in numba.prange(points.shape[0]):  # points are independent: all cores
         px, py, pz = points[i, 0], points[i, 1], points[i, 2]
         best, best_d = -1, np.inf
         for j in range(candidates.shape[1]):
@@ -175,38 +175,101 @@ def face_uv_maps(
     return matrix, uv[:, 0]
 
 
-@numba.njit(cache=True, nogil=True)
-def _splat(
-    hi_vertices, hi_faces, attributes, vertex_face, vertex_dist, face_chart, matrix, origin,
-    height, width, out, depth, out_face,
-):  # fmt: skip
-    channels = attributes.shape[1]
-    px = np.empty(3)
-    py = np.empty(3)
-    for t in range(hi_faces.shape[0]):
-        i0, i1, i2 = hi_faces[t, 0], hi_faces[t, 1], hi_faces[t, 2]
+SPLAT_BAND_ROWS = 16  # texel rows per band: the unit of work a thread draws alone
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _project(hi_vertices, hi_faces, t, fk, matrix, origin, height, width, px, py):
+    """Corners of high-res triangle ``t`` in texels through low-res face ``fk``'s UV map."""
+    for j in range(3):
+        h = hi_faces[t, j]
+        x, y, z = hi_vertices[h, 0], hi_vertices[h, 1], hi_vertices[h, 2]
+        px[j] = (origin[fk, 0] + matrix[fk, 0, 0] * x + matrix[fk, 0, 1] * y
+                 + matrix[fk, 0, 2] * z) * width  # fmt: skip
+        py[j] = (origin[fk, 1] + matrix[fk, 1, 0] * x + matrix[fk, 1, 1] * y
+                 + matrix[fk, 1, 2] * z) * height  # fmt: skip
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _splat_rows(hi_vertices, hi_faces, vertex_face, face_chart, matrix, origin, height, width,
+                through, first_row, last_row):  # fmt: skip
+    """For each triangle and corner k: the low-res face it is drawn through (-1: none, as an
+    earlier corner's chart already draws it) and the texel rows it covers."""
+    for t in numba.prange(hi_faces.shape[0]):
+        px = np.empty(3)
+        py = np.empty(3)
+        i0, i1 = hi_faces[t, 0], hi_faces[t, 1]
         for k in range(3):
+            through[t, k] = -1
             fk = vertex_face[hi_faces[t, k]]
             chart = face_chart[fk]
             if k >= 1 and chart == face_chart[vertex_face[i0]]:
                 continue
             if k == 2 and chart == face_chart[vertex_face[i1]]:
                 continue
-            for j in range(3):
-                h = hi_faces[t, j]
-                x, y, z = hi_vertices[h, 0], hi_vertices[h, 1], hi_vertices[h, 2]
-                px[j] = (origin[fk, 0] + matrix[fk, 0, 0] * x + matrix[fk, 0, 1] * y
-                         + matrix[fk, 0, 2] * z) * width  # fmt: skip
-                py[j] = (origin[fk, 1] + matrix[fk, 1, 0] * x + matrix[fk, 1, 1] * y
-                         + matrix[fk, 1, 2] * z) * height  # fmt: skip
+            _project(hi_vertices, hi_faces, t, fk, matrix, origin, height, width, px, py)
+            first_row[t, k] = max(int(np.floor(min(py[0], py[1], py[2]) - 0.5)), 0)
+            last_row[t, k] = min(int(np.ceil(max(py[0], py[1], py[2]) - 0.5)), height - 1)
+            if first_row[t, k] <= last_row[t, k]:
+                through[t, k] = fk
+
+
+@numba.njit(cache=True, nogil=True)
+def _band_lists(through, first_row, last_row, bands, band_rows):
+    """Draws (3 t + k) overlapping each band of rows, in triangle order (so the nearest-wins
+    ties break as in one sequential pass)."""
+    count = np.zeros(bands + 1, np.int64)
+    for t in range(through.shape[0]):
+        for k in range(3):
+            if through[t, k] >= 0:
+                for b in range(first_row[t, k] // band_rows, last_row[t, k] // band_rows + 1):
+                    count[b + 1] += 1
+    start = np.cumsum(count)
+    fill = start[:-1].copy()
+    draws = np.empty(start[-1], np.int32)
+    for t in range(through.shape[0]):
+        for k in range(3):
+            if through[t, k] >= 0:
+                for b in range(first_row[t, k] // band_rows, last_row[t, k] // band_rows + 1):
+                    draws[fill[b]] = 3 * t + k
+                    fill[b] += 1
+    return start, draws
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _splat(
+    hi_vertices, hi_faces, attributes, vertex_face, vertex_dist, face_chart, matrix, origin,
+    height, width, out, depth, out_face, band_rows,
+):  # fmt: skip
+    m = hi_faces.shape[0]
+    through = np.empty((m, 3), np.int32)  # int32: these are written and read once, by the GB
+    first_row = np.empty((m, 3), np.int32)
+    last_row = np.empty((m, 3), np.int32)
+    _splat_rows(hi_vertices, hi_faces, vertex_face, face_chart, matrix, origin, height, width,
+                through, first_row, last_row)  # fmt: skip
+    bands = (height + band_rows - 1) // band_rows
+    start, draws = _band_lists(through, first_row, last_row, bands, band_rows)
+    channels = attributes.shape[1]
+    # Each band's rows belong to one thread: the depth test needs no locks, and each band sees
+    # its triangles in the sequential order, so the image is the same on any core count.
+    for band in numba.prange(bands):
+        px = np.empty(3)
+        py = np.empty(3)
+        top = band * band_rows
+        bottom = min(top + band_rows, height) - 1
+        for d in range(start[band], start[band + 1]):
+            t, k = np.int64(draws[d]) // 3, np.int64(draws[d]) % 3
+            fk = through[t, k]
+            i0, i1, i2 = hi_faces[t, 0], hi_faces[t, 1], hi_faces[t, 2]
+            _project(hi_vertices, hi_faces, t, fk, matrix, origin, height, width, px, py)
             det = (px[1] - px[0]) * (py[2] - py[0]) - (px[2] - px[0]) * (py[1] - py[0])
             if det == 0.0:
                 continue
             inv = 1.0 / det
             col0 = max(int(np.floor(min(px[0], px[1], px[2]) - 0.5)), 0)
             col1 = min(int(np.ceil(max(px[0], px[1], px[2]) - 0.5)), width - 1)
-            row0 = max(int(np.floor(min(py[0], py[1], py[2]) - 0.5)), 0)
-            row1 = min(int(np.ceil(max(py[0], py[1], py[2]) - 0.5)), height - 1)
+            row0 = max(first_row[t, k], top)
+            row1 = min(last_row[t, k], bottom)
             for row in range(row0, row1 + 1):
                 y = row + 0.5
                 for col in range(col0, col1 + 1):
@@ -268,5 +331,6 @@ def splat(
         out,
         depth,
         out_face,
+        SPLAT_BAND_ROWS,
     )
     return out, out_face

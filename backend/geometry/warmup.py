@@ -5,7 +5,7 @@ so only the first process after an install (or a source change) pays: about 45 s
 machine, 70 s on some GPU boxes. Paid inside a job, that looked like a 71 s decimation of a
 200k-face mesh. ``warm_up`` runs the real pipeline on small inputs that take every kernel
 path (vertex colours, colour and material fields, an incoming texture with kept UVs, painted
-views, the two-thread decimation of large meshes, inner-shell views, the LOD chain) and the
+views, the parallel slab decimation of large meshes, inner-shell views, the LOD chain) and the
 box packer of many-chart meshes, so setup (``dreamcad-backend warmup``, run by
 scripts/setup_env.sh) and ``serve`` start-up pay it instead. Once cached it takes ~2 s.
 """

@@ -45,3 +45,35 @@ def test_two_thread_sweeps_keep_the_body_sound(blob_mesh, monkeypatch):
     assert topology["zero_area_faces"] == 0
     distance = quality.surface_distance((cleaned.vertices, cleaned.faces), (out_v, out_f))
     assert distance["mean_distance_pct"] < 0.1
+
+
+def test_many_slab_sweeps_match_the_sequential_quality_on_any_thread_count(
+    blob_mesh, monkeypatch
+):
+    """16 slabs (as an 800k-face mesh gets) keep the body sound, lose no accuracy against the
+    sequential decimator, and make the same mesh whatever number of threads runs them."""
+    import numba
+
+    from backend.geometry import clean, quality, tolerances
+
+    cleaned = clean.clean_mesh(*blob_mesh)
+    source = (cleaned.vertices, cleaned.faces)
+    sequential = qem.collapse(cleaned.vertices, cleaned.faces, 1000)[:2]
+    monkeypatch.setattr(tolerances, "PARALLEL_SWEEP_FACES", 10_000)
+    monkeypatch.setattr(tolerances, "PARALLEL_PART_FACES", len(cleaned.faces) // 16)
+    assert qem.parallel_parts(len(cleaned.faces)) == 16
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = qem.collapse(cleaned.vertices, cleaned.faces, 1000)[:2]
+    finally:
+        numba.set_num_threads(threads)
+    many = qem.collapse(cleaned.vertices, cleaned.faces, 1000)[:2]
+    np.testing.assert_array_equal(one[1], many[1])
+    np.testing.assert_array_equal(one[0], many[0])
+    assert 980 <= len(many[1]) <= 1000
+    topology = quality.topology(*many)
+    assert topology["watertight"] and topology["pieces"] == 1 and topology["euler"] == 2
+    ours = quality.surface_distance(source, many)["mean_distance_pct"]
+    reference = quality.surface_distance(source, sequential)["mean_distance_pct"]
+    assert ours < 1.15 * reference

@@ -1,0 +1,76 @@
+"""Benchmark hygiene (issue 18): no benchmark writes into benchmarks/results/ unless --out says
+so, and the report marks the committed comparisons that break the rules instead of claiming
+their ratios."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = ROOT / "benchmarks"
+
+
+def _code_strings(path: Path) -> list[str]:
+    """String constants of a module's code, docstrings left out (they may name the folder)."""
+    tree = ast.parse(path.read_text())
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.FunctionDef | ast.ClassDef)
+        and node.body and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }  # fmt: skip
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        and id(node) not in docstrings
+    ]  # fmt: skip
+
+
+def test_no_benchmark_defaults_to_a_committed_result():
+    offenders = []
+    for path in sorted(BENCHMARKS.glob("*.py")):
+        if path.name == "report.py":  # it reads the committed results and writes the report
+            continue
+        # A path built as ROOT / "benchmarks" / "results" / ... or from "benchmarks/results/...".
+        joined = any(
+            isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)
+            and isinstance(node.right, ast.Constant) and node.right.value == "results"
+            for node in ast.walk(ast.parse(path.read_text()))
+        )  # fmt: skip
+        if joined or any("benchmarks/results" in s for s in _code_strings(path)):
+            offenders.append(path.name)
+    assert offenders == []
+
+
+def test_default_out_is_a_new_untracked_file(monkeypatch, tmp_path):
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import outputs
+
+    monkeypatch.setattr(outputs, "RUNS", tmp_path / "runs")
+    path = outputs.default_out("geometry_pipeline")
+    assert path.parent == tmp_path / "runs" and path.parent.is_dir() and not path.exists()
+    assert path.name.startswith("geometry_pipeline-") and path.suffix == ".json"
+    assert "/benchmarks/runs/" in (ROOT / ".gitignore").read_text()
+
+
+def test_report_marks_the_flawed_comparisons_and_brackets_their_ratios():
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import report
+
+    found = {c.source: c for c in report.comparisons()}
+    flawed = ("triposr_h100.json", "text_to_3d_h100.json", "hunyuan3d_mini_turbo_hier_h100.json",
+              "hunyuan3d_mini_turbo_flashvdm_h100.json")  # fmt: skip
+    for source in flawed:
+        assert found[source].status == report.NOT_LIKE_FOR_LIKE, source
+        assert found[source].problems
+    assert "defaults vs defaults" in found["triposr_h100.json"].title
+    assert any("non-finite" in p for p in found["hunyuan3d_mini_turbo_flashvdm_h100.json"].problems)
+    page = report.markdown(list(found.values()), [], None)
+    assert f"({found['triposr_h100.json'].speedup:.2f}x)" in page  # bracketed: not a claim
+    assert f"| {found['triposr_h100.json'].speedup:.2f}x |" not in page
+    for rule in report.RULES:
+        assert rule in page
