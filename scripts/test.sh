@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 scripts/setup_env.sh
 .venv/backend/bin/ruff check .
 .venv/backend/bin/lint-imports --no-logo  # import direction: [tool.importlinter] in pyproject
-.venv/backend/bin/python -m pytest tests/shared_protocol tests/backend tests/scripts "$@"
+.venv/backend/bin/python -m pytest tests/shared_protocol tests/backend tests/scripts \
+    tests/benchmarks/test_hygiene.py "$@"  # the benchmarks' own smoke runs are not CI (minutes)
 if [ -d tests/blender_addon ] && ls tests/blender_addon/test_*.py >/dev/null 2>&1; then
     DREAMCAD_BACKEND_PYTHON="$(pwd)/.venv/backend/bin/python" \
         .venv/blender/bin/python -m pytest tests/blender_addon "$@"
