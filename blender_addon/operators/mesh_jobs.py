@@ -45,7 +45,8 @@ def texture_job(context: bpy.types.Context, exported: mesh_export.ExportedMesh,
     """(request, input sources) of painting ``exported`` from the panel's prompt or image."""
     settings = context.scene.dreamcad
     by_prompt = settings.mesh.texture_input == "PROMPT"
-    chosen_only = settings.mesh.painter != AUTOMATIC_PAINTER
+    # "" when the chosen painter is gone from the list (another backend): as Automatic
+    chosen_only = settings.mesh.painter not in ("", AUTOMATIC_PAINTER)
     preferred = settings.mesh.painter if chosen_only else settings.model_id
     model, parameters = mesh_requests.texture_model(
         live_state.models(), preferred, by_prompt, panel_parameters(settings, preferred),

@@ -22,6 +22,7 @@ from tests.blender_addon.mesh_scenes import evaluated_world_points, textured_box
 from tests.blender_addon.ui.recording_layout import RecordingLayout
 from tests.support.backend_process import REPO, BackendProcess, backend_python
 
+pytestmark = pytest.mark.slow  # about 45 s on 2 idle cores: three tiny paint jobs
 HUNYUAN, BRIDGE, TRELLIS2 = "hunyuan3d-2mini", "image-bridge", "trellis2-4b"
 # The tiny paint model in seconds on a CPU (its defaults, 30 steps at 512 px, take minutes).
 TINY_PAINT = {"paint_steps": 1, "delight_steps": 1, "paint_view_size": 16}
