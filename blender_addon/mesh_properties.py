@@ -2,10 +2,15 @@
 
 One PropertyGroup, reached as ``scene.dreamcad.mesh`` (a pointer in the panel's settings), so
 the scene keeps a single home for UI state. The texture's prompt and image are the panel's own
-Input fields; everything else a texture/optimize job needs is here.
+Input fields; everything else a texture/optimize job needs is here. The painter list is the
+connected backend's (``painter_items``): each painter keeps one enum number, a hash of its id, so
+a saved choice still names the same model when the backend lists its models in another order.
 """
 
 from __future__ import annotations
+
+import zlib
+from typing import Any
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty
@@ -18,6 +23,27 @@ from shared_protocol.messages import (
     MIN_FACES,
     TEXTURE_SIZES,
 )
+
+from . import live_state
+from .mesh_requests import painters
+
+AUTOMATIC_PAINTER = "AUTO"
+_AUTOMATIC_ITEM = (AUTOMATIC_PAINTER, "Automatic",
+                   "The panel's model if it paints meshes, else the first painter available", 0)
+# Blender keeps only the strings of dynamic enum items that Python keeps alive.
+_painter_items_cache: dict[tuple[tuple[str, str], ...], list[tuple[str, str, str, int]]] = {}
+
+
+def painter_items(_settings: Any, _context: Any) -> list[tuple[str, str, str, int]]:
+    """"Automatic" and each available model of the backend that paints meshes."""
+    key = tuple((m.id, m.name) for m in painters(live_state.models()) if m.available)
+    if key not in _painter_items_cache:
+        _painter_items_cache[key] = [_AUTOMATIC_ITEM] + [
+            (model_id, name, f"Paint with {name} ({model_id})",
+             zlib.crc32(model_id.encode()) & 0x7FFFFFFF or 1)
+            for model_id, name in key
+        ]
+    return _painter_items_cache[key]
 
 
 class DREAMCAD_PG_mesh_settings(bpy.types.PropertyGroup):
@@ -34,6 +60,11 @@ class DREAMCAD_PG_mesh_settings(bpy.types.PropertyGroup):
         items=(("PROMPT", "Prompt", "Paint what the panel's prompt describes"),
                ("IMAGE", "Image", "Paint from the panel's image")),
         default="PROMPT",
+    )
+    painter: EnumProperty(
+        name="Painter", items=painter_items,
+        description="The model that paints the texture (a prompt is first made into a picture "
+        "by the text-to-image bridge)",
     )
     keep_uvs: BoolProperty(
         name="Keep My UVs", default=True,

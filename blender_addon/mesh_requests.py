@@ -8,6 +8,9 @@ limit, a texture job without a prompt or image.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import (
     MAX_FACES,
@@ -25,19 +28,32 @@ MAX_MESH_NAME_CHARS = 200
 BRIDGE_MODEL = "image-bridge"  # the text-to-image bridge: prompt -> picture -> a painter
 
 
-def texture_model(models: tuple[ModelInfo, ...], preferred: str,
-                  by_prompt: bool) -> tuple[ModelInfo, dict[str, str]]:
+def painters(models: tuple[ModelInfo, ...]) -> list[ModelInfo]:
+    """The models that paint a given mesh from an image (the bridge only hands over to one)."""
+    return [m for m in models if "texture" in m.tasks and m.id != BRIDGE_MODEL]
+
+
+def texture_model(models: tuple[ModelInfo, ...], preferred: str, by_prompt: bool,
+                  painter_parameters: dict[str, Any] | None = None, *,
+                  chosen_only: bool = False) -> tuple[ModelInfo, dict[str, Any]]:
     """(model to submit to, its parameters) for a texture job.
 
-    The painter is the panel's model if it paints meshes, else the first available one that
-    does. Painters paint from an image, so a prompt goes to the text-to-image bridge with the
-    painter as its ``image_model`` (the bridge makes the picture, then runs the painter).
+    The painter is ``preferred`` if it paints meshes, else (unless ``chosen_only``: the artist
+    picked that one) the first available one that does. ``painter_parameters`` are the
+    painter's own (the panel's, when the painter is the panel's model). Painters paint from an
+    image, so a prompt goes to the text-to-image bridge with the painter as its
+    ``image_model`` and the painter's parameters as its ``image_model_parameters``.
     """
-    painters = [m for m in models if "texture" in m.tasks and m.id != BRIDGE_MODEL]
-    chosen = next((m for m in painters if m.id == preferred and m.available), None)
-    chosen = chosen or next((m for m in painters if m.available), None)
+    candidates = painters(models)
+    chosen = next((m for m in candidates if m.id == preferred and m.available), None)
+    if chosen is None and chosen_only:
+        raise ProtocolError(
+            ErrorCode.MODEL_UNAVAILABLE, f"the painter {preferred!r} is not available on this "
+            "backend", field="painter", hint="Pick another painter, or Automatic.",
+        )
+    chosen = chosen or next((m for m in candidates if m.available), None)
     if chosen is None:
-        reason = (f"{painters[0].name}: {painters[0].unavailable_reason}" if painters
+        reason = (f"{candidates[0].name}: {candidates[0].unavailable_reason}" if candidates
                   else "none of its models lists the texture task")
         raise ProtocolError(
             ErrorCode.UNSUPPORTED_TASK, f"this backend cannot paint meshes ({reason})",
@@ -45,8 +61,9 @@ def texture_model(models: tuple[ModelInfo, ...], preferred: str,
             hint="Hunyuan3D-2 paints meshes once its paint weights are there: "
             "`dreamcad-backend download hunyuan3d-2mini --with paint`.",
         )
+    parameters = dict(painter_parameters or {})
     if not by_prompt:
-        return chosen, {}
+        return chosen, parameters
     bridge = next((m for m in models if m.id == BRIDGE_MODEL and "texture" in m.tasks), None)
     if bridge is None or not bridge.available:
         raise ProtocolError(
@@ -55,7 +72,10 @@ def texture_model(models: tuple[ModelInfo, ...], preferred: str,
                                    else f"cannot run: {bridge.unavailable_reason})"),
             field="task", hint="Texture from an image instead, or install the bridge's weights.",
         )
-    return bridge, {"image_model": chosen.id}
+    bridged: dict[str, Any] = {"image_model": chosen.id}
+    if parameters:
+        bridged["image_model_parameters"] = json.dumps(parameters, sort_keys=True)
+    return bridge, bridged
 
 
 def optimize_model(models: tuple[ModelInfo, ...]) -> ModelInfo:
@@ -84,7 +104,7 @@ def mesh_input(exported: ExportedMesh, max_frame_bytes: int | None) -> MeshInput
 
 def texture_request(model: ModelInfo, exported: ExportedMesh, mesh: MeshInput, *, prompt: str,
                     images: tuple[ImageInput, ...], texture_size: int, keep_uvs: bool,
-                    parameters: dict[str, str] | None = None,
+                    parameters: dict[str, Any] | None = None,
                     max_prompt_chars: int | None = None) -> SubmitRequest:
     """Paint ``exported``; its geometry is kept (the face budget is its own face count)."""
     prompt = prompt.strip()

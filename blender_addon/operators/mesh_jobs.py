@@ -9,14 +9,18 @@ background mode the operators wait for every job, as Generate does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty
 
 from shared_protocol.errors import ErrorCode, ProtocolError
-from shared_protocol.messages import ImageInput
+from shared_protocol.messages import HelloReply, ImageInput, MeshInput, SubmitRequest
 
-from .. import importer, live_state, mesh_export, mesh_requests, mesh_results, runtime
+from .. import importer, live_state, mesh_export, mesh_requests, mesh_results, properties, runtime
 from ..image_inputs import blend_image_png, file_image
+from ..mesh_properties import AUTOMATIC_PAINTER
 from .generate import DEFAULT_WAIT_S, finish
 from .reporting import report_error
 
@@ -27,15 +31,76 @@ _RESULT_ITEMS = (
 )
 
 
+# (context, exported object, its GLB as the request's mesh, the backend's hello) -> request
+JobBuilder = Callable[[bpy.types.Context, mesh_export.ExportedMesh, MeshInput, HelloReply | None],
+                      tuple[SubmitRequest, dict[str, str]]]
+
+
 def selected_meshes(context: bpy.types.Context) -> list[bpy.types.Object]:
     return [obj for obj in context.selected_objects if obj.type == "MESH"]
+
+
+def texture_job(context: bpy.types.Context, exported: mesh_export.ExportedMesh,
+                mesh: MeshInput, hello: HelloReply | None) -> tuple[SubmitRequest, dict[str, str]]:
+    """(request, input sources) of painting ``exported`` from the panel's prompt or image."""
+    settings = context.scene.dreamcad
+    by_prompt = settings.mesh.texture_input == "PROMPT"
+    # "" when the chosen painter is gone from the list (another backend): as Automatic
+    chosen_only = settings.mesh.painter not in ("", AUTOMATIC_PAINTER)
+    preferred = settings.mesh.painter if chosen_only else settings.model_id
+    model, parameters = mesh_requests.texture_model(
+        live_state.models(), preferred, by_prompt, panel_parameters(settings, preferred),
+        chosen_only=chosen_only)
+    images, inputs = ((), {}) if by_prompt else texture_images(settings)
+    request = mesh_requests.texture_request(
+        model, exported, mesh, prompt=settings.prompt, images=images, parameters=parameters,
+        texture_size=int(settings.mesh.texture_size), keep_uvs=settings.mesh.keep_uvs,
+        max_prompt_chars=hello.max_prompt_chars if hello else None,
+    )
+    return request, inputs
+
+
+def game_ready_job(context: bpy.types.Context, exported: mesh_export.ExportedMesh,
+                   mesh: MeshInput, hello: HelloReply | None
+                   ) -> tuple[SubmitRequest, dict[str, str]]:
+    """(request, input sources) of making ``exported`` game-ready with the panel's settings."""
+    mesh_requests.optimize_model(live_state.models())
+    request = mesh_requests.optimize_request(context.scene.dreamcad.mesh, mesh=mesh,
+                                             name=exported.object_name)
+    return request, {}
+
+
+def submit_mesh_job(build: JobBuilder, context: bpy.types.Context, obj: bpy.types.Object,
+                    mode: str) -> str:
+    """Export ``obj``, build its request with ``build`` and submit it -> the submit msg_id.
+
+    The result is imported onto ``obj`` (or beside it, ``mode``) when it arrives, by the timer
+    or by ``runtime.wait_for``."""
+    session = runtime.require_session()
+    hello = session.hello
+    exported = mesh_export.export_object(obj, context.evaluated_depsgraph_get())
+    mesh = mesh_requests.mesh_input(exported, hello.max_frame_bytes if hello else None)
+    request, inputs = build(context, exported, mesh, hello)
+    target = mesh_results.target_for_export(exported, mode)
+    return runtime.submit(request, runtime.SubmitPlan(importer.Placement(), inputs,
+                                                      mesh_target=target))
+
+
+def panel_parameters(settings, model_id: str) -> dict[str, Any]:
+    """The painter's parameters as the panel has them, when the panel's model is the painter
+    (its parameter fields show that model's); {} (the painter's defaults) otherwise."""
+    model = live_state.model_info(model_id)
+    if model is None or model_id != settings.model_id:
+        return {}
+    return properties.checked_parameters(settings, model)
 
 
 class _MeshJobOperator:
     """What the two "selected meshes" operators share: poll, export, submit, wait."""
 
     bl_options = {"REGISTER"}
-    task = ""
+    # Each operator's JobBuilder, as a staticmethod (not an annotation: Blender would take an
+    # annotation for an operator property).
 
     result: EnumProperty(name="Result", items=_RESULT_ITEMS, default="SETTINGS",
                          options={"SKIP_SAVE"})
@@ -57,26 +122,16 @@ class _MeshJobOperator:
         settings = context.scene.dreamcad
         mode = settings.mesh.result_mode if self.result == "SETTINGS" else self.result
         waiting = self.wait or bpy.app.background
-        depsgraph = context.evaluated_depsgraph_get()
         msg_ids = []
         try:
-            session = (runtime.wait_until_connected(runtime.CONNECT_WAIT_S) if waiting
-                       else runtime.require_session())
-            hello = session.hello
+            if waiting:
+                runtime.wait_until_connected(runtime.CONNECT_WAIT_S)
             for obj in selected_meshes(context):
-                exported = mesh_export.export_object(obj, depsgraph)
-                mesh = mesh_requests.mesh_input(exported, hello.max_frame_bytes if hello else None)
-                request, inputs = self.build(context, exported, mesh, hello)
-                target = mesh_results.target_for_export(exported, mode)
-                plan = runtime.SubmitPlan(importer.Placement(), inputs, mesh_target=target)
-                msg_ids.append((runtime.submit(request, plan), obj.name))
+                msg_ids.append((submit_mesh_job(type(self).build, context, obj, mode), obj.name))
         except ProtocolError as error:
             return report_error(self, error)
         results = [finish(self, msg_id, waiting, self.timeout_s, name) for msg_id, name in msg_ids]
         return {"CANCELLED"} if {"CANCELLED"} in results else {"FINISHED"}
-
-    def build(self, context, exported, mesh, hello):
-        raise NotImplementedError
 
 
 class DREAMCAD_OT_texture_selected(_MeshJobOperator, bpy.types.Operator):
@@ -85,19 +140,7 @@ class DREAMCAD_OT_texture_selected(_MeshJobOperator, bpy.types.Operator):
 
     bl_idname = "dreamcad.texture_selected"
     bl_label = "Texture Selected"
-
-    def build(self, context, exported, mesh, hello):
-        settings = context.scene.dreamcad
-        by_prompt = settings.mesh.texture_input == "PROMPT"
-        model, parameters = mesh_requests.texture_model(live_state.models(), settings.model_id,
-                                                        by_prompt)
-        images, inputs = ((), {}) if by_prompt else texture_images(settings)
-        request = mesh_requests.texture_request(
-            model, exported, mesh, prompt=settings.prompt, images=images, parameters=parameters,
-            texture_size=int(settings.mesh.texture_size), keep_uvs=settings.mesh.keep_uvs,
-            max_prompt_chars=hello.max_prompt_chars if hello else None,
-        )
-        return request, inputs
+    build = staticmethod(texture_job)
 
 
 class DREAMCAD_OT_make_game_ready(_MeshJobOperator, bpy.types.Operator):
@@ -106,12 +149,7 @@ class DREAMCAD_OT_make_game_ready(_MeshJobOperator, bpy.types.Operator):
 
     bl_idname = "dreamcad.make_game_ready"
     bl_label = "Make Game-Ready"
-
-    def build(self, context, exported, mesh, hello):
-        mesh_requests.optimize_model(live_state.models())
-        request = mesh_requests.optimize_request(context.scene.dreamcad.mesh, mesh=mesh,
-                                                 name=exported.object_name)
-        return request, {}
+    build = staticmethod(game_ready_job)
 
 
 class DREAMCAD_OT_reoptimize(bpy.types.Operator):

@@ -2,7 +2,8 @@
 
 Draw code only. The buttons are the operators of operators/mesh_jobs.py; their poll disables a
 button with its reason as the tooltip (no mesh selected, not a Dream CAD object), so the panel
-itself needs no selection logic. Texturing reads the prompt and image of the Input section.
+itself needs no selection logic. Texturing reads the prompt and image of the Input section;
+the painter list is the backend's models that paint meshes (mesh_properties.painter_items).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class DREAMCAD_PT_your_mesh(DreamCadPanel, bpy.types.Panel):
         box = layout.box()
         row = box.row(align=True)
         row.prop(mesh, "texture_input", expand=True)
+        box.prop(mesh, "painter")
         box.prop(mesh, "keep_uvs")
         box.operator("dreamcad.texture_selected", icon="TEXTURE")
 

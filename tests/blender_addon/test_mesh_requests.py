@@ -47,6 +47,26 @@ def test_a_prompt_goes_through_the_bridge_with_the_painter_as_its_image_model(fr
     assert no_bridge.value.code is ErrorCode.UNSUPPORTED_TASK
 
 
+def test_the_painters_own_parameters_go_with_it_directly_or_through_the_bridge(fresh) -> None:
+    requests = fresh.mesh_requests
+    bridge = model(requests.BRIDGE_MODEL, ("text", "texture"))
+    models = (bridge, model("c", ("texture",)))
+    steps = {"paint_steps": 2}
+    assert requests.texture_model(models, "c", False, steps) == (models[1], steps)
+    assert requests.texture_model(models, "c", True, steps) == (
+        bridge, {"image_model": "c", "image_model_parameters": '{"paint_steps": 2}'})
+    assert [m.id for m in requests.painters(models)] == ["c"]
+
+
+def test_a_painter_the_artist_picked_is_not_swapped_for_another(fresh) -> None:
+    requests = fresh.mesh_requests
+    models = (model("b", ("texture",)), model("c", ("texture",), available=False))
+    assert requests.texture_model(models, "c", False)[0].id == "b"  # Automatic falls back
+    with pytest.raises(ProtocolError) as picked:
+        requests.texture_model(models, "c", False, chosen_only=True)
+    assert picked.value.code is ErrorCode.MODEL_UNAVAILABLE and picked.value.field == "painter"
+
+
 def test_texture_request_keeps_the_geometry_and_needs_a_prompt_or_image(fresh, exported):
     requests = fresh.mesh_requests
     mesh = requests.mesh_input(exported, None)

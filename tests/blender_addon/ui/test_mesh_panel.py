@@ -19,7 +19,7 @@ def test_your_mesh_section_has_the_settings_and_the_three_buttons(fresh) -> None
     assert panel in fresh.ui.CLASSES and panel.bl_parent_id == "DREAMCAD_PT_main"
     panel.draw(SimpleNamespace(layout=layout), bpy.context)
     drawn = {c.name for c in layout.calls if c.kind == "prop"}
-    assert drawn == {"result_mode", "texture_input", "keep_uvs", "target_faces",
+    assert drawn == {"result_mode", "texture_input", "painter", "keep_uvs", "target_faces",
                      "texture_size", "lods", "quads", "keep_inner"}
     buttons = [c.name for c in layout.calls if c.kind == "operator"]
     assert buttons == ["dreamcad.texture_selected", "dreamcad.make_game_ready",
