@@ -98,8 +98,8 @@ def test_one_best_fit_for_the_chosen_task_is_starred_and_the_tooltip_says_why(co
     with_models(connected, GATED, small, big, text)
     gpu = GpuInfo(index=0, name="GPU", memory_total_mb=24000, memory_free_mb=16000)
     session.hello = dataclasses.replace(session.hello, gpus=(gpu,))
-    shelf.from_states(tuple(ModelState(m, "present") for m in ("small", "big", "words"))
-                      + (ModelState("gated", "missing"),))  # fmt: skip
+    present = [ModelState(m, "present") for m in ("small", "big", "words")]
+    shelf.from_states((*present, ModelState("gated", "missing")))
 
     def starred(layout: RecordingLayout) -> list[str]:
         return [t for t in layout.texts("label") if t.endswith(" ★")]
