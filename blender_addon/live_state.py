@@ -56,6 +56,9 @@ class Runtime:
 
     def __init__(self) -> None:
         self.previews = None  # job id -> preview, while registered (job_previews.py)
+        # What Blender's cursor progress shows (download_cursor.py), None: nothing. It mirrors
+        # Blender's own state, not the session's, so ``reset`` keeps it: only ending clears it.
+        self.cursor_progress: float | None = None
         self.reset()
 
     def reset(self) -> None:

@@ -38,6 +38,7 @@ from shared_protocol.messages import (
 )
 from shared_protocol.parameters import check_parameter
 
+from .client.best_fit import RULE
 from .compare_properties import DREAMCAD_PG_compare_settings
 from .mesh_properties import DREAMCAD_PG_mesh_settings
 
@@ -53,6 +54,16 @@ _TASK_ITEMS = (
     ("text", "Text", "Generate from a text prompt"),
     ("image", "Image", "Generate from one image"),
     ("multi_image", "Views", "Generate from several views of one object"),
+)
+# The model shelf stars the best fit for one of these; the tooltip says by which rule.
+SHELF_TASK_ITEMS = tuple(
+    (task, name, f"Star the best model for {what}. {RULE}")
+    for task, name, what in (
+        ("text", "Text", "a text prompt"),
+        ("image", "Image", "one image"),
+        ("multi_image", "Views", "several views of one object"),
+        ("texture", "Texture", "texturing a mesh you have"),
+    )
 )
 _PLACEMENT_ITEMS = (
     ("CURSOR", "3D Cursor", "Place the result at the 3D cursor"),
@@ -157,6 +168,7 @@ class DREAMCAD_PG_settings(bpy.types.PropertyGroup):
     preset_name: StringProperty(name="Preset", default="My Preset")
     mesh: PointerProperty(type=DREAMCAD_PG_mesh_settings)  # the "Your mesh" section
     compare: PointerProperty(type=DREAMCAD_PG_compare_settings)  # the "Compare" section
+    shelf_task: EnumProperty(name="Best For", items=SHELF_TASK_ITEMS, default="image")
 
 
 class DREAMCAD_PG_job_row(bpy.types.PropertyGroup):

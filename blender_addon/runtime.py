@@ -21,7 +21,7 @@ import bpy
 from shared_protocol.errors import ErrorCode, ErrorInfo
 from shared_protocol.messages import SubmitRequest
 
-from . import compare_jobs, importer, job_previews
+from . import compare_jobs, download_cursor, importer, job_previews
 from .client.records import (
     Connected,
     ConnectionState,
@@ -134,6 +134,7 @@ def tick() -> float:
         notes = STATE.session.poll() if STATE.session is not None else []
         process(notes, push_undo=True)
         _watch_local_backend()
+        download_cursor.sync()
         if STATE.rows_dirty:
             sync_rows()
         if notes:
@@ -312,6 +313,7 @@ def shutdown() -> None:
         bpy.app.handlers.load_post.remove(_on_load_post)
     atexit.unregister(_stop_at_exit)
     _stop_at_exit()
+    download_cursor.end()
     job_previews.close_collection()
     STATE.reset()
 

@@ -2,7 +2,8 @@
 
 Draw code only. A missing model offers Download (a gated licence is named with its link first);
 a downloading one a progress bar and Cancel; a present one Load; a loaded one Release; an error
-its message and hint. The backend's recommendation (fits the free VRAM now) is starred.
+its message and hint. Above the list, the task to find a model for (its tooltip states the
+rule, client/best_fit.py) and the one best fit for it, which is also starred in the list.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import bpy
 
 from .. import live_state
+from ..client.best_fit import BestFit, best_fit
 from .status_text import wrap
 
 STATE_ICONS = {"missing": "IMPORT", "downloading": "SORTTIME", "present": "CHECKMARK",
@@ -48,16 +50,34 @@ class DREAMCAD_PT_shelf(bpy.types.Panel):
         if shelf is None or session is None or session.hello is None:
             layout.label(text="Connect to see the backend's models", icon="INFO")
             return
-        gpus = session.hello.gpus
-        for model in live_state.models():
-            draw_model(layout.box(), model, shelf, gpus)
+        gpus = session.hello.gpus  # refreshed by every ping: the free memory now
+        settings = context.scene.dreamcad
+        layout.row(align=True).prop(settings, "shelf_task", expand=True)
+        models = live_state.models()
+        states = {m.id: s.state for m in models if (s := shelf.state_of(m.id)) is not None}
+        best = best_fit(models, settings.shelf_task, gpus, states)
+        draw_best(layout, best, settings.shelf_task)
+        starred = best.model if best is not None else None
+        for model in models:
+            draw_model(layout.box(), model, shelf, gpus, model.id == starred)
 
 
-def draw_model(box: bpy.types.UILayout, model, shelf, gpus) -> None:
+def draw_best(layout: bpy.types.UILayout, best: BestFit | None, task: str) -> None:
+    words = {"text": "text", "image": "one image", "multi_image": "views", "texture": "texture"}
+    if best is None:
+        layout.label(text=f"No model for {words[task]} fits the free GPU memory now", icon="INFO")
+        return
+    model = live_state.model_info(best.model)
+    name = model.name if model is not None else best.model
+    later = " (download first)" if best.needs_download else ""
+    layout.label(text=f"Best for {words[task]}: {name}{later}", icon="SOLO_ON")
+
+
+def draw_model(box: bpy.types.UILayout, model, shelf, gpus, best: bool = False) -> None:
     state = shelf.state_of(model.id)
     name = state.state if state else ("present" if model.weights_present else "missing")
     row = box.row(align=True)
-    star = " ★" if model.id in shelf.recommended else ""
+    star = " ★" if best else ""
     row.label(text=f"{model.name}{star}", icon=STATE_ICONS[name])
     words = STATE_WORDS[name]
     if name == "loaded" and state is not None and state.vram_mb is not None:

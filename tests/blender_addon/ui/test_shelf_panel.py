@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import bpy
 
 from shared_protocol.errors import ErrorInfo
-from shared_protocol.messages import DownloadProgress, ModelInfo, ModelState
+from shared_protocol.messages import DownloadProgress, GpuInfo, ModelInfo, ModelState
 from tests.blender_addon.conftest import pump
 from tests.blender_addon.ui.recording_layout import RecordingLayout
 
@@ -67,7 +67,6 @@ def test_each_state_draws_its_words_and_its_button(connected) -> None:
     ready = dataclasses.replace(GATED, weights_present=True, available=True)
     with_models(connected, ready)
     shelf.from_states((ModelState("gated", "present"),))
-    shelf.recommended = ("gated",)
     layout = draw(connected)
     assert "Gated Model ★" in layout.texts("label") and "ready" in layout.texts("label")
     (load,) = layout.find("operator", name="dreamcad.load_model")
@@ -86,6 +85,55 @@ def test_each_state_draws_its_words_and_its_button(connected) -> None:
     assert "failed" in text and "GPU out of memory: tried 9 GB" in text and "Close apps." in text
     (retry,) = layout.find("operator", name="dreamcad.load_model")
     assert retry.text == "Retry"
+
+
+def test_one_best_fit_for_the_chosen_task_is_starred_and_the_tooltip_says_why(connected) -> None:
+    session = connected.runtime.STATE.session
+    shelf, settings = session.shelf, bpy.context.scene.dreamcad
+    small = dataclasses.replace(GATED, id="small", name="Small", vram_mb=6000,
+                                weights_present=True, available=True, license_gated=False)
+    big = dataclasses.replace(small, id="big", name="Big", tasks=("image", "texture"),
+                              vram_mb=12000)  # fmt: skip
+    text = dataclasses.replace(small, id="words", name="Words", tasks=("text",))
+    with_models(connected, GATED, small, big, text)
+    gpu = GpuInfo(index=0, name="GPU", memory_total_mb=24000, memory_free_mb=16000)
+    session.hello = dataclasses.replace(session.hello, gpus=(gpu,))
+    present = [ModelState(m, "present") for m in ("small", "big", "words")]
+    shelf.from_states((*present, ModelState("gated", "missing")))
+
+    def starred(layout: RecordingLayout) -> list[str]:
+        return [t for t in layout.texts("label") if t.endswith(" ★")]
+
+    settings.shelf_task = "image"
+    layout = draw(connected)
+    assert layout.find("prop", name="shelf_task")
+    assert "Best for one image: Big" in layout.texts("label")
+    assert starred(layout) == ["Big ★"]  # one star, though three models fit
+    settings.shelf_task = "text"
+    layout = draw(connected)
+    assert "Best for text: Words" in layout.texts("label") and starred(layout) == ["Words ★"]
+
+    session.hello = dataclasses.replace(session.hello, gpus=(dataclasses.replace(
+        gpu, memory_free_mb=8000),))  # a ping saw less free memory: Big no longer fits
+    settings.shelf_task = "image"
+    assert starred(draw(connected)) == ["Small ★"]
+    settings.shelf_task = "texture"
+    layout = draw(connected)
+    assert not starred(layout)
+    assert "No model for texture fits the free GPU memory now" in layout.texts("label")
+
+    session.hello = dataclasses.replace(session.hello, gpus=(gpu,))
+    shelf.from_states((ModelState("small", "error"), ModelState("big", "missing"),
+                       ModelState("words", "present"), ModelState("gated", "missing")))
+    settings.shelf_task = "image"
+    layout = draw(connected)  # nothing ready: the best one to download (it fits after)
+    assert "Best for one image: Big (download first)" in layout.texts("label")
+    assert starred(layout) == ["Big ★"]
+
+    items = settings.bl_rna.properties["shelf_task"].enum_items
+    assert {i.identifier for i in items} == {"text", "image", "multi_image", "texture"}
+    for item in items:  # the tooltip of each task button states the rule
+        assert connected.client.best_fit.RULE in item.description
 
 
 def test_load_and_release_round_trip_through_the_backend(connected) -> None:
