@@ -44,8 +44,8 @@ RESOURCE = "dreamcad_gpu"
 QUICK = {"resolution": 48, "steps": 6}
 MEDIUM = {"resolution": 160, "steps": 80}  # a few seconds: long enough to be killed mid-job
 LONG = {"resolution": 320, "steps": 320}
-NODE_MEMORY = 80 * 2**20
-RAY_CORE_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,]+ [DIWEF] \d+ \d+\] \w+\.cc:\d+: ")  # object store per node: results are small
+NODE_MEMORY = 80 * 2**20  # object store per node: results are small
+RAY_CORE_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,]+ [DIWEF] \d+ \d+\] \w+\.cc:\d+: ")
 
 
 def test_the_farm_in_a_private_network_namespace() -> None:
