@@ -7,6 +7,8 @@ since its last look, and turns each newly ended job into counter and histogram o
 (its stage times, its GPU-seconds: jobs/stats.py). Model loads and unloads come from the model
 caches' listeners (``ModelRegistry.cache_listeners``; a remote worker can forward its own
 ``CacheEvent``s to ``on_cache_event``), GPU memory from NVML and from torch in this process.
+Under ``serve --ray`` the dispatcher's events feed the Ray actors' loads, unloads and
+placements in (cluster/observe.py).
 
 A scrape only reads what that thread last computed: it runs in the HTTP server's own thread,
 against its own ``CollectorRegistry``, takes no lock the server loop or the workers hold and
@@ -216,6 +218,12 @@ class BackendMetrics:
             "dreamcad_models_loaded",
             "Models loaded now, per device",
             ["model", "device"],
+            registry=registry,
+        )
+        self.placements = Counter(
+            "dreamcad_placement",
+            "Jobs placed on a Ray actor, hit: whether it held the job's model already",
+            ["hit"],
             registry=registry,
         )
         self.loaded_vram = Gauge(

@@ -117,12 +117,17 @@ def run_serve(args: argparse.Namespace) -> int:
     say = _logged if args.log_json else _printed
     settings = settings_from(args)
     workers = None
+    observer = None
     if args.ray:
         # Ray is imported here only: a single machine never loads it.
         from backend.cluster.front_door import ClusterUnavailableError, cluster_workers
+        from backend.cluster.observe import ClusterObserver
 
+        observer = ClusterObserver()
         try:
-            workers = cluster_workers(args.ray, args.ray_resource, settings, weights_from(args))
+            workers = cluster_workers(
+                args.ray, args.ray_resource, settings, weights_from(args), on_event=observer
+            )
         except ClusterUnavailableError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
@@ -136,6 +141,8 @@ def run_serve(args: argparse.Namespace) -> int:
         full = disk_full_error(settings.data_dir, "the job store")
         say(logging.ERROR, f"error: {full.info.describe()}")
         return 2
+    if observer is not None:
+        observer.metrics = server.metrics  # made by the server, after its Ray dispatcher
     try:
         server.start()
     except ConfigurationError as error:

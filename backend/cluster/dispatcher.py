@@ -12,8 +12,12 @@ lost) has its job put back in the queue by the local crash rule (``retry_after_c
 attempts counted, ``interrupted`` after two). At shutdown running jobs are cancelled on their
 actors and requeued without counting the attempt, as locally.
 
-``on_event(name, fields)`` is the hook for metrics and logs: ``actor_ready``, ``actor_lost``,
-``job_placed`` (actor, model, model_loaded), ``job_finished`` (actor, outcome, seconds).
+``on_event(name, fields)`` is the hook for metrics and logs (observe.py): ``actor_ready``
+(actor, where, loaded, loaded_mb), ``actor_lost`` (actor, where, why), ``job_placed`` (actor,
+model, model_loaded), ``model_cache`` (actor, where, event: a ``CacheEvent`` the actor's cache
+sent while it ran a job), ``job_finished`` (actor, outcome, seconds). What an actor logs while
+it runs a job comes back in the job's stream and goes into this process's log with the job id
+(actor_logs.py). ``health`` lists the actors, each with how often it was recreated.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from backend.cancellation import CancelToken
 from backend.cluster.actor import actor_class
+from backend.cluster.actor_logs import relog
 from backend.cluster.placement import ActorView, place
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import JobOutput, error_from_exception
@@ -91,6 +96,10 @@ class RayDispatcher:
         self._weights_paths = dict(weights_paths or {})
         self._on_event = on_event or (lambda name, fields: None)
         self._slots: dict[str, _Slot] = {}
+        # By actor name, across its incarnations: a lost actor whose node is still there is
+        # recreated under the same name, and ping counts that as a restart.
+        self._restarts: dict[str, int] = {}
+        self._last_errors: dict[str, str] = {}
         self._lock = threading.Lock()  # the slots, between the loop and health()
         self._thread: threading.Thread | None = None
         self._fatal_error = ""
@@ -117,7 +126,7 @@ class RayDispatcher:
                 device=slot.label or slot.name,
                 alive=slot.ready,
                 job_id=slot.job_id,
-                restarts=0,
+                restarts=self._restarts.get(slot.name, 0),
                 last_error=slot.last_error or self._fatal_error,
             )
             for slot in slots
@@ -182,7 +191,12 @@ class RayDispatcher:
             **resources,
         ).remote(self._device, self._budget_mb, self._weights_paths)
         with self._lock:
-            self._slots[name] = _Slot(name, node_id, handle, handle.attach.remote())
+            if name in self._restarts:
+                self._restarts[name] += 1
+            else:
+                self._restarts[name] = 0
+            self._slots[name] = _Slot(name, node_id, handle, handle.attach.remote(),
+                                      last_error=self._last_errors.get(name, ""))
 
     def _collect_ready_actors(self) -> None:
         pending = {slot.ready_ref: slot for slot in self._slots.values() if not slot.ready}
@@ -200,7 +214,9 @@ class RayDispatcher:
             slot.label = f"{info['node']}:{info['device']}"
             slot.loaded = tuple(info["loaded"])
             log.info("Ray worker %s ready on %s", slot.name, slot.label)
-            self._on_event("actor_ready", {"actor": slot.name, "where": slot.label})
+            self._on_event("actor_ready", {"actor": slot.name, "where": slot.label,
+                                           "loaded": slot.loaded,
+                                           "loaded_mb": self._view(slot).loaded_mb})
 
     def _place_jobs(self) -> None:
         while not self._stop.is_set():
@@ -275,6 +291,13 @@ class RayDispatcher:
         if kind == "progress":
             self._queue.report_progress(job_id, item[1], item[2])
             return
+        if kind == "log":
+            relog(job_id, item[1], item[2], item[3], slot.label)
+            return
+        if kind == "cache":
+            self._on_event("model_cache", {"job_id": job_id, "actor": slot.name,
+                                           "where": slot.label, "event": item[1]})
+            return
         slot.loaded = tuple(item[-1])
         if kind == "succeeded":
             output: JobOutput = item[1]
@@ -319,6 +342,7 @@ class RayDispatcher:
     def _lose(self, slot: _Slot, why: str) -> None:
         with self._lock:
             self._slots.pop(slot.name, None)
+            self._last_errors[slot.name] = why
         with contextlib.suppress(Exception):  # already gone with its node
             ray.kill(slot.handle)  # free the name for a new actor if the node is still there
         self._on_event("actor_lost", {"actor": slot.name, "where": slot.label, "why": why})

@@ -6,12 +6,16 @@ Everything runs inside a private network namespace (tests/support/private_networ
 test collected normally re-runs this module there, where the others run. Covers: Ray bound to
 loopback only, jobs spread over nodes with where-they-ran in the manifest, cancel reaching an
 actor, a worker node killed mid-job (nothing lost or run twice), and the front door killed and
-restarted while the cluster runs (everything finishes).
+restarted while the cluster runs (everything finishes). The front door serves metrics and logs
+JSON lines: the actors' model loads and the placements are scraped, ping lists the actors (an
+actor killed and recreated counts a restart) and the actors' job lines are in its log.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -31,7 +35,8 @@ from shared_protocol.messages import (
     SubmitRequest,
 )
 from tests.support import private_network
-from tests.support.backend_process import REPO, BackendProcess
+from tests.support.backend_process import REPO, BackendProcess, free_port
+from tests.support.prometheus import Samples, scrape, value
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +45,7 @@ QUICK = {"resolution": 48, "steps": 6}
 MEDIUM = {"resolution": 160, "steps": 80}  # a few seconds: long enough to be killed mid-job
 LONG = {"resolution": 320, "steps": 320}
 NODE_MEMORY = 80 * 2**20  # object store per node: results are small
+RAY_CORE_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d [\d:,]+ [DIWEF] \d+ \d+\] \w+\.cc:\d+: ")
 
 
 def test_the_farm_in_a_private_network_namespace() -> None:
@@ -52,7 +58,7 @@ def test_the_farm_in_a_private_network_namespace() -> None:
     result = private_network.rerun_inside(Path(__file__), timeout_s=400)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     # Every farm test ran there (none skipped for a missing part): only this one is skipped.
-    assert "5 passed, 1 skipped" in result.stdout, result.stdout[-3000:]
+    assert "7 passed, 1 skipped" in result.stdout, result.stdout[-3000:]
 
 
 farm_only = pytest.mark.skipif(
@@ -89,10 +95,21 @@ def data_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("farm") / "data"
 
 
-def front_door(cluster, data_dir: Path, port: int | None = None) -> BackendProcess:
-    return BackendProcess(
-        data_dir, "--ray", cluster.address, "--ray-resource", RESOURCE, port=port
-    ).start(wait_s=120)
+class FrontDoor(BackendProcess):
+    """``serve --ray`` with metrics on a free loopback port and JSON log lines."""
+
+    def __init__(self, cluster, data_dir: Path, port: int | None = None) -> None:
+        metrics_port = free_port()
+        super().__init__(data_dir, "--ray", cluster.address, "--ray-resource", RESOURCE,
+                         "--metrics-address", f"127.0.0.1:{metrics_port}", "--log-json",
+                         port=port)
+        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+
+
+def front_door(cluster, data_dir: Path, port: int | None = None) -> FrontDoor:
+    process = FrontDoor(cluster, data_dir, port)
+    process.start(wait_s=120)
+    return process
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +203,83 @@ def test_jobs_spread_over_the_nodes_and_say_where_they_ran(backend) -> None:
     assert len(nodes) == 2, nodes  # both worker nodes took jobs
     assert all(node.startswith("127.0.0.1/") for node in nodes)
     assert {result.manifest.device for result in results.values()} == {"cpu"}
+
+
+def sum_of(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of ``name``'s samples whose labels include ``labels``."""
+    wanted = set(labels.items())
+    return sum(v for (n, have), v in samples.items() if n == name and wanted <= have)
+
+
+def scrape_until(url: str, ready, timeout_s: float = 10) -> Samples:
+    deadline = time.monotonic() + timeout_s
+    while not ready(samples := scrape(url)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return samples
+
+
+@farm_only
+def test_metrics_ping_and_logs_see_the_actors(backend) -> None:
+    with BackendClient(backend.address) as client:
+        job_id = submit(client, QUICK, "a violet torus")
+        assert_all_succeeded(ends_of(client, {job_id}))
+        ping = client.request(PingRequest(), timeout_s=10)
+    labels = {worker.device for worker in ping.workers}
+    assert len(labels) == 2 and all(label.startswith("127.0.0.1/") for label in labels), labels
+    assert all(w.alive and w.restarts == 0 and w.job_id is None for w in ping.workers)
+
+    # Every job so far ended (metrics look at the store about once a second).
+    samples = scrape_until(backend.metrics_url, lambda s: value(
+        s, "dreamcad_jobs", state="succeeded", model="procedural"
+    ) == sum_of(s, "dreamcad_jobs_finished_total", state="succeeded"))
+    finished = sum_of(samples, "dreamcad_jobs_finished_total")
+    hits = value(samples, "dreamcad_placement_total", hit="true") or 0
+    misses = value(samples, "dreamcad_placement_total", hit="false") or 0
+    assert finished >= 5 and hits + misses == finished, (finished, hits, misses)
+    assert hits >= 1  # several jobs on one model over two actors: some found it loaded
+    # A miss is one load on the actor it went to (no budget: nothing is evicted).
+    loads = {label: value(samples, "dreamcad_model_loads_total", model="procedural",
+                          device=label) for label in labels}
+    assert sum(count or 0 for count in loads.values()) == misses, loads
+    assert all(count == 1 for count in loads.values()), loads  # both actors worked
+    for label in labels:
+        assert value(samples, "dreamcad_models_loaded", model="procedural", device=label) == 1
+        assert value(samples, "dreamcad_worker_up", device=label) == 1
+        assert value(samples, "dreamcad_worker_busy", device=label) == 0
+    assert sum_of(samples, "dreamcad_model_load_seconds_count", model="procedural") == misses
+
+    lines = backend.log().splitlines()
+    # Ray's C++ core writes its own lines (``[time W pid tid] file.cc:N: ...``) on the front
+    # door's stderr, outside Python's logging; everything else is one JSON object a line.
+    native = [line for line in lines if RAY_CORE_LINE.match(line)]
+    entries = [json.loads(line) for line in lines if line not in native]
+    assert len(native) < 5, native
+    ran = [e for e in entries if e["message"].startswith(f"job {job_id}: procedural on ")]
+    assert len(ran) == 1, ran  # the actor's own line, carried to the front door's log
+    assert ran[0]["logger"] == "backend.cluster.actor" and ran[0].get("job_id") == job_id
+    assert ran[0]["message"].split(" on ")[1].replace(" ", ":") in labels
+
+
+@farm_only
+def test_an_actor_killed_mid_job_is_recreated_and_ping_counts_it(cluster, backend) -> None:
+    import ray
+
+    with BackendClient(backend.address) as client:
+        job_id = submit(client, MEDIUM, "an orange torus")
+        label = running_on(backend.address, job_id)
+        node = next(n for n in cluster.worker_nodes if n.node_id[:12] in label)
+        ray.kill(ray.get_actor(f"worker-{RESOURCE}-{node.node_id[:16]}-0", namespace="dreamcad"))
+        assert_all_succeeded(ends_of(client, {job_id}))
+        assert client.request(StatusRequest(job_id=job_id), timeout_s=10).job.attempts == 2
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        workers = {w.device: w for w in wait_for_workers(backend.address, 2).workers}
+        if label in workers:
+            break
+        time.sleep(0.5)
+    assert workers[label].alive and workers[label].restarts == 1, workers
+    assert workers[label].last_error, workers[label]
+    assert all(w.restarts == 0 for device, w in workers.items() if device != label), workers
 
 
 @farm_only
