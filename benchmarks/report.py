@@ -415,6 +415,8 @@ def markdown(
             "",
         ]
     lines += cpu_scaling()
+    lines += trellis_parity()
+    lines += gpu_geometry()
     return "\n".join(lines)
 
 
@@ -454,6 +456,69 @@ def cpu_scaling() -> list[str]:
             )
         speedups = ", ".join(f"{k}: {v:.2f}x" for k, v in data["speedup_median_wall"].items())
         lines += ["", f"Speed-up (median wall): {speedups or '-'}.", ""]
+    return lines
+
+
+def trellis_parity() -> list[str]:
+    """TRELLIS against upstream on identical full-size weights (trellis_parity_full_*.json)."""
+    lines: list[str] = []
+    for path in sorted(RESULTS.glob("trellis_parity_full_*.json")):
+        data = json.loads(path.read_text())
+        lines += [f"## TRELLIS against upstream (`{path.name}`, {data.get('gpu', '?')})", "",
+                  data.get("conditions", ""), "", "| stage | max rel | detail | pass |",
+                  "|---|---|---|---|"]
+        for name, row in data["stages"].items():
+            rel = f"{row['max_rel']:.1e}" if "max_rel" in row else "-"
+            detail = ", ".join(f"{k}={v}" for k, v in row.items()
+                               if k in ("count", "reference_count", "vertices", "faces",
+                                        "faces_equal", "colours_max_rel"))
+            lines.append(f"| {name} | {rel} | {detail} | {row['pass']} |")
+        if data.get("mesh_note"):
+            lines += ["", data["mesh_note"]]
+        ours = data.get("timing", {}).get("parts", {})
+        theirs = data.get("upstream_timing", {}).get("parts", {})
+        lines += ["", f"Timing, {data.get('timing', {}).get('dtype', '')}, "
+                  f"{data.get('timing', {}).get('repeats', '?')} repeats after a warm-up:", "",
+                  "| part | ours s median (min-max) | upstream s median (min-max) |",
+                  "|---|---|---|"]
+        for part, row in ours.items():
+            other = theirs.get(part)
+            cell = (f"{other['median_s']:.3f} ({other['min_s']:.3f}-{other['max_s']:.3f})"
+                    if other else "-")
+            lines.append(f"| {part} | {row['median_s']:.3f} ({row['min_s']:.3f}-"
+                         f"{row['max_s']:.3f}) | {cell} |")
+        lines += ["", f"Peak VRAM: ours {data.get('timing', {}).get('peak_vram_gb', 0):.2f} GB,"
+                  f" upstream {data.get('upstream_timing', {}).get('peak_vram_gb', 0):.2f} GB.",
+                  ""]
+    return lines
+
+
+def gpu_geometry() -> list[str]:
+    """The geometry pipeline's torch path against numba on one box (geometry_gpu_*.json)."""
+    lines: list[str] = []
+    for path in sorted(RESULTS.glob("geometry_gpu_*.json")):
+        data = json.loads(path.read_text())
+        paths = {p["path"]: p for p in data["paths"]}
+        names = list(paths)
+        lines += [f"## Geometry pipeline on the GPU (`{path.name}`)", "",
+                  f"{data['machine'].get('gpu', '?')}, {data['machine'].get('cpus', '?')} CPUs;"
+                  f" {data['input_faces']} triangles -> {data['target_faces']} faces,"
+                  f" {data['texture_size']} px maps; {data['warm_up']} warm-up, {data['runs']}"
+                  f" runs, median (min-max). Targets: {data['targets']}.", "",
+                  "| stage | " + " | ".join(f"{n} on {paths[n]['device']}" for n in names)
+                  + " |", "|---|" + "---|" * len(names)]
+        for stage in paths[names[0]]["stages"]:
+            cells = []
+            for n in names:
+                row = paths[n]["stages"].get(stage)
+                cells.append(f"{row['median_s']:.3f} ({row['min_s']:.3f}-{row['max_s']:.3f})"
+                             if row else "-")
+            lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+        for figure in paths[names[0]].get("quality", {}):
+            lines.append(f"| {figure} | "
+                         + " | ".join(str(paths[n].get("quality", {}).get(figure, "-"))
+                                      for n in names) + " |")
+        lines.append("")
     return lines
 
 
