@@ -53,6 +53,7 @@ class WorkerSupervisor:
         devices: list[str] | tuple[str, ...],
         stop: threading.Event,
         budget_mb: int | Sequence[int | None] | None = None,
+        placement: bool = True,  # False: every worker claims in queue order (benchmarks compare)
     ) -> None:
         self._queue = queue
         self._registry = registry
@@ -63,6 +64,7 @@ class WorkerSupervisor:
         self._slots: list[_Slot] = []
         self.placer = DevicePlacer(registry)
         self.placer.attach(self.workers)
+        self._placement = placement
 
     def start(self) -> None:
         for index, device in enumerate(self._devices):
@@ -145,7 +147,7 @@ class WorkerSupervisor:
             self._devices[index],
             self._stop,
             self._budgets[index],
-            placer=self.placer,
+            placer=self.placer if self._placement else None,
             label=self._labels[index],
         )
         worker.start()
