@@ -198,3 +198,20 @@ def test_an_overdue_job_goes_before_affinity_and_priority_bounds_affinity() -> N
     assert assign(holder, jobs)["x"].actor == "1"
     urgent = [QueuedJob("1", "b", 5, 400), QueuedJob("2", "a", 0, 400)]
     assert assign(holder, urgent)["x"].actor == "1"
+
+
+def test_serve_takes_comma_separated_devices_and_one_budget_per_device() -> None:
+    from backend.cli import build_parser
+    from backend.cli.options import settings_from
+    from backend.jobs.supervisor import device_budgets, device_labels
+
+    args = build_parser().parse_args(
+        ["serve", "--device", "cpu,cpu", "--device", "cpu", "--vram-budget-mb", "900,900,400"]
+    )
+    settings = settings_from(args)
+    assert settings.devices == ("cpu", "cpu", "cpu")
+    assert settings.device_budgets_mb == (900, 900, 400)
+    assert device_labels(settings.devices) == ("cpu#0", "cpu#1", "cpu#2")
+    assert device_budgets(500, 2) == (500, 500)
+    with pytest.raises(ValueError):
+        device_budgets((1, 2), 3)
