@@ -119,7 +119,7 @@ class BackendServer:
                 self.registry,
                 settings.devices or detect_devices(),
                 self._stop,
-                settings.vram_budget_mb,
+                settings.device_budgets_mb or settings.vram_budget_mb,
             )
         )
         self.downloads = DownloadManager(

@@ -42,6 +42,8 @@ class Settings:
     # Per device: loaded models past this many MB (by their declared vram_mb) are unloaded, least
     # recently used first (registry.ModelCache). None: no budget, models stay loaded.
     vram_budget_mb: int | None = None
+    # One budget per device (``--vram-budget-mb 24000,12000``); empty: ``vram_budget_mb`` for all.
+    device_budgets_mb: tuple[int, ...] = ()
     max_queued_jobs: int = 1000
     # Queued jobs one client (owner) may have; past it a submit is refused (client_queue_full).
     max_queued_per_client: int | None = None

@@ -68,9 +68,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if getattr(args, "max_frame_mb", None):
         values["limits"] = Limits(max_frame_bytes=int(args.max_frame_mb * 2**20))
     if getattr(args, "devices", None):
-        values["devices"] = tuple(args.devices)
-    if getattr(args, "vram_budget_mb", None):
-        values["vram_budget_mb"] = args.vram_budget_mb
+        # --device cuda:0,cuda:1 and --device cuda:0 --device cuda:1 say the same
+        values["devices"] = tuple(d for ds in args.devices for d in ds.split(",") if d)
+    if budgets := getattr(args, "vram_budget_mb", None):
+        if len(budgets) == 1:
+            values["vram_budget_mb"] = budgets[0]
+        else:
+            values["device_budgets_mb"] = budgets
     if getattr(args, "no_warmup", False):
         values["warm_up_kernels"] = False
     if getattr(args, "min_free_mb", None) is not None:
@@ -218,3 +222,14 @@ def params_from(args: argparse.Namespace) -> dict:
 def views_from(args: argparse.Namespace) -> list[str]:
     default = ["front", "left", "back", "right"]
     return [args.view[i] if i < len(args.view) else default[i % 4] for i in range(len(args.image))]
+
+
+def budget_list(text: str) -> tuple[int, ...]:
+    """``--vram-budget-mb``: one MB value, or one per device separated by commas."""
+    try:
+        budgets = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not MB or MB,MB,...: {text!r}") from None
+    if any(b <= 0 for b in budgets):
+        raise argparse.ArgumentTypeError("VRAM budgets are positive MB")
+    return budgets

@@ -13,7 +13,13 @@ from pathlib import Path
 import zmq.auth
 
 from backend import logs
-from backend.cli.options import add_data_dir, add_weights, settings_from, weights_from
+from backend.cli.options import (
+    add_data_dir,
+    add_weights,
+    budget_list,
+    settings_from,
+    weights_from,
+)
 from backend.disk_space import disk_full_error, is_disk_full
 from backend.models.registry import ModelRegistry
 from backend.server import BackendServer, ConfigurationError
@@ -42,10 +48,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         action="append",
         dest="devices",
         metavar="DEV",
-        help="worker device, repeatable (default: one per GPU, else cpu)",
+        help="worker device, repeatable or comma-separated, e.g. cpu,cpu or cuda:0,cuda:1 "
+        "(default: one per GPU, else cpu)",
     )
     serve.add_argument(
-        "--vram-budget-mb", type=int, help="unload least-recently-used models past this much VRAM"
+        "--vram-budget-mb",
+        type=budget_list,
+        metavar="MB[,MB...]",
+        help="unload least-recently-used models past this much VRAM; one value for every "
+        "device or one per device, in --device order",
     )
     serve.add_argument(
         "--min-free-mb",

@@ -3,5 +3,5 @@
 Imported only when ``serve --ray`` is given, so a single machine never imports Ray. The ZeroMQ
 front door and the SQLite job store stay where they are; this package swaps the local worker
 threads for a dispatcher (dispatcher.py) that places claimed jobs on actors (actor.py) by the
-rules of placement.py.
+rules of backend/jobs/placement.py.
 """

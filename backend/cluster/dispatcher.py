@@ -5,7 +5,7 @@
 resource and makes sure each unit has its actor (named and detached, so a restarted front door
 finds them again, models still loaded; ``attach`` cancels what the old front door left
 running, which the job store's recovery has requeued). It claims queued jobs from the
-SQLite queue only while an actor is free, places each by placement.py, sends the inputs
+SQLite queue only while an actor is free, places each by jobs/placement.py, sends the inputs
 through the object store, and reads each job's stream: progress to the queue (and on to
 clients), cancel forwarded to the actor, the outcome recorded. An actor that dies (its node
 lost) has its job put back in the queue by the local crash rule (``retry_after_crash``:
@@ -37,7 +37,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from backend.cancellation import CancelToken
 from backend.cluster.actor import actor_class
 from backend.cluster.actor_logs import relog
-from backend.cluster.placement import ActorView, place
+from backend.jobs.placement import ActorView, place
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import JobOutput, error_from_exception
 from backend.jobs.store import JobRecord

@@ -50,6 +50,9 @@ PROGRESS_WRITE_INTERVAL_S = 0.25  # progress reaches clients at every step, SQLi
 LIVE_STATES = ("queued", "running")
 
 Publish = Callable[[str, Message], None]
+# Chooses a job id among the queued (job id, model, priority) given in claim order; None: none.
+Pick = Callable[[list[tuple[str, str, int]]], str | None]
+PICK_WINDOW = 256  # the queued jobs a pick looks at, from the front of the queue
 
 
 class JobQueue:
@@ -176,12 +179,23 @@ class JobQueue:
         }
         return JobSpec.from_json({**columns, **record.request})
 
-    def claim(self, timeout_s: float) -> tuple[JobRecord, CancelToken] | None:
-        """Wait up to ``timeout_s`` for a queued job; mark it running and return it."""
+    def claim(
+        self, timeout_s: float, pick: Pick | None = None
+    ) -> tuple[JobRecord, CancelToken] | None:
+        """Wait up to ``timeout_s`` for a queued job; mark it running and return it.
+
+        ``pick`` (a device placer, jobs/device_placer.py) chooses among the queued jobs, given
+        in claim order, under the queue's lock; None: the first in claim order."""
         deadline = time.monotonic() + timeout_s
         with self._wakeup:
             while True:
-                record = self.store.claim_next()
+                if pick is None:
+                    record = self.store.claim_next()
+                else:
+                    chosen = pick(self.store.queued_in_order(PICK_WINDOW))
+                    record = self.store.claim_job(chosen) if chosen is not None else None
+                    if record is not None:
+                        self._wakeup.notify_all()  # the others choose again without this job
                 if record is not None:
                     token = CancelToken()
                     self._tokens[record.job_id] = token

@@ -228,10 +228,20 @@ class JobStore:
 
     def claim_next(self) -> JobRecord | None:
         """Atomically move the best queued job to running and return it."""
+        return self.claim_job(None)
+
+    def claim_job(self, job_id: str | None) -> JobRecord | None:
+        """Atomically move ``job_id`` (None: the best queued job) to running and return it;
+        None when it is not queued (any more)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                row = self._db.execute(_QUEUE_ORDER + " LIMIT 1").fetchone()
+                if job_id is None:
+                    row = self._db.execute(_QUEUE_ORDER + " LIMIT 1").fetchone()
+                else:
+                    row = self._db.execute(
+                        "SELECT job_id FROM jobs WHERE job_id = ? AND state = 'queued'", (job_id,)
+                    ).fetchone()
                 if row is None:
                     self._db.execute("COMMIT")
                     return None
@@ -246,6 +256,16 @@ class JobStore:
                     self._db.execute("ROLLBACK")
                 raise
         return self.get(row["job_id"])
+
+    def queued_in_order(self, limit: int) -> list[tuple[str, str, int]]:
+        """The first ``limit`` queued jobs in claim order: (job id, model, priority)."""
+        sql = (
+            "SELECT o.job_id, j.model, j.priority FROM (" + _QUEUE_ORDER + " LIMIT ?) o"
+            " JOIN jobs j ON j.job_id = o.job_id"
+        )
+        with self._lock:
+            rows = self._db.execute(sql, (limit,)).fetchall()
+        return [(row[0], row[1], row[2]) for row in rows]
 
     def delete(self, job_id: str) -> None:
         """Forget a job and its files; works on a full disk (the files go first if need be)."""

@@ -5,7 +5,10 @@ The server loop calls ``check`` a few times a second; a worker found dead has it
 the queue once (or failed with ``interrupted`` when it has already been tried twice, the same
 rule as crash recovery at start) and a new worker starts on the same device, after a pause that
 doubles with each death in a row so a worker that dies at once cannot spin. ``health`` is what
-``ping_reply.workers`` reports.
+``ping_reply.workers`` reports. Which queued job a free worker claims is the placer's choice
+(device_placer.py: affinity to loaded models, no idle worker while a job it may run waits, a model
+only on devices whose budget holds it); each device has its own budget (``budget_mb``: one for
+all, or one per device).
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from backend.jobs.device_placer import DevicePlacer
 from backend.jobs.queue import JobQueue
 from backend.jobs.worker import Worker
 from backend.models.registry import ModelRegistry
@@ -47,18 +52,23 @@ class WorkerSupervisor:
         registry: ModelRegistry,
         devices: list[str] | tuple[str, ...],
         stop: threading.Event,
-        budget_mb: int | None = None,
+        budget_mb: int | Sequence[int | None] | None = None,
+        placement: bool = True,  # False: every worker claims in queue order (benchmarks compare)
     ) -> None:
         self._queue = queue
         self._registry = registry
         self._devices = tuple(devices)
         self._stop = stop
-        self._budget_mb = budget_mb
+        self._budgets = device_budgets(budget_mb, len(self._devices))
+        self._labels = device_labels(self._devices)
         self._slots: list[_Slot] = []
+        self.placer = DevicePlacer(registry)
+        self.placer.attach(self.workers)
+        self._placement = placement
 
     def start(self) -> None:
-        for device in self._devices:
-            self._slots.append(_Slot(device, self._new_worker(device), time.monotonic()))
+        for index, device in enumerate(self._devices):
+            self._slots.append(_Slot(device, self._new_worker(index), time.monotonic()))
 
     def check(self) -> None:
         """Restart workers that died (server thread, called often; cheap when all is well)."""
@@ -73,7 +83,7 @@ class WorkerSupervisor:
             if slot.dead_since is None:
                 self._bury(slot, now)
             if now - slot.dead_since >= slot.restart_delay_s:
-                slot.worker = self._new_worker(slot.device)
+                slot.worker = self._new_worker(self._slots.index(slot))
                 slot.started_at = now
                 slot.dead_since = None
                 slot.restarts += 1
@@ -130,7 +140,43 @@ class WorkerSupervisor:
                     extra={"job_id": job_id},
                 )  # fmt: skip
 
-    def _new_worker(self, device: str) -> Worker:
-        worker = Worker(self._queue, self._registry, device, self._stop, self._budget_mb)
+    def _new_worker(self, index: int) -> Worker:
+        worker = Worker(
+            self._queue,
+            self._registry,
+            self._devices[index],
+            self._stop,
+            self._budgets[index],
+            placer=self.placer if self._placement else None,
+            label=self._labels[index],
+        )
         worker.start()
         return worker
+
+
+def device_labels(devices: Sequence[str]) -> tuple[str, ...]:
+    """A unique name per worker: the device, numbered when it appears more than once."""
+    repeated = {d for d in devices if devices.count(d) > 1}
+    seen: dict[str, int] = {}
+    labels = []
+    for device in devices:
+        if device in repeated:
+            labels.append(f"{device}#{seen.get(device, 0)}")
+            seen[device] = seen.get(device, 0) + 1
+        else:
+            labels.append(device)
+    return tuple(labels)
+
+
+def device_budgets(
+    budget_mb: int | Sequence[int | None] | None, count: int
+) -> tuple[int | None, ...]:
+    """One VRAM budget per device: one value for all, or one per device."""
+    if budget_mb is None or isinstance(budget_mb, int):
+        return (budget_mb,) * count
+    budgets = tuple(budget_mb)
+    if len(budgets) == 1:
+        return budgets * count
+    if len(budgets) != count:
+        raise ValueError(f"{len(budgets)} VRAM budgets given for {count} devices")
+    return budgets

@@ -20,6 +20,7 @@ from backend.cancellation import CancelToken
 from backend.disk_space import disk_full_error, is_disk_full
 from backend.geometry.raw_store import RAW_FILE
 from backend.images import decode_image
+from backend.jobs.device_placer import DevicePlacer
 from backend.jobs.model_control import ModelControl
 from backend.jobs.queue import JobQueue
 from backend.jobs.runner import error_from_exception, run_job
@@ -45,10 +46,14 @@ class Worker(threading.Thread):
         device: str,
         stop: threading.Event,
         budget_mb: int | None = None,
+        placer: DevicePlacer | None = None,
+        label: str | None = None,
     ) -> None:
         super().__init__(name=f"worker-{device}", daemon=True)
         self.queue = queue
         self.device = device
+        self.label = label or device  # unique among the supervisor's workers (cpu#0, cpu#1...)
+        self.placer = placer  # None: claim in queue order
         self.cache = ModelCache(registry, device, budget_mb)
         self.control = ModelControl(device)  # load/release requests, served between jobs
         self._stop_event = stop
@@ -74,7 +79,10 @@ class Worker(threading.Thread):
                 continue
             self.control.serve(self.cache)
             try:
-                claimed = self.queue.claim(timeout_s=CLAIM_WAIT_S)
+                if self.placer is None:
+                    claimed = self.queue.claim(timeout_s=CLAIM_WAIT_S)
+                else:
+                    claimed = self.placer.claim(self, CLAIM_WAIT_S)
             except Exception as error:  # the store cannot be written (full disk...): wait
                 log.warning("worker on %s cannot claim a job: %s", self.device, error)
                 self._stop_event.wait(RETRY_RECORD_S)

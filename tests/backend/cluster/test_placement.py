@@ -1,8 +1,8 @@
-"""Placement rules (backend/cluster/placement.py): pure functions over actor snapshots."""
+"""Placement rules (backend/jobs/placement.py): pure functions over actor snapshots."""
 
 from __future__ import annotations
 
-from backend.cluster.placement import ActorView, place
+from backend.jobs.placement import ActorView, place
 
 
 def test_a_free_actor_holding_the_model_wins_over_an_emptier_one() -> None:
