@@ -43,16 +43,8 @@ from backend.models.sf3d.network import SF3DNetwork, default_camera  # noqa: E40
 from backend.models.sf3d.pipeline import decode_chunked, extract_mesh  # noqa: E402
 from backend.models.sf3d.preprocess import Conditioning, condition_image  # noqa: E402
 from backend.models.sf3d.testing import randomize_weights, tiny_config_dict  # noqa: E402
+from benchmarks.common import disc_image  # noqa: E402
 from benchmarks.outputs import default_out  # noqa: E402
-
-
-def disc_image(size: int = 1024) -> np.ndarray:
-    """A synthetic RGBA subject (gradient disc on transparency): (size, size, 4) uint8."""
-    yy, xx = np.mgrid[0:size, 0:size] / (size - 1) * 2 - 1
-    pixels = np.zeros((size, size, 4), np.uint8)
-    pixels[..., 0], pixels[..., 1] = (xx * 0.5 + 0.5) * 255, (yy * 0.5 + 0.5) * 255
-    pixels[..., 2], pixels[..., 3] = 100, (xx**2 + yy**2 < 0.5) * 255
-    return pixels
 
 
 class Timer:

@@ -31,7 +31,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,6 +57,7 @@ from backend.models.trellis.loading import stored_state, write_network  # noqa: 
 from backend.models.trellis.pipeline import decoder_blocks  # noqa: E402
 from backend.models.trellis.ss_decoder import SparseStructureDecoder  # noqa: E402
 from backend.models.trellis.ss_flow import SparseStructureFlowModel  # noqa: E402
+from benchmarks.common import disc_image, synchronised_now  # noqa: E402
 
 # The released checkpoints' JSON args (research 1.0; the hub's ckpts/*.json).
 TRUNK = {"resolution": 64, "model_channels": 768, "latent_channels": 8, "num_blocks": 12,
@@ -108,15 +108,6 @@ def write_full_size(folder: Path) -> None:
     testing.write_dinov2(folder / "dinov2", DinoConfig(), seed=6)
 
 
-def subject(size: int = 1024) -> np.ndarray:
-    """A cut-out: a gradient disc on transparency, (size, size, 4) uint8."""
-    yy, xx = np.mgrid[0:size, 0:size] / (size - 1) * 2 - 1
-    pixels = np.zeros((size, size, 4), np.uint8)
-    pixels[..., 0], pixels[..., 1] = (xx * 0.5 + 0.5) * 255, (yy * 0.5 + 0.5) * 255
-    pixels[..., 2], pixels[..., 3] = 100, (xx**2 + yy**2 < 0.5) * 255
-    return pixels
-
-
 class StageClock:
     """Progress callback keeping the (device-synchronised) time of every report."""
 
@@ -126,9 +117,7 @@ class StageClock:
         self.reports: list[tuple[str, int, float]] = []
 
     def now(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return time.perf_counter()
+        return synchronised_now(self.device)
 
     def __call__(self, stage, step, total, message="", preview=None) -> None:
         self.reports.append((stage, step, self.now()))
@@ -221,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         adapter.load(str(device), dtype)
         results["load_s"] = round(time.perf_counter() - start, 2)
         request = adapter.check_inputs(GenerationRequest(
-            task="image", images=(ImagePixels(subject()),), seed=1, parameters=parameters,
+            task="image", images=(ImagePixels(disc_image()),), seed=1, parameters=parameters,
             target_faces=20_000, texture_size=1024))  # fmt: skip
         if not args.tiny:
             results["random_voxels"] = calibrate_voxels(adapter, request, args.voxels)

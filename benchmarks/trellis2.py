@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,6 +46,7 @@ from backend.models.trellis2 import testing  # noqa: E402
 from backend.models.trellis2.config import SS_DECODER  # noqa: E402
 from backend.models.trellis2.loading import build_network  # noqa: E402
 from backend.models.trellis2.pipeline import Trellis2Pipeline, Trellis2Request  # noqa: E402
+from benchmarks.common import disc_image, synchronised_now  # noqa: E402
 
 _FLOW = dict(
     model_channels=1536, cond_channels=1024, num_blocks=30, num_heads=12, mlp_ratio=5.3334,
@@ -138,14 +138,6 @@ def write_full_size(folder: Path) -> None:
     save_file(random_state(dino, 41), str(dino_dir / "model.safetensors"))
 
 
-def subject(size: int = 1024) -> np.ndarray:
-    yy, xx = np.mgrid[0:size, 0:size] / (size - 1) * 2 - 1
-    pixels = np.zeros((size, size, 4), np.uint8)
-    pixels[..., 0], pixels[..., 1] = (xx * 0.5 + 0.5) * 255, (yy * 0.5 + 0.5) * 255
-    pixels[..., 2], pixels[..., 3] = 100, (xx**2 + yy**2 < 0.5) * 255
-    return pixels
-
-
 class Clock:
     """Progress callback: the device-synchronised time of every stage's first report."""
 
@@ -154,9 +146,7 @@ class Clock:
         self.start = self.now()
 
     def now(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return time.perf_counter()
+        return synchronised_now(self.device)
 
     def __call__(self, stage: str, step: int, total: int) -> None:
         key = stage
@@ -246,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         model, dinov3_folder=dino, shared_folders=[shared], device=device
     )
     report["load_s"] = time.perf_counter() - started
-    image = subject(256 if args.tiny else 1024)
+    image = disc_image(256 if args.tiny else 1024)
     voxels = min(args.voxels, 200) if args.tiny else args.voxels
     report["types"] = {}
     for pipeline_type in args.types.split(","):

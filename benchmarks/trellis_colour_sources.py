@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from trellis import TRUNK, calibrate_voxels, subject, write_full_size  # noqa: E402
+from trellis import TRUNK, calibrate_voxels, write_full_size  # noqa: E402
 
 from backend.cancellation import CancelToken  # noqa: E402
 from backend.models.base import GenerationRequest, ImagePixels  # noqa: E402
@@ -43,6 +43,7 @@ from backend.models.trellis import testing  # noqa: E402
 from backend.models.trellis.adapter import RF_DECODER_STEM, TrellisImageAdapter  # noqa: E402
 from backend.models.trellis.config import network_spec_from_dict  # noqa: E402
 from backend.models.trellis.loading import write_network  # noqa: E402
+from benchmarks.common import disc_image  # noqa: E402
 
 RELEASED_RF = {"name": "SLatRadianceFieldDecoder",
                "args": {**TRUNK, "representation_config": {"rank": 16, "dim": 8}}}  # fmt: skip
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         raws, fields = {}, {}
         for source in SOURCES:
             request = adapter.check_inputs(GenerationRequest(
-                task="image", images=(ImagePixels(subject()),), seed=1,
+                task="image", images=(ImagePixels(disc_image()),), seed=1,
                 parameters={**base, "colour_source": source}))  # fmt: skip
             if not args.tiny and source == SOURCES[0]:
                 results["random_voxels"] = calibrate_voxels(adapter, request, args.voxels)

@@ -35,13 +35,7 @@ LABEL_LIFT = 0.12  # of the same: space between a result's top and its label
 
 
 def compare_collection() -> bpy.types.Collection:
-    scene = bpy.context.scene
-    collection = bpy.data.collections.get(COLLECTION_NAME)
-    if collection is None:
-        collection = bpy.data.collections.new(COLLECTION_NAME)
-    if collection not in scene.collection.children_recursive[:]:
-        scene.collection.children.link(collection)
-    return collection
+    return importer.scene_collection(COLLECTION_NAME)
 
 
 def start_row(compare_id: str, origin: tuple[float, float, float]) -> None:

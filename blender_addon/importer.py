@@ -93,10 +93,15 @@ def import_glb(
 
 
 def dreamcad_collection() -> bpy.types.Collection:
+    return scene_collection(COLLECTION_NAME)
+
+
+def scene_collection(name: str) -> bpy.types.Collection:
+    """The collection called ``name``, made if missing and linked under the scene if not."""
     scene = bpy.context.scene
-    collection = bpy.data.collections.get(COLLECTION_NAME)
+    collection = bpy.data.collections.get(name)
     if collection is None:
-        collection = bpy.data.collections.new(COLLECTION_NAME)
+        collection = bpy.data.collections.new(name)
     if collection not in scene.collection.children_recursive[:]:
         scene.collection.children.link(collection)
     return collection

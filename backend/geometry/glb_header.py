@@ -37,8 +37,14 @@ def count_triangles(data: bytes, field: str) -> int:
         raise ProtocolError(
             ErrorCode.INVALID_MESH, f"the GLB's JSON is not valid glTF ({error!r})", field=field
         ) from error
+    return check_triangle_count(count, field, "the GLB draws no triangles")
+
+
+def check_triangle_count(count: int, field: str, none_message: str) -> int:
+    """``count`` when it is 1..MAX_MESH_FACES; else ProtocolError naming ``field``
+    (``invalid_mesh`` with ``none_message`` for none, ``mesh_too_large`` for too many)."""
     if count == 0:
-        raise ProtocolError(ErrorCode.INVALID_MESH, "the GLB draws no triangles", field=field)
+        raise ProtocolError(ErrorCode.INVALID_MESH, none_message, field=field)
     if count > MAX_MESH_FACES:
         raise ProtocolError(
             ErrorCode.MESH_TOO_LARGE,

@@ -17,9 +17,9 @@ import math
 import numpy as np
 
 from backend.geometry import mesh_io
+from backend.geometry.glb_header import check_triangle_count
 from backend.geometry.raw_asset import RawAsset
 from shared_protocol.errors import ErrorCode, ProtocolError
-from shared_protocol.messages import MAX_MESH_FACES
 
 GLB_MAGIC = b"glTF"
 ATLAS_CELL_MAX = 2048  # a texture cell in the atlas is at most this wide and high
@@ -44,14 +44,7 @@ def read_glb(data: bytes, field: str = "mesh.data", name: str = "") -> RawAsset:
             ErrorCode.INVALID_MESH, f"the GLB could not be read: {error}", field=field
         ) from error
     faces = sum(len(part.faces) for part in parts)
-    if faces == 0:
-        raise ProtocolError(ErrorCode.INVALID_MESH, "the GLB holds no triangles", field=field)
-    if faces > MAX_MESH_FACES:
-        raise ProtocolError(
-            ErrorCode.MESH_TOO_LARGE,
-            f"the mesh has {faces} triangles; the limit is {MAX_MESH_FACES}",
-            field=field,
-        )
+    check_triangle_count(faces, field, "the GLB holds no triangles")
     return merge_parts(parts, name or "mesh")
 
 

@@ -43,7 +43,17 @@ CLIP_IGNORED_KEYS = ("text_model.embeddings.position_ids",)
 
 def frame_subject(rgba: np.ndarray, size: int, where: str = "images") -> np.ndarray:
     """TRELLIS's framing of a cut-out: (h, w, 4) uint8 -> (size, size, 3) uint8, black backing."""
-    alpha = rgba[:, :, 3]
+    box = subject_box(rgba[:, :, 3], MARGIN, where)
+    framed = Image.fromarray(rgba).crop(box).resize((size, size), Image.Resampling.LANCZOS)
+    return premultiply(np.asarray(framed))
+
+
+def subject_box(
+    alpha: np.ndarray, margin: float, where: str
+) -> tuple[float, float, float, float]:
+    """The square crop box (left, top, right, bottom) centred on the pixels whose ``alpha`` is
+    above ALPHA_THRESHOLD, its side the subject's longer side times ``margin``; ProtocolError
+    (``invalid_image`` naming ``where``) when there is no such pixel. Shared with TRELLIS.2."""
     rows, cols = np.nonzero(alpha > ALPHA_THRESHOLD)
     if rows.size == 0:
         raise ProtocolError(
@@ -54,10 +64,13 @@ def frame_subject(rgba: np.ndarray, size: int, where: str = "images") -> np.ndar
         )
     left, top, right, bottom = cols.min(), rows.min(), cols.max(), rows.max()
     centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
-    side = int(max(right - left, bottom - top) * MARGIN)
-    box = (centre_x - side // 2, centre_y - side // 2, centre_x + side // 2, centre_y + side // 2)
-    framed = Image.fromarray(rgba).crop(box).resize((size, size), Image.Resampling.LANCZOS)
-    pixels = np.asarray(framed).astype(np.float32) / 255
+    side = int(max(right - left, bottom - top) * margin)
+    return (centre_x - side // 2, centre_y - side // 2, centre_x + side // 2, centre_y + side // 2)
+
+
+def premultiply(rgba: np.ndarray) -> np.ndarray:
+    """(h, w, 4) uint8 -> (h, w, 3) uint8: colour times alpha, i.e. on a black backing."""
+    pixels = rgba.astype(np.float32) / 255
     premultiplied = pixels[:, :, :3] * pixels[:, :, 3:4]
     return (premultiplied * 255).astype(np.uint8)
 

@@ -198,6 +198,37 @@ def load_network(
     return network, spec
 
 
+def load_networks(
+    models: Mapping[str, str],
+    folder: Path,
+    shared_folders: Sequence[Path],
+    required: Sequence[str],
+    optional: Sequence[str],
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    loader_of: Callable[[str], Callable[..., tuple[nn.Module, object]]] | None = None,
+) -> dict[str, nn.Module]:
+    """pipeline.json's ``models`` -> {role: loaded network}, strictly for the ``required`` roles
+    (ProtocolError when pipeline.json lacks one or its files are missing), and each ``optional``
+    role whose files are found. ``loader_of(role)`` picks the loader (default: load_network);
+    TRELLIS.2 loads its v1 structure decoder with this module's."""
+    networks: dict[str, nn.Module] = {}
+    for role in (*required, *optional):
+        if role not in models:
+            if role in optional:
+                continue
+            raise ProtocolError(ErrorCode.MODEL_FAILED, f"pipeline.json lacks {role}")
+        try:
+            stem = resolve_stem(models[role], folder, shared_folders)
+        except ProtocolError:
+            if role in optional:
+                continue
+            raise
+        loader = load_network if loader_of is None else loader_of(role)
+        networks[role], _ = loader(stem, device, dtype)
+    return networks
+
+
 def stored_state(network: nn.Module, use_fp16: bool = True) -> dict[str, torch.Tensor]:
     """The state dict as upstream stores it: with ``use_fp16`` the torso's linear and conv
     layers in float16 (the network is converted back in place if it was cast), the rest

@@ -46,7 +46,7 @@ from backend.models.trellis.config import (
     PipelineConfig,
     read_pipeline_config,
 )
-from backend.models.trellis.loading import load_network, resolve_stem
+from backend.models.trellis.loading import load_networks
 from backend.models.trellis.mesh_extraction import TrellisMesh, features_to_mesh
 from backend.models.trellis.sampler import FlowEulerGuidanceIntervalSampler, SamplerSettings
 from backend.models.trellis.slat_decoders import GaussianParameters, RadianceFieldParameters
@@ -125,19 +125,10 @@ class TrellisPipeline:
 
         ``dtype`` is the torso dtype (None: as stored, float16); the conditioner runs float32."""
         config = read_pipeline_config(folder)
-        networks = {}
-        for role in (*REQUIRED_NETWORKS, *OPTIONAL_NETWORKS):
-            if role not in config.models:
-                if role in OPTIONAL_NETWORKS:
-                    continue
-                raise ProtocolError(ErrorCode.MODEL_FAILED, f"pipeline.json lacks {role}")
-            try:
-                stem = resolve_stem(config.models[role], folder, shared_folders)
-            except ProtocolError:
-                if role in OPTIONAL_NETWORKS:
-                    continue
-                raise
-            networks[role], _ = load_network(stem, device, dtype)
+        networks = load_networks(
+            config.models, folder, shared_folders, REQUIRED_NETWORKS, OPTIONAL_NETWORKS,
+            device, dtype,
+        )  # fmt: skip
         loader = load_text_conditioner if config.is_text else load_image_conditioner
         return cls(config, loader(conditioner_folder, device), networks, device)
 

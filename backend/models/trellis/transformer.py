@@ -231,6 +231,9 @@ class MultiHeadCrossAttention(nn.Module):
 class ModulatedTransformerCrossBlock(nn.Module):
     """adaLN-modulated self attention, unmodulated cross attention, modulated MLP."""
 
+    # A subclass swaps the self attention (TRELLIS.2's rotary one) without building this one.
+    self_attention_type: type[MultiHeadSelfAttention] = MultiHeadSelfAttention
+
     def __init__(
         self,
         channels: int,
@@ -247,7 +250,7 @@ class ModulatedTransformerCrossBlock(nn.Module):
         self.norm1 = LayerNorm32(channels, elementwise_affine=False, eps=1e-6)
         self.norm2 = LayerNorm32(channels, elementwise_affine=True, eps=1e-6)
         self.norm3 = LayerNorm32(channels, elementwise_affine=False, eps=1e-6)
-        self.self_attn = MultiHeadSelfAttention(channels, num_heads, qk_rms_norm, qkv_bias)
+        self.self_attn = self.self_attention_type(channels, num_heads, qk_rms_norm, qkv_bias)
         self.cross_attn = MultiHeadCrossAttention(
             channels, ctx_channels, num_heads, qk_rms_norm_cross, qkv_bias
         )
@@ -255,15 +258,18 @@ class ModulatedTransformerCrossBlock(nn.Module):
         if not share_mod:
             self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(channels, 6 * channels))
 
-    def forward(self, x: Tensor, mod: Tensor, context: Tensor, tokens: TokenLayout) -> Tensor:
-        """x: features (dense (B, L, C) or sparse (N, C)); mod (B, C) (or (B, 6C) shared)."""
+    def forward(
+        self, x: Tensor, mod: Tensor, context: Tensor, tokens: TokenLayout, **attn: Tensor | None
+    ) -> Tensor:
+        """x: features (dense (B, L, C) or sparse (N, C)); mod (B, C) (or (B, 6C) shared);
+        ``attn``: extra arguments of the self attention (TRELLIS.2's RoPE phases)."""
         if not self.share_mod:
             mod = self.adaLN_modulation(mod)
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (
             tokens.per_sample(chunk) for chunk in mod.chunk(6, dim=1)
         )
         h = self.norm1(x) * (1 + scale_msa) + shift_msa
-        x = x + self.self_attn(h, tokens) * gate_msa
+        x = x + self.self_attn(h, tokens, **attn) * gate_msa
         x = x + self.cross_attn(self.norm2(x), context, tokens)
         h = self.norm3(x) * (1 + scale_mlp) + shift_mlp
         return x + self.mlp(h) * gate_mlp

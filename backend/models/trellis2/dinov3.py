@@ -28,7 +28,12 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from PIL import Image
 
-from backend.models.trellis.conditioners import ALPHA_THRESHOLD, IMAGENET_MEAN, IMAGENET_STD
+from backend.models.trellis.conditioners import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    premultiply,
+    subject_box,
+)
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 DINOV3_REPO = "facebook/dinov3-vitl16-pretrain-lvd1689m"
@@ -49,22 +54,8 @@ def frame_subject(rgba: np.ndarray, where: str = "images") -> Image.Image:
         scale = MAX_INPUT / longest
         size = (int(image.width * scale), int(image.height * scale))
         image = image.resize(size, Image.Resampling.LANCZOS)
-    alpha = np.asarray(image)[:, :, 3]
-    rows, cols = np.nonzero(alpha > ALPHA_THRESHOLD)
-    if rows.size == 0:
-        raise ProtocolError(
-            ErrorCode.INVALID_IMAGE,
-            "no opaque subject in the image (no pixel with alpha above 80%)",
-            field=where,
-            hint="Send a cut-out with an opaque subject, or use background 'auto'.",
-        )
-    left, top, right, bottom = cols.min(), rows.min(), cols.max(), rows.max()
-    centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
-    side = int(max(right - left, bottom - top))
-    box = (centre_x - side // 2, centre_y - side // 2, centre_x + side // 2, centre_y + side // 2)
-    pixels = np.asarray(image.crop(box)).astype(np.float32) / 255
-    premultiplied = pixels[:, :, :3] * pixels[:, :, 3:4]
-    return Image.fromarray((premultiplied * 255).astype(np.uint8))
+    box = subject_box(np.asarray(image)[:, :, 3], 1.0, where)
+    return Image.fromarray(premultiply(np.asarray(image.crop(box))))
 
 
 class Dinov3Conditioner:

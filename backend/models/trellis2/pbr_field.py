@@ -79,12 +79,20 @@ class PbrVoxels:
         return bool(len(self.keys)) and float(self.attributes[:, ALPHA].min()) < threshold
 
 
-def pbr_fields(voxels: PbrVoxels) -> tuple[PointField, PointField, PointField]:
-    """(colour, material, alpha) fields over points (k, 3) in the backend's frame."""
+def pbr_fields(
+    voxels: PbrVoxels, normalised: tuple[np.ndarray, float] | None = None
+) -> tuple[PointField, PointField, PointField]:
+    """(colour, material, alpha) fields over points (k, 3) in the backend's frame.
+
+    ``normalised`` (centre, scale): the voxels live in a frame where TRELLIS-frame points were
+    moved by ``-centre`` then scaled (texturing an artist's mesh); None: the TRELLIS frame."""
     to_trellis = np.array(TRELLIS_TO_BACKEND)  # backend = R trellis: row vectors @ R
 
     def at(points: np.ndarray) -> np.ndarray:
-        return voxels.sample(np.asarray(points, np.float64) @ to_trellis)
+        local = np.asarray(points, np.float64) @ to_trellis
+        if normalised is not None:
+            local = (local - normalised[0]) * normalised[1]
+        return voxels.sample(local)
 
     def colour(points: np.ndarray) -> np.ndarray:
         return at(points)[:, BASE_COLOR]

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from backend.models.sparse import SparseTensor
 from backend.models.trellis.loading import load_network as load_v1_network
-from backend.models.trellis.loading import resolve_stem
+from backend.models.trellis.loading import load_networks, resolve_stem
 from backend.models.trellis.ss_decoder import occupied_coords
 from backend.models.trellis2.config import (
     SHAPE_DECODER,
@@ -116,20 +116,10 @@ class Trellis2Pipeline:
         """Load pipeline.json's networks strictly (the 1024 flows when their files are there),
         and the shape encoder (texturing a mesh) from ``encoder_folder`` when given."""
         config = read_pipeline_config(folder)
-        networks: dict[str, nn.Module] = {}
-        for role in (*NETWORKS_512, *NETWORKS_CASCADE):
-            if role not in config.models:
-                if role in NETWORKS_CASCADE:
-                    continue
-                raise ProtocolError(ErrorCode.MODEL_FAILED, f"pipeline.json lacks {role}")
-            try:
-                stem = resolve_stem(config.models[role], folder, shared_folders)
-            except ProtocolError:
-                if role in NETWORKS_CASCADE:
-                    continue
-                raise
-            loader = load_v1_network if role == SS_DECODER else load_network
-            networks[role], _ = loader(stem, device, dtype)
+        networks = load_networks(
+            config.models, folder, shared_folders, NETWORKS_512, NETWORKS_CASCADE, device, dtype,
+            loader_of=lambda role: load_v1_network if role == SS_DECODER else load_network,
+        )  # fmt: skip
         if encoder_folder is not None:
             stem = resolve_stem(SHAPE_ENCODER_STEM, encoder_folder, ())
             networks[SHAPE_ENCODER], _ = load_network(stem, device, dtype)

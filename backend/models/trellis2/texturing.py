@@ -28,7 +28,7 @@ import torch
 from backend.geometry.raw_asset import PointField
 from backend.models.trellis.mesh_extraction import TRELLIS_TO_BACKEND
 from backend.models.trellis2.config import SHAPE_ENCODER, TEX_DECODER, TEX_FLOW_512, TEX_FLOW_1024
-from backend.models.trellis2.pbr_field import ALPHA, BASE_COLOR, METALLIC, ROUGHNESS, PbrVoxels
+from backend.models.trellis2.pbr_field import PbrVoxels, pbr_fields
 from backend.models.trellis2.sampler import Trellis2SamplerSettings
 from backend.models.trellis2.sc_encoder import subdivisions
 from backend.models.trellis2.voxelize import mesh_to_dual_grid, normalise_mesh
@@ -130,20 +130,4 @@ def texture_mesh(pipeline, request: TextureRequest, progress: Progress) -> Textu
 
 def texture_fields(output: TextureOutput) -> tuple[PointField, PointField, PointField]:
     """(colour, material, alpha) over points (k, 3) in the backend frame of the input mesh."""
-    to_trellis = np.asarray(TRELLIS_TO_BACKEND)
-
-    def at(points: np.ndarray) -> np.ndarray:
-        local = (np.asarray(points, np.float64) @ to_trellis - output.centre) * output.scale
-        return output.pbr.sample(local)
-
-    def colour(points: np.ndarray) -> np.ndarray:
-        return at(points)[:, BASE_COLOR]
-
-    def material(points: np.ndarray) -> np.ndarray:
-        values = at(points)
-        return np.hstack([values[:, ROUGHNESS], values[:, METALLIC]])
-
-    def alpha(points: np.ndarray) -> np.ndarray:
-        return at(points)[:, ALPHA]
-
-    return colour, material, alpha
+    return pbr_fields(output.pbr, (output.centre, output.scale))

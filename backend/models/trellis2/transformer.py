@@ -17,11 +17,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from backend.models.sparse.norm import LayerNorm32
 from backend.models.sparse.rope import apply_rope
 from backend.models.trellis.transformer import (
-    FeedForwardNet,
-    MultiHeadCrossAttention,
+    ModulatedTransformerCrossBlock,
     MultiHeadSelfAttention,
     TokenLayout,
 )
@@ -40,8 +38,10 @@ class RotarySelfAttention(MultiHeadSelfAttention):
         return self.to_out(tokens.self_attention(q, k, v).flatten(-2))
 
 
-class ModulatedCrossBlock(nn.Module):
+class ModulatedCrossBlock(ModulatedTransformerCrossBlock):
     """adaLN-modulated RoPE self attention, plain cross attention, modulated MLP."""
+
+    self_attention_type = RotarySelfAttention
 
     def __init__(
         self,
@@ -53,22 +53,19 @@ class ModulatedCrossBlock(nn.Module):
         qk_rms_norm_cross: bool = False,
         share_mod: bool = False,
     ) -> None:
-        super().__init__()
-        self.share_mod = share_mod
-        self.norm1 = LayerNorm32(channels, elementwise_affine=False, eps=1e-6)
-        self.norm2 = LayerNorm32(channels, elementwise_affine=True, eps=1e-6)
-        self.norm3 = LayerNorm32(channels, elementwise_affine=False, eps=1e-6)
-        self.self_attn = RotarySelfAttention(channels, num_heads, qk_rms_norm)
-        self.cross_attn = MultiHeadCrossAttention(
-            channels, ctx_channels, num_heads, qk_rms_norm_cross
+        super().__init__(
+            channels,
+            ctx_channels,
+            num_heads,
+            mlp_ratio,
+            qk_rms_norm,
+            qk_rms_norm_cross,
+            share_mod=share_mod,
         )
-        self.mlp = FeedForwardNet(channels, mlp_ratio)
         if share_mod:
             self.modulation = nn.Parameter(torch.randn(6 * channels) / channels**0.5)
-        else:
-            self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(channels, 6 * channels))
 
-    def forward(
+    def forward(  # type: ignore[override]
         self,
         x: Tensor,
         mod: Tensor,
@@ -79,13 +76,4 @@ class ModulatedCrossBlock(nn.Module):
         """x: (B, L, C) or (N, C); mod (B, 6C) when shared, else the (B, C) embedding."""
         if self.share_mod:
             mod = (self.modulation + mod).type(mod.dtype)
-        else:
-            mod = self.adaLN_modulation(mod)
-        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (
-            tokens.per_sample(chunk) for chunk in mod.chunk(6, dim=1)
-        )
-        h = self.norm1(x) * (1 + scale_msa) + shift_msa
-        x = x + self.self_attn(h, tokens, phases) * gate_msa
-        x = x + self.cross_attn(self.norm2(x), context, tokens)
-        h = self.norm3(x) * (1 + scale_mlp) + shift_mlp
-        return x + self.mlp(h) * gate_mlp
+        return super().forward(x, mod, context, tokens, phases=phases)
