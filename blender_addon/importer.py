@@ -196,7 +196,9 @@ def _seed_property(seed: int | None) -> int | str:
 
 def select_only(obj: bpy.types.Object) -> None:
     view_layer = bpy.context.view_layer
-    for other in view_layer.objects:
+    # Only what is selected: walking every object of the view layer met a freed one once in
+    # bpy-as-a-module after ed.undo (a segfault in a later test).
+    for other in list(view_layer.objects.selected):
         if other is not None:
             other.select_set(False)
     if obj.name in view_layer.objects:
