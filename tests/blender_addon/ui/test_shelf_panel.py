@@ -139,7 +139,10 @@ def test_one_best_fit_for_the_chosen_task_is_starred_and_the_tooltip_says_why(co
 def test_load_and_release_round_trip_through_the_backend(connected) -> None:
     session = connected.runtime.STATE.session
     state = session.shelf.state_of("procedural")
-    assert state is not None and state.state == "present"
+    assert state is not None and state.state in ("present", "loaded")
+    if state.state == "loaded":  # the shared backend ran procedural jobs for earlier tests
+        assert bpy.ops.dreamcad.release_model(model_id="procedural") == {"FINISHED"}
+        pump(connected, lambda: session.shelf.state_of("procedural").state == "present", 30)
     assert bpy.ops.dreamcad.load_model(model_id="procedural") == {"FINISHED"}
     pump(connected, lambda: session.shelf.state_of("procedural").state == "loaded", 30)
     layout = draw(connected)
