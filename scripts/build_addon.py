@@ -89,13 +89,22 @@ def _cached(platform: str, python: str) -> Path | None:
 
 
 def build_protocol_wheel(version: str, out_dir: Path) -> Path:
-    """A pure-Python wheel of shared_protocol (so Blender installs it like any dependency)."""
-    dist_info = f"{PROTOCOL_WHEEL_NAME}-{version}.dist-info"
-    path = out_dir / f"{PROTOCOL_WHEEL_NAME}-{version}-py3-none-any.whl"
+    """A pure-Python wheel of shared_protocol (so Blender installs it like any dependency).
+
+    Its version carries a digest of the sources as a local label (``0.1.0+1a2b3c4d5e6f``):
+    Blender keeps an installed wheel while its ``.dist-info`` name is unchanged, so an
+    extension rebuilt with a changed protocol but the same add-on version would otherwise
+    keep importing the old shared_protocol."""
     files: dict[str, bytes] = {
         f"shared_protocol/{source.name}": source.read_bytes()
         for source in sorted((ROOT / "shared_protocol").glob("*.py"))
     }
+    sources = hashlib.sha256()
+    for name, data in files.items():
+        sources.update(name.encode() + b"\0" + data)
+    version = f"{version}+{sources.hexdigest()[:12]}"
+    dist_info = f"{PROTOCOL_WHEEL_NAME}-{version}.dist-info"
+    path = out_dir / f"{PROTOCOL_WHEEL_NAME}-{version}-py3-none-any.whl"
     files[f"{dist_info}/METADATA"] = (
         f"Metadata-Version: 2.1\nName: {PROTOCOL_WHEEL_NAME}\nVersion: {version}\n"
         "Summary: Dream CAD wire protocol (bundled with the Blender extension)\n"
