@@ -23,7 +23,8 @@ from pathlib import Path
 
 from backend.cancellation import Cancelled, CancelToken
 from backend.disk_space import is_disk_full
-from backend.downloads.transfer import Transfer, cache_dir, plan
+from backend.download import cache_dir
+from backend.downloads.transfer import Transfer, plan
 from backend.models.registry import ModelRegistry
 from shared_protocol.codec import from_wire
 from shared_protocol.errors import ErrorCode, ErrorInfo, ProtocolError

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from backend.cancellation import CancelToken
+from backend.download import cache_dir, sha256_of, source_of
 from backend.downloads import hub_client
 from backend.models.base import ModelAdapter, WeightsSource, weights_env_var
 from shared_protocol.errors import ErrorCode, ProtocolError
@@ -43,12 +44,6 @@ class PlannedFile:
     env_name: str = ""  # where a user could point instead, for the offline hint
 
 
-def cache_dir() -> Path:
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE)
-
-
 def repo_dir(repo_id: str) -> Path:
     return cache_dir() / ("models--" + repo_id.replace("/", "--"))
 
@@ -57,8 +52,6 @@ def sources_of(
     cls: type[ModelAdapter], components: tuple[str, ...], only_components: bool
 ) -> list[tuple[str, WeightsSource]]:
     """(env var, source) for each part a download fetches; unknown components are refused."""
-    from backend.download import source_of
-
     names = list(dict.fromkeys([*cls.required_components, *components]))
     parts: list[tuple[str | None, WeightsSource]] = []
     if cls.weights is not None and not (only_components and components):
@@ -234,8 +227,6 @@ def _check_disk(needed: int) -> None:
 
 
 def _verify(file: PlannedFile, partial: Path) -> None:
-    from backend.download import sha256_of
-
     if file.sha256 and (found := sha256_of(partial)) != file.sha256:
         partial.unlink()  # a wrong file must not be resumed from
         raise ProtocolError(
