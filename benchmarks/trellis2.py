@@ -138,6 +138,63 @@ def write_full_size(folder: Path) -> None:
     save_file(random_state(dino, 41), str(dino_dir / "model.safetensors"))
 
 
+def fill_random(network: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """``random_state``'s rule in place on the network's own device (buffers kept as built)."""
+    generator = torch.Generator(next(network.parameters()).device).manual_seed(seed)
+    with torch.no_grad():
+        for key, tensor in network.named_parameters():
+            if key.endswith("bias"):
+                tensor.zero_()
+            elif tensor.dim() == 1 and key.endswith("weight"):
+                tensor.fill_(1.0)
+            else:
+                tensor.normal_(0.0, 0.02, generator=generator)
+    return network.eval().requires_grad_(False)
+
+
+def build_in_memory(device: torch.device, cascade: bool) -> Trellis2Pipeline:
+    """The release's networks built on ``device`` with random weights in their stored dtypes:
+    no 16 GB write (minutes on the GPU box). The loader of the same layout is tested by
+    ``--weights`` runs and the test suite; what is timed here is the same modules."""
+    from backend.models.trellis.loading import build_network as build_v1_network
+    from backend.models.trellis2.dinov3 import Dinov3Conditioner
+    from backend.models.trellis2.pipeline import NETWORKS_CASCADE
+
+    networks: dict[str, torch.nn.Module] = {}
+    for seed, (role, (name, args, torso)) in enumerate(RELEASED.items()):
+        if role in NETWORKS_CASCADE and not cascade:
+            continue
+        with torch.device(device):
+            network = build_network(name, args, role)
+        network.convert_torso(torso)
+        networks[role] = fill_random(network, seed)
+    spec = network_spec_from_dict(V1_SS_DECODER, SS_DECODER)
+    with torch.device(device):
+        decoder = build_v1_network(spec)
+    decoder.convert_torso(torch.float16)
+    networks[SS_DECODER] = fill_random(decoder, 40)
+    from transformers import DINOv3ViTConfig, DINOv3ViTModel
+
+    with torch.device(device):
+        dino = DINOv3ViTModel(DINOv3ViTConfig(**DINOV3_L16))
+    conditioner = Dinov3Conditioner(fill_random(dino, 41), device)
+    return Trellis2Pipeline(testing.pipeline_config(), conditioner, networks, device)
+
+
+def shell_logits(shape: torch.Size, voxels: int, like: torch.Tensor) -> torch.Tensor:
+    """Structure logits whose ``voxels`` occupied voxels are a sphere's shell (the voxels
+    nearest a sphere of radius 0.4 of the grid): a surface, like a real asset's occupancy,
+    rather than random weights' scattered third of the grid."""
+    size = shape[-1]
+    axis = torch.arange(size, device=like.device, dtype=torch.float32) - (size - 1) / 2
+    x, y, z = torch.meshgrid(axis, axis, axis, indexing="ij")
+    away = ((x * x + y * y + z * z).sqrt() - 0.4 * size).abs().flatten()
+    chosen = torch.topk(-away, min(voxels, away.numel())).indices
+    logits = torch.full((away.numel(),), -1.0, device=like.device)
+    logits[chosen] = 1.0
+    return logits.view(shape[-3:]).expand(shape).to(like.dtype).contiguous()
+
+
 class Clock:
     """Progress callback: the device-synchronised time of every stage's first report."""
 
@@ -167,6 +224,12 @@ class Stop(Exception):  # noqa: N818 - a sentinel
     pass
 
 
+def force_shell(pipeline: Trellis2Pipeline, voxels: int) -> None:
+    """Every structure decode (still computed, so timed) yields a shell of ``voxels``."""
+    decoder = pipeline.networks[SS_DECODER]
+    decoder.register_forward_hook(lambda _m, _i, out: shell_logits(out.shape, voxels, out))
+
+
 def calibrate(pipeline: Trellis2Pipeline, request: Trellis2Request, voxels: int) -> int:
     """Shift the structure decoder's output bias so ``voxels`` of its voxels are occupied."""
     decoder = pipeline.networks[SS_DECODER]
@@ -193,6 +256,25 @@ def calibrate(pipeline: Trellis2Pipeline, request: Trellis2Request, voxels: int)
     return before
 
 
+def profile_run(pipeline: Trellis2Pipeline, request: Trellis2Request) -> list[dict[str, Any]]:
+    """One run under torch.profiler: the 25 ops with the most device (else CPU) time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    cuda = pipeline.device.type == "cuda"
+    if cuda:
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        pipeline.run(request, lambda *_: None)
+    rows = []
+    for event in prof.key_averages():
+        device_us = getattr(event, "self_device_time_total", 0) if cuda else 0
+        rows.append({"op": event.key, "calls": event.count, "device_ms": device_us / 1e3,
+                     "cpu_ms": event.self_cpu_time_total / 1e3})  # fmt: skip
+    rows.sort(key=lambda r: r["device_ms"] if cuda else r["cpu_ms"], reverse=True)
+    return rows[:25]
+
+
 def summary(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     stages = runs[0].keys()
     return {
@@ -205,22 +287,10 @@ def summary(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--runs", type=int, default=5, help="timed runs after a warm-up")
-    parser.add_argument("--voxels", type=int, default=20_000, help="occupied 64^3 voxels")
-    parser.add_argument("--types", default="512,1024_cascade")
-    parser.add_argument("--weights", type=Path, help="reuse (or write once into) this folder")
-    parser.add_argument("--out", type=Path)
-    parser.add_argument("--tiny", action="store_true", help="the test configs (a CPU smoke run)")
-    args = parser.parse_args(argv)
-    device = torch.device(args.device)
-    scratch = tempfile.TemporaryDirectory() if args.weights is None else None
-    folder = args.weights or Path(scratch.name)
-    report: dict[str, Any] = {"tiny": args.tiny, "device": str(device), "runs": args.runs,
-                              "host": platform.node(), "torch": torch.__version__}  # fmt: skip
-    started = time.perf_counter()
+def load_or_write(
+    args: argparse.Namespace, folder: Path, report: dict[str, Any], started: float
+) -> Trellis2Pipeline:
+    """Weights from files through the production loader (written first when absent)."""
     if args.tiny:
         testing.write_tiny_weights(folder / "model")
         components = testing.write_tiny_components(folder / "components")
@@ -230,16 +300,60 @@ def main(argv: list[str] | None = None) -> int:
         if not (folder / "pipeline.json").is_file():
             write_full_size(folder)
     report["write_s"] = time.perf_counter() - started
+    print(f"weights ready in {report['write_s']:.1f} s", flush=True)
     report["weights_gb"] = sum(p.stat().st_size for p in folder.rglob("*.safetensors")) / 1e9
     started = time.perf_counter()
     pipeline = Trellis2Pipeline.from_folder(
-        model, dinov3_folder=dino, shared_folders=[shared], device=device
+        model, dinov3_folder=dino, shared_folders=[shared], device=torch.device(args.device)
     )
     report["load_s"] = time.perf_counter() - started
+    return pipeline
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs after a warm-up")
+    parser.add_argument("--voxels", type=int, default=20_000, help="occupied 64^3 voxels")
+    parser.add_argument("--types", default="512,1024_cascade")
+    parser.add_argument("--weights", type=Path, help="reuse (or write once into) this folder")
+    parser.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="build the full-size networks on the device (no weight files)",
+    )
+    parser.add_argument(
+        "--occupancy",
+        choices=("shell", "random"),
+        default="shell",
+        help="structure: a sphere's shell of --voxels (like an asset's "
+        "surface) or the random decoder's top --voxels logits",
+    )
+    parser.add_argument("--profile", action="store_true", help="profile one run per type")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--tiny", action="store_true", help="the test configs (a CPU smoke run)")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    scratch = tempfile.TemporaryDirectory() if args.weights is None else None
+    folder = args.weights or Path(scratch.name)
+    report: dict[str, Any] = {"tiny": args.tiny, "device": str(device), "runs": args.runs,
+                              "host": platform.node(), "torch": torch.__version__}  # fmt: skip
+    started = time.perf_counter()
+    types = args.types.split(",")
+    if args.in_memory and not args.tiny:
+        pipeline = build_in_memory(device, cascade=any(t != "512" for t in types))
+        report["write_s"], report["weights_gb"] = 0.0, sum(
+            t.numel() * t.element_size() for n in pipeline.networks.values()
+            for t in n.state_dict().values()) / 1e9  # fmt: skip
+        report["load_s"] = time.perf_counter() - started
+        report["weights"] = "random, built on the device (--in-memory)"
+    else:
+        pipeline = load_or_write(args, folder, report, started)
+    report["occupancy"] = args.occupancy
     image = disc_image(256 if args.tiny else 1024)
     voxels = min(args.voxels, 200) if args.tiny else args.voxels
     report["types"] = {}
-    for pipeline_type in args.types.split(","):
+    for pipeline_type in types:
         steps = {}
         if args.tiny:  # one step per stage: a smoke run
             steps = {stage: dataclasses.replace(pipeline.config.samplers[role].settings, steps=1)
@@ -247,7 +361,10 @@ def main(argv: list[str] | None = None) -> int:
                                          ("shape", "shape_slat_sampler"),
                                          ("texture", "tex_slat_sampler"))}  # fmt: skip
         request = Trellis2Request(images=(image,), seed=1, pipeline_type=pipeline_type, **steps)
-        report["occupied_before_calibration"] = calibrate(pipeline, request, voxels)
+        if args.occupancy == "random":
+            report["occupied_before_calibration"] = calibrate(pipeline, request, voxels)
+        elif pipeline_type == types[0]:
+            force_shell(pipeline, voxels)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         runs = []
@@ -262,20 +379,24 @@ def main(argv: list[str] | None = None) -> int:
                  "pbr_voxels": len(output.pbr.keys)}  # fmt: skip
         if device.type == "cuda":
             entry["peak_vram_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+        if args.profile:
+            entry["profile_top_ops"] = profile_run(pipeline, request)
         report["types"][pipeline_type] = entry
-    print(table(report))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2))
+        print(table(report, only=pipeline_type), flush=True)
+        if args.out:  # after each pipeline type: a run cut short keeps what it measured
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=2))
     if scratch is not None:
         scratch.cleanup()
     return 0
 
 
-def table(report: dict[str, Any]) -> str:
+def table(report: dict[str, Any], only: str | None = None) -> str:
     lines = [f"TRELLIS.2 on {report['device']} (weights written in {report['write_s']:.1f} s, "
              f"{report['weights_gb']:.2f} GB; loaded in {report['load_s']:.1f} s)"]  # fmt: skip
     for kind, entry in report["types"].items():
+        if only is not None and kind != only:
+            continue
         vram = f", peak VRAM {entry['peak_vram_gb']:.1f} GiB" if "peak_vram_gb" in entry else ""
         lines.append(f"\n{kind}: {entry['structure_voxels']} tokens, grid {entry['resolution']}, "
                      f"{entry['faces']} faces{vram}")  # fmt: skip
