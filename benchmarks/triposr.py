@@ -8,11 +8,23 @@ framing), encode (image -> triplanes), field (density on the marching-cubes grid
 have no object at upstream's density threshold (25), so the threshold is the grid's 99th
 percentile (about a real object's face count), measured once and shared by every variant.
 
+Variants: ours at upstream's settings (fp32, 8k-point chunks: the reference), at the product's
+defaults (fp32, 262k-point chunks), and in ``--dtype`` (bf16) at 262k. Beside each time, its
+agreement with the reference: max / mean relative difference of the density grid, face count,
+and the surface distance between the two meshes (mean / max nearest-vertex distance, % of the
+bounding-box diagonal) -- what decides whether a faster setting may be the product's default.
+
 Upstream (optional, ``--upstream-dir`` = a checkout of VAST-AI-Research/TripoSR with its
 dependencies, transformers 4.x, installed): the same weights load into its TSR, its encode and
 field query are timed with the same settings, and its triplanes and density grid are compared
-with ours (float32). Its marching cubes needs torchmcubes, so surface and colour are not
-compared. Nothing of upstream is part of this repository.
+with ours. Upstream runs at the same settings as each of our variants (fp32 at 8k and 262k
+chunks; the bf16 variant's encoder under the same autocast), warmed up, ``--repeats`` times;
+``comparisons`` in the report pairs them (time over preprocess + encode + field, median with
+min/max, and their density agreement), and one pair "defaults vs defaults" (our product
+defaults against upstream's run.py defaults) labelled so, never the claimed ratio. Upstream's
+own transformer picks torch's SDPA attention (its best); its ViT uses whatever the installed
+transformers gives (recorded). Its marching cubes needs torchmcubes, so surface and colour are
+not compared. Nothing of upstream is part of this repository.
 
     .venv/backend/bin/python benchmarks/triposr.py --device cuda [--upstream-dir PATH] [--compile]
     .venv/backend/bin/python benchmarks/triposr.py --tiny          # CPU smoke run, seconds
@@ -114,6 +126,7 @@ def run_ours(
         "density": density.cpu(),
         "threshold": threshold,
         "faces": len(faces),
+        "vertices": vertices,
     }
     return seconds, outputs
 
@@ -150,14 +163,9 @@ def measure(
     return row, outputs
 
 
-def upstream_runner(
-    upstream_dir: Path,
-    config: TripoSRConfig,
-    state: dict,
-    image: np.ndarray,
-    args: argparse.Namespace,
-    device: torch.device,
-) -> Callable[[], tuple[dict[str, float], dict]]:
+def upstream_model(
+    upstream_dir: Path, config: TripoSRConfig, state: dict, device: torch.device
+) -> torch.nn.Module:
     """Upstream TSR with our weights; raises if its code or dependencies are missing."""
     sys.path.insert(0, str(upstream_dir))
     # Imported by upstream but unused by what we time; stand-ins that fail if ever called.
@@ -181,24 +189,57 @@ def upstream_runner(
     upstream_image.hf_hub_download = lambda repo_id, filename: str(vit_file)  # no network
     model = TSR(OmegaConf.create(config.to_dict()))
     model.load_state_dict(state, strict=True)
-    model = model.to(device).eval()
-    model.renderer.set_chunk_size(args.chunk_size)
+    return model.to(device).eval()
 
+
+def upstream_runner(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    args: argparse.Namespace,
+    device: torch.device,
+    dtype: torch.dtype,
+    chunk: int,
+    radius: float,
+) -> Callable[[], tuple[dict[str, float], dict]]:
+    """One upstream generation at our variant's settings: encoder under the same autocast,
+    field in float32 with ``chunk`` points per call (its renderer's chunk size)."""
     @torch.no_grad()
     def run() -> tuple[dict[str, float], dict]:
+        model.renderer.set_chunk_size(chunk)
         seconds: dict[str, float] = {}
         with timed(seconds, "preprocess", device):
             conditioning = condition(image, args.foreground_ratio)
-        with timed(seconds, "encode", device):
+        with timed(seconds, "encode", device), pipeline.autocast_for(device, dtype):
             planes = model([conditioning], device=str(device))
         with timed(seconds, "field", device):
-            radius = config.radius
             points = grid_points(args.mc_resolution, radius, device)
-            density = model.renderer.query_triplane(model.decoder, points, planes[0])
+            density = model.renderer.query_triplane(model.decoder, points, planes[0].float())
             density = density["density_act"].reshape((args.mc_resolution,) * 3)
         return seconds, {"planes": planes[0].float(), "density": density.cpu()}
 
     return run
+
+
+def upstream_facts(upstream_dir: Path, model: torch.nn.Module) -> dict[str, str]:
+    """Which upstream ran: its commit, and the attention its ViT and transformer use."""
+    import subprocess
+
+    import transformers
+
+    commit = subprocess.run(
+        ["git", "-C", str(upstream_dir), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    vit = getattr(model.image_tokenizer, "model", None)
+    vit_attention = getattr(getattr(vit, "config", None), "_attn_implementation", "unknown")
+    processors = {
+        type(m.processor).__name__ for m in model.modules() if hasattr(m, "processor")
+    }
+    return {
+        "commit": commit or "unknown (not a git checkout)",
+        "transformers": transformers.__version__,
+        "vit_attention": str(vit_attention),
+        "transformer_attention": ", ".join(sorted(processors)) or "unknown",
+    }
 
 
 def _not_installed(module: str) -> Callable[..., None]:
@@ -208,11 +249,59 @@ def _not_installed(module: str) -> Callable[..., None]:
     return fail
 
 
-def relative_error(ours: torch.Tensor | np.ndarray, theirs: torch.Tensor | np.ndarray) -> float:
+def relative_error(
+    ours: torch.Tensor | np.ndarray, theirs: torch.Tensor | np.ndarray, reduce: str = "max"
+) -> float:
+    """Max (or mean) of |a - b| / max(|b|, 1 % of max |b|): relative, floored near zero."""
     a = torch.as_tensor(ours).double().cpu()
     b = torch.as_tensor(theirs).double().cpu()
     scale = torch.clamp(b.abs(), min=0.01 * float(b.abs().max()))
-    return float(((a - b).abs() / scale).max())
+    error = (a - b).abs() / scale
+    return float(error.max() if reduce == "max" else error.mean())
+
+
+def surface_distance(vertices: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """Symmetric nearest-vertex distance between two meshes' vertex sets, in % of the
+    reference's bounding-box diagonal: mean and max (marching-cubes vertices lie on the
+    surface, a grid cell apart at most, so this tracks the surface distance)."""
+    from scipy.spatial import cKDTree
+
+    diagonal = float(np.linalg.norm(reference.max(axis=0) - reference.min(axis=0))) or 1.0
+    there = cKDTree(reference).query(vertices)[0]
+    back = cKDTree(vertices).query(reference)[0]
+    both = np.concatenate([there, back])
+    return {
+        "surface_mean_pct": float(both.mean() / diagonal * 100),
+        "surface_max_pct": float(both.max() / diagonal * 100),
+    }
+
+
+def agreement(outputs: dict, reference: dict) -> dict[str, float]:
+    """How far a variant's output is from the reference's (fp32, 8k chunks, same run)."""
+    found = {
+        "density_max_rel": relative_error(outputs["density"], reference["density"]),
+        "density_mean_rel": relative_error(outputs["density"], reference["density"], "mean"),
+        "density_identical": bool(torch.equal(outputs["density"], reference["density"])),
+        "planes_max_rel": relative_error(outputs["planes"], reference["planes"]),
+    }
+    if "faces" in outputs and "faces" in reference:
+        found["faces"] = outputs["faces"]
+        found["faces_reference"] = reference["faces"]
+        found.update(surface_distance(outputs["vertices"], reference["vertices"]))
+    return found
+
+
+STAGES_COMPARED = ("preprocess", "encode", "field")  # what upstream's side runs
+
+
+def compared_time(row: dict) -> dict[str, float]:
+    """Median, min and max seconds over the compared stages (sums of per-repeat stages are
+    not kept, so min/max are the stage-wise sums: a slight overstatement of the spread)."""
+    return {
+        "median": sum(row["seconds"][s] for s in STAGES_COMPARED),
+        "min": sum(row["seconds_min"][s] for s in STAGES_COMPARED),
+        "max": sum(row["seconds_max"][s] for s in STAGES_COMPARED),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,17 +340,15 @@ def main(argv: list[str] | None = None) -> int:
     _, warm = run_ours(model, image, args, torch.float32, args.chunk_size, None)
     threshold = warm["threshold"]
     half = DTYPES[args.dtype] if device.type == "cuda" else torch.float32
+    # (name, dtype, chunk, marching cubes); the first is the reference: upstream's settings.
     variants: list[tuple[str, torch.dtype, int, str]] = [
-        (
-            f"ours float32, chunk {args.chunk_size}, mc skimage",
-            torch.float32,
-            args.chunk_size,
-            "skimage",
-        ),
-        (f"ours {args.dtype}, chunk {args.chunk_size}, mc auto", half, args.chunk_size, "auto"),
+        (f"ours float32, chunk {args.chunk_size}, mc skimage", torch.float32, args.chunk_size,
+         "skimage"),
+        (f"ours float32, chunk {args.big_chunk}, mc auto (product default)", torch.float32,
+         args.big_chunk, "auto"),
         (f"ours {args.dtype}, chunk {args.big_chunk}, mc auto", half, args.big_chunk, "auto"),
-    ]
-    rows, reference = [], None
+    ]  # fmt: skip
+    rows, reference, settings = [], None, []
     for name, dtype, chunk, mc_method in variants:
         row, outputs = measure(
             name,
@@ -270,12 +357,10 @@ def main(argv: list[str] | None = None) -> int:
             device,
         )
         reference = reference or outputs
-        if outputs is not reference:
-            row["planes_rel_err_vs_fp32"] = relative_error(outputs["planes"], reference["planes"])
-            row["density_rel_err_vs_fp32"] = relative_error(
-                outputs["density"], reference["density"]
-            )
+        row["dtype"], row["chunk"] = str(dtype).removeprefix("torch."), chunk
+        row["agreement_vs_reference"] = agreement(outputs, reference)
         rows.append(row)
+        settings.append((row, dtype, chunk, outputs))
     if args.compile:
         model.backbone = torch.compile(model.backbone)
         model.decoder = torch.compile(model.decoder, dynamic=True)
@@ -287,20 +372,32 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows.append(row)
 
-    upstream_note = "not run (no --upstream-dir)"
+    upstream_note, facts, comparisons = "not run (no --upstream-dir)", {}, []
     if args.upstream_dir is not None:
         try:
-            run = upstream_runner(args.upstream_dir, config, state, image, args, device)
-            row, outputs = measure(
-                f"upstream float32, chunk {args.chunk_size}", run, args.repeats, device
-            )
-            row["planes_rel_err_vs_ours_fp32"] = relative_error(
-                reference["planes"], outputs["planes"]
-            )
-            row["density_rel_err_vs_ours_fp32"] = relative_error(
-                reference["density"], outputs["density"]
-            )
-            rows.append(row)
+            upstream = upstream_model(args.upstream_dir, config, state, device)
+            facts = upstream_facts(args.upstream_dir, upstream)
+            theirs_by_setting = {}
+            for ours, dtype, chunk, ours_out in settings:
+                key = (dtype, chunk)
+                if key not in theirs_by_setting:
+                    run = upstream_runner(upstream, image, args, device, dtype, chunk,
+                                          config.radius)
+                    name = f"upstream {ours['dtype']}, chunk {chunk}"
+                    row, outputs = measure(name, run, args.repeats, device)
+                    row["dtype"], row["chunk"] = ours["dtype"], chunk
+                    row["agreement_vs_reference"] = agreement(outputs, reference)
+                    rows.append(row)
+                    theirs_by_setting[key] = (row, outputs)
+                theirs, theirs_out = theirs_by_setting[key]
+                comparisons.append(comparison(
+                    f"same settings: {ours['dtype']}, {chunk}-point chunks", ours, theirs,
+                    agreement(ours_out, theirs_out)))  # fmt: skip
+            product = settings[1]
+            theirs, theirs_out = theirs_by_setting[(torch.float32, args.chunk_size)]
+            comparisons.append(comparison(
+                "defaults vs defaults (ours: product default; upstream: run.py's), not the claimed"
+                " ratio", product[0], theirs, agreement(product[3], theirs_out)))  # fmt: skip
             upstream_note = "run"
         except Exception as error:  # report why upstream could not run, keep our numbers
             upstream_note = f"failed: {type(error).__name__}: {error}"
@@ -316,7 +413,10 @@ def main(argv: list[str] | None = None) -> int:
         "threshold": threshold,
         "load_s": load_s,
         "upstream": upstream_note,
+        "upstream_facts": facts,
+        "repeats": args.repeats,
         "rows": rows,
+        "comparisons": comparisons,
     }
     print_table(report)
     out = args.out or default_out("triposr_tiny" if args.tiny else f"triposr_{device.type}")
@@ -326,17 +426,48 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def comparison(label: str, ours: dict, theirs: dict, same_output: dict) -> dict:
+    """One ours-vs-upstream pair: times over the compared stages and the output agreement."""
+    ours_s, theirs_s = compared_time(ours), compared_time(theirs)
+    return {
+        "label": label,
+        "ours": ours["variant"],
+        "upstream": theirs["variant"],
+        "stages": list(STAGES_COMPARED),
+        "ours_s": ours_s,
+        "upstream_s": theirs_s,
+        "speedup": theirs_s["median"] / max(ours_s["median"], 1e-9),
+        "warmed_up": True,
+        "repeats": ours["repeats"],
+        "agreement": same_output,
+    }
+
+
 def print_table(report: dict) -> None:
-    header = f"{'variant':44s}" + "".join(f"{s:>11s}" for s in STAGES)
+    header = f"{'variant':60s}" + "".join(f"{s:>11s}" for s in STAGES)
     header += f"{'total':>9s}{'VRAM MB':>9s}"
     print(header)
     for row in report["rows"]:
         cells = "".join(f"{row['seconds'].get(s, float('nan')) * 1000:9.1f}ms" for s in STAGES)
         vram = f"{row['peak_vram_mb']:9.0f}" if row["peak_vram_mb"] is not None else f"{'-':>9s}"
-        print(f"{row['variant']:44s}{cells}{row['total_s']:8.3f}s{vram}")
+        print(f"{row['variant']:60s}{cells}{row['total_s']:8.3f}s{vram}")
+    print("agreement with the reference (first row): density max / mean rel, faces, surface")
+    for row in report["rows"]:
+        a = row["agreement_vs_reference"]
+        surface = (
+            f", surface mean {a['surface_mean_pct']:.4f} % max {a['surface_max_pct']:.4f} %"
+            if "surface_mean_pct" in a else ""
+        )
+        faces = f", faces {a['faces']} vs {a['faces_reference']}" if "faces" in a else ""
+        print(f"  {row['variant']:60s} {a['density_max_rel']:.2e} / {a['density_mean_rel']:.2e}"
+              f"{faces}{surface}")  # fmt: skip
+    for c in report["comparisons"]:
+        print(f"{c['label']}: ours {c['ours_s']['median']:.3f} s, upstream "
+              f"{c['upstream_s']['median']:.3f} s -> {c['speedup']:.2f}x; density max rel "
+              f"{c['agreement']['density_max_rel']:.2e}")  # fmt: skip
     print(
-        f"upstream: {report['upstream']}; load {report['load_s']:.2f} s; "
-        f"threshold {report['threshold']:.4g}"
+        f"upstream: {report['upstream']} {report['upstream_facts']}; load {report['load_s']:.2f}"
+        f" s; threshold {report['threshold']:.4g}"
     )
 
 

@@ -26,4 +26,13 @@ def test_tiny_run_writes_a_report(tmp_path: Path, capsys) -> None:
     for row in report["rows"]:
         assert set(row["seconds"]) == {"preprocess", "encode", "field", "surface", "colour"}
         assert row["faces"] > 0
+        agreement = row["agreement_vs_reference"]
+        assert agreement["faces_reference"] == report["rows"][0]["faces"] == agreement["faces"]
+    # The product default (fp32, large chunks) gives upstream's settings' output exactly.
+    product = report["rows"][1]
+    assert "product default" in product["variant"] and product["chunk"] >= 1 << 18
+    assert product["dtype"] == "float32"
+    assert product["agreement_vs_reference"]["density_identical"] is True
+    assert product["agreement_vs_reference"]["surface_max_pct"] == 0.0
+    assert report["comparisons"] == [] and report["repeats"] == 1
     assert "variant" in capsys.readouterr().out

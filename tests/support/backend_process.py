@@ -38,8 +38,10 @@ class BackendProcess:
         env: dict[str, str] | None = None,
         warm_up: bool = False,
         log_path: Path | None = None,
+        device: str = "cpu",
     ) -> None:
         self.data_dir = data_dir
+        self.device = device
         self.warm_up = warm_up
         self.port = port or free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
@@ -66,7 +68,7 @@ class BackendProcess:
                 "--data-dir",
                 str(self.data_dir),
                 "--device",
-                "cpu",
+                self.device,
                 # setup compiled the kernels; skip the start-up check unless a test wants it
                 *([] if self.warm_up else ["--no-warmup"]),
                 *self.extra_args,

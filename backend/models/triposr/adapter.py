@@ -1,11 +1,13 @@
 """The ``triposr`` card and hooks: one cut-out image -> a RawAsset with a colour field.
 
-Parameters are upstream CLI's options (foreground ratio 0.85, marching-cubes resolution 256,
-chunk size 8192) plus the density threshold of upstream's ``extract_mesh`` and the shared
-``background`` cut-out the template applies. Weights come from a local folder laid out like
-``stabilityai/TripoSR``; nothing is fetched. On CUDA the image encoder and transformer run under
-autocast in the loaded half dtype, the field query stays float32 (its exp density is
-threshold-sensitive). torch and the network are imported in the hooks, not here.
+Parameters are upstream CLI's options (foreground ratio 0.85, marching-cubes resolution 256)
+but a larger field chunk (262144 points, cut to fit the GPU's free memory: it does not change
+the output, see chunking.py; upstream's is 8192), plus the density threshold of upstream's
+``extract_mesh`` and the shared ``background`` cut-out the template applies. Weights come from
+a local folder laid out like ``stabilityai/TripoSR``; nothing is fetched. On CUDA the image
+encoder and transformer run under autocast in the loaded half dtype, the field query stays
+float32 (its exp density is threshold-sensitive). torch and the network are imported in the
+hooks, not here.
 """
 
 from __future__ import annotations
@@ -73,8 +75,9 @@ class TripoSRAdapter(ModelAdapter):
             "Marching-cubes grid cells per side", 16, 512,
         ),
         ParameterSchema(
-            "chunk_size", "int", 8192, "Chunk size",
-            "Field points per network call (0: all at once); lower saves VRAM", 0, 1 << 22,
+            "chunk_size", "int", 1 << 18, "Chunk size",
+            "Field points per network call (0: as many as fit); lower saves VRAM, the mesh is "
+            "the same", 0, 1 << 22,
         ),
         ParameterSchema(
             "density_threshold", "float", 25.0, "Density threshold",

@@ -25,6 +25,7 @@ from torch.nn import functional as nnf
 
 from backend.models.base import ProgressCallback
 from backend.models.common.background import composite_on_grey, resize_foreground
+from backend.models.triposr.chunking import DEFAULT_CHUNK, fit_chunk
 from backend.models.triposr.isosurface import (
     DEFAULT_THRESHOLD,
     from_backend_frame,
@@ -55,7 +56,9 @@ class TripoSRSettings:
     # already centred the subject on grey).
     frame_subject: bool = True
     mc_resolution: int = 256
-    chunk_size: int = 8192  # field points per decoder call; 0: all at once
+    # Field points per decoder call (0: as many as fit). Not upstream's 8192: the chunk does not
+    # change the field, and large ones are far faster on a GPU (chunking.py); cut to fit memory.
+    chunk_size: int = DEFAULT_CHUNK
     density_threshold: float = DEFAULT_THRESHOLD
 
 
@@ -94,15 +97,16 @@ class TripoSRPipeline:
         on_event("encode", 1, 1, "triplanes ready")
 
         resolution = settings.mc_resolution
+        chunk = fit_chunk(settings.chunk_size, model.config, planes.device)
 
         def between_chunks(done: int, total: int) -> None:
             on_event("field", done, total, f"density at {done}/{total} grid points")
 
-        density = density_grid(model, planes, resolution, settings.chunk_size, between_chunks)
+        density = density_grid(model, planes, resolution, chunk, between_chunks)
 
         on_event("surface", 0, 1, f"marching cubes at {resolution}^3")
         vertices, faces = surface(density, settings.density_threshold, model.config.radius)
-        color_field = make_color_field(model, planes, settings.chunk_size)
+        color_field = make_color_field(model, planes, chunk)
         vertex_colors = color_field(vertices)
         on_event("surface", 1, 1, f"{len(faces)} triangles")
         return TripoSROutput(vertices, faces, vertex_colors, color_field, image)
