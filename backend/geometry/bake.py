@@ -89,9 +89,16 @@ def bake(
     else:  # search over welded positions, so a seam's copies do not crowd out other candidates
         first = np.unique(target.weld, return_index=True)[1]
         near = first[cKDTree(target.vertices[first]).query(source.vertices, k=3, workers=-1)[1]]
-    face, dist = transfer.closest_faces(
-        source.vertices, near, target.vertices, target.faces, target.weld
-    )
+    if device is None:
+        face, dist = transfer.closest_faces(
+            source.vertices, near, target.vertices, target.faces, target.weld
+        )
+    else:  # answers stay on the device, where the splat reads them
+        from backend.geometry import torch_closest
+
+        face, dist = torch_closest.closest_faces(
+            source.vertices, near, target.vertices, target.faces, target.weld, device
+        )
     clock.lap("closest_faces")
     layout = _attribute_layout(source)
     attributes = np.hstack(
@@ -258,14 +265,15 @@ def _tangent_space(
     MikkTSpace shader rebuilds it; solving against that exact frame makes the round trip exact.
     With a torch ``device`` the encoding runs there (torch_bake.py).
     """
-    face_id = raster.rasterize_faces(target.uvs, target.faces, size, size)
     if device is not None:
-        from backend.geometry import torch_bake
+        from backend.geometry import torch_bake, torch_raster
 
+        face_id = torch_raster.rasterize_faces(target.uvs, target.faces, size, size, device)
         return torch_bake.encode_normals(
             high_normal, face_id, flat, splat_face, size, target.uvs, target.faces,
             target.normals, target.tangents, device,
         )  # fmt: skip
+    face_id = raster.rasterize_faces(target.uvs, target.faces, size, size)
     out = np.empty((len(flat), 3), dtype=np.float32)
     _encode_normals(
         np.ascontiguousarray(high_normal, dtype=np.float32),

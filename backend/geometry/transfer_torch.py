@@ -56,7 +56,8 @@ def splat(
         "fij,fj->fi", matrix, lo_vertices[lo_faces[:, 0]].astype(np.float64)
     )
     hi_faces_t = torch.as_tensor(np.asarray(hi_faces, np.int64), device=dev)
-    vface = torch.as_tensor(np.asarray(vertex_face, np.int64), device=dev)
+    # vertex_face / vertex_dist may already be on the device (torch_closest.py's answers).
+    vface = torch.as_tensor(vertex_face, device=dev).to(torch.int64)
     chart = torch.as_tensor(np.asarray(face_chart, np.int64), device=dev)
     # Copy k of triangle t goes through the low-res face of its corner k, unless an earlier
     # corner's face has the same chart: what the sequential kernel's skips do.
@@ -75,7 +76,7 @@ def splat(
     affine = torch.as_tensor(matrix, device=dev)[through]  # (c, 2, 3)
     shift = torch.as_tensor(origin, device=dev)[through]  # (c, 2)
     pixel = (torch.einsum("cij,ckj->cki", affine, points) + shift[:, None, :]) * size
-    corner_depth = torch.as_tensor(np.asarray(vertex_dist, np.float32), device=dev)
+    corner_depth = torch.as_tensor(vertex_dist, device=dev).to(torch.float32)
     corner_depth = corner_depth[hi_faces_t[triangle]].double()  # (c, 3)
     values = torch.zeros((size * size, attributes.shape[1]), dtype=torch.float32, device=dev)
     depth = torch.full((size * size,), float("inf"), dtype=torch.float64, device=dev)
