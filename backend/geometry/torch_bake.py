@@ -14,7 +14,7 @@ import numpy as np
 
 
 def encode_normals(
-    high: np.ndarray, face_id: Any, flat: np.ndarray, splat_face: np.ndarray, size: int,
+    high: Any, face_id: Any, flat: np.ndarray, splat_face: Any, size: int,
     uvs: np.ndarray, faces: np.ndarray, normals: np.ndarray, tangents: np.ndarray, device: str,
 ) -> np.ndarray:  # fmt: skip
     """``bake._encode_normals`` on ``device``: world normals high (k, 3) of texels ``flat``

@@ -49,6 +49,24 @@ def splat(
 
     values (size, size, k) float32, face (size, size) int32 (-1 where empty).
     """
+    values, out_face = splat_tensors(
+        hi_vertices, hi_faces, attributes, vertex_face, vertex_dist, lo_vertices, lo_faces,
+        lo_uvs, face_chart, size, device,
+    )  # fmt: skip
+    return (
+        values.reshape(size, size, -1).cpu().numpy(),
+        out_face.reshape(size, size).cpu().numpy(),
+    )
+
+
+def splat_tensors(
+    hi_vertices: np.ndarray, hi_faces: np.ndarray, attributes: np.ndarray, vertex_face: Any,
+    vertex_dist: Any, lo_vertices: np.ndarray, lo_faces: np.ndarray, lo_uvs: np.ndarray,
+    face_chart: np.ndarray, size: int, device: str = "cuda",
+) -> tuple[Any, Any]:  # fmt: skip
+    """:func:`splat` leaving its answers on the device: values (size * size, k) float32 and
+    face (size * size,) int32 tensors, row-major texels, so the bake's next steps read them
+    there instead of from a host copy of the whole atlas."""
     torch = _torch()
     dev = torch.device(device)
     matrix, origin = transfer.face_uv_maps(lo_vertices, lo_faces, lo_uvs)
@@ -96,10 +114,7 @@ def splat(
     ).float()
     out_face = torch.full((size * size,), -1, dtype=torch.int32, device=dev)
     out_face[filled] = through[copy].int()
-    return (
-        values.reshape(size, size, -1).cpu().numpy(),
-        out_face.reshape(size, size).cpu().numpy(),
-    )
+    return values, out_face
 
 
 def _box(pixel: Any, size: int) -> tuple[Any, Any, Any, Any]:
