@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numba
 import numpy as np
@@ -89,9 +90,16 @@ def bake(
     else:  # search over welded positions, so a seam's copies do not crowd out other candidates
         first = np.unique(target.weld, return_index=True)[1]
         near = first[cKDTree(target.vertices[first]).query(source.vertices, k=3, workers=-1)[1]]
-    face, dist = transfer.closest_faces(
-        source.vertices, near, target.vertices, target.faces, target.weld
-    )
+    if device is None:
+        face, dist = transfer.closest_faces(
+            source.vertices, near, target.vertices, target.faces, target.weld
+        )
+    else:  # answers stay on the device, where the splat reads them
+        from backend.geometry import torch_closest
+
+        face, dist = torch_closest.closest_faces(
+            source.vertices, near, target.vertices, target.faces, target.weld, device
+        )
     clock.lap("closest_faces")
     layout = _attribute_layout(source)
     attributes = np.hstack(
@@ -103,20 +111,15 @@ def bake(
     )  # fmt: skip
     if device is None:
         values, splat_face = transfer.splat(*splat_args)
+        flat = np.flatnonzero(splat_face.reshape(-1) >= 0)  # 1-D indices: cheaper than 2-D
+        texels = values.reshape(-1, values.shape[2])[flat]
+        high, face_at = texels[:, :3], splat_face.reshape(-1)[flat]
     else:
-        from backend.geometry import transfer_torch  # torch only on this path
-
-        values, splat_face = transfer_torch.splat(*splat_args, device=device)
+        texels, flat, high, face_at = _splat_on_device(splat_args, device)
     clock.lap("splat")
-    flat = np.flatnonzero(splat_face.reshape(-1) >= 0)  # 1-D indices: cheaper than (rows, cols)
-    texels = values.reshape(-1, values.shape[2])[flat]
     channels = []
     if normal_map:
-        channels.append(
-            _tangent_space(
-                texels[:, :3], target, size, flat, splat_face.reshape(-1)[flat], device
-            )
-        )
+        channels.append(_tangent_space(high, target, size, flat, face_at, device))
     clock.lap("normal")
     offset = 3
     slices = {}
@@ -169,6 +172,20 @@ def bake(
     return BakedMaps(
         base, normal, metallic_roughness, len(flat) / size**2, clock.laps, views_seen
     )
+
+
+def _splat_on_device(splat_args: tuple, device: str) -> tuple:
+    """The splat on a torch device -> texels (k, c) numpy (only the baked texels come to the
+    host), flat (k,) numpy, and the high-res normals (k, 3) and splat faces (k,) as tensors
+    left on the device for the normal encoding."""
+    import torch  # torch only on this path
+
+    from backend.geometry import transfer_torch
+
+    values, splat_face = transfer_torch.splat_tensors(*splat_args, device=device)
+    flat_t = torch.nonzero(splat_face >= 0).squeeze(1)
+    texels_t = values[flat_t]
+    return texels_t.cpu().numpy(), flat_t.cpu().numpy(), texels_t[:, :3], splat_face[flat_t]
 
 
 class _Clock:
@@ -246,8 +263,8 @@ def _sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
 
 
 def _tangent_space(
-    high_normal: np.ndarray, target: BakeTarget, size: int, flat: np.ndarray,
-    splat_face: np.ndarray, device: str | None = None,
+    high_normal: Any, target: BakeTarget, size: int, flat: np.ndarray,
+    splat_face: Any, device: str | None = None,
 ) -> np.ndarray:  # fmt: skip
     """Encode world normals (k, 3) of the baked texels ``flat`` (k,) (row-major indices) in each
     texel's tangent frame -> (k, 3) in [0, 1].
@@ -256,16 +273,18 @@ def _tangent_space(
     of the face the texel was splatted through (``splat_face`` (k,)), its barycentrics
     extrapolated. It is interpolated without normalising and B = w * cross(N, T), as a
     MikkTSpace shader rebuilds it; solving against that exact frame makes the round trip exact.
-    With a torch ``device`` the encoding runs there (torch_bake.py).
+    With a torch ``device`` the encoding runs there (torch_bake.py; high_normal and
+    splat_face may then be tensors on that device).
     """
-    face_id = raster.rasterize_faces(target.uvs, target.faces, size, size)
     if device is not None:
-        from backend.geometry import torch_bake
+        from backend.geometry import torch_bake, torch_raster
 
+        face_id = torch_raster.rasterize_faces(target.uvs, target.faces, size, size, device)
         return torch_bake.encode_normals(
             high_normal, face_id, flat, splat_face, size, target.uvs, target.faces,
             target.normals, target.tangents, device,
         )  # fmt: skip
+    face_id = raster.rasterize_faces(target.uvs, target.faces, size, size)
     out = np.empty((len(flat), 3), dtype=np.float32)
     _encode_normals(
         np.ascontiguousarray(high_normal, dtype=np.float32),

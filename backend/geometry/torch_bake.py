@@ -14,17 +14,20 @@ import numpy as np
 
 
 def encode_normals(
-    high: np.ndarray, face_id: np.ndarray, flat: np.ndarray, splat_face: np.ndarray, size: int,
+    high: Any, face_id: Any, flat: np.ndarray, splat_face: Any, size: int,
     uvs: np.ndarray, faces: np.ndarray, normals: np.ndarray, tangents: np.ndarray, device: str,
 ) -> np.ndarray:  # fmt: skip
     """``bake._encode_normals`` on ``device``: world normals high (k, 3) of texels ``flat``
-    (k,) -> (k, 3) float32 in [0, 1]; see bake._tangent_space for the frame."""
+    (k,) -> (k, 3) float32 in [0, 1]; see bake._tangent_space for the frame. face_id (size,
+    size) is the atlas raster, numpy or a tensor on the device (torch_raster.py)."""
     import torch  # optional dependency: only the torch geometry path needs it
 
     dev = torch.device(device)
 
-    def put(array: np.ndarray, dtype: Any) -> Any:
-        return torch.as_tensor(np.ascontiguousarray(array), device=dev).to(dtype)
+    def put(array: Any, dtype: Any) -> Any:  # numpy, or a tensor already on the device
+        if isinstance(array, np.ndarray):
+            array = np.ascontiguousarray(array)
+        return torch.as_tensor(array, device=dev).to(dtype)
 
     flat_t = put(flat, torch.int64)
     face = put(face_id.reshape(-1), torch.int64)[flat_t]

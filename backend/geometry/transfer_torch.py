@@ -49,6 +49,24 @@ def splat(
 
     values (size, size, k) float32, face (size, size) int32 (-1 where empty).
     """
+    values, out_face = splat_tensors(
+        hi_vertices, hi_faces, attributes, vertex_face, vertex_dist, lo_vertices, lo_faces,
+        lo_uvs, face_chart, size, device,
+    )  # fmt: skip
+    return (
+        values.reshape(size, size, -1).cpu().numpy(),
+        out_face.reshape(size, size).cpu().numpy(),
+    )
+
+
+def splat_tensors(
+    hi_vertices: np.ndarray, hi_faces: np.ndarray, attributes: np.ndarray, vertex_face: Any,
+    vertex_dist: Any, lo_vertices: np.ndarray, lo_faces: np.ndarray, lo_uvs: np.ndarray,
+    face_chart: np.ndarray, size: int, device: str = "cuda",
+) -> tuple[Any, Any]:  # fmt: skip
+    """:func:`splat` leaving its answers on the device: values (size * size, k) float32 and
+    face (size * size,) int32 tensors, row-major texels, so the bake's next steps read them
+    there instead of from a host copy of the whole atlas."""
     torch = _torch()
     dev = torch.device(device)
     matrix, origin = transfer.face_uv_maps(lo_vertices, lo_faces, lo_uvs)
@@ -56,7 +74,8 @@ def splat(
         "fij,fj->fi", matrix, lo_vertices[lo_faces[:, 0]].astype(np.float64)
     )
     hi_faces_t = torch.as_tensor(np.asarray(hi_faces, np.int64), device=dev)
-    vface = torch.as_tensor(np.asarray(vertex_face, np.int64), device=dev)
+    # vertex_face / vertex_dist may already be on the device (torch_closest.py's answers).
+    vface = torch.as_tensor(vertex_face, device=dev).to(torch.int64)
     chart = torch.as_tensor(np.asarray(face_chart, np.int64), device=dev)
     # Copy k of triangle t goes through the low-res face of its corner k, unless an earlier
     # corner's face has the same chart: what the sequential kernel's skips do.
@@ -75,7 +94,7 @@ def splat(
     affine = torch.as_tensor(matrix, device=dev)[through]  # (c, 2, 3)
     shift = torch.as_tensor(origin, device=dev)[through]  # (c, 2)
     pixel = (torch.einsum("cij,ckj->cki", affine, points) + shift[:, None, :]) * size
-    corner_depth = torch.as_tensor(np.asarray(vertex_dist, np.float32), device=dev)
+    corner_depth = torch.as_tensor(vertex_dist, device=dev).to(torch.float32)
     corner_depth = corner_depth[hi_faces_t[triangle]].double()  # (c, 3)
     values = torch.zeros((size * size, attributes.shape[1]), dtype=torch.float32, device=dev)
     depth = torch.full((size * size,), float("inf"), dtype=torch.float64, device=dev)
@@ -95,10 +114,7 @@ def splat(
     ).float()
     out_face = torch.full((size * size,), -1, dtype=torch.int32, device=dev)
     out_face[filled] = through[copy].int()
-    return (
-        values.reshape(size, size, -1).cpu().numpy(),
-        out_face.reshape(size, size).cpu().numpy(),
-    )
+    return values, out_face
 
 
 def _box(pixel: Any, size: int) -> tuple[Any, Any, Any, Any]:

@@ -92,9 +92,8 @@ def test_torch_bake_on_cpu_matches_the_compiled_bake(sphere_mesh, baked_sphere):
     with_torch = bake.bake(source, target, 512, device="cpu")
     assert abs(with_torch.coverage - compiled.coverage) < 1e-3
     for name in ("base_color", "normal"):
-        ours = getattr(with_torch, name).astype(np.int16)
-        theirs = getattr(compiled, name).astype(np.int16)
-        assert np.mean(np.abs(ours - theirs) <= 1) > 0.999, name  # ties may differ by a texel
+        # Same closest faces, atlas raster, splat winners and dilation rounds: the same bytes.
+        np.testing.assert_array_equal(getattr(with_torch, name), getattr(compiled, name), name)
 
 
 def test_torch_field_form_is_used_on_a_device(sphere_mesh, baked_sphere):

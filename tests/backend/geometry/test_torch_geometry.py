@@ -144,6 +144,22 @@ def test_torch_dilation_gives_the_same_bytes():
     np.testing.assert_array_equal(ours, expected)
 
 
+def test_torch_dilation_matches_over_the_bakes_rounds():
+    # Chart-like blobs with gaps wider than the rounds: fronts meet, and far texels stay as given.
+    rng = np.random.default_rng(1)
+    size = 160
+    rows, cols = np.mgrid[0:size, 0:size]
+    filled = np.zeros((size, size), dtype=bool)
+    for row, col, radius in rng.integers((0, 0, 3), (size, size, 25), (12, 3)):
+        filled |= (rows - row) ** 2 + (cols - col) ** 2 < radius**2
+    values = rng.integers(0, 256, (size, size, 7), dtype=np.uint8)
+    expected, grown = dilate.dilate(values, filled, tolerances.DILATE_PX)
+    ours, ours_grown = torch_dilate.dilate(values, filled, tolerances.DILATE_PX)
+    assert filled.sum() < grown.sum() < grown.size
+    np.testing.assert_array_equal(ours_grown, grown)
+    np.testing.assert_array_equal(ours, expected)
+
+
 def test_path_choice(monkeypatch):
     monkeypatch.delenv(geometry_path.ENV_VAR, raising=False)
     assert geometry_path.chosen("cuda:1") == "torch"
@@ -191,6 +207,23 @@ def test_cuda_pipeline_runs_the_torch_stages(sphere_mesh):
     result = run_pipeline(raw, PipelineOptions(target_faces=1500, texture_size=512, device="cuda"))
     assert result.quality["torch_stages"] and result.quality["watertight"]
     assert result.quality["pieces"] == 1 and result.quality["flipped_faces"] == 0
+
+
+@CUDA
+def test_cuda_dilation_is_exact_and_never_waits_for_the_host():
+    rng = np.random.default_rng(2)
+    values = rng.integers(0, 256, (256, 256, 7), dtype=np.uint8)
+    filled = rng.random((256, 256)) < 0.02
+    expected, grown = dilate.dilate(values, filled, tolerances.DILATE_PX)
+    values_t = torch.as_tensor(values, device="cuda")
+    filled_t = torch.as_tensor(filled, device="cuda")
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        ours, ours_grown = torch_dilate.dilate_tensor(values_t, filled_t, tolerances.DILATE_PX)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    np.testing.assert_array_equal(ours.cpu().numpy(), expected)
+    np.testing.assert_array_equal(ours_grown.cpu().numpy(), grown)
 
 
 def test_link_condition_holds_down_to_a_few_faces():

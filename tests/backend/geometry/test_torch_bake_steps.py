@@ -1,0 +1,84 @@
+"""The bake's device steps (atlas raster, closest-face search) against the compiled CPU ones.
+
+The torch code runs on CPU torch here (the same code a CUDA job runs); the CUDA test at the
+end runs only where a GPU is present.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from backend.geometry import decimate, raster, transfer, uv
+
+torch = pytest.importorskip("torch")
+from backend.geometry import torch_closest, torch_raster  # noqa: E402
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(scope="module")
+def atlas(sphere_mesh):
+    vertices, faces = sphere_mesh
+    reduced = decimate.decimate(vertices, faces, 2000)
+    mapped = uv.unwrap(reduced.vertices, reduced.faces, 512)
+    return reduced, mapped
+
+
+def test_device_raster_gives_the_compiled_face_ids(atlas, monkeypatch):
+    _, mapped = atlas
+    for size in (512, 333):  # a size that does not divide the atlas evenly too
+        expected = raster.rasterize_faces(mapped.uvs, mapped.faces, size, size)
+        ours = torch_raster.rasterize_faces(mapped.uvs, mapped.faces, size, size, "cpu")
+        assert ours.dtype == torch.int32 and 0.3 < (expected >= 0).mean() < 1.0
+        np.testing.assert_array_equal(ours.numpy(), expected)
+    # Chunked (a few faces per chunk) gives the same image.
+    monkeypatch.setattr(torch_raster, "TEXELS_PER_CHUNK", 5000)
+    ours = torch_raster.rasterize_faces(mapped.uvs, mapped.faces, 333, 333, "cpu")
+    np.testing.assert_array_equal(ours.numpy(), expected)
+
+
+def test_device_raster_first_face_wins_where_faces_overlap():
+    points = np.array([[0.1, 0.1], [0.9, 0.1], [0.1, 0.9], [0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    faces = np.array([[3, 4, 5], [0, 1, 2], [0, 2, 1]])  # a big one first, then two overlaps
+    expected = raster.rasterize_faces(points, faces, 40, 40)
+    ours = torch_raster.rasterize_faces(points, faces, 40, 40, "cpu").numpy()
+    np.testing.assert_array_equal(ours, expected)
+    assert set(np.unique(ours)) == {-1, 0}
+
+
+def test_device_closest_faces_are_the_compiled_search(sphere_mesh, atlas, monkeypatch):
+    vertices, _ = sphere_mesh
+    reduced, mapped = atlas
+    nearest = cKDTree(mapped.vertices).query(vertices, k=3)[1]  # (k, 3): several rings
+    split_copy = np.zeros(len(reduced.vertices), dtype=np.int64)
+    split_copy[mapped.source_vertex] = np.arange(len(mapped.source_vertex))
+    for near in (split_copy[reduced.owner], nearest):
+        args = (vertices, near, mapped.vertices, mapped.faces, mapped.source_vertex)
+        face, dist = transfer.closest_faces(*args)
+        ours_face, ours_dist = torch_closest.closest_faces(*args, "cpu")
+        np.testing.assert_array_equal(ours_face.numpy(), face)
+        # float32 (what the splat reads) exactly; float64 within an ulp (CPU torch's sqrt).
+        np.testing.assert_array_equal(ours_dist.numpy().astype(np.float32), dist.astype(np.float32))
+        np.testing.assert_allclose(ours_dist.numpy(), dist, rtol=4e-16, atol=0)
+    monkeypatch.setattr(torch_closest, "PAIRS_PER_CHUNK", 1000)  # many chunks: same answer
+    ours_face, _ = torch_closest.closest_faces(*args, "cpu")
+    np.testing.assert_array_equal(ours_face.numpy(), face)
+
+
+@CUDA
+def test_cuda_raster_and_closest_faces_match(sphere_mesh, atlas):
+    vertices, _ = sphere_mesh
+    _, mapped = atlas
+    expected = raster.rasterize_faces(mapped.uvs, mapped.faces, 512, 512)
+    ours = torch_raster.rasterize_faces(mapped.uvs, mapped.faces, 512, 512, "cuda")
+    np.testing.assert_array_equal(ours.cpu().numpy(), expected)
+    near = cKDTree(mapped.vertices).query(vertices, k=3)[1]
+    args = (vertices, near, mapped.vertices, mapped.faces, mapped.source_vertex)
+    face, dist = transfer.closest_faces(*args)
+    ours_face, ours_dist = torch_closest.closest_faces(*args, "cuda")
+    np.testing.assert_array_equal(ours_face.cpu().numpy(), face)
+    ours_dist = ours_dist.cpu().numpy()
+    np.testing.assert_array_equal(ours_dist.astype(np.float32), dist.astype(np.float32))
+    np.testing.assert_allclose(ours_dist, dist, rtol=4e-16, atol=0)
