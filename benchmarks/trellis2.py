@@ -275,6 +275,24 @@ def profile_run(pipeline: Trellis2Pipeline, request: Trellis2Request) -> list[di
     return rows[:25]
 
 
+def agreement(eager: Any, other: Any) -> dict[str, Any]:
+    """How far a variant's output is from the eager run's (same seed, same inputs)."""
+
+    def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+        a, b = a.float(), b.float()
+        return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+
+    same_voxels = torch.equal(eager.coords.cpu(), other.coords.cpu())
+    return {
+        "same_structure_voxels": same_voxels,
+        "shape_latent_max_rel": rel(other.shape_latent.feats, eager.shape_latent.feats)
+        if same_voxels else None,
+        "texture_latent_max_rel": rel(other.texture_latent.feats, eager.texture_latent.feats)
+        if same_voxels else None,
+        "faces": [len(eager.mesh.faces), len(other.mesh.faces)],
+    }  # fmt: skip
+
+
 def summary(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     stages = runs[0].keys()
     return {
@@ -330,6 +348,12 @@ def main(argv: list[str] | None = None) -> int:
         "surface) or the random decoder's top --voxels logits",
     )
     parser.add_argument("--profile", action="store_true", help="profile one run per type")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="time with the flows' blocks compiled (after one eager run whose "
+        "output the compiled runs are compared with)",
+    )
     parser.add_argument("--out", type=Path)
     parser.add_argument("--tiny", action="store_true", help="the test configs (a CPU smoke run)")
     args = parser.parse_args(argv)
@@ -365,20 +389,30 @@ def main(argv: list[str] | None = None) -> int:
             report["occupied_before_calibration"] = calibrate(pipeline, request, voxels)
         elif pipeline_type == types[0]:
             force_shell(pipeline, voxels)
+        eager = None
+        if args.compile:
+            eager = pipeline.run(request, lambda *_: None)
+            if pipeline_type == types[0]:
+                pipeline.compile_blocks()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         runs = []
+        warm_up = time.perf_counter()
         for index in range(args.runs + 1):  # the first is the warm-up
             clock = Clock(device)
             output = pipeline.run(request, clock)
             if index:
                 runs.append(clock.seconds())
+            else:
+                report.setdefault("warm_up_s", {})[pipeline_type] = time.perf_counter() - warm_up
         timings = runs or [clock.seconds()]
         entry = {"stages_s": summary(timings), "structure_voxels": len(output.coords),
                  "resolution": output.resolution, "faces": len(output.mesh.faces),
                  "pbr_voxels": len(output.pbr.keys)}  # fmt: skip
         if device.type == "cuda":
             entry["peak_vram_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+        if eager is not None:
+            entry["compiled_vs_eager"] = agreement(eager, output)
         if args.profile:
             entry["profile_top_ops"] = profile_run(pipeline, request)
         report["types"][pipeline_type] = entry

@@ -62,6 +62,7 @@ STAGES = ("condition", "structure", "shape", "texture", "decode", "mesh")
 PIPELINE_TYPES = ("512", "1024_cascade", "1536_cascade")
 NETWORKS_512 = (SS_FLOW, SS_DECODER, SHAPE_FLOW_512, TEX_FLOW_512, SHAPE_DECODER, TEX_DECODER)
 NETWORKS_CASCADE = (SHAPE_FLOW_1024, TEX_FLOW_1024)
+FLOW_ROLES = (SS_FLOW, SHAPE_FLOW_512, TEX_FLOW_512, *NETWORKS_CASCADE)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,22 @@ class Trellis2Pipeline:
             stem = resolve_stem(SHAPE_ENCODER_STEM, encoder_folder, ())
             networks[SHAPE_ENCODER], _ = load_network(stem, device, dtype)
         return cls(config, load_dinov3(dinov3_folder, device), networks, device)
+
+    def compile_blocks(self) -> None:
+        """torch.compile each flow's transformer blocks (dynamic token counts): the casts,
+        norms, modulation and gates around the matmuls and attention fuse into few kernels.
+        Same maths; the first runs pay the compilation (a GPU option, see benchmarks/trellis2.py).
+        """
+        import torch._inductor.config as inductor
+
+        # Round each intermediate to the torso dtype as eager does: the compiled flows then
+        # give eager's samples (tested on CPU: identical), not a merely close trajectory.
+        inductor.emulate_precision_casts = True
+        for role in FLOW_ROLES:
+            network = self.networks.get(role)
+            if network is not None:
+                for block in network.blocks:
+                    block.compile(dynamic=True)
 
     @property
     def has_cascade(self) -> bool:
