@@ -33,7 +33,6 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from backend.models.sparse import fastpath
 from backend.models.sparse.attention import token_attention
 from backend.models.sparse.conv import SubmanifoldKernel
 from backend.models.sparse.norm import LayerNorm32
@@ -114,8 +113,6 @@ class MultiHeadRMSNorm(nn.Module):
         self.gamma = nn.Parameter(torch.ones(heads, dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        if fastpath.enabled():  # one pass over the tokens fewer; (g s) rounds once more
-            return (F.normalize(x.float(), dim=-1) * (self.gamma * self.scale)).to(x.dtype)
         return (F.normalize(x.float(), dim=-1) * self.gamma * self.scale).to(x.dtype)
 
 
