@@ -97,15 +97,18 @@ class FlowEulerGuidanceIntervalSampler:
             )
         x = noise
         pairs = time_pairs(settings.steps, settings.rescale_t)
+        # The same condition tensor objects at every step (sliced and stacked once), so a
+        # velocity can prepare each once per run (``backend.models.trellis.condition``).
+        singles = [cond[i : i + 1] for i in range(images)]
+        stacks: dict[tuple[int, ...], torch.Tensor] = {}
         for index, (t, t_prev) in enumerate(pairs):
             if on_step is not None:
                 on_step(index, len(pairs))
             if images > 1 and multi_image == "multidiffusion":
-                conds = [cond[i : i + 1] for i in range(images)]
+                conds = singles
             else:
-                which = index % images
-                conds = [cond[which : which + 1]]
-            v = self._velocity(velocity, x, t, conds, neg_cond, settings, self.max_batch)
+                conds = [singles[index % images]]
+            v = self._velocity(velocity, x, t, conds, neg_cond, settings, self.max_batch, stacks)
             x = x - (t - t_prev) * v
         if on_step is not None:
             on_step(len(pairs), len(pairs))
@@ -120,11 +123,12 @@ class FlowEulerGuidanceIntervalSampler:
         neg_cond: torch.Tensor,
         settings: SamplerSettings,
         max_batch: int = 1,
+        stacks: dict[tuple[int, ...], torch.Tensor] | None = None,
     ) -> torch.Tensor:
         low, high = settings.cfg_interval
         guided = low <= t <= high
         wanted = [*conds, neg_cond] if guided else list(conds)
-        predictions = _predictions(velocity, x, 1000 * t, wanted, max_batch)
+        predictions = _predictions(velocity, x, 1000 * t, wanted, max_batch, stacks)
         negative = predictions.pop() if guided else None
         # Upstream sums from 0 and divides only when averaging several images.
         pred = predictions[0] if len(predictions) == 1 else sum(predictions) / len(predictions)
@@ -135,9 +139,15 @@ class FlowEulerGuidanceIntervalSampler:
 
 
 def _predictions(
-    velocity: Velocity, x: torch.Tensor, t: float, conds: list[torch.Tensor], max_batch: int
+    velocity: Velocity,
+    x: torch.Tensor,
+    t: float,
+    conds: list[torch.Tensor],
+    max_batch: int,
+    stacks: dict[tuple[int, ...], torch.Tensor] | None = None,
 ) -> list[torch.Tensor]:
-    """The velocity of ``x`` at network time ``t`` under each condition (1, L, C), in order."""
+    """The velocity of ``x`` at network time ``t`` under each condition (1, L, C), in order;
+    ``stacks`` memoises the stacked groups (by the members' ids, alive for the whole run)."""
     many = getattr(velocity, "many", None)
     if many is None or max_batch < 2:
         # torch.full, not torch.tensor(list): a fill kernel, no host-to-device copy (a sync).
@@ -147,7 +157,15 @@ def _predictions(
     for start in range(0, len(conds), max_batch):
         group = conds[start : start + max_batch]
         t_model = torch.full((len(group),), t, device=x.device, dtype=torch.float32)
-        stacked = group[0] if len(group) == 1 else torch.cat(group, dim=0)
+        if len(group) == 1:
+            stacked = group[0]
+        elif stacks is None:
+            stacked = torch.cat(group, dim=0)
+        else:
+            key = tuple(id(c) for c in group)
+            stacked = stacks.get(key)
+            if stacked is None:
+                stacked = stacks[key] = torch.cat(group, dim=0)
         predictions.extend(many(x, t_model, stacked).unbind(0))
     return predictions
 

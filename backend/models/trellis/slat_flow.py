@@ -31,6 +31,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
 from backend.models.sparse import SparseLinear, SparseResBlock3d, SparseTensor, SparseTokens
+from backend.models.trellis.condition import PreparedCondition, block_contexts
 from backend.models.trellis.transformer import (
     AbsolutePositionEmbedder,
     DenseTokens,
@@ -141,8 +142,9 @@ class SLatFlowModel(nn.Module):
         """The torso's compute dtype (that of its weights)."""
         return self.blocks[0].self_attn.to_qkv.weight.dtype if len(self.blocks) else torch.float32
 
-    def forward(self, x: SparseTensor, t: Tensor, cond: Tensor) -> SparseTensor:
-        """x (N, in) noisy latent, t (B,) timesteps x1000, cond (B, L, cond) -> (N, out)."""
+    def forward(self, x: SparseTensor, t: Tensor, cond: Tensor | PreparedCondition) -> SparseTensor:
+        """x (N, in) noisy latent, t (B,) timesteps x1000, cond (B, L, cond) -> (N, out);
+        ``cond`` may be a ``PreparedCondition`` of those tokens (the same maths)."""
         dtype = self.dtype
         h = self.input_layer(x)
         h = h.replace(h.feats.to(dtype))
@@ -150,7 +152,6 @@ class SLatFlowModel(nn.Module):
         if self.share_mod:
             t_emb = self.adaLN_modulation(t_emb)
         t_emb = t_emb.to(dtype)
-        cond = cond.to(dtype)
 
         skips = []
         for block in self.input_blocks:
@@ -163,8 +164,9 @@ class SLatFlowModel(nn.Module):
         if len(lengths) == 1:
             features = features.view(h.batch_size, lengths.pop(), -1)
             tokens = DENSE_TOKENS
-        for block in self.blocks:
-            features = block(features, t_emb, cond, tokens)
+        contexts = block_contexts(cond, self.blocks, dtype)
+        for block, context in zip(self.blocks, contexts, strict=True):
+            features = block(features, t_emb, context, tokens)
         h = h.replace(features.reshape(len(h), -1))
 
         for block, skip in zip(self.out_blocks, reversed(skips), strict=True):

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as nnf
 
+from backend.models.trellis.condition import PreparedCondition, block_contexts
 from backend.models.trellis.config import SSFlowConfig
 from backend.models.trellis.transformer import (
     AbsolutePositionEmbedder,
@@ -114,15 +115,19 @@ class SparseStructureFlowModel(nn.Module):
         """The torso's compute dtype (that of its weights)."""
         return self.blocks[0].self_attn.to_qkv.weight.dtype if len(self.blocks) else torch.float32
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | PreparedCondition
+    ) -> torch.Tensor:
+        """``cond``: the condition tokens, or a ``PreparedCondition`` of them (the same maths)."""
         patch = self.config.patch_size
         h = patchify(x, patch)
         h = h.reshape(*h.shape[:2], -1).transpose(1, 2)
         h = self.input_layer(h) + self.pos_emb[None]
         t_emb = self.t_embedder(t).type(self.dtype)
-        h, cond = h.type(self.dtype), cond.type(self.dtype)
-        for block in self.blocks:
-            h = block(h, t_emb, cond, DENSE_TOKENS)
+        h = h.type(self.dtype)
+        contexts = block_contexts(cond, self.blocks, self.dtype)
+        for block, context in zip(self.blocks, contexts, strict=True):
+            h = block(h, t_emb, context, DENSE_TOKENS)
         h = nnf.layer_norm(h.type(x.dtype), h.shape[-1:])
         h = self.out_layer(h)
         side = self.resolution // patch

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from backend.models.sparse.attention import token_attention
 from backend.models.sparse.conv import SubmanifoldKernel
 from backend.models.sparse.norm import LayerNorm32
+from backend.models.trellis.condition import CrossContext
 
 # Module types whose parameters live in the "torso" dtype (upstream's convert_module_to_f16).
 TORSO_MODULES = (nn.Linear, nn.Conv3d, SubmanifoldKernel)
@@ -220,12 +221,21 @@ class MultiHeadCrossAttention(nn.Module):
         self.to_out = nn.Linear(channels, channels)
 
     def forward(self, x: Tensor, context: Tensor, tokens: TokenLayout) -> Tensor:
-        q = self.to_q(x).unflatten(-1, (self.num_heads, -1))
+        return self.attend(x, *self.keys_values(context), tokens)
+
+    def keys_values(self, context: Tensor) -> tuple[Tensor, Tensor]:
+        """The context's keys and values (B, L, H, D), k RMS-normed where the block does."""
         k, v = self.to_kv(context).unflatten(-1, (2, self.num_heads, -1)).unbind(dim=-3)
         if self.qk_rms_norm:
-            q, k = self.q_rms_norm(q), self.k_rms_norm(k)
-        h = tokens.cross_attention(q, k, v)
-        return self.to_out(h.flatten(-2))
+            k = self.k_rms_norm(k)
+        return k, v
+
+    def attend(self, x: Tensor, k: Tensor, v: Tensor, tokens: TokenLayout) -> Tensor:
+        """The tokens ``x`` (already normed) attend to keys/values from ``keys_values``."""
+        q = self.to_q(x).unflatten(-1, (self.num_heads, -1))
+        if self.qk_rms_norm:
+            q = self.q_rms_norm(q)
+        return self.to_out(tokens.cross_attention(q, k, v).flatten(-2))
 
 
 class ModulatedTransformerCrossBlock(nn.Module):
@@ -259,15 +269,29 @@ class ModulatedTransformerCrossBlock(nn.Module):
             self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(channels, 6 * channels))
 
     def forward(
-        self, x: Tensor, mod: Tensor, context: Tensor, tokens: TokenLayout, **attn: Tensor | None
+        self,
+        x: Tensor,
+        mod: Tensor,
+        context: Tensor | CrossContext,
+        tokens: TokenLayout,
+        **attn: Tensor | None,
     ) -> Tensor:
         """x: features (dense (B, L, C) or sparse (N, C)); mod (B, C) (or (B, 6C) shared);
-        ``attn``: extra arguments of the self attention (TRELLIS.2's RoPE phases)."""
+        ``context``: the condition tokens (B, L, Cc), or this block's ``CrossContext`` of them
+        prepared once per sampling run; ``attn``: extra arguments of the self attention
+        (TRELLIS.2's RoPE phases)."""
         if not self.share_mod:
             mod = self.adaLN_modulation(mod)
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = (
             tokens.per_sample(chunk) for chunk in mod.chunk(6, dim=1)
         )
+        if isinstance(context, CrossContext):  # the fast path (``sparse.fastpath``)
+            # addcmul: a * b + c in one pass, rounded once (twice in the plain order)
+            h = torch.addcmul(shift_msa, self.norm1(x), 1 + scale_msa)
+            x = torch.addcmul(x, self.self_attn(h, tokens, **attn), gate_msa)
+            x = context.add_attention(x, self.norm2, self.cross_attn, tokens)
+            h = torch.addcmul(shift_mlp, self.norm3(x), 1 + scale_mlp)
+            return torch.addcmul(x, self.mlp(h), gate_mlp)
         h = self.norm1(x) * (1 + scale_msa) + shift_msa
         x = x + self.self_attn(h, tokens, **attn) * gate_msa
         x = x + self.cross_attn(self.norm2(x), context, tokens)

@@ -14,6 +14,11 @@ and also offers ``many(x, t, conds) -> (k, *x.shape)`` for ``k`` conditions, whi
   as k batch elements once (``batched_coords``), so the neighbour maps, the downsampled
   coordinates and the position embedding of that batch are built at the first step and reused
   by every later one (they live in the coordinate set's cache).
+
+Both hold a ``ConditionCache`` (``backend.models.trellis.condition``): each condition tensor the
+sampler passes (the same objects at every step) is prepared once per velocity object -- one
+per sampling run -- with every block's cross-attention keys/values, and the constant cross
+attention of the zeros negative; with ``sparse.fastpath`` off the tensors go through as they are.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from backend.models.sparse import SparseTensor
+from backend.models.trellis.condition import ConditionCache
 
 
 def batched_coords(coords: Tensor, copies: int) -> Tensor:
@@ -39,16 +45,17 @@ class DenseFlowVelocity:
 
     def __init__(self, flow: nn.Module) -> None:
         self.flow = flow
+        self.conditions = ConditionCache(flow)
 
     def __call__(self, x: Tensor, t: Tensor, cond: Tensor) -> Tensor:
-        return self.flow(x, t, cond)
+        return self.flow(x, t, self.conditions(cond))
 
     def many(self, x: Tensor, t: Tensor, conds: Tensor) -> Tensor:
         """x (1, ...), t (k,), conds (k, L, C) -> (k, 1, ...)."""
         if x.shape[0] != 1:
             raise ValueError(f"batched guidance needs a single latent, got a batch of {x.shape[0]}")
         k = conds.shape[0]
-        return self.flow(x.expand(k, *x.shape[1:]), t, conds).unsqueeze(1)
+        return self.flow(x.expand(k, *x.shape[1:]), t, self.conditions(conds)).unsqueeze(1)
 
 
 class SparseFlowVelocity:
@@ -59,6 +66,7 @@ class SparseFlowVelocity:
             raise ValueError("SparseFlowVelocity takes the voxels of one sample (batch 0)")
         self.flow = flow
         self.coords = coords
+        self.conditions = ConditionCache(flow)
         self._templates: dict[int, SparseTensor] = {}
 
     def template(self, copies: int, feats: Tensor) -> SparseTensor:
@@ -71,13 +79,13 @@ class SparseFlowVelocity:
         return template.replace(feats)
 
     def __call__(self, x: Tensor, t: Tensor, cond: Tensor) -> Tensor:
-        return self.flow(self.template(1, x), t, cond).feats
+        return self.flow(self.template(1, x), t, self.conditions(cond)).feats
 
     def many(self, x: Tensor, t: Tensor, conds: Tensor) -> Tensor:
         """x (N, C), t (k,), conds (k, L, C) -> (k, N, C_out)."""
         k = conds.shape[0]
         feats = x.repeat(k, 1) if k > 1 else x
-        out = self.flow(self.template(k, feats), t, conds).feats
+        out = self.flow(self.template(k, feats), t, self.conditions(conds)).feats
         return out.view(k, x.shape[0], -1)
 
 

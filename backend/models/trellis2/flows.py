@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from backend.models.sparse import SparseTensor, SparseTokens
 from backend.models.sparse.rope import rope_phases, sparse_rope_phases
+from backend.models.trellis.condition import block_contexts
 from backend.models.trellis.ss_flow import DENSE_TOKENS, grid_coords
 from backend.models.trellis.transformer import TimestepEmbedder, convert_torso
 from backend.models.trellis2.transformer import ModulatedCrossBlock
@@ -116,9 +117,10 @@ class SparseStructureFlowModel(_FlowTrunk):
         h = self.input_layer(x.reshape(*x.shape[:2], -1).transpose(1, 2))
         phases = rope_phases(grid_coords(side, x.device), self.head_dim)
         mod = self.modulation(t)
-        h, cond = h.type(self.dtype), cond.type(self.dtype)
-        for block in self.blocks:
-            h = block(h, mod, cond, DENSE_TOKENS, phases)
+        h = h.type(self.dtype)
+        contexts = block_contexts(cond, self.blocks, self.dtype)
+        for block, context in zip(self.blocks, contexts, strict=True):
+            h = block(h, mod, context, DENSE_TOKENS, phases)
         h = self.out_layer(F.layer_norm(h.type(x.dtype), h.shape[-1:]))
         return h.transpose(1, 2).reshape(h.shape[0], -1, side, side, side)
 
@@ -141,8 +143,8 @@ class SLatFlowModel(_FlowTrunk):
         tokens = SparseTokens(x)
         phases = sparse_rope_phases(x, self.head_dim)
         mod = self.modulation(t)
-        cond = cond.type(self.dtype)
-        for block in self.blocks:
-            h = block(h, mod, cond, tokens, phases)
+        contexts = block_contexts(cond, self.blocks, self.dtype)
+        for block, context in zip(self.blocks, contexts, strict=True):
+            h = block(h, mod, context, tokens, phases)
         h = self.out_layer(F.layer_norm(h.type(x.feats.dtype), h.shape[-1:]))
         return x.replace(h)

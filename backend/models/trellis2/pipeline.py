@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from backend.models.sparse import SparseTensor
+from backend.models.trellis.condition import ConditionCache
 from backend.models.trellis.loading import load_network as load_v1_network
 from backend.models.trellis.loading import load_networks, resolve_stem
 from backend.models.trellis.ss_decoder import occupied_coords
@@ -226,8 +227,13 @@ class Trellis2Pipeline:
         settings = self.settings("sparse_structure_sampler", request.structure)
         side = flow.resolution
         noise = torch.randn(1, flow.in_channels, side, side, side, generator=generator)
+        conditions = ConditionCache(flow)  # K/V once per run; the zeros negative's constant
+
+        def velocity(x: Tensor, t: Tensor, c: Tensor) -> Tensor:
+            return flow(x, t, conditions(c))
+
         latent = self.samplers["sparse_structure_sampler"].sample(
-            flow, noise.to(self.device), cond, self.conditioner.negative(cond), settings,
+            velocity, noise.to(self.device), cond, self.conditioner.negative(cond), settings,
             on_step=lambda i, n: progress("structure", i, n + 1),
         )  # fmt: skip
         logits = self.networks[SS_DECODER](latent)
@@ -260,9 +266,10 @@ class Trellis2Pipeline:
         channels = flow.in_channels - (concat.feats.shape[1] if concat is not None else 0)
         noise = torch.randn(len(coords), channels, generator=generator).to(self.device)
         template = SparseTensor(noise, coords)
+        conditions = ConditionCache(flow)  # K/V once per run; the zeros negative's constant
 
         def velocity(feats: Tensor, t: Tensor, c: Tensor) -> Tensor:
-            return flow(template.replace(feats), t, c, concat).feats
+            return flow(template.replace(feats), t, conditions(c), concat).feats
 
         feats = self.samplers[role].sample(
             velocity, noise, cond, self.conditioner.negative(cond), self.settings(role, override),
