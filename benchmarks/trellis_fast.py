@@ -103,7 +103,11 @@ def compiled_blocks(nets: dict, wrappers: dict) -> Iterator[None]:
     in ``wrappers``) inside the block, the eager ones restored after it."""
     originals = {role: list(nets[role].blocks) for role in (SS_FLOW, SLAT_FLOW)}
     for role, blocks in originals.items():
-        wrappers.setdefault(role, [torch.compile(block) for block in blocks])
+        if role not in wrappers:  # as compile_blocks: dynamic shapes, eager's rounding
+            import torch._inductor.config as inductor
+
+            inductor.emulate_precision_casts = True
+            wrappers[role] = [torch.compile(block, dynamic=True) for block in blocks]
         for index, wrapper in enumerate(wrappers[role]):
             nets[role].blocks[index] = wrapper
     try:

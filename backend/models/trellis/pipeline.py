@@ -30,6 +30,7 @@ from torch import nn
 
 from backend.models.sparse import SparseTensor
 from backend.models.trellis.colour_field import GridColours, grid_colours
+from backend.models.trellis.compiled import compile_blocks
 from backend.models.trellis.conditioners import (
     ImageConditioner,
     TextConditioner,
@@ -131,6 +132,10 @@ class TrellisPipeline:
         )  # fmt: skip
         loader = load_text_conditioner if config.is_text else load_image_conditioner
         return cls(config, loader(conditioner_folder, device), networks, device)
+
+    def compile_blocks(self) -> None:
+        """torch.compile both flows' blocks (``backend.models.trellis.compiled``)."""
+        compile_blocks(self.networks[role] for role in (SS_FLOW, SLAT_FLOW))
 
     @property
     def has_gaussian_decoder(self) -> bool:

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from backend.models.sparse import SparseTensor
+from backend.models.trellis.compiled import compile_blocks
 from backend.models.trellis.condition import ConditionCache
 from backend.models.trellis.loading import load_network as load_v1_network
 from backend.models.trellis.loading import load_networks, resolve_stem
@@ -128,20 +129,8 @@ class Trellis2Pipeline:
         return cls(config, load_dinov3(dinov3_folder, device), networks, device)
 
     def compile_blocks(self) -> None:
-        """torch.compile each flow's transformer blocks (dynamic token counts): the casts,
-        norms, modulation and gates around the matmuls and attention fuse into few kernels.
-        Same maths; the first runs pay the compilation (a GPU option, see benchmarks/trellis2.py).
-        """
-        import torch._inductor.config as inductor
-
-        # Round each intermediate to the torso dtype as eager does: the compiled flows then
-        # give eager's samples (tested on CPU: identical), not a merely close trajectory.
-        inductor.emulate_precision_casts = True
-        for role in FLOW_ROLES:
-            network = self.networks.get(role)
-            if network is not None:
-                for block in network.blocks:
-                    block.compile(dynamic=True)
+        """torch.compile the flows' blocks (``backend.models.trellis.compiled``)."""
+        compile_blocks(self.networks[role] for role in FLOW_ROLES if role in self.networks)
 
     @property
     def has_cascade(self) -> bool:
