@@ -93,10 +93,10 @@ def chunk_transient(config: VaeConfig, chunk: int, dtype: torch.dtype) -> int:
         return torch.empty_like(q)
 
     tracker = LiveBytes()
-    with torch.inference_mode(), mock.patch.object(F, "scaled_dot_product_attention", fused):
-        with tracker:
-            points = torch.empty((1, chunk, 3), device="meta", dtype=dtype)
-            decoder(points, keys, keys.clone())
+    patched = mock.patch.object(F, "scaled_dot_product_attention", fused)
+    with torch.inference_mode(), patched, tracker:
+        points = torch.empty((1, chunk, 3), device="meta", dtype=dtype)
+        decoder(points, keys, keys.clone())
     return tracker.peak
 
 
@@ -120,8 +120,7 @@ def account(raw: dict, resolution: int, chunk: int, dtype: torch.dtype) -> dict:
     levels = level_resolutions(resolution)
     start = time.perf_counter()
     with torch.inference_mode(), tracker:
-        logits, box = decode_hierarchical(query, Box(1.01, resolution), chunk, "cpu", dtype)
-        del logits
+        decode_hierarchical(query, Box(1.01, resolution), chunk, "cpu", dtype)
     return {
         "resolution": resolution,
         "levels": levels,

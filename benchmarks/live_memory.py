@@ -40,7 +40,7 @@ class LiveBytes(TorchDispatchMode):
     def _note(self) -> None:
         self.peak = max(self.peak, self.current() + self.extra)
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         if self.paused:
             return out
