@@ -20,6 +20,7 @@ into the box with upstream's convention (divide by r+1, not r), so meshes match 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -204,14 +205,21 @@ def query_masked(
     n = mask.shape[0]
     total = -(-int(mask.sum()) // chunk)
     planes = max(1, SLAB_POINTS // (mask[0].numel() or 1))
-    pending: list[Tensor] = []
+    pending: deque[Tensor] = deque()  # index rows not yet queried, in order
     held = done = queried = 0
 
     def flush(count: int) -> None:
-        nonlocal pending, held, done, queried
-        rows = torch.cat(pending) if len(pending) > 1 else pending[0]
-        take, rest = rows[:count], rows[count:]
-        pending, held = ([rest] if len(rest) else []), len(rest)
+        nonlocal held, done, queried
+        parts, need = [], count
+        while need:
+            head = pending.popleft()
+            if len(head) > need:
+                pending.appendleft(head[need:])
+                head = head[:need]
+            parts.append(head)
+            need -= len(head)
+        take = torch.cat(parts) if len(parts) > 1 else parts[0]
+        held -= count
         values = query(grid_points(take, box).to(dtype)[None])[0]
         out[take[:, 0], take[:, 1], take[:, 2]] = values.float()
         done, queried = done + 1, queried + count
@@ -219,6 +227,8 @@ def query_masked(
             on_chunk(done, total)
 
     for start in range(0, n, planes):
+        if pending:  # a leftover (< chunk rows) would keep its whole slab's buffer alive
+            pending[0] = pending[0].clone()
         index = torch.nonzero(mask[start : start + planes])
         if len(index) == 0:
             continue
