@@ -16,7 +16,13 @@ upstream's ``enable_flashvdm_decoder`` defaults, same VAE weights). With
 ``--texture`` the Hunyuan3D-Paint stage is timed too (benchmarks/hunyuan3d_texture.py: full-size
 random delight and paint models, per-part seconds and peak VRAM; no hy3dgen column).
 
+Each side loads once, runs one warm-up job, then ``--repeats`` timed jobs (median, min, max
+per stage; peak VRAM and the stage's own share above what was resident at its start).
+hy3dgen decodes with its pipeline default (dense) unless ``--upstream-decoder`` says otherwise;
+the JSON records both sides' decoders and chunk sizes.
+
     .venv/backend/bin/python benchmarks/hunyuan3d.py --model mini --variant standard
+    .venv/backend/bin/python benchmarks/hunyuan3d.py --variant turbo --our-chunks 32768 65536
     .venv/backend/bin/python benchmarks/hunyuan3d.py --tiny            # CPU smoke test
 """
 
