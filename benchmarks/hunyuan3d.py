@@ -16,7 +16,13 @@ upstream's ``enable_flashvdm_decoder`` defaults, same VAE weights). With
 ``--texture`` the Hunyuan3D-Paint stage is timed too (benchmarks/hunyuan3d_texture.py: full-size
 random delight and paint models, per-part seconds and peak VRAM; no hy3dgen column).
 
+Each side loads once, runs one warm-up job, then ``--repeats`` timed jobs (median, min, max
+per stage; peak VRAM and the stage's own share above what was resident at its start).
+hy3dgen decodes with its pipeline default (dense) unless ``--upstream-decoder`` says otherwise;
+the JSON records both sides' decoders and chunk sizes.
+
     .venv/backend/bin/python benchmarks/hunyuan3d.py --model mini --variant standard
+    .venv/backend/bin/python benchmarks/hunyuan3d.py --variant turbo --our-chunks 32768 65536
     .venv/backend/bin/python benchmarks/hunyuan3d.py --tiny            # CPU smoke test
 """
 
@@ -83,6 +89,7 @@ def stage(results: dict, name: str, device: torch.device) -> Iterator[None]:
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+    held = torch.cuda.memory_allocated() if device.type == "cuda" else 0
     start = time.perf_counter()
     yield
     if device.type == "cuda":
@@ -90,6 +97,11 @@ def stage(results: dict, name: str, device: torch.device) -> Iterator[None]:
     results[name] = {
         "seconds": time.perf_counter() - start,
         "peak_vram_mb": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else 0.0,
+        # What the stage itself added at its peak (the weights and inputs already resident at
+        # its start excluded): the figure the decoders' memory work moves.
+        "peak_above_start_mb": (torch.cuda.max_memory_allocated() - held) / 2**20
+        if device.type == "cuda"
+        else 0.0,
     }
 
 
@@ -97,33 +109,63 @@ def run_ours(
     folder: Path,
     image: torch.Tensor,
     views: tuple[int, ...],
-    settings: ShapeSettings,
+    settings: list[ShapeSettings],
     device: torch.device,
     dtype: torch.dtype,
-) -> tuple[dict, dict]:
-    results: dict = {}
-    with stage(results, "load", device):
+    repeats: int,
+) -> tuple[dict, list[dict], dict]:
+    """Load once, one warm-up job per settings, then ``repeats`` timed jobs per settings
+    -> ({"load": ...}, [per-settings stage summaries], outputs of the first settings' last job)."""
+    load: dict = {}
+    with stage(load, "load", device):
         models = load_shape_models(folder, str(device), dtype)
     pipeline = ShapePipeline(models)
     guided = not models.config.dit.guidance_embed
-    with torch.inference_mode():
-        with stage(results, "conditioning", device):
-            cond = pipeline.condition(image, views, guided)
-        with stage(results, "sampling", device):
-            latents = pipeline.sample(cond, settings)
-        with stage(results, "volume_decoding", device):
-            logits, box = pipeline.decode(latents, settings)
-        with stage(results, "marching_cubes", device):
-            vertices, faces = extract_surface(logits, box, settings.mc_level)
+    summaries, outputs = [], {}
+    for index, job in enumerate(settings):
+        samples = []
+        for _ in range(repeats + 1):  # the first is the warm-up, not reported
+            results: dict = {}
+            with torch.inference_mode():
+                with stage(results, "conditioning", device):
+                    cond = pipeline.condition(image, views, guided)
+                with stage(results, "sampling", device):
+                    latents = pipeline.sample(cond, job)
+                with stage(results, "volume_decoding", device):
+                    logits, box = pipeline.decode(latents, job)
+                with stage(results, "marching_cubes", device):
+                    vertices, faces = extract_surface(logits, box, job.mc_level)
+            samples.append(results)
+            if index == 0:
+                outputs = {"latents": latents.float().cpu(), "logits": logits.cpu(),
+                           "vertices": vertices, "faces": faces}  # fmt: skip
+            del cond, latents, logits
+        summaries.append(summarise(samples[1:]))
     del models, pipeline
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return results, {
-        "latents": latents.float().cpu(),
-        "logits": logits.cpu(),
-        "vertices": vertices,
-        "faces": faces,
-    }
+    return load["load"], summaries, outputs
+
+
+def summarise(samples: list[dict]) -> dict:
+    """Per stage over the repeats: median (the headline "seconds"), min and max seconds; the
+    largest peak; plus the shape total per repeat summarised the same way."""
+    for sample in samples:
+        sample["shape_total"] = total(sample)
+    summary = {}
+    for name in samples[0]:
+        seconds = [sample[name]["seconds"] for sample in samples]
+        summary[name] = {
+            "seconds": float(np.median(seconds)),
+            "min_seconds": min(seconds),
+            "max_seconds": max(seconds),
+            "repeats": len(seconds),
+            "peak_vram_mb": max(sample[name]["peak_vram_mb"] for sample in samples),
+            "peak_above_start_mb": max(
+                sample[name].get("peak_above_start_mb", 0.0) for sample in samples
+            ),
+        }
+    return summary
 
 
 def upstream_available() -> bool:
@@ -134,7 +176,7 @@ class UpstreamRunner:
     """hy3dgen 2.0.2 loading the same folder, fed the same tensor, stage by stage."""
 
     def __init__(
-        self, folder: Path, device: torch.device, dtype: torch.dtype, flashvdm: bool = False
+        self, folder: Path, device: torch.device, dtype: torch.dtype, decoder: str = "dense"
     ) -> None:
         from hy3dgen.shapegen.pipelines import Hunyuan3DDiTFlowMatchingPipeline
 
@@ -149,10 +191,15 @@ class UpstreamRunner:
                 use_safetensors=True,
             )
         self.load_result = timing["load"]
-        if flashvdm:  # upstream's enable_flashvdm defaults, on the same VAE weights as ours
+        if decoder == "flashvdm":  # upstream's enable_flashvdm defaults, same VAE weights
             self.pipe.vae.enable_flashvdm_decoder(
                 enabled=True, adaptive_kv_selection=True, topk_mode="mean", mc_algo="mc"
             )
+        elif decoder == "hierarchical":  # upstream's octree, exact attention
+            self.pipe.vae.enable_flashvdm_decoder(
+                enabled=True, adaptive_kv_selection=False, mc_algo="mc"
+            )
+        # "dense": the pipeline's default VanillaVolumeDecoder, left as loaded.
 
     def run(
         self,
@@ -240,28 +287,38 @@ def compare(ours: dict, theirs: dict) -> dict:
 
 
 def print_table(table: dict) -> None:
+    """Median seconds [min-max], the ratio, peak VRAM and (+) the stage's own share of it."""
     print(
-        f"{'stage':<18}{'ours s':>10}{'hy3dgen s':>11}{'ratio':>8}{'ours MB':>10}{'hy3dgen MB':>12}"
+        f"{'stage':<22}{'ours s':>22}{'hy3dgen s':>22}{'ratio':>8}"
+        f"{'ours MB (+stage)':>18}{'hy3dgen MB (+stage)':>21}"
     )
+
+    def seconds(row: dict | None) -> str:
+        if row is None:
+            return "-"
+        if "min_seconds" not in row:
+            return f"{row['seconds']:.3f}"
+        return f"{row['seconds']:.3f} [{row['min_seconds']:.3f}-{row['max_seconds']:.3f}]"
+
+    def memory(row: dict | None) -> str:
+        if row is None:
+            return "-"
+        return f"{row['peak_vram_mb']:.0f} (+{row.get('peak_above_start_mb', 0.0):.0f})"
+
     ours, theirs = table["ours"], table.get("hy3dgen", {})
-    for name in (
-        "load",
-        "conditioning",
-        "sampling",
-        "volume_decoding",
-        "marching_cubes",
-        "shape_total",
-        "texture",
-    ):
-        mine, other = ours.get(name), theirs.get(name)
+    rows = [(name, ours.get(name), theirs.get(name)) for name in (
+        "load", "conditioning", "sampling", "volume_decoding", "marching_cubes", "shape_total",
+        "texture")]  # fmt: skip
+    rows += [(f"decode@{key.rsplit('_', 1)[1]}", table[key]["volume_decoding"], None)
+             for key in table if key.startswith("ours_chunks_")]  # fmt: skip
+    for name, mine, other in rows:
         if mine is None:
-            print(f"{name:<18}{'not implemented':>10}")
+            print(f"{name:<22}{'not implemented':>22}")
             continue
         ratio = f"{other['seconds'] / mine['seconds']:.2f}x" if other else "-"
-        other_s = f"{other['seconds']:.3f}" if other else "-"
-        other_mb = f"{other['peak_vram_mb']:.0f}" if other else "-"
         print(
-            f"{name:<18}{mine['seconds']:>10.3f}{other_s:>11}{ratio:>8}{mine['peak_vram_mb']:>10.0f}{other_mb:>12}"
+            f"{name:<22}{seconds(mine):>22}{seconds(other):>22}{ratio:>8}"
+            f"{memory(mine):>18}{memory(other):>21}"
         )
 
 
@@ -283,7 +340,18 @@ def main() -> None:
         "--decoding", choices=("dense", "hierarchical", "flashvdm"), default="hierarchical"
     )
     parser.add_argument("--num-chunks", type=int, default=8000, help="hy3dgen's default")
-    parser.add_argument("--our-chunks", type=int, default=65_536)
+    parser.add_argument(
+        "--our-chunks", type=int, nargs="+", default=[32_768],
+        help="our points per decoding chunk (the service's default); several: each is timed, "
+        "the first is compared with hy3dgen",
+    )  # fmt: skip
+    parser.add_argument(
+        "--upstream-decoder", choices=("dense", "hierarchical", "flashvdm"), default=None,
+        help="hy3dgen's volume decoder (default: dense, its pipeline default, unless "
+        "--decoding flashvdm); hy3dgen 2.0.2's hierarchical decoder casts the fine points' "
+        "spacing to int64 (all fine queries at one corner), so its output does not agree",
+    )  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=5, help="timed jobs after a warm-up")
     parser.add_argument("--tiny", action="store_true", help="tiny config on the CPU (smoke test)")
     parser.add_argument("--no-upstream", action="store_true")
     parser.add_argument("--texture", action="store_true", help="also time the paint stage")
@@ -299,8 +367,12 @@ def main() -> None:
         args.octree_resolution, args.num_chunks, args.our_chunks = (
             min(args.octree_resolution, 48),
             3000,
-            8192,
+            [8192],
         )
+        args.repeats = min(args.repeats, 1)
+    upstream_decoder = args.upstream_decoder or (
+        "flashvdm" if args.decoding == "flashvdm" else "dense"
+    )
     steps = args.steps or {"standard": 50, "fast": 10, "turbo": 5}[args.variant]
     config = parse_shape_config(raw)
     size = config.image_processor.size
@@ -315,37 +387,45 @@ def main() -> None:
         "steps": steps,
         "octree_resolution": args.octree_resolution,
         "decoding": args.decoding,
+        "our_chunks": args.our_chunks,
+        "upstream_decoder": upstream_decoder,
+        "upstream_num_chunks": args.num_chunks,
+        "repeats": args.repeats,
+        "timing": "warm-up job first; seconds = median of the repeats (min/max beside)",
     }
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / FOLDERS[args.model]
         write_random_variant(raw, folder)
-        settings = ShapeSettings(
-            steps=steps,
-            guidance_scale=5.0,
-            seed=1234,
-            octree_resolution=args.octree_resolution,
-            num_chunks=args.our_chunks,
-            decoding=args.decoding,
-        )
-        run_ours(
-            folder, image, views, ShapeSettings(steps=1, octree_resolution=32), device, dtype
-        )  # warm-up
-        table["ours"], ours_out = run_ours(folder, image, views, settings, device, dtype)
-        table["ours"]["shape_total"] = total(table["ours"])
-        if not args.no_upstream and upstream_available():
-            runner = UpstreamRunner(folder, device, dtype, flashvdm=args.decoding == "flashvdm")
-            runner.run(
-                image, views, steps=1, octree_resolution=32, num_chunks=args.num_chunks
-            )  # warm-up
-            table["hy3dgen"], theirs_out = runner.run(
-                image,
-                views,
+        settings = [
+            ShapeSettings(
                 steps=steps,
+                guidance_scale=5.0,
+                seed=1234,
                 octree_resolution=args.octree_resolution,
-                num_chunks=args.num_chunks,
+                num_chunks=chunk,
+                decoding=args.decoding,
             )
-            table["hy3dgen"]["load"] = runner.load_result
-            table["hy3dgen"]["shape_total"] = total(table["hy3dgen"])
+            for chunk in args.our_chunks
+        ]
+        load, summaries, ours_out = run_ours(
+            folder, image, views, settings, device, dtype, args.repeats
+        )
+        table["ours"] = {"load": load, **summaries[0]}
+        for chunk, summary in zip(args.our_chunks[1:], summaries[1:], strict=True):
+            table[f"ours_chunks_{chunk}"] = summary
+        if not args.no_upstream and upstream_available():
+            runner = UpstreamRunner(folder, device, dtype, upstream_decoder)
+            samples = []
+            for _ in range(args.repeats + 1):  # the first is the warm-up, not reported
+                results, theirs_out = runner.run(
+                    image,
+                    views,
+                    steps=steps,
+                    octree_resolution=args.octree_resolution,
+                    num_chunks=args.num_chunks,
+                )
+                samples.append(results)
+            table["hy3dgen"] = {"load": runner.load_result, **summarise(samples[1:])}
             table["same_output"] = compare(ours_out, theirs_out)
     if args.texture:
         from hunyuan3d_texture import time_texture
@@ -356,8 +436,8 @@ def main() -> None:
         print(json.dumps(table["ours"]["texture"]["parts"], indent=1))
     if "same_output" in table:
         print(json.dumps(table["same_output"], indent=1))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out = args.out or default_out("hunyuan3d")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(table, indent=1))
     print(f"wrote {args.out}")
 

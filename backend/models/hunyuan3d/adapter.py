@@ -100,8 +100,12 @@ PARAMETERS: tuple[ParameterSchema, ...] = (
         "flashvdm only: each group of nearby points attends to its own top latents (upstream's "
         "default); off: exact attention",
     ),
+    # The decoder holds ~12 kB a point of a chunk (fp16, full size): 32768 points keep the
+    # 384-octree decode's peak ~0.7 GB above the weights, under hy3dgen's dense decode
+    # (benchmarks/hunyuan3d_memory.py); 65536 needs ~1.1 GB (`benchmarks/hunyuan3d.py
+    # --our-chunks 32768 65536` times both on a GPU).
     ParameterSchema(
-        "num_chunks", "int", 65_536, "Chunk", "points per decoding batch", 1_000, 1_000_000
+        "num_chunks", "int", 32_768, "Chunk", "points per decoding batch", 1_000, 1_000_000
     ),
     ParameterSchema(
         "texture", "choice", "none", "Texture",

@@ -50,6 +50,16 @@ class MLP(nn.Module):
         return self.c_proj(F.gelu(self.c_fc(x)))
 
 
+def _mlp_in_place(mlp: MLP, norm: nn.Module, x: Tensor) -> Tensor:
+    """``mlp(norm(x))`` with the same arithmetic and about half its peak memory: the GELU
+    overwrites the wide hidden activations instead of allocating a second (p, 4 * width) buffer,
+    and the normalised input is released once projected (the decoder's per-point transient is
+    mostly these buffers)."""
+    hidden = mlp.c_fc(norm(x))
+    torch._C._nn.gelu_(hidden)  # the functional gelu has no in-place form
+    return mlp.c_proj(hidden)
+
+
 class HeadNorm(nn.Module):
     """Per-head LayerNorm of queries and keys (``qk_norm``), or nothing."""
 
@@ -170,8 +180,10 @@ class OccupancyDecoder(nn.Module):
         if keys.shape[0] != b:  # one shape's latents shared by a batch of point groups
             keys, values = keys.expand(b, -1, -1, -1), values.expand(b, -1, -1, -1)
         out = selective_attention(q, keys, values, selection)
+        del q
         x = x + block.attn.c_proj(out.transpose(1, 2).reshape(b, p, -1))
-        x = x + block.mlp(block.ln_3(x))
+        del out
+        x = x + _mlp_in_place(block.mlp, block.ln_3, x)
         if self.ln_post_enabled:
             x = self.ln_post(x)
         return self.output_proj(x)[..., 0]

@@ -9,7 +9,10 @@ Two ways to fill the (r+1)^3 grid of occupancy logits over the box [-bounds, bou
   each finer level only the points near the coarse surface (sign changes, |logit| < 0.95,
   dilated), as upstream's hierarchical decoder does; the points it skips take the upsampled
   coarse logits instead of NaN, so marching cubes sees no holes or stray faces there. Its
-  per-level steps (:func:`refine_points`, :func:`fill_level`) also serve :mod:`flashvdm`.
+  per-level steps (:func:`refine_mask` / :func:`refine_points`, :func:`upsample`) also serve
+  :mod:`flashvdm`. Memory: the fine levels keep one float32 grid and one bool mask of the finest
+  size, listing the points to query a slab at a time (:func:`query_masked`), so the peak above
+  the weights is those ~5 bytes a grid point plus one chunk of the decoder.
 
 :func:`extract_surface` runs marching cubes (scikit-image, Lewiner) and maps vertices back
 into the box with upstream's convention (divide by r+1, not r), so meshes match hy3dgen's.
@@ -17,6 +20,7 @@ into the box with upstream's convention (divide by r+1, not r), so meshes match 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -50,18 +54,6 @@ def grid_axis(box: Box, device: torch.device | str) -> Tensor:
     return torch.linspace(-box.bound, box.bound, box.size, dtype=torch.float64).to(
         device=device, dtype=torch.float32
     )
-
-
-def _query_in_chunks(
-    query: QueryFn, points: Tensor, chunk: int, on_chunk: ChunkFn | None, done: int, total: int
-) -> Tensor:
-    out = []
-    for start in range(0, points.shape[0], chunk):
-        out.append(query(points[None, start : start + chunk])[0])
-        done += 1
-        if on_chunk is not None:
-            on_chunk(done, total)
-    return torch.cat(out) if out else points.new_zeros(0)
 
 
 def decode_dense(
@@ -125,13 +117,24 @@ def near_surface(logits: Tensor, level: float, valid: Tensor | None = None) -> T
 
 
 def _dilate(mask: Tensor) -> Tensor:
-    return F.max_pool3d(mask[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
+    """3x3x3 binary dilation of a bool volume, one axis at a time (a box is separable), in
+    bool: the float max-pool it replaces held two 4-byte copies of the finest grid."""
+    for axis in range(3):
+        grown = mask.clone()
+        grown.narrow(axis, 1, mask.shape[axis] - 1).logical_or_(
+            mask.narrow(axis, 0, mask.shape[axis] - 1)
+        )
+        grown.narrow(axis, 0, mask.shape[axis] - 1).logical_or_(
+            mask.narrow(axis, 1, mask.shape[axis] - 1)
+        )
+        mask = grown
+    return mask
 
 
-def refine_points(
+def refine_mask(
     logits: Tensor, valid: Tensor, fine_box: Box, mc_level: float, last: bool
 ) -> Tensor:
-    """The fine-level grid points (q, 3) int64 ("ij" order) to query after a coarse level.
+    """(r+1,)^3 bool over the fine grid: the points to query after a coarse level.
 
     The near-surface coarse points (dilated once except before the last level) seed the even
     points of the fine grid, dilated to their 3x3x3 neighbourhoods, as in upstream's
@@ -141,12 +144,20 @@ def refine_points(
     if not last:
         seeds = _dilate(seeds)
     fine = torch.zeros((fine_box.size,) * 3, dtype=torch.bool, device=logits.device)
-    index = torch.nonzero(seeds) * 2
-    index = index[(index < fine_box.size).all(dim=1)]
-    fine[index[:, 0], index[:, 1], index[:, 2]] = True
+    even = fine[::2, ::2, ::2]  # coarse point i sits on fine point 2i
+    m = even.shape[0]
+    even.copy_(seeds[:m, :m, :m])
+    del seeds, even
     for _ in range(1 if not last else 2):
         fine = _dilate(fine)
-    return torch.nonzero(fine)
+    return fine
+
+
+def refine_points(
+    logits: Tensor, valid: Tensor, fine_box: Box, mc_level: float, last: bool
+) -> Tensor:
+    """The fine-level grid points (q, 3) int64 ("ij" order) of :func:`refine_mask`."""
+    return torch.nonzero(refine_mask(logits, valid, fine_box, mc_level, last))
 
 
 def grid_points(chosen: Tensor, box: Box) -> Tensor:
@@ -154,14 +165,81 @@ def grid_points(chosen: Tensor, box: Box) -> Tensor:
     return chosen.to(torch.float32) * (2 * box.bound / box.resolution) - box.bound
 
 
+def upsample(logits: Tensor, fine_box: Box) -> Tensor:
+    """The coarse logits trilinearly upsampled to the fine grid (r+1,)^3 float32."""
+    return F.interpolate(
+        logits[None, None], size=(fine_box.size,) * 3, mode="trilinear", align_corners=True
+    )[0, 0]
+
+
 def fill_level(logits: Tensor, fine_box: Box, chosen: Tensor, values: Tensor) -> Tensor:
     """The coarse logits upsampled to the fine grid (r+1,)^3, with the queried ``values`` (q,)
     at ``chosen`` (q, 3): skipped points get interpolated logits instead of NaN."""
-    upsampled = F.interpolate(
-        logits[None, None], size=(fine_box.size,) * 3, mode="trilinear", align_corners=True
-    )[0, 0]
+    upsampled = upsample(logits, fine_box)
     upsampled[chosen[:, 0], chosen[:, 1], chosen[:, 2]] = values
     return upsampled
+
+
+# Grid points whose indices one torch.nonzero call lists at most (about, in whole planes):
+# bounds the index buffer (24 bytes a point) while keeping the host syncs nonzero makes few.
+SLAB_POINTS = 1 << 20
+
+
+def query_masked(
+    query: QueryFn,
+    mask: Tensor,
+    box: Box,
+    out: Tensor,
+    chunk: int,
+    dtype: torch.dtype,
+    on_chunk: ChunkFn | None = None,
+) -> int:
+    """Query the grid points where ``mask`` (r+1,)^3 is True and write their logits into
+    ``out`` (same shape, float32) -> the number of points queried.
+
+    Points go in "ij" order and in chunks of ``chunk``, exactly the chunks of querying
+    ``torch.nonzero(mask)`` at once, but the index list is built a slab of planes at a time:
+    the whole list (24 bytes a point, tens of millions of points near a 385^3 surface) and its
+    float copies held more memory than the decoder itself.
+    """
+    n = mask.shape[0]
+    total = -(-int(mask.sum()) // chunk)
+    planes = max(1, SLAB_POINTS // (mask[0].numel() or 1))
+    pending: deque[Tensor] = deque()  # index rows not yet queried, in order
+    held = done = queried = 0
+
+    def flush(count: int) -> None:
+        nonlocal held, done, queried
+        parts, need = [], count
+        while need:
+            head = pending.popleft()
+            if len(head) > need:
+                pending.appendleft(head[need:])
+                head = head[:need]
+            parts.append(head)
+            need -= len(head)
+        take = torch.cat(parts) if len(parts) > 1 else parts[0]
+        held -= count
+        values = query(grid_points(take, box).to(dtype)[None])[0]
+        out[take[:, 0], take[:, 1], take[:, 2]] = values.float()
+        done, queried = done + 1, queried + count
+        if on_chunk is not None:
+            on_chunk(done, total)
+
+    for start in range(0, n, planes):
+        if pending:  # a leftover (< chunk rows) would keep its whole slab's buffer alive
+            pending[0] = pending[0].clone()
+        index = torch.nonzero(mask[start : start + planes])
+        if len(index) == 0:
+            continue
+        index[:, 0] += start
+        pending.append(index)
+        held += len(index)
+        while held >= chunk:
+            flush(chunk)
+    if held:
+        flush(held)
+    return queried
 
 
 def queried_mask(chosen: Tensor, box: Box) -> Tensor:
@@ -183,20 +261,17 @@ def decode_hierarchical(
 ) -> tuple[Tensor, Box]:
     """Octree decode -> (logits (r+1,)^3 float32, the finest box), r = the last level.
 
-    A dense coarse level, then at each finer level only :func:`refine_points` are queried.
+    A dense coarse level, then at each finer level only :func:`refine_mask` is queried.
     """
     levels = levels or level_resolutions(box.resolution)
     logits = decode_dense(query, Box(box.bound, levels[0]), chunk, device, dtype, on_chunk=None)
     valid = torch.ones_like(logits, dtype=torch.bool)
     for depth, resolution in enumerate(levels[1:], start=1):
         fine_box = Box(box.bound, resolution)
-        chosen = refine_points(logits, valid, fine_box, mc_level, depth == len(levels) - 1)
-        points = grid_points(chosen, fine_box)
-        total = -(-len(points) // chunk)
-        values = _query_in_chunks(
-            lambda p: query(p.to(dtype)).float(), points, chunk, on_chunk, 0, total
-        )
-        logits, valid = fill_level(logits, fine_box, chosen, values), queried_mask(chosen, fine_box)
+        valid = refine_mask(logits, valid, fine_box, mc_level, depth == len(levels) - 1)
+        # Only the fine grid stays: the queried logits are written into it, in place.
+        logits = upsample(logits, fine_box)
+        query_masked(query, valid, fine_box, logits, chunk, dtype, on_chunk)
     return logits, Box(box.bound, levels[-1])
 
 
