@@ -224,6 +224,7 @@ class _TrellisAdapter(ModelAdapter):
 
     def _load(self, device: str, dtype: str) -> None:
         from backend.models.common.torch_dtypes import torch_dtype
+        from backend.models.trellis.compiled import should_compile
         from backend.models.trellis.pipeline import TrellisPipeline
 
         shared = [self._component("decoders")] if "decoders" in self.components else []
@@ -237,6 +238,8 @@ class _TrellisAdapter(ModelAdapter):
             device=device,
             dtype=torch_dtype(dtype),
         )
+        if should_compile(device):  # the first job compiles (see trellis/compiled.py)
+            self.pipeline.compile_blocks()
 
     def _release(self) -> None:
         self.pipeline = None

@@ -4,14 +4,37 @@ The casts, norms, modulation and gates around each block's matmuls and attention
 few kernels (on the GPU the flows spend a large share in such small elementwise kernels). Token
 counts differ per asset, so the blocks are compiled for dynamic shapes; each intermediate is
 rounded to the torso dtype as eager does (``emulate_precision_casts``), so compiled flows follow
-eager's trajectory instead of a merely close one. The first calls pay the compilation.
+eager's trajectory instead of a merely close one. The first calls pay the compilation
+(about 40 s per flow pair on an H200; inductor's on-disk cache shortens later starts).
+
+Measured on an H200 (benchmarks/results/trellis_fast_h200.json): TRELLIS's two flows 5.53 s
+eager -> 4.49 s compiled at 15k tokens. ``DREAMCAD_COMPILE``: ``auto`` (default: on for a CUDA
+device when Triton is installed), ``1`` (always), ``0`` (never).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
+import torch
 from torch import nn
+
+COMPILE_ENV = "DREAMCAD_COMPILE"
+
+
+def should_compile(device: str | torch.device) -> bool:
+    """The ``DREAMCAD_COMPILE`` policy for a pipeline loaded on ``device``."""
+    choice = os.environ.get(COMPILE_ENV, "auto").strip().lower()
+    if choice in ("0", "false", "no", "off"):
+        return False
+    if choice in ("1", "true", "yes", "on"):
+        return True
+    if torch.device(device).type != "cuda":
+        return False
+    from torch.utils._triton import has_triton  # Triton ships with torch's Linux CUDA wheels
+
+    return has_triton()
 
 
 def compile_blocks(networks: Iterable[nn.Module]) -> None:

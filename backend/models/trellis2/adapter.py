@@ -147,6 +147,7 @@ class Trellis2Adapter(ModelAdapter):
 
     def _load(self, device: str, dtype: str) -> None:
         from backend.models.common.torch_dtypes import torch_dtype
+        from backend.models.trellis.compiled import should_compile
         from backend.models.trellis2.pipeline import Trellis2Pipeline
 
         self.pipeline = Trellis2Pipeline.from_folder(
@@ -157,6 +158,8 @@ class Trellis2Adapter(ModelAdapter):
             dtype=torch_dtype(dtype),
             encoder_folder=self.component_dirs.get("encoder"),
         )
+        if should_compile(device):  # the first job compiles (see trellis/compiled.py)
+            self.pipeline.compile_blocks()
 
     def _release(self) -> None:
         self.pipeline = None

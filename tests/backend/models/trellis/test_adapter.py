@@ -316,3 +316,20 @@ def test_the_mesh_is_turned_to_y_up_with_its_vertex_colours() -> None:
     assert np.allclose(raw.vertices[0], [0.1, 0.3, -0.2])  # (x, y, z) -> (x, z, -y)
     assert np.allclose(raw.vertex_colors, [[0.5, 1.0, 0.0]] * 3)
     assert raw.faces.tolist() == [[0, 1, 2]] and raw.color_field is None
+
+
+@pytest.mark.parametrize("policy", ["0", "1"])
+def test_the_load_compiles_the_flows_as_the_policy_says(
+    tiny_image: TinyModel, monkeypatch: pytest.MonkeyPatch, policy: str
+) -> None:
+    monkeypatch.setenv("DREAMCAD_COMPILE", policy)
+    adapter = registry(tiny_image).create("trellis-image-large")
+    adapter.load("cpu")
+    flows = ("sparse_structure_flow_model", "slat_flow_model")
+    compiled = {
+        block._compiled_call_impl is not None
+        for role in flows
+        for block in adapter.pipeline.networks[role].blocks
+    }
+    assert compiled == {policy == "1"}
+    adapter.unload()
