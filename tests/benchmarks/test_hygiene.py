@@ -5,6 +5,7 @@ their ratios."""
 from __future__ import annotations
 
 import ast
+import json
 import sys
 from pathlib import Path
 
@@ -74,3 +75,19 @@ def test_report_marks_the_flawed_comparisons_and_brackets_their_ratios():
     assert f"| {found['triposr_h100.json'].speedup:.2f}x |" not in page
     for rule in report.RULES:
         assert rule in page
+
+
+def test_report_claims_only_triposr_pairs_at_equal_settings():
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import report
+
+    pairs = report.triposr_same_settings()
+    data = json.loads((ROOT / "benchmarks/results/triposr_h200.json").read_text())
+    same = [c for c in data["comparisons"] if c["label"].startswith("same settings")]
+    assert len(pairs) == len(same) >= 3 and all(p.like_for_like for p in pairs)
+    assert all("defaults" not in p.title for p in pairs)  # the labelled pair is not claimed
+    for pair, entry in zip(pairs, same, strict=True):
+        assert abs(pair.speedup - entry["upstream_s"]["median"] / entry["ours_s"]["median"]) < 1e-9
+    page = "\n".join(report.trellis_speed() + report.trellis2_speed() + report.hunyuan_memory())
+    assert "| fast_compiled |" in page and "not a same-run pair" in page
+    assert "token counts unpublished" in page and "| 4394 |" in page
