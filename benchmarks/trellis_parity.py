@@ -44,6 +44,7 @@ if str(REPO) not in sys.path:
 
 from backend.models.sparse import SparseTensor  # noqa: E402
 from backend.models.trellis import testing  # noqa: E402
+from backend.models.trellis.compiled import compile_blocks, should_compile  # noqa: E402
 from backend.models.trellis.config import (  # noqa: E402
     GAUSSIAN_DECODER,
     MESH_DECODER,
@@ -392,9 +393,15 @@ def read_reference(path: Path) -> tuple[dict[str, np.ndarray], dict]:
 # --- timing and DINOv2 ---------------------------------------------------------------------------
 
 
-def time_ours(folder: Path, ref: dict, device: torch.device, dtype: torch.dtype, repeats: int):
-    """Our networks in ``dtype`` on the reference's inputs: warm-up, then ``repeats`` runs."""
+def time_ours(
+    folder: Path, ref: dict, device: torch.device, dtype: torch.dtype, repeats: int,
+    compiled: bool = False,
+) -> dict:
+    """Our networks in ``dtype`` on the reference's inputs: warm-up, then ``repeats`` runs;
+    ``compiled``: the flows' blocks compiled as the product does on CUDA (two warm-ups)."""
     ours = OurStages(folder, device, dtype)
+    if compiled:
+        compile_blocks(ours.nets[role] for role in (SS_FLOW, SLAT_FLOW))
     t = ours.tensor
     cond, neg = t(ref["in.cond"]), t(ref["in.neg_cond"])
     noise, coords = t(ref["in.ss_noise"]), t(ref["in.slat_coords"]).int()
@@ -412,13 +419,15 @@ def time_ours(folder: Path, ref: dict, device: torch.device, dtype: torch.dtype,
         "flexicubes": lambda: ours.mesh(mesh_out.pop()),
     }
     with torch.no_grad():
-        timer.run(parts)  # warm-up
+        for _ in range(2 if compiled else 1):  # warm-up (compiled: every shape compiled)
+            timer.run(parts)
         timer.runs.clear()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         for _ in range(repeats):
             timer.run(parts)
-    result = {"parts": timer.summary(NETWORK_PARTS), "repeats": repeats, "dtype": str(dtype)}
+    result = {"parts": timer.summary(NETWORK_PARTS), "repeats": repeats, "dtype": str(dtype),
+              "compiled_blocks": compiled}  # fmt: skip
     if device.type == "cuda":
         result["peak_vram_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
     return result
@@ -455,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time", action="store_true", help="also time our networks")
     parser.add_argument("--dtype", default="float16", help="the timed torso dtype")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                        help="time with compiled flow blocks (auto: as the product, on CUDA)")
     parser.add_argument("--dinov2", action="store_true", help="ours vs transformers' DINOv2")
     parser.add_argument("--output", type=Path, help="JSON results")
     args = parser.parse_args(argv)
@@ -479,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         print("dinov2 vs transformers:", results["dinov2_vs_transformers"], flush=True)
     if args.time:
         results["timing"] = time_ours(
-            args.weights, ref, device, getattr(torch, args.dtype), args.repeats
+            args.weights, ref, device, getattr(torch, args.dtype), args.repeats,
+            compiled=should_compile(device) if args.compile == "auto" else args.compile == "on",
         )
         results["upstream_timing"] = meta.get("timing")
         print(json.dumps(results["timing"], indent=1), flush=True)
