@@ -91,22 +91,23 @@ DINOV3_L16 = dict(
 )  # fmt: skip
 
 
+def _fill(key: str, tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The random rule, in place: norms' weights 1, biases 0, the rest N(0, 0.02)."""
+    if key.endswith("bias"):
+        return tensor.zero_()
+    if tensor.dim() == 1 and key.endswith("weight"):
+        return tensor.fill_(1.0)
+    return tensor.normal_(0.0, 0.02, generator=generator)
+
+
 def random_state(network: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
-    """Per tensor of a meta-built network: norms' weights 1, biases 0, the rest N(0, 0.02)."""
+    """Per floating tensor of a meta-built network, a new CPU tensor filled by ``_fill``."""
     generator = torch.Generator().manual_seed(seed)
-    state = {}
-    for key, meta in network.state_dict().items():
-        if not meta.is_floating_point():
-            continue
-        tensor = torch.empty(meta.shape, dtype=meta.dtype)
-        if key.endswith("bias"):
-            tensor.zero_()
-        elif meta.dim() == 1 and key.endswith("weight"):
-            tensor.fill_(1.0)
-        else:
-            tensor.normal_(0.0, 0.02, generator=generator)
-        state[key] = tensor
-    return state
+    return {
+        key: _fill(key, torch.empty(meta.shape, dtype=meta.dtype), generator)
+        for key, meta in network.state_dict().items()
+        if meta.is_floating_point()
+    }
 
 
 def write_full_size(folder: Path) -> None:
@@ -139,16 +140,11 @@ def write_full_size(folder: Path) -> None:
 
 
 def fill_random(network: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """``random_state``'s rule in place on the network's own device (buffers kept as built)."""
+    """``_fill`` on the parameters in place on the network's own device (buffers as built)."""
     generator = torch.Generator(next(network.parameters()).device).manual_seed(seed)
     with torch.no_grad():
         for key, tensor in network.named_parameters():
-            if key.endswith("bias"):
-                tensor.zero_()
-            elif tensor.dim() == 1 and key.endswith("weight"):
-                tensor.fill_(1.0)
-            else:
-                tensor.normal_(0.0, 0.02, generator=generator)
+            _fill(key, tensor, generator)
     return network.eval().requires_grad_(False)
 
 
