@@ -26,20 +26,44 @@ def _box3(image: Any) -> Any:
     return rows[:, :, :-2] + rows[:, :, 1:-1] + rows[:, :, 2:]
 
 
+def _round(image: Any, mask: Any) -> tuple[Any, Any]:
+    """One ring: image (c, h, w) int16 zero where empty, mask (1, h, w) int16 -> both grown."""
+    import torch
+
+    channels = image.shape[0]
+    both = _box3(torch.cat([image, mask]))  # one pass: channel sums and the count
+    total, count = both[:channels], both[channels:]
+    fresh = (count > 0) & (mask == 0)
+    mean = torch.div(2 * total + count, 2 * count.clamp(min=1), rounding_mode="floor")
+    return torch.where(fresh, mean, image), mask | fresh.to(torch.int16)
+
+
+_COMPILED: dict[str, Any] = {}
+
+
+def round_function(device: Any) -> Any:
+    """``_round``, compiled where the backend compiles (``backend.torch_compile``): eager, a
+    round is ~12 whole-image kernels; compiled, one or two (the same integer arithmetic)."""
+    from backend.torch_compile import should_compile
+
+    if not should_compile(device):
+        return _round
+    if "round" not in _COMPILED:
+        import torch
+
+        _COMPILED["round"] = torch.compile(_round, dynamic=True)
+    return _COMPILED["round"]
+
+
 def dilate_tensor(values: Any, filled: Any, rounds: int) -> tuple[Any, Any]:
     """values (h, w, c) uint8 tensor, filled (h, w) bool tensor -> new (values, filled)."""
     import torch  # optional dependency: only the torch geometry path needs it
 
-    channels = values.shape[2]
+    grow = round_function(values.device)
     mask = filled.to(torch.int16)[None]  # (1, h, w)
     image = values.permute(2, 0, 1).to(torch.int16) * mask  # (c, h, w), zero where empty
     for _ in range(rounds):
-        both = _box3(torch.cat([image, mask]))  # one pass: channel sums and the count
-        total, count = both[:channels], both[channels:]
-        fresh = (count > 0) & (mask == 0)
-        mean = torch.div(2 * total + count, 2 * count.clamp(min=1), rounding_mode="floor")
-        image = torch.where(fresh, mean, image)
-        mask = mask | fresh.to(torch.int16)
+        image, mask = grow(image, mask)
     out = image.permute(1, 2, 0).to(torch.uint8)
     # Texels never reached keep their input bytes, as dilate.py leaves them.
     out = torch.where(mask[0, :, :, None] > 0, out, values).contiguous()

@@ -8,34 +8,18 @@ eager's trajectory instead of a merely close one. The first calls pay the compil
 (about 40 s per flow pair on an H200; inductor's on-disk cache shortens later starts).
 
 Measured on an H200 (benchmarks/results/trellis_fast_h200.json): TRELLIS's two flows 5.53 s
-eager -> 4.49 s compiled at 15k tokens. ``DREAMCAD_COMPILE``: ``auto`` (default: on for a CUDA
-device when Triton is installed), ``1`` (always), ``0`` (never).
+eager -> 4.49 s compiled at 15k tokens. When: ``backend.torch_compile.should_compile``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 
-import torch
 from torch import nn
 
-COMPILE_ENV = "DREAMCAD_COMPILE"
+from backend.torch_compile import COMPILE_ENV, should_compile
 
-
-def should_compile(device: str | torch.device) -> bool:
-    """The ``DREAMCAD_COMPILE`` policy for a pipeline loaded on ``device``."""
-    choice = os.environ.get(COMPILE_ENV, "auto").strip().lower()
-    if choice in ("0", "false", "no", "off"):
-        return False
-    if choice in ("1", "true", "yes", "on"):
-        return True
-    if torch.device(device).type != "cuda":
-        return False
-    from torch.utils._triton import has_triton  # Triton ships with torch's Linux CUDA wheels
-
-    return has_triton()
-
+__all__ = ["COMPILE_ENV", "compile_blocks", "should_compile"]
 
 def compile_blocks(networks: Iterable[nn.Module]) -> None:
     """Compile every ``network.blocks[i]`` in place (``nn.Module.compile``)."""

@@ -160,6 +160,21 @@ def test_torch_dilation_matches_over_the_bakes_rounds():
     np.testing.assert_array_equal(ours, expected)
 
 
+def test_compiled_dilation_gives_the_same_bytes(monkeypatch):
+    # The compiled round (CUDA's default) forced on the CPU: integer maths, so identical bytes.
+    monkeypatch.setenv("DREAMCAD_COMPILE", "1")
+    assert torch_dilate.round_function("cpu") is not torch_dilate._round
+    rng = np.random.default_rng(2)
+    values = rng.integers(0, 256, (96, 64, 4), dtype=np.uint8)
+    filled = rng.random((96, 64)) < 0.02
+    expected, grown = dilate.dilate(values, filled, 5)
+    ours, ours_grown = torch_dilate.dilate(values, filled, 5)
+    np.testing.assert_array_equal(ours_grown, grown)
+    np.testing.assert_array_equal(ours, expected)
+    monkeypatch.setenv("DREAMCAD_COMPILE", "0")
+    assert torch_dilate.round_function("cuda") is torch_dilate._round
+
+
 def test_path_choice(monkeypatch):
     monkeypatch.delenv(geometry_path.ENV_VAR, raising=False)
     assert geometry_path.chosen("cuda:1") == "torch"

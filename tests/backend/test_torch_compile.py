@@ -1,11 +1,11 @@
-"""``DREAMCAD_COMPILE``: when the TRELLIS pipelines compile their flows' blocks."""
+"""``DREAMCAD_COMPILE``: when the backend compiles its torch code."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from backend.models.trellis.compiled import COMPILE_ENV, should_compile
+from backend.torch_compile import COMPILE_ENV, should_compile
 
 
 @pytest.mark.parametrize(
