@@ -140,6 +140,7 @@ def test_reference_inputs_and_weights_load(reference) -> None:
 )  # fmt: skip
 def test_flow_stage_matches_upstream(stage: str, ours, reference) -> None:
     error = rel(ours[stage], reference[0][stage])
+    print(f"{stage}: max rel {error:.2e}")  # the per-stage figure, shown with -s
     assert error <= TOLERANCE, f"{stage}: max rel {error:.2e}"
 
 
@@ -151,6 +152,7 @@ def test_decoder_matches_upstream_on_the_same_voxels(name: str, ours, reference)
         ours[f"{name}_coords"][mine].long(), torch.from_numpy(ref[f"{name}_coords"])[theirs].long()
     ), f"{name}: occupied voxels differ"
     error = rel(ours[f"{name}_feats"][mine], ref[f"{name}_feats"][theirs.numpy()])
+    print(f"{name}: max rel {error:.2e} on {len(mine)} voxels")
     assert error <= TOLERANCE, f"{name}: max rel {error:.2e}"
 
 
@@ -177,7 +179,9 @@ def test_dual_grid_mesh_matches_upstreams_on_its_decoder_output(ours, reference)
     mesh = dual_grid_to_mesh(
         grid.coords[:, 1:], grid.vertices, grid.intersected, grid.split_weight, grid.resolution
     )
-    assert rel(mesh.vertices, ref["mesh_vertices"]) <= TOLERANCE
+    error = rel(mesh.vertices, ref["mesh_vertices"])
+    print(f"mesh: vertices max rel {error:.2e}, {len(mesh.faces)} triangles")
+    assert error <= TOLERANCE
     assert len(mesh.faces) == len(ref["mesh_faces"]) > 0
 
     def rows(faces: np.ndarray) -> list[tuple[int, ...]]:
