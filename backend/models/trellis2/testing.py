@@ -139,7 +139,7 @@ def weights_digest(folder: Path) -> dict[str, str]:
     from safetensors.torch import load_file
 
     digests = {}
-    for role, stem in sorted(cards.STEMS.items()):
+    for role, stem in sorted({**cards.STEMS, SHAPE_ENCODER: SHAPE_ENCODER_STEM}.items()):
         path = folder / (stem + ".safetensors")
         if not path.exists():
             continue

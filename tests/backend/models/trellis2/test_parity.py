@@ -22,6 +22,7 @@ from backend.models.sparse import SparseTensor
 from backend.models.trellis2 import testing
 from backend.models.trellis2.config import (
     SHAPE_DECODER,
+    SHAPE_ENCODER_STEM,
     SHAPE_FLOW_512,
     SS_FLOW,
     TEX_DECODER,
@@ -63,6 +64,7 @@ def reference() -> tuple[dict[str, np.ndarray], dict]:
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory, reference) -> Path:
     folder = testing.write_tiny_weights(tmp_path_factory.mktemp("t2parity") / "model")
+    testing.write_shape_encoder(folder)
     assert testing.weights_digest(folder) == reference[1]["weights"], (
         "the tiny weights differ from those the reference was made with: regenerate it"
     )
@@ -122,6 +124,9 @@ def ours(weights: Path, reference) -> dict[str, Tensor]:
         ht = net(TEX_DECODER).run(SparseTensor(tex_slat, coords), guide_subs=subs)[0]
         out["tex_dec_coords"], out["tex_dec_feats"] = ht.coords, ht.feats
         out["decoder"] = decoder  # type: ignore[assignment]
+        encoder = load_network(weights / SHAPE_ENCODER_STEM, "cpu", torch.float32)[0]
+        z = encoder.encode_grid(inp["enc_coords"], inp["enc_offsets"], inp["enc_flags"])[0]
+        out["enc_coords"], out["enc_feats"] = z.coords, z.feats
     return out
 
 
@@ -144,7 +149,7 @@ def test_flow_stage_matches_upstream(stage: str, ours, reference) -> None:
     assert error <= TOLERANCE, f"{stage}: max rel {error:.2e}"
 
 
-@pytest.mark.parametrize("name", ["shape_dec", "tex_dec"])
+@pytest.mark.parametrize("name", ["shape_dec", "tex_dec", "enc"])
 def test_decoder_matches_upstream_on_the_same_voxels(name: str, ours, reference) -> None:
     ref = reference[0]
     mine, theirs = coord_order(ours[f"{name}_coords"]), coord_order(ref[f"{name}_coords"])
