@@ -131,6 +131,26 @@ def write_tiny_weights(folder: Path, model_id: str = MODEL_ID) -> Path:
     return folder
 
 
+def weights_digest(folder: Path) -> dict[str, str]:
+    """sha256 of each network's tensors (sorted keys; name, dtype, shape, bytes): a parity
+    reference made on other weights must not be compared with ours."""
+    import hashlib
+
+    from safetensors.torch import load_file
+
+    digests = {}
+    for role, stem in sorted({**cards.STEMS, SHAPE_ENCODER: SHAPE_ENCODER_STEM}.items()):
+        path = folder / (stem + ".safetensors")
+        if not path.exists():
+            continue
+        digest = hashlib.sha256()
+        for key, tensor in sorted(load_file(str(path)).items()):
+            digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+            digest.update(tensor.contiguous().view(torch.uint8).numpy().tobytes())
+        digests[role] = digest.hexdigest()
+    return digests
+
+
 def write_structure_decoder(folder: Path) -> Path:
     """TRELLIS v1's structure decoder (``ckpts/ss_dec_conv3d_16l8_fp16``) -> folder."""
     decoder = v1_testing.randomize(SparseStructureDecoder(TINY_SS_DECODER), seed=3)
