@@ -23,7 +23,8 @@ _PASS_NAMES = (
     "select", "slice", "split", "squeeze", "t", "to", "_to_copy", "transpose", "unbind",
     "unflatten", "unsqueeze", "view", "_unsafe_view", "flatten", "contiguous", "clone",
     "result_type", "linear", "matmul", "stack", "layer_norm", "group_norm",
-    "scaled_dot_product_attention", "dropout", "new_zeros", "new_empty", "zeros_like",
+    "scaled_dot_product_attention", "conv2d", "convolution", "_convolution",
+    "conv_transpose2d", "dropout", "new_zeros", "new_empty", "zeros_like",
 )
 PASS_THROUGH = frozenset("aten::" + name for name in _PASS_NAMES)
 

@@ -26,6 +26,7 @@ from torch.nn import functional as nnf
 from backend.models.base import ProgressCallback
 from backend.models.common.background import composite_on_grey, resize_foreground
 from backend.models.triposr.chunking import DEFAULT_CHUNK, fit_chunk
+from backend.models.triposr.half_weights import half_weights
 from backend.models.triposr.isosurface import (
     DEFAULT_THRESHOLD,
     from_backend_frame,
@@ -161,7 +162,11 @@ def encode(model: TripoSRNet, image: np.ndarray, dtype: torch.dtype) -> torch.Te
     device = next(model.parameters()).device
     condition = prepare_condition(image, model.config.cond_image_size).to(device)
     with autocast_for(device, dtype):
-        planes = model(condition)
+        # Under autocast (CUDA, half dtype) the matmul weights are already in its dtype, so it
+        # launches no weight casts; same numbers (half_weights.py).
+        autocast = torch.is_autocast_enabled("cuda")
+        with half_weights(model, dtype) if autocast else contextlib.nullcontext():
+            planes = model(condition)
     return planes[0].float()
 
 
