@@ -200,6 +200,13 @@ def comparisons() -> list[Comparison]:
     return found
 
 
+def _setting(label: str) -> str:
+    """"same settings[, interleaved]: float32, 8192-point chunks" -> the settings, and whether
+    the pair was timed interleaved (benchmarks/triposr.py since the pairs alternate)."""
+    head, _, settings = label.partition(": ")
+    return f"{settings} (interleaved)" if "interleaved" in head else settings
+
+
 def triposr_same_settings() -> list[Comparison]:
     """TripoSR's pairs at equal settings (triposr_h200.json ``comparisons``): the claimed ones."""
     data = _load("triposr_h200.json")
@@ -212,7 +219,7 @@ def triposr_same_settings() -> list[Comparison]:
         ours, theirs, agree = pair["ours_s"], pair["upstream_s"], pair["agreement"]
         found.append(
             Comparison(
-                f"TripoSR {pair['label'].removeprefix('same settings: ')}",
+                f"TripoSR {_setting(pair['label'])}",
                 "triposr_h200.json",
                 ["+".join(pair["stages"])],
                 [ours["median"]],

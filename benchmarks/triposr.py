@@ -18,9 +18,12 @@ Upstream (optional, ``--upstream-dir`` = a checkout of VAST-AI-Research/TripoSR 
 dependencies, transformers 4.x, installed): the same weights load into its TSR, its encode and
 field query are timed with the same settings, and its triplanes and density grid are compared
 with ours. Upstream runs at the same settings as each of our variants (fp32 at 8k and 262k
-chunks; the bf16 variant's encoder under the same autocast), warmed up, ``--repeats`` times;
-``comparisons`` in the report pairs them (time over preprocess + encode + field, median with
-min/max, and their density agreement), and one pair "defaults vs defaults" (our product
+chunks; the bf16 variant's encoder under the same autocast), and each pair is timed
+interleaved: both warmed up, then ``--repeats`` rounds of ours and upstream in alternating
+order, over the same stages (preprocess, encode, field), so that the machine's drifts fall on
+both sides (timed back to back, identical preprocessing code differed by 30 % between the two
+blocks on an H100 and an H200). ``comparisons`` in the report pairs them (median with min/max,
+and their density agreement), and one pair "defaults vs defaults" (our product
 defaults against upstream's run.py defaults) labelled so, never the claimed ratio. Upstream's
 own transformer picks torch's SDPA attention (its best); its ViT uses whatever the installed
 transformers gives (recorded). Its marching cubes needs torchmcubes, so surface and colour are
@@ -105,8 +108,11 @@ def run_ours(
     chunk: int,
     threshold: float | None,
     mc_method: str = "auto",
+    upto_field: bool = False,
 ) -> tuple[dict[str, float], dict]:
-    """One generation, stage by stage; returns (seconds per stage, outputs)."""
+    """One generation, stage by stage; returns (seconds per stage, outputs).
+
+    ``upto_field`` stops after the field: the stages upstream's side runs, for the pairs."""
     device = next(model.parameters()).device
     seconds: dict[str, float] = {}
     with timed(seconds, "preprocess", device):
@@ -115,6 +121,8 @@ def run_ours(
         planes = pipeline.encode(model, conditioning, dtype)
     with timed(seconds, "field", device):
         density = pipeline.density_grid(model, planes, args.mc_resolution, chunk)
+    if upto_field:
+        return seconds, {"planes": planes, "density": density.cpu()}
     if threshold is None:
         threshold = float(np.quantile(density.cpu().numpy(), OBJECT_QUANTILE))
     with timed(seconds, "surface", device):
@@ -161,6 +169,48 @@ def measure(
         "faces": outputs.get("faces"),
     }
     return row, outputs
+
+
+def summarise(name: str, samples: list[dict[str, float]], repeats: int) -> dict:
+    """A row from per-repeat stage seconds: medians, min, max (no memory: pairs share it)."""
+    stages = {s: statistics.median(x[s] for x in samples) for s in samples[0]}
+    totals = [sum(x.values()) for x in samples]
+    return {
+        "variant": name,
+        "seconds": stages,
+        "seconds_min": {s: min(x[s] for x in samples) for s in samples[0]},
+        "seconds_max": {s: max(x[s] for x in samples) for s in samples[0]},
+        "total_s": sum(stages.values()),
+        "total_s_min": min(totals),
+        "total_s_max": max(totals),
+        "repeats": repeats,
+        "warmed_up": True,
+        "peak_vram_mb": None,
+        "faces": None,
+    }
+
+
+def measure_pair(
+    names: tuple[str, str],
+    runs: tuple[Callable[[], tuple[dict[str, float], dict]], ...],
+    repeats: int,
+) -> tuple[list[dict], list[dict]]:
+    """Ours and upstream interleaved: both warmed up, then each repeat runs both, the order
+    alternating (ours first on even repeats), so drifts of clocks, caches and other load on the
+    machine fall on both sides alike. Returns (two rows, two last outputs)."""
+    for run in runs:
+        run()
+    samples: list[list[dict[str, float]]] = [[], []]
+    outputs: list[dict] = [{}, {}]
+    for repeat in range(repeats):
+        order = (0, 1) if repeat % 2 == 0 else (1, 0)
+        for side in order:
+            seconds, outputs[side] = runs[side]()
+            samples[side].append(seconds)
+    rows = [summarise(names[side], samples[side], repeats) for side in (0, 1)]
+    for row in rows:
+        row["interleaved"] = True
+    return rows, outputs
 
 
 def upstream_model(
@@ -361,6 +411,43 @@ def main(argv: list[str] | None = None) -> int:
         row["agreement_vs_reference"] = agreement(outputs, reference)
         rows.append(row)
         settings.append((row, dtype, chunk, outputs))
+    upstream_note, facts, comparisons = "not run (no --upstream-dir)", {}, []
+    if args.upstream_dir is not None:
+        try:
+            upstream = upstream_model(args.upstream_dir, config, state, device)
+            facts = upstream_facts(args.upstream_dir, upstream)
+            # Each of our settings is re-run beside upstream at the same settings, interleaved
+            # (measure_pair), over the stages upstream's side has: preprocess, encode, field.
+            pairs = {}
+            for ours, dtype, chunk, _ours_out in settings:
+                key = (dtype, chunk)
+                if key in pairs:
+                    continue
+                theirs_run = upstream_runner(upstream, image, args, device, dtype, chunk,
+                                             config.radius)
+                ours_run = lambda d=dtype, c=chunk: run_ours(  # noqa: E731
+                    model, image, args, d, c, threshold, upto_field=True)
+                names = (f"ours {ours['dtype']}, chunk {chunk} (paired with upstream)",
+                         f"upstream {ours['dtype']}, chunk {chunk}")
+                (ours_row, theirs_row), (ours_pair, theirs_out) = measure_pair(
+                    names, (ours_run, theirs_run), args.repeats)
+                for row, out in ((ours_row, ours_pair), (theirs_row, theirs_out)):
+                    row["dtype"], row["chunk"] = ours["dtype"], chunk
+                    row["agreement_vs_reference"] = agreement(out, reference)
+                    rows.append(row)
+                pairs[key] = (ours_row, theirs_row, ours_pair, theirs_out)
+                comparisons.append(comparison(
+                    f"same settings, interleaved: {ours['dtype']}, {chunk}-point chunks",
+                    ours_row, theirs_row, agreement(ours_pair, theirs_out)))  # fmt: skip
+            product = pairs[(torch.float32, args.big_chunk)]
+            _, theirs, _, theirs_out = pairs[(torch.float32, args.chunk_size)]
+            comparisons.append(comparison(
+                "defaults vs defaults (ours: product default; upstream: run.py's), not the claimed"
+                " ratio", product[0], theirs, agreement(product[2], theirs_out)))  # fmt: skip
+            upstream_note = "run"
+        except Exception as error:  # report why upstream could not run, keep our numbers
+            upstream_note = f"failed: {type(error).__name__}: {error}"
+    # Last, so that the pairs above time the eager model.
     if args.compile:
         model.backbone = torch.compile(model.backbone)
         model.decoder = torch.compile(model.decoder, dynamic=True)
@@ -372,35 +459,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows.append(row)
 
-    upstream_note, facts, comparisons = "not run (no --upstream-dir)", {}, []
-    if args.upstream_dir is not None:
-        try:
-            upstream = upstream_model(args.upstream_dir, config, state, device)
-            facts = upstream_facts(args.upstream_dir, upstream)
-            theirs_by_setting = {}
-            for ours, dtype, chunk, ours_out in settings:
-                key = (dtype, chunk)
-                if key not in theirs_by_setting:
-                    run = upstream_runner(upstream, image, args, device, dtype, chunk,
-                                          config.radius)
-                    name = f"upstream {ours['dtype']}, chunk {chunk}"
-                    row, outputs = measure(name, run, args.repeats, device)
-                    row["dtype"], row["chunk"] = ours["dtype"], chunk
-                    row["agreement_vs_reference"] = agreement(outputs, reference)
-                    rows.append(row)
-                    theirs_by_setting[key] = (row, outputs)
-                theirs, theirs_out = theirs_by_setting[key]
-                comparisons.append(comparison(
-                    f"same settings: {ours['dtype']}, {chunk}-point chunks", ours, theirs,
-                    agreement(ours_out, theirs_out)))  # fmt: skip
-            product = settings[1]
-            theirs, theirs_out = theirs_by_setting[(torch.float32, args.chunk_size)]
-            comparisons.append(comparison(
-                "defaults vs defaults (ours: product default; upstream: run.py's), not the claimed"
-                " ratio", product[0], theirs, agreement(product[3], theirs_out)))  # fmt: skip
-            upstream_note = "run"
-        except Exception as error:  # report why upstream could not run, keep our numbers
-            upstream_note = f"failed: {type(error).__name__}: {error}"
     report = {
         "benchmark": "triposr",
         "tiny": args.tiny,

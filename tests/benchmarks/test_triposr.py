@@ -36,3 +36,28 @@ def test_tiny_run_writes_a_report(tmp_path: Path, capsys) -> None:
     assert product["agreement_vs_reference"]["surface_max_pct"] == 0.0
     assert report["comparisons"] == [] and report["repeats"] == 1
     assert "variant" in capsys.readouterr().out
+
+
+def test_pairs_are_warmed_up_and_interleaved_in_alternating_order() -> None:
+    """Both sides see the same drifts of the machine: ours, upstream, upstream, ours, ..."""
+    spec = importlib.util.spec_from_file_location("triposr_benchmark_pairs", BENCHMARK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    calls: list[str] = []
+
+    def side(name: str, seconds: float):
+        def run() -> tuple[dict[str, float], dict]:
+            calls.append(name)
+            return {"encode": seconds * len(calls)}, {"calls": len(calls)}
+
+        return run
+
+    rows, outputs = module.measure_pair(("ours", "upstream"), (side("a", 1.0), side("b", 2.0)), 4)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b", "b", "a"]
+    assert [row["variant"] for row in rows] == ["ours", "upstream"]
+    assert all(row["interleaved"] and row["repeats"] == 4 for row in rows)
+    # ours ran at calls 3, 6, 7, 10 (1 s x call number); upstream at 4, 5, 8, 9 (2 s x).
+    assert rows[0]["seconds"]["encode"] == 6.5 and rows[0]["seconds_min"]["encode"] == 3
+    assert rows[1]["seconds"]["encode"] == 13.0 and rows[1]["seconds_max"]["encode"] == 18
+    assert outputs == [{"calls": 10}, {"calls": 9}]

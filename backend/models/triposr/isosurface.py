@@ -30,6 +30,24 @@ def grid_points(resolution: int, radius: float, device: torch.device | str = "cp
     axis = torch.linspace(0.0, 1.0, resolution, device=device)
     # Same arithmetic as upstream (unit grid, then scaled) so the samples agree bit for bit.
     axis = axis * (2.0 * radius) - radius
+    return _expand_grid(axis)
+
+
+def unit_grid_points(
+    resolution: int, radius: float, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """:func:`grid_points` already mapped to grid_sample's [-1, 1]: (resolution^3, 3).
+
+    Bit-identical to ``to_unit(grid_points(...), radius)`` (the same elementwise arithmetic on
+    the same values), but the mapping runs on one axis of ``resolution`` values instead of on
+    every coordinate of the grid.
+    """
+    axis = torch.linspace(0.0, 1.0, resolution, device=device)
+    axis = axis * (2.0 * radius) - radius
+    return _expand_grid((axis + radius) / (2.0 * radius) * 2.0 - 1.0)
+
+
+def _expand_grid(axis: torch.Tensor) -> torch.Tensor:
     x, y, z = torch.meshgrid(axis, axis, axis, indexing="ij")
     return torch.stack([x.reshape(-1), y.reshape(-1), z.reshape(-1)], dim=-1)
 

@@ -148,6 +148,11 @@ class Transformer1D(nn.Module):
 
     def forward(self, tokens: torch.Tensor, image_tokens: torch.Tensor) -> torch.Tensor:
         residual = tokens
+        device = image_tokens.device.type
+        if torch.is_autocast_enabled(device):
+            # Every block's key and value projections would cast the same float32 image tokens
+            # (2 casts x 16 blocks); one cast here gives them the same half values.
+            image_tokens = image_tokens.to(torch.get_autocast_dtype(device))
         hidden = self.proj_in(self.norm(tokens).transpose(1, 2))
         for block in self.transformer_blocks:
             hidden = block(hidden, image_tokens)

@@ -65,16 +65,30 @@ class NerfMlp(nn.Module):
 
     def __init__(self, config: TripoSRConfig) -> None:
         super().__init__()
+        # In place, as upstream: each hidden activation overwrites its linear's fresh output, so
+        # a chunk allocates (and, on the CPU, page-faults in) one buffer per layer, not two.
         activation: type[nn.Module] = nn.SiLU if config.decoder_activation == "silu" else nn.ReLU
         width, bias = config.decoder_neurons, config.decoder_bias
         layers: list[nn.Module] = [nn.Linear(config.decoder_in_channels, width, bias=bias)]
         for _ in range(config.decoder_hidden_layers - 1):
-            layers += [activation(), nn.Linear(width, width, bias=bias)]
-        layers += [activation(), nn.Linear(width, 4, bias=bias)]
+            layers += [activation(inplace=True), nn.Linear(width, width, bias=bias)]
+        layers += [activation(inplace=True), nn.Linear(width, 4, bias=bias)]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.layers(features)
+
+
+# In-place activations for the density written straight into the grid's output buffer
+# (torch's in-place kernels give the same values as the out-of-place ones).
+_IN_PLACE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "none": lambda x: x,
+    "exp": torch.exp_,
+    "trunc_exp": torch.exp_,
+    "sigmoid": torch.sigmoid_,
+    "tanh": torch.tanh_,
+    "relu": torch.relu_,
+}
 
 
 def _activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -95,21 +109,49 @@ def _activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     return table[name]
 
 
-def sample_planes(planes: torch.Tensor, points: torch.Tensor, reduction: str) -> torch.Tensor:
+def to_unit(points: torch.Tensor, radius: float) -> torch.Tensor:
+    """[-radius, radius] -> grid_sample's [-1, 1], with upstream's exact arithmetic."""
+    return (points + radius) / (2.0 * radius) * 2.0 - 1.0
+
+
+def sample_planes(planes: torch.Tensor, unit: torch.Tensor, reduction: str) -> torch.Tensor:
     """Bilinear triplane features.
 
     planes : (3, c, h, w) for the xy, xz, yz planes
-    points : (k, 3) in [-1, 1]
+    unit : (k, 3) in [-1, 1]
     returns (k, 3c) (``concat``, plane-major) or (k, c) (``mean``)
     """
-    coords = torch.stack([points[:, [0, 1]], points[:, [0, 2]], points[:, [1, 2]]], dim=0)
+    # Strided slices, not list indexing: a list index is a host tensor copied to the device and
+    # a gather kernel per plane; slices are views, so this is one copy kernel in all.
+    coords = torch.stack([unit[:, 0:2], unit[:, 0::2], unit[:, 1:3]], dim=0)
     sampled = nnf.grid_sample(
         planes, coords.unsqueeze(1).to(planes.dtype), mode="bilinear", align_corners=False
     )  # (3, c, 1, k)
     sampled = sampled.squeeze(2)
     if reduction == "mean":
         return sampled.mean(dim=0).transpose(0, 1)
-    return sampled.permute(2, 0, 1).reshape(points.shape[0], -1)
+    return sampled.permute(2, 0, 1).reshape(unit.shape[0], -1)
+
+
+def decode_unit_points(
+    config: TripoSRConfig, decoder: NerfMlp, planes: torch.Tensor, unit: torch.Tensor
+) -> torch.Tensor:
+    """Raw decoder output (k, 4) in the planes' dtype at points already in [-1, 1]."""
+    return decoder(sample_planes(planes, unit, config.feature_reduction))
+
+
+def density_into(config: TripoSRConfig, raw: torch.Tensor, out: torch.Tensor) -> None:
+    """Write the activated density of ``raw`` (k, 4) into ``out`` (k,) float32 in place.
+
+    Same values as ``density_act`` of :func:`query_field` (bias added, then the activation),
+    with no intermediate tensors: one add into ``out`` and one in-place activation.
+    """
+    torch.add(raw[:, 0].float(), config.density_bias, out=out)
+    name = (config.density_activation or "none").lower()
+    if name in _IN_PLACE:
+        _IN_PLACE[name](out)
+    else:
+        out.copy_(_activation(name)(out))
 
 
 def query_field(
@@ -128,16 +170,13 @@ def query_field(
     chunk_size : points per decoder call (0: all at once)
     returns {"density": (k, 1) raw, "density_act": (k, 1), "color": (k, 3) in [0, 1]}
     """
-    # [-radius, radius] -> grid_sample's [-1, 1], with upstream's exact arithmetic.
-    radius = config.radius
-    unit = (points + radius) / (2.0 * radius) * 2.0 - 1.0
+    unit = to_unit(points, config.radius)
     density_act = _activation(config.density_activation)
     color_act = _activation(config.color_activation)
     raw_density, raw_color = [], []
     step = chunk_size if chunk_size > 0 else max(1, unit.shape[0])
     for start in range(0, unit.shape[0], step):
-        features = sample_planes(planes, unit[start : start + step], config.feature_reduction)
-        out = decoder(features)
+        out = decode_unit_points(config, decoder, planes, unit[start : start + step])
         raw_density.append(out[:, :1].float())
         if want_color:
             raw_color.append(out[:, 1:4].float())

@@ -185,11 +185,25 @@ class DinoImageTokenizer(nn.Module):
     def __init__(self, config: VitConfig) -> None:
         super().__init__()
         self.model = VitModel(config)
+        self._statistics: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, ...]] = {}
+
+    def statistics(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, std) as (1, 3, 1, 1) tensors on ``like``'s device and dtype, made once.
+
+        Constants rather than buffers (upstream's are non-persistent): a model built on the
+        meta device and loaded with assign=True then has nothing left to materialise. Kept per
+        device because making them is a host-to-device copy, which waits for the GPU.
+        """
+        key = (like.device, like.dtype)
+        if key not in self._statistics:
+            self._statistics[key] = tuple(
+                torch.tensor(values, dtype=like.dtype).reshape(1, 3, 1, 1).to(like.device)
+                for values in (IMAGE_MEAN, IMAGE_STD)
+            )
+        mean, std = self._statistics[key]
+        return mean, std
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images (b, 3, h, w) in [0, 1] -> tokens (b, 1 + n, hidden)."""
-        # Constants rather than buffers (upstream's are non-persistent): a model built on the
-        # meta device and loaded with assign=True then has nothing left to materialise.
-        mean = images.new_tensor(IMAGE_MEAN).reshape(1, 3, 1, 1)
-        std = images.new_tensor(IMAGE_STD).reshape(1, 3, 1, 1)
+        mean, std = self.statistics(images)
         return self.model((images - mean) / std)
