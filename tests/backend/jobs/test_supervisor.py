@@ -93,8 +93,14 @@ def test_a_dead_worker_is_restarted_and_its_job_retried(server: BackendServer) -
         assert isinstance(ended, ResultEvent), f"the job did not finish: {ended}"
         status = client.request(StatusRequest(job_id=job_id), timeout_s=30).job
         assert status.attempts == 2  # once in the dead worker, once in its successor
-        pong = client.request(PingRequest(), timeout_s=30)
-        assert isinstance(pong, PingReply)
-        (health,) = pong.workers
+        # The result event is sent before the worker lets go of the job: poll, bounded.
+        deadline = time.monotonic() + 10
+        while True:
+            pong = client.request(PingRequest(), timeout_s=30)
+            assert isinstance(pong, PingReply)
+            (health,) = pong.workers
+            if health.job_id is None or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert health.alive and health.restarts == 1 and health.job_id is None
         assert "SystemExit" in health.last_error
