@@ -388,6 +388,19 @@ def thread_scratch(n: int, m: int) -> ThreadScratch:
     )
 
 
+@numba.njit(cache=True)
+def _extent(pos):
+    """pos.max(axis=0) - pos.min(axis=0) of (n, 3) in one pass (numpy's strided column
+    reductions took 20 ms a call on 400k vertices)."""
+    low = pos[0].copy()
+    high = pos[0].copy()
+    for i in range(pos.shape[0]):
+        for k in range(3):
+            low[k] = min(low[k], pos[i, k])
+            high[k] = max(high[k], pos[i, k])
+    return high - low
+
+
 def _sweep_parts(pos, faces, quadrics, border, sweep_faces, greedy_faces, endpoint, face_alive,
                  vertex_alive, version, parent, parts, shift, scratch,
                  max_key=N_BUCKETS) -> None:  # fmt: skip
@@ -401,7 +414,7 @@ def _sweep_parts(pos, faces, quadrics, border, sweep_faces, greedy_faces, endpoi
     if len(alive) == 0:
         return
     live = faces[alive]
-    axis = int(np.argmax(pos.max(axis=0) - pos.min(axis=0)))
+    axis = int(np.argmax(_extent(pos)))
     coordinate = pos[:, axis]
     # 3 x the face centroid along that axis only (pos[faces].mean() is 0.19 s at 800k faces).
     centroid = coordinate[live[:, 0]] + coordinate[live[:, 1]] + coordinate[live[:, 2]]
@@ -410,7 +423,9 @@ def _sweep_parts(pos, faces, quadrics, border, sweep_faces, greedy_faces, endpoi
     part = np.searchsorted(cuts, centroid, side="right").astype(np.int64)
     count = len(cuts) + 1
     interior = _slab_interior(live, part, len(pos))
-    order = alive[np.argsort(part, kind="stable")]
+    # Stable: each slab's faces stay ascending (build_part_refs relies on it); 16-bit keys take
+    # numpy's radix sort, not the merge sort 64-bit keys get.
+    order = alive[np.argsort(part.astype(np.int16), kind="stable")]
     sizes = np.bincount(part, minlength=count)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     share = sizes / len(alive)
