@@ -37,6 +37,16 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
+def _forget_pool() -> None:
+    """In a forked child the pool's threads are gone: start a new pool there when needed
+    (submitting to the inherited one would wait forever)."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _shared_pool() -> ThreadPoolExecutor:
     """One process-wide pool with a thread per usable core (threads start once, not per map)."""
     global _pool

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import select
+import signal
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -95,3 +98,26 @@ def test_smooth_maps_no_larger_than_pillows_fast_level():
 def test_rejects_what_png_cannot_hold(bad):
     with pytest.raises(ValueError):
         png.encode(bad)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_forked_child_encodes_with_a_pool_of_its_own():
+    image = _smooth_map(256, 3)
+    expected = png.encode(image, band_bytes=4096)  # the parent's pool now has live threads
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        try:
+            same = png.encode(image, band_bytes=4096) == expected
+            os.write(write, b"1" if same else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    # A child that waits on the inherited pool's dead threads never answers: give it 20 s.
+    ready, _, _ = select.select([read], [], [], 20.0)
+    answer = os.read(read, 1) if ready else b""
+    if not ready:
+        os.kill(child, signal.SIGKILL)
+    os.waitpid(child, 0)
+    os.close(read)
+    assert answer == b"1"
