@@ -188,8 +188,11 @@ def _input_mesh(args: argparse.Namespace, admission):
 
 
 def run_postprocess(args: argparse.Namespace) -> int:
+    from backend.geometry import heap
     from backend.geometry.pipeline import PipelineOptions
     from backend.geometry.postprocess import postprocess_file
+
+    heap.keep_freed_memory()  # one job, then exit: reuse freed pages, not fault in new ones
 
     options = PipelineOptions(
         target_faces=args.faces,

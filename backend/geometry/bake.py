@@ -142,7 +142,7 @@ def bake(
         material = _query(source.material_field, slices["position"], 2, device)
         channels.append(material)
     clock.lap("color")
-    texel_bytes = _to_uint8(np.hstack(channels))
+    texel_bytes = _to_uint8(channels)
     stacked = np.zeros((size, size, texel_bytes.shape[1]), dtype=np.uint8)
     stacked.reshape(-1, stacked.shape[2])[flat] = texel_bytes
     filled = np.zeros((size, size), dtype=bool)
@@ -286,11 +286,13 @@ def _tangent_space(
         )  # fmt: skip
     face_id = raster.rasterize_faces(target.uvs, target.faces, size, size)
     out = np.empty((len(flat), 3), dtype=np.float32)
+    # The texel normals are a strided view of the splat's block and the faces int32: the
+    # kernel reads them in place (copies of 2.7M rows cost more than the encoding).
     _encode_normals(
-        np.ascontiguousarray(high_normal, dtype=np.float32),
+        np.asarray(high_normal, dtype=np.float32),
         face_id.reshape(-1),
-        np.ascontiguousarray(flat, dtype=np.int64),
-        np.ascontiguousarray(splat_face, dtype=np.int64),
+        np.asarray(flat, dtype=np.int64),
+        np.asarray(splat_face),
         size,
         np.ascontiguousarray(target.uvs, dtype=np.float64),
         np.ascontiguousarray(target.faces, dtype=np.int64),
@@ -363,10 +365,16 @@ def _encode_normals(high, face_id, flat, splat_face, size, uvs, faces, normals, 
         out[i, 2] = x2 / length * 0.5 + 0.5
 
 
-def _to_uint8(values: np.ndarray) -> np.ndarray:
-    """(k, c) float in [0, 1] -> (k, c) uint8, rounded to nearest, in one compiled pass."""
-    out = np.empty(values.shape, dtype=np.uint8)
-    _quantize(np.ascontiguousarray(values, dtype=np.float32).reshape(-1), out.reshape(-1))
+def _to_uint8(blocks: list[np.ndarray]) -> np.ndarray:
+    """Blocks (k, c_i) float in [0, 1] side by side -> (k, sum c_i) uint8, rounded to nearest
+    (as float32), each block written into its columns by a compiled pass: no stacked float
+    copy of every texel first (65 MB at 2048 px, 0.1 s)."""
+    out = np.empty((len(blocks[0]), sum(block.shape[1] for block in blocks)), dtype=np.uint8)
+    column = 0
+    for block in blocks:
+        width = block.shape[1]
+        _quantize(np.asarray(block, dtype=np.float32), out[:, column : column + width])
+        column += width
     return out
 
 
@@ -374,5 +382,6 @@ def _to_uint8(values: np.ndarray) -> np.ndarray:
 def _quantize(values, out):
     # numpy's rint + clip + astype make three full temporaries of the texel block.
     for i in range(values.shape[0]):
-        v = values[i] * 255.0
-        out[i] = np.uint8(0.0 if not v > 0.0 else (255.0 if v >= 255.0 else np.rint(v)))
+        for j in range(values.shape[1]):
+            v = values[i, j] * 255.0
+            out[i, j] = np.uint8(0.0 if not v > 0.0 else (255.0 if v >= 255.0 else np.rint(v)))

@@ -130,6 +130,34 @@ def build_refs(faces, face_alive, n, capacity):
     return refs, vstart, vcount, total
 
 
+@numba.njit(cache=True, nogil=True)
+def build_part_refs(faces, face_list, face_alive, vcount, vstart, fill, capacity):
+    """:func:`build_refs` over the live faces of ``face_list`` only, into the caller's (n,)
+    ``vcount``, ``vstart`` and ``fill`` (overwritten): no pass over every face and no fresh
+    vertex-sized arrays per slab. With ``face_list`` ascending every ring lists its faces in
+    build_refs' order, at the same offsets. Returns (refs, top)."""
+    vcount[:] = 0
+    for f in face_list:
+        if face_alive[f]:
+            for k in range(3):
+                vcount[faces[f, k]] += 1
+    total = 0
+    for i in range(vcount.shape[0]):
+        vstart[i] = total
+        total += vcount[i]
+    refs = np.empty(max(capacity, total + 1024), np.int64)
+    for f in face_list:
+        for k in range(3):
+            fill[faces[f, k]] = vstart[faces[f, k]]
+    for f in face_list:
+        if face_alive[f]:
+            for k in range(3):
+                w = faces[f, k]
+                refs[fill[w]] = f
+                fill[w] += 1
+    return refs, total
+
+
 @numba.njit(cache=True)
 def try_collapse(u, v, pos, faces, quadrics, border, endpoint, flip_cos, min_quality, face_alive,
                   vertex_alive, version, parent, mark, stamp, ring_u, ring_v, refs, vstart,

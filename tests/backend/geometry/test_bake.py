@@ -116,3 +116,16 @@ def test_torch_field_form_is_used_on_a_device(sphere_mesh, baked_sphere):
     assert len(batches) == 1  # one large batch, not FIELD_CHUNK-sized calls
     diff = np.abs(maps.base_color.astype(np.int16) - plain.base_color.astype(np.int16))
     assert np.mean(diff <= 1) > 0.999
+
+
+def test_texel_blocks_quantize_side_by_side_as_one_float32_block():
+    rng = np.random.default_rng(5)
+    texels = rng.uniform(-0.1, 1.1, (1000, 7))
+    colour = texels[:, :3]  # float64 and strided, as a field's answer may be
+    normal = texels[:, 3:6].astype(np.float32)
+    alpha = np.full((1000, 1), np.nan, np.float32)  # a broken field: reads as 0
+    out = bake._to_uint8([colour, normal, alpha])
+    stacked = np.hstack([colour, normal]).astype(np.float32).astype(np.float64)
+    expected = np.clip(np.rint(stacked * 255.0), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(out[:, :6], expected)
+    assert out.shape == (1000, 7) and (out[:, 6] == 0).all()

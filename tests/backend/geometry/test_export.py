@@ -72,3 +72,66 @@ def test_ply_and_stl_round_trip_welded(export_mesh, fmt):
     assert loaded.is_watertight  # seam copies are joined again
     if fmt == "ply":
         assert loaded.visual.kind == "vertex"
+
+
+def _glb_images(payload: bytes) -> tuple[dict, list[np.ndarray]]:
+    """(the GLB's JSON, its images decoded) from the JSON and BIN chunks."""
+    import json
+    import struct
+
+    from PIL import Image
+
+    json_length = struct.unpack("<I", payload[12:16])[0]
+    document = json.loads(payload[20 : 20 + json_length])
+    binary = payload[20 + json_length + 8 :]
+    decoded = []
+    for image in document.get("images", []):
+        view = document["bufferViews"][image["bufferView"]]
+        start = view.get("byteOffset", 0)
+        png = binary[start : start + view["byteLength"]]
+        decoded.append(np.asarray(Image.open(io.BytesIO(png))))
+    return document, decoded
+
+
+def test_glb_maps_are_pixel_identical_in_their_slots(export_mesh):
+    document, decoded = _glb_images(export.export(export_mesh, "glb"))
+    material = document["materials"][0]
+    slots = {
+        "base": material["pbrMetallicRoughness"]["baseColorTexture"]["index"],
+        "mr": material["pbrMetallicRoughness"]["metallicRoughnessTexture"]["index"],
+        "normal": material["normalTexture"]["index"],
+    }
+    expected = {
+        "base": export_mesh.base_color,
+        "mr": export_mesh.metallic_roughness,
+        "normal": export_mesh.normal_map,
+    }
+    for slot, texture in slots.items():
+        source = document["textures"][texture]["source"]
+        np.testing.assert_array_equal(decoded[source], expected[slot][..., :3], err_msg=slot)
+
+
+def test_glb_keeps_rgba_only_when_blended(export_mesh):
+    from dataclasses import replace
+
+    rgba = np.dstack([export_mesh.base_color, np.full((256, 256), 255, np.uint8)])
+    rgba[:10, :10, 3] = 40  # some see-through texels
+    _, opaque = _glb_images(export.export(replace(export_mesh, base_color=rgba), "glb"))
+    assert opaque[0].shape == (256, 256, 3)  # an alpha the model did not ask for is dropped
+    blended = replace(export_mesh, base_color=rgba, alpha_blend=True)
+    document, images = _glb_images(export.export(blended, "glb"))
+    assert document["materials"][0]["alphaMode"] == "BLEND"
+    np.testing.assert_array_equal(images[0], rgba)
+
+
+def test_obj_zip_maps_are_pixel_identical(export_mesh):
+    from PIL import Image
+
+    with zipfile.ZipFile(io.BytesIO(export.export(export_mesh, "obj"))) as archive:
+        for name, image in (
+            ("base_color.png", export_mesh.base_color),
+            ("normal.png", export_mesh.normal_map),
+            ("metallic_roughness.png", export_mesh.metallic_roughness),
+        ):
+            decoded = np.asarray(Image.open(io.BytesIO(archive.read(name))))
+            np.testing.assert_array_equal(decoded, image[..., :3], err_msg=name)

@@ -77,3 +77,55 @@ def test_many_slab_sweeps_match_the_sequential_quality_on_any_thread_count(
     ours = quality.surface_distance(source, many)["mean_distance_pct"]
     reference = quality.surface_distance(source, sequential)["mean_distance_pct"]
     assert ours < 1.15 * reference
+
+
+def test_part_refs_list_each_ring_as_build_refs_does():
+    from backend.geometry.edge_collapse import build_part_refs, build_refs
+
+    rng = np.random.default_rng(3)
+    n, m = 300, 2000
+    faces = rng.integers(0, n, (m, 3)).astype(np.int64)
+    alive = rng.random(m) < 0.9
+    part = np.flatnonzero(rng.random(m) < 0.3)  # ascending, some of them dead
+    mine = np.zeros(m, bool)
+    mine[part] = alive[part]
+    refs, vstart, vcount, total = build_refs(faces, mine, n, 0)
+    # Stale values from an earlier slab must not show: the buffers come in dirty.
+    count, start, fill = (np.full(n, 99, np.int64) for _ in range(3))
+    part_refs, top = build_part_refs(faces, part, alive, count, start, fill, 0)
+    assert top == total
+    np.testing.assert_array_equal(count, vcount)
+    np.testing.assert_array_equal(start, vstart)
+    for w in np.unique(faces[part]):
+        ring = slice(vstart[w], vstart[w] + vcount[w])
+        np.testing.assert_array_equal(part_refs[ring], refs[ring])
+
+
+def test_slab_scratch_comes_back_clean_for_every_slab(blob_mesh, monkeypatch):
+    """The threads' scratch is reused by every slab and round: a decimation whose scratch
+    starts out full of stale stamps and sweep numbers makes the same mesh as a clean one."""
+    import numba
+
+    from backend.geometry import clean, tolerances
+
+    cleaned = clean.clean_mesh(*blob_mesh)
+    monkeypatch.setattr(tolerances, "PARALLEL_SWEEP_FACES", 10_000)
+    monkeypatch.setattr(tolerances, "PARALLEL_PART_FACES", len(cleaned.faces) // 8)
+    clean_run = qem.collapse(cleaned.vertices, cleaned.faces, 1000)
+    fresh = qem.thread_scratch
+
+    def dirty(n: int, m: int) -> qem.ThreadScratch:
+        scratch = fresh(n, m)
+        for array in scratch:
+            array[:] = np.arange(array.size).reshape(array.shape) % 5 + 1  # stamps, sweeps 1..5
+        return scratch
+
+    monkeypatch.setattr(qem, "thread_scratch", dirty)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)  # one row serves all eight slabs in turn
+        dirty_run = qem.collapse(cleaned.vertices, cleaned.faces, 1000)
+    finally:
+        numba.set_num_threads(threads)
+    for ours, theirs in zip(dirty_run, clean_run, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
