@@ -65,9 +65,9 @@ def cores(count: int) -> str:
     return ",".join(str(core) for core in allowed[:count])
 
 
-def run_once(mesh: Path, out: Path, threads: int) -> dict:
-    """One fresh postprocess process: wall and CPU seconds, stage times, output figures."""
-    output = out / f"out_{threads}.glb"
+def postprocess_process(tree: Path, mesh: Path, output: Path, threads: int) -> dict:
+    """One fresh ``postprocess`` process of the source ``tree`` pinned to ``threads`` cores:
+    wall and CPU seconds and its manifest."""
     env = dict(os.environ, NUMBA_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
     command = [
         "taskset", "-c", cores(threads), sys.executable, "-m", "backend.cli", "postprocess",
@@ -76,13 +76,24 @@ def run_once(mesh: Path, out: Path, threads: int) -> dict:
     ]  # fmt: skip
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT, env=env, capture_output=True)
+    subprocess.run(command, check=True, cwd=tree, env=env, capture_output=True)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    manifest = json.loads(output.with_name(output.name + ".json").read_text())
     return {
         "wall_s": wall,
         "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        "manifest": json.loads(output.with_name(output.name + ".json").read_text()),
+    }
+
+
+def run_once(mesh: Path, out: Path, threads: int) -> dict:
+    """One fresh postprocess process: wall and CPU seconds, stage times, output figures."""
+    output = out / f"out_{threads}.glb"
+    run = postprocess_process(ROOT, mesh, output, threads)
+    manifest = run["manifest"]
+    return {
+        "wall_s": run["wall_s"],
+        "cpu_s": run["cpu_s"],
         "stages_s": manifest["timings_s"],
         "faces": manifest["faces"],
         "quality": manifest["quality"],

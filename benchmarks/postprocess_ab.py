@@ -22,17 +22,19 @@ import hashlib
 import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.cpu_postprocess import TARGET_FACES, TEXTURE_SIZE, cores, make_input  # noqa: E402
+from benchmarks.cpu_postprocess import (  # noqa: E402
+    TARGET_FACES,
+    TEXTURE_SIZE,
+    make_input,
+    postprocess_process,
+)
 
 QUALITY_KEYS = (
     "mean_distance_pct", "max_distance_pct", "watertight", "pieces", "euler", "flipped_faces",
@@ -42,21 +44,11 @@ QUALITY_KEYS = (
 
 def run_once(tree: Path, mesh: Path, output: Path, threads: int) -> dict:
     """One fresh postprocess process of ``tree``: wall and CPU seconds, stages, figures."""
-    env = dict(os.environ, NUMBA_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
-    command = [
-        "taskset", "-c", cores(threads), sys.executable, "-m", "backend.cli", "postprocess",
-        str(mesh), "-o", str(output), "--faces", str(TARGET_FACES),
-        "--texture-size", str(TEXTURE_SIZE),
-    ]  # fmt: skip
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    subprocess.run(command, check=True, cwd=tree, env=env, capture_output=True)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    manifest = json.loads(output.with_name(output.name + ".json").read_text())
+    run = postprocess_process(tree, mesh, output, threads)
+    manifest = run["manifest"]
     return {
-        "wall_s": wall,
-        "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        "wall_s": run["wall_s"],
+        "cpu_s": run["cpu_s"],
         "stages_s": manifest["timings_s"],
         "quality": {key: manifest["quality"].get(key) for key in QUALITY_KEYS},
         "asset_sha1": hashlib.sha1(output.read_bytes()).hexdigest(),
