@@ -455,7 +455,36 @@ def markdown(
     lines += trellis_speed()
     lines += trellis2_speed()
     lines += hunyuan_memory()
+    lines += cpu_before_after()
     return "\n".join(lines)
+
+
+def cpu_before_after() -> list[str]:
+    """Two source trees alternated on the same cores: postprocess_ab_*.json, export_glb_*.json."""
+    lines: list[str] = []
+    for path in sorted(RESULTS.glob("postprocess_ab_*.json")):
+        data = json.loads(path.read_text())
+        before, after = data["results"]["before"], data["results"]["after"]
+        lines += [f"## `postprocess` before / after (`{path.name}`)", "", data["conditions"]
+                  + f". {data.get('note', '')}", "", "| | before | after |", "|---|---|---|",
+                  f"| wall s | {_span(before['wall_s'])} | {_span(after['wall_s'])} |",
+                  f"| CPU s | {_span(before['cpu_s'])} | {_span(after['cpu_s'])} |",
+                  f"| same quality figures | {data['same_quality']} | |", ""]  # fmt: skip
+    pairs: dict[str, dict[str, Any]] = {}
+    for path in sorted(RESULTS.glob("export_glb_*_*.json")):
+        stem, _, side = path.stem.rpartition("_")
+        pairs.setdefault(stem, {})[side] = json.loads(path.read_text())
+    for stem, sides in pairs.items():
+        if {"before", "after"} <= sides.keys():
+            before, after = sides["before"], sides["after"]
+            lines += [f"## GLB export before / after (`{stem}_*.json`)", "",
+                      after["conditions"] + ".", "", "| | before | after |", "|---|---|---|",
+                      f"| wall s | {_span(before['wall_s'])} | {_span(after['wall_s'])} |",
+                      f"| CPU s | {_span(before['cpu_s'])} | {_span(after['cpu_s'])} |",
+                      f"| GLB bytes | {before['glb_bytes']:,} | {after['glb_bytes']:,} |",
+                      f"| same pixels | {before.get('same_pixels')} | {after['same_pixels']} |",
+                      ""]  # fmt: skip
+    return lines
 
 
 def _span(row: dict[str, float]) -> str:

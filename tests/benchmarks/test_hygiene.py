@@ -91,3 +91,5 @@ def test_report_claims_only_triposr_pairs_at_equal_settings():
     page = "\n".join(report.trellis_speed() + report.trellis2_speed() + report.hunyuan_memory())
     assert "| fast_compiled |" in page and "not a same-run pair" in page
     assert "token counts unpublished" in page and "| 4394 |" in page
+    cpu = "\n".join(report.cpu_before_after())
+    assert "## `postprocess` before / after" in cpu and "## GLB export before / after" in cpu
