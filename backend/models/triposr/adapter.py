@@ -85,9 +85,9 @@ class TripoSRAdapter(ModelAdapter):
         ),
         BACKGROUND_PARAMETER,
     )  # fmt: skip
-    # Shares of a default run on a GPU (benchmarks/results/triposr_h100.json, bf16, chunk 8192):
-    # the chunked field query is nearly all of it.
-    stage_weights = {"preprocess": 0.02, "encode": 0.05, "field": 0.85, "surface": 0.08}
+    # Shares of a default run on a GPU (benchmarks/results/triposr_h200.json, the product
+    # default: fp32, 262k-point chunks): encode and field about equal, surface + colour a tenth.
+    stage_weights = {"preprocess": 0.05, "encode": 0.43, "field": 0.38, "surface": 0.14}
     out_of_memory_hint = (
         "Lower chunk_size or mc_resolution, load in float16, or close other GPU programs."
     )
