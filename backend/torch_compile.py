@@ -7,8 +7,12 @@ first call of compiled code pays the compilation; inductor's on-disk cache short
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 COMPILE_ENV = "DREAMCAD_COMPILE"
 
@@ -27,3 +31,33 @@ def should_compile(device: Any) -> bool:
     from torch.utils._triton import has_triton  # Triton ships with torch's Linux CUDA wheels
 
     return has_triton()
+
+
+def compile_or_eager(compiled: Callable[..., Any], eager: Callable[..., Any], name: str) -> Any:
+    """``compiled`` until it first works; if it fails before that (no C compiler for Triton,
+    an inductor bug on this torch), log why and run ``eager`` from then on: a machine that
+    cannot compile loses speed, never a job. Out-of-memory is the job's, not the compiler's."""
+    import torch
+
+    state = {"use": compiled, "proven": False}
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if state["proven"]:
+            return state["use"](*args, **kwargs)
+        try:
+            result = state["use"](*args, **kwargs)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as error:  # any compile failure: fall back, say why
+            if state["use"] is eager:
+                raise
+            log.warning(
+                "torch.compile of %s failed, running it eagerly: %s: %s (set %s=0 to skip it)",
+                name, type(error).__name__, error, COMPILE_ENV,
+            )  # fmt: skip
+            state["use"] = eager
+            return eager(*args, **kwargs)
+        state["proven"] = True
+        return result
+
+    return call

@@ -44,14 +44,15 @@ _COMPILED: dict[str, Any] = {}
 def round_function(device: Any) -> Any:
     """``_round``, compiled where the backend compiles (``backend.torch_compile``): eager, a
     round is ~12 whole-image kernels; compiled, one or two (the same integer arithmetic)."""
-    from backend.torch_compile import should_compile
+    from backend.torch_compile import compile_or_eager, should_compile
 
     if not should_compile(device):
         return _round
     if "round" not in _COMPILED:
         import torch
 
-        _COMPILED["round"] = torch.compile(_round, dynamic=True)
+        compiled = torch.compile(_round, dynamic=True)
+        _COMPILED["round"] = compile_or_eager(compiled, _round, "the dilation round")
     return _COMPILED["round"]
 
 

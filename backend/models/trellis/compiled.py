@@ -17,15 +17,21 @@ from collections.abc import Iterable
 
 from torch import nn
 
-from backend.torch_compile import COMPILE_ENV, should_compile
+from backend.torch_compile import COMPILE_ENV, compile_or_eager, should_compile
 
 __all__ = ["COMPILE_ENV", "compile_blocks", "should_compile"]
 
+
 def compile_blocks(networks: Iterable[nn.Module]) -> None:
-    """Compile every ``network.blocks[i]`` in place (``nn.Module.compile``)."""
+    """Compile every ``network.blocks[i]`` in place, as ``nn.Module.compile`` does (the module
+    calls ``_compiled_call_impl`` when set), falling back to eager if compiling fails."""
+    import torch
     import torch._inductor.config as inductor
 
     inductor.emulate_precision_casts = True
     for network in networks:
-        for block in network.blocks:
-            block.compile(dynamic=True)
+        for index, block in enumerate(network.blocks):
+            compiled = torch.compile(block._call_impl, dynamic=True)
+            block._compiled_call_impl = compile_or_eager(
+                compiled, block._call_impl, f"{type(network).__name__}.blocks[{index}]"
+            )
