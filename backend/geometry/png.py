@@ -45,7 +45,15 @@ def _forget_pool() -> None:
     _pool, _pool_lock = None, threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_pool)
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (its affinity on Linux, else all)."""
+    if hasattr(os, "sched_getaffinity"):  # Linux only
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def _shared_pool() -> ThreadPoolExecutor:
@@ -53,7 +61,7 @@ def _shared_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            workers = max(1, len(os.sched_getaffinity(0)))
+            workers = _usable_cores()
             _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="png")
         return _pool
 
