@@ -131,11 +131,9 @@ def build_refs(faces, face_alive, n, capacity):
 
 
 @numba.njit(cache=True, nogil=True)
-def build_part_refs(faces, face_list, face_alive, vcount, vstart, fill, capacity):
-    """:func:`build_refs` over the live faces of ``face_list`` only, into the caller's (n,)
-    ``vcount``, ``vstart`` and ``fill`` (overwritten): no pass over every face and no fresh
-    vertex-sized arrays per slab. With ``face_list`` ascending every ring lists its faces in
-    build_refs' order, at the same offsets. Returns (refs, top)."""
+def count_part_rings(faces, face_list, face_alive, vcount, vstart):
+    """Ring sizes (``vcount``) and offsets (``vstart``) from ``face_list``'s live faces only,
+    into the caller's (n,) arrays (overwritten). Returns the total entries."""
     vcount[:] = 0
     for f in face_list:
         if face_alive[f]:
@@ -145,6 +143,16 @@ def build_part_refs(faces, face_list, face_alive, vcount, vstart, fill, capacity
     for i in range(vcount.shape[0]):
         vstart[i] = total
         total += vcount[i]
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def build_part_refs(faces, face_list, face_alive, vcount, vstart, fill, capacity):
+    """:func:`build_refs` over the live faces of ``face_list`` only, into the caller's (n,)
+    ``vcount``, ``vstart`` and ``fill`` (overwritten): no pass over every face and no fresh
+    vertex-sized arrays per slab. With ``face_list`` ascending every ring lists its faces in
+    build_refs' order, at the same offsets. Returns (refs, top)."""
+    total = count_part_rings(faces, face_list, face_alive, vcount, vstart)
     refs = np.empty(max(capacity, total + 1024), np.int64)
     for f in face_list:
         for k in range(3):

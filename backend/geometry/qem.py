@@ -23,7 +23,12 @@ import numba
 import numpy as np
 
 from backend.geometry import tolerances
-from backend.geometry.edge_collapse import build_part_refs, build_refs, try_collapse
+from backend.geometry.edge_collapse import (
+    build_part_refs,
+    build_refs,
+    count_part_rings,
+    try_collapse,
+)
 from backend.geometry.quadrics import add_plane, edge_cost
 
 BUCKETS_PER_OCTAVE = 8  # the queue orders costs to within 2^(1/8): ~9 %
@@ -68,15 +73,7 @@ def _room(refs, vstart, vcount, top, faces, face_alive, face_list):
     apply_collapse (over every face) never runs while other threads change their parts."""
     if top + 2 * RING_MAX <= refs.shape[0]:
         return refs, top
-    vcount[:] = 0
-    for f in face_list:
-        if face_alive[f]:
-            for k in range(3):
-                vcount[faces[f, k]] += 1
-    total = 0
-    for i in range(vcount.shape[0]):
-        vstart[i] = total
-        total += vcount[i]
+    total = count_part_rings(faces, face_list, face_alive, vcount, vstart)
     if total + 4 * RING_MAX > refs.shape[0]:
         refs = np.empty(2 * (total + 4 * RING_MAX), np.int64)
     fill = vstart.copy()
