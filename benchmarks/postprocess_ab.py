@@ -34,6 +34,7 @@ from benchmarks.cpu_postprocess import (  # noqa: E402
     TEXTURE_SIZE,
     make_input,
     postprocess_process,
+    summary,
 )
 
 QUALITY_KEYS = (
@@ -56,19 +57,14 @@ def run_once(tree: Path, mesh: Path, output: Path, threads: int) -> dict:
     }
 
 
-def _summary(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "runs": values}  # fmt: skip
-
-
 def _tree(runs: list[dict]) -> dict:
     stages = {
         name: statistics.median(run["stages_s"][name] for run in runs)
         for name in runs[0]["stages_s"]
     }
     return {
-        "wall_s": _summary([run["wall_s"] for run in runs]),
-        "cpu_s": _summary([run["cpu_s"] for run in runs]),
+        "wall_s": summary([run["wall_s"] for run in runs]),
+        "cpu_s": summary([run["cpu_s"] for run in runs]),
         "stages_s_median": stages,
         "quality": runs[0]["quality"],
         "asset_bytes": runs[0]["asset_bytes"],

@@ -153,18 +153,7 @@ def measure(
         samples.append(seconds)
         if device.type == "cuda":
             peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
-    stages = {s: statistics.median(x[s] for x in samples) for s in samples[0]}
-    totals = [sum(x.values()) for x in samples]
-    row = {
-        "variant": name,
-        "seconds": stages,
-        "seconds_min": {s: min(x[s] for x in samples) for s in samples[0]},
-        "seconds_max": {s: max(x[s] for x in samples) for s in samples[0]},
-        "total_s": sum(stages.values()),
-        "total_s_min": min(totals),
-        "total_s_max": max(totals),
-        "repeats": repeats,
-        "warmed_up": True,
+    row = summarise(name, samples, repeats) | {
         "peak_vram_mb": peak_mb,
         "faces": outputs.get("faces"),
     }

@@ -157,13 +157,20 @@ def build_part_refs(faces, face_list, face_alive, vcount, vstart, fill, capacity
     for f in face_list:
         for k in range(3):
             fill[faces[f, k]] = vstart[faces[f, k]]
+    fill_part_rings(faces, face_list, face_alive, refs, fill)
+    return refs, total
+
+
+@numba.njit(cache=True, nogil=True)
+def fill_part_rings(faces, face_list, face_alive, refs, fill):
+    """Write each live face of ``face_list`` into its corners' rings in ``refs``, at ``fill``
+    (each ring's next free slot, advanced as it goes)."""
     for f in face_list:
         if face_alive[f]:
             for k in range(3):
                 w = faces[f, k]
                 refs[fill[w]] = f
                 fill[w] += 1
-    return refs, total
 
 
 @numba.njit(cache=True)

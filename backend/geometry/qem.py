@@ -27,6 +27,7 @@ from backend.geometry.edge_collapse import (
     build_part_refs,
     build_refs,
     count_part_rings,
+    fill_part_rings,
     try_collapse,
 )
 from backend.geometry.quadrics import add_plane, edge_cost
@@ -76,13 +77,7 @@ def _room(refs, vstart, vcount, top, faces, face_alive, face_list):
     total = count_part_rings(faces, face_list, face_alive, vcount, vstart)
     if total + 4 * RING_MAX > refs.shape[0]:
         refs = np.empty(2 * (total + 4 * RING_MAX), np.int64)
-    fill = vstart.copy()
-    for f in face_list:
-        if face_alive[f]:
-            for k in range(3):
-                w = faces[f, k]
-                refs[fill[w]] = f
-                fill[w] += 1
+    fill_part_rings(faces, face_list, face_alive, refs, vstart.copy())
     return refs, total
 
 
