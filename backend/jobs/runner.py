@@ -158,6 +158,23 @@ def _stage_errors(wrapper: type[Exception]) -> Iterator[None]:
         raise wrapper(f"{type(error).__module__}.{type(error).__name__}: {error}") from error
 
 
+def escaped_exit(error: BaseException) -> BaseException | None:
+    """The SystemExit or KeyboardInterrupt behind ``error``, if its chain holds one.
+
+    An exit raised while native code runs (numba, a C extension) comes back as a SystemError
+    with the exit as its cause; it still means "this thread is to die", not "this job failed",
+    so the worker re-raises it and the supervisor's crash rule (a retry elsewhere) applies.
+    """
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        if isinstance(link, SystemExit | KeyboardInterrupt):
+            return link
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return None
+
+
 def error_from_exception(error: BaseException) -> tuple[ErrorInfo, bool]:
     """(coded error, was it a cancellation) for anything a run raised."""
     if isinstance(error, Cancelled):

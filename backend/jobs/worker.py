@@ -23,7 +23,7 @@ from backend.images import decode_image
 from backend.jobs.device_placer import DevicePlacer
 from backend.jobs.model_control import ModelControl
 from backend.jobs.queue import JobQueue
-from backend.jobs.runner import error_from_exception, run_job
+from backend.jobs.runner import error_from_exception, escaped_exit, run_job
 from backend.jobs.sources import job_mesh
 from backend.jobs.spec import JobSpec
 from backend.jobs.store import JobRecord
@@ -115,6 +115,8 @@ class Worker(threading.Thread):
                 keep_raw=None if spec.source_job else self.queue.store.job_dir(job_id) / RAW_FILE,
             )
         except Exception as error:
+            if (exit_ := escaped_exit(error)) is not None:
+                raise exit_ from error  # the thread dies: the supervisor retries the job
             if token.cancelled and self.queue.was_interrupted(job_id):
                 self._requeue(job_id)
                 return

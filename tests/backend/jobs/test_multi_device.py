@@ -166,6 +166,33 @@ def test_a_worker_killed_mid_job_leaves_its_job_to_another_device(tmp_path, farm
     assert sorted(s.restarts for s in farm.supervisor.health()) == [0, 1]
 
 
+def test_an_exit_raised_inside_native_code_is_a_crash_not_a_failed_job(tmp_path, farms) -> None:
+    """A thread kill landing in numba or a C extension surfaces as SystemError caused by the
+    SystemExit; the worker must die and the job be retried, as for a plain SystemExit."""
+    base = sized_model("native", 0, 0.0)
+    raised: list[int] = []
+
+    def generate(self, request, progress, cancel):
+        if not raised:
+            raised.append(1)
+            try:
+                raise SystemExit()
+            except SystemExit as exit_:  # what CPython makes of an exit set inside native code
+                raise SystemError("returned a result with an exception set") from exit_
+        return base.generate(self, request, progress, cancel)
+
+    model = type("NativeExit", (base,), {"generate": generate})
+    farm = Farm(tmp_path, ("cpu",), None, [model])
+    farms.append(farm)
+    farm.supervisor.start()
+    (job_id,) = farm.submit(["native"])
+    farm.run_until_done([job_id])
+    record = farm.queue.store.get(job_id)
+    assert raised and record.state == "succeeded", (record.state, record.error)
+    assert record.attempts == 2
+    assert [s.restarts for s in farm.supervisor.health()] == [1]
+
+
 # --- the pure rules -----------------------------------------------------------------------
 
 
