@@ -11,8 +11,10 @@ not a vertex colour smeared over a decimated triangle.
 Grid vertex ``(x, y, z)`` of a ``res``^3 grid sits at ``(x, y, z) / res - 0.5`` in TRELLIS's
 frame (+Z up), its id is ``(x * (res + 1) + y) * (res + 1) + z`` (``flexicubes.grid_ids``). A
 query corner no voxel wrote drops out of the interpolation (the others are renormalised); a
-point with none of its 8 corners written takes the nearest written vertex's colour. Arrays only
-(numpy), so the field holds no device memory after the run.
+point with none of its 8 corners written takes the nearest written vertex's colour. The grid is
+kept as numpy arrays; the field's ``torch_field`` form (what the bake calls when a job runs on a
+GPU) evaluates the same interpolation there, keeping a device copy of the grid while the field
+lives (one job's raw output).
 """
 
 from __future__ import annotations
@@ -112,4 +114,47 @@ def colour_field(grid: GridColours) -> PointField:
     def field(points: np.ndarray) -> np.ndarray:
         return sample_grid_colours(grid, np.asarray(points, np.float64) @ to_trellis)
 
+    on_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+    def torch_field(points: torch.Tensor) -> torch.Tensor:
+        if points.device not in on_device:  # the grid goes to the device once per field
+            on_device[points.device] = (
+                torch.as_tensor(grid.vertex_ids, device=points.device),
+                torch.as_tensor(grid.colours, device=points.device, dtype=torch.float64),
+                torch.as_tensor(to_trellis, device=points.device, dtype=torch.float64),
+            )
+        ids, colours, rotation = on_device[points.device]
+        return sample_grid_colours_torch(grid, ids, colours, points.double() @ rotation)
+
+    field.torch_field = torch_field  # type: ignore[attr-defined]
     return field
+
+
+def sample_grid_colours_torch(
+    grid: GridColours, ids: torch.Tensor, colours: torch.Tensor, points: torch.Tensor
+) -> torch.Tensor:
+    """:func:`sample_grid_colours` in torch on the points' device (float64 as the numpy form);
+    ``ids`` and ``colours`` are the grid's arrays there. One host wait: whether any point has
+    no written corner (those few go through the numpy nearest-vertex path)."""
+    if len(ids) == 0:
+        return torch.full((len(points), 3), 0.5, dtype=torch.float32, device=points.device)
+    res, base = grid.resolution, grid.resolution + 1
+    offsets = torch.as_tensor(_CORNERS, device=points.device)
+    cell_position = (points + 0.5) * res
+    cell = cell_position.floor().clamp(0, res - 1).long()
+    fraction = (cell_position - cell).clamp(0.0, 1.0)
+    corners = cell[:, None, :] + offsets[None]
+    corner_ids = (corners[..., 0] * base + corners[..., 1]) * base + corners[..., 2]
+    found = torch.searchsorted(ids, corner_ids).clamp(max=len(ids) - 1)
+    present = ids[found] == corner_ids
+    weights = torch.where(offsets[None] == 1, fraction[:, None, :], 1.0 - fraction[:, None, :])
+    weights = torch.where(present, weights.prod(dim=2), 0.0)
+    lonely = weights.sum(dim=1) <= 1e-12
+    weights = torch.where(lonely[:, None], present.double(), weights)
+    total = weights.sum(dim=1)
+    out = torch.einsum("kc,kcd->kd", weights, colours[found]) / total.clamp(min=1e-12)[:, None]
+    missing = total <= 1e-12
+    if bool(missing.any()):
+        far = points[missing].cpu().numpy()
+        out[missing] = torch.as_tensor(_nearest_colours(grid, far), device=out.device).double()
+    return out.float()

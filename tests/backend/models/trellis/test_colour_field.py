@@ -89,3 +89,18 @@ def test_points_on_the_grid_planes_are_finite(where: float) -> None:
     grid = grid_colours(coords, feats, RES)
     points = np.full((1, 3), where)
     assert np.allclose(sample_grid_colours(grid, points), linear_colour(points), atol=1e-5)
+
+
+def test_the_torch_form_is_the_numpy_field_on_the_device() -> None:
+    """What the bake calls on a GPU job (transfer_torch.query_field) gives the numpy field's
+    colours: inside, past a face, at far points (nearest vertex) and on the grid planes."""
+    from backend.geometry.transfer_torch import query_field
+
+    coords, feats = features(torch.cat([block(1, 4), block(5, 7)]))
+    field = colour_field(grid_colours(coords, feats, RES))
+    rng = np.random.default_rng(3)
+    points = np.vstack([rng.uniform(-0.5, 0.5, (3000, 3)), [[0.45, 0.45, 0.45], [0, 0, 0]]])
+    backend = to_backend_frame(torch.as_tensor(points)).numpy().astype(np.float32)
+    on_device = query_field(field, backend, 3, "cpu")
+    assert on_device is not None  # the torch form exists, so a CUDA bake stays on the device
+    assert np.abs(on_device - field(backend)).max() < 1e-6
