@@ -21,6 +21,12 @@ heavy perpendicular planes pinning open borders), and then:
 4. applies the winners (cheapest first, no further than the face target): faces on the edge
    die, the removed vertex's faces take the survivor.
 
+On a GPU a round is bound by launches and by the host waiting for the device, so a round waits
+three times only: the edge list's size (``unique``), the ring sizes (one read for all three),
+and the face compaction, whose new count also tells whether anything won. Everything else is
+fixed-size tensors with masks: refused candidates stay in place, the independent-set passes
+always run ``PASSES`` times, and losing candidates write a spare vertex row (index n).
+
 Runs on any torch device (the tests run it on the CPU); float64 throughout, as the CPU path.
 """
 
@@ -79,30 +85,38 @@ def collapse_tensors(pos: Any, faces: Any, target_faces: int, endpoint: bool = F
     n = pos.shape[0]
     pos = pos.clone()
     quadrics, border = prepare_quadrics(pos, faces, tolerances.BOUNDARY_WEIGHT)
-    parent = torch.arange(n, device=pos.device)
-    alive = torch.ones(n, dtype=torch.bool, device=pos.device)
+    # One spare row (index n) on every per-vertex array: a round writes its losing candidates
+    # there instead of compacting the winners out (a compaction is a host sync).
+    pos = torch.cat([pos, pos[:1]])
+    quadrics = torch.cat([quadrics, quadrics[:1]])
+    border = torch.cat([border, border[:1]])
+    parent = torch.arange(n + 1, device=pos.device)
+    alive = torch.ones(n + 1, dtype=torch.bool, device=pos.device)
     widen = 1.0
     for _round in range(MAX_ROUNDS):
         excess = faces.shape[0] - target_faces
         if excess <= 0:
             break
-        step = _round_collapses(pos, faces, quadrics, border, excess, endpoint, widen)
-        if step is None:
-            if widen >= 1.0 / CANDIDATE_SHARE * 8:
-                break  # every cheap-enough edge is refused: the topology holds the rest
-            widen *= 4.0  # let more (dearer) edges compete before giving up
-            continue
-        widen = 1.0
-        kept, removed, place, merged = step
+        kept, removed, place, merged = _round_collapses(
+            pos, faces, quadrics, border, excess, endpoint, widen
+        )
         pos[kept] = place
         quadrics[kept] = merged
         border[kept] = border[kept] | border[removed]
         alive[removed] = False
         parent[removed] = kept
-        remap = torch.arange(n, device=pos.device)
+        remap = torch.arange(n + 1, device=pos.device)
         remap[removed] = kept
+        before = faces.shape[0]
         faces = remap[faces]
-        faces = faces[~_repeated(faces)]
+        faces = faces[~_repeated(faces)]  # the round's one compaction: its one wait
+        if faces.shape[0] == before:  # nothing won
+            if widen >= 1.0 / CANDIDATE_SHARE * 8:
+                break  # every cheap-enough edge is refused: the topology holds the rest
+            widen *= 4.0  # let more (dearer) edges compete before giving up
+            continue
+        widen = 1.0
+    pos, parent, alive = pos[:n], parent[:n], alive[:n]
     while True:  # follow merge chains to the surviving vertex
         grand = parent[parent]
         if torch.equal(grand, parent):
@@ -228,19 +242,23 @@ def _csr(keys: Any, values: Any, n: int) -> tuple[Any, Any]:
     torch = _torch()
     order = torch.argsort(keys, stable=True)
     start = torch.zeros(n + 1, dtype=torch.int64, device=keys.device)
-    start[1:] = torch.cumsum(torch.bincount(keys, minlength=n), 0)
+    # A scatter-add, not bincount: CUDA's bincount reads the largest key back first (a wait).
+    start[1:] = torch.cumsum(start[1:].index_add(0, keys, torch.ones_like(keys)), 0)
     return start, values[order]
 
 
-def _expand(start: Any, items: Any, rows: Any) -> tuple[Any, Any]:
-    """For each row r of ``rows`` (k,) the items of its CSR slice: (row index (q,), item (q,))."""
+def _slice_counts(start: Any, rows: Any) -> Any:
+    return start[rows + 1] - start[rows]
+
+
+def _expand(start: Any, items: Any, rows: Any, count: Any, total: int) -> tuple[Any, Any]:
+    """For each row r of ``rows`` (k,) the items of its CSR slice, whose lengths ``count`` sum
+    to ``total`` (read by the caller): (row index (q,), item (q,))."""
     torch = _torch()
-    count = start[rows + 1] - start[rows]
-    owner = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), count)
-    if len(owner) == 0:
-        return owner, owner
+    arange = torch.arange(len(rows), device=rows.device)
+    owner = torch.repeat_interleave(arange, count, output_size=total)
     first = torch.cumsum(count, 0) - count
-    local = torch.arange(len(owner), device=rows.device) - first[owner]
+    local = torch.arange(total, device=rows.device) - first[owner]
     return owner, items[start[rows][owner] + local]
 
 
@@ -264,11 +282,13 @@ def _faces_ok(pos: Any, tri: Any, moving: Any, place: Any) -> Any:
 
 def _round_collapses(
     pos: Any, faces: Any, quadrics: Any, border: Any, excess: int, endpoint: bool, widen: float
-) -> tuple | None:
-    """One round: (kept (w,), removed (w,), new positions (w, 3), merged quadrics (w, 10)) of
-    an independent set of allowed collapses removing at most ``excess`` faces; None if none."""
+) -> tuple:
+    """One round: (kept (k,), removed (k,), new positions (k, 3), merged quadrics (k, 10)) of
+    an independent set of allowed collapses removing at most ``excess`` faces, one row per
+    candidate; a candidate that does not collapse names the spare vertex row (index n, the
+    arrays' last) as both ends. Per-vertex arrays have n + 1 rows; faces use [0, n)."""
     torch = _torch()
-    n, dev = pos.shape[0], pos.device
+    n, dev = pos.shape[0] - 1, pos.device
     a = faces.reshape(-1)
     b = faces[:, [1, 2, 0]].reshape(-1)
     key = torch.minimum(a, b) * n + torch.maximum(a, b)
@@ -285,25 +305,26 @@ def _round_collapses(
     wanted = int(min(len(cost), max(64, widen * max(excess, 1)),
                      max(64, widen * CANDIDATE_SHARE * len(cost))))  # fmt: skip
     cand = torch.topk(cost, wanted, largest=False, sorted=True).indices
-    cand = cand[torch.isfinite(cost[cand])]
-    if len(cand) == 0:
-        return None
+    # Refused (infinite) candidates stay in place, masked: dropping them would be a wait.
+    ok = torch.isfinite(cost[cand])
     cu, cv = eu[cand], ev[cand]
-    # Link condition: the endpoints' common neighbours are exactly the edge's faces' apexes.
     src = torch.cat([eu, ev])
     dst = torch.cat([ev, eu])
     nb_start, nb_items = _csr(src, dst, n)
-    row, w = _expand(nb_start, nb_items, cu)
+    corner_face = torch.arange(len(faces), device=dev).repeat_interleave(3)
+    vf_start, vf_items = _csr(a, corner_face, n)
+    counts = (_slice_counts(nb_start, cu), _slice_counts(vf_start, cu), _slice_counts(vf_start, cv))
+    totals = torch.stack([c.sum() for c in counts]).tolist()  # the three sizes in one wait
+    # Link condition: the endpoints' common neighbours are exactly the edge's faces' apexes.
+    row, w = _expand(nb_start, nb_items, cu, counts[0], totals[0])
     probe = torch.minimum(cv[row], w) * n + torch.maximum(cv[row], w)
     hit = torch.searchsorted(edge_key, probe).clamp(max=len(edge_key) - 1)
     common = torch.zeros(len(cand), dtype=torch.int64, device=dev)
     common.index_add_(0, row, (edge_key[hit] == probe).long())
-    ok = common == edge_faces[cand]
+    ok &= common == edge_faces[cand]
     # Faces around either endpoint: none may turn over or become a sliver.
-    corner_face = torch.arange(len(faces), device=dev).repeat_interleave(3)
-    vf_start, vf_items = _csr(a, corner_face, n)
-    row_u, face_u = _expand(vf_start, vf_items, cu)
-    row_v, face_v = _expand(vf_start, vf_items, cv)
+    row_u, face_u = _expand(vf_start, vf_items, cu, counts[1], totals[1])
+    row_v, face_v = _expand(vf_start, vf_items, cv, counts[2], totals[2])
     rows = torch.cat([row_u, row_v])
     ring = torch.cat([face_u, face_v])
     moving = torch.cat([cu[row_u], cv[row_v]])
@@ -313,22 +334,26 @@ def _round_collapses(
     bad = torch.zeros(len(cand), dtype=torch.int64, device=dev)
     bad.index_add_(0, rows, (~good).long())
     ok &= bad == 0
-    win = _independent(ok, rows, tri, cu, cv, n)
-    if len(win) == 0:
-        return None
-    removed_faces = torch.cumsum(edge_faces[cand[win]], 0)
-    win = win[removed_faces <= excess] if int(removed_faces[0]) <= excess else win[:1]
-    e = cand[win]
+    won = _independent(ok, rows, tri, cu, cv, n)
+    # Cheapest first, no further than the face target; if even the cheapest winner removes
+    # more faces than remain to go, it alone (so a round always makes progress).
+    removed_faces = torch.cumsum(torch.where(won, edge_faces[cand], 0), 0)
+    take = won & (removed_faces <= excess)
+    first = won & (torch.cumsum(won.long(), 0) == 1)
+    take = torch.where(take.any(), take, first)
+    e = cand
     swap = which[e] == 1  # keep the vertex that stays put (its own data stays exact)
-    kept = torch.where(swap, ev[e], eu[e])
-    removed = torch.where(swap, eu[e], ev[e])
+    spare = torch.full_like(e, n)
+    kept = torch.where(take, torch.where(swap, ev[e], eu[e]), spare)
+    removed = torch.where(take, torch.where(swap, eu[e], ev[e]), spare)
     return kept, removed, place[e], q[e]
 
 
 def _independent(ok: Any, rows: Any, tri: Any, cu: Any, cv: Any, n: int) -> Any:
-    """Indices (ascending, so in cost order) of an independent set of the candidates ``ok``
-    (k,), whose ring faces are ``tri`` (q, 3) for candidate ``rows`` (q,) and whose endpoints
-    are ``cu``, ``cv`` (k,); candidates are ranked by their index."""
+    """Mask (k,) of an independent set of the candidates ``ok`` (k,), whose ring faces are
+    ``tri`` (q, 3) for candidate ``rows`` (q,) and whose endpoints are ``cu``, ``cv`` (k,);
+    candidates are ranked by their index. Always ``PASSES`` passes: a pass with nothing left
+    to add changes nothing, and asking whether one is left would be a wait."""
     torch = _torch()
     dev = ok.device
     rank = torch.arange(len(ok), device=dev)
@@ -336,6 +361,7 @@ def _independent(ok: Any, rows: Any, tri: Any, cu: Any, cv: Any, n: int) -> Any:
     ring_v = tri.reshape(-1)
     live = ok.clone()
     won = torch.zeros_like(ok)
+    spare = torch.full_like(ring_v, n)  # non-winners write a spare slot, which nothing reads
     for _pass in range(PASSES):
         mine = torch.where(live, rank, torch.full_like(rank, _INT_MAX))
         at_end = torch.full((n,), _INT_MAX, dtype=torch.int64, device=dev)
@@ -347,19 +373,15 @@ def _independent(ok: Any, rows: Any, tri: Any, cu: Any, cv: Any, n: int) -> Any:
         beaten.index_add_(0, ring_row, (at_end[ring_v] < mine[ring_row]).long())
         beaten += (in_ring[cu] < mine).long() + (in_ring[cv] < mine).long()
         fresh = live & (beaten == 0)
-        if not bool(fresh.any()):
-            break
         won |= fresh
         # Block every candidate that conflicts with a new winner, then go again.
-        end_taken = torch.zeros(n, dtype=torch.bool, device=dev)
-        end_taken[cu[fresh]] = True
-        end_taken[cv[fresh]] = True
-        ring_taken = torch.zeros(n, dtype=torch.bool, device=dev)
-        ring_taken[ring_v[fresh[ring_row]]] = True
+        end_taken = torch.zeros(n + 1, dtype=torch.bool, device=dev)
+        end_taken[torch.where(fresh, cu, n)] = True
+        end_taken[torch.where(fresh, cv, n)] = True
+        ring_taken = torch.zeros(n + 1, dtype=torch.bool, device=dev)
+        ring_taken[torch.where(fresh[ring_row], ring_v, spare)] = True
         blocked = torch.zeros(len(ok), dtype=torch.int64, device=dev)
         blocked.index_add_(0, ring_row, end_taken[ring_v].long())
         blocked += (ring_taken[cu] | ring_taken[cv]).long()
         live &= ~won & (blocked == 0)
-        if not bool(live.any()):
-            break
-    return torch.nonzero(won).squeeze(1)
+    return won
