@@ -23,7 +23,8 @@ import argparse
 import json
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,17 @@ def _bool_index(args: tuple) -> bool:
     return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in indices or ())
 
 
-def _wrap(module: Any, name: str, stage: str, counts: Counts, calls: Counter[str]) -> None:
+@contextmanager
+def counting(stage: str = "all") -> Iterator[Counts]:
+    """Count the ops, syncs and uploads of the torch code run inside, under ``stage``."""
+    counts = Counts()
+    counts.stage = stage
+    with _Reads(counts), _Kernels(counts):
+        yield counts
+
+
+def _wrap(module: Any, name: str, stage: str, counts: Counts, calls: Counter[str]) -> Any:
+    """Make ``module.name`` count its calls and run under ``stage``; returns the original."""
     inner: Callable[..., Any] = getattr(module, name)
 
     def staged(*args: Any, **kwargs: Any) -> Any:
@@ -138,23 +149,29 @@ def _wrap(module: Any, name: str, stage: str, counts: Counts, calls: Counter[str
             counts.stage = outer
 
     setattr(module, name, staged)
+    return inner
 
 
 def measure(raw: Any, options: PipelineOptions) -> dict[str, Any]:
     """Run the pipeline once under the counters: per stage {ops, syncs, uploads, sync kinds}."""
-    counts, calls = Counts(), Counter()
-    for module, name, stage in (
-        (torch_clean, "clean_mesh", "clean"),
-        (torch_qem, "collapse", "decimate"),
-        (torch_qem, "_round_collapses", "decimate"),
-        (torch_closest, "closest_faces", "bake.closest"),
-        (bake, "_splat_on_device", "bake.splat"),
-        (bake, "_tangent_space", "bake.normal"),
-        (torch_dilate, "dilate", "bake.dilate"),
-    ):
-        _wrap(module, name, stage, counts, calls)
-    with _Reads(counts), _Kernels(counts):
-        result = run_pipeline(raw, options)
+    calls: Counter[str] = Counter()
+    originals = []
+    with counting("other") as counts:
+        for module, name, stage in (
+            (torch_clean, "clean_mesh", "clean"),
+            (torch_qem, "collapse", "decimate"),
+            (torch_qem, "_round_collapses", "decimate"),
+            (torch_closest, "closest_faces", "bake.closest"),
+            (bake, "_splat_on_device", "bake.splat"),
+            (bake, "_tangent_space", "bake.normal"),
+            (torch_dilate, "dilate", "bake.dilate"),
+        ):
+            originals.append((module, name, _wrap(module, name, stage, counts, calls)))
+        try:
+            result = run_pipeline(raw, options)
+        finally:
+            for module, name, inner in originals:
+                setattr(module, name, inner)
     stages = sorted(set(counts.ops) | set(counts.syncs))
     return {
         "faces": result.faces,

@@ -161,21 +161,22 @@ def prepare_quadrics(pos: Any, faces: Any, boundary_weight: float) -> tuple[Any,
     key = torch.minimum(a, b) * n + torch.maximum(a, b)
     _, inverse, counts = torch.unique(key, return_inverse=True, return_counts=True)
     once = counts[inverse] == 1
-    border = torch.zeros(n, dtype=torch.bool, device=pos.device)
-    border[a[once]] = True
-    border[b[once]] = True
-    face = torch.arange(len(faces), device=pos.device).repeat_interleave(3)[once]
-    ea, eb = a[once], b[once]
-    edge = pos[eb] - pos[ea]
+    # Every half-edge is priced and the non-border ones add zero terms: masks, not
+    # compactions, so preparing waits only for ``unique``.
+    hits = torch.zeros(n, dtype=torch.int64, device=pos.device)
+    hits.index_add_(0, a, once.long()).index_add_(0, b, once.long())
+    border = hits > 0
+    face = torch.arange(len(faces), device=pos.device).repeat_interleave(3)
+    edge = pos[b] - pos[a]
     side = torch.linalg.cross(edge, normal[face])
     side_len = side.norm(dim=1)
-    good = (side_len > 0) & (length[face] > 0)
-    side = side[good] / side_len[good][:, None]
-    ea, eb, edge = ea[good], eb[good], edge[good]
-    d = -(side * pos[ea]).sum(dim=1)
+    good = once & (side_len > 0) & (length[face] > 0)
+    side = side / torch.where(good, side_len, 1.0)[:, None]
+    d = -(side * pos[a]).sum(dim=1)
     terms = _plane_terms(side, d, boundary_weight * (edge * edge).sum(dim=1))
-    quadrics.index_add_(0, ea, terms)
-    quadrics.index_add_(0, eb, terms)
+    terms = torch.where(good[:, None], terms, 0.0)
+    quadrics.index_add_(0, a, terms)
+    quadrics.index_add_(0, b, terms)
     return quadrics, border
 
 

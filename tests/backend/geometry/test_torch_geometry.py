@@ -249,3 +249,19 @@ def test_link_condition_holds_down_to_a_few_faces():
     topology = quality.topology(result.vertices, result.faces)
     assert topology["non_manifold_edges"] == 0 and topology["watertight"]
     assert topology["euler"] == 2 and topology["pieces"] == 1
+
+
+def test_decimation_rounds_wait_for_the_host_three_times(blob_clean, monkeypatch):
+    # The edge list's size, the ring sizes and the face compaction: every other step of a
+    # round is masks on fixed-size tensors, so a GPU is not stalled ~30 times a round.
+    from benchmarks.geometry_syncs import counting
+
+    rounds = []
+    one_round = torch_qem._round_collapses
+    monkeypatch.setattr(torch_qem, "_round_collapses",
+                        lambda *args: rounds.append(1) or one_round(*args))  # fmt: skip
+    with counting() as counts:
+        _, faces, _, _ = torch_qem.collapse(blob_clean.vertices, blob_clean.faces, 3000)
+    assert decimate.within_tolerance(len(faces), 3000) and len(rounds) > 5
+    fixed = counts.syncs["all"] - 3 * len(rounds)  # unique once, the merge chains, the copies
+    assert 0 <= fixed <= 12, (len(rounds), counts.sync_names)
