@@ -120,6 +120,6 @@ def test_device_splat_waits_for_the_host_once(sphere_mesh, atlas):
 
     args = _splat_args(sphere_mesh, atlas, 512)
     with counting() as counts:
-        values, face = transfer_torch.splat_tensors(*args, device="cpu")
+        _, face = transfer_torch.splat_tensors(*args, device="cpu")
     assert counts.syncs["all"] == 1, counts.sync_names
     assert int((face >= 0).sum()) > 0
