@@ -50,6 +50,24 @@ def _torch() -> Any:
     return torch
 
 
+_COMPILED: dict[str, Any] = {}
+
+
+def _kernel(function: Any, device: Any) -> Any:
+    """``function`` compiled where the backend compiles (``backend.torch_compile``): eager, the
+    placement is ~150 elementwise kernels a round and an independent-set pass ~30; compiled,
+    a few each. Elementwise and scatter code only, so dynamic shapes compile once."""
+    from backend.torch_compile import compile_or_eager, should_compile
+
+    if not should_compile(device):
+        return function
+    name = function.__name__
+    if name not in _COMPILED:
+        compiled = _torch().compile(function, dynamic=True)
+        _COMPILED[name] = compile_or_eager(compiled, function, f"the decimator's {name}")
+    return _COMPILED[name]
+
+
 def collapse(
     vertices: np.ndarray,
     faces: np.ndarray,
@@ -299,7 +317,7 @@ def _round_collapses(
     # faces and the independent set keeps a part of them), never more than a share of all.
     allowed = (edge_faces <= 2) & ~(border[eu] & border[ev] & (edge_faces != 1))
     q = quadrics[eu] + quadrics[ev]
-    place, cost, which = placement(
+    place, cost, which = _kernel(placement, dev)(
         q, pos[eu], pos[ev], endpoint, border[eu] & ~border[ev], border[ev] & ~border[eu]
     )
     cost = torch.where(allowed, cost, torch.full_like(cost, float("inf")))
@@ -331,7 +349,7 @@ def _round_collapses(
     moving = torch.cat([cu[row_u], cv[row_v]])
     tri = faces[ring]
     on_edge = ((tri == cu[rows][:, None]).any(1)) & ((tri == cv[rows][:, None]).any(1))
-    good = _faces_ok(pos, tri, moving, place[cand][rows]) | on_edge
+    good = _kernel(_faces_ok, dev)(pos, tri, moving, place[cand][rows]) | on_edge
     bad = torch.zeros(len(cand), dtype=torch.int64, device=dev)
     bad.index_add_(0, rows, (~good).long())
     ok &= bad == 0
@@ -363,26 +381,36 @@ def _independent(ok: Any, rows: Any, tri: Any, cu: Any, cv: Any, n: int) -> Any:
     live = ok.clone()
     won = torch.zeros_like(ok)
     spare = torch.full_like(ring_v, n)  # non-winners write a spare slot, which nothing reads
-    for _pass in range(PASSES):
-        mine = torch.where(live, rank, torch.full_like(rank, _INT_MAX))
-        at_end = torch.full((n,), _INT_MAX, dtype=torch.int64, device=dev)
-        at_end.scatter_reduce_(0, torch.cat([cu, cv]), torch.cat([mine, mine]), reduce="amin")
-        in_ring = torch.full((n,), _INT_MAX, dtype=torch.int64, device=dev)
-        in_ring.scatter_reduce_(0, ring_v, mine[ring_row], reduce="amin")
-        # Beaten: a cheaper live candidate has an endpoint in my ring, or my endpoint in its.
-        beaten = torch.zeros(len(ok), dtype=torch.int64, device=dev)
-        beaten.index_add_(0, ring_row, (at_end[ring_v] < mine[ring_row]).long())
-        beaten += (in_ring[cu] < mine).long() + (in_ring[cv] < mine).long()
-        fresh = live & (beaten == 0)
-        won |= fresh
-        # Block every candidate that conflicts with a new winner, then go again.
-        end_taken = torch.zeros(n + 1, dtype=torch.bool, device=dev)
-        end_taken[torch.where(fresh, cu, n)] = True
-        end_taken[torch.where(fresh, cv, n)] = True
-        ring_taken = torch.zeros(n + 1, dtype=torch.bool, device=dev)
-        ring_taken[torch.where(fresh[ring_row], ring_v, spare)] = True
-        blocked = torch.zeros(len(ok), dtype=torch.int64, device=dev)
-        blocked.index_add_(0, ring_row, end_taken[ring_v].long())
-        blocked += (ring_taken[cu] | ring_taken[cv]).long()
-        live &= ~won & (blocked == 0)
+    one_pass = _kernel(_pass, dev)
+    for _pass_index in range(PASSES):
+        live, won = one_pass(live, won, rank, cu, cv, ring_row, ring_v, spare, n)
     return won
+
+
+def _pass(live: Any, won: Any, rank: Any, cu: Any, cv: Any, ring_row: Any, ring_v: Any,
+          spare: Any, n: int) -> tuple[Any, Any]:  # fmt: skip
+    """One pass of :func:`_independent`: add the live candidates no cheaper live one beats,
+    then drop those their win blocks -> (live, won)."""
+    torch = _torch()
+    dev = live.device
+    mine = torch.where(live, rank, torch.full_like(rank, _INT_MAX))
+    at_end = torch.full((n,), _INT_MAX, dtype=torch.int64, device=dev)
+    at_end.scatter_reduce_(0, torch.cat([cu, cv]), torch.cat([mine, mine]), reduce="amin")
+    in_ring = torch.full((n,), _INT_MAX, dtype=torch.int64, device=dev)
+    in_ring.scatter_reduce_(0, ring_v, mine[ring_row], reduce="amin")
+    # Beaten: a cheaper live candidate has an endpoint in my ring, or my endpoint in its.
+    beaten = torch.zeros(len(live), dtype=torch.int64, device=dev)
+    beaten.index_add_(0, ring_row, (at_end[ring_v] < mine[ring_row]).long())
+    beaten += (in_ring[cu] < mine).long() + (in_ring[cv] < mine).long()
+    fresh = live & (beaten == 0)
+    won = won | fresh
+    # Block every candidate that conflicts with a new winner, then go again.
+    end_taken = torch.zeros(n + 1, dtype=torch.bool, device=dev)
+    end_taken[torch.where(fresh, cu, n)] = True
+    end_taken[torch.where(fresh, cv, n)] = True
+    ring_taken = torch.zeros(n + 1, dtype=torch.bool, device=dev)
+    ring_taken[torch.where(fresh[ring_row], ring_v, spare)] = True
+    blocked = torch.zeros(len(live), dtype=torch.int64, device=dev)
+    blocked.index_add_(0, ring_row, end_taken[ring_v].long())
+    blocked += (ring_taken[cu] | ring_taken[cv]).long()
+    return live & ~won & (blocked == 0), won

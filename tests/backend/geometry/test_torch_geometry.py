@@ -265,3 +265,21 @@ def test_decimation_rounds_wait_for_the_host_three_times(blob_clean, monkeypatch
     assert decimate.within_tolerance(len(faces), 3000) and len(rounds) > 5
     fixed = counts.syncs["all"] - 3 * len(rounds)  # unique once, the merge chains, the copies
     assert 0 <= fixed <= 12, (len(rounds), counts.sync_names)
+
+
+def test_compiled_decimation_gives_the_same_mesh(monkeypatch, caplog):
+    # The compiled placement, face checks and independent-set passes (CUDA's default) forced
+    # on the CPU: the same collapses as eager, and no recompiling for a second mesh size.
+    from tests.support.analytic_meshes import marching_cubes_mesh, sphere_field
+
+    monkeypatch.setenv("DREAMCAD_COMPILE", "0")
+    assert torch_qem._kernel(torch_qem.placement, "cuda") is torch_qem.placement
+    meshes = [clean.clean_mesh(*marching_cubes_mesh(sphere_field, r)) for r in (24, 30)]
+    eager = [torch_qem.collapse(m.vertices, m.faces, 300) for m in meshes]
+    monkeypatch.setenv("DREAMCAD_COMPILE", "1")
+    assert torch_qem._kernel(torch_qem.placement, "cpu") is not torch_qem.placement
+    for mesh, expected in zip(meshes, eager, strict=True):
+        ours = torch_qem.collapse(mesh.vertices, mesh.faces, 300)
+        for a, b in zip(ours, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert "running it eagerly" not in caplog.text  # it compiled, no fallback
