@@ -15,12 +15,15 @@ counted on CPU torch, so a change's saving is measured without a GPU:
 Each stage's entry function is wrapped to name the stage; decimation rounds are counted too.
 
     python benchmarks/geometry_syncs.py --resolution 160 --target-faces 8000 --texture-size 1024
+    python benchmarks/geometry_syncs.py --device cuda --resolution 464 --target-faces 20000 \
+        --texture-size 2048 --out counts.json --profile trace.json   # on a GPU: + a profile
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -44,6 +47,7 @@ from backend.geometry import (  # noqa: E402
     torch_qem,
 )
 from backend.geometry.pipeline import PipelineOptions, run_pipeline  # noqa: E402
+from backend.torch_compile import COMPILE_ENV  # noqa: E402
 
 # Operators that only make views or read metadata: no kernel.
 _NO_KERNEL = frozenset({
@@ -152,26 +156,36 @@ def _wrap(module: Any, name: str, stage: str, counts: Counts, calls: Counter[str
     return inner
 
 
+STAGE_FUNCTIONS = (
+    (torch_clean, "clean_mesh", "clean"),
+    (torch_qem, "collapse", "decimate"),
+    (torch_qem, "_round_collapses", "decimate"),
+    (torch_closest, "closest_faces", "bake.closest"),
+    (bake, "_splat_on_device", "bake.splat"),
+    (bake, "_tangent_space", "bake.normal"),
+    (torch_dilate, "dilate", "bake.dilate"),
+)
+
+
 def measure(raw: Any, options: PipelineOptions) -> dict[str, Any]:
-    """Run the pipeline once under the counters: per stage {ops, syncs, uploads, sync kinds}."""
+    """Run the pipeline once under the counters: per stage {ops, syncs, uploads, sync kinds}.
+    Eager code is counted (compiling is switched off for the run): the launches as written."""
     calls: Counter[str] = Counter()
     originals = []
+    saved = os.environ.get(COMPILE_ENV)
+    os.environ[COMPILE_ENV] = "0"
     with counting("other") as counts:
-        for module, name, stage in (
-            (torch_clean, "clean_mesh", "clean"),
-            (torch_qem, "collapse", "decimate"),
-            (torch_qem, "_round_collapses", "decimate"),
-            (torch_closest, "closest_faces", "bake.closest"),
-            (bake, "_splat_on_device", "bake.splat"),
-            (bake, "_tangent_space", "bake.normal"),
-            (torch_dilate, "dilate", "bake.dilate"),
-        ):
+        for module, name, stage in STAGE_FUNCTIONS:
             originals.append((module, name, _wrap(module, name, stage, counts, calls)))
         try:
             result = run_pipeline(raw, options)
         finally:
             for module, name, inner in originals:
                 setattr(module, name, inner)
+            if saved is None:
+                os.environ.pop(COMPILE_ENV)
+            else:
+                os.environ[COMPILE_ENV] = saved
     stages = sorted(set(counts.ops) | set(counts.syncs))
     return {
         "faces": result.faces,
@@ -190,6 +204,43 @@ def measure(raw: Any, options: PipelineOptions) -> dict[str, Any]:
     }
 
 
+def profile(raw: Any, options: PipelineOptions, trace: Path | None) -> None:
+    """A warm run, then one under torch.profiler (CPU and, where present, CUDA) with each
+    stage a labelled range: prints each stage's host and device time and the top kernels, so
+    a GPU run shows where a stage's wall time goes (host work, waits, or kernels)."""
+    from torch.profiler import ProfilerActivity, record_function
+
+    run_pipeline(raw, options)
+    originals = []
+    for module, name, stage in STAGE_FUNCTIONS[:2] + STAGE_FUNCTIONS[3:]:
+        inner = getattr(module, name)
+
+        def ranged(*args: Any, _inner: Any = inner, _stage: str = stage, **kwargs: Any) -> Any:
+            with record_function(f"stage:{_stage}"):
+                return _inner(*args, **kwargs)
+
+        originals.append((module, name, inner))
+        setattr(module, name, ranged)
+    activities = [ProfilerActivity.CPU]
+    if torch.cuda.is_available():
+        activities.append(ProfilerActivity.CUDA)
+    try:
+        with torch.profiler.profile(activities=activities) as prof:
+            result = run_pipeline(raw, options)
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+    finally:
+        for module, name, inner in originals:
+            setattr(module, name, inner)
+    print("pipeline laps (s):", result.timings_s)
+    averages = prof.key_averages()
+    print(averages.table(sort_by="cpu_time_total", row_limit=12))
+    device_sort = "cuda_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
+    print(averages.table(sort_by=device_sort, row_limit=30))
+    if trace:
+        prof.export_chrome_trace(str(trace))
+
+
 def torch_qem_rounds(calls: Counter[str]) -> int:
     """Decimation rounds: calls of the round function (collapse is one more call)."""
     return calls["decimate"] - 1
@@ -202,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--texture-size", type=int, default=1024)
     parser.add_argument("--device", default="cpu", help="also counts on cuda, the same way")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--profile", type=Path, metavar="TRACE.json",
+                        help="also profile a warm run per stage; chrome trace written here")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import geometry_pipeline
@@ -224,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2))
+    if args.profile:
+        args.profile.parent.mkdir(parents=True, exist_ok=True)
+        profile(raw, options, args.profile)
     return 0
 
 
