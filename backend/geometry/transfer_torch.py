@@ -73,7 +73,9 @@ def splat_tensors(
     origin = origin - np.einsum(
         "fij,fj->fi", matrix, lo_vertices[lo_faces[:, 0]].astype(np.float64)
     )
-    hi_faces_t = torch.as_tensor(np.asarray(hi_faces, np.int64), device=dev)
+    # Uploaded in their own dtypes and widened on the device: half the bytes cross the bus and
+    # the host makes no float64 / int64 copy (float32 -> float64 is exact).
+    hi_faces_t = torch.as_tensor(np.ascontiguousarray(hi_faces), device=dev).long()
     # vertex_face / vertex_dist may already be on the device (torch_closest.py's answers).
     vface = torch.as_tensor(vertex_face, device=dev).to(torch.int64)
     chart = torch.as_tensor(np.asarray(face_chart, np.int64), device=dev)
@@ -90,7 +92,7 @@ def splat_tensors(
     through = corner_face.reshape(-1)  # (3 M,)
     corners = hi_faces_t.repeat_interleave(3, dim=0)  # (3 M, 3): copy -> its triangle's corners
     # Corner pixel positions: (copies, 3 corners, 2).
-    points = torch.as_tensor(np.asarray(hi_vertices, np.float64), device=dev)[corners]
+    points = torch.as_tensor(np.ascontiguousarray(hi_vertices), device=dev).double()[corners]
     affine = torch.as_tensor(matrix, device=dev)[through]  # (c, 2, 3)
     shift = torch.as_tensor(origin, device=dev)[through]  # (c, 2)
     pixel = (torch.einsum("cij,ckj->cki", affine, points) + shift[:, None, :]) * size
@@ -111,7 +113,7 @@ def splat_tensors(
     texel = torch.arange(size * size, device=dev)
     w0, w1, w2, _ = _weights(pixel[copy], (texel % size).double() + 0.5,
                              (texel // size).double() + 0.5)  # fmt: skip
-    attrs = torch.as_tensor(np.asarray(attributes, np.float32), device=dev)
+    attrs = torch.as_tensor(np.ascontiguousarray(attributes), device=dev).float()
     at = corners[copy]  # (s * s, 3)
     values = (
         w0[:, None] * attrs[at[:, 0]].double()
