@@ -54,9 +54,10 @@ _COMPILED: dict[str, Any] = {}
 
 
 def _kernel(function: Any, device: Any) -> Any:
-    """``function`` compiled where the backend compiles (``backend.torch_compile``): eager, the
-    placement is ~150 elementwise kernels a round and an independent-set pass ~30; compiled,
-    a few each. Elementwise and scatter code only, so dynamic shapes compile once."""
+    """``function`` compiled where the backend compiles (``backend.torch_compile``): eager, a
+    round's pricing is ~150 elementwise kernels and its choice (refusals, independent set)
+    ~300; compiled, a few dozen. Between the round's waits only, so dynamic shapes compile
+    once: no data-dependent size inside."""
     from backend.torch_compile import compile_or_eager, should_compile
 
     if not should_compile(device):
@@ -313,19 +314,13 @@ def _round_collapses(
     key = torch.minimum(a, b) * n + torch.maximum(a, b)
     edge_key, edge_faces = torch.unique(key, return_counts=True)
     eu, ev = edge_key // n, edge_key % n
+    q, place, cost, which = _kernel(_price, dev)(eu, ev, edge_faces, pos, quadrics, border,
+                                                 endpoint)  # fmt: skip
     # Cheapest candidates first: about twice the collapses still needed (each removes ~2
     # faces and the independent set keeps a part of them), never more than a share of all.
-    allowed = (edge_faces <= 2) & ~(border[eu] & border[ev] & (edge_faces != 1))
-    q = quadrics[eu] + quadrics[ev]
-    place, cost, which = _kernel(placement, dev)(
-        q, pos[eu], pos[ev], endpoint, border[eu] & ~border[ev], border[ev] & ~border[eu]
-    )
-    cost = torch.where(allowed, cost, torch.full_like(cost, float("inf")))
     wanted = int(min(len(cost), max(64, widen * max(excess, 1)),
                      max(64, widen * CANDIDATE_SHARE * len(cost))))  # fmt: skip
     cand = torch.topk(cost, wanted, largest=False, sorted=True).indices
-    # Refused (infinite) candidates stay in place, masked: dropping them would be a wait.
-    ok = torch.isfinite(cost[cand])
     cu, cv = eu[cand], ev[cand]
     src = torch.cat([eu, ev])
     dst = torch.cat([ev, eu])
@@ -334,22 +329,59 @@ def _round_collapses(
     vf_start, vf_items = _csr(a, corner_face, n)
     counts = (_slice_counts(nb_start, cu), _slice_counts(vf_start, cu), _slice_counts(vf_start, cv))
     totals = torch.stack([c.sum() for c in counts]).tolist()  # the three sizes in one wait
-    # Link condition: the endpoints' common neighbours are exactly the edge's faces' apexes.
     row, w = _expand(nb_start, nb_items, cu, counts[0], totals[0])
+    row_u, face_u = _expand(vf_start, vf_items, cu, counts[1], totals[1])
+    row_v, face_v = _expand(vf_start, vf_items, cv, counts[2], totals[2])
+    take = _kernel(_choose, dev)(
+        pos, faces, edge_key, edge_faces, place, cost, cand, cu, cv, row, w, row_u, face_u,
+        row_v, face_v, torch.tensor(excess, device=dev),
+    )  # fmt: skip
+    e = cand
+    swap = which[e] == 1  # keep the vertex that stays put (its own data stays exact)
+    spare = torch.full_like(e, n)
+    kept = torch.where(take, torch.where(swap, ev[e], eu[e]), spare)
+    removed = torch.where(take, torch.where(swap, eu[e], ev[e]), spare)
+    return kept, removed, place[e], q[e]
+
+
+def _price(eu: Any, ev: Any, edge_faces: Any, pos: Any, quadrics: Any, border: Any,
+           endpoint: bool) -> tuple[Any, Any, Any, Any]:  # fmt: skip
+    """Every edge's merged quadric (e, 10), placement (e, 3), cost (e,) (inf where the edge
+    may not collapse: non-manifold, or an interior edge joining two border vertices) and
+    which end it keeps (see :func:`placement`)."""
+    torch = _torch()
+    allowed = (edge_faces <= 2) & ~(border[eu] & border[ev] & (edge_faces != 1))
+    q = quadrics[eu] + quadrics[ev]
+    place, cost, which = placement(
+        q, pos[eu], pos[ev], endpoint, border[eu] & ~border[ev], border[ev] & ~border[eu]
+    )
+    cost = torch.where(allowed, cost, torch.full_like(cost, float("inf")))
+    return q, place, cost, which
+
+
+def _choose(pos: Any, faces: Any, edge_key: Any, edge_faces: Any, place: Any, cost: Any,
+            cand: Any, cu: Any, cv: Any, row: Any, w: Any, row_u: Any, face_u: Any, row_v: Any,
+            face_v: Any, excess: Any) -> Any:  # fmt: skip
+    """Which candidates (k,) collapse this round: the refusals, the independent set and the
+    face target, on the rings :func:`_round_collapses` expanded (neighbours ``w`` of each
+    candidate ``row``'s first end; faces around either end)."""
+    torch = _torch()
+    n, dev = pos.shape[0] - 1, pos.device
+    # Refused (infinite) candidates stay in place, masked: dropping them would be a wait.
+    ok = torch.isfinite(cost[cand])
+    # Link condition: the endpoints' common neighbours are exactly the edge's faces' apexes.
     probe = torch.minimum(cv[row], w) * n + torch.maximum(cv[row], w)
     hit = torch.searchsorted(edge_key, probe).clamp(max=len(edge_key) - 1)
     common = torch.zeros(len(cand), dtype=torch.int64, device=dev)
     common.index_add_(0, row, (edge_key[hit] == probe).long())
     ok &= common == edge_faces[cand]
     # Faces around either endpoint: none may turn over or become a sliver.
-    row_u, face_u = _expand(vf_start, vf_items, cu, counts[1], totals[1])
-    row_v, face_v = _expand(vf_start, vf_items, cv, counts[2], totals[2])
     rows = torch.cat([row_u, row_v])
     ring = torch.cat([face_u, face_v])
     moving = torch.cat([cu[row_u], cv[row_v]])
     tri = faces[ring]
     on_edge = ((tri == cu[rows][:, None]).any(1)) & ((tri == cv[rows][:, None]).any(1))
-    good = _kernel(_faces_ok, dev)(pos, tri, moving, place[cand][rows]) | on_edge
+    good = _faces_ok(pos, tri, moving, place[cand][rows]) | on_edge
     bad = torch.zeros(len(cand), dtype=torch.int64, device=dev)
     bad.index_add_(0, rows, (~good).long())
     ok &= bad == 0
@@ -359,13 +391,7 @@ def _round_collapses(
     removed_faces = torch.cumsum(torch.where(won, edge_faces[cand], 0), 0)
     take = won & (removed_faces <= excess)
     first = won & (torch.cumsum(won.long(), 0) == 1)
-    take = torch.where(take.any(), take, first)
-    e = cand
-    swap = which[e] == 1  # keep the vertex that stays put (its own data stays exact)
-    spare = torch.full_like(e, n)
-    kept = torch.where(take, torch.where(swap, ev[e], eu[e]), spare)
-    removed = torch.where(take, torch.where(swap, eu[e], ev[e]), spare)
-    return kept, removed, place[e], q[e]
+    return torch.where(take.any(), take, first)
 
 
 def _independent(ok: Any, rows: Any, tri: Any, cu: Any, cv: Any, n: int) -> Any:
@@ -381,9 +407,8 @@ def _independent(ok: Any, rows: Any, tri: Any, cu: Any, cv: Any, n: int) -> Any:
     live = ok.clone()
     won = torch.zeros_like(ok)
     spare = torch.full_like(ring_v, n)  # non-winners write a spare slot, which nothing reads
-    one_pass = _kernel(_pass, dev)
     for _pass_index in range(PASSES):
-        live, won = one_pass(live, won, rank, cu, cv, ring_row, ring_v, spare, n)
+        live, won = _pass(live, won, rank, cu, cv, ring_row, ring_v, spare, n)
     return won
 
 
