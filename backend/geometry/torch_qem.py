@@ -334,7 +334,7 @@ def _round_collapses(
     row_v, face_v = _expand(vf_start, vf_items, cv, counts[2], totals[2])
     take = _kernel(_choose, dev)(
         pos, faces, edge_key, edge_faces, place, cost, cand, cu, cv, row, w, row_u, face_u,
-        row_v, face_v, torch.tensor(excess, device=dev),
+        row_v, face_v, torch.full((), excess, device=dev),  # a fill, not a blocking copy
     )  # fmt: skip
     e = cand
     swap = which[e] == 1  # keep the vertex that stays put (its own data stays exact)

@@ -123,3 +123,14 @@ def test_device_splat_waits_for_the_host_once(sphere_mesh, atlas):
         _, face = transfer_torch.splat_tensors(*args, device="cpu")
     assert counts.syncs["all"] == 1, counts.sync_names
     assert int((face >= 0).sum()) > 0
+
+
+@CUDA
+def test_cuda_splat_is_the_compiled_splat(sphere_mesh, atlas):
+    from backend.geometry import transfer_torch
+
+    args = _splat_args(sphere_mesh, atlas, 512)
+    values, face = transfer.splat(*args)
+    ours_values, ours_face = transfer_torch.splat(*args, device="cuda")
+    np.testing.assert_array_equal(ours_face, face)
+    np.testing.assert_allclose(ours_values, values, rtol=0, atol=1e-6)

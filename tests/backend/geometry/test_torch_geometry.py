@@ -216,6 +216,29 @@ def test_cuda_decimation_matches_the_cpu_decimator(blob_mesh, blob_clean, blob_c
 
 
 @CUDA
+def test_cuda_decimation_rounds_wait_three_times(blob_clean, monkeypatch):
+    # CUDA's own count of the host waits (its sync debug mode warns at each): three a round
+    # (four if this torch's unique waits twice), where the first version waited ~31 times.
+    import warnings
+
+    rounds = []
+    one_round = torch_qem._round_collapses
+    monkeypatch.setattr(torch_qem, "_round_collapses",
+                        lambda *args: rounds.append(1) or one_round(*args))  # fmt: skip
+    torch_qem.collapse(blob_clean.vertices, blob_clean.faces, 3000, device="cuda")  # warm
+    rounds.clear()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch_qem.collapse(blob_clean.vertices, blob_clean.faces, 3000, device="cuda")
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    waits = sum("synchroniz" in str(w.message) for w in caught)
+    assert len(rounds) > 5 and waits <= 4 * len(rounds) + 16, (waits, len(rounds))
+
+
+@CUDA
 def test_cuda_pipeline_runs_the_torch_stages(sphere_mesh):
     vertices, faces = sphere_mesh
     raw = RawAsset(vertices, faces, vertex_colors=analytic_color(vertices))
