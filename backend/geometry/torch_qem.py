@@ -314,27 +314,21 @@ def _round_collapses(
     key = torch.minimum(a, b) * n + torch.maximum(a, b)
     edge_key, edge_faces = torch.unique(key, return_counts=True)
     eu, ev = edge_key // n, edge_key % n
-    q, place, cost, which = _kernel(_price, dev)(eu, ev, edge_faces, pos, quadrics, border,
-                                                 endpoint)  # fmt: skip
     # Cheapest candidates first: about twice the collapses still needed (each removes ~2
     # faces and the independent set keeps a part of them), never more than a share of all.
-    wanted = int(min(len(cost), max(64, widen * max(excess, 1)),
-                     max(64, widen * CANDIDATE_SHARE * len(cost))))  # fmt: skip
-    cand = torch.topk(cost, wanted, largest=False, sorted=True).indices
-    cu, cv = eu[cand], ev[cand]
-    src = torch.cat([eu, ev])
-    dst = torch.cat([ev, eu])
-    nb_start, nb_items = _csr(src, dst, n)
-    corner_face = torch.arange(len(faces), device=dev).repeat_interleave(3)
-    vf_start, vf_items = _csr(a, corner_face, n)
-    counts = (_slice_counts(nb_start, cu), _slice_counts(vf_start, cu), _slice_counts(vf_start, cv))
-    totals = torch.stack([c.sum() for c in counts]).tolist()  # the three sizes in one wait
-    row, w = _expand(nb_start, nb_items, cu, counts[0], totals[0])
-    row_u, face_u = _expand(vf_start, vf_items, cu, counts[1], totals[1])
-    row_v, face_v = _expand(vf_start, vf_items, cv, counts[2], totals[2])
+    edges = len(edge_key)
+    wanted = int(min(edges, max(64, widen * max(excess, 1)),
+                     max(64, widen * CANDIDATE_SHARE * edges)))  # fmt: skip
+    priced = _kernel(_price, dev)(eu, ev, edge_faces, faces, pos, quadrics, border, endpoint,
+                                  wanted)  # fmt: skip
+    q, place, which, cand, cu, cv, nb_start, nb_items, vf_start, vf_items, counts, cand_cost = (
+        priced
+    )
+    totals = counts.sum(dim=1).tolist()  # the three ring sizes in one wait
     take = _kernel(_choose, dev)(
-        pos, faces, edge_key, edge_faces, place, cost, cand, cu, cv, row, w, row_u, face_u,
-        row_v, face_v, torch.full((), excess, device=dev),  # a fill, not a blocking copy
+        pos, faces, edge_key, edge_faces, place, cand, cu, cv, nb_start, nb_items, vf_start,
+        vf_items, counts, totals[0], totals[1], totals[2],
+        torch.full((), excess, device=dev), cand_cost,  # a fill, not a blocking copy
     )  # fmt: skip
     e = cand
     swap = which[e] == 1  # keep the vertex that stays put (its own data stays exact)
@@ -344,31 +338,47 @@ def _round_collapses(
     return kept, removed, place[e], q[e]
 
 
-def _price(eu: Any, ev: Any, edge_faces: Any, pos: Any, quadrics: Any, border: Any,
-           endpoint: bool) -> tuple[Any, Any, Any, Any]:  # fmt: skip
-    """Every edge's merged quadric (e, 10), placement (e, 3), cost (e,) (inf where the edge
-    may not collapse: non-manifold, or an interior edge joining two border vertices) and
-    which end it keeps (see :func:`placement`)."""
+def _price(eu: Any, ev: Any, edge_faces: Any, faces: Any, pos: Any, quadrics: Any,
+           border: Any, endpoint: bool, wanted: int) -> tuple:  # fmt: skip
+    """Every edge's merged quadric (e, 10), placement (e, 3) and kept end (see
+    :func:`placement`); the ``wanted`` cheapest edges as candidates (k,) and their ends; the
+    vertex -> neighbour and vertex -> face CSR tables and the ring sizes (3, k) of the
+    candidates' ends (neighbours of the first, faces around either), whose sums the round
+    reads. An edge may not collapse (infinite cost) when non-manifold or an interior edge
+    joining two border vertices."""
     torch = _torch()
+    n = pos.shape[0] - 1
     allowed = (edge_faces <= 2) & ~(border[eu] & border[ev] & (edge_faces != 1))
     q = quadrics[eu] + quadrics[ev]
     place, cost, which = placement(
         q, pos[eu], pos[ev], endpoint, border[eu] & ~border[ev], border[ev] & ~border[eu]
     )
     cost = torch.where(allowed, cost, torch.full_like(cost, float("inf")))
-    return q, place, cost, which
+    cand = torch.topk(cost, wanted, largest=False, sorted=True).indices
+    # Refused (infinite) candidates stay in place, masked by their cost in _choose:
+    # dropping them here would be a wait.
+    cu, cv = eu[cand], ev[cand]
+    nb_start, nb_items = _csr(torch.cat([eu, ev]), torch.cat([ev, eu]), n)
+    corner_face = torch.arange(len(faces), device=pos.device).repeat_interleave(3)
+    vf_start, vf_items = _csr(faces.reshape(-1), corner_face, n)
+    counts = torch.stack([_slice_counts(nb_start, cu), _slice_counts(vf_start, cu),
+                          _slice_counts(vf_start, cv)])  # fmt: skip
+    return (q, place, which, cand, cu, cv, nb_start, nb_items, vf_start, vf_items, counts,
+            cost[cand])  # fmt: skip
 
 
-def _choose(pos: Any, faces: Any, edge_key: Any, edge_faces: Any, place: Any, cost: Any,
-            cand: Any, cu: Any, cv: Any, row: Any, w: Any, row_u: Any, face_u: Any, row_v: Any,
-            face_v: Any, excess: Any) -> Any:  # fmt: skip
+def _choose(pos: Any, faces: Any, edge_key: Any, edge_faces: Any, place: Any, cand: Any,
+            cu: Any, cv: Any, nb_start: Any, nb_items: Any, vf_start: Any, vf_items: Any,
+            counts: Any, total_nb: int, total_u: int, total_v: int, excess: Any,
+            cand_cost: Any) -> Any:  # fmt: skip
     """Which candidates (k,) collapse this round: the refusals, the independent set and the
-    face target, on the rings :func:`_round_collapses` expanded (neighbours ``w`` of each
-    candidate ``row``'s first end; faces around either end)."""
+    face target, on the candidates' rings (sizes ``counts``, summing to the totals)."""
     torch = _torch()
     n, dev = pos.shape[0] - 1, pos.device
-    # Refused (infinite) candidates stay in place, masked: dropping them would be a wait.
-    ok = torch.isfinite(cost[cand])
+    row, w = _expand(nb_start, nb_items, cu, counts[0], total_nb)
+    row_u, face_u = _expand(vf_start, vf_items, cu, counts[1], total_u)
+    row_v, face_v = _expand(vf_start, vf_items, cv, counts[2], total_v)
+    ok = torch.isfinite(cand_cost)
     # Link condition: the endpoints' common neighbours are exactly the edge's faces' apexes.
     probe = torch.minimum(cv[row], w) * n + torch.maximum(cv[row], w)
     hit = torch.searchsorted(edge_key, probe).clamp(max=len(edge_key) - 1)
