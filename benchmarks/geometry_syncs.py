@@ -10,7 +10,9 @@ counted on CPU torch, so a change's saving is measured without a GPU:
   ``.tolist()``, ``bool()``/``int()`` of a tensor, ``.cpu()``) and operators whose
   output size depends on the data (``nonzero``, boolean-mask indexing, ``unique``,
   ``masked_select``, ``repeat_interleave`` without ``output_size``, ``bincount``, ``equal``);
-- uploads: host arrays turned into device tensors (pageable host-to-device copies also wait).
+- uploads: host arrays turned into device tensors (pageable host-to-device copies also wait);
+- ops outside compiled regions: what a CUDA job still launches eagerly, plus the calls of the
+  functions it runs compiled (``COMPILED_REGIONS``, a few fused kernels each).
 
 Each stage's entry function is wrapped to name the stage; decimation rounds are counted too.
 
@@ -74,7 +76,10 @@ class Counts:
 
     def __init__(self) -> None:
         self.stage = "other"
+        self.inside = 0  # > 0 inside a function CUDA runs compiled (COMPILED_REGIONS)
         self.ops: Counter[str] = Counter()
+        self.outside: Counter[str] = Counter()  # ops outside compiled regions
+        self.regions: Counter[str] = Counter()  # calls of compiled regions
         self.syncs: Counter[str] = Counter()
         self.uploads: Counter[str] = Counter()
         self.sync_names: dict[str, Counter[str]] = {}
@@ -118,6 +123,8 @@ class _Kernels(TorchDispatchMode):
         name = func.overloadpacket.__name__.rstrip("_")
         if name not in _NO_KERNEL:
             self.counts.ops[self.counts.stage] += 1
+            if not self.counts.inside:
+                self.counts.outside[self.counts.stage] += 1
         sized = name == "repeat_interleave" and kwargs.get("output_size") is None
         if name in _DATA_SIZED or sized:
             self.counts.sync(name)
@@ -156,6 +163,26 @@ def _wrap(module: Any, name: str, stage: str, counts: Counts, calls: Counter[str
     return inner
 
 
+# What a CUDA job runs compiled (backend.torch_compile): each call is a few fused kernels
+# there, so the table also gives the eager launches left outside them.
+COMPILED_REGIONS = ((torch_qem, "_price"), (torch_qem, "_choose"), (torch_dilate, "_round"))
+
+
+def _wrap_region(module: Any, name: str, counts: Counts) -> Any:
+    inner: Callable[..., Any] = getattr(module, name)
+
+    def region(*args: Any, **kwargs: Any) -> Any:
+        counts.regions[counts.stage] += 1
+        counts.inside += 1
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            counts.inside -= 1
+
+    setattr(module, name, region)
+    return inner
+
+
 STAGE_FUNCTIONS = (
     (torch_clean, "clean_mesh", "clean"),
     (torch_qem, "collapse", "decimate"),
@@ -177,6 +204,8 @@ def measure(raw: Any, options: PipelineOptions) -> dict[str, Any]:
     with counting("other") as counts:
         for module, name, stage in STAGE_FUNCTIONS:
             originals.append((module, name, _wrap(module, name, stage, counts, calls)))
+        for module, name in COMPILED_REGIONS:
+            originals.append((module, name, _wrap_region(module, name, counts)))
         try:
             result = run_pipeline(raw, options)
         finally:
@@ -193,6 +222,8 @@ def measure(raw: Any, options: PipelineOptions) -> dict[str, Any]:
         "stages": {
             s: {
                 "ops": counts.ops[s],
+                "ops_outside_compiled": counts.outside[s],
+                "compiled_calls": counts.regions[s],
                 "syncs": counts.syncs[s],
                 "uploads": counts.uploads[s],
                 "sync_kinds": dict(counts.sync_names.get(s, Counter()).most_common()),
@@ -268,11 +299,13 @@ def main(argv: list[str] | None = None) -> int:
               "texture_size": args.texture_size, **measure(raw, options)}  # fmt: skip
     print(f"input {len(raw.faces)} triangles -> {report['faces']} faces, "
           f"{args.texture_size} px; decimation rounds: {report['rounds']}")  # fmt: skip
-    print("| stage | ops | syncs | uploads | sync kinds |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| stage | ops (eager) | ops outside compiled + compiled calls | syncs | uploads |"
+          " sync kinds |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- |")
     for stage, row in report["stages"].items():
         kinds = ", ".join(f"{k} {v}" for k, v in row["sync_kinds"].items())
-        print(f"| {stage} | {row['ops']} | {row['syncs']} | {row['uploads']} | {kinds} |")
+        print(f"| {stage} | {row['ops']} | {row['ops_outside_compiled']} + "
+              f"{row['compiled_calls']} | {row['syncs']} | {row['uploads']} | {kinds} |")
     print("quality:", report["quality"])
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
