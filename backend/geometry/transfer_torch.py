@@ -108,6 +108,9 @@ def splat_tensors(
         _draw(torch, first, last, total, pixel, corner_depth, col0, row0, col1 - col0 + 1,
               count, size, best)  # fmt: skip
     filled = best != _NO_KEY
+    if len(pixel) == 0:  # no high-res triangle: an empty atlas
+        values = torch.zeros((size * size, attributes.shape[1]), dtype=torch.float32, device=dev)
+        return values, torch.full((size * size,), -1, dtype=torch.int32, device=dev)
     copy = torch.where(filled, best & 0xFFFFFFFF, 0)
     # The winner's barycentric weights, recomputed per texel with _draw's arithmetic.
     texel = torch.arange(size * size, device=dev)
