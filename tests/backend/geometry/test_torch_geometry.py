@@ -306,3 +306,24 @@ def test_compiled_decimation_gives_the_same_mesh(monkeypatch, caplog):
         for a, b in zip(ours, expected, strict=True):
             np.testing.assert_array_equal(a, b)
     assert "running it eagerly" not in caplog.text  # it compiled, no fallback
+
+
+def test_dilate_texels_is_the_bakes_host_tail():
+    # bake.py's steps on the host: place the baked texels, dilate, fill the unreached texels
+    # with the rounded mean; dilate_texels does them on the device, to the same bytes.
+    rng = np.random.default_rng(3)
+    size, channels = 96, 7
+    rows, cols = np.mgrid[0:size, 0:size]
+    blob = (rows - 30) ** 2 + (cols - 40) ** 2 < 15**2
+    flat = np.flatnonzero(blob | (rng.random((size, size)) < 0.002))
+    texel_bytes = rng.integers(0, 256, (len(flat), channels), dtype=np.uint8)
+    stacked = np.zeros((size, size, channels), dtype=np.uint8)
+    stacked.reshape(-1, channels)[flat] = texel_bytes
+    filled = np.zeros((size, size), dtype=bool)
+    filled.reshape(-1)[flat] = True
+    expected, grown = dilate.dilate(stacked, filled, tolerances.DILATE_PX)
+    expected[~grown] = np.rint(texel_bytes.mean(axis=0)).astype(np.uint8)
+    assert 0 < (~grown).sum() < grown.size  # some texels are never reached: the mean shows
+    ours, ours_grown = torch_dilate.dilate_texels(texel_bytes, flat, size, tolerances.DILATE_PX)
+    np.testing.assert_array_equal(ours_grown, grown)
+    np.testing.assert_array_equal(ours, expected)
