@@ -26,6 +26,8 @@ three times only: the edge list's size (``unique``), the ring sizes (one read fo
 and the face compaction, whose new count also tells whether anything won. Everything else is
 fixed-size tensors with masks: refused candidates stay in place, the independent-set passes
 always run ``PASSES`` times, and losing candidates write a spare vertex row (index n).
+Between the waits a round is two functions, the pricing (``_price``) and the choice
+(``_choose``), which run compiled where the backend compiles (``backend.torch_compile``).
 
 Runs on any torch device (the tests run it on the CPU); float64 throughout, as the CPU path.
 """
