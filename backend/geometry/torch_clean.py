@@ -203,9 +203,10 @@ def components(f: Any, n: int) -> tuple[int, Any]:
         low = torch.minimum(label[a], label[b])
         label = label.scatter_reduce(0, label[a], low, reduce="amin")
         label = label.scatter_reduce(0, label[b], low, reduce="amin")
-        while True:
+        while True:  # four jumps per check: each check is a host wait, a jump is not
             deeper = label[label]
-            if torch.equal(deeper, label):
+            deeper = deeper[deeper]
+            if torch.equal(deeper, label):  # labels only point down: no cycle, so a root
                 break
             label = deeper
         if torch.equal(label, before):

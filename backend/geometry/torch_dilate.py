@@ -84,3 +84,30 @@ def dilate(
         rounds,
     )
     return out.cpu().numpy(), grown.cpu().numpy()
+
+
+def dilate_texels(
+    texel_bytes: np.ndarray, flat: np.ndarray, size: int, rounds: int, device: str = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The bake's whole map tail on ``device``: baked texels texel_bytes (k, c) uint8 at row-major
+    indices flat (k,) -> (maps (size, size, c) uint8, grown (size, size) bool), the same bytes
+    as placing them in an empty image on the host, ``dilate`` and filling texels the rounds
+    never reach with the rounded mean of the baked texels (bake.py's steps). Only the baked
+    texels go up and the finished maps come down: no host image is built or filled."""
+    import torch
+
+    dev = torch.device(device)
+    channels = texel_bytes.shape[1]
+    texels = torch.as_tensor(np.ascontiguousarray(texel_bytes, dtype=np.uint8), device=dev)
+    index = torch.as_tensor(np.ascontiguousarray(flat), device=dev).long()
+    values = torch.zeros((size * size, channels), dtype=torch.uint8, device=dev)
+    values[index] = texels
+    filled = torch.zeros(size * size, dtype=torch.bool, device=dev)
+    filled[index] = True
+    out, grown = dilate_tensor(
+        values.reshape(size, size, channels), filled.reshape(size, size), rounds
+    )
+    if len(flat):  # float64 sums of bytes are exact, so the mean rounds as numpy's does
+        mean = torch.round(texels.double().mean(dim=0)).to(torch.uint8)
+        out = torch.where(grown[:, :, None], out, mean)
+    return out.cpu().numpy(), grown.cpu().numpy()

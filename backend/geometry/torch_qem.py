@@ -21,6 +21,14 @@ heavy perpendicular planes pinning open borders), and then:
 4. applies the winners (cheapest first, no further than the face target): faces on the edge
    die, the removed vertex's faces take the survivor.
 
+On a GPU a round is bound by launches and by the host waiting for the device, so a round waits
+three times only: the edge list's size (``unique``), the ring sizes (one read for all three),
+and the face compaction, whose new count also tells whether anything won. Everything else is
+fixed-size tensors with masks: refused candidates stay in place, the independent-set passes
+always run ``PASSES`` times, and losing candidates write a spare vertex row (index n).
+Between the waits a round is two functions, the pricing (``_price``) and the choice
+(``_choose``), which run compiled where the backend compiles (``backend.torch_compile``).
+
 Runs on any torch device (the tests run it on the CPU); float64 throughout, as the CPU path.
 """
 
@@ -42,6 +50,25 @@ def _torch() -> Any:
     import torch  # optional dependency: only the torch geometry path needs it
 
     return torch
+
+
+_COMPILED: dict[str, Any] = {}
+
+
+def _kernel(function: Any, device: Any) -> Any:
+    """``function`` compiled where the backend compiles (``backend.torch_compile``): eager, a
+    round's pricing is ~150 elementwise kernels and its choice (refusals, independent set)
+    ~300; compiled, a few dozen. Between the round's waits only, so dynamic shapes compile
+    once: no data-dependent size inside."""
+    from backend.torch_compile import compile_or_eager, should_compile
+
+    if not should_compile(device):
+        return function
+    name = function.__name__
+    if name not in _COMPILED:
+        compiled = _torch().compile(function, dynamic=True)
+        _COMPILED[name] = compile_or_eager(compiled, function, f"the decimator's {name}")
+    return _COMPILED[name]
 
 
 def collapse(
@@ -79,30 +106,38 @@ def collapse_tensors(pos: Any, faces: Any, target_faces: int, endpoint: bool = F
     n = pos.shape[0]
     pos = pos.clone()
     quadrics, border = prepare_quadrics(pos, faces, tolerances.BOUNDARY_WEIGHT)
-    parent = torch.arange(n, device=pos.device)
-    alive = torch.ones(n, dtype=torch.bool, device=pos.device)
+    # One spare row (index n) on every per-vertex array: a round writes its losing candidates
+    # there instead of compacting the winners out (a compaction is a host sync).
+    pos = torch.cat([pos, pos[:1]])
+    quadrics = torch.cat([quadrics, quadrics[:1]])
+    border = torch.cat([border, border[:1]])
+    parent = torch.arange(n + 1, device=pos.device)
+    alive = torch.ones(n + 1, dtype=torch.bool, device=pos.device)
     widen = 1.0
     for _round in range(MAX_ROUNDS):
         excess = faces.shape[0] - target_faces
         if excess <= 0:
             break
-        step = _round_collapses(pos, faces, quadrics, border, excess, endpoint, widen)
-        if step is None:
-            if widen >= 1.0 / CANDIDATE_SHARE * 8:
-                break  # every cheap-enough edge is refused: the topology holds the rest
-            widen *= 4.0  # let more (dearer) edges compete before giving up
-            continue
-        widen = 1.0
-        kept, removed, place, merged = step
+        kept, removed, place, merged = _round_collapses(
+            pos, faces, quadrics, border, excess, endpoint, widen
+        )
         pos[kept] = place
         quadrics[kept] = merged
         border[kept] = border[kept] | border[removed]
         alive[removed] = False
         parent[removed] = kept
-        remap = torch.arange(n, device=pos.device)
+        remap = torch.arange(n + 1, device=pos.device)
         remap[removed] = kept
+        before = faces.shape[0]
         faces = remap[faces]
-        faces = faces[~_repeated(faces)]
+        faces = faces[~_repeated(faces)]  # the round's one compaction: its one wait
+        if faces.shape[0] == before:  # nothing won
+            if widen >= 1.0 / CANDIDATE_SHARE * 8:
+                break  # every cheap-enough edge is refused: the topology holds the rest
+            widen *= 4.0  # let more (dearer) edges compete before giving up
+            continue
+        widen = 1.0
+    pos, parent, alive = pos[:n], parent[:n], alive[:n]
     while True:  # follow merge chains to the surviving vertex
         grand = parent[parent]
         if torch.equal(grand, parent):
@@ -147,21 +182,22 @@ def prepare_quadrics(pos: Any, faces: Any, boundary_weight: float) -> tuple[Any,
     key = torch.minimum(a, b) * n + torch.maximum(a, b)
     _, inverse, counts = torch.unique(key, return_inverse=True, return_counts=True)
     once = counts[inverse] == 1
-    border = torch.zeros(n, dtype=torch.bool, device=pos.device)
-    border[a[once]] = True
-    border[b[once]] = True
-    face = torch.arange(len(faces), device=pos.device).repeat_interleave(3)[once]
-    ea, eb = a[once], b[once]
-    edge = pos[eb] - pos[ea]
+    # Every half-edge is priced and the non-border ones add zero terms: masks, not
+    # compactions, so preparing waits only for ``unique``.
+    hits = torch.zeros(n, dtype=torch.int64, device=pos.device)
+    hits.index_add_(0, a, once.long()).index_add_(0, b, once.long())
+    border = hits > 0
+    face = torch.arange(len(faces), device=pos.device).repeat_interleave(3)
+    edge = pos[b] - pos[a]
     side = torch.linalg.cross(edge, normal[face])
     side_len = side.norm(dim=1)
-    good = (side_len > 0) & (length[face] > 0)
-    side = side[good] / side_len[good][:, None]
-    ea, eb, edge = ea[good], eb[good], edge[good]
-    d = -(side * pos[ea]).sum(dim=1)
+    good = once & (side_len > 0) & (length[face] > 0)
+    side = side / torch.where(good, side_len, 1.0)[:, None]
+    d = -(side * pos[a]).sum(dim=1)
     terms = _plane_terms(side, d, boundary_weight * (edge * edge).sum(dim=1))
-    quadrics.index_add_(0, ea, terms)
-    quadrics.index_add_(0, eb, terms)
+    terms = torch.where(good[:, None], terms, 0.0)
+    quadrics.index_add_(0, a, terms)
+    quadrics.index_add_(0, b, terms)
     return quadrics, border
 
 
@@ -228,19 +264,23 @@ def _csr(keys: Any, values: Any, n: int) -> tuple[Any, Any]:
     torch = _torch()
     order = torch.argsort(keys, stable=True)
     start = torch.zeros(n + 1, dtype=torch.int64, device=keys.device)
-    start[1:] = torch.cumsum(torch.bincount(keys, minlength=n), 0)
+    # A scatter-add, not bincount: CUDA's bincount reads the largest key back first (a wait).
+    start[1:] = torch.cumsum(start[1:].index_add(0, keys, torch.ones_like(keys)), 0)
     return start, values[order]
 
 
-def _expand(start: Any, items: Any, rows: Any) -> tuple[Any, Any]:
-    """For each row r of ``rows`` (k,) the items of its CSR slice: (row index (q,), item (q,))."""
+def _slice_counts(start: Any, rows: Any) -> Any:
+    return start[rows + 1] - start[rows]
+
+
+def _expand(start: Any, items: Any, rows: Any, count: Any, total: int) -> tuple[Any, Any]:
+    """For each row r of ``rows`` (k,) the items of its CSR slice, whose lengths ``count`` sum
+    to ``total`` (read by the caller): (row index (q,), item (q,))."""
     torch = _torch()
-    count = start[rows + 1] - start[rows]
-    owner = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), count)
-    if len(owner) == 0:
-        return owner, owner
+    arange = torch.arange(len(rows), device=rows.device)
+    owner = torch.repeat_interleave(arange, count, output_size=total)
     first = torch.cumsum(count, 0) - count
-    local = torch.arange(len(owner), device=rows.device) - first[owner]
+    local = torch.arange(total, device=rows.device) - first[owner]
     return owner, items[start[rows][owner] + local]
 
 
@@ -264,11 +304,13 @@ def _faces_ok(pos: Any, tri: Any, moving: Any, place: Any) -> Any:
 
 def _round_collapses(
     pos: Any, faces: Any, quadrics: Any, border: Any, excess: int, endpoint: bool, widen: float
-) -> tuple | None:
-    """One round: (kept (w,), removed (w,), new positions (w, 3), merged quadrics (w, 10)) of
-    an independent set of allowed collapses removing at most ``excess`` faces; None if none."""
+) -> tuple:
+    """One round: (kept (k,), removed (k,), new positions (k, 3), merged quadrics (k, 10)) of
+    an independent set of allowed collapses removing at most ``excess`` faces, one row per
+    candidate; a candidate that does not collapse names the spare vertex row (index n, the
+    arrays' last) as both ends. Per-vertex arrays have n + 1 rows; faces use [0, n)."""
     torch = _torch()
-    n, dev = pos.shape[0], pos.device
+    n, dev = pos.shape[0] - 1, pos.device
     a = faces.reshape(-1)
     b = faces[:, [1, 2, 0]].reshape(-1)
     key = torch.minimum(a, b) * n + torch.maximum(a, b)
@@ -276,34 +318,76 @@ def _round_collapses(
     eu, ev = edge_key // n, edge_key % n
     # Cheapest candidates first: about twice the collapses still needed (each removes ~2
     # faces and the independent set keeps a part of them), never more than a share of all.
+    edges = len(edge_key)
+    wanted = int(min(edges, max(64, widen * max(excess, 1)),
+                     max(64, widen * CANDIDATE_SHARE * edges)))  # fmt: skip
+    priced = _kernel(_price, dev)(eu, ev, edge_faces, faces, pos, quadrics, border, endpoint,
+                                  wanted)  # fmt: skip
+    q, place, which, cand, cu, cv, nb_start, nb_items, vf_start, vf_items, counts, cand_cost = (
+        priced
+    )
+    totals = counts.sum(dim=1).tolist()  # the three ring sizes in one wait
+    take = _kernel(_choose, dev)(
+        pos, faces, edge_key, edge_faces, place, cand, cu, cv, nb_start, nb_items, vf_start,
+        vf_items, counts, totals[0], totals[1], totals[2],
+        torch.full((), excess, device=dev), cand_cost,  # a fill, not a blocking copy
+    )  # fmt: skip
+    e = cand
+    swap = which[e] == 1  # keep the vertex that stays put (its own data stays exact)
+    spare = torch.full_like(e, n)
+    kept = torch.where(take, torch.where(swap, ev[e], eu[e]), spare)
+    removed = torch.where(take, torch.where(swap, eu[e], ev[e]), spare)
+    return kept, removed, place[e], q[e]
+
+
+def _price(eu: Any, ev: Any, edge_faces: Any, faces: Any, pos: Any, quadrics: Any,
+           border: Any, endpoint: bool, wanted: int) -> tuple:  # fmt: skip
+    """Every edge's merged quadric (e, 10), placement (e, 3) and kept end (see
+    :func:`placement`); the ``wanted`` cheapest edges as candidates (k,) and their ends; the
+    vertex -> neighbour and vertex -> face CSR tables and the ring sizes (3, k) of the
+    candidates' ends (neighbours of the first, faces around either), whose sums the round
+    reads. An edge may not collapse (infinite cost) when non-manifold or an interior edge
+    joining two border vertices."""
+    torch = _torch()
+    n = pos.shape[0] - 1
     allowed = (edge_faces <= 2) & ~(border[eu] & border[ev] & (edge_faces != 1))
     q = quadrics[eu] + quadrics[ev]
     place, cost, which = placement(
         q, pos[eu], pos[ev], endpoint, border[eu] & ~border[ev], border[ev] & ~border[eu]
     )
     cost = torch.where(allowed, cost, torch.full_like(cost, float("inf")))
-    wanted = int(min(len(cost), max(64, widen * max(excess, 1)),
-                     max(64, widen * CANDIDATE_SHARE * len(cost))))  # fmt: skip
     cand = torch.topk(cost, wanted, largest=False, sorted=True).indices
-    cand = cand[torch.isfinite(cost[cand])]
-    if len(cand) == 0:
-        return None
+    # Refused (infinite) candidates stay in place, masked by their cost in _choose:
+    # dropping them here would be a wait.
     cu, cv = eu[cand], ev[cand]
+    nb_start, nb_items = _csr(torch.cat([eu, ev]), torch.cat([ev, eu]), n)
+    corner_face = torch.arange(len(faces), device=pos.device).repeat_interleave(3)
+    vf_start, vf_items = _csr(faces.reshape(-1), corner_face, n)
+    counts = torch.stack([_slice_counts(nb_start, cu), _slice_counts(vf_start, cu),
+                          _slice_counts(vf_start, cv)])  # fmt: skip
+    return (q, place, which, cand, cu, cv, nb_start, nb_items, vf_start, vf_items, counts,
+            cost[cand])  # fmt: skip
+
+
+def _choose(pos: Any, faces: Any, edge_key: Any, edge_faces: Any, place: Any, cand: Any,
+            cu: Any, cv: Any, nb_start: Any, nb_items: Any, vf_start: Any, vf_items: Any,
+            counts: Any, total_nb: int, total_u: int, total_v: int, excess: Any,
+            cand_cost: Any) -> Any:  # fmt: skip
+    """Which candidates (k,) collapse this round: the refusals, the independent set and the
+    face target, on the candidates' rings (sizes ``counts``, summing to the totals)."""
+    torch = _torch()
+    n, dev = pos.shape[0] - 1, pos.device
+    row, w = _expand(nb_start, nb_items, cu, counts[0], total_nb)
+    row_u, face_u = _expand(vf_start, vf_items, cu, counts[1], total_u)
+    row_v, face_v = _expand(vf_start, vf_items, cv, counts[2], total_v)
+    ok = torch.isfinite(cand_cost)
     # Link condition: the endpoints' common neighbours are exactly the edge's faces' apexes.
-    src = torch.cat([eu, ev])
-    dst = torch.cat([ev, eu])
-    nb_start, nb_items = _csr(src, dst, n)
-    row, w = _expand(nb_start, nb_items, cu)
     probe = torch.minimum(cv[row], w) * n + torch.maximum(cv[row], w)
     hit = torch.searchsorted(edge_key, probe).clamp(max=len(edge_key) - 1)
     common = torch.zeros(len(cand), dtype=torch.int64, device=dev)
     common.index_add_(0, row, (edge_key[hit] == probe).long())
-    ok = common == edge_faces[cand]
+    ok &= common == edge_faces[cand]
     # Faces around either endpoint: none may turn over or become a sliver.
-    corner_face = torch.arange(len(faces), device=dev).repeat_interleave(3)
-    vf_start, vf_items = _csr(a, corner_face, n)
-    row_u, face_u = _expand(vf_start, vf_items, cu)
-    row_v, face_v = _expand(vf_start, vf_items, cv)
     rows = torch.cat([row_u, row_v])
     ring = torch.cat([face_u, face_v])
     moving = torch.cat([cu[row_u], cv[row_v]])
@@ -313,22 +397,20 @@ def _round_collapses(
     bad = torch.zeros(len(cand), dtype=torch.int64, device=dev)
     bad.index_add_(0, rows, (~good).long())
     ok &= bad == 0
-    win = _independent(ok, rows, tri, cu, cv, n)
-    if len(win) == 0:
-        return None
-    removed_faces = torch.cumsum(edge_faces[cand[win]], 0)
-    win = win[removed_faces <= excess] if int(removed_faces[0]) <= excess else win[:1]
-    e = cand[win]
-    swap = which[e] == 1  # keep the vertex that stays put (its own data stays exact)
-    kept = torch.where(swap, ev[e], eu[e])
-    removed = torch.where(swap, eu[e], ev[e])
-    return kept, removed, place[e], q[e]
+    won = _independent(ok, rows, tri, cu, cv, n)
+    # Cheapest first, no further than the face target; if even the cheapest winner removes
+    # more faces than remain to go, it alone (so a round always makes progress).
+    removed_faces = torch.cumsum(torch.where(won, edge_faces[cand], 0), 0)
+    take = won & (removed_faces <= excess)
+    first = won & (torch.cumsum(won.long(), 0) == 1)
+    return torch.where(take.any(), take, first)
 
 
 def _independent(ok: Any, rows: Any, tri: Any, cu: Any, cv: Any, n: int) -> Any:
-    """Indices (ascending, so in cost order) of an independent set of the candidates ``ok``
-    (k,), whose ring faces are ``tri`` (q, 3) for candidate ``rows`` (q,) and whose endpoints
-    are ``cu``, ``cv`` (k,); candidates are ranked by their index."""
+    """Mask (k,) of an independent set of the candidates ``ok`` (k,), whose ring faces are
+    ``tri`` (q, 3) for candidate ``rows`` (q,) and whose endpoints are ``cu``, ``cv`` (k,);
+    candidates are ranked by their index. Always ``PASSES`` passes: a pass with nothing left
+    to add changes nothing, and asking whether one is left would be a wait."""
     torch = _torch()
     dev = ok.device
     rank = torch.arange(len(ok), device=dev)
@@ -336,30 +418,36 @@ def _independent(ok: Any, rows: Any, tri: Any, cu: Any, cv: Any, n: int) -> Any:
     ring_v = tri.reshape(-1)
     live = ok.clone()
     won = torch.zeros_like(ok)
-    for _pass in range(PASSES):
-        mine = torch.where(live, rank, torch.full_like(rank, _INT_MAX))
-        at_end = torch.full((n,), _INT_MAX, dtype=torch.int64, device=dev)
-        at_end.scatter_reduce_(0, torch.cat([cu, cv]), torch.cat([mine, mine]), reduce="amin")
-        in_ring = torch.full((n,), _INT_MAX, dtype=torch.int64, device=dev)
-        in_ring.scatter_reduce_(0, ring_v, mine[ring_row], reduce="amin")
-        # Beaten: a cheaper live candidate has an endpoint in my ring, or my endpoint in its.
-        beaten = torch.zeros(len(ok), dtype=torch.int64, device=dev)
-        beaten.index_add_(0, ring_row, (at_end[ring_v] < mine[ring_row]).long())
-        beaten += (in_ring[cu] < mine).long() + (in_ring[cv] < mine).long()
-        fresh = live & (beaten == 0)
-        if not bool(fresh.any()):
-            break
-        won |= fresh
-        # Block every candidate that conflicts with a new winner, then go again.
-        end_taken = torch.zeros(n, dtype=torch.bool, device=dev)
-        end_taken[cu[fresh]] = True
-        end_taken[cv[fresh]] = True
-        ring_taken = torch.zeros(n, dtype=torch.bool, device=dev)
-        ring_taken[ring_v[fresh[ring_row]]] = True
-        blocked = torch.zeros(len(ok), dtype=torch.int64, device=dev)
-        blocked.index_add_(0, ring_row, end_taken[ring_v].long())
-        blocked += (ring_taken[cu] | ring_taken[cv]).long()
-        live &= ~won & (blocked == 0)
-        if not bool(live.any()):
-            break
-    return torch.nonzero(won).squeeze(1)
+    spare = torch.full_like(ring_v, n)  # non-winners write a spare slot, which nothing reads
+    for _pass_index in range(PASSES):
+        live, won = _pass(live, won, rank, cu, cv, ring_row, ring_v, spare, n)
+    return won
+
+
+def _pass(live: Any, won: Any, rank: Any, cu: Any, cv: Any, ring_row: Any, ring_v: Any,
+          spare: Any, n: int) -> tuple[Any, Any]:  # fmt: skip
+    """One pass of :func:`_independent`: add the live candidates no cheaper live one beats,
+    then drop those their win blocks -> (live, won)."""
+    torch = _torch()
+    dev = live.device
+    mine = torch.where(live, rank, torch.full_like(rank, _INT_MAX))
+    at_end = torch.full((n,), _INT_MAX, dtype=torch.int64, device=dev)
+    at_end.scatter_reduce_(0, torch.cat([cu, cv]), torch.cat([mine, mine]), reduce="amin")
+    in_ring = torch.full((n,), _INT_MAX, dtype=torch.int64, device=dev)
+    in_ring.scatter_reduce_(0, ring_v, mine[ring_row], reduce="amin")
+    # Beaten: a cheaper live candidate has an endpoint in my ring, or my endpoint in its.
+    beaten = torch.zeros(len(live), dtype=torch.int64, device=dev)
+    beaten.index_add_(0, ring_row, (at_end[ring_v] < mine[ring_row]).long())
+    beaten += (in_ring[cu] < mine).long() + (in_ring[cv] < mine).long()
+    fresh = live & (beaten == 0)
+    won = won | fresh
+    # Block every candidate that conflicts with a new winner, then go again.
+    end_taken = torch.zeros(n + 1, dtype=torch.bool, device=dev)
+    end_taken[torch.where(fresh, cu, n)] = True
+    end_taken[torch.where(fresh, cv, n)] = True
+    ring_taken = torch.zeros(n + 1, dtype=torch.bool, device=dev)
+    ring_taken[torch.where(fresh[ring_row], ring_v, spare)] = True
+    blocked = torch.zeros(len(live), dtype=torch.int64, device=dev)
+    blocked.index_add_(0, ring_row, end_taken[ring_v].long())
+    blocked += (ring_taken[cu] | ring_taken[cv]).long()
+    return live & ~won & (blocked == 0), won

@@ -73,12 +73,15 @@ def splat_tensors(
     origin = origin - np.einsum(
         "fij,fj->fi", matrix, lo_vertices[lo_faces[:, 0]].astype(np.float64)
     )
-    hi_faces_t = torch.as_tensor(np.asarray(hi_faces, np.int64), device=dev)
+    # Uploaded in their own dtypes and widened on the device: half the bytes cross the bus and
+    # the host makes no float64 / int64 copy (float32 -> float64 is exact).
+    hi_faces_t = torch.as_tensor(np.ascontiguousarray(hi_faces), device=dev).long()
     # vertex_face / vertex_dist may already be on the device (torch_closest.py's answers).
     vface = torch.as_tensor(vertex_face, device=dev).to(torch.int64)
     chart = torch.as_tensor(np.asarray(face_chart, np.int64), device=dev)
     # Copy k of triangle t goes through the low-res face of its corner k, unless an earlier
-    # corner's face has the same chart: what the sequential kernel's skips do.
+    # corner's face has the same chart: what the sequential kernel's skips do. Every triangle
+    # keeps three copy slots (t * 3 + k, the kernel's order); a skipped one draws nothing.
     corner_face = vface[hi_faces_t]  # (M, 3)
     corner_chart = chart[corner_face]
     keep = torch.ones_like(corner_chart, dtype=torch.bool)
@@ -86,35 +89,46 @@ def splat_tensors(
     keep[:, 2] = (corner_chart[:, 2] != corner_chart[:, 0]) & (
         corner_chart[:, 2] != corner_chart[:, 1]
     )
-    copy_id = torch.nonzero(keep.reshape(-1)).squeeze(1)  # t * 3 + k, in kernel order
-    triangle = copy_id // 3
-    through = corner_face.reshape(-1)[copy_id]
+    through = corner_face.reshape(-1)  # (3 M,)
+    corners = hi_faces_t.repeat_interleave(3, dim=0)  # (3 M, 3): copy -> its triangle's corners
     # Corner pixel positions: (copies, 3 corners, 2).
-    points = torch.as_tensor(np.asarray(hi_vertices, np.float64), device=dev)[hi_faces_t[triangle]]
+    points = torch.as_tensor(np.ascontiguousarray(hi_vertices), device=dev).double()[corners]
     affine = torch.as_tensor(matrix, device=dev)[through]  # (c, 2, 3)
     shift = torch.as_tensor(origin, device=dev)[through]  # (c, 2)
     pixel = (torch.einsum("cij,ckj->cki", affine, points) + shift[:, None, :]) * size
     corner_depth = torch.as_tensor(vertex_dist, device=dev).to(torch.float32)
-    corner_depth = corner_depth[hi_faces_t[triangle]].double()  # (c, 3)
-    values = torch.zeros((size * size, attributes.shape[1]), dtype=torch.float32, device=dev)
-    depth = torch.full((size * size,), float("inf"), dtype=torch.float64, device=dev)
-    winner = torch.full((size * size,), -1, dtype=torch.int64, device=dev)
-    win_weights = torch.zeros((size * size, 3), dtype=torch.float64, device=dev)
-    for part in _chunks(pixel, size):
-        _draw(torch, part, pixel, corner_depth, size, depth, winner, win_weights)
-    filled = torch.nonzero(winner >= 0).squeeze(1)
-    copy = winner[filled]
-    corners = hi_faces_t[triangle[copy]]  # (k, 3)
-    attrs = torch.as_tensor(np.asarray(attributes, np.float32), device=dev)
-    w = win_weights[filled]
-    values[filled] = (
-        w[:, 0:1] * attrs[corners[:, 0]].double()
-        + w[:, 1:2] * attrs[corners[:, 1]].double()
-        + w[:, 2:3] * attrs[corners[:, 2]].double()
+    corner_depth = corner_depth[corners].double()  # (c, 3)
+    # One int64 per texel: the winning depth's order key in the high half, the copy in the
+    # low half, so one scatter-min keeps the nearest copy and, among equals, the earliest.
+    best = torch.full((size * size,), _NO_KEY, dtype=torch.int64, device=dev)
+    col0, col1, row0, row1 = _box(pixel, size)
+    count = (col1 - col0 + 1).clamp(min=0) * (row1 - row0 + 1).clamp(min=0)
+    count = torch.where(keep.reshape(-1), count, 0)
+    for first, last, total in _chunks(count):
+        _draw(torch, first, last, total, pixel, corner_depth, col0, row0, col1 - col0 + 1,
+              count, size, best)  # fmt: skip
+    filled = best != _NO_KEY
+    if len(pixel) == 0:  # no high-res triangle: an empty atlas
+        values = torch.zeros((size * size, attributes.shape[1]), dtype=torch.float32, device=dev)
+        return values, torch.full((size * size,), -1, dtype=torch.int32, device=dev)
+    copy = torch.where(filled, best & 0xFFFFFFFF, 0)
+    # The winner's barycentric weights, recomputed per texel with _draw's arithmetic.
+    texel = torch.arange(size * size, device=dev)
+    w0, w1, w2, _ = _weights(pixel[copy], (texel % size).double() + 0.5,
+                             (texel // size).double() + 0.5)  # fmt: skip
+    attrs = torch.as_tensor(np.ascontiguousarray(attributes), device=dev).float()
+    at = corners[copy]  # (s * s, 3)
+    values = (
+        w0[:, None] * attrs[at[:, 0]].double()
+        + w1[:, None] * attrs[at[:, 1]].double()
+        + w2[:, None] * attrs[at[:, 2]].double()
     ).float()
-    out_face = torch.full((size * size,), -1, dtype=torch.int32, device=dev)
-    out_face[filled] = through[copy].int()
+    values = torch.where(filled[:, None], values, 0.0)
+    out_face = torch.where(filled, through[copy], -1).int()
     return values, out_face
+
+
+_NO_KEY = 2**63 - 1  # a texel no copy reached
 
 
 def _box(pixel: Any, size: int) -> tuple[Any, Any, Any, Any]:
@@ -125,33 +139,23 @@ def _box(pixel: Any, size: int) -> tuple[Any, Any, Any, Any]:
     return low[:, 0], high[:, 0], low[:, 1], high[:, 1]
 
 
-def _chunks(pixel: Any, size: int) -> list[Any]:
-    """Copy index ranges whose bounding boxes hold about TEXELS_PER_CHUNK texels together."""
-    torch = _torch()
-    col0, col1, row0, row1 = _box(pixel, size)
-    area = ((col1 - col0 + 1).clamp(min=0) * (row1 - row0 + 1).clamp(min=0)).cpu().numpy()
-    ends = np.cumsum(area)
+def _chunks(count: Any) -> list[tuple[int, int, int]]:
+    """(first, last, texels) copy ranges whose boxes hold about TEXELS_PER_CHUNK texels
+    together: the splat's one host wait (the boxes' sizes)."""
+    ends = np.cumsum(count.cpu().numpy())
+    if len(ends) == 0:
+        return []
     bounds = np.searchsorted(ends, np.arange(TEXELS_PER_CHUNK, ends[-1], TEXELS_PER_CHUNK))
-    edges = np.unique(np.concatenate([[0], bounds + 1, [len(area)]]))
-    pairs = itertools.pairwise(edges)
-    return [torch.arange(int(a), int(b), device=pixel.device) for a, b in pairs if b > a]
+    edges = np.unique(np.concatenate([[0], bounds + 1, [len(ends)]]))
+    done = np.concatenate([[0], ends])
+    return [(int(a), int(b), int(done[b] - done[a]))
+            for a, b in itertools.pairwise(edges) if b > a and done[b] > done[a]]  # fmt: skip
 
 
-def _draw(torch: Any, part: Any, pixel: Any, corner_depth: Any, size: int, depth: Any,
-          winner: Any, win_weights: Any) -> None:  # fmt: skip
-    """Rasterise the copies ``part`` into the z-buffer (depth, winner, barycentric weights)."""
-    col0, col1, row0, row1 = _box(pixel[part], size)
-    width = (col1 - col0 + 1).clamp(min=0)
-    count = width * (row1 - row0 + 1).clamp(min=0)
-    owner = torch.repeat_interleave(torch.arange(len(part), device=pixel.device), count)
-    if len(owner) == 0:
-        return
-    start = torch.cumsum(count, 0) - count
-    local = torch.arange(len(owner), device=pixel.device) - start[owner]
-    row = row0[owner] + local // width[owner]
-    col = col0[owner] + local % width[owner]
-    p = pixel[part][owner]  # (q, 3, 2)
-    x, y = col.double() + 0.5, row.double() + 0.5
+def _weights(p: Any, x: Any, y: Any) -> tuple[Any, Any, Any, Any]:
+    """Barycentric weights (w0, w1, w2) of texel centres (x, y) in triangles p (q, 3, 2), and
+    whether the triangle is non-degenerate; the sequential kernel's arithmetic."""
+    torch = _torch()
     ex1, ey1 = p[:, 1, 0] - p[:, 0, 0], p[:, 1, 1] - p[:, 0, 1]
     ex2, ey2 = p[:, 2, 0] - p[:, 0, 0], p[:, 2, 1] - p[:, 0, 1]
     det = ex1 * ey2 - ex2 * ey1
@@ -160,24 +164,32 @@ def _draw(torch: Any, part: Any, pixel: Any, corner_depth: Any, size: int, depth
     w1 = (dx * ey2 - ex2 * dy) * inv
     w2 = (ex1 * dy - dx * ey1) * inv
     w0 = 1.0 - w1 - w2
-    inside = (det != 0) & (w0 >= -_EDGE_EPS) & (w1 >= -_EDGE_EPS) & (w2 >= -_EDGE_EPS)
-    copy = part[owner]
-    d = corner_depth[copy]
+    return w0, w1, w2, det != 0
+
+
+def _draw(torch: Any, first: int, last: int, total: int, pixel: Any, corner_depth: Any,
+          col0: Any, row0: Any, width: Any, count: Any, size: int, best: Any) -> None:  # fmt: skip
+    """Scatter-min the (depth, copy) keys of copies first..last-1 into the texels they cover."""
+    dev = pixel.device
+    part = count[first:last]
+    owner = torch.repeat_interleave(torch.arange(first, last, device=dev), part,
+                                    output_size=total)  # fmt: skip
+    start = torch.cumsum(part, 0) - part
+    local = torch.arange(total, device=dev) - start[owner - first]
+    row = row0[owner] + local // width[owner]
+    col = col0[owner] + local % width[owner]
+    w0, w1, w2, solid = _weights(pixel[owner], col.double() + 0.5, row.double() + 0.5)
+    inside = solid & (w0 >= -_EDGE_EPS) & (w1 >= -_EDGE_EPS) & (w2 >= -_EDGE_EPS)
+    d = corner_depth[owner]
     # The sequential kernel stores depths as float32: compare the same rounded values.
-    z = (w0 * d[:, 0] + w1 * d[:, 1] + w2 * d[:, 2]).float().double()
-    texel = row * size + col
-    keep = inside & (z < depth[texel])
-    texel, z, copy = texel[keep], z[keep], copy[keep]
-    weights = torch.stack([w0[keep], w1[keep], w2[keep]], dim=1)
-    best = torch.full_like(depth, float("inf")).scatter_reduce(0, texel, z, reduce="amin")
-    at_best = z == best[texel]
-    first = torch.full_like(winner, torch.iinfo(torch.int64).max)
-    first = first.scatter_reduce(0, texel[at_best], copy[at_best], reduce="amin")
-    chosen = at_best & (copy == first[texel])
-    texel = texel[chosen]
-    depth[texel] = z[chosen]
-    winner[texel] = copy[chosen]
-    win_weights[texel] = weights[chosen]
+    z = (w0 * d[:, 0] + w1 * d[:, 1] + w2 * d[:, 2]).float() + 0.0  # + 0.0: no -0.0
+    bits = z.view(torch.int32)
+    order = torch.where(bits >= 0, bits, bits ^ 0x7FFFFFFF).long()  # float order as integers
+    key = order * 2**32 + owner
+    # Outside texels and depths that can never win (inf, NaN) scatter the empty key: no
+    # compaction (a host wait) is needed.
+    key = torch.where(inside & (z < float("inf")), key, _NO_KEY)
+    best.scatter_reduce_(0, row * size + col, key, reduce="amin")
 
 
 def query_field(

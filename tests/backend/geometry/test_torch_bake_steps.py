@@ -82,3 +82,55 @@ def test_cuda_raster_and_closest_faces_match(sphere_mesh, atlas):
     ours_dist = ours_dist.cpu().numpy()
     np.testing.assert_array_equal(ours_dist.astype(np.float32), dist.astype(np.float32))
     np.testing.assert_allclose(ours_dist, dist, rtol=4e-16, atol=0)
+
+
+def _splat_args(sphere_mesh, atlas, size):
+    vertices, faces = sphere_mesh
+    _, mapped = atlas
+    near = cKDTree(mapped.vertices).query(vertices, k=3)[1]
+    face, dist = transfer.closest_faces(vertices, near, mapped.vertices, mapped.faces,
+                                        mapped.source_vertex)  # fmt: skip
+    attributes = np.hstack([vertices, np.sin(7.0 * vertices)]).astype(np.float32)
+    return (vertices, faces, attributes, face, dist, mapped.vertices, mapped.faces, mapped.uvs,
+            mapped.chart, size)  # fmt: skip
+
+
+def test_device_splat_is_the_compiled_splat(sphere_mesh, atlas, monkeypatch):
+    from backend.geometry import transfer_torch
+
+    for size in (512, 333):
+        args = _splat_args(sphere_mesh, atlas, size)
+        values, face = transfer.splat(*args)
+        ours_values, ours_face = transfer_torch.splat(*args, device="cpu")
+        assert 0.3 < (face >= 0).mean() < 1.0
+        np.testing.assert_array_equal(ours_face, face)
+        np.testing.assert_array_equal(ours_values, values)
+    # Many chunks (a few copies each) draw the same image.
+    monkeypatch.setattr(transfer_torch, "TEXELS_PER_CHUNK", 3000)
+    ours_values, ours_face = transfer_torch.splat(*args, device="cpu")
+    np.testing.assert_array_equal(ours_face, face)
+    np.testing.assert_array_equal(ours_values, values)
+
+
+def test_device_splat_waits_for_the_host_once(sphere_mesh, atlas):
+    # On a GPU every compaction or read-back stalls the queue: the splat reads the boxes'
+    # sizes once (to cut chunks) and nothing else.
+    from backend.geometry import transfer_torch
+    from benchmarks.geometry_syncs import counting
+
+    args = _splat_args(sphere_mesh, atlas, 512)
+    with counting() as counts:
+        _, face = transfer_torch.splat_tensors(*args, device="cpu")
+    assert counts.syncs["all"] == 1, counts.sync_names
+    assert int((face >= 0).sum()) > 0
+
+
+@CUDA
+def test_cuda_splat_is_the_compiled_splat(sphere_mesh, atlas):
+    from backend.geometry import transfer_torch
+
+    args = _splat_args(sphere_mesh, atlas, 512)
+    values, face = transfer.splat(*args)
+    ours_values, ours_face = transfer_torch.splat(*args, device="cuda")
+    np.testing.assert_array_equal(ours_face, face)
+    np.testing.assert_allclose(ours_values, values, rtol=0, atol=1e-6)

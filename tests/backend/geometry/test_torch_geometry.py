@@ -216,6 +216,29 @@ def test_cuda_decimation_matches_the_cpu_decimator(blob_mesh, blob_clean, blob_c
 
 
 @CUDA
+def test_cuda_decimation_rounds_wait_three_times(blob_clean, monkeypatch):
+    # CUDA's own count of the host waits (its sync debug mode warns at each): three a round
+    # (four if this torch's unique waits twice), where the first version waited ~31 times.
+    import warnings
+
+    rounds = []
+    one_round = torch_qem._round_collapses
+    monkeypatch.setattr(torch_qem, "_round_collapses",
+                        lambda *args: rounds.append(1) or one_round(*args))  # fmt: skip
+    torch_qem.collapse(blob_clean.vertices, blob_clean.faces, 3000, device="cuda")  # warm
+    rounds.clear()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch_qem.collapse(blob_clean.vertices, blob_clean.faces, 3000, device="cuda")
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    waits = sum("synchroniz" in str(w.message) for w in caught)
+    assert len(rounds) > 5 and waits <= 4 * len(rounds) + 16, (waits, len(rounds))
+
+
+@CUDA
 def test_cuda_pipeline_runs_the_torch_stages(sphere_mesh):
     vertices, faces = sphere_mesh
     raw = RawAsset(vertices, faces, vertex_colors=analytic_color(vertices))
@@ -249,3 +272,58 @@ def test_link_condition_holds_down_to_a_few_faces():
     topology = quality.topology(result.vertices, result.faces)
     assert topology["non_manifold_edges"] == 0 and topology["watertight"]
     assert topology["euler"] == 2 and topology["pieces"] == 1
+
+
+def test_decimation_rounds_wait_for_the_host_three_times(blob_clean, monkeypatch):
+    # The edge list's size, the ring sizes and the face compaction: every other step of a
+    # round is masks on fixed-size tensors, so a GPU is not stalled ~30 times a round.
+    from benchmarks.geometry_syncs import counting
+
+    rounds = []
+    one_round = torch_qem._round_collapses
+    monkeypatch.setattr(torch_qem, "_round_collapses",
+                        lambda *args: rounds.append(1) or one_round(*args))  # fmt: skip
+    with counting() as counts:
+        _, faces, _, _ = torch_qem.collapse(blob_clean.vertices, blob_clean.faces, 3000)
+    assert decimate.within_tolerance(len(faces), 3000) and len(rounds) > 5
+    fixed = counts.syncs["all"] - 3 * len(rounds)  # unique once, the merge chains, the copies
+    assert 0 <= fixed <= 12, (len(rounds), counts.sync_names)
+
+
+def test_compiled_decimation_gives_the_same_mesh(monkeypatch, caplog):
+    # The compiled placement, face checks and independent-set passes (CUDA's default) forced
+    # on the CPU: the same collapses as eager, and no recompiling for a second mesh size.
+    from tests.support.analytic_meshes import marching_cubes_mesh, sphere_field
+
+    monkeypatch.setenv("DREAMCAD_COMPILE", "0")
+    assert torch_qem._kernel(torch_qem._choose, "cuda") is torch_qem._choose
+    meshes = [clean.clean_mesh(*marching_cubes_mesh(sphere_field, r)) for r in (24, 30)]
+    eager = [torch_qem.collapse(m.vertices, m.faces, 300) for m in meshes]
+    monkeypatch.setenv("DREAMCAD_COMPILE", "1")
+    assert torch_qem._kernel(torch_qem._choose, "cpu") is not torch_qem._choose
+    for mesh, expected in zip(meshes, eager, strict=True):
+        ours = torch_qem.collapse(mesh.vertices, mesh.faces, 300)
+        for a, b in zip(ours, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert "running it eagerly" not in caplog.text  # it compiled, no fallback
+
+
+def test_dilate_texels_is_the_bakes_host_tail():
+    # bake.py's steps on the host: place the baked texels, dilate, fill the unreached texels
+    # with the rounded mean; dilate_texels does them on the device, to the same bytes.
+    rng = np.random.default_rng(3)
+    size, channels = 96, 7
+    rows, cols = np.mgrid[0:size, 0:size]
+    blob = (rows - 30) ** 2 + (cols - 40) ** 2 < 15**2
+    flat = np.flatnonzero(blob | (rng.random((size, size)) < 0.002))
+    texel_bytes = rng.integers(0, 256, (len(flat), channels), dtype=np.uint8)
+    stacked = np.zeros((size, size, channels), dtype=np.uint8)
+    stacked.reshape(-1, channels)[flat] = texel_bytes
+    filled = np.zeros((size, size), dtype=bool)
+    filled.reshape(-1)[flat] = True
+    expected, grown = dilate.dilate(stacked, filled, tolerances.DILATE_PX)
+    expected[~grown] = np.rint(texel_bytes.mean(axis=0)).astype(np.uint8)
+    assert 0 < (~grown).sum() < grown.size  # some texels are never reached: the mean shows
+    ours, ours_grown = torch_dilate.dilate_texels(texel_bytes, flat, size, tolerances.DILATE_PX)
+    np.testing.assert_array_equal(ours_grown, grown)
+    np.testing.assert_array_equal(ours, expected)
