@@ -95,6 +95,11 @@ def test_report_claims_only_triposr_pairs_at_equal_settings():
              / parity["timing"]["parts"]["network"]["median_s"])  # fmt: skip
     assert parity["timing"]["compiled_blocks"]  # the product's CUDA mode is what is compared
     assert f"upstream / ours: {ratio:.2f}x (ours compiled)" in "\n".join(report.trellis_parity())
+    t2 = json.loads((ROOT / "benchmarks/results/trellis2_parity_full_h200.json").read_text())
+    t2_page = "\n".join(report.trellis2_parity())
+    for name, row in t2["stages"].items():  # every stage of the run is in the table
+        assert f"| {name} |" in t2_page and row["pass"] == all(
+            v["max_rel"] <= t2["tolerance_rel"] for v in row.get("compare", {}).values())
     assert "token counts unpublished" in page and "| 4394 |" in page
     cpu = "\n".join(report.cpu_before_after())
     assert "## `postprocess` before / after" in cpu and "## GLB export before / after" in cpu
