@@ -44,10 +44,44 @@ class CacheEvent:
 CacheListener = Callable[[CacheEvent], None]
 
 
-def discover_adapters() -> dict[str, type[ModelAdapter]]:
+DISTRIBUTION = "dreamcad"
+PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+
+
+def source_checkout_entry_points(pyproject: Path = PYPROJECT) -> list[metadata.EntryPoint]:
+    """Our own plug-ins as ``pyproject.toml`` declares them, for a checkout run from source
+    (``PYTHONPATH=repo``, no ``pip install``: a remote GPU box, a CI image) where no package
+    metadata exists and the entry-point group would otherwise be empty."""
+    import tomllib
+
+    if not pyproject.is_file():
+        return []
+    table = tomllib.loads(pyproject.read_text())["project"].get("entry-points", {})
+    return [
+        metadata.EntryPoint(name, value, ENTRY_POINT_GROUP)
+        for name, value in table.get(ENTRY_POINT_GROUP, {}).items()
+    ]
+
+
+def model_entry_points(
+    distribution: str = DISTRIBUTION, pyproject: Path = PYPROJECT
+) -> list[metadata.EntryPoint]:
+    """The installed ``dreamcad.models`` entry points; our own from pyproject.toml when
+    ``distribution`` is not installed (third-party plug-ins still come from their metadata)."""
+    entries = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+    try:
+        metadata.distribution(distribution)
+    except metadata.PackageNotFoundError:
+        log.info("%s is not installed: its models are read from %s", distribution, pyproject)
+        known = {entry.name for entry in entries}
+        entries += [e for e in source_checkout_entry_points(pyproject) if e.name not in known]
+    return entries
+
+
+def discover_adapters(distribution: str = DISTRIBUTION) -> dict[str, type[ModelAdapter]]:
     """Every adapter class installed; a broken plug-in is logged and skipped, never fatal."""
     found: dict[str, type[ModelAdapter]] = {}
-    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for entry in model_entry_points(distribution):
         try:
             cls = entry.load()
         except Exception as error:  # a third-party plug-in must not take the backend down

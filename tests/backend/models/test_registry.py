@@ -183,3 +183,36 @@ def test_cache_listeners_hear_every_load_and_unload(tmp_path) -> None:
     ]  # fmt: skip
     assert {e.device for e in heard} == {"cuda:1"} and {e.vram_mb for e in heard} == {400}
     assert all(e.seconds >= 0 for e in heard) and cache.loaded() == []
+
+
+def test_a_source_checkout_reads_our_models_from_pyproject() -> None:
+    """Run from a checkout without ``pip install`` (no package metadata), the backend must still
+    find its own models: pyproject.toml's table is what the installed metadata says."""
+    from importlib import metadata
+
+    from backend.models.registry import ENTRY_POINT_GROUP, source_checkout_entry_points
+
+    installed = {
+        (e.name, e.value)
+        for e in metadata.entry_points(group=ENTRY_POINT_GROUP)
+        if e.dist is not None and e.dist.name == "dreamcad"
+    }
+    from_source = {(e.name, e.value) for e in source_checkout_entry_points()}
+    assert from_source == installed
+    assert ("triposr", "backend.models.triposr.adapter:TripoSRAdapter") in from_source
+
+
+def test_the_pyproject_table_is_read_only_when_the_package_is_not_installed(tmp_path) -> None:
+    from backend.models.registry import PYPROJECT, model_entry_points
+
+    extra = PYPROJECT.read_text().replace(
+        '[project.entry-points."dreamcad.models"]\n',
+        '[project.entry-points."dreamcad.models"]\n'
+        'extra-stand-in = "backend.models.builtin.procedural:ProceduralAdapter"\n',
+    )
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(extra)
+    installed = {e.name for e in model_entry_points("dreamcad", pyproject)}
+    source = {e.name for e in model_entry_points("no-such-distribution-installed", pyproject)}
+    assert "extra-stand-in" not in installed and "extra-stand-in" in source
+    assert installed <= source
