@@ -216,3 +216,26 @@ def test_the_pyproject_table_is_read_only_when_the_package_is_not_installed(tmp_
     source = {e.name for e in model_entry_points("no-such-distribution-installed", pyproject)}
     assert "extra-stand-in" not in installed and "extra-stand-in" in source
     assert installed <= source
+
+
+def test_the_cli_of_a_bare_checkout_lists_our_models(tmp_path) -> None:
+    """A real process with no dreamcad metadata: this environment's packages minus our own
+    dist-info and editable hook, no site processing (-S), the checkout on PYTHONPATH."""
+    import subprocess
+    import sys
+    import sysconfig
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    bare = tmp_path / "site"
+    bare.mkdir()
+    for entry in site.iterdir():
+        if not entry.name.startswith(("dreamcad-", "__editable__")) and entry.suffix != ".pth":
+            (bare / entry.name).symlink_to(entry)
+    repo = Path(__file__).resolve().parents[3]
+    listed = subprocess.run(
+        [sys.executable, "-S", "-m", "backend.cli", "models", "--json"],
+        env={"PYTHONPATH": f"{bare}:{repo}", "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert '"triposr"' in listed.stdout and '"mesh-optimize"' in listed.stdout
