@@ -81,7 +81,7 @@ def _room(refs, vstart, vcount, top, faces, face_alive, face_list):
     return refs, total
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _face_error(f, pos, faces, quadrics, border, endpoint, q):
     best = np.inf
     for k in range(3):
@@ -293,17 +293,21 @@ def prepare_quadrics(pos, faces, boundary_weight):
     border = np.zeros(n, np.bool_)
     normals = np.zeros((m, 3))
     for f in range(m):
-        p0, p1, p2 = pos[faces[f, 0]], pos[faces[f, 1]], pos[faces[f, 2]]
-        e1, e2 = p1 - p0, p2 - p0
-        nx = e1[1] * e2[2] - e1[2] * e2[1]
-        ny = e1[2] * e2[0] - e1[0] * e2[2]
-        nz = e1[0] * e2[1] - e1[1] * e2[0]
+        # Scalars, not pos[i] views and e1 = p1 - p0 arrays: two allocations and six atomic
+        # reference counts a face were most of this loop's time.
+        i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
+        p0x, p0y, p0z = pos[i0, 0], pos[i0, 1], pos[i0, 2]
+        e1x, e1y, e1z = pos[i1, 0] - p0x, pos[i1, 1] - p0y, pos[i1, 2] - p0z
+        e2x, e2y, e2z = pos[i2, 0] - p0x, pos[i2, 1] - p0y, pos[i2, 2] - p0z
+        nx = e1y * e2z - e1z * e2y
+        ny = e1z * e2x - e1x * e2z
+        nz = e1x * e2y - e1y * e2x
         length = np.sqrt(nx * nx + ny * ny + nz * nz)
         if length == 0.0:
             continue
         nx, ny, nz = nx / length, ny / length, nz / length
         normals[f, 0], normals[f, 1], normals[f, 2] = nx, ny, nz
-        d = -(nx * p0[0] + ny * p0[1] + nz * p0[2])
+        d = -(nx * p0x + ny * p0y + nz * p0z)
         for k in range(3):
             add_plane(quadrics, faces[f, k], nx, ny, nz, d, 0.5 * length)
     alive = np.ones(m, np.bool_)
