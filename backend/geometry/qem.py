@@ -48,15 +48,22 @@ def _bucket(cost):
 
 
 @numba.njit(cache=True)
+def _queue_grow(queue, nxt):
+    """The queue arrays at twice their size (the first ``len(nxt)`` entries kept)."""
+    bigger = np.empty((2 * queue.shape[0], 4), np.int64)
+    bigger[: queue.shape[0]] = queue
+    grown = np.empty(2 * nxt.shape[0], np.int64)
+    grown[: nxt.shape[0]] = nxt
+    return bigger, grown
+
+
+@numba.njit(cache=True, inline="always")
 def _queue_push(queue, head, tail, nxt, count, key, u, v, stu, stv):
-    """Append an edge to its bucket (FIFO within a bucket); returns the grown queue arrays."""
+    """Append an edge to its bucket (FIFO within a bucket); returns the grown queue arrays.
+    Inlined, with the rare growth out of line: a call per push cost an atomic reference count
+    per array argument."""
     if count == nxt.shape[0]:
-        bigger = np.empty((2 * queue.shape[0], 4), np.int64)
-        bigger[: queue.shape[0]] = queue
-        queue = bigger
-        grown = np.empty(2 * nxt.shape[0], np.int64)
-        grown[: nxt.shape[0]] = nxt
-        nxt = grown
+        queue, nxt = _queue_grow(queue, nxt)
     queue[count, 0], queue[count, 1], queue[count, 2], queue[count, 3] = u, v, stu, stv
     nxt[count] = -1
     if tail[key] >= 0:
@@ -71,9 +78,8 @@ def _queue_push(queue, head, tail, nxt, count, key, u, v, stu, stv):
 def _room(refs, vstart, vcount, top, faces, face_alive, face_list):
     """Compact the ring lists from ``face_list``'s live faces when fewer than a worst-case
     collapse's entries are free. Done here, over this caller's faces only, so the rebuild in
-    apply_collapse (over every face) never runs while other threads change their parts."""
-    if top + 2 * RING_MAX <= refs.shape[0]:
-        return refs, top
+    apply_collapse (over every face) never runs while other threads change their parts.
+    Callers check ``top + 2 * RING_MAX > len(refs)`` first."""
     total = count_part_rings(faces, face_list, face_alive, vcount, vstart)
     if total + 4 * RING_MAX > refs.shape[0]:
         refs = np.empty(2 * (total + 4 * RING_MAX), np.int64)
@@ -127,7 +133,8 @@ def _sweeps(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
                     continue
                 if edge_cost(a, b, pos, quadrics, border, endpoint, q) > threshold:
                     continue
-                refs, top = _room(refs, vstart, vcount, top, faces, face_alive, face_list)
+                if top + 2 * RING_MAX > refs.shape[0]:  # a call per try cost refcounts
+                    refs, top = _room(refs, vstart, vcount, top, faces, face_alive, face_list)
                 kept, removed, refs, top = try_collapse(
                     a, b, pos, faces, quadrics, border, endpoint, flip_cos, min_quality,
                     face_alive, vertex_alive, version, parent, mark, stamp, ring_u, ring_v,
@@ -192,7 +199,8 @@ def _greedy(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
             u, v, vu, vv = queue[entry, 0], queue[entry, 1], queue[entry, 2], queue[entry, 3]
             if not (vertex_alive[u] and vertex_alive[v]) or version[u] != vu or version[v] != vv:
                 continue
-            refs, top = _room(refs, vstart, vcount, top, faces, face_alive, face_list)
+            if top + 2 * RING_MAX > refs.shape[0]:
+                refs, top = _room(refs, vstart, vcount, top, faces, face_alive, face_list)
             kept, removed, refs, top = try_collapse(
                 u, v, pos, faces, quadrics, border, endpoint, flip_cos, min_quality,
                 face_alive, vertex_alive, version, parent, mark, stamp, ring_u, ring_v,
