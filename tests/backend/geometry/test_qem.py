@@ -151,3 +151,16 @@ def test_coordinate_placement_matches_the_array_form_bit_for_bit():
         assert got == want
         checked += got[4] == 2
     assert checked > 50  # the solver's branch was taken, not only the endpoints
+
+
+def test_slab_counts_are_even_so_two_and_four_threads_share_them_equally():
+    """numba hands each thread an equal static chunk of the slabs: an odd count leaves one
+    thread a slab behind the other (7 slabs of the 800k-face benchmark went 4:3 on 2 cores)."""
+    from backend.geometry import tolerances
+
+    per = tolerances.PARALLEL_PART_FACES
+    counts = [qem.parallel_parts(faces) for faces in range(per, 40 * per, per // 3)]
+    assert all(count % 2 == 0 for count in counts)
+    assert qem.parallel_parts(int(7.9 * per)) == 8  # the benchmark blob: 793k faces
+    assert qem.parallel_parts(16 * per) == 16  # an even count stays as it is
+    assert max(counts) == tolerances.PARALLEL_MAX_PARTS
