@@ -27,11 +27,13 @@ def placement(q, pu, pv, endpoint, pinned_u, pinned_v):
     return place(q, pu[0], pu[1], pu[2], pv[0], pv[1], pv[2], endpoint, pinned_u, pinned_v)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def place(q, ux, uy, uz, vx, vy, vz, endpoint, pinned_u, pinned_v):
     """:func:`placement` on coordinates. Hot loops call this one: an array view per endpoint
     (``pos[u]``) costs an atomic reference count each, and on the shared ``pos`` those atomics
-    were a fifth of the decimator's time and bounced a cache line between the slab threads."""
+    were a fifth of the decimator's time and bounced a cache line between the slab threads.
+    Not inlined in numba's IR (its callers, edge_cost among them, are): that doubled the
+    decimator's first compile (51 -> 100 s) for no measurable speed; LLVM inlines it anyway."""
     if pinned_u and not pinned_v:
         return ux, uy, uz, quadric_cost(q, ux, uy, uz), 0
     if pinned_v and not pinned_u:
