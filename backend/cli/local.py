@@ -193,6 +193,7 @@ def run_postprocess(args: argparse.Namespace) -> int:
     from backend.geometry.postprocess import postprocess_file
 
     heap.keep_freed_memory()  # one job, then exit: reuse freed pages, not fault in new ones
+    heap.freeze_objects()  # and keep the garbage collector off the imported modules' objects
 
     options = PipelineOptions(
         target_faces=args.faces,
@@ -204,6 +205,7 @@ def run_postprocess(args: argparse.Namespace) -> int:
         keep_uvs=args.keep_uvs,
     )
     result = postprocess_file(args.mesh, args.output, options, None)
+    heap.freeze_objects()  # the outputs are written: exit without walking every object again
     levels = ", ".join(f"{level['name']} {level['faces']}" for level in result.lods)
     print(f"wrote {args.output} ({levels or f'{result.faces} faces'})")
     hidden = result.quality.get("inner_faces_removed")

@@ -14,10 +14,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from backend.geometry.quadrics import placement
+from backend.geometry.quadrics import place
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def ring(u, vstart, vcount, refs, face_alive, out):
     n = 0
     for j in range(vstart[u], vstart[u] + vcount[u]):
@@ -186,7 +186,10 @@ def try_collapse(u, v, pos, faces, quadrics, border, endpoint, flip_cos, min_qua
         q[t] = quadrics[u, t] + quadrics[v, t]
     pin_u = border[u] and not border[v]
     pin_v = border[v] and not border[u]
-    x, y, z, _, which = placement(q, pos[u], pos[v], endpoint, pin_u, pin_v)
+    x, y, z, _, which = place(
+        q, pos[u, 0], pos[u, 1], pos[u, 2], pos[v, 0], pos[v, 1], pos[v, 2], endpoint, pin_u,
+        pin_v,
+    )  # fmt: skip
     if not collapse_ok(u, v, x, y, z, pos, faces, ring_u, nu, ring_v, nv, mark, stamp,
                         border, flip_cos, min_quality):  # fmt: skip
         return -1, 0, refs, top

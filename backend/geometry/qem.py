@@ -48,15 +48,22 @@ def _bucket(cost):
 
 
 @numba.njit(cache=True)
+def _queue_grow(queue, nxt):
+    """The queue arrays at twice their size (the first ``len(nxt)`` entries kept)."""
+    bigger = np.empty((2 * queue.shape[0], 4), np.int64)
+    bigger[: queue.shape[0]] = queue
+    grown = np.empty(2 * nxt.shape[0], np.int64)
+    grown[: nxt.shape[0]] = nxt
+    return bigger, grown
+
+
+@numba.njit(cache=True, inline="always")
 def _queue_push(queue, head, tail, nxt, count, key, u, v, stu, stv):
-    """Append an edge to its bucket (FIFO within a bucket); returns the grown queue arrays."""
+    """Append an edge to its bucket (FIFO within a bucket); returns the grown queue arrays.
+    Inlined, with the rare growth out of line: a call per push cost an atomic reference count
+    per array argument."""
     if count == nxt.shape[0]:
-        bigger = np.empty((2 * queue.shape[0], 4), np.int64)
-        bigger[: queue.shape[0]] = queue
-        queue = bigger
-        grown = np.empty(2 * nxt.shape[0], np.int64)
-        grown[: nxt.shape[0]] = nxt
-        nxt = grown
+        queue, nxt = _queue_grow(queue, nxt)
     queue[count, 0], queue[count, 1], queue[count, 2], queue[count, 3] = u, v, stu, stv
     nxt[count] = -1
     if tail[key] >= 0:
@@ -71,9 +78,8 @@ def _queue_push(queue, head, tail, nxt, count, key, u, v, stu, stv):
 def _room(refs, vstart, vcount, top, faces, face_alive, face_list):
     """Compact the ring lists from ``face_list``'s live faces when fewer than a worst-case
     collapse's entries are free. Done here, over this caller's faces only, so the rebuild in
-    apply_collapse (over every face) never runs while other threads change their parts."""
-    if top + 2 * RING_MAX <= refs.shape[0]:
-        return refs, top
+    apply_collapse (over every face) never runs while other threads change their parts.
+    Callers check ``top + 2 * RING_MAX > len(refs)`` first."""
     total = count_part_rings(faces, face_list, face_alive, vcount, vstart)
     if total + 4 * RING_MAX > refs.shape[0]:
         refs = np.empty(2 * (total + 4 * RING_MAX), np.int64)
@@ -81,7 +87,7 @@ def _room(refs, vstart, vcount, top, faces, face_alive, face_list):
     return refs, total
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _face_error(f, pos, faces, quadrics, border, endpoint, q):
     best = np.inf
     for k in range(3):
@@ -127,7 +133,8 @@ def _sweeps(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
                     continue
                 if edge_cost(a, b, pos, quadrics, border, endpoint, q) > threshold:
                     continue
-                refs, top = _room(refs, vstart, vcount, top, faces, face_alive, face_list)
+                if top + 2 * RING_MAX > refs.shape[0]:  # a call per try cost refcounts
+                    refs, top = _room(refs, vstart, vcount, top, faces, face_alive, face_list)
                 kept, removed, refs, top = try_collapse(
                     a, b, pos, faces, quadrics, border, endpoint, flip_cos, min_quality,
                     face_alive, vertex_alive, version, parent, mark, stamp, ring_u, ring_v,
@@ -192,7 +199,8 @@ def _greedy(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
             u, v, vu, vv = queue[entry, 0], queue[entry, 1], queue[entry, 2], queue[entry, 3]
             if not (vertex_alive[u] and vertex_alive[v]) or version[u] != vu or version[v] != vv:
                 continue
-            refs, top = _room(refs, vstart, vcount, top, faces, face_alive, face_list)
+            if top + 2 * RING_MAX > refs.shape[0]:
+                refs, top = _room(refs, vstart, vcount, top, faces, face_alive, face_list)
             kept, removed, refs, top = try_collapse(
                 u, v, pos, faces, quadrics, border, endpoint, flip_cos, min_quality,
                 face_alive, vertex_alive, version, parent, mark, stamp, ring_u, ring_v,
@@ -293,17 +301,21 @@ def prepare_quadrics(pos, faces, boundary_weight):
     border = np.zeros(n, np.bool_)
     normals = np.zeros((m, 3))
     for f in range(m):
-        p0, p1, p2 = pos[faces[f, 0]], pos[faces[f, 1]], pos[faces[f, 2]]
-        e1, e2 = p1 - p0, p2 - p0
-        nx = e1[1] * e2[2] - e1[2] * e2[1]
-        ny = e1[2] * e2[0] - e1[0] * e2[2]
-        nz = e1[0] * e2[1] - e1[1] * e2[0]
+        # Scalars, not pos[i] views and e1 = p1 - p0 arrays: two allocations and six atomic
+        # reference counts a face were most of this loop's time.
+        i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
+        p0x, p0y, p0z = pos[i0, 0], pos[i0, 1], pos[i0, 2]
+        e1x, e1y, e1z = pos[i1, 0] - p0x, pos[i1, 1] - p0y, pos[i1, 2] - p0z
+        e2x, e2y, e2z = pos[i2, 0] - p0x, pos[i2, 1] - p0y, pos[i2, 2] - p0z
+        nx = e1y * e2z - e1z * e2y
+        ny = e1z * e2x - e1x * e2z
+        nz = e1x * e2y - e1y * e2x
         length = np.sqrt(nx * nx + ny * ny + nz * nz)
         if length == 0.0:
             continue
         nx, ny, nz = nx / length, ny / length, nz / length
         normals[f, 0], normals[f, 1], normals[f, 2] = nx, ny, nz
-        d = -(nx * p0[0] + ny * p0[1] + nz * p0[2])
+        d = -(nx * p0x + ny * p0y + nz * p0z)
         for k in range(3):
             add_plane(quadrics, faces[f, k], nx, ny, nz, d, 0.5 * length)
     alive = np.ones(m, np.bool_)
@@ -355,10 +367,13 @@ def _slab_interior(faces, part, n):
 
 def parallel_parts(faces: int) -> int:
     """How many slabs the parallel phases cut a mesh of ``faces`` faces into: one per
-    PARALLEL_PART_FACES, at most PARALLEL_MAX_PARTS. It depends on the input only, never on
-    the core count, so every machine makes the same mesh; numba spreads the parts over the
-    threads it has (2 cores take 8 parts each, 16 cores one each)."""
-    return int(min(max(faces // tolerances.PARALLEL_PART_FACES, 2), tolerances.PARALLEL_MAX_PARTS))
+    PARALLEL_PART_FACES, rounded up to an even count, at most PARALLEL_MAX_PARTS. It depends on
+    the input only, never on the core count, so every machine makes the same mesh; numba
+    spreads the parts over the threads it has in equal static chunks, so an even count keeps 2
+    (and 4) cores equally loaded: 7 slabs of 800k faces went 4:3 over 2 threads, the third
+    slab's time lost on the thread that finished first."""
+    parts = max(faces // tolerances.PARALLEL_PART_FACES, 2)
+    return int(min(parts + parts % 2, tolerances.PARALLEL_MAX_PARTS))
 
 
 class ThreadScratch(NamedTuple):

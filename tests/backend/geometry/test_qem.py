@@ -129,3 +129,38 @@ def test_slab_scratch_comes_back_clean_for_every_slab(blob_mesh, monkeypatch):
         numba.set_num_threads(threads)
     for ours, theirs in zip(dirty_run, clean_run, strict=True):
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_coordinate_placement_matches_the_array_form_bit_for_bit():
+    """``place`` (coordinates, what the hot loops call) and ``placement`` (array endpoints)
+    are one computation: the same point, cost and choice on solvable, ill-posed, pinned and
+    endpoint cases."""
+    from backend.geometry.quadrics import place, placement
+
+    rng = np.random.default_rng(7)
+    checked = 0
+    for case in range(400):
+        planes = rng.normal(size=(1 + case % 4, 4))  # 1-2 planes: singular, 3+: solvable
+        q = np.zeros(10)
+        for a, b, c, d in planes:
+            q += [a * a, a * b, a * c, a * d, b * b, b * c, b * d, c * c, c * d, d * d]
+        pu, pv = rng.normal(size=3), rng.normal(size=3)
+        endpoint, pin_u, pin_v = bool(case % 5 == 0), bool(case % 7 == 0), bool(case % 11 == 0)
+        got = place(q, *pu, *pv, endpoint, pin_u, pin_v)
+        want = placement(q, pu, pv, endpoint, pin_u, pin_v)
+        assert got == want
+        checked += got[4] == 2
+    assert checked > 50  # the solver's branch was taken, not only the endpoints
+
+
+def test_slab_counts_are_even_so_two_and_four_threads_share_them_equally():
+    """numba hands each thread an equal static chunk of the slabs: an odd count leaves one
+    thread a slab behind the other (7 slabs of the 800k-face benchmark went 4:3 on 2 cores)."""
+    from backend.geometry import tolerances
+
+    per = tolerances.PARALLEL_PART_FACES
+    counts = [qem.parallel_parts(faces) for faces in range(per, 40 * per, per // 3)]
+    assert all(count % 2 == 0 for count in counts)
+    assert qem.parallel_parts(int(7.9 * per)) == 8  # the benchmark blob: 793k faces
+    assert qem.parallel_parts(16 * per) == 16  # an even count stays as it is
+    assert max(counts) == tolerances.PARALLEL_MAX_PARTS
