@@ -3,7 +3,8 @@ weights hands over: ~5M faces in many pieces), with every stage's time, the unti
 the quality figures.
 
 The input is marching cubes of a smoothed random field inside a ball (seeded): a spongy outer
-surface, hundreds of small floating pieces and closed bubbles inside the solid (inner shells).
+surface, hundreds of small floating pieces and a closed cavity inside the solid (an inner
+shell to remove).
 ``--resolution`` sets the grid (256 -> a few million faces; 64 for a quick CPU check). The job
 is a default one (20k faces, 1024 px, GLB). ``--path torch`` forces the torch stages (on
 ``--device``: "cpu" runs CPU torch, the same code a CUDA job runs).
@@ -50,7 +51,8 @@ def noisy_field(resolution: int, seed: int = 0) -> np.ndarray:
     # Inside 0.7 the field is mostly solid (bubbles where the noise dips deep: inner shells);
     # between 0.7 and 0.9 it is ragged (pieces, handles); outside 0.9 it is empty.
     bias = np.clip((0.8 - radius) * 12.0, -6.0, 2.2).astype(np.float32)
-    return field + bias
+    # A closed cavity at the centre: a hidden inner shell big enough not to be a floater.
+    return np.minimum(field + bias, (radius - 0.3) * 40.0)
 
 
 def make_input(resolution: int = 256, seed: int = 0) -> RawAsset:
