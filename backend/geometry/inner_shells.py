@@ -14,7 +14,8 @@ How, and why this way:
   bounding sphere, drawn with raster.py's compiled kernel; the views run in parallel, one per
   thread, in rounds, spread-out views first, and drawing stops once every patch has been seen
   (more views could only add to what is seen): a noisy mesh of many visible pieces is decided
-  in the first round (8 views of 48 on two cores: 4.4x less time, same answer). Faces are two-sided: a face seen from behind is seen (an open bowl's inside).
+  in the first round (8 views of 48 on two cores: 4.4x less time, same answer). Faces are
+  two-sided: a face seen from behind is seen (an open bowl's inside).
 - **Decide per patch, never per face.** A per-face answer would punch holes wherever a
   concavity is deeper than the sampled directions reach, and would lose thin features whose
   faces are smaller than a pixel. So the unit kept or dropped is a *patch*: faces connected
