@@ -10,8 +10,8 @@ is a default one (20k faces, 1024 px, GLB). ``--path torch`` forces the torch st
 ``--device``: "cpu" runs CPU torch, the same code a CUDA job runs).
 
     python benchmarks/big_noisy_mesh.py --resolution 160 --path torch --device cpu --runs 1
-    python benchmarks/big_noisy_mesh.py --resolution 256 --path torch --device cuda --runs 5 \
-        --out /tmp/big_noisy.json
+    python benchmarks/big_noisy_mesh.py --resolution 384 --path torch --device cuda --runs 3 \
+        --out /tmp/big_noisy.json --profile /tmp/big_noisy_ops.txt
 """
 
 from __future__ import annotations
@@ -66,6 +66,20 @@ def make_input(resolution: int = 256, seed: int = 0) -> RawAsset:
     return RawAsset(vertices, faces.astype(np.int64), vertex_colors=colors, name="noisy")
 
 
+def _profile(raw: RawAsset, options: PipelineOptions, path: Path) -> None:
+    """One run under torch.profiler; the top operators (where the torch stages spend)."""
+    import torch
+
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if torch.cuda.is_available() and options.device.startswith("cuda"):
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities, record_shapes=True) as prof:
+        run_pipeline(raw, options)
+    key = "self_cuda_time_total" if len(activities) == 2 else "self_cpu_time_total"
+    path.write_text(prof.key_averages(group_by_input_shape=True).table(sort_by=key,
+                                                                       row_limit=40))  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolution", type=int, default=256)
@@ -75,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target-faces", type=int, default=20_000)
     parser.add_argument("--texture-size", type=int, default=1024)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--profile", type=Path, help="write the top operators of one more "
+                        "run under torch.profiler (by device time, else CPU) here")  # fmt: skip
     args = parser.parse_args(argv)
     started = time.perf_counter()
     raw = make_input(args.resolution)
@@ -104,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         "faces": result.faces,
     }
     print(json.dumps(report, indent=1))
+    if args.profile:
+        _profile(raw, options, args.profile)
     if args.out:
         args.out.write_text(json.dumps(report, indent=1))
     return 0
