@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from backend.geometry.pipeline import PipelineOptions, run_pipeline  # noqa: E402
 from backend.geometry.raw_asset import RawAsset  # noqa: E402
+from benchmarks import outputs  # noqa: E402
 
 REPORTED = ("clean", "decimate", "uv", "bake", "export", "preview", "quality")
 QUALITY_KEYS = (
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--target-faces", type=int, default=20_000)
     parser.add_argument("--texture-size", type=int, default=1024)
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--out", type=Path, help="default: a new file under benchmarks/runs/")
     parser.add_argument("--profile", type=Path, help="write the top operators of one more "
                         "run under torch.profiler (by device time, else CPU) here")  # fmt: skip
     args = parser.parse_args(argv)
@@ -122,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(report, indent=1))
     if args.profile:
         _profile(raw, options, args.profile)
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=1))
+    out = args.out or outputs.default_out("big_noisy_mesh")
+    out.write_text(json.dumps(report, indent=1))
+    print(f"written to {out}")
     return 0
 
 
