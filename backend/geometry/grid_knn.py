@@ -24,7 +24,9 @@ def k_nearest(points: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     span = np.maximum(high - low, 1e-12)
     # A cube cell sized so the bounding box holds about n / POINTS_PER_CELL cells.
     cell = float(np.cbrt(np.prod(span) * POINTS_PER_CELL / len(pts)))
-    cell = max(cell, float(span.max()) / 1024)  # at most 1024 cells an axis
+    # A flat or thin cloud has next to no volume: cells from its longest side instead (as if
+    # it filled a cube), else a query off its plane would search thousands of empty rings.
+    cell = max(cell, float(span.max()) / max(float(np.cbrt(len(pts))), 1.0))
     dims = np.minimum(np.floor(span / cell).astype(np.int64) + 1, 1024)
     start, order = _bucket(pts, low, cell, dims)
     out = np.empty((len(queries), k), dtype=np.int64)
@@ -84,10 +86,12 @@ def _query(pts, queries, low, cell, dims, start, order, out):
         while ring <= widest:
             for cx in range(max(home[0] - ring, 0), min(home[0] + ring, dims[0] - 1) + 1):
                 for cy in range(max(home[1] - ring, 0), min(home[1] + ring, dims[1] - 1) + 1):
-                    for cz in range(max(home[2] - ring, 0), min(home[2] + ring, dims[2] - 1) + 1):
-                        on_ring = (abs(cx - home[0]) == ring or abs(cy - home[1]) == ring
-                                   or abs(cz - home[2]) == ring)  # fmt: skip
-                        if not on_ring:
+                    # Only the ring's cells: the whole z range on its x / y faces, else the two
+                    # z caps (the ring is a cube's shell: O(ring^2) cells, not O(ring^3)).
+                    side = abs(cx - home[0]) == ring or abs(cy - home[1]) == ring
+                    z_step = 1 if side or ring == 0 else 2 * ring
+                    for cz in range(home[2] - ring, home[2] + ring + 1, z_step):
+                        if cz < 0 or cz >= dims[2]:
                             continue
                         c = (cx * dims[1] + cy) * dims[2] + cz
                         for j in range(start[c], start[c + 1]):

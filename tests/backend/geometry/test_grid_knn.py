@@ -47,3 +47,18 @@ def test_a_flat_point_set():
     np.testing.assert_array_equal(
         grid_knn.k_nearest(points, queries, 8), _tree_answer(points, queries, 8)
     )
+
+
+def test_queries_far_from_a_big_cloud_are_answered():
+    # A query far off lands on a border cell with an empty neighbourhood: the search must
+    # widen ring after ring (visiting shells, not whole cubes) and still find the nearest.
+    rng = np.random.default_rng(7)
+    points = rng.normal(size=(200_000, 3))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)  # a sphere: the corners are empty
+    queries = np.array([[1.0, 1.0, 1.0], [50.0, -40.0, 3.0], [0.0, 0.0, 0.0]])
+    found = grid_knn.k_nearest(points, queries, 4)
+    expected = _tree_answer(points, queries, 4)
+    np.testing.assert_array_equal(
+        np.linalg.norm(points[found] - queries[:, None], axis=2),
+        np.linalg.norm(points[expected] - queries[:, None], axis=2),
+    )
