@@ -174,6 +174,10 @@ def calibrate_voxels(adapter: TrellisImageAdapter, request: GenerationRequest, v
     return before
 
 
+GLB_QUALITY = ("inner_shells_removed", "inner_faces_removed", "pieces", "mean_distance_pct",
+               "max_distance_pct", "texture_coverage")  # fmt: skip
+
+
 def game_ready_glb(raw, device: str):
     """The GLB a default image job makes of ``raw``: the job's options, on the job's device."""
     from backend.geometry.pipeline import run_pipeline
@@ -246,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
                 seconds["end_to_end"] = seconds["total"] + seconds["pipeline"]
                 results["glb_mb"] = round(len(glb.asset) / 2**20, 2)
                 results["glb_faces"] = glb.faces
+                # What the clean kept and how far the result strays: the figures behind the times.
+                results["glb_quality"] = {key: glb.quality.get(key) for key in GLB_QUALITY}
             if device.type == "cuda":
                 seconds["peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
             runs.append(seconds)

@@ -12,7 +12,10 @@ How, and why this way:
   We sample it: ``VISIBILITY_DIRECTIONS`` directions spread evenly over the sphere (a Fibonacci
   lattice), each an orthographic depth + face-id image of ``VISIBILITY_PIXELS`` across the
   bounding sphere, drawn with raster.py's compiled kernel; the views run in parallel, one per
-  thread. Faces are two-sided: a face seen from behind is seen (an open bowl's inside).
+  thread, in rounds, spread-out views first, and drawing stops once every patch has been seen
+  (more views could only add to what is seen): a noisy mesh of many visible pieces is decided
+  in the first round (8 views of 48 on two cores: 4.4x less time, same answer). Faces are
+  two-sided: a face seen from behind is seen (an open bowl's inside).
 - **Decide per patch, never per face.** A per-face answer would punch holes wherever a
   concavity is deeper than the sampled directions reach, and would lose thin features whose
   faces are smaller than a pixel. So the unit kept or dropped is a *patch*: faces connected
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numba
@@ -55,7 +59,8 @@ class InnerShellResult:
     patch: np.ndarray
     patches: int
     hidden_patches: int
-    views: int
+    views: int  # directions asked for
+    views_drawn: int = 0  # drawn before every patch was seen (then the rest are skipped)
 
     @property
     def hidden_faces(self) -> int:
@@ -104,16 +109,23 @@ def find_inner_shells(
     if count <= 1:
         return InnerShellResult(hidden, patch, count, 0, 0)
     cull = _closed_outward(vertices, faces, patch, count, pairs)[patch]
-    seen_face, outside_vertex = visible_from_outside(vertices, faces, directions, pixels, cull)
-    seen = np.zeros(count, dtype=bool)
-    seen[patch[seen_face]] = True
     # Only a vertex of one patch alone speaks for it: a vertex shared with a visible patch (an
     # inner wall's border on the box) sits on that patch's silhouette, not out in the open.
     lowest, highest = _vertex_patch_range(faces, patch, len(vertices))
-    alone = outside_vertex & (lowest == highest)
-    seen[lowest[alone]] = True
+    alone = (lowest == highest) & (lowest >= 0)
+    seen = np.zeros(count, dtype=bool)
+    drawn = 0
+    # Views in rounds, spread-out ones first; a view can only add to what is seen, so once
+    # every patch is seen the remaining views cannot change the answer and are not drawn.
+    for seen_face, outside_vertex, views in _visible_rounds(vertices, faces, directions, pixels,
+                                                            cull):  # fmt: skip
+        drawn += views
+        seen[patch[seen_face]] = True
+        seen[lowest[outside_vertex & alone]] = True
+        if seen.all():
+            break
     hidden = ~seen[patch]
-    return InnerShellResult(hidden, patch, count, int(count - seen.sum()), directions)
+    return InnerShellResult(hidden, patch, count, int(count - seen.sum()), directions, drawn)
 
 
 def remove_inner_shells(
@@ -155,6 +167,34 @@ def visible_from_outside(
     Returns seen (m,) bool: faces some view's pixel shows, and outside (n,) bool: vertices
     that some view projects onto an empty pixel.
     """
+    seen = np.zeros(len(faces), dtype=np.bool_)
+    outside = np.zeros(len(vertices), dtype=np.bool_)
+    for seen_face, outside_vertex, _ in _visible_rounds(vertices, faces, directions, pixels, cull):
+        seen |= seen_face
+        outside |= outside_vertex
+    return seen, outside
+
+
+ROUND_VIEWS = 8  # views per round at least (a round is one call of the parallel kernel)
+
+
+def spread_order(count: int) -> np.ndarray:
+    """A permutation of :func:`view_directions`' indices whose every prefix is spread over
+    the sphere (the lattice runs pole to pole; a golden-ratio stride through it does not)."""
+    return np.argsort((np.arange(count) * 0.6180339887498949) % 1.0, kind="stable")
+
+
+def _visible_rounds(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    directions: int,
+    pixels: int,
+    cull: np.ndarray | None,
+) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+    """The views of :func:`visible_from_outside`, spread-out ones first, in rounds of one view
+    per thread (at least ``ROUND_VIEWS``): per round, the faces seen and vertices outside in
+    that round's views (arrays reused, so each round's answer is read before the next) and how
+    many views it drew. The threads' buffers are made once for all rounds."""
     if cull is None:
         cull = np.zeros(len(faces), dtype=bool)
     # Culled faces carry their normal, the rest zero: one sequential read decides a back face
@@ -163,17 +203,27 @@ def visible_from_outside(
     low, high = pos.min(axis=0), pos.max(axis=0)
     centre = (low + high) / 2
     radius = max(float(np.linalg.norm(high - low)) / 2, 1e-12)
-    seen = np.zeros(len(faces), dtype=np.bool_)
-    outside = np.zeros(len(pos), dtype=np.bool_)
     unit = (pos - centre) / radius
     faces = np.ascontiguousarray(faces, dtype=np.int64)
     facing = _face_normals(unit, faces, cull)
-    _draw_views(
-        unit, faces, view_directions(directions), pixels, facing,
-        min(numba.get_num_threads(), directions),
-        seen, outside,
+    views = np.ascontiguousarray(view_directions(directions)[spread_order(directions)])
+    threads = max(1, min(numba.get_num_threads(), directions))
+    per_round = max(threads, ROUND_VIEWS)
+    # Per thread: projected points, depths, face-id and depth images (fresh 10 MB buffers per
+    # view cost more in page faults than the drawing).
+    buffers = (
+        np.empty((threads, len(unit), 2)), np.empty((threads, len(unit))),
+        np.empty((threads, pixels, pixels), np.int32), np.empty((threads, pixels, pixels)),
     )  # fmt: skip
-    return seen, outside
+    seen = np.zeros(len(faces), dtype=np.bool_)
+    outside = np.zeros(len(unit), dtype=np.bool_)
+    for begin in range(0, directions, per_round):
+        batch = np.ascontiguousarray(views[begin : begin + per_round])
+        seen[:] = False
+        outside[:] = False
+        _draw_views(unit, faces, batch, pixels, facing, min(threads, len(batch)), seen, outside,
+                    *buffers)  # fmt: skip
+        yield seen, outside, len(batch)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -230,17 +280,16 @@ def _vertex_patch_range(faces, patch, n):
 
 
 @numba.njit(cache=True, parallel=True)
-def _draw_views(pos, faces, directions, pixels, facing, threads, seen, outside):
+def _draw_views(pos, faces, directions, pixels, facing, threads, seen, outside, all_points,
+                all_depth, all_face_id, all_zbuf):  # fmt: skip
     """One orthographic depth + face-id image per direction. Each thread takes every
-    ``threads``-th view and reuses its own buffers (fresh 10 MB buffers per view cost more in
-    page faults than the drawing). ``seen`` and ``outside`` are only ever set to True, so the
-    threads' unsynchronised writes cannot disagree."""
-    n = pos.shape[0]
+    ``threads``-th view and reuses its own buffers (``all_*[thread]``). ``seen`` and
+    ``outside`` are only ever set to True, so the threads' unsynchronised writes cannot
+    disagree."""
     for thread in numba.prange(threads):
-        points = np.empty((n, 2))
-        depth = np.empty(n)
-        face_id = np.empty((pixels, pixels), np.int32)
-        zbuf = np.empty((pixels, pixels))
+        points, depth = all_points[thread], all_depth[thread]
+        face_id, zbuf = all_face_id[thread], all_zbuf[thread]
+        n = points.shape[0]
         for view in range(thread, directions.shape[0], threads):
             _project(pos, directions[view], pixels, points, depth)
             face_id[:] = -1

@@ -92,3 +92,41 @@ def test_attributes_follow_the_faces_that_stay():
         kept.corner_attributes["corner"][..., 0], kept.vertices[kept.faces][..., 2], atol=1e-6
     )
     assert np.linalg.norm(kept.vertices, axis=1).min() > 0.99  # the outer sphere only
+
+
+def _full_drawing_hidden(cleaned: clean.CleanResult) -> np.ndarray:
+    """The answer over all views, drawn without stopping: the reference for the rounds."""
+    faces, vertices = cleaned.faces, cleaned.vertices
+    count, patch = inner_shells.surface_patches(faces, len(vertices))
+    seen_face, outside = inner_shells.visible_from_outside(vertices, faces, 48, 512)
+    seen = np.zeros(count, dtype=bool)
+    seen[patch[seen_face]] = True
+    lowest, highest = inner_shells._vertex_patch_range(faces, patch, len(vertices))
+    seen[lowest[outside & (lowest == highest)]] = True
+    return ~seen[patch]
+
+
+def test_drawing_stops_once_every_patch_is_seen():
+    # Two bodies side by side: both seen in the first round of views, so the rest of the 48
+    # are never drawn, and the answer is the full drawing's.
+    cleaned = _cleaned(shapes.sphere(1.0), shapes.sphere(0.5, centre=(2.0, 0.0, 0.0)))
+    found = inner_shells.find_inner_shells(cleaned.vertices, cleaned.faces)
+    assert found.patches == 2 and found.hidden_faces == 0
+    assert 0 < found.views_drawn < found.views == 48
+    np.testing.assert_array_equal(found.hidden, _full_drawing_hidden(cleaned))
+
+
+def test_a_hidden_patch_still_gets_every_view():
+    # Something stays unseen, so every view is drawn: no shortcut where one is needed.
+    cleaned = _cleaned(shapes.box(1.0), shapes.torus(0.6, 0.2), shapes.bowl(0.5))
+    found = inner_shells.find_inner_shells(cleaned.vertices, cleaned.faces)
+    assert found.hidden_patches >= 1 and found.views_drawn == found.views
+    np.testing.assert_array_equal(found.hidden, _full_drawing_hidden(cleaned))
+
+
+def test_spread_order_is_a_permutation_whose_first_views_face_all_ways():
+    order = inner_shells.spread_order(48)
+    assert sorted(order) == list(range(48))
+    first = inner_shells.view_directions(48)[order[:8]]
+    # The lattice's own first eight all look down from the top; these cover both halves.
+    assert first[:, 2].max() > 0.5 and first[:, 2].min() < -0.5

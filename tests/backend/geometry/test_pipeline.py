@@ -260,3 +260,14 @@ def test_the_bake_hint_never_points_at_a_vertex_no_face_uses() -> None:
         vertices=reduced.vertices, faces=reduced.faces, attributes={}, owner=np.array([0, 1, 2, 2])
     )
     assert _near_vertex_hint(np.arange(4), used, mapped, keep_uvs=False).tolist() == [0, 1, 2, 2]
+
+
+def test_quality_figures_are_timed(colored_blob):
+    # The figures (surface distance against the whole source) cost as much as a stage on a
+    # big source: the timings must show them, and they hold the distance measurement.
+    result = run_pipeline(colored_blob, PipelineOptions(target_faces=2000, texture_size=256))
+    assert result.timings_s["quality"] >= result.quality["measure_s"] > 0
+    unmeasured = run_pipeline(
+        colored_blob, PipelineOptions(target_faces=2000, texture_size=256, measure_quality=False)
+    )
+    assert "measure_s" not in unmeasured.quality and "quality" in unmeasured.timings_s
