@@ -314,42 +314,67 @@ def _round_collapses(
     a = faces.reshape(-1)
     b = faces[:, [1, 2, 0]].reshape(-1)
     key = torch.minimum(a, b) * n + torch.maximum(a, b)
+    del a, b
     edge_key, edge_faces = torch.unique(key, return_counts=True)
-    eu, ev = edge_key // n, edge_key % n
+    del key
     # Cheapest candidates first: about twice the collapses still needed (each removes ~2
     # faces and the independent set keeps a part of them), never more than a share of all.
     edges = len(edge_key)
     wanted = int(min(edges, max(64, widen * max(excess, 1)),
                      max(64, widen * CANDIDATE_SHARE * edges)))  # fmt: skip
-    priced = _kernel(_price, dev)(eu, ev, edge_faces, faces, pos, quadrics, border, endpoint,
+    priced = _kernel(_price, dev)(edge_key, edge_faces, faces, pos, quadrics, border, endpoint,
                                   wanted)  # fmt: skip
-    q, place, which, cand, cu, cv, nb_start, nb_items, vf_start, vf_items, counts, cand_cost = (
+    q, place, which, cu, cv, cand_faces, nb_start, nb_items, vf_start, vf_items, counts, ok = (
         priced
     )
-    totals = counts.sum(dim=1).tolist()  # the three ring sizes in one wait
+    del priced
+    totals = counts.sum(dim=1).tolist()  # the four ring sizes in one wait
+    ends = torch.cumsum(counts, dim=1)
+    # The faces around each end, checked a slice of the rings at a time: a ring holds ~12
+    # faces a candidate, and checking them all at once was the decimator's memory peak.
+    bad = torch.zeros(len(cu), dtype=torch.int64, device=dev)
+    for side, moving in ((2, cu), (3, cv)):
+        for lo, size in _slices(totals[side]):
+            bad += _kernel(_ring_faces_bad, dev)(
+                pos, faces, vf_start, vf_items, moving, counts[side], ends[side], cu, cv,
+                place, lo, size,
+            )  # fmt: skip
+    ok &= bad == 0
+    del bad, vf_start, vf_items
     take = _kernel(_choose, dev)(
-        pos, faces, edge_key, edge_faces, place, cand, cu, cv, nb_start, nb_items, vf_start,
-        vf_items, counts, totals[0], totals[1], totals[2],
-        torch.full((), excess, device=dev), cand_cost,  # a fill, not a blocking copy
+        ok, edge_key, cand_faces, cu, cv, nb_start, nb_items, counts[0], counts[1],
+        totals[0], totals[1], n, torch.full((), excess, device=dev),  # a fill, not a copy
     )  # fmt: skip
-    e = cand
-    swap = which[e] == 1  # keep the vertex that stays put (its own data stays exact)
-    spare = torch.full_like(e, n)
-    kept = torch.where(take, torch.where(swap, ev[e], eu[e]), spare)
-    removed = torch.where(take, torch.where(swap, eu[e], ev[e]), spare)
-    return kept, removed, place[e], q[e]
+    swap = which == 1  # keep the vertex that stays put (its own data stays exact)
+    spare = torch.full_like(cu, n)
+    kept = torch.where(take, torch.where(swap, cv, cu), spare)
+    removed = torch.where(take, torch.where(swap, cu, cv), spare)
+    return kept, removed, place, q
 
 
-def _price(eu: Any, ev: Any, edge_faces: Any, faces: Any, pos: Any, quadrics: Any,
+RING_SLICES = 16  # the face checks of a round run in this many slices of the rings
+MIN_SLICE = 1 << 16  # ring faces: below this a slice is not worth its launches
+
+
+def _slices(total: int) -> list[tuple[int, int]]:
+    """(start, size) slices covering [0, total): ``RING_SLICES`` of them, or fewer when
+    that would make them smaller than ``MIN_SLICE``."""
+    size = max(MIN_SLICE, -(-total // RING_SLICES))
+    return [(lo, min(size, total - lo)) for lo in range(0, total, size)]
+
+
+def _price(edge_key: Any, edge_faces: Any, faces: Any, pos: Any, quadrics: Any,
            border: Any, endpoint: bool, wanted: int) -> tuple:  # fmt: skip
-    """Every edge's merged quadric (e, 10), placement (e, 3) and kept end (see
-    :func:`placement`); the ``wanted`` cheapest edges as candidates (k,) and their ends; the
-    vertex -> neighbour and vertex -> face CSR tables and the ring sizes (3, k) of the
-    candidates' ends (neighbours of the first, faces around either), whose sums the round
-    reads. An edge may not collapse (infinite cost) when non-manifold or an interior edge
-    joining two border vertices."""
+    """The ``wanted`` cheapest edges as candidates (k,): their merged quadrics (k, 10),
+    placements (k, 3), kept ends (see :func:`placement`), ends, face counts; the vertex ->
+    neighbour and vertex -> face CSR tables; the ring sizes (4, k) of the candidates' ends
+    (neighbours of either, faces around either), whose sums the round reads; and whether each
+    may collapse so far (an infinite cost: non-manifold, or an interior edge joining two
+    border vertices). Only the candidates' rows leave: every edge's (e, 10) and (e, 3) rows
+    are temporaries."""
     torch = _torch()
     n = pos.shape[0] - 1
+    eu, ev = edge_key // n, edge_key % n
     allowed = (edge_faces <= 2) & ~(border[eu] & border[ev] & (edge_faces != 1))
     q = quadrics[eu] + quadrics[ev]
     place, cost, which = placement(
@@ -360,72 +385,86 @@ def _price(eu: Any, ev: Any, edge_faces: Any, faces: Any, pos: Any, quadrics: An
     # Refused (infinite) candidates stay in place, masked by their cost in _choose:
     # dropping them here would be a wait.
     cu, cv = eu[cand], ev[cand]
+    q, place, which, cost = q[cand], place[cand], which[cand], cost[cand]
     nb_start, nb_items = _csr(torch.cat([eu, ev]), torch.cat([ev, eu]), n)
     corner_face = torch.arange(len(faces), device=pos.device).repeat_interleave(3)
     vf_start, vf_items = _csr(faces.reshape(-1), corner_face, n)
-    counts = torch.stack([_slice_counts(nb_start, cu), _slice_counts(vf_start, cu),
-                          _slice_counts(vf_start, cv)])  # fmt: skip
-    return (q, place, which, cand, cu, cv, nb_start, nb_items, vf_start, vf_items, counts,
-            cost[cand])  # fmt: skip
+    counts = torch.stack([_slice_counts(nb_start, cu), _slice_counts(nb_start, cv),
+                          _slice_counts(vf_start, cu), _slice_counts(vf_start, cv)])  # fmt: skip
+    return (q, place, which, cu, cv, edge_faces[cand], nb_start, nb_items, vf_start, vf_items,
+            counts, torch.isfinite(cost))  # fmt: skip
 
 
-def _choose(pos: Any, faces: Any, edge_key: Any, edge_faces: Any, place: Any, cand: Any,
-            cu: Any, cv: Any, nb_start: Any, nb_items: Any, vf_start: Any, vf_items: Any,
-            counts: Any, total_nb: int, total_u: int, total_v: int, excess: Any,
-            cand_cost: Any) -> Any:  # fmt: skip
-    """Which candidates (k,) collapse this round: the refusals, the independent set and the
-    face target, on the candidates' rings (sizes ``counts``, summing to the totals)."""
+def _expand_slice(start: Any, items: Any, rows: Any, count: Any, ends: Any, lo: int,
+                  size: int) -> tuple[Any, Any]:  # fmt: skip
+    """Entries [lo, lo + size) of the concatenated CSR slices of ``rows`` (k,) (lengths
+    ``count``, running sums ``ends``): (row index (size,), item (size,)), as those entries
+    of :func:`_expand`."""
     torch = _torch()
-    n, dev = pos.shape[0] - 1, pos.device
-    row, w = _expand(nb_start, nb_items, cu, counts[0], total_nb)
-    row_u, face_u = _expand(vf_start, vf_items, cu, counts[1], total_u)
-    row_v, face_v = _expand(vf_start, vf_items, cv, counts[2], total_v)
-    ok = torch.isfinite(cand_cost)
+    at = torch.arange(size, device=rows.device) + lo
+    owner = torch.searchsorted(ends, at, right=True)
+    local = at - (ends[owner] - count[owner])
+    return owner, items[start[rows[owner]] + local]
+
+
+def _ring_faces_bad(pos: Any, faces: Any, vf_start: Any, vf_items: Any, moving: Any,
+                    count: Any, ends: Any, cu: Any, cv: Any, place: Any, lo: int,
+                    size: int) -> Any:  # fmt: skip
+    """How many faces (k,) of a slice of the rings around ``moving`` (each candidate's u or
+    v end) would turn over or become slivers when that end moves to ``place``."""
+    torch = _torch()
+    row, face = _expand_slice(vf_start, vf_items, moving, count, ends, lo, size)
+    tri = faces[face]
+    on_edge = ((tri == cu[row][:, None]).any(1)) & ((tri == cv[row][:, None]).any(1))
+    good = _faces_ok(pos, tri, moving[row], place[row]) | on_edge
+    bad = torch.zeros(len(cu), dtype=torch.int64, device=pos.device)
+    return bad.index_add_(0, row, (~good).long())
+
+
+def _choose(ok: Any, edge_key: Any, cand_faces: Any, cu: Any, cv: Any, nb_start: Any,
+            nb_items: Any, count_u: Any, count_v: Any, total_u: int, total_v: int, n: int,
+            excess: Any) -> Any:  # fmt: skip
+    """Which candidates (k,) collapse this round: the link condition, the independent set
+    and the face target, on the candidates' neighbour rings (sizes ``count_u``, ``count_v``
+    summing to the totals); ``ok`` holds the other refusals."""
+    torch = _torch()
+    dev = ok.device
+    row_u, w_u = _expand(nb_start, nb_items, cu, count_u, total_u)
+    row_v, w_v = _expand(nb_start, nb_items, cv, count_v, total_v)
     # Link condition: the endpoints' common neighbours are exactly the edge's faces' apexes.
-    probe = torch.minimum(cv[row], w) * n + torch.maximum(cv[row], w)
+    probe = torch.minimum(cv[row_u], w_u) * n + torch.maximum(cv[row_u], w_u)
     hit = torch.searchsorted(edge_key, probe).clamp(max=len(edge_key) - 1)
-    common = torch.zeros(len(cand), dtype=torch.int64, device=dev)
-    common.index_add_(0, row, (edge_key[hit] == probe).long())
-    ok &= common == edge_faces[cand]
-    # Faces around either endpoint: none may turn over or become a sliver.
-    rows = torch.cat([row_u, row_v])
-    ring = torch.cat([face_u, face_v])
-    moving = torch.cat([cu[row_u], cv[row_v]])
-    tri = faces[ring]
-    on_edge = ((tri == cu[rows][:, None]).any(1)) & ((tri == cv[rows][:, None]).any(1))
-    good = _faces_ok(pos, tri, moving, place[cand][rows]) | on_edge
-    bad = torch.zeros(len(cand), dtype=torch.int64, device=dev)
-    bad.index_add_(0, rows, (~good).long())
-    ok &= bad == 0
-    won = _independent(ok, rows, tri, cu, cv, n)
+    common = torch.zeros(len(cu), dtype=torch.int64, device=dev)
+    common.index_add_(0, row_u, (edge_key[hit] == probe).long())
+    ok = ok & (common == cand_faces)
+    # The vertices of the faces around either end are exactly the ends' neighbours (each
+    # end is the other's): the independent set's conflicts, a third of the faces' corners.
+    won = _independent(ok, torch.cat([row_u, row_v]), torch.cat([w_u, w_v]), cu, cv, n)
     # Cheapest first, no further than the face target; if even the cheapest winner removes
     # more faces than remain to go, it alone (so a round always makes progress).
-    removed_faces = torch.cumsum(torch.where(won, edge_faces[cand], 0), 0)
+    removed_faces = torch.cumsum(torch.where(won, cand_faces, 0), 0)
     take = won & (removed_faces <= excess)
     first = won & (torch.cumsum(won.long(), 0) == 1)
     return torch.where(take.any(), take, first)
 
 
-def _independent(ok: Any, rows: Any, tri: Any, cu: Any, cv: Any, n: int) -> Any:
-    """Mask (k,) of an independent set of the candidates ``ok`` (k,), whose ring faces are
-    ``tri`` (q, 3) for candidate ``rows`` (q,) and whose endpoints are ``cu``, ``cv`` (k,);
-    candidates are ranked by their index. Always ``PASSES`` passes: a pass with nothing left
-    to add changes nothing, and asking whether one is left would be a wait."""
+def _independent(ok: Any, ring_row: Any, ring_v: Any, cu: Any, cv: Any, n: int) -> Any:
+    """Mask (k,) of an independent set of the candidates ``ok`` (k,), whose ring vertices
+    (those of the faces around either end) are ``ring_v`` (q,) for candidate ``ring_row``
+    (q,) and whose endpoints are ``cu``, ``cv`` (k,); candidates are ranked by their index.
+    Always ``PASSES`` passes: a pass with nothing left to add changes nothing, and asking
+    whether one is left would be a wait."""
     torch = _torch()
-    dev = ok.device
-    rank = torch.arange(len(ok), device=dev)
-    ring_row = rows.repeat_interleave(3)
-    ring_v = tri.reshape(-1)
+    rank = torch.arange(len(ok), device=ok.device)
     live = ok.clone()
     won = torch.zeros_like(ok)
-    spare = torch.full_like(ring_v, n)  # non-winners write a spare slot, which nothing reads
     for _pass_index in range(PASSES):
-        live, won = _pass(live, won, rank, cu, cv, ring_row, ring_v, spare, n)
+        live, won = _pass(live, won, rank, cu, cv, ring_row, ring_v, n)
     return won
 
 
 def _pass(live: Any, won: Any, rank: Any, cu: Any, cv: Any, ring_row: Any, ring_v: Any,
-          spare: Any, n: int) -> tuple[Any, Any]:  # fmt: skip
+          n: int) -> tuple[Any, Any]:  # fmt: skip
     """One pass of :func:`_independent`: add the live candidates no cheaper live one beats,
     then drop those their win blocks -> (live, won)."""
     torch = _torch()
@@ -446,7 +485,7 @@ def _pass(live: Any, won: Any, rank: Any, cu: Any, cv: Any, ring_row: Any, ring_
     end_taken[torch.where(fresh, cu, n)] = True
     end_taken[torch.where(fresh, cv, n)] = True
     ring_taken = torch.zeros(n + 1, dtype=torch.bool, device=dev)
-    ring_taken[torch.where(fresh[ring_row], ring_v, spare)] = True
+    ring_taken[torch.where(fresh[ring_row], ring_v, n)] = True  # losers: the spare slot
     blocked = torch.zeros(len(live), dtype=torch.int64, device=dev)
     blocked.index_add_(0, ring_row, end_taken[ring_v].long())
     blocked += (ring_taken[cu] | ring_taken[cv]).long()
