@@ -164,29 +164,58 @@ def _plane_terms(normal: Any, d: Any, weight: Any) -> Any:
 
 
 def prepare_quadrics(pos: Any, faces: Any, boundary_weight: float) -> tuple[Any, Any]:
-    """Plane quadrics (n, 10) and border flags (n,), as ``qem.prepare_quadrics``."""
+    """Plane quadrics (n, 10) and border flags (n,), as ``qem.prepare_quadrics``.
+
+    The planes are built a slice of the faces at a time (``_slices``): built all at once,
+    their (3m, 10) rows were the decimator's memory peak. Each vertex still receives its
+    planes in the same order (the faces', then the border edges' as first ends, then as
+    second ends), so the sums are the same to the bit."""
     torch = _torch()
-    n = pos.shape[0]
-    p0, p1, p2 = pos[faces[:, 0]], pos[faces[:, 1]], pos[faces[:, 2]]
-    cross = torch.linalg.cross(p1 - p0, p2 - p0)
-    length = cross.norm(dim=1)
-    normal = cross / length.clamp(min=1e-300)[:, None]
-    d = -(normal * p0).sum(dim=1)
-    terms = _plane_terms(normal, d, 0.5 * length)  # a zero-area face adds nothing
+    n, m = pos.shape[0], faces.shape[0]
     quadrics = torch.zeros((n, 10), dtype=pos.dtype, device=pos.device)
-    quadrics.index_add_(0, faces.reshape(-1), terms.repeat_interleave(3, dim=0))
+    for lo, size in _slices(m):
+        part = faces[lo:lo + size]
+        normal, _, length = _face_planes(pos, part)
+        d = -(normal * pos[part[:, 0]]).sum(dim=1)
+        terms = _plane_terms(normal, d, 0.5 * length)  # a zero-area face adds nothing
+        quadrics.index_add_(0, part.reshape(-1), terms.repeat_interleave(3, dim=0))
     # Border edges: used by one face only. Each gets a plane through it, perpendicular to its
     # face, weighted by its squared length.
     a = faces.reshape(-1)
     b = faces[:, [1, 2, 0]].reshape(-1)
     key = torch.minimum(a, b) * n + torch.maximum(a, b)
     _, inverse, counts = torch.unique(key, return_inverse=True, return_counts=True)
+    del key
     once = counts[inverse] == 1
+    del inverse, counts
     # Every half-edge is priced and the non-border ones add zero terms: masks, not
     # compactions, so preparing waits only for ``unique``.
     hits = torch.zeros(n, dtype=torch.int64, device=pos.device)
     hits.index_add_(0, a, once.long()).index_add_(0, b, once.long())
     border = hits > 0
+    for end in (a, b):  # all first ends, then all second ends, as one index_add each did
+        for lo, size in _slices(m):
+            half = slice(3 * lo, 3 * (lo + size))
+            terms = _border_terms(pos, faces[lo:lo + size], a[half], b[half], once[half],
+                                  boundary_weight)  # fmt: skip
+            quadrics.index_add_(0, end[half], terms)
+    return quadrics, border
+
+
+def _face_planes(pos: Any, faces: Any) -> tuple[Any, Any, Any]:
+    """Unit normals (k, 3), the cross products' lengths (k,) (twice the areas) of faces."""
+    torch = _torch()
+    p0, p1, p2 = pos[faces[:, 0]], pos[faces[:, 1]], pos[faces[:, 2]]
+    cross = torch.linalg.cross(p1 - p0, p2 - p0)
+    length = cross.norm(dim=1)
+    return cross / length.clamp(min=1e-300)[:, None], cross, length
+
+
+def _border_terms(pos: Any, faces: Any, a: Any, b: Any, once: Any, weight: float) -> Any:
+    """(3k, 10) quadric terms of the half-edges a -> b of ``faces`` (k, 3): a plane through
+    each border half-edge (``once``), perpendicular to its face; zeros elsewhere."""
+    torch = _torch()
+    normal, _, length = _face_planes(pos, faces)
     face = torch.arange(len(faces), device=pos.device).repeat_interleave(3)
     edge = pos[b] - pos[a]
     side = torch.linalg.cross(edge, normal[face])
@@ -194,11 +223,8 @@ def prepare_quadrics(pos: Any, faces: Any, boundary_weight: float) -> tuple[Any,
     good = once & (side_len > 0) & (length[face] > 0)
     side = side / torch.where(good, side_len, 1.0)[:, None]
     d = -(side * pos[a]).sum(dim=1)
-    terms = _plane_terms(side, d, boundary_weight * (edge * edge).sum(dim=1))
-    terms = torch.where(good[:, None], terms, 0.0)
-    quadrics.index_add_(0, a, terms)
-    quadrics.index_add_(0, b, terms)
-    return quadrics, border
+    terms = _plane_terms(side, d, weight * (edge * edge).sum(dim=1))
+    return torch.where(good[:, None], terms, 0.0)
 
 
 def _quadric_cost(q: Any, p: Any) -> Any:
@@ -322,8 +348,15 @@ def _round_collapses(
     edges = len(edge_key)
     wanted = int(min(edges, max(64, widen * max(excess, 1)),
                      max(64, widen * CANDIDATE_SHARE * edges)))  # fmt: skip
+    # Every edge's cost, a slice at a time: the placement's (e, 10) and (e, 3) temporaries
+    # for all edges at once were the round's memory peak.
+    cost = torch.empty(edges, dtype=pos.dtype, device=dev)
+    for lo, size in _slices(edges):
+        cost[lo:lo + size] = _kernel(_edge_costs, dev)(edge_key, edge_faces, pos, quadrics,
+                                                       border, endpoint, lo, size)  # fmt: skip
     priced = _kernel(_price, dev)(edge_key, edge_faces, faces, pos, quadrics, border, endpoint,
-                                  wanted)  # fmt: skip
+                                  wanted, cost)  # fmt: skip
+    del cost
     q, place, which, cu, cv, cand_faces, nb_start, nb_items, vf_start, vf_items, counts, ok = (
         priced
     )
@@ -352,47 +385,65 @@ def _round_collapses(
     return kept, removed, place, q
 
 
-RING_SLICES = 16  # the face checks of a round run in this many slices of the rings
-MIN_SLICE = 1 << 16  # ring faces: below this a slice is not worth its launches
+SLICES = 16  # the biggest per-face and per-ring steps run in this many slices
+MIN_SLICE = 1 << 14  # rows: below this a slice is not worth its launches
 
 
 def _slices(total: int) -> list[tuple[int, int]]:
-    """(start, size) slices covering [0, total): ``RING_SLICES`` of them, or fewer when
-    that would make them smaller than ``MIN_SLICE``."""
-    size = max(MIN_SLICE, -(-total // RING_SLICES))
+    """(start, size) slices covering [0, total): ``SLICES`` of them, or fewer when that
+    would make them smaller than ``MIN_SLICE``."""
+    size = max(MIN_SLICE, -(-total // SLICES))
     return [(lo, min(size, total - lo)) for lo in range(0, total, size)]
 
 
-def _price(edge_key: Any, edge_faces: Any, faces: Any, pos: Any, quadrics: Any,
-           border: Any, endpoint: bool, wanted: int) -> tuple:  # fmt: skip
-    """The ``wanted`` cheapest edges as candidates (k,): their merged quadrics (k, 10),
-    placements (k, 3), kept ends (see :func:`placement`), ends, face counts; the vertex ->
-    neighbour and vertex -> face CSR tables; the ring sizes (4, k) of the candidates' ends
-    (neighbours of either, faces around either), whose sums the round reads; and whether each
-    may collapse so far (an infinite cost: non-manifold, or an interior edge joining two
-    border vertices). Only the candidates' rows leave: every edge's (e, 10) and (e, 3) rows
-    are temporaries."""
-    torch = _torch()
+def _ends(edge_key: Any, pos: Any) -> tuple[Any, Any]:
     n = pos.shape[0] - 1
-    eu, ev = edge_key // n, edge_key % n
+    return edge_key // n, edge_key % n
+
+
+def _placed(eu: Any, ev: Any, edge_faces: Any, pos: Any, quadrics: Any, border: Any,
+            endpoint: bool) -> tuple:  # fmt: skip
+    """Merged quadrics, placements, costs and kept ends (:func:`placement`) of edges; an
+    edge that may not collapse (non-manifold, or an interior edge joining two border
+    vertices) costs infinity."""
+    torch = _torch()
     allowed = (edge_faces <= 2) & ~(border[eu] & border[ev] & (edge_faces != 1))
     q = quadrics[eu] + quadrics[ev]
     place, cost, which = placement(
         q, pos[eu], pos[ev], endpoint, border[eu] & ~border[ev], border[ev] & ~border[eu]
     )
-    cost = torch.where(allowed, cost, torch.full_like(cost, float("inf")))
+    return q, place, torch.where(allowed, cost, torch.full_like(cost, float("inf"))), which
+
+
+def _edge_costs(edge_key: Any, edge_faces: Any, pos: Any, quadrics: Any, border: Any,
+                endpoint: bool, lo: int, size: int) -> Any:  # fmt: skip
+    """The costs (size,) of edges [lo, lo + size)."""
+    eu, ev = _ends(edge_key[lo:lo + size], pos)
+    return _placed(eu, ev, edge_faces[lo:lo + size], pos, quadrics, border, endpoint)[2]
+
+
+def _price(edge_key: Any, edge_faces: Any, faces: Any, pos: Any, quadrics: Any,
+           border: Any, endpoint: bool, wanted: int, cost: Any) -> tuple:  # fmt: skip
+    """The ``wanted`` cheapest edges by ``cost`` (e,) as candidates (k,): their merged
+    quadrics (k, 10), placements (k, 3), kept ends (see :func:`placement`), ends, face
+    counts; the vertex -> neighbour and vertex -> face CSR tables; the ring sizes (4, k) of
+    the candidates' ends (neighbours of either, faces around either), whose sums the round
+    reads; and whether each may collapse so far (a finite cost)."""
+    torch = _torch()
+    n = pos.shape[0] - 1
     cand = torch.topk(cost, wanted, largest=False, sorted=True).indices
-    # Refused (infinite) candidates stay in place, masked by their cost in _choose:
-    # dropping them here would be a wait.
-    cu, cv = eu[cand], ev[cand]
-    q, place, which, cost = q[cand], place[cand], which[cand], cost[cand]
+    # Refused (infinite) candidates stay in place, masked by ``ok``: dropping them here
+    # would be a wait. Placed again, the candidates get the same rows as in the costs.
+    eu, ev = _ends(edge_key, pos)
+    cu, cv, cand_faces = eu[cand], ev[cand], edge_faces[cand]
+    q, place, _, which = _placed(cu, cv, cand_faces, pos, quadrics, border, endpoint)
     nb_start, nb_items = _csr(torch.cat([eu, ev]), torch.cat([ev, eu]), n)
     corner_face = torch.arange(len(faces), device=pos.device).repeat_interleave(3)
     vf_start, vf_items = _csr(faces.reshape(-1), corner_face, n)
     counts = torch.stack([_slice_counts(nb_start, cu), _slice_counts(nb_start, cv),
                           _slice_counts(vf_start, cu), _slice_counts(vf_start, cv)])  # fmt: skip
-    return (q, place, which, cu, cv, edge_faces[cand], nb_start, nb_items, vf_start, vf_items,
-            counts, torch.isfinite(cost))  # fmt: skip
+    return (q, place, which, cu, cv, cand_faces, nb_start, nb_items, vf_start, vf_items,
+            counts, torch.isfinite(cost[cand]))  # fmt: skip
 
 
 def _expand_slice(start: Any, items: Any, rows: Any, count: Any, ends: Any, lo: int,
