@@ -29,6 +29,13 @@ always run ``PASSES`` times, and losing candidates write a spare vertex row (ind
 Between the waits a round is two functions, the pricing (``_price``) and the choice
 (``_choose``), which run compiled where the backend compiles (``backend.torch_compile``).
 
+Memory: a job's peak is the decimator's biggest buffers alive together, so nothing is built for
+every ring face or every half-edge at once. The plane quadrics, the edge costs and the face
+checks run in ``SLICES`` slices (launches, not waits: the sizes are known on the host), only the
+candidates' placements leave the pricing, and the independent set reads the ends' neighbours
+(the vertices of the faces around them, a third of the corners). About 0.8 KB per input face
+on the CPU, where the first version took 3.8 KB (18 GiB on a GPU for a 5M-face mesh).
+
 Runs on any torch device (the tests run it on the CPU); float64 throughout, as the CPU path.
 """
 
