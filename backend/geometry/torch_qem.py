@@ -373,11 +373,11 @@ def _round_collapses(
     # The faces around each end, checked a slice of the rings at a time: a ring holds ~12
     # faces a candidate, and checking them all at once was the decimator's memory peak.
     bad = torch.zeros(len(cu), dtype=torch.int64, device=dev)
-    for side, moving in ((2, cu), (3, cv)):
+    for side, moving, other in ((2, cu, cv), (3, cv, cu)):
         for lo, size in _slices(totals[side]):
             bad += _kernel(_ring_faces_bad, dev)(
-                pos, faces, vf_start, vf_items, moving, counts[side], ends[side], cu, cv,
-                place, lo, size,
+                pos, faces, vf_start, vf_items, moving, other, counts[side], ends[side], place,
+                lo, size,
             )  # fmt: skip
     ok &= bad == 0
     del bad, vf_start, vf_items
@@ -466,16 +466,17 @@ def _expand_slice(start: Any, items: Any, rows: Any, count: Any, ends: Any, lo: 
 
 
 def _ring_faces_bad(pos: Any, faces: Any, vf_start: Any, vf_items: Any, moving: Any,
-                    count: Any, ends: Any, cu: Any, cv: Any, place: Any, lo: int,
+                    other: Any, count: Any, ends: Any, place: Any, lo: int,
                     size: int) -> Any:  # fmt: skip
     """How many faces (k,) of a slice of the rings around ``moving`` (each candidate's u or
-    v end) would turn over or become slivers when that end moves to ``place``."""
+    v end; ``other`` the edge's other end) would turn over or become slivers when that end
+    moves to ``place``. (Not cu and cv: the same tensor twice would compile a second time.)"""
     torch = _torch()
     row, face = _expand_slice(vf_start, vf_items, moving, count, ends, lo, size)
     tri = faces[face]
-    on_edge = ((tri == cu[row][:, None]).any(1)) & ((tri == cv[row][:, None]).any(1))
+    on_edge = ((tri == moving[row][:, None]).any(1)) & ((tri == other[row][:, None]).any(1))
     good = _faces_ok(pos, tri, moving[row], place[row]) | on_edge
-    bad = torch.zeros(len(cu), dtype=torch.int64, device=pos.device)
+    bad = torch.zeros(len(moving), dtype=torch.int64, device=pos.device)
     return bad.index_add_(0, row, (~good).long())
 
 
