@@ -165,7 +165,11 @@ def _wrap(module: Any, name: str, stage: str, counts: Counts, calls: Counter[str
 
 # What a CUDA job runs compiled (backend.torch_compile): each call is a few fused kernels
 # there, so the table also gives the eager launches left outside them.
-COMPILED_REGIONS = ((torch_qem, "_price"), (torch_qem, "_choose"), (torch_dilate, "_round"))
+COMPILED_REGIONS = (
+    (torch_qem, "_edge_costs"), (torch_qem, "_price"), (torch_qem, "_ring_faces_bad"),
+    (torch_qem, "_choose"),
+    (torch_dilate, "_round"),
+)
 
 
 def _wrap_region(module: Any, name: str, counts: Counts) -> Any:
