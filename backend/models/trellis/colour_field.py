@@ -67,33 +67,14 @@ def grid_colours(coords: torch.Tensor, feats: torch.Tensor, resolution: int) -> 
 
 
 def sample_grid_colours(grid: GridColours, points: np.ndarray) -> np.ndarray:
-    """Trilinear RGB of ``grid`` at points (k, 3) in TRELLIS's frame -> (k, 3) float32."""
-    if len(grid.vertex_ids) == 0:  # nothing decoded: neutral grey, as an uncoloured mesh
-        return np.full((len(points), 3), 0.5, np.float32)
-    res, base = grid.resolution, grid.resolution + 1
-    cell_position = (np.asarray(points, np.float64) + 0.5) * res
-    cell = np.clip(np.floor(cell_position), 0, res - 1).astype(np.int64)
-    fraction = np.clip(cell_position - cell, 0.0, 1.0)
-    corners = cell[:, None, :] + _CORNERS[None]  # (k, 8, 3)
-    ids = (corners[..., 0] * base + corners[..., 1]) * base + corners[..., 2]
-    found = np.searchsorted(grid.vertex_ids, ids).clip(max=len(grid.vertex_ids) - 1)
-    present = grid.vertex_ids[found] == ids
-    weights = np.prod(
-        np.where(_CORNERS[None] == 1, fraction[:, None, :], 1.0 - fraction[:, None, :]), axis=2
-    )
-    weights = np.where(present, weights, 0.0)
-    total = weights.sum(axis=1)
-    # A corner just outside the written set can carry all the weight: any written corner counts.
-    lonely = total <= 1e-12
-    weights = np.where(lonely[:, None], present.astype(np.float64), weights)
-    total = weights.sum(axis=1)
-    colours = np.einsum("kc,kcd->kd", weights, grid.colours[found]) / np.maximum(total, 1e-12)[
-        :, None
-    ]
-    missing = total <= 1e-12
-    if missing.any():
-        colours[missing] = _nearest_colours(grid, np.asarray(points)[missing])
-    return colours.astype(np.float32)
+    """Trilinear RGB of ``grid`` at points (k, 3) in TRELLIS's frame -> (k, 3) float32: the
+    torch form on the CPU (the grid's arrays are shared, not copied)."""
+    return sample_grid_colours_torch(
+        grid,
+        torch.as_tensor(grid.vertex_ids),
+        torch.as_tensor(grid.colours, dtype=torch.float64),
+        torch.as_tensor(np.asarray(points), dtype=torch.float64),
+    ).numpy()
 
 
 def _nearest_colours(grid: GridColours, points: np.ndarray) -> np.ndarray:
@@ -133,9 +114,10 @@ def colour_field(grid: GridColours) -> PointField:
 def sample_grid_colours_torch(
     grid: GridColours, ids: torch.Tensor, colours: torch.Tensor, points: torch.Tensor
 ) -> torch.Tensor:
-    """:func:`sample_grid_colours` in torch on the points' device (float64 as the numpy form);
-    ``ids`` and ``colours`` are the grid's arrays there. One host wait: whether any point has
-    no written corner (those few go through the numpy nearest-vertex path)."""
+    """Trilinear RGB of ``grid`` at points (k, 3) in TRELLIS's frame, float64, on the points'
+    device -> (k, 3) float32; ``ids`` and ``colours`` are the grid's arrays there. A query corner
+    no voxel wrote drops out (the others renormalised); a point with none written takes the
+    nearest written vertex (on the host: one wait, whether any point has none)."""
     if len(ids) == 0:
         return torch.full((len(points), 3), 0.5, dtype=torch.float32, device=points.device)
     res, base = grid.resolution, grid.resolution + 1
