@@ -143,18 +143,20 @@ def bake(
         channels.append(material)
     clock.lap("color")
     texel_bytes = _to_uint8(channels)
-    stacked = np.zeros((size, size, texel_bytes.shape[1]), dtype=np.uint8)
-    stacked.reshape(-1, stacked.shape[2])[flat] = texel_bytes
-    filled = np.zeros((size, size), dtype=bool)
-    filled.reshape(-1)[flat] = True
     if device is None:
+        stacked = np.zeros((size, size, texel_bytes.shape[1]), dtype=np.uint8)
+        stacked.reshape(-1, stacked.shape[2])[flat] = texel_bytes
+        filled = np.zeros((size, size), dtype=bool)
+        filled.reshape(-1)[flat] = True
         stacked, grown = dilate.dilate(stacked, filled, tolerances.DILATE_PX)
-    else:
+        if len(flat):  # far from every chart: the mean, so coarse mip levels stay in tone
+            stacked[~grown] = np.rint(texel_bytes.mean(axis=0)).astype(np.uint8)
+    else:  # the same steps on the device: only the baked texels go up, the maps come down
         from backend.geometry import torch_dilate
 
-        stacked, grown = torch_dilate.dilate(stacked, filled, tolerances.DILATE_PX, device)
-    if len(flat):  # far from every chart: the mean, so coarse mip levels stay in tone
-        stacked[~grown] = np.rint(texel_bytes.mean(axis=0)).astype(np.uint8)
+        stacked, _grown = torch_dilate.dilate_texels(
+            texel_bytes, flat, size, tolerances.DILATE_PX, device
+        )
     clock.lap("dilate")
     n_color = color.shape[1]
     base = stacked[..., :n_color]
