@@ -24,6 +24,7 @@ import json
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,14 +37,14 @@ sys.path.insert(0, str(REPO))
 from backend.models.common.background import remove_background  # noqa: E402
 from backend.models.common.cuda_graph import GraphedForward  # noqa: E402
 from backend.models.common.torch_dtypes import DTYPES  # noqa: E402
-from backend.models.sf3d.config import SF3DConfig, config_from_dict  # noqa: E402
+from backend.models.sf3d.config import ClipConfig, SF3DConfig, config_from_dict  # noqa: E402
 from backend.models.sf3d.isosurface import MarchingTetrahedra, TetGrid  # noqa: E402
 from backend.models.sf3d.loading import reset_buffers  # noqa: E402
 from backend.models.sf3d.network import SF3DNetwork, default_camera  # noqa: E402
 from backend.models.sf3d.pipeline import decode_chunked, extract_mesh  # noqa: E402
 from backend.models.sf3d.preprocess import Conditioning, condition_image  # noqa: E402
 from backend.models.sf3d.testing import randomize_weights, tiny_config_dict  # noqa: E402
-from benchmarks.common import disc_image  # noqa: E402
+from benchmarks.common import disc_image, mesh_agreement, upstream_provenance  # noqa: E402
 from benchmarks.outputs import default_out  # noqa: E402
 
 
@@ -88,7 +89,9 @@ def autocast(device: torch.device, dtype: torch.dtype):
 
 @torch.no_grad()
 def bench_ours(model: SF3DNetwork, args: argparse.Namespace, device: torch.device,
-               dtype: torch.dtype) -> tuple[dict, torch.Tensor, torch.Tensor]:
+               dtype: torch.dtype) -> tuple[dict, dict]:
+    """Our stages timed as a job runs them -> (report, what the comparison reuses: the last
+    run's triplanes, input and mesh, the tet extractor)."""
     config = model.config
     timer = Timer(device)
     image = disc_image()
@@ -135,14 +138,35 @@ def bench_ours(model: SF3DNetwork, args: argparse.Namespace, device: torch.devic
               "grid_vertices": int(extractor.vertices.shape[0])}
     if device.type == "cuda":
         result["peak_vram_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
-    return result, planes.float(), rgb
+    last = {"planes": planes.float(), "rgb": rgb, "mesh": (vertices, faces),
+            "extractor": extractor}  # fmt: skip
+    return result, last
+
+
+def register_clip(open_clip, estimator: dict) -> None:
+    """Give open_clip the config's inline CLIP (the tiny test config's ``tiny-clip``) under its
+    name; the published names (ViT-B-32) are open_clip's own and left alone."""
+    name, inline = estimator.get("model", "ViT-B-32"), estimator.get("clip")
+    if inline is None or name in open_clip.list_models():
+        return
+    clip = ClipConfig(**inline)
+    open_clip.factory._MODEL_CONFIGS[name] = {
+        "embed_dim": clip.embed_dim,
+        "vision_cfg": {"image_size": clip.image_size, "layers": clip.vision_layers,
+                       "width": clip.vision_width, "patch_size": clip.vision_patch_size,
+                       "head_width": clip.head_width},
+        "text_cfg": {"context_length": clip.context_length, "vocab_size": clip.vocab_size,
+                     "width": clip.text_width, "heads": clip.text_heads,
+                     "layers": clip.text_layers},
+    }  # fmt: skip
 
 
 @torch.no_grad()
 def bench_upstream(upstream_dir: Path, raw_config: dict, state: dict, args: argparse.Namespace,
-                   device: torch.device, dtype: torch.dtype, ours_planes: torch.Tensor,
-                   rgb: torch.Tensor) -> dict:
-    """Upstream's encode + mesh stages on the same weights (its package must import)."""
+                   device: torch.device, dtype: torch.dtype, model: SF3DNetwork,
+                   last: dict) -> dict:
+    """Upstream's encode + mesh stages on the same weights, input and tet grid (its package must
+    import), warmed up, ``--runs`` repeats; then how far its outputs are from ours."""
     # This file is itself named sf3d.py: take its folder off the path so upstream's package wins.
     here = Path(__file__).resolve().parent
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
@@ -171,13 +195,22 @@ def bench_upstream(upstream_dir: Path, raw_config: dict, state: dict, args: argp
     )
     create = open_clip.create_model_and_transforms
     open_clip.create_model_and_transforms = lambda name, pretrained=None, **k: create(name, **k)
-    model = system.SF3D(OmegaConf.create(raw_config))
-    model.load_state_dict(state, strict=False)  # shared modulation aliases fill themselves
-    model = model.to(device).eval()
+    register_clip(open_clip, raw_config["image_estimator"])
+    # The same tet grid on both sides (ours, in upstream's .npz layout): upstream's 160_tets.npz
+    # is not in every checkout, and one grid makes the two meshes comparable vertex by vertex.
+    extractor = last["extractor"]
+    grid_file = Path(tempfile.mkdtemp()) / "tets.npz"
+    np.savez(grid_file, vertices=extractor.vertices.cpu().numpy(),
+             indices=extractor.tets.cpu().numpy())
+    helper = system.MarchingTetrahedraHelper
+    system.MarchingTetrahedraHelper = lambda resolution, _path: helper(resolution, str(grid_file))
+    upstream = system.SF3D(OmegaConf.create(raw_config))
+    upstream.load_state_dict(state, strict=False)  # shared modulation aliases fill themselves
+    upstream = upstream.to(device).eval()
     timer = Timer(device)
     size = raw_config["cond_image_size"]
     c2w, intrinsic = default_camera(config_from_dict(raw_config))
-    batch = {"rgb_cond": rgb, "mask_cond": torch.ones(1, 1, size, size, 1, device=device),
+    batch = {"rgb_cond": last["rgb"], "mask_cond": torch.ones(1, 1, size, size, 1, device=device),
              "c2w_cond": c2w.to(device).view(1, 1, 4, 4),
              "intrinsic_normed_cond": intrinsic.to(device).view(1, 1, 3, 3)}
     planes = None
@@ -187,19 +220,33 @@ def bench_upstream(upstream_dir: Path, raw_config: dict, state: dict, args: argp
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
         with autocast(device, dtype):
-            planes, _ = timer.run("encode", lambda: model.get_scene_codes(dict(batch)))
-        try:
-            timer.run("mesh", lambda: model.triplane_to_meshes(planes.float()))  # noqa: B023
-        except FileNotFoundError as error:  # its tet grid file is not in every checkout
-            timer.samples.pop("mesh", None)
-            timer.samples["mesh_skipped"] = [0.0]
-            del error
-    result = {"stages_s": timer.medians(), "stages_spread_s": timer.spread()}
+            planes, _ = timer.run("encode", lambda: upstream.get_scene_codes(dict(batch)))
+        timer.run("mesh", lambda: upstream.triplane_to_meshes(planes.float()))  # noqa: B023
+    cells = config_from_dict(raw_config).isosurface_resolution // 2
+    result = {"stages_s": timer.medians(), "stages_spread_s": timer.spread(),
+              "tet_grid": f"ours, regular, {cells} cells per axis, given to both sides",
+              "mesh_chunk": "all grid vertices at once (upstream does not chunk)"}  # fmt: skip
     if device.type == "cuda":
         result["peak_vram_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20)
+    # Our mesh stage at upstream's chunking (one chunk of the whole grid), same repeats.
+    one_chunk = Timer(device)
+    whole = int(extractor.vertices.shape[0])
+    for run in range(args.warmup + args.runs):
+        if run == args.warmup:
+            one_chunk.samples.clear()
+        one_chunk.run("mesh", lambda: extract_mesh(model, last["planes"][0], extractor, whole))
+    result["ours_mesh_one_chunk_s"] = one_chunk.spread()["mesh"] | {
+        "median": one_chunk.medians()["mesh"]}
     # Same weights, same input image: how far apart are the triplanes (in --dtype)?
+    ours_planes = last["planes"]
     difference = (planes.float() - ours_planes).abs().max() / ours_planes.abs().max()
     result["planes_max_rel_diff"] = float(difference)
+    # Both mesh stages on the same (our) triplanes: the mesh algorithms' own agreement.
+    mesh = upstream.triplane_to_meshes(ours_planes)[0]
+    result["mesh_agreement_same_planes"] = mesh_agreement(
+        tuple(t.cpu().numpy() for t in last["mesh"]),
+        (mesh.v_pos.float().cpu().numpy(), mesh.t_pos_idx.cpu().numpy()))
+    result["upstream"] = upstream_provenance(upstream_dir)
     return result
 
 
@@ -228,12 +275,17 @@ def main() -> None:
         model = SF3DNetwork(config)
     model = model.to_empty(device="cpu")
     randomize_weights(model, seed=0)
+    # randomize_weights leaves the bbox buffer to construction, which to_empty skipped: the
+    # state handed to upstream must hold the real box (zeros there put every tet vertex at the
+    # origin: an empty upstream mesh, timed as 4 ms in the committed H100 runs).
+    with torch.no_grad():
+        model.bbox.copy_(torch.tensor([[-1.0] * 3, [1.0] * 3]) * config.radius)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     model = model.to(device).eval()
     reset_buffers(model)
     if args.compile:
         model.backbone = torch.compile(model.backbone)
-    ours, planes, rgb = bench_ours(model, args, device, dtype)
+    ours, last = bench_ours(model, args, device, dtype)
     report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda"
               else platform.processor() or "cpu", "dtype": args.dtype, "tiny": args.tiny,
               "runs": args.runs, "compile": args.compile, "cuda_graph": not args.eager,
@@ -242,7 +294,7 @@ def main() -> None:
         if raw_config is None:
             raw_config = json.loads(json.dumps(_full_config_dict()))
         raw_config = {**raw_config, "isosurface_threshold": ours["threshold"]}
-        up = bench_upstream(args.upstream, raw_config, state, args, device, dtype, planes, rgb)
+        up = bench_upstream(args.upstream, raw_config, state, args, device, dtype, model, last)
         report["upstream"] = up
         if "stages_s" in up and "encode" in up["stages_s"]:
             ratio = up["stages_s"]["encode"] / max(ours["stages_s"]["encode"], 1e-9)
@@ -254,8 +306,8 @@ def main() -> None:
         print(f"{stage:<12}{value:>10.4f}" + (f"{other:>12.4f}" if other is not None else ""))
     if "peak_vram_mb" in ours:
         print(f"peak VRAM: {ours['peak_vram_mb']} MB")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out = args.out or default_out("sf3d")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     if "upstream" in report:
         print(f"upstream: {json.dumps(report['upstream'])}")
