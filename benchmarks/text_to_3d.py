@@ -16,7 +16,11 @@ treatment of benchmarks/hunyuan3d.py for the same reason.
 When the upstream ``mvdream`` package is importable, its DDIM sampler runs on the same
 weights, conditioning and initial noise in the same process, and the final latents are
 compared (targets, issue 7: text -> GLB < 30 s and <= 24 GB on an H100; MVDream sampling
->= 1.3x upstream's speed with the same output).
+>= 1.3x upstream's speed with the same output). Both samplers are warmed up, then timed
+``--repeats`` times each, alternating which goes first (median, min, max); upstream gets its
+best attention (``--upstream-attention auto``: xformers where it runs, else torch's SDPA behind
+upstream's own xformers code path), and the JSON says which. ``--compare-only`` stops the
+mvdream path after that comparison.
 
     .venv/backend/bin/python benchmarks/text_to_3d.py [--paths mvdream,shap-e,bridge]
         [--reconstructor hunyuan3d-2mv|inflate]
@@ -30,16 +34,17 @@ import contextlib
 import importlib.util
 import json
 import platform
-import statistics
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F  # noqa: N812
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -60,6 +65,7 @@ from backend.models.mvdream.loading import build_models  # noqa: E402
 from backend.models.mvdream.pipeline import MVDreamOutput, MVDreamPipeline  # noqa: E402
 from backend.models.mvdream.testing import schedule_buffers, seeded_tensor  # noqa: E402
 from backend.models.testing.clip_tokenizer import write_clip_tokenizer  # noqa: E402
+from benchmarks.common import spread, upstream_provenance  # noqa: E402
 from benchmarks.outputs import default_out  # noqa: E402
 
 DATA = REPO / "tests" / "data" / "mvdream"
@@ -135,15 +141,31 @@ def run_mvdream(args, device, dtype, results: dict) -> None:
     with stage(results, "text_encode", device):
         cond, uncond = pipeline.encode_prompt(PROMPT), pipeline.encode_prompt("")
     cameras = torch.from_numpy(camera_embedding_input(args.elevation)).to(device, dtype)
-    with torch.no_grad(), stage(results, "views_sampling", device):
-        latents = pipeline.sample(noise.to(device, dtype), cond, uncond, cameras,
-                                  steps=args.steps, guidance_scale=7.5)
+
+    def ours(steps: int) -> torch.Tensor:
+        with torch.no_grad():
+            return pipeline.sample(noise.to(device, dtype), cond, uncond, cameras,
+                                   steps=steps, guidance_scale=7.5)
+
+    upstream = None if args.no_upstream else upstream_sampler(args, config, state, pipeline,
+                                                               noise, device, results)
+    sides = {"ours": ours} if upstream is None else {"ours": ours, "upstream": upstream}
+    timed, latents = interleaved_repeats(sides, args.steps, args.repeats, device)
+    results["views_sampling"] = timed["ours"]
+    if upstream is not None:
+        results["views_sampling(upstream)"] = {**timed["upstream"],
+                                               **results.pop("upstream_setup")}
+        ours_latents, theirs = latents["ours"].float(), latents["upstream"].float()
+        results["upstream_latent_relative_difference"] = float(
+            (ours_latents - theirs).abs().max() / theirs.abs().max())
+        results["sampling_speedup_vs_upstream"] = round(
+            timed["upstream"]["seconds"] / timed["ours"]["seconds"], 3)
     with stage(results, "views_decode", device):
-        views = pipeline.decode(latents)
+        views = pipeline.decode(latents["ours"])
     out = MVDreamOutput(views, args.elevation, DEFAULT_AZIMUTHS,
-                        camera_embedding_input(args.elevation), latents)
-    if not args.no_upstream:
-        upstream_sampling(args, config, state, pipeline, noise, out, device, results)
+                        camera_embedding_input(args.elevation), latents["ours"])
+    if args.compare_only:
+        return
     with stage(results, "cutout", device):
         cutouts, masks, _ = cut_out_views(out.views)
     asset = reconstruct(args, cutouts, device, dtype, results)
@@ -189,14 +211,84 @@ def reconstruct(args, cutouts, device, dtype, results: dict):
     return asset
 
 
-def upstream_sampling(args, config, state, pipeline, noise, out, device, results) -> None:
-    """Upstream's DDIM sampler on the same weights and inputs, when its package is installed."""
+def interleaved_repeats(sides: dict, steps: int, repeats: int,
+                        device: torch.device) -> tuple[dict, dict]:
+    """Each side (name -> sample(steps) -> latents) warmed up once (2 steps: kernels,
+    allocator, cuDNN choice), then ``repeats`` timed runs, the sides alternating which goes
+    first -> ({name: median seconds, min, max, repeats, peak VRAM}, {name: last latents})."""
+    for sample in sides.values():
+        sample(2)
+    seconds: dict[str, list[float]] = {name: [] for name in sides}
+    peaks: dict[str, float] = dict.fromkeys(sides, 0.0)
+    latents: dict = {}
+    names = list(sides)
+    for index in range(repeats):
+        for name in names if index % 2 == 0 else names[::-1]:
+            run: dict = {}
+            with stage(run, "run", device):
+                latents[name] = sides[name](steps)
+            seconds[name].append(run["run"]["seconds"])
+            peaks[name] = max(peaks[name], run["run"]["peak_vram_mb"])
+    timed = {}
+    for name, values in seconds.items():
+        summary = spread(values)
+        timed[name] = {"seconds": summary["median"], "min": summary["min"],
+                       "max": summary["max"], "repeats": summary["n"], "warmed_up": True,
+                       "order": "interleaved, alternating first", "peak_vram_mb": peaks[name]}
+    return timed, latents
+
+
+def sdpa_memory_efficient_attention(q, k, v, attn_bias=None, op=None):
+    """xformers.ops.memory_efficient_attention's call as upstream makes it ((b*h, n, d), no
+    bias), served by torch's scaled_dot_product_attention (flash / memory-efficient kernels)."""
+    if attn_bias is not None:
+        raise NotImplementedError("upstream's MVDream passes no attention bias")
+    if q.ndim == 4:  # xformers' (b, n, h, d) layout
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+        return F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
+    return F.scaled_dot_product_attention(q, k, v)
+
+
+def upstream_attention(choice: str, device: torch.device) -> str:
+    """Which attention upstream's transformer blocks get -> "xformers", "sdpa" or "einsum".
+
+    ``auto``: xformers when it imports and runs on ``device`` (its wheels carry CUDA kernels for
+    one torch only), else torch's SDPA through upstream's own xformers code path; ``einsum`` is
+    upstream's fallback without xformers (fp32 scores, materialised softmax).
+    """
+    from mvdream.ldm.modules import attention
+
+    if choice in ("auto", "xformers"):
+        try:
+            import xformers.ops
+
+            probe = torch.zeros(1, 8, 64, device=device, dtype=torch.float16
+                                if device.type == "cuda" else torch.float32)
+            xformers.ops.memory_efficient_attention(probe, probe, probe)
+            attention.XFORMERS_IS_AVAILBLE = True
+            return "xformers"
+        except Exception as error:  # not installed, no kernels for this torch / device
+            if choice == "xformers":
+                raise RuntimeError(f"xformers asked for but not usable: {error}") from error
+    if choice in ("auto", "sdpa"):
+        attention.XFORMERS_IS_AVAILBLE = True
+        attention.xformers = types.SimpleNamespace(ops=types.SimpleNamespace(
+            memory_efficient_attention=sdpa_memory_efficient_attention))
+        return "sdpa"
+    attention.XFORMERS_IS_AVAILBLE = False
+    return "einsum"
+
+
+def upstream_sampler(args, config, state, pipeline, noise, device, results):
+    """Upstream's DDIM sampler on the same weights, prompt, cameras and initial noise ->
+    sample(steps) -> latents, or None when its package is not installed."""
     try:
         from mvdream.ldm.models.diffusion.ddim import DDIMSampler
         from mvdream.ldm.modules.diffusionmodules.openaimodel import MultiViewUNetModel
-    except ImportError:
-        results["upstream"] = "mvdream package not installed: comparison skipped"
-        return
+    except ImportError as error:
+        results["upstream"] = f"mvdream package not importable ({error}): comparison skipped"
+        return None
+    backend = upstream_attention(args.upstream_attention, device)  # before the blocks are built
 
     class Interface(torch.nn.Module):  # what DDIMSampler reads from the LDM interface
         def __init__(self, unet):
@@ -224,39 +316,35 @@ def upstream_sampling(args, config, state, pipeline, noise, out, device, results
         sampler.register_buffer = lambda name, value: setattr(sampler, name, value)
     cond = pipeline.encode_prompt(PROMPT).float().repeat(4, 1, 1)
     uncond = pipeline.encode_prompt("").float().repeat(4, 1, 1)
-    cameras = torch.from_numpy(out.cameras).to(device)
+    cameras = torch.from_numpy(camera_embedding_input(args.elevation)).to(device)
     c = {"context": cond, "camera": cameras, "num_frames": 4}
     uc = {"context": uncond, "camera": cameras, "num_frames": 4}
     autocast = torch.autocast(device.type, dtype=pipeline.dtype,
                               enabled=pipeline.dtype != torch.float32)
     factor = config.latent_factor
-    def sample(steps: int):
-        return sampler.sample(S=steps, conditioning=c, batch_size=4,
-                              shape=[4, args.image_size // factor, args.image_size // factor],
-                              verbose=False, unconditional_guidance_scale=7.5,
-                              unconditional_conditioning=uc, eta=0.0, x_T=noise.to(device))
+    results["upstream_setup"] = {"attention": backend,
+                                 "xformers_importable": importlib.util.find_spec("xformers")
+                                 is not None,
+                                 "autocast": str(pipeline.dtype),
+                                 "checkout": upstream_provenance(_upstream_root())}
 
-    # Rules of benchmarks/report.py: upstream warmed up too (kernels, allocator, cuDNN choice),
-    # then --upstream-repeats timed runs as median / min / max.
-    with torch.no_grad(), autocast:
-        sample(2)
-    runs: dict = {}
-    seconds = []
-    for _ in range(args.upstream_repeats):
-        with torch.no_grad(), autocast, stage(runs, "run", device):
-            latents, _ = sample(args.steps)
-        seconds.append(runs["run"]["seconds"])
-    results["views_sampling(upstream)"] = {
-        "seconds": statistics.median(seconds), "min": min(seconds), "max": max(seconds),
-        "repeats": len(seconds), "warmed_up": True, "peak_vram_mb": runs["run"]["peak_vram_mb"],
-        # which attention upstream could use: its fallback is far slower than xformers
-        "xformers_importable": importlib.util.find_spec("xformers") is not None,
-    }
-    ours, theirs = out.latents.float(), latents.float()
-    results["upstream_latent_relative_difference"] = float(
-        (ours - theirs).abs().max() / theirs.abs().max())
-    results["sampling_speedup_vs_upstream"] = round(
-        results["views_sampling(upstream)"]["seconds"] / results["views_sampling"]["seconds"], 3)
+    def sample(steps: int) -> torch.Tensor:
+        with torch.no_grad(), autocast:
+            latents, _ = sampler.sample(
+                S=steps, conditioning=c, batch_size=4,
+                shape=[4, args.image_size // factor, args.image_size // factor], verbose=False,
+                unconditional_guidance_scale=7.5, unconditional_conditioning=uc, eta=0.0,
+                x_T=noise.to(device))
+        return latents
+
+    return sample
+
+
+def _upstream_root() -> Path | None:
+    """The checkout the mvdream package was imported from (the folder holding it)."""
+    import mvdream
+
+    return Path(mvdream.__file__).resolve().parents[1]
 
 
 def run_shap_e(args, device, dtype, results: dict) -> None:
@@ -378,8 +466,14 @@ def main() -> None:
     parser.add_argument("--dtype", choices=("float16", "float32"), default="float16")
     parser.add_argument("--tiny", action="store_true", help="tiny configs on the CPU (smoke)")
     parser.add_argument("--no-upstream", action="store_true")
-    parser.add_argument("--upstream-repeats", type=int, default=5,
-                        help="timed upstream sampling runs after its warm-up")
+    parser.add_argument("--repeats", "--upstream-repeats", type=int, default=5,
+                        help="timed MVDream sampling runs per side after a warm-up each")
+    parser.add_argument("--upstream-attention", choices=("auto", "xformers", "sdpa", "einsum"),
+                        default="auto", help="upstream's attention (auto: xformers if usable, "
+                        "else torch SDPA through its xformers code path)")
+    parser.add_argument("--compare-only", action="store_true",
+                        help="mvdream path: stop after the sampling comparison and view decode "
+                        "(no reconstruction, texture, geometry pipeline or its numba warm-up)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON file (default: a new one in benchmarks/runs/)")
     args = parser.parse_args()
@@ -392,15 +486,16 @@ def main() -> None:
                    "tiny": args.tiny, "dtype": str(dtype), "steps": args.steps,
                    "image_size": args.image_size, "paths": {}}
     # numba's one-off compile (cached on disk) is setup's cost, not a stage's: pay it first.
-    table["geometry_warmup_s"] = round(warm_up(), 3)
+    if not args.compare_only:
+        table["geometry_warmup_s"] = round(warm_up(), 3)
     runners = {"mvdream": run_mvdream, "shap-e": run_shap_e, "bridge": run_bridge}
     for name in args.paths.split(","):
         results: dict = {}
         runners[name](args, device, dtype, results)
         table["paths"][name] = results
     print_table(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out = args.out or default_out("text_to_3d")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(table, indent=2))
     print(f"wrote {args.out}")
 
