@@ -18,8 +18,10 @@ random delight and paint models, per-part seconds and peak VRAM; no hy3dgen colu
 
 Each side loads once, runs one warm-up job, then ``--repeats`` timed jobs (median, min, max
 per stage; peak VRAM and the stage's own share above what was resident at its start).
-hy3dgen decodes with its pipeline default (dense) unless ``--upstream-decoder`` says otherwise;
-the JSON records both sides' decoders and chunk sizes.
+hy3dgen decodes with the same decoder as ours (``--upstream-decoder`` to pick another, e.g.
+dense, its pipeline default) and the same points per chunk (``--num-chunks``); its hierarchical
+decoder gets one cast fixed (:class:`FloatIndexTorch`, ``--upstream-as-is`` to leave it). The
+JSON records both sides' decoders, chunk sizes, the upstream commit and any patch.
 
     .venv/backend/bin/python benchmarks/hunyuan3d.py --model mini --variant standard
     .venv/backend/bin/python benchmarks/hunyuan3d.py --variant turbo --our-chunks 32768 65536
@@ -49,6 +51,7 @@ from backend.models.hunyuan3d.loading import load_shape_models  # noqa: E402
 from backend.models.hunyuan3d.pipeline import ShapePipeline, ShapeSettings  # noqa: E402
 from backend.models.hunyuan3d.testing import random_state, smooth_field, write_variant  # noqa: E402
 from backend.models.hunyuan3d.volume import extract_surface  # noqa: E402
+from benchmarks.common import upstream_provenance  # noqa: E402
 from benchmarks.outputs import default_out  # noqa: E402
 
 MANIFEST = REPO / "tests" / "data" / "hunyuan" / "full_size_manifest.json"
@@ -172,13 +175,50 @@ def upstream_available() -> bool:
     return importlib.util.find_spec("hy3dgen") is not None
 
 
+def upstream_root() -> Path:
+    """The checkout hy3dgen was imported from (the folder holding the package)."""
+    import hy3dgen
+
+    return Path(hy3dgen.__file__).resolve().parents[1]
+
+
+class FloatIndexTorch:
+    """``torch`` for hy3dgen's volume_decoders module, except that ``stack`` of integer tensors
+    returns float32.
+
+    Its hierarchical decoder stacks the fine grid's integer indices and scales them with
+    ``torch.tensor(spacing, dtype=<that int64>)``: the spacing (2.02 / r) truncates to 0 and the
+    box corner to -1, so every fine query lands on one corner (hy3dgen 2.0.2 and upstream's
+    master alike). Made float, the same line computes index * spacing + corner, as its FlashVDM
+    decoder does; the queries, their number and chunks are otherwise upstream's.
+    """
+
+    def __getattr__(self, name: str):
+        return getattr(torch, name)
+
+    @staticmethod
+    def stack(tensors, dim: int = 0, **kwargs) -> torch.Tensor:
+        out = torch.stack(tensors, dim=dim, **kwargs)
+        return out if out.is_floating_point() else out.to(torch.float32)
+
+
 class UpstreamRunner:
     """hy3dgen 2.0.2 loading the same folder, fed the same tensor, stage by stage."""
 
     def __init__(
-        self, folder: Path, device: torch.device, dtype: torch.dtype, decoder: str = "dense"
+        self,
+        folder: Path,
+        device: torch.device,
+        dtype: torch.dtype,
+        decoder: str = "dense",
+        spacing_fix: bool = False,
     ) -> None:
         from hy3dgen.shapegen.pipelines import Hunyuan3DDiTFlowMatchingPipeline
+
+        if spacing_fix:
+            from hy3dgen.shapegen.models.autoencoders import volume_decoders
+
+            volume_decoders.torch = FloatIndexTorch()
 
         self.device, self.dtype, self.load_result = device, dtype, {}
         timing: dict = {}
@@ -244,11 +284,13 @@ class UpstreamRunner:
                 mesh = pipe.vae.surface_extractor(
                     logits, mc_level=0.0, bounds=1.01, octree_resolution=octree_resolution
                 )[0]
+        # hy3dgen returns None where marching cubes finds no surface (its shipped hierarchical
+        # decoder's field): an empty mesh, reported as such rather than a crash.
         return results, {
             "latents": latents.float().cpu(),
             "logits": logits[0].float().cpu(),
-            "vertices": mesh.mesh_v,
-            "faces": mesh.mesh_f,
+            "vertices": np.zeros((0, 3)) if mesh is None else mesh.mesh_v,
+            "faces": np.zeros((0, 3), np.int64) if mesh is None else mesh.mesh_f,
         }
 
 
@@ -270,6 +312,14 @@ def compare(ours: dict, theirs: dict) -> dict:
               (("ours", ours), ("theirs", theirs))}  # fmt: skip
     dropped = {name: int((~np.isfinite(v).all(axis=1)).sum()) for name, v in finite.items()}
     finite = {name: v[np.isfinite(v).all(axis=1)] for name, v in finite.items()}
+    if min(len(v) for v in finite.values()) == 0:
+        return {
+            "latents_max_rel_diff": latents,
+            "logits_max_abs_diff_where_both_decoded": logits,
+            "mesh_vertices": [len(ours["vertices"]), len(theirs["vertices"])],
+            "non_finite_vertices": [dropped["ours"], dropped["theirs"]],
+            "chamfer_over_diagonal": None,  # a side without a (finite) surface
+        }
     diagonal = float(np.linalg.norm(np.ptp(finite["theirs"], axis=0)))
     rng = np.random.default_rng(0)
     a, b = (
@@ -335,11 +385,17 @@ def main() -> None:
     parser.add_argument("--model", choices=sorted(FOLDERS), default="mini")
     parser.add_argument("--variant", choices=("standard", "fast", "turbo"), default="standard")
     parser.add_argument("--steps", type=int, default=0, help="0: 50 standard, 10 fast, 5 turbo")
-    parser.add_argument("--octree-resolution", type=int, default=384)
+    parser.add_argument(
+        "--octree-resolution", type=int, default=None, help="default 384 (48 with --tiny)"
+    )
     parser.add_argument(
         "--decoding", choices=("dense", "hierarchical", "flashvdm"), default="hierarchical"
     )
-    parser.add_argument("--num-chunks", type=int, default=8000, help="hy3dgen's default")
+    parser.add_argument(
+        "--num-chunks", type=int, default=None,
+        help="hy3dgen's points per decoding chunk (default: ours, the first --our-chunks; "
+        "8000 is its pipeline default)",
+    )  # fmt: skip
     parser.add_argument(
         "--our-chunks", type=int, nargs="+", default=[32_768],
         help="our points per decoding chunk (the service's default); several: each is timed, "
@@ -347,9 +403,14 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--upstream-decoder", choices=("dense", "hierarchical", "flashvdm"), default=None,
-        help="hy3dgen's volume decoder (default: dense, its pipeline default, unless "
-        "--decoding flashvdm); hy3dgen 2.0.2's hierarchical decoder casts the fine points' "
-        "spacing to int64 (all fine queries at one corner), so its output does not agree",
+        help="hy3dgen's volume decoder (default: the same as --decoding; dense is its "
+        "pipeline default)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--upstream-as-is", action="store_true",
+        help="leave hy3dgen's hierarchical decoder as shipped: it casts the fine points' "
+        "spacing to int64 (all fine queries at one corner), so its output does not agree; by "
+        "default that one cast is made float (FloatIndexTorch) and the JSON says so",
     )  # fmt: skip
     parser.add_argument("--repeats", type=int, default=5, help="timed jobs after a warm-up")
     parser.add_argument("--tiny", action="store_true", help="tiny config on the CPU (smoke test)")
@@ -364,15 +425,13 @@ def main() -> None:
     dtype = torch.float16 if device.type == "cuda" else torch.float32
     raw = tiny_config() if args.tiny else full_config(args.model, args.variant)
     if args.tiny:
-        args.octree_resolution, args.num_chunks, args.our_chunks = (
-            min(args.octree_resolution, 48),
-            3000,
-            [8192],
-        )
+        args.octree_resolution = args.octree_resolution or 48
+        args.our_chunks = [8192]
         args.repeats = min(args.repeats, 1)
-    upstream_decoder = args.upstream_decoder or (
-        "flashvdm" if args.decoding == "flashvdm" else "dense"
-    )
+    args.octree_resolution = args.octree_resolution or 384
+    args.num_chunks = args.num_chunks or args.our_chunks[0]
+    upstream_decoder = args.upstream_decoder or args.decoding
+    spacing_fix = upstream_decoder == "hierarchical" and not args.upstream_as_is
     steps = args.steps or {"standard": 50, "fast": 10, "turbo": 5}[args.variant]
     config = parse_shape_config(raw)
     size = config.image_processor.size
@@ -390,6 +449,8 @@ def main() -> None:
         "our_chunks": args.our_chunks,
         "upstream_decoder": upstream_decoder,
         "upstream_num_chunks": args.num_chunks,
+        "upstream_patch": "hierarchical decoder: the fine points' int64 spacing cast made float "
+        "(FloatIndexTorch)" if spacing_fix else None,
         "repeats": args.repeats,
         "timing": "warm-up job first; seconds = median of the repeats (min/max beside)",
     }
@@ -414,7 +475,7 @@ def main() -> None:
         for chunk, summary in zip(args.our_chunks[1:], summaries[1:], strict=True):
             table[f"ours_chunks_{chunk}"] = summary
         if not args.no_upstream and upstream_available():
-            runner = UpstreamRunner(folder, device, dtype, upstream_decoder)
+            runner = UpstreamRunner(folder, device, dtype, upstream_decoder, spacing_fix)
             samples = []
             for _ in range(args.repeats + 1):  # the first is the warm-up, not reported
                 results, theirs_out = runner.run(
@@ -427,6 +488,7 @@ def main() -> None:
                 samples.append(results)
             table["hy3dgen"] = {"load": runner.load_result, **summarise(samples[1:])}
             table["same_output"] = compare(ours_out, theirs_out)
+            table["upstream_checkout"] = upstream_provenance(upstream_root())
     if args.texture:
         from hunyuan3d_texture import time_texture
 

@@ -250,6 +250,25 @@ def bench_upstream(upstream_dir: Path, raw_config: dict, state: dict, args: argp
     return result
 
 
+def build_model(config: SF3DConfig, device: torch.device) -> tuple[SF3DNetwork, dict]:
+    """The network with seeded random weights, built without a weights file -> (model on
+    ``device``, eval; its state dict on the CPU, what upstream is given)."""
+    torch.manual_seed(0)
+    with torch.device("meta"):
+        model = SF3DNetwork(config)
+    model = model.to_empty(device="cpu")
+    randomize_weights(model, seed=0)
+    # randomize_weights leaves the bbox buffer to construction, which to_empty skipped: the
+    # state handed to upstream must hold the real box (zeros there put every tet vertex at the
+    # origin: an empty upstream mesh, timed as 4 ms in the committed H100 runs).
+    with torch.no_grad():
+        model.bbox.copy_(torch.tensor([[-1.0] * 3, [1.0] * 3]) * config.radius)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    model = model.to(device).eval()
+    reset_buffers(model)
+    return model, state
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="tiny test config (CPU smoke run)")
@@ -270,19 +289,7 @@ def main() -> None:
         args.texels = min(args.texels, 4096)
     raw_config = tiny_config_dict() if args.tiny else None
     config = config_from_dict(raw_config) if raw_config else SF3DConfig()
-    torch.manual_seed(0)
-    with torch.device("meta"):
-        model = SF3DNetwork(config)
-    model = model.to_empty(device="cpu")
-    randomize_weights(model, seed=0)
-    # randomize_weights leaves the bbox buffer to construction, which to_empty skipped: the
-    # state handed to upstream must hold the real box (zeros there put every tet vertex at the
-    # origin: an empty upstream mesh, timed as 4 ms in the committed H100 runs).
-    with torch.no_grad():
-        model.bbox.copy_(torch.tensor([[-1.0] * 3, [1.0] * 3]) * config.radius)
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    model = model.to(device).eval()
-    reset_buffers(model)
+    model, state = build_model(config, device)
     if args.compile:
         model.backbone = torch.compile(model.backbone)
     ours, last = bench_ours(model, args, device, dtype)

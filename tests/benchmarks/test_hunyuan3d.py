@@ -18,7 +18,10 @@ def test_tiny_run_reports_repeats_and_settings(tmp_path: Path, monkeypatch) -> N
     monkeypatch.setattr(sys, "argv", argv)
     hunyuan3d.main()
     report = json.loads(out.read_text())
-    assert report["our_chunks"] == [8192] and report["upstream_decoder"] == "dense"
+    assert report["our_chunks"] == [8192]
+    # like-for-like by default: upstream decodes as ours does, with as many points per chunk
+    assert report["upstream_decoder"] == report["decoding"] == "hierarchical"
+    assert report["upstream_num_chunks"] == 8192 and report["upstream_patch"]
     decoding = report["ours"]["volume_decoding"]
     assert decoding["repeats"] == report["repeats"] >= 1
     assert decoding["min_seconds"] <= decoding["seconds"] <= decoding["max_seconds"]
