@@ -104,3 +104,31 @@ def test_the_torch_form_is_the_numpy_field_on_the_device() -> None:
     on_device = query_field(field, backend, 3, "cpu")
     assert on_device is not None  # the torch form exists, so a CUDA bake stays on the device
     assert np.abs(on_device - field(backend)).max() < 1e-6
+
+
+def test_a_point_with_no_written_corner_takes_the_nearest_written_vertex_at_any_distance() -> None:
+    """The growing-cube search (and its KD-tree fallback for far points) gives what a brute
+    force over every written vertex gives: a sparse grid, points near and far from it."""
+    from backend.models.trellis.colour_field import GridColours
+
+    res, base = 64, 65
+    generator = np.random.default_rng(3)
+    vertex = np.unique(generator.integers(0, res + 1, size=(40, 3)), axis=0)
+    ids = (vertex[:, 0] * base + vertex[:, 1]) * base + vertex[:, 2]
+    order = np.argsort(ids)
+    grid = GridColours(res, ids[order], generator.random((len(ids), 3)).astype(np.float32))
+    points = generator.random((3000, 3)) - 0.5  # most with no written corner, some far away
+    got = sample_grid_colours(grid, points)
+    positions = vertex[order] / res - 0.5
+    distance = ((points[:, None, :] - positions[None]) ** 2).sum(axis=2)
+    lonely = np.ones(len(points), bool)  # no written corner: the cell's 8 corners all absent
+    cell = np.clip(np.floor((points + 0.5) * res), 0, res - 1).astype(int)
+    written = set(ids.tolist())
+    for i, c in enumerate(cell):
+        for d in np.array(np.meshgrid([0, 1], [0, 1], [0, 1])).reshape(3, -1).T:
+            x, y, z = c + d
+            if (x * base + y) * base + z in written:
+                lonely[i] = False
+    assert lonely.sum() > 2500
+    expected = grid.colours[distance.argmin(axis=1)]
+    assert np.allclose(got[lonely], expected[lonely], atol=1e-6)
