@@ -98,3 +98,22 @@ def upstream_provenance(checkout) -> dict:
         except Exception:  # a lazy module's __getattr__ may raise anything
             continue
     return {"commit": commit, "shims": sorted(shims)}
+
+
+def host_profile(call, path) -> object:
+    """Run ``call()`` once under cProfile and write where the host's time went to ``path``
+    (the top functions by own time and by cumulative time): on a GPU a host wait shows as
+    time in the call that waits (``.cpu()``, ``.item()``, ``bool(tensor)``), so this also says
+    which step's device work the host stalls on. Returns what ``call`` returned."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    result = profiler.runcall(call)
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    for order in ("tottime", "cumulative"):
+        stats.sort_stats(order).print_stats(45)
+    path.write_text(text.getvalue())
+    return result

@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="a small mesh at 256 px (CPU check)")
     parser.add_argument("--skip-cpu", action="store_true", help="no numba-path comparison")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--profile", type=Path, metavar="TEXT",
+                        help="one more torch-path run under cProfile, its table written here")
     args = parser.parse_args(argv)
     if args.runs < 5:
         parser.error("--runs must be at least 5 (medians of fewer are not reported)")
@@ -145,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     sizes = (args.target_faces, args.texture_size)
     report["paths"].append(run_path(raw, "torch", args.device, args.runs, *sizes))
+    if args.profile:  # warm by now: where one more torch-path run's host time goes
+        from benchmarks.common import host_profile
+
+        host_profile(lambda: run_pipeline(raw, PipelineOptions(
+            target_faces=args.target_faces, texture_size=args.texture_size, device=args.device,
+            geometry_path="torch")), args.profile)  # fmt: skip
     if not args.skip_cpu:
         report["paths"].append(run_path(raw, "numba", "cpu", args.runs, *sizes))
     print(f"input: {len(raw.faces)} triangles -> {args.target_faces} faces, "

@@ -58,7 +58,7 @@ from backend.models.trellis.loading import stored_state, write_network  # noqa: 
 from backend.models.trellis.pipeline import decoder_blocks  # noqa: E402
 from backend.models.trellis.ss_decoder import SparseStructureDecoder  # noqa: E402
 from backend.models.trellis.ss_flow import SparseStructureFlowModel  # noqa: E402
-from benchmarks.common import disc_image, synchronised_now  # noqa: E402
+from benchmarks.common import disc_image, host_profile, synchronised_now  # noqa: E402
 
 # The released checkpoints' JSON args (research 1.0; the hub's ckpts/*.json).
 TRUNK = {"resolution": 64, "model_channels": 768, "latent_channels": 8, "num_blocks": 12,
@@ -201,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-gaussians", action="store_true")
     parser.add_argument("--pipeline", action="store_true", help="also the GLB pipeline")
     parser.add_argument("--output", type=Path)
+    parser.add_argument("--profile", type=Path, metavar="TEXT",
+                        help="with --pipeline: one more run's GLB pipeline under cProfile, here")
     parser.add_argument("--tiny", action="store_true", help="the test configs (a CPU smoke run)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -264,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
             results["end_to_end_s"] = {"median_s": round(ends[(len(ends) - 1) // 2], 3),
                                        "min_s": round(ends[0], 3), "max_s": round(ends[-1], 3),
                                        "runs": len(ends)}  # fmt: skip
+        if args.profile and args.pipeline:  # where the warm pipeline's host time goes
+            host_profile(lambda: game_ready_glb(raw, str(device)), args.profile)
         results["occupied_voxels"] = voxels[-1]
         results["faces"], results["vertices"] = len(raw.faces), len(raw.vertices)
         ply = raw.extra_files.get(GAUSSIAN_PLY)
