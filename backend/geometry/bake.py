@@ -18,7 +18,6 @@ from typing import Any
 
 import numba
 import numpy as np
-from scipy.spatial import cKDTree
 
 from backend.geometry import dilate, raster, tangents, tolerances, transfer, views
 from backend.geometry.raw_asset import PaintedViews, PointField
@@ -88,6 +87,8 @@ def bake(
     if near_vertex is not None:
         near = np.asarray(near_vertex, dtype=np.int64)
     else:  # search over welded positions, so a seam's copies do not crowd out other candidates
+        from scipy.spatial import cKDTree  # here: the pipeline passes near_vertex, no import
+
         first = np.unique(target.weld, return_index=True)[1]
         near = first[cKDTree(target.vertices[first]).query(source.vertices, k=3, workers=-1)[1]]
     if device is None:
