@@ -42,12 +42,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def run_postprocess(args: argparse.Namespace) -> int:
-    from backend.geometry import heap
+    from backend.geometry import heap, preload
     from backend.geometry.pipeline import PipelineOptions
     from backend.geometry.postprocess import postprocess_file
 
     heap.keep_freed_memory()  # one job, then exit: reuse freed pages, not fault in new ones
     heap.freeze_objects()  # and keep the garbage collector off the imported modules' objects
+    preload.start()  # the cached kernels load on the other core while the mesh is read
 
     options = PipelineOptions(
         target_faces=args.faces,
