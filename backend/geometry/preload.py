@@ -45,7 +45,7 @@ KERNELS = (
     ("transfer", "_splat"),
     ("raster", "_rasterize"),
     ("bake", "_encode_normals"),
-    ("bake", "_quantize"),
+    ("bake", "_quantize_into"),
     ("dilate", "_dilate"),
     ("grid_knn", "_bounds"),
     ("grid_knn", "_bucket"),
