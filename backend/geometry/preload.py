@@ -43,6 +43,7 @@ KERNELS = (
     ("tangents", "_accumulate_normals"),
     ("transfer", "_closest_faces"),
     ("transfer", "_splat"),
+    ("transfer", "_texel_values"),
     ("raster", "_rasterize"),
     ("bake", "_encode_normals"),
     ("bake", "_quantize_into"),
