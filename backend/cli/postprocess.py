@@ -52,7 +52,7 @@ def run_postprocess(args: argparse.Namespace) -> int:
 
     heap.keep_freed_memory()  # one job, then exit: reuse freed pages, not fault in new ones
     heap.freeze_objects()  # and keep the garbage collector off the imported modules' objects
-    preload.start()  # the cached kernels load on the other core while the mesh is read
+    loader = preload.start()  # the cached kernels load on the other core while the mesh is read
 
     options = PipelineOptions(
         target_faces=args.faces,
@@ -63,7 +63,10 @@ def run_postprocess(args: argparse.Namespace) -> int:
         quads=args.quads,
         keep_uvs=args.keep_uvs,
     )
-    result = postprocess_file(args.mesh, args.output, options, None)
+    try:
+        result = postprocess_file(args.mesh, args.output, options, None)
+    finally:
+        loader.join()  # (long done on a real mesh) never exit in the middle of linking a kernel
     heap.freeze_objects()  # the outputs are written: exit without walking every object again
     levels = ", ".join(f"{level['name']} {level['faces']}" for level in result.lods)
     print(f"wrote {args.output} ({levels or f'{result.faces} faces'})")

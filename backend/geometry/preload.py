@@ -7,8 +7,9 @@ paid inside a stage on the main thread while the second core idles through the s
 (reading the mesh, the numpy steps of clean). :func:`start` loads them there instead, in the
 order the pipeline first calls them, so most are in memory before they are needed.
 
-Only signatures already in the on-disk cache are loaded: nothing is ever compiled here (an
-uncached or stale kernel compiles on its first call as before, on the main thread). Loading
+Only signatures already in the on-disk cache are loaded: an uncached or stale kernel compiles
+on its first call as before, on the main thread (only a cache entry that fails to load, which
+numba then compiles, would compile here, as its first call would have). Loading
 takes numba's compiler lock kernel by kernel, so a main-thread call waits at most for the one
 load in flight; the thread yields between kernels. A CPU-path helper for one-job processes: a
 long-lived server has every kernel loaded after its first job (or its warm-up) anyway.
@@ -77,7 +78,8 @@ def kernels(names=KERNELS) -> list:
 
 def load_cached(dispatchers) -> dict[str, float]:
     """Load every cached signature of ``dispatchers`` now, in order; returns the seconds each
-    took, by name. Never compiles."""
+    took, by name. Asks only for signatures in the cache index (no compile unless an entry
+    fails to load)."""
     seconds: dict[str, float] = {}
     for dispatcher in dispatchers:
         started = time.perf_counter()
