@@ -5,9 +5,17 @@ Layers, imported one way only: ``cli`` -> ``server`` -> ``handlers`` -> ``jobs``
 here imports bpy; the GPU work runs in ``jobs.worker`` threads, never in the server loop.
 """
 
-from importlib import metadata
 
-try:
-    __version__ = metadata.version("dreamcad")
-except metadata.PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0+source"
+def __getattr__(name: str) -> str:
+    # ``__version__`` on first use: importlib.metadata costs ~30 ms of every process's start,
+    # and ``dreamcad-backend postprocess`` (timed end to end) never asks for it.
+    if name != "__version__":
+        raise AttributeError(f"module 'backend' has no attribute {name!r}")
+    from importlib import metadata
+
+    try:
+        version = metadata.version("dreamcad")
+    except metadata.PackageNotFoundError:  # running from a source tree without an install
+        version = "0.0.0+source"
+    globals()["__version__"] = version
+    return version

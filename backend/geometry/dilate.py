@@ -12,7 +12,7 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
-def _dilate(values, filled, rounds):
+def _dilate(values, filled, rounds, background):
     height, width, channels = values.shape
     queued = filled.copy()
     front = np.empty(height * width, dtype=np.int64)
@@ -73,14 +73,31 @@ def _dilate(values, filled, rounds):
                         next_count += 1
         front, next_front = next_front, front
         count = next_count
+    if background.shape[0] == channels:  # the texels still empty take it (one pass, no mask)
+        for row in range(height):
+            for col in range(width):
+                if not filled[row, col]:
+                    for k in range(channels):
+                        values[row, col, k] = background[k]
 
 
-def dilate(values: np.ndarray, filled: np.ndarray, rounds: int) -> tuple[np.ndarray, np.ndarray]:
+def dilate(
+    values: np.ndarray,
+    filled: np.ndarray,
+    rounds: int,
+    *,
+    background: np.ndarray | None = None,
+    in_place: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Extend ``values`` (h, w, c) uint8 from ``filled`` (h, w) bool texels by ``rounds`` texels.
 
-    Returns new (values, filled) arrays; texels further than ``rounds`` stay as they were.
+    Returns (values, filled) after the rounds: texels further than ``rounds`` stay as they
+    were, or become ``background`` (c,) uint8 when given (``filled`` still False there). New
+    arrays, unless ``in_place`` (the caller's uint8 / bool arrays, changed and returned: a
+    copy of a 2048 px map and its mask is ~30 MB of fresh pages).
     """
-    values = np.array(values, dtype=np.uint8, copy=True)
-    filled = np.array(filled, dtype=bool, copy=True)
-    _dilate(values, filled, rounds)
+    values = np.asarray(values, dtype=np.uint8) if in_place else np.array(values, np.uint8)
+    filled = np.asarray(filled, dtype=bool) if in_place else np.array(filled, dtype=bool)
+    fill = np.zeros(0, np.uint8) if background is None else np.asarray(background, np.uint8)
+    _dilate(values, filled, rounds, fill)
     return values, filled

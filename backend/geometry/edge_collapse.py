@@ -17,8 +17,9 @@ import numpy as np
 from backend.geometry.quadrics import place
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def ring(u, vstart, vcount, refs, face_alive, out):
+    """The live faces around ``u`` into ``out``; returns how many."""
     n = 0
     for j in range(vstart[u], vstart[u] + vcount[u]):
         f = refs[j]
@@ -28,7 +29,7 @@ def ring(u, vstart, vcount, refs, face_alive, out):
     return n
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def collapse_ok(u, v, x, y, z, pos, faces, ring_u, nu, ring_v, nv, mark, stamp, border,
                  flip_cos, min_quality):  # fmt: skip
     """Link condition, no flipped normals and no slivers for merging u and v at (x, y, z)."""
@@ -173,13 +174,21 @@ def fill_part_rings(faces, face_list, face_alive, refs, fill):
                 fill[w] += 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def try_collapse(u, v, pos, faces, quadrics, border, endpoint, flip_cos, min_quality, face_alive,
                   vertex_alive, version, parent, mark, stamp, ring_u, ring_v, refs, vstart,
                   vcount, top, q):  # fmt: skip
-    """Collapse edge (u, v) if allowed. Returns (survivor or -1, faces removed, refs, top)."""
+    """Collapse edge (u, v) if allowed. Returns (survivor or -1, faces removed, top).
+
+    ``refs`` must have room for the survivor's ring (``top + 2 * len(ring_u)`` entries: the
+    callers compact it first); a collapse that would not fit is refused, never grown here.
+    Compiled without reference counting (it allocates nothing): with it, every try paid an
+    atomic increment and decrement on each of its 16 array arguments, most of them shared by
+    the slab threads (one cache line bounced between the cores per array and try)."""
     if vcount[u] > ring_u.shape[0] or vcount[v] > ring_v.shape[0]:
-        return -1, 0, refs, top
+        return -1, 0, top
+    if top + vcount[u] + vcount[v] > refs.shape[0]:
+        return -1, 0, top
     nu = ring(u, vstart, vcount, refs, face_alive, ring_u)
     nv = ring(v, vstart, vcount, refs, face_alive, ring_v)
     for t in range(10):
@@ -192,16 +201,16 @@ def try_collapse(u, v, pos, faces, quadrics, border, endpoint, flip_cos, min_qua
     )  # fmt: skip
     if not collapse_ok(u, v, x, y, z, pos, faces, ring_u, nu, ring_v, nv, mark, stamp,
                         border, flip_cos, min_quality):  # fmt: skip
-        return -1, 0, refs, top
+        return -1, 0, top
     if which == 1:  # keep the vertex that stays put (its own data stays exact)
         u, v = v, u
         ring_u, ring_v = ring_v, ring_u
         nu, nv = nv, nu
-    removed, refs, top = apply_collapse(
+    removed, top = merge_edge(
         u, v, x, y, z, q, pos, faces, quadrics, border, face_alive, vertex_alive, version,
         parent, ring_u, nu, ring_v, nv, refs, vstart, vcount, top,
     )  # fmt: skip
-    return u, removed, refs, top
+    return u, removed, top
 
 
 @numba.njit(cache=True)
@@ -210,6 +219,25 @@ def apply_collapse(u, v, x, y, z, q, pos, faces, quadrics, border, face_alive, v
     """Merge ``v`` into ``u`` at (x, y, z) with quadric ``q`` (checks already passed): the faces
     on the edge die, v's other faces take u, u's ring is appended to ``refs``. Returns
     (faces removed, refs, top)."""
+    if top + nu + nv > refs.shape[0]:
+        refs, new_start, new_count, top = build_refs(
+            faces, face_alive, pos.shape[0], refs.shape[0]
+        )
+        vstart[:] = new_start
+        vcount[:] = new_count
+    removed, top = merge_edge(
+        u, v, x, y, z, q, pos, faces, quadrics, border, face_alive, vertex_alive, version,
+        parent, ring_u, nu, ring_v, nv, refs, vstart, vcount, top,
+    )  # fmt: skip
+    return removed, refs, top
+
+
+@numba.njit(cache=True, _nrt=False)
+def merge_edge(u, v, x, y, z, q, pos, faces, quadrics, border, face_alive, vertex_alive,
+               version, parent, ring_u, nu, ring_v, nv, refs, vstart, vcount, top):  # fmt: skip
+    """:func:`apply_collapse` when ``refs`` has room for ``nu + nv`` more entries after
+    ``top`` (the caller's to ensure): nothing allocated, no reference counts. Returns (faces
+    removed, top)."""
     pos[u, 0], pos[u, 1], pos[u, 2] = x, y, z
     for t in range(10):
         quadrics[u, t] = q[t]
@@ -217,12 +245,6 @@ def apply_collapse(u, v, x, y, z, q, pos, faces, quadrics, border, face_alive, v
     vertex_alive[v] = False
     parent[v] = u
     version[u] += 1
-    if top + nu + nv > refs.shape[0]:
-        refs, new_start, new_count, top = build_refs(
-            faces, face_alive, pos.shape[0], refs.shape[0]
-        )
-        vstart[:] = new_start
-        vcount[:] = new_count
     removed = 0
     start = top
     for i in range(nu):
@@ -244,4 +266,4 @@ def apply_collapse(u, v, x, y, z, q, pos, faces, quadrics, border, face_alive, v
         top += 1
     vstart[u] = start
     vcount[u] = top - start
-    return removed, refs, top
+    return removed, top

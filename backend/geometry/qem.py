@@ -87,8 +87,9 @@ def _room(refs, vstart, vcount, top, faces, face_alive, face_list):
     return refs, total
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def _face_error(f, pos, faces, quadrics, border, endpoint, q):
+    """The cheapest of face ``f``'s three edge costs (no reference counts: see edge_cost)."""
     best = np.inf
     for k in range(3):
         c = edge_cost(faces[f, k], faces[f, (k + 1) % 3], pos, quadrics, border, endpoint, q)
@@ -135,7 +136,7 @@ def _sweeps(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
                     continue
                 if top + 2 * RING_MAX > refs.shape[0]:  # a call per try cost refcounts
                     refs, top = _room(refs, vstart, vcount, top, faces, face_alive, face_list)
-                kept, removed, refs, top = try_collapse(
+                kept, removed, top = try_collapse(
                     a, b, pos, faces, quadrics, border, endpoint, flip_cos, min_quality,
                     face_alive, vertex_alive, version, parent, mark, stamp, ring_u, ring_v,
                     refs, vstart, vcount, top, q,
@@ -201,7 +202,7 @@ def _greedy(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
                 continue
             if top + 2 * RING_MAX > refs.shape[0]:
                 refs, top = _room(refs, vstart, vcount, top, faces, face_alive, face_list)
-            kept, removed, refs, top = try_collapse(
+            kept, removed, top = try_collapse(
                 u, v, pos, faces, quadrics, border, endpoint, flip_cos, min_quality,
                 face_alive, vertex_alive, version, parent, mark, stamp, ring_u, ring_v,
                 refs, vstart, vcount, top, q,

@@ -27,13 +27,14 @@ def placement(q, pu, pv, endpoint, pinned_u, pinned_v):
     return place(q, pu[0], pu[1], pu[2], pv[0], pv[1], pv[2], endpoint, pinned_u, pinned_v)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def place(q, ux, uy, uz, vx, vy, vz, endpoint, pinned_u, pinned_v):
     """:func:`placement` on coordinates. Hot loops call this one: an array view per endpoint
     (``pos[u]``) costs an atomic reference count each, and on the shared ``pos`` those atomics
     were a fifth of the decimator's time and bounced a cache line between the slab threads.
-    Not inlined in numba's IR (its callers, edge_cost among them, are): that doubled the
-    decimator's first compile (51 -> 100 s) for no measurable speed; LLVM inlines it anyway."""
+    Not inlined in numba's IR: that doubled the decimator's first compile (51 -> 100 s) for no
+    measurable speed; LLVM inlines it anyway. Compiled without reference counting (``_nrt``
+    off: it allocates nothing), so its ``q`` argument costs no atomics either."""
     if pinned_u and not pinned_v:
         return ux, uy, uz, quadric_cost(q, ux, uy, uz), 0
     if pinned_v and not pinned_u:
@@ -74,8 +75,12 @@ def place(q, ux, uy, uz, vx, vy, vz, endpoint, pinned_u, pinned_v):
     return vx, vy, vz, cv, 1
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def edge_cost(u, w, pos, quadrics, border, endpoint, q):
+    """Error of collapsing edge (u, w) at its best placement; ``q`` (10,) is scratch.
+    Inlined by LLVM, not by numba (whose inlining binds each array argument to a new variable:
+    an atomic reference count on the shared pos, border and q per call), and compiled without
+    reference counting: the sweeps' hottest loop evaluates it ~10 M times."""
     for t in range(10):
         q[t] = quadrics[u, t] + quadrics[w, t]
     pin_u = border[u] and not border[w]

@@ -238,9 +238,13 @@ def _band_lists(through, first_row, last_row, bands, band_rows):
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _splat(
-    hi_vertices, hi_faces, attributes, vertex_face, vertex_dist, face_chart, matrix, origin,
-    height, width, out, depth, out_face, band_rows,
+    hi_vertices, hi_faces, vertex_face, vertex_dist, face_chart, matrix, origin, height, width,
+    depth, out_face, out_triangle, band_rows,
 ):  # fmt: skip
+    """Draw the triangles; each texel keeps the nearest one's index (``out_triangle``) and the
+    low-res face it went through (``out_face``). Its attributes come after, from those two
+    (:func:`_texel_values`): interpolating them here wrote every overdrawn texel's channels
+    into a (size, size, k) float image (100 MB at 2048 px, most of it freshly faulted pages)."""
     m = hi_faces.shape[0]
     through = np.empty((m, 3), np.int32)  # int32: these are written and read once, by the GB
     first_row = np.empty((m, 3), np.int32)
@@ -249,7 +253,6 @@ def _splat(
                 through, first_row, last_row)  # fmt: skip
     bands = (height + band_rows - 1) // band_rows
     start, draws = _band_lists(through, first_row, last_row, bands, band_rows)
-    channels = attributes.shape[1]
     # Each band's rows belong to one thread: the depth test needs no locks, and each band sees
     # its triangles in the sequential order, so the image is the same on any core count.
     for band in numba.prange(bands):
@@ -284,10 +287,31 @@ def _splat(
                         continue
                     depth[row, col] = z
                     out_face[row, col] = fk
-                    for c in range(channels):
-                        out[row, col, c] = (
-                            w0 * attributes[i0, c] + w1 * attributes[i1, c] + w2 * attributes[i2, c]
-                        )
+                    out_triangle[row, col] = t
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _texel_values(hi_vertices, hi_faces, attributes, matrix, origin, height, width, flat,
+                  out_face, out_triangle, out):  # fmt: skip
+    """Attributes (k, c) of the texels ``flat`` (k,): their triangle's, interpolated at the
+    texel centre through the face it was drawn through, by the very arithmetic of _splat's
+    depth test (the same values it would have stored)."""
+    for i in numba.prange(flat.shape[0]):
+        px = np.empty(3)
+        py = np.empty(3)
+        row, col = flat[i] // width, flat[i] % width
+        t, fk = np.int64(out_triangle[row, col]), np.int64(out_face[row, col])
+        i0, i1, i2 = hi_faces[t, 0], hi_faces[t, 1], hi_faces[t, 2]
+        _project(hi_vertices, hi_faces, t, fk, matrix, origin, height, width, px, py)
+        det = (px[1] - px[0]) * (py[2] - py[0]) - (px[2] - px[0]) * (py[1] - py[0])
+        inv = 1.0 / det
+        y = row + 0.5
+        x = col + 0.5
+        w1 = ((x - px[0]) * (py[2] - py[0]) - (px[2] - px[0]) * (y - py[0])) * inv
+        w2 = ((px[1] - px[0]) * (y - py[0]) - (x - px[0]) * (py[1] - py[0])) * inv
+        w0 = 1.0 - w1 - w2
+        for c in range(attributes.shape[1]):
+            out[i, c] = w0 * attributes[i0, c] + w1 * attributes[i1, c] + w2 * attributes[i2, c]
 
 
 def splat(
@@ -309,28 +333,51 @@ def splat(
     (m,) chart of each low-res face. Returns values (size, size, k) float32 and face
     (size, size) int32: the low-res face each texel was placed through, -1 where empty.
     """
+    texels, flat, face = splat_texels(
+        hi_vertices, hi_faces, attributes, vertex_face, vertex_dist, lo_vertices, lo_faces,
+        lo_uvs, face_chart, size,
+    )  # fmt: skip
+    values = np.zeros((size * size, texels.shape[1]), dtype=np.float32)
+    values[flat] = texels
+    face_map = np.full(size * size, -1, dtype=np.int32)
+    face_map[flat] = face
+    return values.reshape(size, size, -1), face_map.reshape(size, size)
+
+
+def splat_texels(
+    hi_vertices: np.ndarray,
+    hi_faces: np.ndarray,
+    attributes: np.ndarray,
+    vertex_face: np.ndarray,
+    vertex_dist: np.ndarray,
+    lo_vertices: np.ndarray,
+    lo_faces: np.ndarray,
+    lo_uvs: np.ndarray,
+    face_chart: np.ndarray,
+    size: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`splat`, the drawn texels only: values (k, c) float32 of the texels ``flat`` (k,)
+    int64 (row-major indices, ascending) and face (k,) int32, the low-res face each went
+    through. No (size, size, c) image is made."""
     matrix, origin = face_uv_maps(lo_vertices, lo_faces, lo_uvs)
     # uv = origin + M (p - corner0)  ->  uv = (origin - M corner0) + M p: one affine per face.
     origin = origin - np.einsum(
         "fij,fj->fi", matrix, lo_vertices[lo_faces[:, 0]].astype(np.float64)
     )
-    out = np.zeros((size, size, attributes.shape[1]), dtype=np.float32)
+    hi_vertices = np.ascontiguousarray(hi_vertices, dtype=np.float64)
+    hi_faces = np.ascontiguousarray(hi_faces, dtype=np.int64)
     depth = np.full((size, size), np.inf, dtype=np.float32)
     out_face = np.full((size, size), -1, dtype=np.int32)
+    out_triangle = np.empty((size, size), dtype=np.int32)  # read only where out_face >= 0
     _splat(
-        np.ascontiguousarray(hi_vertices, dtype=np.float64),
-        np.ascontiguousarray(hi_faces, dtype=np.int64),
-        np.ascontiguousarray(attributes, dtype=np.float32),
-        vertex_face.astype(np.int64),
-        vertex_dist.astype(np.float32),
-        face_chart.astype(np.int64),
-        matrix,
-        origin,
-        size,
-        size,
-        out,
-        depth,
-        out_face,
+        hi_vertices, hi_faces, vertex_face.astype(np.int64), vertex_dist.astype(np.float32),
+        face_chart.astype(np.int64), matrix, origin, size, size, depth, out_face, out_triangle,
         SPLAT_BAND_ROWS,
-    )
-    return out, out_face
+    )  # fmt: skip
+    flat = np.flatnonzero(out_face.reshape(-1) >= 0)  # 1-D indices: cheaper than 2-D
+    texels = np.empty((len(flat), attributes.shape[1]), dtype=np.float32)
+    _texel_values(
+        hi_vertices, hi_faces, np.ascontiguousarray(attributes, dtype=np.float32), matrix,
+        origin, size, size, flat, out_face, out_triangle, texels,
+    )  # fmt: skip
+    return texels, flat, out_face.reshape(-1)[flat]

@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from backend.geometry import adjacency, tolerances
 from backend.geometry.uv_pack import pack_charts
@@ -91,10 +89,7 @@ def segment_charts(
 
 
 def _components(n_faces: int, a: np.ndarray, b: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    graph = coo_matrix(
-        (np.ones(int(keep.sum()), dtype=np.int32), (a[keep], b[keep])), (n_faces, n_faces)
-    )
-    return connected_components(graph, directed=False)[1].astype(np.int64)
+    return adjacency.component_labels(n_faces, a[keep], b[keep])
 
 
 def _merge_small_charts(

@@ -25,7 +25,6 @@ import math
 
 import numba
 import numpy as np
-from scipy.spatial import cKDTree
 
 from backend.geometry import clean, raster, tolerances
 from backend.geometry.raw_asset import PaintedViews
@@ -200,6 +199,8 @@ def fill_unseen(points: np.ndarray, colours: np.ndarray, seen: np.ndarray) -> np
     known = known[:: max(1, -(-len(known) // tolerances.VIEW_FILL_TREE_POINTS))]
     missing = np.flatnonzero(~np.asarray(seen))
     neighbours = min(tolerances.VIEW_FILL_NEIGHBOURS, len(known))
+    from scipy.spatial import cKDTree  # here: only painted views need it (~0.1 s to import)
+
     distance, index = cKDTree(points[known]).query(points[missing], k=neighbours, workers=-1)
     distance, index = distance.reshape(len(missing), -1), index.reshape(len(missing), -1)
     weight = 1.0 / np.maximum(distance, 1e-12)

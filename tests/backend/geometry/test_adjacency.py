@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backend.geometry.adjacency import face_components, manifold_face_pairs
+from backend.geometry.adjacency import component_labels, face_components, manifold_face_pairs
 from tests.support.analytic_meshes import marching_cubes_mesh, sphere_field
 
 
@@ -43,3 +43,27 @@ def test_face_components_count_pieces() -> None:
     count, labels = face_components(np.concatenate([faces, shifted]), 2 * len(vertices))
     assert count == 2
     assert set(labels[: len(faces)]) == {labels[0]} and labels[0] != labels[-1]
+
+
+def test_component_labels_number_pieces_as_scipy_does() -> None:
+    """The union-find labels equal scipy's connected_components labels exactly (same pieces,
+    same numbering), isolated elements and repeated or self pairs included."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rng = np.random.default_rng(11)
+    for n, pairs in ((1, 0), (50, 0), (300, 120), (2000, 1500), (2000, 6000)):
+        a, b = rng.integers(0, n, pairs), rng.integers(0, n, pairs)
+        graph = coo_matrix((np.ones(pairs, np.int32), (a, b)), (n, n))
+        expected = connected_components(graph, directed=False)[1]
+        labels = component_labels(n, a, b)
+        assert labels.dtype == np.int64 and np.array_equal(labels, expected), (n, pairs)
+
+
+def test_face_components_number_pieces_by_lowest_vertex() -> None:
+    vertices, faces = marching_cubes_mesh(sphere_field, 10)
+    # Piece 1 uses the high vertex numbers but comes first in the face list.
+    both = np.concatenate([faces + len(vertices), faces])
+    count, labels = face_components(both, 2 * len(vertices))
+    assert count == 2
+    assert np.array_equal(labels, np.repeat([1, 0], len(faces)))

@@ -129,3 +129,19 @@ def test_texel_blocks_quantize_side_by_side_as_one_float32_block():
     expected = np.clip(np.rint(stacked * 255.0), 0, 255).astype(np.uint8)
     np.testing.assert_array_equal(out[:, :6], expected)
     assert out.shape == (1000, 7) and (out[:, 6] == 0).all()
+
+
+def test_texel_blocks_go_straight_into_the_map_with_their_byte_sums():
+    rng = np.random.default_rng(9)
+    size = 16
+    flat = np.sort(rng.choice(size * size, 100, replace=False))
+    colour = rng.uniform(-0.1, 1.1, (100, 3))
+    normal = rng.uniform(0.0, 1.0, (100, 3)).astype(np.float32)
+    image, filled, sums = bake._to_image([colour, normal], flat, size)
+    texel_bytes = bake._to_uint8([colour, normal])  # the bytes, as a (k, c) block
+    expected = np.zeros((size * size, 6), np.uint8)
+    expected[flat] = texel_bytes
+    np.testing.assert_array_equal(image.reshape(-1, 6), expected)
+    assert filled.sum() == 100 and filled.reshape(-1)[flat].all()
+    np.testing.assert_array_equal(sums, texel_bytes.sum(axis=0, dtype=np.int64))
+    assert np.array_equal(np.rint(sums / 100), np.rint(texel_bytes.mean(axis=0)))

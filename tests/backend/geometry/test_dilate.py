@@ -25,3 +25,17 @@ def test_border_between_two_colours_is_averaged():
     filled[0, 0] = filled[0, 4] = True
     grown_values, _ = dilate.dilate(values, filled, 2)
     assert grown_values[0, 2, 0] == 100
+
+
+def test_background_fills_what_the_rounds_do_not_reach_and_in_place_changes_the_input():
+    values = np.zeros((12, 12, 2), dtype=np.uint8)
+    filled = np.zeros((12, 12), dtype=bool)
+    values[0, 0], filled[0, 0] = (90, 30), True
+    copied, _ = dilate.dilate(values, filled, 2)
+    grown_values, grown = dilate.dilate(
+        values, filled, 2, background=np.array([7, 9], np.uint8), in_place=True
+    )
+    assert grown_values is values and grown is filled  # the caller's arrays, changed
+    assert grown.sum() == 9 and np.all(values[grown] == (90, 30))
+    np.testing.assert_array_equal(values[~grown], np.tile([7, 9], ((~grown).sum(), 1)))
+    np.testing.assert_array_equal(values[grown], copied[grown])

@@ -59,3 +59,34 @@ def test_banded_splat_draws_the_same_atlas_on_any_thread_count(sphere_mesh, monk
     for other in (many, thin, thick):
         np.testing.assert_array_equal(one[1], other[1])
         np.testing.assert_array_equal(one[0], other[0])
+
+
+def test_splat_texels_interpolate_at_the_texel_centres(sphere_mesh):
+    """With positions as the attribute, each drawn texel's value is the point of its triangle
+    that its low-res face's UV map sends to the texel's centre (true barycentrics there)."""
+    from backend.geometry import decimate, uv
+
+    vertices, faces = sphere_mesh
+    reduced = decimate.decimate(vertices, faces, 800)
+    mapped = uv.unwrap(reduced.vertices, reduced.faces, 256)
+    split = np.full(len(reduced.vertices), -1)
+    split[mapped.source_vertex] = np.arange(len(mapped.source_vertex))
+    face, dist = transfer.closest_faces(vertices, split[reduced.owner], mapped.vertices,
+                                        mapped.faces, mapped.source_vertex)  # fmt: skip
+    size = 256
+    texels, flat, through = transfer.splat_texels(
+        vertices, faces, vertices.astype(np.float32), face, dist, mapped.vertices,
+        mapped.faces, mapped.uvs, mapped.chart, size,
+    )  # fmt: skip
+    assert len(flat) > 0.3 * size * size and np.all(np.diff(flat) > 0)
+    matrix, origin = transfer.face_uv_maps(mapped.vertices, mapped.faces, mapped.uvs)
+    corner = mapped.vertices[mapped.faces[through, 0]].astype(np.float64)
+    at = origin[through] + np.einsum("kij,kj->ki", matrix[through], texels - corner)
+    centre = np.column_stack([flat % size + 0.5, flat // size + 0.5]) / size
+    np.testing.assert_allclose(at, centre, atol=1e-4)
+    image, face_map = transfer.splat(
+        vertices, faces, vertices.astype(np.float32), face, dist, mapped.vertices,
+        mapped.faces, mapped.uvs, mapped.chart, size,
+    )  # fmt: skip
+    np.testing.assert_array_equal(np.flatnonzero(face_map.reshape(-1) >= 0), flat)
+    np.testing.assert_array_equal(image.reshape(-1, 3)[flat], texels)
