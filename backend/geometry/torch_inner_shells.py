@@ -1,0 +1,284 @@
+"""Inner-shell removal's views drawn on a torch device: inner_shells.py's answer, batched.
+
+inner_shells.py decides which patches some outside view can see by drawing up to 48
+orthographic depth + face-id images (numba, a view per thread). Here a round of views is drawn
+at once: every (view, face) pair lists the pixel centres of its bounding box, keeps those that
+pass the same edge test in the same float64 arithmetic (same projection, same slack, same
+back-face culling of closed outward patches), and each pixel keeps the nearest face, ties to the
+lowest face index: exactly what the sequential kernel's strict ``z < zbuf`` over faces in order
+leaves. The depth is float64 there, too wide to share an int64 key with the face, so a pixel's
+winner is kept lexicographically in two scatter-mins per chunk (depth, then face among the
+candidates at that depth, a pixel's face forgotten when a later chunk brings it nearer).
+Patches, their culling and the vertex bookkeeping stay inner_shells.py's (CPU, numba); the
+rounds stop once every patch is seen, as there. torch is imported only here.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+from backend.geometry import inner_shells, tolerances
+from backend.geometry.inner_shells import _EDGE_EPS, _SPAN_EPS, InnerShellResult
+
+ROUND_VIEWS = 16  # views drawn together (one host wait per round: has every patch been seen?)
+PAIRS_PER_CHUNK = 8_000_000  # (view, face) pairs boxed at once
+CANDIDATES_PER_CHUNK = 16_000_000  # pixel candidates tested at once (about 1.5 GB in flight)
+
+
+def _torch() -> Any:
+    import torch  # optional dependency: only the torch geometry path needs it
+
+    return torch
+
+
+def find_inner_shells(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    directions: int = tolerances.VISIBILITY_DIRECTIONS,
+    pixels: int = tolerances.VISIBILITY_PIXELS,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    device: str = "cpu",
+    round_views: int = ROUND_VIEWS,
+) -> InnerShellResult:
+    """``inner_shells.find_inner_shells`` with the views drawn on ``device``: the same hidden
+    faces (``views_drawn`` counts this module's rounds)."""
+    torch = _torch()
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
+    setup = inner_shells.patch_setup(vertices, faces, pairs)
+    count = setup.count
+    if count <= 1:
+        return InnerShellResult(np.zeros(len(faces), dtype=bool), setup.patch, count, 0, 0)
+    dev = torch.device(device)
+    scene = _Scene(vertices, faces, setup.cull, pixels, dev)
+    patch = torch.as_tensor(setup.patch, device=dev)
+    lowest = torch.as_tensor(setup.lowest, device=dev)
+    alone = torch.as_tensor(setup.alone, device=dev)
+    seen = torch.zeros(count + 1, dtype=torch.bool, device=dev)  # slot ``count``: nobody
+    views = inner_shells.view_directions(directions)[inner_shells.spread_order(directions)]
+    drawn = 0
+    for begin in range(0, directions, round_views):
+        batch = views[begin : begin + round_views]
+        face_id = scene.draw(batch)
+        drawn += len(batch)
+        seen_face, outside = scene.seen_and_outside(face_id)
+        seen[torch.where(seen_face, patch, count)] = True
+        seen[torch.where(outside & alone, lowest, count)] = True
+        if bool(seen[:count].all()):
+            break
+    seen_np = seen[:count].cpu().numpy()
+    hidden = ~seen_np[setup.patch]
+    return InnerShellResult(hidden, setup.patch, count, int(count - seen_np.sum()), directions,
+                            drawn)  # fmt: skip
+
+
+def view_images(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    views: np.ndarray,
+    pixels: int,
+    cull: np.ndarray | None = None,
+    device: str = "cpu",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The views (k, 3) drawn on ``device``, one by one as the answer goes: face-id images
+    (k, pixels, pixels) int64 (-1 where empty), seen (k, m) bool and outside (k, n) bool per
+    view. For checking against the numba kernel; the pipeline only needs their union."""
+    torch = _torch()
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
+    if cull is None:
+        cull = np.zeros(len(faces), dtype=bool)
+    scene = _Scene(vertices, faces, cull, pixels, torch.device(device))
+    face_id = scene.draw(np.asarray(views, dtype=np.float64).reshape(-1, 3))
+    k = len(face_id)
+    images = torch.where(face_id < len(faces), face_id, -1).reshape(k, pixels, pixels)
+    seen = torch.zeros((k, len(faces) + 1), dtype=torch.bool, device=face_id.device)
+    seen.scatter_(1, face_id, True)
+    outside = scene.outside_per_view(face_id)
+    return images.cpu().numpy(), seen[:, :-1].cpu().numpy(), outside.cpu().numpy()
+
+
+class _Scene:
+    """The mesh in the views' frame on the device: unit-ball positions (n, 3) float64, faces
+    (m, 3) int64 and culled faces' normals (m, 3) float32 (zero for the rest), as
+    inner_shells._visible_rounds makes them."""
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, cull: np.ndarray, pixels: int,
+                 dev: Any) -> None:  # fmt: skip
+        torch = _torch()
+        pos = np.asarray(vertices, dtype=np.float64)
+        centre, radius = inner_shells.bounding_sphere(pos)
+        # Uploaded in its own dtype and widened there (float32 -> float64 is exact); the
+        # elementwise subtract and divide round as numpy's do.
+        raw = torch.as_tensor(np.ascontiguousarray(vertices), device=dev).double()
+        self.unit = (raw - torch.as_tensor(centre, device=dev)) / radius
+        self.faces = torch.as_tensor(faces, device=dev)
+        self.pixels = pixels
+        self.facing = _face_normals(self.unit, self.faces, torch.as_tensor(cull, device=dev))
+        self.points: tuple[Any, Any] | None = None
+
+    def draw(self, views: np.ndarray) -> Any:
+        """Face-id images of the views (k, 3): (k, pixels * pixels) int64, m where empty.
+        Keeps the views' projected vertices for :meth:`seen_and_outside`."""
+        torch = _torch()
+        x, y, depth = self._project(views)
+        self.points = (x, y)
+        k, m, size = len(views), len(self.faces), self.pixels
+        dev = self.unit.device
+        zbuf = torch.full((k * size * size,), float("inf"), dtype=torch.float64, device=dev)
+        best = torch.full((k * size * size,), m, dtype=torch.int64, device=dev)
+        direction = torch.as_tensor(np.asarray(views, np.float64), device=dev)
+        step = max(1, PAIRS_PER_CHUNK // k)
+        for first in range(0, m, step):
+            boxes = _boxes(self, x, y, direction, first, min(first + step, m))
+            if boxes is not None:
+                _fill(boxes, x, y, depth, size, zbuf, best, m)
+        return best.reshape(k, size * size)
+
+    def seen_and_outside(self, face_id: Any) -> tuple[Any, Any]:
+        """seen (m,) bool: faces some view shows; outside (n,) bool: vertices some view
+        projects onto an empty pixel."""
+        torch = _torch()
+        seen = torch.zeros(len(self.faces) + 1, dtype=torch.bool, device=face_id.device)
+        seen[face_id.reshape(-1)] = True
+        return seen[:-1], self.outside_per_view(face_id).any(dim=0)
+
+    def outside_per_view(self, face_id: Any) -> Any:
+        """(k, n) bool: vertex i projects onto an empty pixel of view k (the kernel's
+        truncating, clipped pixel lookup)."""
+        assert self.points is not None
+        x, y = self.points
+        last = self.pixels - 1
+        col = (x + 0.5).trunc().clamp(0, last).long()
+        row = (y + 0.5).trunc().clamp(0, last).long()
+        return face_id.gather(1, row * self.pixels + col) == len(self.faces)
+
+    def _project(self, views: np.ndarray) -> tuple[Any, Any, Any]:
+        """inner_shells._project for every view at once: x, y (k, n) pixel units shifted by
+        half a pixel, depth (k, n), one elementwise op at a time (so no op is fused
+        differently from the kernel's)."""
+        torch = _torch()
+        dev = self.unit.device
+        frames = [inner_shells.view_frame(view) for view in views]
+        e1 = torch.tensor([frame[0] for frame in frames], dtype=torch.float64, device=dev)
+        e2 = torch.tensor([frame[1] for frame in frames], dtype=torch.float64, device=dev)
+        d = torch.as_tensor(np.asarray(views, np.float64), device=dev)
+        ux, uy, uz = (self.unit[:, axis][None, :] for axis in range(3))
+        half = 0.5 * self.pixels
+
+        def along(axes: Any) -> Any:
+            return ux * axes[:, 0:1] + uy * axes[:, 1:2] + uz * axes[:, 2:3]
+
+        x = half + half * along(e1) - 0.5
+        y = half + half * along(e2) - 0.5
+        return x, y, -along(d)
+
+
+def _face_normals(unit: Any, faces: Any, cull: Any) -> Any:
+    """inner_shells._face_normals on tensors: (m, 3) float32 normals of culled faces, else 0."""
+    torch = _torch()
+    a, b, c = unit[faces[:, 0]], unit[faces[:, 1]], unit[faces[:, 2]]
+    e1, e2 = b - a, c - a
+    normal = torch.stack([
+        e1[:, 1] * e2[:, 2] - e1[:, 2] * e2[:, 1],
+        e1[:, 2] * e2[:, 0] - e1[:, 0] * e2[:, 2],
+        e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0],
+    ], dim=1).float()  # fmt: skip
+    return torch.where(cull[:, None], normal, 0.0)
+
+
+def _first_centre(low: Any) -> Any:
+    """inner_shells._centre_span's first index before clipping: truncate, then step up."""
+    low = low - _SPAN_EPS
+    first = low.trunc()
+    return (first + (low > first).double()).clamp(min=0).long()
+
+
+def _boxes(scene: _Scene, x: Any, y: Any, direction: Any, first: int,
+           last: int) -> dict[str, Any] | None:  # fmt: skip
+    """The (view, face) pairs of faces first..last-1 that may cover a pixel centre: facing the
+    view or not culled, non-degenerate, with pixel centres in their bounds. Their view, face,
+    corners, box origin and width and pixel count; None when there are none."""
+    torch = _torch()
+    size = scene.pixels
+    f = scene.faces[first:last]
+    normal = scene.facing[first:last].double()
+    # (k, c): the kernel's float32 normal widened, its dot product's order.
+    dot = (normal[None, :, 0] * direction[:, 0:1] + normal[None, :, 1] * direction[:, 1:2]
+           + normal[None, :, 2] * direction[:, 2:3])  # fmt: skip
+    ax, bx, cx = x[:, f[:, 0]], x[:, f[:, 1]], x[:, f[:, 2]]
+    ay, by, cy = y[:, f[:, 0]], y[:, f[:, 1]], y[:, f[:, 2]]
+    col0 = _first_centre(torch.minimum(torch.minimum(ax, bx), cx))
+    col1 = (torch.maximum(torch.maximum(ax, bx), cx) + _SPAN_EPS).trunc().clamp(max=size - 1)
+    row0 = _first_centre(torch.minimum(torch.minimum(ay, by), cy))
+    row1 = (torch.maximum(torch.maximum(ay, by), cy) + _SPAN_EPS).trunc().clamp(max=size - 1)
+    width = (col1.long() - col0 + 1).clamp(min=0)
+    count = width * (row1.long() - row0 + 1).clamp(min=0)
+    det = (bx - ax) * (cy - ay) - (cx - ax) * (by - ay)
+    count = torch.where((dot < 0.0) | (det == 0.0), 0, count)
+    pick = count.reshape(-1).nonzero().squeeze(1)  # a host wait: most pairs cover no centre
+    if len(pick) == 0:
+        return None
+    view, local = pick // len(f), pick % len(f)
+    corners = f[local]
+    return {
+        "view": view, "face": local + first, "corners": corners,
+        "col0": col0.reshape(-1)[pick], "row0": row0.reshape(-1)[pick],
+        "width": width.reshape(-1)[pick], "count": count.reshape(-1)[pick],
+    }  # fmt: skip
+
+
+def _fill(boxes: dict[str, Any], x: Any, y: Any, depth: Any, size: int, zbuf: Any,
+          best: Any, empty: int) -> None:  # fmt: skip
+    """Test every pixel centre of the boxes' pairs, in chunks of about CANDIDATES_PER_CHUNK,
+    and keep per pixel the nearest face, ties to the lowest index (``zbuf``, ``best``; ``empty``
+    marks a pixel no face covers)."""
+    torch = _torch()
+    count = boxes["count"]
+    ends = torch.cumsum(count, 0)
+    total = int(ends[-1])
+    marks = np.arange(CANDIDATES_PER_CHUNK, total, CANDIDATES_PER_CHUNK)
+    cuts = torch.searchsorted(ends, torch.as_tensor(marks, device=ends.device)).tolist()
+    bounds = sorted({0, *cuts, len(count)})
+    for a, b in itertools.pairwise(bounds):
+        if b > a:
+            _fill_pairs(boxes, a, b, x, y, depth, size, zbuf, best, empty)
+
+
+def _fill_pairs(boxes: dict[str, Any], a: int, b: int, x: Any, y: Any, depth: Any, size: int,
+                zbuf: Any, best: Any, empty: int) -> None:  # fmt: skip
+    """The pixel centres of pairs a..b-1: the kernel's edge test and depth, then per pixel the
+    lexicographic (depth, face) minimum with what earlier chunks left (``empty``: no face)."""
+    torch = _torch()
+    part = boxes["count"][a:b]
+    total = int(part.sum())
+    owner = torch.repeat_interleave(torch.arange(a, b, device=part.device), part,
+                                    output_size=total)  # fmt: skip
+    start = torch.cumsum(part, 0) - part
+    local = torch.arange(total, device=part.device) - start[owner - a]
+    width = boxes["width"][owner]
+    row = boxes["row0"][owner] + local // width
+    col = boxes["col0"][owner] + local % width
+    view = boxes["view"][owner]
+    corner = boxes["corners"][owner]
+    ia, ib, ic = corner[:, 0], corner[:, 1], corner[:, 2]
+    ax, bx, cx = x[view, ia], x[view, ib], x[view, ic]
+    ay, by, cy = y[view, ia], y[view, ib], y[view, ic]
+    px, py = col.double(), row.double()
+    inv = 1.0 / ((bx - ax) * (cy - ay) - (cx - ax) * (by - ay))  # no zero: _boxes dropped those
+    w1 = ((px - ax) * (cy - ay) - (cx - ax) * (py - ay)) * inv
+    w2 = ((bx - ax) * (py - ay) - (px - ax) * (by - ay)) * inv
+    w0 = 1.0 - w1 - w2
+    inside = (w0 >= -_EDGE_EPS) & (w1 >= -_EDGE_EPS) & (w2 >= -_EDGE_EPS)
+    z = w0 * depth[view, ia] + w1 * depth[view, ib] + w2 * depth[view, ic]
+    z = torch.where(inside, z, float("inf"))  # inf never wins (the kernel's zbuf starts there)
+    pixel = (view * size + row) * size + col
+    before = zbuf[pixel]
+    zbuf.scatter_reduce_(0, pixel, z, reduce="amin")
+    now = zbuf[pixel]
+    # A pixel this chunk brought nearer forgets its face (every candidate of the pixel agrees
+    # on that, so the scatter has no conflicting writes); then the lowest face at the depth.
+    best.scatter_(0, pixel, torch.where(now < before, empty, best[pixel]))
+    mine = inside & (z == now)
+    best.scatter_reduce_(0, pixel, torch.where(mine, boxes["face"][owner], empty), reduce="amin")
