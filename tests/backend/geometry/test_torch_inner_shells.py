@@ -163,3 +163,21 @@ def test_the_torch_pipeline_draws_its_views_in_torch(monkeypatch):
     assert calls == ["cpu"]
     assert result.quality["inner_shells_removed"] == 1
     assert result.quality["inner_faces_removed"] == len(faces) // 2
+
+
+def test_a_vertex_exactly_on_a_pixel_centre_is_drawn():
+    # Two unused corners make the bounding sphere exact (centre 0, radius 3), so these tiny
+    # triangles' corners land exactly on pixel centres (40, 40) and (20, 20) of a 64 px view
+    # down -z, the only centres in their bounds: the spans' slack must keep them.
+    pixel = 3 / 32  # one pixel in model units here
+    lower = np.array([51 / 64, 51 / 64, 0.0])  # (40, 40), the triangle above-right of it
+    upper = np.array([-69 / 64, -69 / 64, 0.0])  # (20, 20), the triangle below-left of it
+    one, two = np.array([0.3, 0.1, 0.0]) * pixel, np.array([0.1, 0.3, 0.0]) * pixel
+    vertices = np.array([[-2, -2, -1], [2, 2, 1], lower, lower + one, lower + two, upper,
+                         upper - one, upper - two])  # fmt: skip
+    faces = np.array([[2, 3, 4], [5, 7, 6]])
+    view = np.array([[0.0, 0.0, 1.0]])
+    images, _, _ = torch_inner_shells.view_images(vertices, faces, view, 64)
+    assert images[0, 40, 40] == 0 and images[0, 20, 20] == 1
+    assert (images >= 0).sum() == 2
+    _assert_same_views(vertices, faces, view, 64, np.zeros(2, dtype=bool))
