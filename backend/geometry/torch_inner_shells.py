@@ -9,8 +9,9 @@ lowest face index: exactly what the sequential kernel's strict ``z < zbuf`` over
 leaves. The depth is float64 there, too wide to share an int64 key with the face, so a pixel's
 winner is kept lexicographically in two scatter-mins per chunk (depth, then face among the
 candidates at that depth, a pixel's face forgotten when a later chunk brings it nearer).
-Patches, their culling and the vertex bookkeeping stay inner_shells.py's (CPU, numba); the
-rounds stop once every patch is seen, as there. torch is imported only here.
+The patches, their culling and the vertex bookkeeping are made on the device too (the same
+numbers as inner_shells.patch_setup); the rounds stop once every patch is seen, as there.
+torch is imported only here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.geometry import inner_shells, tolerances
+from backend.geometry import adjacency, clean, inner_shells, tolerances
 from backend.geometry.inner_shells import _EDGE_EPS, _SPAN_EPS, InnerShellResult
 
 ROUND_VIEWS = 16  # views drawn together (one host wait per round: has every patch been seen?)
@@ -47,15 +48,14 @@ def find_inner_shells(
     faces (``views_drawn`` counts this module's rounds)."""
     torch = _torch()
     faces = np.ascontiguousarray(faces, dtype=np.int64)
-    setup = inner_shells.patch_setup(vertices, faces, pairs)
-    count = setup.count
-    if count <= 1:
-        return InnerShellResult(np.zeros(len(faces), dtype=bool), setup.patch, count, 0, 0)
     dev = torch.device(device)
-    scene = _Scene(vertices, faces, setup.cull, pixels, dev)
-    patch = torch.as_tensor(setup.patch, device=dev)
-    lowest = torch.as_tensor(setup.lowest, device=dev)
-    alone = torch.as_tensor(setup.alone, device=dev)
+    faces_t = torch.as_tensor(faces, device=dev)
+    setup = patch_setup(vertices, faces, faces_t, pairs)
+    count, patch, lowest, alone = setup.count, setup.patch, setup.lowest, setup.alone
+    patch_np = patch.cpu().numpy()
+    if count <= 1:
+        return InnerShellResult(np.zeros(len(faces), dtype=bool), patch_np, count, 0, 0)
+    scene = _Scene(vertices, faces_t, setup.cull, pixels, dev)
     seen = torch.zeros(count + 1, dtype=torch.bool, device=dev)  # slot ``count``: nobody
     views = inner_shells.view_directions(directions)[inner_shells.spread_order(directions)]
     drawn = 0
@@ -69,9 +69,69 @@ def find_inner_shells(
         if bool(seen[:count].all()):
             break
     seen_np = seen[:count].cpu().numpy()
-    hidden = ~seen_np[setup.patch]
-    return InnerShellResult(hidden, setup.patch, count, int(count - seen_np.sum()), directions,
+    hidden = ~seen_np[patch_np]
+    return InnerShellResult(hidden, patch_np, count, int(count - seen_np.sum()), directions,
                             drawn)  # fmt: skip
+
+
+def patch_setup(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    faces_t: Any,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> inner_shells.PatchSetup:
+    """``inner_shells.patch_setup`` with tensors on ``faces_t``'s device (the same numbers):
+    patches by label propagation over the manifold face pairs, each labelled by its lowest
+    face as the union-find does; only the closed patches' volume signs are summed on the host
+    (numpy's summation order, so a patch of near-zero volume gets the same sign)."""
+    torch = _torch()
+    dev = faces_t.device
+    a, b, disagree = pairs or adjacency.manifold_face_pairs(faces, len(vertices))
+    a_t, b_t = torch.as_tensor(a, device=dev), torch.as_tensor(b, device=dev)
+    m = len(faces)
+    count, patch = _surface_patches(a_t, b_t, m)
+    if count <= 1:
+        empty = torch.zeros(0, dtype=torch.bool, device=dev)
+        return inner_shells.PatchSetup(count, patch, empty, empty.long(), empty)
+    edges = torch.bincount(a_t, minlength=m) + torch.bincount(b_t, minlength=m)
+    open_faces = torch.zeros(count, dtype=torch.int64, device=dev)
+    open_faces.index_add_(0, patch, (edges != 3).long())
+    closed = open_faces == 0
+    closed[patch[torch.as_tensor(a[disagree], device=dev)]] = False
+    volume = np.bincount(patch.cpu().numpy(), weights=clean.signed_volumes(vertices, faces),
+                         minlength=count)  # fmt: skip
+    outward = closed & torch.as_tensor(volume > 0, device=dev)
+    corner_patch = patch.repeat_interleave(3)
+    lowest = torch.full((len(vertices),), m, dtype=torch.int64, device=dev)
+    lowest.scatter_reduce_(0, faces_t.reshape(-1), corner_patch, reduce="amin")
+    highest = torch.full((len(vertices),), -1, dtype=torch.int64, device=dev)
+    highest.scatter_reduce_(0, faces_t.reshape(-1), corner_patch, reduce="amax")
+    lowest = torch.where(lowest == m, -1, lowest)
+    return inner_shells.PatchSetup(count, patch, outward[patch], lowest,
+                                   (lowest == highest) & (lowest >= 0))  # fmt: skip
+
+
+def _surface_patches(a: Any, b: Any, m: int) -> tuple[int, Any]:
+    """(count, (m,) patch id per face): faces joined across the pairs (a, b), ids numbered by
+    each patch's lowest face, as inner_shells.surface_patches numbers them."""
+    torch = _torch()
+    index = torch.arange(m, device=a.device)
+    label = index
+    while len(a):  # hook each pair's larger root under the smaller, then jump pointers
+        before = label
+        low = torch.minimum(label[a], label[b])
+        label = label.scatter_reduce(0, label[a], low, reduce="amin")
+        label = label.scatter_reduce(0, label[b], low, reduce="amin")
+        while True:  # labels only point down, so jumping ends on roots
+            deeper = label[label]
+            deeper = deeper[deeper]
+            if torch.equal(deeper, label):
+                break
+            label = deeper
+        if torch.equal(label, before):
+            break
+    is_root = label == index
+    return int(is_root.sum()), (torch.cumsum(is_root, 0) - 1)[label]
 
 
 def view_images(
@@ -104,7 +164,7 @@ class _Scene:
     (m, 3) int64 and culled faces' normals (m, 3) float32 (zero for the rest), as
     inner_shells._visible_rounds makes them."""
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, cull: np.ndarray, pixels: int,
+    def __init__(self, vertices: np.ndarray, faces: Any, cull: Any, pixels: int,
                  dev: Any) -> None:  # fmt: skip
         torch = _torch()
         pos = np.asarray(vertices, dtype=np.float64)
@@ -113,7 +173,7 @@ class _Scene:
         # elementwise subtract and divide round as numpy's do.
         raw = torch.as_tensor(np.ascontiguousarray(vertices), device=dev).double()
         self.unit = (raw - torch.as_tensor(centre, device=dev)) / radius
-        self.faces = torch.as_tensor(faces, device=dev)
+        self.faces = torch.as_tensor(faces, device=dev)  # no copy when already there
         self.pixels = pixels
         self.facing = _face_normals(self.unit, self.faces, torch.as_tensor(cull, device=dev))
         self.points: tuple[Any, Any] | None = None

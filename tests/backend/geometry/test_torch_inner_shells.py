@@ -108,6 +108,20 @@ def test_exact_depth_ties_go_to_the_lowest_face_across_chunks(monkeypatch):
     _assert_same_views(vertices, faces, view, 64, np.zeros(4, dtype=bool))
 
 
+@pytest.mark.parametrize("scene", [*SHELL_SCENES, "noisy"])
+def test_patch_setup_is_the_cpu_ones(scene, noisy_pieces):
+    import torch
+
+    cleaned = noisy_pieces if scene == "noisy" else _cleaned(*SHELL_SCENES[scene])
+    vertices, faces = cleaned.vertices, cleaned.faces
+    want = inner_shells.patch_setup(vertices, faces)
+    got = torch_inner_shells.patch_setup(vertices, faces, torch.as_tensor(faces),
+                                         cleaned.face_pairs)  # fmt: skip
+    assert got.count == want.count > 1
+    for name in ("patch", "cull", "lowest", "alone"):
+        np.testing.assert_array_equal(getattr(got, name).numpy(), getattr(want, name), name)
+
+
 def test_a_wrong_cull_is_caught():
     # The box wound inward but culled as if outward: its faces towards each view are skipped,
     # so the torus inside shows. The comparison must see the difference, and the answer flips.
