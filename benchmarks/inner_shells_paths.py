@@ -1,6 +1,7 @@
 """Benchmark: inner-shell removal's views drawn by numba (inner_shells.py) and by torch
 (torch_inner_shells.py) on big_noisy_mesh.py's mesh at a few sizes: both answers (they must be
-equal), each path's time, and the CPU setup both share (patches, culling, vertex bookkeeping).
+equal), each path's time, and the setup before the drawing (patches, culling, vertex
+bookkeeping) on the CPU (numba) and in torch.
 
 The mesh is cleaned by clean.py as a job would (``--floater-fraction 0`` keeps every small
 piece as its own patch: many more patches, many hidden). Each path runs once to warm up (numba
@@ -42,6 +43,17 @@ def _timed(call: Callable[[], Any], runs: int) -> tuple[Any, float]:
     return answer, statistics.median(times)
 
 
+def _torch_setup(vertices: np.ndarray, faces: np.ndarray, pairs: Any, device: str) -> Any:
+    """torch_inner_shells.patch_setup on ``device`` from host arrays, waited for."""
+    import torch
+
+    setup = torch_inner_shells.patch_setup(vertices, faces, torch.as_tensor(faces, device=device),
+                                           pairs)  # fmt: skip
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+    return setup
+
+
 def measure(resolution: int, device: str, pixels: int, runs: int,
             floater_fraction: float) -> dict[str, Any]:  # fmt: skip
     """One size: the mesh, the shared setup's time, each path's time and answer."""
@@ -52,6 +64,7 @@ def measure(resolution: int, device: str, pixels: int, runs: int,
     started = time.perf_counter()
     inner_shells.surface_patches(faces, len(vertices), pairs)
     patches_s = time.perf_counter() - started
+    _, torch_setup_s = _timed(lambda: _torch_setup(vertices, faces, pairs, device), runs)
     numba, numba_s = _timed(
         lambda: inner_shells.find_inner_shells(vertices, faces, pixels=pixels, pairs=pairs), runs
     )
@@ -67,6 +80,7 @@ def measure(resolution: int, device: str, pixels: int, runs: int,
             and numba.hidden_patches == torch.hidden_patches),
         "views_drawn": {"numba": numba.views_drawn, "torch": torch.views_drawn},
         "setup_s": round(setup_s, 4), "surface_patches_s": round(patches_s, 4),
+        "torch_setup_s": round(torch_setup_s, 4),
         "numba_s": round(numba_s, 4), "torch_s": round(torch_s, 4),
     }  # fmt: skip
 
