@@ -32,7 +32,8 @@ How, and why this way:
   surface has a hole that shows it, or when it comes within about a pixel of the silhouette.
 
 A mesh that is one patch (the common case: a single watertight body) is returned untouched
-without drawing anything.
+without drawing anything. On the torch geometry path the same views are drawn on the device
+(torch_inner_shells.py: the same images, so the same answer).
 """
 
 from __future__ import annotations
