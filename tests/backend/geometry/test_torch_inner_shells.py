@@ -12,7 +12,8 @@ from backend.geometry.raw_asset import RawAsset
 from tests.support import shell_meshes as shapes
 from tests.support.analytic_meshes import analytic_color
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 VIEWS = inner_shells.view_directions(48)[inner_shells.spread_order(48)]
 
@@ -45,9 +46,9 @@ def _numba_views(vertices, faces, views, pixels, cull):
     return np.array(images), np.array(seen_all), np.array(outside_all)
 
 
-def _assert_same_views(vertices, faces, views, pixels, cull):
+def _assert_same_views(vertices, faces, views, pixels, cull, device="cpu"):
     want = _numba_views(vertices, faces, views, pixels, cull)
-    got = torch_inner_shells.view_images(vertices, faces, views, pixels, cull)
+    got = torch_inner_shells.view_images(vertices, faces, views, pixels, cull, device)
     for name, expected, actual in zip(("images", "seen", "outside"), want, got, strict=True):
         np.testing.assert_array_equal(actual, expected, err_msg=name)
     assert (want[0] >= 0).any() and want[2].any()  # something drawn, something outside
@@ -110,8 +111,6 @@ def test_exact_depth_ties_go_to_the_lowest_face_across_chunks(monkeypatch):
 
 @pytest.mark.parametrize("scene", [*SHELL_SCENES, "noisy"])
 def test_patch_setup_is_the_cpu_ones(scene, noisy_pieces):
-    import torch
-
     cleaned = noisy_pieces if scene == "noisy" else _cleaned(*SHELL_SCENES[scene])
     vertices, faces = cleaned.vertices, cleaned.faces
     want = inner_shells.patch_setup(vertices, faces)
@@ -195,3 +194,18 @@ def test_a_vertex_exactly_on_a_pixel_centre_is_drawn():
     assert images[0, 40, 40] == 0 and images[0, 20, 20] == 1
     assert (images >= 0).sum() == 2
     _assert_same_views(vertices, faces, view, 64, np.zeros(2, dtype=bool))
+
+
+@CUDA
+def test_cuda_views_setup_and_answer_are_the_numba_kernels(noisy_pieces):
+    # The device's float64 arithmetic must round as the CPU's: every image of every view.
+    vertices, faces = noisy_pieces.vertices, noisy_pieces.faces
+    want = inner_shells.patch_setup(vertices, faces)
+    got = torch_inner_shells.patch_setup(vertices, faces, torch.as_tensor(faces, device="cuda"),
+                                         noisy_pieces.face_pairs)  # fmt: skip
+    for name in ("patch", "cull", "lowest", "alone"):
+        np.testing.assert_array_equal(getattr(got, name).cpu().numpy(), getattr(want, name))
+    _assert_same_views(vertices, faces, VIEWS, 512, want.cull, "cuda")
+    found = torch_inner_shells.find_inner_shells(vertices, faces, device="cuda")
+    np.testing.assert_array_equal(found.hidden,
+                                  inner_shells.find_inner_shells(vertices, faces).hidden)
