@@ -8,7 +8,8 @@ piece as its own patch: many more patches, many hidden). Each path runs once to 
 caches, torch kernels, the CUDA context), then ``--runs`` times; the median is reported.
 
     python benchmarks/inner_shells_paths.py --resolutions 64 96 128 --device cpu
-    python benchmarks/inner_shells_paths.py --resolutions 256 384 --device cuda --runs 3
+    python benchmarks/inner_shells_paths.py --resolutions 256 384 --device cuda --runs 3 \
+        --profile /tmp/inner_shells_ops
 """
 
 from __future__ import annotations
@@ -54,8 +55,34 @@ def _torch_setup(vertices: np.ndarray, faces: np.ndarray, pairs: Any, device: st
     return setup
 
 
-def measure(resolution: int, device: str, pixels: int, runs: int,
-            floater_fraction: float) -> dict[str, Any]:  # fmt: skip
+def _peak_memory(device: str, call: Callable[[], Any]) -> float | None:
+    """GiB of device memory ``call`` took at its peak (None off CUDA)."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    torch.cuda.synchronize(device)
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    call()
+    return round((torch.cuda.max_memory_allocated(device) - base) / 2**30, 3)
+
+
+def _profile(path: Path, device: str, call: Callable[[], Any]) -> None:
+    """The top operators of one ``call`` under torch.profiler (by device time on CUDA)."""
+    import torch
+
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.startswith("cuda"):
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        call()
+    key = "self_cuda_time_total" if len(activities) == 2 else "self_cpu_time_total"
+    path.write_text(prof.key_averages().table(sort_by=key, row_limit=30))
+
+
+def measure(resolution: int, device: str, pixels: int, runs: int, floater_fraction: float,
+            profile: Path | None = None) -> dict[str, Any]:  # fmt: skip
     """One size: the mesh, the shared setup's time, each path's time and answer."""
     raw = make_input(resolution)
     cleaned = clean.clean_mesh(raw.vertices, raw.faces, floater_fraction=floater_fraction)
@@ -72,7 +99,14 @@ def measure(resolution: int, device: str, pixels: int, runs: int,
         lambda: torch_inner_shells.find_inner_shells(vertices, faces, pixels=pixels,
                                                      pairs=pairs, device=device), runs,
     )  # fmt: skip
+    peak = _peak_memory(device, lambda: torch_inner_shells.find_inner_shells(
+        vertices, faces, pixels=pixels, pairs=pairs, device=device))  # fmt: skip
+    if profile is not None:
+        _profile(profile.with_suffix(f".{resolution}.txt"), device, lambda: (
+            torch_inner_shells.find_inner_shells(vertices, faces, pixels=pixels, pairs=pairs,
+                                                 device=device)))  # fmt: skip
     return {
+        "torch_peak_gib": peak,
         "resolution": resolution, "faces": len(faces), "vertices": len(vertices),
         "patches": setup.count, "hidden_patches": numba.hidden_patches,
         "hidden_faces": numba.hidden_faces, "same_answer": bool(
@@ -93,11 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--floater-fraction", type=float, default=tolerances.FLOATER_FRACTION)
     parser.add_argument("--out", type=Path, help="default: a new file under benchmarks/runs/")
+    parser.add_argument("--profile", type=Path, help="write the torch path's top operators of "
+                        "one more run per size to PROFILE.<resolution>.txt")  # fmt: skip
     args = parser.parse_args(argv)
     rows = []
     for resolution in args.resolutions:
         rows.append(measure(resolution, args.device, args.pixels, args.runs,
-                            args.floater_fraction))  # fmt: skip
+                            args.floater_fraction, args.profile))  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)
     report = {"device": args.device, "pixels": args.pixels, "runs": args.runs,
               "floater_fraction": args.floater_fraction, "sizes": rows}  # fmt: skip

@@ -191,9 +191,9 @@ class _Scene:
         direction = torch.as_tensor(np.asarray(views, np.float64), device=dev)
         step = max(1, PAIRS_PER_CHUNK // k)
         for first in range(0, m, step):
-            boxes = _boxes(self, x, y, direction, first, min(first + step, m))
+            boxes = _boxes(self, x, y, depth, direction, first, min(first + step, m))
             if boxes is not None:
-                _fill(boxes, x, y, depth, size, zbuf, best, m)
+                _fill(boxes, size, zbuf, best, m)
         return best.reshape(k, size * size)
 
     def seen_and_outside(self, face_id: Any) -> tuple[Any, Any]:
@@ -255,11 +255,13 @@ def _first_centre(low: Any) -> Any:
     return (first + (low > first).double()).clamp(min=0).long()
 
 
-def _boxes(scene: _Scene, x: Any, y: Any, direction: Any, first: int,
+def _boxes(scene: _Scene, x: Any, y: Any, depth: Any, direction: Any, first: int,
            last: int) -> dict[str, Any] | None:  # fmt: skip
     """The (view, face) pairs of faces first..last-1 that may cover a pixel centre: facing the
-    view or not culled, non-degenerate, with pixel centres in their bounds. Their view, face,
-    corners, box origin and width and pixel count; None when there are none."""
+    view or not culled, non-degenerate, with pixel centres in their bounds. Per pair what its
+    pixel tests read (corner a, the edge differences and 1 / det as the kernel forms them,
+    the corners' depths), its face, pixel base, box origin, width and pixel count; None when
+    there are none."""
     torch = _torch()
     size = scene.pixels
     f = scene.faces[first:last]
@@ -275,22 +277,32 @@ def _boxes(scene: _Scene, x: Any, y: Any, direction: Any, first: int,
     row1 = (torch.maximum(torch.maximum(ay, by), cy) + _SPAN_EPS).trunc().clamp(max=size - 1)
     width = (col1.long() - col0 + 1).clamp(min=0)
     count = width * (row1.long() - row0 + 1).clamp(min=0)
-    det = (bx - ax) * (cy - ay) - (cx - ax) * (by - ay)
+    bax, cay, cax, bay = bx - ax, cy - ay, cx - ax, by - ay
+    det = bax * cay - cax * bay
     count = torch.where((dot < 0.0) | (det == 0.0), 0, count)
     pick = count.reshape(-1).nonzero().squeeze(1)  # a host wait: most pairs cover no centre
     if len(pick) == 0:
         return None
     view, local = pick // len(f), pick % len(f)
-    corners = f[local]
+
+    def picked(values: Any) -> Any:
+        return values.reshape(-1).index_select(0, pick)
+
+    corners = f.index_select(0, local)
+    flat = corners + (view * x.shape[1])[:, None]  # the corners in the flattened (k, n) arrays
     return {
-        "view": view, "face": local + first, "corners": corners,
-        "col0": col0.reshape(-1)[pick], "row0": row0.reshape(-1)[pick],
-        "width": width.reshape(-1)[pick], "count": count.reshape(-1)[pick],
+        "face": local + first, "base": view * size * size,
+        "ax": picked(ax), "ay": picked(ay), "bax": picked(bax), "cay": picked(cay),
+        "cax": picked(cax), "bay": picked(bay), "inv": 1.0 / picked(det),
+        "da": depth.reshape(-1).index_select(0, flat[:, 0]),
+        "db": depth.reshape(-1).index_select(0, flat[:, 1]),
+        "dc": depth.reshape(-1).index_select(0, flat[:, 2]),
+        "col0": picked(col0), "row0": picked(row0), "width": picked(width),
+        "count": picked(count),
     }  # fmt: skip
 
 
-def _fill(boxes: dict[str, Any], x: Any, y: Any, depth: Any, size: int, zbuf: Any,
-          best: Any, empty: int) -> None:  # fmt: skip
+def _fill(boxes: dict[str, Any], size: int, zbuf: Any, best: Any, empty: int) -> None:
     """Test every pixel centre of the boxes' pairs, in chunks of about CANDIDATES_PER_CHUNK,
     and keep per pixel the nearest face, ties to the lowest index (``zbuf``, ``best``; ``empty``
     marks a pixel no face covers)."""
@@ -303,11 +315,11 @@ def _fill(boxes: dict[str, Any], x: Any, y: Any, depth: Any, size: int, zbuf: An
     bounds = sorted({0, *cuts, len(count)})
     for a, b in itertools.pairwise(bounds):
         if b > a:
-            _fill_pairs(boxes, a, b, x, y, depth, size, zbuf, best, empty)
+            _fill_pairs(boxes, a, b, size, zbuf, best, empty)
 
 
-def _fill_pairs(boxes: dict[str, Any], a: int, b: int, x: Any, y: Any, depth: Any, size: int,
-                zbuf: Any, best: Any, empty: int) -> None:  # fmt: skip
+def _fill_pairs(boxes: dict[str, Any], a: int, b: int, size: int, zbuf: Any, best: Any,
+                empty: int) -> None:  # fmt: skip
     """The pixel centres of pairs a..b-1: the kernel's edge test and depth, then per pixel the
     lexicographic (depth, face) minimum with what earlier chunks left (``empty``: no face)."""
     torch = _torch()
@@ -317,28 +329,27 @@ def _fill_pairs(boxes: dict[str, Any], a: int, b: int, x: Any, y: Any, depth: An
                                     output_size=total)  # fmt: skip
     start = torch.cumsum(part, 0) - part
     local = torch.arange(total, device=part.device) - start[owner - a]
-    width = boxes["width"][owner]
-    row = boxes["row0"][owner] + local // width
-    col = boxes["col0"][owner] + local % width
-    view = boxes["view"][owner]
-    corner = boxes["corners"][owner]
-    ia, ib, ic = corner[:, 0], corner[:, 1], corner[:, 2]
-    ax, bx, cx = x[view, ia], x[view, ib], x[view, ic]
-    ay, by, cy = y[view, ia], y[view, ib], y[view, ic]
-    px, py = col.double(), row.double()
-    inv = 1.0 / ((bx - ax) * (cy - ay) - (cx - ax) * (by - ay))  # no zero: _boxes dropped those
-    w1 = ((px - ax) * (cy - ay) - (cx - ax) * (py - ay)) * inv
-    w2 = ((bx - ax) * (py - ay) - (px - ax) * (by - ay)) * inv
+
+    def mine(name: str) -> Any:
+        return boxes[name].index_select(0, owner)
+
+    width = mine("width")
+    row = mine("row0") + local // width
+    col = mine("col0") + local % width
+    dx, dy = col.double() - mine("ax"), row.double() - mine("ay")
+    inv = mine("inv")
+    w1 = (dx * mine("cay") - mine("cax") * dy) * inv
+    w2 = (mine("bax") * dy - dx * mine("bay")) * inv
     w0 = 1.0 - w1 - w2
     inside = (w0 >= -_EDGE_EPS) & (w1 >= -_EDGE_EPS) & (w2 >= -_EDGE_EPS)
-    z = w0 * depth[view, ia] + w1 * depth[view, ib] + w2 * depth[view, ic]
+    z = w0 * mine("da") + w1 * mine("db") + w2 * mine("dc")
     z = torch.where(inside, z, float("inf"))  # inf never wins (the kernel's zbuf starts there)
-    pixel = (view * size + row) * size + col
-    before = zbuf[pixel]
+    pixel = mine("base") + row * size + col
+    before = zbuf.index_select(0, pixel)
     zbuf.scatter_reduce_(0, pixel, z, reduce="amin")
-    now = zbuf[pixel]
+    now = zbuf.index_select(0, pixel)
     # A pixel this chunk brought nearer forgets its face (every candidate of the pixel agrees
     # on that, so the scatter has no conflicting writes); then the lowest face at the depth.
-    best.scatter_(0, pixel, torch.where(now < before, empty, best[pixel]))
-    mine = inside & (z == now)
-    best.scatter_reduce_(0, pixel, torch.where(mine, boxes["face"][owner], empty), reduce="amin")
+    best.scatter_(0, pixel, torch.where(now < before, empty, best.index_select(0, pixel)))
+    winner = torch.where(inside & (z == now), mine("face"), empty)
+    best.scatter_reduce_(0, pixel, winner, reduce="amin")
