@@ -25,8 +25,11 @@ from backend.geometry import adjacency, clean, inner_shells, tolerances
 from backend.geometry.inner_shells import _EDGE_EPS, _SPAN_EPS, InnerShellResult
 
 ROUND_VIEWS = 16  # views drawn together (one host wait per round: has every patch been seen?)
-PAIRS_PER_CHUNK = 8_000_000  # (view, face) pairs boxed at once
-CANDIDATES_PER_CHUNK = 16_000_000  # pixel candidates tested at once (about 1.5 GB in flight)
+# Bounds on memory in flight (estimates, ~25 float64 / int64 temporaries each): about 1.6 GB
+# of (view, face) pairs boxed at once, about 4 GB of pixel candidates tested at once. On a
+# noisy 3.8M-face mesh a view has ~3.8M pairs of which ~0.6M hold a pixel centre.
+PAIRS_PER_CHUNK = 8_000_000
+CANDIDATES_PER_CHUNK = 16_000_000
 
 
 def _torch() -> Any:
