@@ -140,6 +140,7 @@ def test_a_wrong_cull_is_caught():
         (shapes.box(1.0), shapes.torus(0.6, 0.2), shapes.bowl(0.5)),  # all views drawn
         (shapes.sphere(1.0), shapes.sphere(0.5, centre=(2.0, 0.0, 0.0))),  # stops early
         (shapes.sphere(1.0, rows=24), shapes.sphere(0.5, rows=24)),
+        (shapes.sphere(1.0, rows=24),),  # one patch: nothing drawn
     ],
 )
 def test_hidden_faces_are_the_numba_paths(meshes):
@@ -149,6 +150,7 @@ def test_hidden_faces_are_the_numba_paths(meshes):
     np.testing.assert_array_equal(got.hidden, want.hidden)
     assert (got.patches, got.hidden_patches) == (want.patches, want.hidden_patches)
     assert (got.views_drawn == 48) == (want.views_drawn == 48)
+    assert (got.views_drawn == 0) == (want.views_drawn == 0) == (want.patches == 1)
 
 
 def test_hidden_faces_on_a_noisy_many_piece_mesh(noisy_pieces):
