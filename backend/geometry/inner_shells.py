@@ -263,7 +263,11 @@ def _visible_rounds(
 def bounding_sphere(pos: np.ndarray) -> tuple[np.ndarray, float]:
     """Centre (3,) and radius of the sphere around the bounding box of ``pos`` (n, 3) float64:
     the views' frame ((pos - centre) / radius lies in the unit ball)."""
-    low, high = pos.min(axis=0), pos.max(axis=0)
+    return box_sphere(pos.min(axis=0), pos.max(axis=0))
+
+
+def box_sphere(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, float]:
+    """:func:`bounding_sphere` from the box's corners (3,) float64."""
     return (low + high) / 2, max(float(np.linalg.norm(high - low)) / 2, 1e-12)
 
 

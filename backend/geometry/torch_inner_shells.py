@@ -85,8 +85,8 @@ def patch_setup(
 ) -> inner_shells.PatchSetup:
     """``inner_shells.patch_setup`` with tensors on ``faces_t``'s device (the same numbers):
     patches by label propagation over the manifold face pairs, each labelled by its lowest
-    face as the union-find does; only the closed patches' volume signs are summed on the host
-    (numpy's summation order, so a patch of near-zero volume gets the same sign)."""
+    face as the union-find does. The patches' volumes alone are summed on the host (numpy's
+    summation order, so a closed patch of near-zero volume gets the same sign)."""
     torch = _torch()
     dev = faces_t.device
     a, b, disagree = pairs or adjacency.manifold_face_pairs(faces, len(vertices))
@@ -170,11 +170,12 @@ class _Scene:
     def __init__(self, vertices: np.ndarray, faces: Any, cull: Any, pixels: int,
                  dev: Any) -> None:  # fmt: skip
         torch = _torch()
-        pos = np.asarray(vertices, dtype=np.float64)
-        centre, radius = inner_shells.bounding_sphere(pos)
-        # Uploaded in its own dtype and widened there (float32 -> float64 is exact); the
-        # elementwise subtract and divide round as numpy's do.
+        # Uploaded in its own dtype and widened there (float32 -> float64 is exact); the box's
+        # corners are exact too, so the host makes the frame from them as numpy would, and
+        # the elementwise subtract and divide round as numpy's do.
         raw = torch.as_tensor(np.ascontiguousarray(vertices), device=dev).double()
+        corners = torch.stack([raw.min(dim=0).values, raw.max(dim=0).values]).cpu().numpy()
+        centre, radius = inner_shells.box_sphere(corners[0], corners[1])
         self.unit = (raw - torch.as_tensor(centre, device=dev)) / radius
         self.faces = torch.as_tensor(faces, device=dev)  # no copy when already there
         self.pixels = pixels
