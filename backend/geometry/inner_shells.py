@@ -126,9 +126,10 @@ def find_inner_shells(
 
 @dataclass
 class PatchSetup:
-    """What the views are read against, made on the CPU for either drawing path: patch count,
-    patch (m,) id per face, cull (m,) bool (faces of closed outward patches), and per vertex
-    (n,) its lowest patch id and whether it belongs to that patch alone."""
+    """What the views are read against: patch count, patch (m,) id per face, cull (m,) bool
+    (faces of closed outward patches), and per vertex (n,) its lowest patch id and whether it
+    belongs to that patch alone. numpy arrays here; torch_inner_shells.patch_setup fills it
+    with tensors on its device."""
 
     count: int
     patch: np.ndarray
