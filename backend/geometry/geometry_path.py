@@ -1,10 +1,11 @@
 """Which implementation of the heavy geometry stages a job runs: torch or the numba path.
 
-A job on a CUDA device runs welding and cleaning (torch_clean.py), decimation (torch_qem.py)
-and the bake (closest faces torch_closest.py, splat transfer_torch.py, atlas raster
-torch_raster.py, normal encoding torch_bake.py, dilation torch_dilate.py) in torch on that
-device; a job on the CPU runs the compiled numba stages, which are faster there. UV
-charting and packing stay on the CPU either way. ``PipelineOptions.geometry_path`` or the
+A job on a CUDA device runs welding and cleaning (torch_clean.py), inner-shell visibility
+(torch_inner_shells.py), decimation (torch_qem.py) and the bake (closest faces
+torch_closest.py, splat transfer_torch.py, atlas raster torch_raster.py, normal encoding
+torch_bake.py, dilation torch_dilate.py) in torch on that device; a job on the CPU runs the
+compiled numba stages, which are faster there. UV charting and packing stay on the CPU either
+way. ``PipelineOptions.geometry_path`` or the
 ``DREAMCAD_GEOMETRY_PATH`` environment variable ("torch" or "numba") forces one, so the torch
 path can be tested on a machine without a GPU (torch on the CPU runs the same code).
 """

@@ -32,7 +32,8 @@ How, and why this way:
   surface has a hole that shows it, or when it comes within about a pixel of the silhouette.
 
 A mesh that is one patch (the common case: a single watertight body) is returned untouched
-without drawing anything.
+without drawing anything. On the torch geometry path the same views are drawn on the device
+(torch_inner_shells.py: the same images, so the same answer).
 """
 
 from __future__ import annotations
@@ -103,16 +104,11 @@ def find_inner_shells(
     ``pairs``: :func:`adjacency.manifold_face_pairs` of ``faces``, when the caller has it.
     """
     faces = np.ascontiguousarray(faces, dtype=np.int64)
-    pairs = pairs or adjacency.manifold_face_pairs(faces, len(vertices))
-    count, patch = surface_patches(faces, len(vertices), pairs)
-    hidden = np.zeros(len(faces), dtype=bool)
+    setup = patch_setup(vertices, faces, pairs)
+    count, patch, cull, lowest, alone = (setup.count, setup.patch, setup.cull, setup.lowest,
+                                         setup.alone)  # fmt: skip
     if count <= 1:
-        return InnerShellResult(hidden, patch, count, 0, 0)
-    cull = _closed_outward(vertices, faces, patch, count, pairs)[patch]
-    # Only a vertex of one patch alone speaks for it: a vertex shared with a visible patch (an
-    # inner wall's border on the box) sits on that patch's silhouette, not out in the open.
-    lowest, highest = _vertex_patch_range(faces, patch, len(vertices))
-    alone = (lowest == highest) & (lowest >= 0)
+        return InnerShellResult(np.zeros(len(faces), dtype=bool), patch, count, 0, 0)
     seen = np.zeros(count, dtype=bool)
     drawn = 0
     # Views in rounds, spread-out ones first; a view can only add to what is seen, so once
@@ -128,16 +124,57 @@ def find_inner_shells(
     return InnerShellResult(hidden, patch, count, int(count - seen.sum()), directions, drawn)
 
 
+@dataclass
+class PatchSetup:
+    """What the views are read against: patch count, patch (m,) id per face, cull (m,) bool
+    (faces of closed outward patches), and per vertex (n,) its lowest patch id and whether it
+    belongs to that patch alone. numpy arrays here; torch_inner_shells.patch_setup fills it
+    with tensors on its device."""
+
+    count: int
+    patch: np.ndarray
+    cull: np.ndarray
+    lowest: np.ndarray
+    alone: np.ndarray
+
+
+def patch_setup(
+    vertices: np.ndarray, faces: np.ndarray, pairs: tuple[np.ndarray, ...] | None = None
+) -> PatchSetup:
+    """Patches of ``faces`` (m, 3) and what the views need of them (cull, lowest, alone are
+    empty when there is at most one patch: nothing is drawn then)."""
+    pairs = pairs or adjacency.manifold_face_pairs(faces, len(vertices))
+    count, patch = surface_patches(faces, len(vertices), pairs)
+    if count <= 1:
+        empty = np.zeros(0, dtype=bool)
+        return PatchSetup(count, patch, empty, np.zeros(0, np.int64), empty)
+    cull = _closed_outward(vertices, faces, patch, count, pairs)[patch]
+    # Only a vertex of one patch alone speaks for it: a vertex shared with a visible patch (an
+    # inner wall's border on the box) sits on that patch's silhouette, not out in the open.
+    lowest, highest = _vertex_patch_range(faces, patch, len(vertices))
+    alone = (lowest == highest) & (lowest >= 0)
+    return PatchSetup(count, patch, cull, lowest, alone)
+
+
 def remove_inner_shells(
     cleaned: clean.CleanResult,
     directions: int = tolerances.VISIBILITY_DIRECTIONS,
     pixels: int = tolerances.VISIBILITY_PIXELS,
+    device: str | None = None,
 ) -> tuple[clean.CleanResult, InnerShellResult]:
     """``cleaned`` without its hidden patches: faces, corner attributes and the vertices only
-    they used dropped; the report gains ``inner_faces`` and ``inner_shells``."""
-    found = find_inner_shells(
-        cleaned.vertices, cleaned.faces, directions, pixels, cleaned.face_pairs
-    )
+    they used dropped; the report gains ``inner_faces`` and ``inner_shells``. ``device``: a
+    torch device to draw the views on (torch_inner_shells.py; same answer), None: numba."""
+    if device is None:
+        found = find_inner_shells(
+            cleaned.vertices, cleaned.faces, directions, pixels, cleaned.face_pairs
+        )
+    else:
+        from backend.geometry import torch_inner_shells  # torch only on this path
+
+        found = torch_inner_shells.find_inner_shells(
+            cleaned.vertices, cleaned.faces, directions, pixels, cleaned.face_pairs, device
+        )
     report = {**cleaned.report, "inner_faces": found.hidden_faces,
               "inner_shells": found.hidden_patches}  # fmt: skip
     if not found.hidden.any():
@@ -200,9 +237,7 @@ def _visible_rounds(
     # Culled faces carry their normal, the rest zero: one sequential read decides a back face
     # before its three vertices are fetched.
     pos = np.asarray(vertices, dtype=np.float64)
-    low, high = pos.min(axis=0), pos.max(axis=0)
-    centre = (low + high) / 2
-    radius = max(float(np.linalg.norm(high - low)) / 2, 1e-12)
+    centre, radius = bounding_sphere(pos)
     unit = (pos - centre) / radius
     faces = np.ascontiguousarray(faces, dtype=np.int64)
     facing = _face_normals(unit, faces, cull)
@@ -224,6 +259,29 @@ def _visible_rounds(
         _draw_views(unit, faces, batch, pixels, facing, min(threads, len(batch)), seen, outside,
                     *buffers)  # fmt: skip
         yield seen, outside, len(batch)
+
+
+def bounding_sphere(pos: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre (3,) and radius of the sphere around the bounding box of ``pos`` (n, 3) float64:
+    the views' frame ((pos - centre) / radius lies in the unit ball)."""
+    return box_sphere(pos.min(axis=0), pos.max(axis=0))
+
+
+def box_sphere(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, float]:
+    """:func:`bounding_sphere` from the box's corners (3,) float64."""
+    return (low + high) / 2, max(float(np.linalg.norm(high - low)) / 2, 1e-12)
+
+
+def view_frame(direction: np.ndarray) -> tuple[tuple[float, float, float], ...]:
+    """(e1, e2) of :func:`_project` for one direction (3,), in the same float64 arithmetic:
+    the image axes of that view."""
+    dx, dy, dz = (float(value) for value in direction)
+    hx, hy, hz = (0.0, 1.0, 0.0) if abs(dy) < 0.9 else (1.0, 0.0, 0.0)
+    e1x, e1y, e1z = hy * dz - hz * dy, hz * dx - hx * dz, hx * dy - hy * dx
+    length = math.sqrt(e1x * e1x + e1y * e1y + e1z * e1z)
+    e1x, e1y, e1z = e1x / length, e1y / length, e1z / length
+    e2x, e2y, e2z = dy * e1z - dz * e1y, dz * e1x - dx * e1z, dx * e1y - dy * e1x
+    return (e1x, e1y, e1z), (e2x, e2y, e2z)
 
 
 @numba.njit(cache=True, nogil=True)
