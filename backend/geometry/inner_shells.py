@@ -160,31 +160,27 @@ def remove_inner_shells(
     cleaned: clean.CleanResult,
     directions: int = tolerances.VISIBILITY_DIRECTIONS,
     pixels: int = tolerances.VISIBILITY_PIXELS,
-    device: str | None = None,
 ) -> tuple[clean.CleanResult, InnerShellResult]:
-    """``cleaned`` without its hidden patches: faces, corner attributes and the vertices only
-    they used dropped; the report gains ``inner_faces`` and ``inner_shells``. ``device``: a
-    torch device to draw the views on (torch_inner_shells.py; same answer), None: numba."""
-    if device is None:
-        found = find_inner_shells(
-            cleaned.vertices, cleaned.faces, directions, pixels, cleaned.face_pairs
-        )
-    else:
-        from backend.geometry import torch_inner_shells  # torch only on this path
+    """``cleaned`` without its hidden patches (:func:`without_hidden`), the views drawn by
+    the numba kernel (torch_inner_shells.remove_inner_shells draws them on a torch device)."""
+    found = find_inner_shells(cleaned.vertices, cleaned.faces, directions, pixels,
+                              cleaned.face_pairs)  # fmt: skip
+    return without_hidden(cleaned, found), found
 
-        found = torch_inner_shells.find_inner_shells(
-            cleaned.vertices, cleaned.faces, directions, pixels, cleaned.face_pairs, device
-        )
+
+def without_hidden(cleaned: clean.CleanResult, found: InnerShellResult) -> clean.CleanResult:
+    """``cleaned`` without ``found``'s hidden patches: faces, corner attributes and the
+    vertices only they used dropped; the report gains ``inner_faces`` and ``inner_shells``."""
     report = {**cleaned.report, "inner_faces": found.hidden_faces,
               "inner_shells": found.hidden_patches}  # fmt: skip
     if not found.hidden.any():
-        return dataclasses.replace(cleaned, report=report), found
+        return dataclasses.replace(cleaned, report=report)
     keep = ~found.hidden
     vertices, faces, attributes = clean.compact_vertices(
         cleaned.vertices, cleaned.faces[keep], cleaned.attributes
     )
     corners = {name: values[keep] for name, values in cleaned.corner_attributes.items()}
-    return clean.CleanResult(vertices, faces, attributes, corners, report), found
+    return clean.CleanResult(vertices, faces, attributes, corners, report)
 
 
 def visible_from_outside(

@@ -196,7 +196,12 @@ def run_pipeline(
     inner_s = 0.0
     if not options.keep_inner and len(cleaned.faces):
         inner_started = time.perf_counter()
-        cleaned, _found = inner_shells.remove_inner_shells(cleaned, device=on)
+        if on is None:
+            cleaned, _found = inner_shells.remove_inner_shells(cleaned)
+        else:  # the views drawn on the device: the same answer
+            from backend.geometry import torch_inner_shells  # torch only on this path
+
+            cleaned, _found = torch_inner_shells.remove_inner_shells(cleaned, device=on)
         inner_s = round(time.perf_counter() - inner_started, 4)
         inner = {key: cleaned.report[key] for key in ("inner_faces", "inner_shells")}
     if len(cleaned.faces) == 0:

@@ -38,6 +38,18 @@ def _torch() -> Any:
     return torch
 
 
+def remove_inner_shells(
+    cleaned: clean.CleanResult,
+    directions: int = tolerances.VISIBILITY_DIRECTIONS,
+    pixels: int = tolerances.VISIBILITY_PIXELS,
+    device: str = "cpu",
+) -> tuple[clean.CleanResult, InnerShellResult]:
+    """``inner_shells.remove_inner_shells`` with the views drawn on ``device``."""
+    found = find_inner_shells(cleaned.vertices, cleaned.faces, directions, pixels,
+                              cleaned.face_pairs, device)  # fmt: skip
+    return inner_shells.without_hidden(cleaned, found), found
+
+
 def find_inner_shells(
     vertices: np.ndarray,
     faces: np.ndarray,
