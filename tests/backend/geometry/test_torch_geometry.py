@@ -327,3 +327,19 @@ def test_dilate_texels_is_the_bakes_host_tail():
     ours, ours_grown = torch_dilate.dilate_texels(texel_bytes, flat, size, tolerances.DILATE_PX)
     np.testing.assert_array_equal(ours_grown, grown)
     np.testing.assert_array_equal(ours, expected)
+
+
+def test_slices_cover_every_row_and_are_fewer_and_larger_on_a_gpu():
+    """A slice is a compiled call on a GPU: a 5M-face job's rows go in a few 1M-row slices
+    there (no more than a 16th of the rows when that is larger), in 16 on the CPU."""
+    for total in (0, 100, 70_000, 7_500_000, 20_000_000):
+        for device in ("cpu", "cuda"):
+            slices = torch_qem._slices(total, device)
+            covered = [lo + i for lo, size in slices for i in (0, size - 1)]
+            assert sum(size for _, size in slices) == total
+            assert all(a[0] + a[1] == b[0] for a, b in zip(slices, slices[1:], strict=False))
+            assert not slices or (covered[0] == 0 and covered[-1] == total - 1)
+    assert len(torch_qem._slices(7_500_000, "cpu")) == torch_qem.SLICES
+    on_gpu = torch_qem._slices(7_500_000, "cuda")
+    assert len(on_gpu) == 8 and max(size for _, size in on_gpu) == torch_qem.MIN_DEVICE_SLICE
+    assert len(torch_qem._slices(20_000_000, "cuda")) == torch_qem.SLICES
