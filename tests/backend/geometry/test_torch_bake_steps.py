@@ -6,6 +6,8 @@ end runs only where a GPU is present.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
@@ -112,16 +114,16 @@ def test_device_splat_is_the_compiled_splat(sphere_mesh, atlas, monkeypatch):
     np.testing.assert_array_equal(ours_values, values)
 
 
-def test_device_splat_waits_for_the_host_once(sphere_mesh, atlas):
+def test_device_splat_waits_for_the_host_only_to_cut_chunks(sphere_mesh, atlas):
     # On a GPU every compaction or read-back stalls the queue: the splat reads the boxes'
-    # sizes once (to cut chunks) and nothing else.
+    # total, the chunk edges and their running sums (small reads, to cut chunks), nothing else.
     from backend.geometry import transfer_torch
     from benchmarks.geometry_syncs import counting
 
     args = _splat_args(sphere_mesh, atlas, 512)
     with counting() as counts:
         _, face = transfer_torch.splat_tensors(*args, device="cpu")
-    assert counts.syncs["all"] == 1, counts.sync_names
+    assert counts.syncs["all"] <= 3, counts.sync_names
     assert int((face >= 0).sum()) > 0
 
 
@@ -134,3 +136,27 @@ def test_cuda_splat_is_the_compiled_splat(sphere_mesh, atlas):
     ours_values, ours_face = transfer_torch.splat(*args, device="cuda")
     np.testing.assert_array_equal(ours_face, face)
     np.testing.assert_allclose(ours_values, values, rtol=0, atol=1e-6)
+
+
+def test_splat_chunks_partition_the_copies_near_the_chunk_size(monkeypatch):
+    """Chunks cover every copy with texels once, in order; each holds its copies' texels and
+    closes at the first copy that reaches the next multiple of TEXELS_PER_CHUNK."""
+    import torch
+
+    from backend.geometry import transfer_torch
+
+    monkeypatch.setattr(transfer_torch, "TEXELS_PER_CHUNK", 1000)
+    generator = torch.Generator().manual_seed(5)
+    for n, high in ((0, 1), (1, 5), (3000, 4), (3000, 900), (50, 5000)):
+        count = torch.randint(0, high, (n,), generator=generator)
+        chunks = transfer_torch._chunks(count)
+        ends = np.cumsum(count.numpy())
+        total = int(ends[-1]) if n else 0
+        assert sum(texels for _, _, texels in chunks) == total
+        for first, last, texels in chunks:
+            assert texels == int(count[first:last].sum()) > 0
+        for (_, last, _), (first, _, _) in itertools.pairwise(chunks):
+            assert int(count[last:first].sum()) == 0  # only empty copies between chunks
+        for _, last, _ in chunks[:-1]:  # a chunk ends just past the copy crossing a multiple
+            crossed = int(ends[last - 1]) // 1000 > (int(ends[last - 2]) // 1000 if last > 1 else 0)
+            assert crossed or int(ends[last - 1]) % 1000 == 0

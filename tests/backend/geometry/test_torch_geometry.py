@@ -6,6 +6,8 @@ CUDA tests at the end run only where a GPU is present.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
@@ -337,7 +339,7 @@ def test_slices_cover_every_row_and_are_fewer_and_larger_on_a_gpu():
             slices = torch_qem._slices(total, device)
             covered = [lo + i for lo, size in slices for i in (0, size - 1)]
             assert sum(size for _, size in slices) == total
-            assert all(a[0] + a[1] == b[0] for a, b in zip(slices, slices[1:], strict=False))
+            assert all(a[0] + a[1] == b[0] for a, b in itertools.pairwise(slices))
             assert not slices or (covered[0] == 0 and covered[-1] == total - 1)
     assert len(torch_qem._slices(7_500_000, "cpu")) == torch_qem.SLICES
     on_gpu = torch_qem._slices(7_500_000, "cuda")
