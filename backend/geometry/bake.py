@@ -103,9 +103,11 @@ def bake(
         )
     clock.lap("closest_faces")
     layout = _attribute_layout(source)
-    attributes = np.hstack(
-        [tangents.vertex_normals(source.vertices, source.faces)] + [a for _, a in layout]
-    ).astype(np.float32)
+    if device is None:
+        normals = tangents.vertex_normals(source.vertices, source.faces)
+        attributes = np.hstack([normals] + [a for _, a in layout]).astype(np.float32)
+    else:  # the normals made where the splat reads them: the rest of the columns go up
+        attributes = _device_attributes(source, layout, device)
     splat_args = (
         source.vertices, source.faces, attributes, face, dist,
         target.vertices, target.faces, target.uvs, target.chart, size,
@@ -171,6 +173,21 @@ def bake(
     return BakedMaps(
         base, normal, metallic_roughness, len(flat) / size**2, clock.laps, views_seen
     )
+
+
+def _device_attributes(source: BakeSource, layout: list[tuple[str, np.ndarray]],
+                       device: str) -> Any:  # fmt: skip
+    """The splat's per-vertex columns as a (n, 3 + k) float32 tensor on ``device``: the
+    source's vertex normals (torch_normals.py, made there), then the layout's arrays."""
+    import torch  # torch only on this path
+
+    from backend.geometry import torch_normals
+
+    columns = [torch_normals.vertex_normals(source.vertices, source.faces, device)]
+    for _, array in layout:
+        host = np.ascontiguousarray(np.asarray(array).reshape(len(source.vertices), -1))
+        columns.append(torch.as_tensor(host, device=device).float())
+    return torch.cat(columns, dim=1)
 
 
 def _splat_on_device(splat_args: tuple, device: str) -> tuple:

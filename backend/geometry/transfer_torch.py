@@ -116,7 +116,8 @@ def splat_tensors(
     texel = torch.arange(size * size, device=dev)
     w0, w1, w2, _ = _weights(pixel[copy], (texel % size).double() + 0.5,
                              (texel // size).double() + 0.5)  # fmt: skip
-    attrs = torch.as_tensor(np.ascontiguousarray(attributes), device=dev).float()
+    attrs = (attributes if torch.is_tensor(attributes)  # made on the device (bake.py)
+             else torch.as_tensor(np.ascontiguousarray(attributes))).to(dev).float()  # fmt: skip
     at = corners[copy]  # (s * s, 3)
     values = (
         w0[:, None] * attrs[at[:, 0]].double()
