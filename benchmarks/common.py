@@ -56,9 +56,11 @@ def mesh_agreement(
         result["chamfer_over_diagonal"] = None
         return result
     diagonal = float(np.linalg.norm(np.ptp(b, axis=0))) or 1.0
+    # Samples of each side asked against the whole other side (two independent samples of
+    # the same mesh would be apart by the sampling alone).
     rng = np.random.default_rng(0)
-    a, b = (v[rng.choice(len(v), min(50_000, len(v)), replace=False)] for v in (a, b))
-    chamfer = (cKDTree(b).query(a)[0].mean() + cKDTree(a).query(b)[0].mean()) / 2 / diagonal
+    sa, sb = (v[rng.choice(len(v), min(50_000, len(v)), replace=False)] for v in (a, b))
+    chamfer = (cKDTree(b).query(sa)[0].mean() + cKDTree(a).query(sb)[0].mean()) / 2 / diagonal
     result["chamfer_over_diagonal"] = float(chamfer)
     if arrays[0].shape == arrays[1].shape and all(f.all() for f in finite):
         result["max_vertex_diff_over_diagonal"] = float(

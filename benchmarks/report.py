@@ -49,10 +49,12 @@ AUDIT: dict[str, list[str]] = {
         "the product runs TripoSR at fp32 with 8k-point chunks, not the benchmarked settings",
     ],
     "text_to_3d_h100.json": [
+        "superseded by text_to_3d_h200.json (rerun under the rules)",
         "upstream timed without a warm-up, on its slow attention fallback",
         "one sample; the 1.51x did not reproduce (0.97-1.44x in three runs on an H200)",
     ],
     "text_to_3d_h100_fp32.json": [
+        "superseded by text_to_3d_h200_fp32.json (rerun under the rules)",
         "upstream timed without a warm-up, on its slow attention fallback",
         "one sample",
     ],
@@ -129,6 +131,11 @@ def _load(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _superseded(rerun: str) -> list[str]:
+    """A problem line naming the rerun that replaces a comparison, when it is committed."""
+    return [f"superseded by {rerun} (rerun under the rules)"] if _load(rerun) else []
+
+
 def comparisons() -> list[Comparison]:
     """Every ours-against-upstream pair found in the results."""
     found: list[Comparison] = []
@@ -144,7 +151,8 @@ def comparisons() -> list[Comparison]:
                     f"H100, both {dtype}, same weights and image, warm-up then"
                     f" {data.get('runs', '?')} runs (median)",
                     _planes_agreement(data),
-                    _rule_gaps(data, "runs", AUDIT.get(f"sf3d_h100_{dtype}.json", [])),
+                    _rule_gaps(data, "runs", AUDIT.get(f"sf3d_h100_{dtype}.json", [])
+                               + _superseded(f"sf3d_h200_{dtype}.json")),
                 )
             )
     if data := _load("triposr_h100.json"):
@@ -166,6 +174,8 @@ def comparisons() -> list[Comparison]:
                 )
             )
     found += triposr_same_settings()
+    found += sf3d_reruns()
+    found += mvdream_reruns()
     for case in ("turbo_hier", "turbo_flashvdm", "standard"):
         if data := _load(f"hunyuan3d_mini_{case}_h100.json"):
             stages = ["conditioning", "sampling", "volume_decoding", "marching_cubes"]
@@ -231,6 +241,72 @@ def triposr_same_settings() -> list[Comparison]:
                 [] if pair.get("warmed_up") and pair["repeats"] >= 5 else ["not warmed / < 5"],
             )
         )
+    return found
+
+
+def _spread(median: float, spread: dict[str, float]) -> str:
+    return f"{median:.3f} ({spread['min']:.3f}-{spread['max']:.3f})"
+
+
+def sf3d_reruns() -> list[Comparison]:
+    """SF3D rerun under the rules (sf3d_h200_<dtype>.json): encode and mesh, both sides warmed
+    up, the same tet grid, ``runs`` repeats each."""
+    found = []
+    for dtype in ("bfloat16", "float32"):
+        data = _load(f"sf3d_h200_{dtype}.json")
+        if not data or "upstream" not in data or "stages_s" not in data["upstream"]:
+            continue
+        ours, theirs = data["ours"], data["upstream"]
+        stages = ["encode", "mesh"]
+        mesh = theirs.get("mesh_agreement_same_planes", {})
+        agreement = _planes_agreement(data)
+        if "same_triangles_share" in mesh:
+            agreement += (f"; meshes from the same planes: {mesh['vertices'][0]:,} vertices,"
+                          f" max vertex diff {mesh['max_vertex_diff_over_diagonal']:.1e} of the"
+                          f" diagonal, same triangles {mesh['same_triangles_share']:.0%}"
+                          f" (wound alike {mesh['same_winding_share']:.0%})")  # fmt: skip
+        spans = ", ".join(
+            f"{stage} ours {_spread(ours['stages_s'][stage], ours['stages_spread_s'][stage])}"
+            f" / upstream {_spread(theirs['stages_s'][stage], theirs['stages_spread_s'][stage])}"
+            for stage in stages
+        )
+        found.append(Comparison(
+            f"SF3D encode + mesh ({dtype}), rerun", f"sf3d_h200_{dtype}.json", stages,
+            [ours["stages_s"][s] for s in stages], [theirs["stages_s"][s] for s in stages],
+            f"{data['device']}, both {dtype}, same weights, image and tet grid, warm-up then"
+            f" {data['runs']} runs, median (min-max) s: {spans}",
+            agreement,
+            [] if data["runs"] >= 5 else [f"{data['runs']} repeats (rule: at least 5)"],
+        ))  # fmt: skip
+    return found
+
+
+def mvdream_reruns() -> list[Comparison]:
+    """MVDream 4-view sampling rerun under the rules (text_to_3d_h200*.json)."""
+    found = []
+    for suffix in ("", "_fp32"):
+        data = _load(f"text_to_3d_h200{suffix}.json")
+        if not data:
+            continue
+        path = data["paths"]["mvdream"]
+        ours, theirs = path["views_sampling"], path.get("views_sampling(upstream)")
+        if not isinstance(theirs, dict):
+            continue
+        dtype = data["dtype"].removeprefix("torch.")
+        problems = [] if ours.get("warmed_up") and theirs.get("warmed_up") and min(
+            ours.get("repeats", 0), theirs.get("repeats", 0)) >= 5 else ["not warmed / < 5"]
+        found.append(Comparison(
+            f"MVDream 4-view sampling ({dtype}), rerun", f"text_to_3d_h200{suffix}.json",
+            ["views_sampling"], [ours["seconds"]], [theirs["seconds"]],
+            f"{data['device']}, both {dtype}, {data['steps']} steps at {data['image_size']} px,"
+            f" same prompt and noise, {ours['repeats']} repeats each after a warm-up,"
+            f" {ours['order']}; ours {ours['min']:.2f}-{ours['max']:.2f} s, upstream"
+            f" {theirs['min']:.2f}-{theirs['max']:.2f} s; upstream attention:"
+            f" {theirs.get('attention')} (xformers importable:"
+            f" {theirs.get('xformers_importable')})",
+            f"latents relative difference {path['upstream_latent_relative_difference']:.4f}",
+            problems,
+        ))  # fmt: skip
     return found
 
 
@@ -672,7 +748,19 @@ def trellis_end_to_end() -> list[str]:
             f"- model {stages['total']:.3f} s ({model})",
             f"- geometry {stages['pipeline']:.3f} s ({geometry})",
             f"- **end to end {ends['median_s']:.2f} s** ({ends['min_s']:.2f}-{ends['max_s']:.2f});"
-            f" peak VRAM {stages['peak_memory_mb'] / 1024:.1f} GiB", ""]  # fmt: skip
+            f" peak VRAM {stages['peak_memory_mb'] / 1024:.1f} GiB", *_earlier_end_to_end(),
+            ""]  # fmt: skip
+
+
+def _earlier_end_to_end() -> list[str]:
+    """Earlier runs of the same benchmark kept beside it (trellis_h200_pipeline_*.json)."""
+    lines = []
+    for path in sorted(RESULTS.glob("trellis_h200_pipeline_*.json")):
+        ends = json.loads(path.read_text()).get("end_to_end_s")
+        if ends:
+            lines.append(f"- earlier: `{path.name}` {ends['median_s']:.2f} s"
+                         f" ({ends['min_s']:.2f}-{ends['max_s']:.2f})")  # fmt: skip
+    return lines
 
 
 def trellis2_parity() -> list[str]:

@@ -41,6 +41,15 @@ def test_mesh_agreement_same_mesh_and_flipped_winding() -> None:
     assert flipped["same_triangles_share"] == 1.0 and flipped["same_winding_share"] == 0.0
 
 
+def test_mesh_agreement_of_one_big_mesh_with_itself_is_zero() -> None:
+    """Over 50k vertices each side is sampled: a sample is asked against the other side whole,
+    so the same mesh is 0 apart (two independent samples were ~1 % of the diagonal apart)."""
+    vertices = np.random.default_rng(1).random((120_000, 3))
+    faces = np.arange(120_000).reshape(-1, 3)
+    same = mesh_agreement((vertices, faces), (vertices.copy(), faces.copy()))
+    assert same["chamfer_over_diagonal"] == 0.0
+
+
 def test_mesh_agreement_counts_non_finite_vertices_and_measures_the_rest() -> None:
     vertices, faces = _octahedron()
     theirs = np.vstack([vertices * 1.1, [[np.nan, 0.0, 0.0]]])
