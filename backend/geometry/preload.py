@@ -13,6 +13,7 @@ numba then compiles, would compile here, as its first call would have). Loading
 takes numba's compiler lock kernel by kernel, so a main-thread call waits at most for the one
 load in flight; the thread yields between kernels. A CPU-path helper for one-job processes: a
 long-lived server has every kernel loaded after its first job (or its warm-up) anyway.
+The thread first sets up numba's array maths without importing scipy.linalg (blas_probe).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import importlib
 import logging
 import threading
 import time
+
+from backend.geometry import blas_probe
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +103,11 @@ def start(names=KERNELS) -> threading.Thread:
 
 
 def _load_quietly(names) -> None:
+    try:
+        # First: numba's target set-up (inside the first load) would import scipy.linalg.
+        blas_probe.import_array_math()
+    except Exception:  # then the target imports it as before
+        log.debug("numba array-maths import without scipy.linalg failed", exc_info=True)
     try:
         load_cached(kernels(names))
     except Exception:  # a failed preload only means the first calls load as before

@@ -15,10 +15,11 @@ from tests.support.analytic_meshes import marching_cubes_mesh, sphere_field
 from tests.support.backend_process import REPO
 
 # Modules a CPU postprocess has no use for: the service (zmq, server, job store, models),
-# torch, the scipy parts the pipeline replaced, trimesh (a binary PLY is read without it).
+# torch, the scipy parts the pipeline replaced, trimesh (a binary PLY is read without it),
+# scipy.linalg (numba.np.arraymath imports it for its BLAS probe; blas_probe answers from files).
 NOT_LOADED = (
     "zmq", "torch", "scipy.sparse", "scipy.spatial", "trimesh", "PIL", "backend.server",
-    "backend.handlers", "backend.models", "backend.jobs", "backend.doctor",
+    "backend.handlers", "backend.models", "backend.jobs", "backend.doctor", "scipy.linalg",
 )  # fmt: skip
 
 CHILD = """
