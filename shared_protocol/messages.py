@@ -15,6 +15,15 @@ from typing import Any, ClassVar, Literal
 
 from shared_protocol.codec import bounded, bounded_text
 from shared_protocol.errors import ErrorInfo as Error  # the wire form of every error
+from shared_protocol.limits import (  # noqa: F401  (re-exported: the names' old home)
+    DEFAULT_FACES,
+    DEFAULT_FORMAT,
+    DEFAULT_TEXTURE_SIZE,
+    MAX_FACES,
+    MAX_MESH_FACES,
+    MIN_FACES,
+    TEXTURE_SIZES,
+)
 
 # text / image / multi_image make a new asset; texture paints a given mesh (its geometry kept);
 # optimize makes a given mesh (or a finished job's raw output) game-ready, with no model run.
@@ -30,17 +39,12 @@ ModelStateName = Literal["missing", "downloading", "present", "loading", "loaded
 DownloadState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 FINISHED_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-MIN_FACES, MAX_FACES, DEFAULT_FACES = 500, 500_000, 20_000
-TEXTURE_SIZES = (256, 512, 1024, 2048, 4096)
-DEFAULT_TEXTURE_SIZE = 1024
-DEFAULT_FORMAT: OutputFormat = "glb"
 MAX_SEED = 2**32 - 1  # seeds are 32-bit: every model's generator takes them
 MAX_NAME_CHARS = 200
 MAX_REQUEST_KEY_CHARS = 128
 MAX_FILE_NAME_CHARS = 64
 MAX_JOB_ID_CHARS = 64
 MAX_LODS = 5  # LOD0 plus up to five coarser levels, each about half the faces of the one before
-MAX_MESH_FACES = 2_000_000  # triangles in an input mesh (after splitting polygons)
 MESH_MEDIA_TYPE = "model/gltf-binary"
 # The built-in model that runs task ``optimize``: the geometry pipeline alone, on the CPU.
 OPTIMIZE_MODEL = "mesh-optimize"

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from shared_protocol.messages import DEFAULT_FACES, DEFAULT_TEXTURE_SIZE
+from shared_protocol.limits import DEFAULT_FACES, DEFAULT_TEXTURE_SIZE
 
 COMMAND = "postprocess"
 

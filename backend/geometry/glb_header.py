@@ -13,7 +13,7 @@ import json
 import struct
 
 from shared_protocol.errors import ErrorCode, ProtocolError
-from shared_protocol.messages import MAX_MESH_FACES
+from shared_protocol.limits import MAX_MESH_FACES
 
 GLB_HEADER = struct.Struct("<4sII")
 CHUNK_HEADER = struct.Struct("<II")

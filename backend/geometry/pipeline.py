@@ -37,7 +37,7 @@ from backend.geometry import (
 from backend.geometry.raw_asset import RawAsset
 from backend.geometry.tolerances import FLOATER_FRACTION, WELD_DISTANCE
 from shared_protocol.errors import ErrorCode, ProtocolError
-from shared_protocol.messages import (
+from shared_protocol.limits import (
     DEFAULT_FACES,
     DEFAULT_FORMAT,
     DEFAULT_TEXTURE_SIZE,

@@ -16,10 +16,12 @@ from tests.support.backend_process import REPO
 
 # Modules a CPU postprocess has no use for: the service (zmq, server, job store, models),
 # torch, the scipy parts the pipeline replaced, trimesh (a binary PLY is read without it),
-# scipy.linalg (numba.np.arraymath imports it for its BLAS probe; blas_probe answers from files).
+# scipy.linalg (numba.np.arraymath imports it for its BLAS probe; blas_probe answers from files),
+# the message classes (shared_protocol.limits holds the few numbers the pipeline reads).
 NOT_LOADED = (
     "zmq", "torch", "scipy.sparse", "scipy.spatial", "trimesh", "PIL", "backend.server",
     "backend.handlers", "backend.models", "backend.jobs", "backend.doctor", "scipy.linalg",
+    "shared_protocol.messages", "shared_protocol.framing",
 )  # fmt: skip
 
 CHILD = """
