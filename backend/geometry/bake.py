@@ -75,13 +75,16 @@ def bake(
     normal_map: bool = True,
     near_vertex: np.ndarray | None = None,
     device: str | None = None,
+    source_normals: np.ndarray | None = None,
 ) -> BakedMaps:
     """Bake every map at ``size`` x ``size`` texels.
 
     ``near_vertex`` (N,) optionally names, for each source vertex, a target vertex near it (the
     decimator's merge map gives this for free); otherwise a KD-tree finds the nearest three.
     ``device`` (a torch device name) runs the splat and the fields' torch forms with torch
-    there (transfer_torch.py); None keeps the compiled CPU path.
+    there (transfer_torch.py); None keeps the compiled CPU path. ``source_normals`` (N, 3)
+    float32 are ``tangents.vertex_normals`` of the source when the caller made them already
+    (the pipeline does, beside the decimation); the CPU path makes them otherwise.
     """
     clock = _Clock()
     if near_vertex is not None:
@@ -104,7 +107,9 @@ def bake(
     clock.lap("closest_faces")
     layout = _attribute_layout(source)
     if device is None:
-        normals = tangents.vertex_normals(source.vertices, source.faces)
+        normals = source_normals
+        if normals is None:
+            normals = tangents.vertex_normals(source.vertices, source.faces)
         attributes = np.hstack([normals] + [a for _, a in layout]).astype(np.float32)
     else:  # the normals made where the splat reads them: the rest of the columns go up
         attributes = _device_attributes(source, layout, device)

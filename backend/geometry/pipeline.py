@@ -28,6 +28,7 @@ from backend.geometry import (
     geometry_path,
     inner_shells,
     lod,
+    overlap,
     preview,
     quads,
     quality,
@@ -207,6 +208,13 @@ def run_pipeline(
     if len(cleaned.faces) == 0:
         raise ProtocolError(ErrorCode.GEOMETRY_FAILED, "nothing is left of the mesh after cleaning")
     source, source_origin = _bake_source(raw, cleaned, options.pbr)
+    # The bake's source normals (~0.08 s for 800k faces) on the other core, beside the
+    # decimator's serial quadric set-up: the same array the bake would make, made earlier.
+    source_normals = (
+        overlap.Beside(tangents.vertex_normals, source.vertices, source.faces, name="normals")
+        if on is None
+        else None
+    )
     done(0, started)
     if inner:
         timings["clean.inner_shells"] = inner_s  # part of "clean"
@@ -260,7 +268,7 @@ def run_pipeline(
     near = _near_vertex_hint(source_origin, reduced, mapped, keep_uvs)
     maps = bake.bake(
         source, target, options.texture_size, normal_map=options.pbr, near_vertex=near,
-        device=on,
+        device=on, source_normals=source_normals.result() if source_normals else None,
     )  # fmt: skip
     done(3, started)
     # 5. export

@@ -294,7 +294,7 @@ def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_qua
     return face_alive, vertex_alive, parent
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # the bake's source normals run beside it
 def prepare_quadrics(pos, faces, boundary_weight):
     """Plane quadrics (n, 10) and border flags (n,); border edges get perpendicular planes."""
     n, m = pos.shape[0], faces.shape[0]

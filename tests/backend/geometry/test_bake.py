@@ -145,3 +145,20 @@ def test_texel_blocks_go_straight_into_the_map_with_their_byte_sums():
     assert filled.sum() == 100 and filled.reshape(-1)[flat].all()
     np.testing.assert_array_equal(sums, texel_bytes.sum(axis=0, dtype=np.int64))
     assert np.array_equal(np.rint(sums / 100), np.rint(texel_bytes.mean(axis=0)))
+
+
+def test_given_source_normals_are_the_ones_baked(sphere_mesh, baked_sphere):
+    """The pipeline makes the source normals beside the decimation and hands them over: the
+    same normals give the same bytes, and other normals a different normal map (they are used,
+    not made again)."""
+    target, made_here = baked_sphere
+    vertices, faces = sphere_mesh
+    source = bake.BakeSource(vertices, faces, vertex_colors=analytic_color(vertices))
+    normals = tangents.vertex_normals(vertices, faces)
+    given = bake.bake(source, target, 512, source_normals=normals)
+    for name in ("base_color", "normal"):
+        np.testing.assert_array_equal(getattr(given, name), getattr(made_here, name), name)
+    tilted = normals[:, [1, 2, 0]]  # unit normals, wrong ones
+    other = bake.bake(source, target, 512, source_normals=tilted)
+    np.testing.assert_array_equal(other.base_color, made_here.base_color)
+    assert not np.array_equal(other.normal, made_here.normal)

@@ -1,0 +1,40 @@
+"""Run one call on a second thread while the caller carries on, and collect its answer later.
+
+For work the pipeline knows early but needs late, run beside a serial stretch that leaves the
+other core idle: the answer is the same as calling it in place (same function, same inputs),
+only the time moves. Worth it only for calls whose heavy part is a ``nogil`` kernel, which
+runs while the main thread is in a ``nogil`` kernel or numpy of its own.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Beside(Generic[T]):
+    """``function(*args)`` started on a daemon thread; :meth:`result` waits for its value or
+    raises what it raised."""
+
+    def __init__(self, function: Callable[..., T], *args: Any, name: str = "beside") -> None:
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(function, args), name=name, daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, function: Callable[..., T], args: tuple) -> None:
+        try:
+            self._value = function(*args)
+        except BaseException as error:  # handed to the caller in result()
+            self._error = error
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]

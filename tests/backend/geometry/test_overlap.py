@@ -1,0 +1,54 @@
+"""overlap.Beside: a call on another thread, its value or its error collected later; the
+pipeline makes the bake's source normals that way on the CPU path."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from backend.geometry import overlap, pipeline, tangents
+from backend.geometry.pipeline import PipelineOptions, run_pipeline
+from backend.geometry.raw_asset import RawAsset
+from tests.support.analytic_meshes import analytic_color
+
+
+def test_beside_runs_on_another_thread_and_hands_back_value_or_error() -> None:
+    def where(offset: int) -> tuple[str, int]:
+        return threading.current_thread().name, offset + 1
+
+    assert overlap.Beside(where, 41, name="probe").result() == ("probe", 42)
+
+    def fails() -> None:
+        raise ValueError("from the thread")
+
+    beside = overlap.Beside(fails)
+    with pytest.raises(ValueError, match="from the thread"):
+        beside.result()
+
+
+def test_pipeline_makes_the_source_normals_beside_the_decimation(sphere_mesh, monkeypatch):
+    vertices, faces = sphere_mesh
+    calls: list[tuple[str, int]] = []
+    real = tangents.vertex_normals
+
+    def recorded(*args):  # the real function, its thread and face count noted
+        calls.append((threading.current_thread().name, len(args[1])))
+        return real(*args)
+
+    monkeypatch.setattr(pipeline.tangents, "vertex_normals", recorded)
+    raw = RawAsset(vertices, faces, vertex_colors=analytic_color(vertices))
+    result = run_pipeline(raw, PipelineOptions(target_faces=1000, texture_size=256))
+    source_calls = [name for name, count in calls if count == len(faces)]
+    assert source_calls == ["normals"]  # once, and not on the main thread
+    assert result.faces <= 1100 and np.isfinite(result.quality["mean_distance_pct"])
+
+
+def test_the_overlapped_kernels_release_the_gil() -> None:
+    """The normals' kernel and the decimator's serial quadric set-up both release the GIL: held
+    by either, the other thread would wait instead of using the idle core."""
+    from backend.geometry import qem
+
+    assert tangents._accumulate_normals.targetoptions.get("nogil") is True
+    assert qem.prepare_quadrics.targetoptions.get("nogil") is True
