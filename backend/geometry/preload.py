@@ -13,7 +13,8 @@ numba then compiles, would compile here, as its first call would have). Loading
 takes numba's compiler lock kernel by kernel, so a main-thread call waits at most for the one
 load in flight; the thread yields between kernels. A CPU-path helper for one-job processes: a
 long-lived server has every kernel loaded after its first job (or its warm-up) anyway.
-The thread first sets up numba's array maths without importing scipy.linalg (blas_probe).
+The thread first sets up numba's array maths without importing scipy.linalg (blas_probe)
+and imports numpy.ma (numba's first typeof of an array asks for it).
 """
 
 from __future__ import annotations
@@ -108,6 +109,9 @@ def _load_quietly(names) -> None:
         blas_probe.import_array_math()
     except Exception:  # then the target imports it as before
         log.debug("numba array-maths import without scipy.linalg failed", exc_info=True)
+    # numba's typeof of an array argument asks for np.ma, which numpy imports on first use
+    # (~15 ms): here, not inside clean's first kernel call on the main thread.
+    import numpy.ma  # noqa: F401
     try:
         load_cached(kernels(names))
     except Exception:  # a failed preload only means the first calls load as before

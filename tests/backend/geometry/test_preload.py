@@ -112,3 +112,21 @@ def test_after_the_preload_the_cpu_pipeline_loads_no_kernel() -> None:
     without = run("cold")  # also fills the disk cache where it was cold
     assert len(set(without)) >= 15  # the check below has something to find
     assert run("preload") == []
+
+
+SET_UP_CHILD = """
+import json, sys
+from backend.geometry import preload
+before = "numpy.ma" in sys.modules
+preload.start(()).join()  # no kernels: only the set-up the thread does first
+from numba.np import arraymath
+print(json.dumps([before, "numpy.ma" in sys.modules, "scipy.linalg" in sys.modules,
+                  arraymath._HAVE_BLAS]))
+"""
+
+
+def test_the_thread_sets_up_array_maths_and_numpy_ma_off_the_main_thread() -> None:
+    result = subprocess.run([sys.executable, "-c", SET_UP_CHILD], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [False, True, False, True]
