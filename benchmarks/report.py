@@ -49,12 +49,10 @@ AUDIT: dict[str, list[str]] = {
         "the product runs TripoSR at fp32 with 8k-point chunks, not the benchmarked settings",
     ],
     "text_to_3d_h100.json": [
-        "superseded by text_to_3d_h200.json (rerun under the rules)",
         "upstream timed without a warm-up, on its slow attention fallback",
         "one sample; the 1.51x did not reproduce (0.97-1.44x in three runs on an H200)",
     ],
     "text_to_3d_h100_fp32.json": [
-        "superseded by text_to_3d_h200_fp32.json (rerun under the rules)",
         "upstream timed without a warm-up, on its slow attention fallback",
         "one sample",
     ],
@@ -151,8 +149,8 @@ def comparisons() -> list[Comparison]:
                     f"H100, both {dtype}, same weights and image, warm-up then"
                     f" {data.get('runs', '?')} runs (median)",
                     _planes_agreement(data),
-                    _rule_gaps(data, "runs", AUDIT.get(f"sf3d_h100_{dtype}.json", [])
-                               + _superseded(f"sf3d_h200_{dtype}.json")),
+                    _superseded(f"sf3d_h200_{dtype}.json")
+                    + _rule_gaps(data, "runs", AUDIT.get(f"sf3d_h100_{dtype}.json", [])),
                 )
             )
     if data := _load("triposr_h100.json"):
@@ -204,7 +202,8 @@ def comparisons() -> list[Comparison]:
                     f"H100, both {data['dtype'].removeprefix('torch.')}, same prompt and noise",
                     "latents relative difference "
                     f"{path.get('upstream_latent_relative_difference', float('nan')):.4f}",
-                    _rule_gaps(data, None, AUDIT.get(f"text_to_3d_h100{dtype}.json", [])),
+                    _superseded(f"text_to_3d_h200{dtype}.json")
+                    + _rule_gaps(data, None, AUDIT.get(f"text_to_3d_h100{dtype}.json", [])),
                 )
             )
     return found

@@ -78,9 +78,8 @@ def surface_patches(
     if len(faces) == 0:
         return 0, np.zeros(0, dtype=np.int64)
     a, b, _ = pairs or adjacency.manifold_face_pairs(faces, n_vertices)
-    root = adjacency.union_find(len(faces), a, b)
-    is_root = root == np.arange(len(faces))
-    return int(is_root.sum()), (np.cumsum(is_root) - 1)[root]
+    patch = adjacency.component_labels(len(faces), a, b)
+    return int(patch.max()) + 1, patch
 
 
 def view_directions(count: int) -> np.ndarray:

@@ -195,10 +195,17 @@ def components(f: Any, n: int) -> tuple[int, Any]:
     torch = _torch()
     if len(f) == 0:
         return 0, torch.zeros(0, dtype=torch.int64, device=f.device)
-    a = torch.cat([f[:, 0], f[:, 1]])
-    b = torch.cat([f[:, 1], f[:, 2]])
-    label = torch.arange(n, device=f.device)
-    while True:  # hook each edge's larger root under the smaller, then jump pointers
+    label = root_labels(torch.cat([f[:, 0], f[:, 1]]), torch.cat([f[:, 1], f[:, 2]]), n)
+    used, face_label = torch.unique(label[f[:, 0]], return_inverse=True)
+    return len(used), face_label
+
+
+def root_labels(a: Any, b: Any, n: int) -> Any:
+    """(n,) the lowest element of each one's component, elements joined along the pairs
+    (a[i], b[i]) (tensors on one device): adjacency.union_find's roots, by label propagation."""
+    torch = _torch()
+    label = torch.arange(n, device=a.device)
+    while len(a):  # hook each pair's larger root under the smaller, then jump pointers
         before = label
         low = torch.minimum(label[a], label[b])
         label = label.scatter_reduce(0, label[a], low, reduce="amin")
@@ -211,8 +218,7 @@ def components(f: Any, n: int) -> tuple[int, Any]:
             label = deeper
         if torch.equal(label, before):
             break
-    used, face_label = torch.unique(label[f[:, 0]], return_inverse=True)
-    return len(used), face_label
+    return label
 
 
 def manifold_pairs(f: Any) -> tuple[Any, Any, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.geometry import adjacency, clean, inner_shells, tolerances
+from backend.geometry import adjacency, clean, inner_shells, tolerances, torch_clean
 from backend.geometry.inner_shells import _EDGE_EPS, _SPAN_EPS, InnerShellResult
 
 ROUND_VIEWS = 16  # views drawn together (one host wait per round: has every patch been seen?)
@@ -130,21 +130,8 @@ def _surface_patches(a: Any, b: Any, m: int) -> tuple[int, Any]:
     """(count, (m,) patch id per face): faces joined across the pairs (a, b), ids numbered by
     each patch's lowest face, as inner_shells.surface_patches numbers them."""
     torch = _torch()
+    label = torch_clean.root_labels(a, b, m)
     index = torch.arange(m, device=a.device)
-    label = index
-    while len(a):  # hook each pair's larger root under the smaller, then jump pointers
-        before = label
-        low = torch.minimum(label[a], label[b])
-        label = label.scatter_reduce(0, label[a], low, reduce="amin")
-        label = label.scatter_reduce(0, label[b], low, reduce="amin")
-        while True:  # labels only point down, so jumping ends on roots
-            deeper = label[label]
-            deeper = deeper[deeper]
-            if torch.equal(deeper, label):
-                break
-            label = deeper
-        if torch.equal(label, before):
-            break
     is_root = label == index
     return int(is_root.sum()), (torch.cumsum(is_root, 0) - 1)[label]
 
