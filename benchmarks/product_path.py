@@ -183,6 +183,12 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"{name:<15}{cell:>22}{s['model_s']['median']:9.3f}{s['postprocess_s']['median']:9.3f}"
               f"{s['glb_s']['median']:8.3f}{s['overhead_s']['median']:8.3f}{vram:>9}"
               f"{s['faces'][-1]:>8}{entry['warmup']['wall_s']:9.2f}")  # fmt: skip
+        # each job's wall beside the pipeline's GC pauses and time off the CPU (stall_meter.py):
+        # a slow job among fast ones says whether it waited or worked
+        print(" " * 15 + "jobs (wall / gc / waited s): " + ", ".join(
+            f"{job['wall_s']:.2f}/{job['timings_s'].get('stalls.gc_s', float('nan')):.2f}"
+            f"/{job['timings_s'].get('stalls.waited_s', float('nan')):.2f}"
+            for job in entry["jobs"]))  # fmt: skip
 
 
 def device_name(device: str) -> str:

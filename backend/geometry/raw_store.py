@@ -7,12 +7,19 @@ texels of the bake. On load the material samples come back as a nearest-vertex f
 Everything else (UV texture, painted views with their cameras) is kept as it is.
 
 The file is one compressed ``.npz`` (no pickle): float32 positions, int32 faces, colours as
-uint8, images as uint8. Its size is what ``raw_bytes`` in a job's manifest timings reports.
+uint8, images as uint8. Its size is what ``raw_output_mb`` in a job's manifest reports.
+
+Keeping it must not lengthen a job: the fields are sampled in the job's thread (they query the
+model), then :class:`RawWriter` compresses and writes in a thread of its own while the geometry
+pipeline runs, and the job waits for it only at the end. Deflate at level 1, not numpy's default
+6: on an 800k-face marching-cubes mesh 0.25 s instead of 1.1 s for the same 6 MB (5.94 vs
+6.01 MB); level 1 is still what ``np.load`` reads.
 """
 
 from __future__ import annotations
 
-import io
+import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +28,16 @@ from backend.geometry.raw_asset import PaintedViews, RawAsset
 
 RAW_FILE = "raw.npz"
 FIELD_CHUNK = 65_536  # points per field query: the same order the baker uses
+DEFLATE_LEVEL = 1
 
 
 def save_raw(raw: RawAsset, path: Path) -> int:
     """Write ``raw`` to ``path`` (atomically); return the file's size in bytes."""
+    return write_raw(raw_arrays(raw), path)
+
+
+def raw_arrays(raw: RawAsset) -> dict[str, np.ndarray]:
+    """What ``save_raw`` stores: ``raw``'s arrays, its fields sampled at the vertices."""
     arrays: dict[str, np.ndarray] = {
         "vertices": raw.vertices.astype(np.float32),
         "faces": raw.faces.astype(np.int32 if len(raw.vertices) < 2**31 else np.int64),
@@ -45,13 +58,55 @@ def save_raw(raw: RawAsset, path: Path) -> int:
         arrays["view_weights"] = raw.views.weights
     if raw.material_field is not None:
         arrays["material"] = _to_u8(_sample(raw.material_field, raw.vertices)[:, :2])
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    return arrays
+
+
+def write_raw(arrays: dict[str, np.ndarray], path: Path) -> int:
+    """``arrays`` as an ``.npz`` at ``path``, written atomically (a ``.partial`` file renamed;
+    removed when the write fails); returns the file's size in bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(buffer.getvalue())
-    partial.replace(path)
+    try:
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=DEFLATE_LEVEL) as zf:
+            for name, array in arrays.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return path.stat().st_size
+
+
+class RawWriter:
+    """``write_raw`` in a thread of its own (zlib lets go of the GIL while it compresses), so
+    the pipeline runs meanwhile; :meth:`result` waits and returns the size or raises the write's
+    error (a full disk comes out as the ``OSError`` it was)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], path: Path) -> None:
+        self._size: int | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._write, args=(arrays, path), name="keep-raw", daemon=True
+        )
+        self._thread.start()
+
+    def _write(self, arrays: dict[str, np.ndarray], path: Path) -> None:
+        try:
+            self._size = write_raw(arrays, path)
+        except BaseException as error:  # handed to the job's thread by result()
+            self._error = error
+
+    def join(self) -> None:
+        """Wait for the write to end, whatever its outcome."""
+        self._thread.join()
+
+    def result(self) -> int:
+        self.join()
+        if self._error is not None:
+            raise self._error
+        assert self._size is not None
+        return self._size
 
 
 def load_raw(path: Path) -> RawAsset:

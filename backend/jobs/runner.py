@@ -21,12 +21,13 @@ import numpy as np
 from backend import __version__
 from backend.cancellation import Cancelled, CancelToken
 from backend.geometry.raw_asset import RawAsset
-from backend.geometry.raw_store import save_raw
+from backend.geometry.raw_store import RawWriter, raw_arrays
 from backend.images import encode_png
 from backend.jobs import result_files
 from backend.jobs.game_ready import pipeline_options
 from backend.jobs.progress import ProgressTracker
 from backend.jobs.spec import JobSpec
+from backend.jobs.stall_meter import StallMeter
 from backend.models.base import ImagePixels
 from backend.models.registry import ModelCache
 from shared_protocol.errors import ErrorCode, ErrorInfo, ProtocolError
@@ -107,17 +108,30 @@ def run_job(
             timings["generate"] = time.perf_counter() - started
     cancel.raise_if_cancelled()
     raw_mb = None
+    writer = None
     if keep_raw is not None:
         started = time.perf_counter()
         with _stage_errors(GeometryStageError):  # it samples the colour source, as the bake does
-            raw_mb = save_raw(raw, keep_raw) / 2**20
+            writer = RawWriter(raw_arrays(raw), keep_raw)  # written while the pipeline runs
         timings["keep_raw"] = time.perf_counter() - started
 
     # a CUDA job's heavy geometry stages run there (geometry_path.py)
     options = pipeline_options(spec, raw, device=cache.device)
-    with _stage_errors(GeometryStageError):
-        result = run_pipeline(raw, options, pipeline_progress, cancel)
+    try:
+        with _stage_errors(GeometryStageError), StallMeter() as stalls:
+            result = run_pipeline(raw, options, pipeline_progress, cancel)
+    except BaseException:
+        if writer is not None:  # the write never outlives the job; the pipeline's error wins
+            writer.join()
+        raise
+    if writer is not None:
+        started = time.perf_counter()
+        with _stage_errors(GeometryStageError):
+            raw_mb = writer.result() / 2**20
+        timings["keep_raw.wait"] = time.perf_counter() - started
     timings.update({f"pipeline.{k}": v for k, v in result.timings_s.items()})
+    # the pipeline's garbage-collector pauses and its thread's time off the CPU (stall_meter.py)
+    timings.update({f"stalls.{k}": v for k, v in stalls.figures().items()})
     figures = {k: float(v) for k, v in result.quality.items()}
     if raw_mb is not None:
         figures["raw_output_mb"] = round(raw_mb, 3)

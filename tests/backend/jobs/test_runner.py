@@ -99,3 +99,43 @@ def test_progress_tracker_spreads_undeclared_stages_and_never_goes_back() -> Non
     d = tracker.update("pipeline", "clean", 0, 1).fraction
     assert 0 < a <= b <= c <= d <= 1.0
     assert tracker.update("model", "sample", 1, 10).fraction == d  # a late report cannot rewind
+
+
+def test_the_raw_output_is_kept_beside_the_pipeline_and_the_stalls_are_reported(tmp_path) -> None:
+    kept = tmp_path / "job" / "raw.npz"
+    output = run_job(ModelCache(ModelRegistry(), "cpu", None), spec(), (),
+                     lambda progress, preview: None, CancelToken(), keep_raw=kept)  # fmt: skip
+    timings = output.manifest.timings_s
+    assert kept.is_file() and not kept.with_name("raw.npz.partial").exists()
+    assert output.manifest.quality["raw_output_mb"] == pytest.approx(
+        kept.stat().st_size / 2**20, abs=1e-3
+    )
+    assert {"keep_raw", "keep_raw.wait", "stalls.gc_s", "stalls.waited_s"} <= set(timings)
+    assert all(timings[k] >= 0.0 for k in ("stalls.gc_s", "stalls.waited_s"))
+
+
+def test_a_raw_output_that_cannot_be_written_fails_the_job_as_geometry(tmp_path) -> None:
+    (tmp_path / "job").write_text("a file where the job's folder should be")
+    with pytest.raises(Exception) as caught:
+        run_job(ModelCache(ModelRegistry(), "cpu", None), spec(), (),
+                lambda progress, preview: None, CancelToken(),
+                keep_raw=tmp_path / "job" / "raw.npz")  # fmt: skip
+    info, cancelled = error_from_exception(caught.value)
+    assert (info.code, cancelled) == (ErrorCode.GEOMETRY_FAILED, False)
+    assert "job" in info.message  # the path it could not write
+
+
+def test_a_cancel_during_the_pipeline_wins_over_the_raw_write_and_leaves_no_partial(
+    tmp_path,
+) -> None:
+    token = CancelToken()
+
+    def on_progress(progress, preview):
+        if progress.stage == "decimate":
+            token.cancel()
+
+    kept = tmp_path / "raw.npz"
+    with pytest.raises(Cancelled):
+        run_job(ModelCache(ModelRegistry(), "cpu", None), spec(), (), on_progress, token,
+                keep_raw=kept)  # fmt: skip
+    assert not kept.with_name("raw.npz.partial").exists()  # the write ended before the raise
