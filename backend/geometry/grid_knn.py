@@ -70,7 +70,7 @@ def _bucket(pts, low, cell, dims):
     return start, order
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _query(pts, queries, low, cell, dims, start, order, out):
     k = out.shape[1]
     for q in numba.prange(queries.shape[0]):

@@ -38,3 +38,15 @@ class Beside(Generic[T]):
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]
+
+
+def kernels_threadsafe() -> bool:
+    """Whether parallel numba kernels may run on two threads at once: numba's ``omp`` and ``tbb``
+    threading layers allow it; ``workqueue`` aborts the process if it happens. False until the
+    process has run a parallel kernel (the layer is chosen then)."""
+    import numba
+
+    try:
+        return numba.threading_layer() in ("omp", "tbb")
+    except ValueError:  # no parallel kernel has run yet: the layer is not known
+        return False

@@ -52,3 +52,34 @@ def test_the_overlapped_kernels_release_the_gil() -> None:
 
     assert tangents._accumulate_normals.targetoptions.get("nogil") is True
     assert qem.prepare_quadrics.targetoptions.get("nogil") is True
+
+
+def test_the_device_path_measures_the_distances_beside_its_stages(sphere_mesh, monkeypatch):
+    vertices, faces = sphere_mesh
+    calls: list[str] = []
+    real = pipeline.quality.surface_distance
+
+    def recorded(*args):
+        calls.append(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(pipeline.quality, "surface_distance", recorded)
+    raw = RawAsset(vertices, faces, vertex_colors=analytic_color(vertices))
+    options = PipelineOptions(target_faces=1000, texture_size=256, geometry_path="torch")
+    beside = run_pipeline(raw, options)  # the torch stages on the CPU device: the device path
+    assert overlap.kernels_threadsafe()  # omp or tbb here, as on the GPU boxes
+    assert calls == ["quality"]  # once, on its own thread
+    monkeypatch.setattr(pipeline.overlap, "kernels_threadsafe", lambda: False)
+    in_place = run_pipeline(raw, options)
+    assert calls == ["quality", "MainThread"]
+    figures = ("mean_distance_pct", "max_distance_pct")
+    assert [beside.quality[k] for k in figures] == [in_place.quality[k] for k in figures]
+    assert beside.asset == in_place.asset
+
+
+def test_the_distance_kernels_release_the_gil() -> None:
+    """Measured beside the device stages, they must not hold the GIL the stages' launches need."""
+    from backend.geometry import grid_knn, quality, transfer
+
+    for kernel in (grid_knn._query, quality._centroids, transfer._closest_of_candidates):
+        assert kernel.targetoptions.get("nogil") is True
