@@ -174,6 +174,7 @@ def comparisons() -> list[Comparison]:
     found += triposr_same_settings()
     found += sf3d_reruns()
     found += mvdream_reruns()
+    found += hunyuan_reruns()
     for case in ("turbo_hier", "turbo_flashvdm", "standard"):
         if data := _load(f"hunyuan3d_mini_{case}_h100.json"):
             stages = ["conditioning", "sampling", "volume_decoding", "marching_cubes"]
@@ -186,7 +187,8 @@ def comparisons() -> list[Comparison]:
                     [data["hy3dgen"][s]["seconds"] for s in stages],
                     f"H100, same weights and image; ours {data['decoding']} decoding",
                     _hunyuan_agreement(data.get("same_output", {})),
-                    _rule_gaps(data, None, AUDIT.get(f"hunyuan3d_mini_{case}_h100.json", [])),
+                    _superseded(f"hunyuan3d_mini_{_rerun_case(case)}_h200.json")
+                    + _rule_gaps(data, None, AUDIT.get(f"hunyuan3d_mini_{case}_h100.json", [])),
                 )
             )
     for dtype in ("", "_fp32"):
@@ -307,6 +309,55 @@ def mvdream_reruns() -> list[Comparison]:
             problems,
         ))  # fmt: skip
     return found
+
+
+HUNYUAN_STAGES = ["conditioning", "sampling", "volume_decoding", "marching_cubes"]
+
+
+def _rerun_case(case: str) -> str:
+    """The H100 file's case -> the rerun's (the standard model is rerun with octree decoding)."""
+    return "standard_hier" if case == "standard" else case
+
+
+def hunyuan_reruns() -> list[Comparison]:
+    """Hunyuan3D-2mini shape rerun under the rules (hunyuan3d_mini_<case>_h200.json): the same
+    decoder on both sides (upstream's own hierarchical or FlashVDM decoder, same chunk size),
+    warm-up then ``repeats`` runs, peak memory beside the time."""
+    found = []
+    for case in ("turbo_hier", "turbo_flashvdm", "standard_hier"):
+        data = _load(f"hunyuan3d_mini_{case}_h200.json")
+        if not data or "hy3dgen" not in data:
+            continue
+        ours, theirs = data["ours"], data["hy3dgen"]
+        spans = ", ".join(
+            f"{stage} ours {_hunyuan_span(ours[stage])} / upstream {_hunyuan_span(theirs[stage])}"
+            for stage in HUNYUAN_STAGES
+        )
+        peak = (f"peak VRAM ours {ours['shape_total']['peak_vram_mb'] / 1024:.1f} GiB, upstream"
+                f" {theirs['shape_total']['peak_vram_mb'] / 1024:.1f} GiB")  # fmt: skip
+        same = data.get("same_output", {})
+        agreement = _hunyuan_agreement(same)
+        if "chamfer_over_diagonal" in same:
+            agreement += f", chamfer {same['chamfer_over_diagonal']:.1e} of the diagonal"
+        patch = data.get("upstream_patch")
+        patch = f"; upstream patched: {patch}" if patch else ""
+        found.append(Comparison(
+            f"Hunyuan3D-2mini {data['variant']} ({data['decoding']}), rerun",
+            f"hunyuan3d_mini_{case}_h200.json", HUNYUAN_STAGES,
+            [ours[s]["seconds"] for s in HUNYUAN_STAGES],
+            [theirs[s]["seconds"] for s in HUNYUAN_STAGES],
+            f"{data['device']}, same weights and image, {data['steps']} steps, octree"
+            f" {data['octree_resolution']}, both {data['decoding']} decoding with"
+            f" {data['upstream_num_chunks']}-point chunks, warm-up then {data['repeats']} runs,"
+            f" median (min-max) s: {spans}; {peak}{patch}",
+            agreement,
+            [] if data["repeats"] >= 5 else [f"{data['repeats']} repeats (rule: at least 5)"],
+        ))  # fmt: skip
+    return found
+
+
+def _hunyuan_span(row: dict[str, float]) -> str:
+    return f"{row['seconds']:.3f} ({row['min_seconds']:.3f}-{row['max_seconds']:.3f})"
 
 
 def _planes_agreement(data: dict[str, Any]) -> str:
@@ -528,6 +579,7 @@ def markdown(
     lines += trellis_parity()
     lines += trellis2_parity()
     lines += trellis_end_to_end()
+    lines += product_path()
     lines += gpu_geometry()
     lines += trellis_speed()
     lines += trellis2_speed()
@@ -682,6 +734,34 @@ def cpu_scaling() -> list[str]:
             )
         speedups = ", ".join(f"{k}: {v:.2f}x" for k, v in data["speedup_median_wall"].items())
         lines += ["", f"Speed-up (median wall): {speedups or '-'}.", ""]
+    return lines
+
+
+def product_path() -> list[str]:
+    """The product's own path, serve + submit with the model warm (product_path_*.json)."""
+    lines: list[str] = []
+    for path in sorted(RESULTS.glob("product_path_*.json")):
+        data = json.loads(path.read_text())
+        request = data["request"]
+        lines += [f"## The product's path: serve + submit, model warm (`{path.name}`)", "",
+                  f"{data['device_name']} ({data['device']}); a real `dreamcad-backend serve`"
+                  f" and protocol client, one job at a time, {request['faces']} faces,"
+                  f" {request['texture_size']} px; a warm-up job, then {data['runs']} jobs,"
+                  " median (min-max) s. Model = load + generate; post = the pipeline's stages"
+                  " (GLB writing among them); other = the rest of the wall (queue, keeping the"
+                  " raw output, progress, transfer).", "",
+                  "| model | wall | model | post | GLB | other | peak VRAM MB | first job |",
+                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for name, entry in data["models"].items():
+            if "error" in entry:
+                lines.append(f"| {name} | failed: {entry['error']} | | | | | | |")
+                continue
+            s = entry["summary"]
+            cells = " | ".join(_spread(s[k]["median"], s[k]) for k in
+                               ("wall_s", "model_s", "postprocess_s", "glb_s", "overhead_s"))
+            lines.append(f"| {name} | {cells} | {s['peak_vram_mb'] or '-'} |"
+                         f" {entry['warmup']['wall_s']:.2f} |")  # fmt: skip
+        lines.append("")
     return lines
 
 
