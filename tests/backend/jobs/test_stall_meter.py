@@ -24,6 +24,7 @@ def test_sleeping_is_waiting_and_working_is_not() -> None:
         busy(0.3)
     assert asleep.figures()["waited_s"] >= 0.25
     assert working.figures()["waited_s"] < 0.15
+    assert working.figures()["other_threads_cpu_s"] < 0.15  # no other thread was busy
 
 
 def test_waiting_for_the_gil_counts_as_waiting() -> None:
@@ -42,6 +43,7 @@ def test_waiting_for_the_gil_counts_as_waiting() -> None:
         stop.set()
         other.join()
     assert meter.figures()["waited_s"] >= 0.1
+    assert meter.figures()["other_threads_cpu_s"] >= 0.1  # what it waited for: the busy thread
 
 
 def test_a_full_collection_inside_the_block_is_counted_and_outside_it_is_not() -> None:
