@@ -187,7 +187,7 @@ def comparisons() -> list[Comparison]:
                     [data["hy3dgen"][s]["seconds"] for s in stages],
                     f"H100, same weights and image; ours {data['decoding']} decoding",
                     _hunyuan_agreement(data.get("same_output", {})),
-                    _superseded(f"hunyuan3d_mini_{_rerun_case(case)}_h200.json")
+                    _superseded(f"hunyuan3d_mini_{case}_h200.json")
                     + _rule_gaps(data, None, AUDIT.get(f"hunyuan3d_mini_{case}_h100.json", [])),
                 )
             )
@@ -314,17 +314,12 @@ def mvdream_reruns() -> list[Comparison]:
 HUNYUAN_STAGES = ["conditioning", "sampling", "volume_decoding", "marching_cubes"]
 
 
-def _rerun_case(case: str) -> str:
-    """The H100 file's case -> the rerun's (the standard model is rerun with octree decoding)."""
-    return "standard_hier" if case == "standard" else case
-
-
 def hunyuan_reruns() -> list[Comparison]:
     """Hunyuan3D-2mini shape rerun under the rules (hunyuan3d_mini_<case>_h200.json): the same
     decoder on both sides (upstream's own hierarchical or FlashVDM decoder, same chunk size),
     warm-up then ``repeats`` runs, peak memory beside the time."""
     found = []
-    for case in ("turbo_hier", "turbo_flashvdm", "standard_hier"):
+    for case in ("turbo_hier", "turbo_flashvdm", "standard"):
         data = _load(f"hunyuan3d_mini_{case}_h200.json")
         if not data or "hy3dgen" not in data:
             continue
