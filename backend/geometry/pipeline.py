@@ -35,6 +35,7 @@ from backend.geometry import (
     tangents,
     uv,
 )
+from backend.geometry.bounds import bounds
 from backend.geometry.raw_asset import RawAsset
 from backend.geometry.tolerances import FLOATER_FRACTION, WELD_DISTANCE
 from shared_protocol.errors import ErrorCode, ProtocolError
@@ -302,14 +303,15 @@ def run_pipeline(
     if options.quads:
         figures["quads"] = quad_count
     timings.update({f"bake.{name}": seconds for name, seconds in maps.timings_s.items()})
+    low, high = bounds(placed)
     return PipelineResult(
         asset=asset,
         format=options.output_format,
         media_type=export.MEDIA_TYPES[options.output_format],
         faces=len(mapped.faces),
         vertices=len(mapped.vertices),
-        bbox_min=tuple(float(x) for x in placed.min(axis=0)),
-        bbox_max=tuple(float(x) for x in placed.max(axis=0)),
+        bbox_min=tuple(float(x) for x in low),
+        bbox_max=tuple(float(x) for x in high),
         timings_s=timings,
         quality=figures,
         warnings=warnings,
