@@ -4,6 +4,7 @@ geometry path uses (issue 18 times the command end to end, start-up included).""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -80,7 +81,10 @@ def test_postprocess_command_ends_its_process_with_its_output_flushed(tmp_path: 
     _write_ply(source)
     command = [sys.executable, "-m", "backend.cli", "postprocess", str(source), "-o", str(out),
                "--faces", "500", "--texture-size", "256"]  # fmt: skip
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    # A pipe block-buffers stdout unless PYTHONUNBUFFERED says otherwise (as it may here).
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
+                            env=environment)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"wrote {out} (") and result.stdout.endswith("faces)\n")
     manifest = json.loads(out.with_name(out.name + ".json").read_text())
