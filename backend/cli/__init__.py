@@ -60,8 +60,10 @@ def postprocess_parser(argv: Sequence[str]) -> argparse.ArgumentParser | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    whole_process = argv is None  # the command line's own process, not a caller's call
     argv = sys.argv[1:] if argv is None else list(argv)
     args = (postprocess_parser(argv) or build_parser()).parse_args(argv)
+    args.whole_process = whole_process  # postprocess may then end the process itself
     logs.configure(args.log_level)  # serve --log-json switches to JSON lines
     try:
         return int(args.func(args) or 0)

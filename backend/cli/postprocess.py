@@ -75,4 +75,18 @@ def run_postprocess(args: argparse.Namespace) -> int:
         print(f"removed {hidden} hidden faces ({result.quality['inner_shells_removed']} shells)")
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    if getattr(args, "whole_process", False):
+        exit_now(0)
     return 0
+
+
+def exit_now(code: int) -> None:
+    """End this one-job process at once, its outputs written and its streams flushed: the
+    interpreter's teardown (clearing every module, numba's and the thread pools' exit hooks)
+    took ~30 ms of the timed command and leaves nothing behind that the files need."""
+    import logging
+
+    logging.shutdown()  # what the exit hooks would have flushed
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -416,23 +416,36 @@ def _to_image(
     column = 0
     for block in blocks:
         _quantize_into(np.asarray(block, dtype=np.float32), flat, column,
-                       image.reshape(size * size, channels), sums)  # fmt: skip
+                       image.reshape(size * size, channels), sums,
+                       filled.reshape(-1))  # fmt: skip
         column += block.shape[1]
-    filled.reshape(-1)[flat] = True
     return image, filled, sums
 
 
-@numba.njit(cache=True, nogil=True)
-def _quantize_into(values, flat, column, image, sums):
+QUANTIZE_CHUNKS = 64  # texel chunks of a parallel quantize pass, each with its own sums
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _quantize_into(values, flat, column, image, sums, filled):
     """Row i of ``values`` (k, w) as bytes into ``image`` (texels, c) row flat[i], columns
-    column..column + w, rounded as :func:`_quantize`; adds each column's bytes to ``sums``."""
-    for i in range(values.shape[0]):
-        texel = flat[i]
-        for j in range(values.shape[1]):
-            v = values[i, j] * 255.0
-            byte = np.uint8(0.0 if not v > 0.0 else (255.0 if v >= 255.0 else np.rint(v)))
-            image[texel, column + j] = byte
-            sums[column + j] += byte
+    column..column + w, rounded as :func:`_quantize`; adds each column's bytes to ``sums`` and
+    marks filled[flat[i]]. Chunks of rows in parallel (each texel is baked once: no two
+    chunks write one texel), each summing apart: integer sums, the same in any order."""
+    k, width = values.shape
+    step = (k + QUANTIZE_CHUNKS - 1) // QUANTIZE_CHUNKS
+    partial = np.zeros((QUANTIZE_CHUNKS, width), np.int64)
+    for chunk in numba.prange(QUANTIZE_CHUNKS):
+        for i in range(chunk * step, min(k, (chunk + 1) * step)):
+            texel = flat[i]
+            filled[texel] = True
+            for j in range(width):
+                v = values[i, j] * 255.0
+                byte = np.uint8(0.0 if not v > 0.0 else (255.0 if v >= 255.0 else np.rint(v)))
+                image[texel, column + j] = byte
+                partial[chunk, j] += byte
+    for chunk in range(QUANTIZE_CHUNKS):
+        for j in range(width):
+            sums[column + j] += partial[chunk, j]
 
 
 @numba.njit(cache=True, nogil=True)

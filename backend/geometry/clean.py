@@ -15,6 +15,7 @@ import numpy as np
 
 from backend.geometry import tolerances
 from backend.geometry.adjacency import face_components, manifold_face_pairs
+from backend.geometry.bounds import bounds, extent
 
 Attributes = dict[str, np.ndarray]
 
@@ -38,7 +39,7 @@ def bbox_diagonal(vertices: np.ndarray) -> float:
     """Length of the axis-aligned bounding-box diagonal of ``vertices`` (n, 3); 1.0 if empty."""
     if len(vertices) == 0:
         return 1.0
-    diagonal = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0)))
+    diagonal = float(np.linalg.norm(extent(vertices)))
     return diagonal if diagonal > 0 else 1.0
 
 
@@ -85,7 +86,7 @@ def weld_vertices(
     vertices (n, 3), faces (m, k) -> (kept, faces): kept (n',) indices of the surviving vertices
     and the faces remapped (m, k).
     """
-    low = vertices.min(axis=0) if len(vertices) else np.zeros(3)
+    low = bounds(vertices)[0] if len(vertices) else np.zeros(3)
     cells = np.floor((vertices - low) / max(distance, 1e-30)).astype(np.int64)
     if len(cells) and cells.max() < 2**21:  # three 21-bit cells in one int64: a 1-D unique
         keys = (cells[:, 0] << 42) | (cells[:, 1] << 21) | cells[:, 2]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backend.geometry import png
+from backend.geometry.bounds import bounds
 
 FORMATS = ("glb", "obj", "ply", "stl")
 MEDIA_TYPES = {
@@ -93,7 +94,7 @@ def ground_placement(vertices: np.ndarray, height_m: float | None = None) -> np.
 
 def _ground_anchor(vertices: np.ndarray, height_m: float | None) -> tuple[np.ndarray, float]:
     """(the bbox bottom centre (3,) float64, the scale to ``height_m`` or 1)."""
-    low, high = vertices.min(axis=0), vertices.max(axis=0)
+    low, high = bounds(vertices)
     anchor = np.array([(low[0] + high[0]) / 2, low[1], (low[2] + high[2]) / 2], np.float64)
     if height_m is None:
         return anchor, 1.0

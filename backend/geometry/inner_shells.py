@@ -47,6 +47,7 @@ import numba
 import numpy as np
 
 from backend.geometry import adjacency, clean, tolerances
+from backend.geometry.bounds import bounds
 
 _EDGE_EPS = 1e-7  # raster.py's barycentric slack: no cracks along shared edges
 _SPAN_EPS = 1e-6  # pixels: bounds widened so a centre on an edge is still tried
@@ -259,7 +260,7 @@ def _visible_rounds(
 def bounding_sphere(pos: np.ndarray) -> tuple[np.ndarray, float]:
     """Centre (3,) and radius of the sphere around the bounding box of ``pos`` (n, 3) float64:
     the views' frame ((pos - centre) / radius lies in the unit ball)."""
-    return box_sphere(pos.min(axis=0), pos.max(axis=0))
+    return box_sphere(*bounds(pos))
 
 
 def box_sphere(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, float]:

@@ -36,6 +36,7 @@ import numba
 import numpy as np
 
 from backend.geometry import decimate, export, tolerances, uv
+from backend.geometry.bounds import extent
 from backend.geometry.edge_collapse import apply_collapse, build_refs, collapse_ok, ring
 from backend.geometry.qem import prepare_quadrics
 from backend.geometry.quadrics import edge_cost, placement
@@ -85,7 +86,7 @@ def lod_chain(
     positions = np.asarray(vertices, dtype=np.float64)[first]
     # A unit frame, as qem.py works in: quadric magnitudes stay well scaled.
     centre = positions.mean(axis=0)
-    scale = float(np.linalg.norm(positions.max(axis=0) - positions.min(axis=0))) or 1.0
+    scale = float(np.linalg.norm(extent(positions))) or 1.0
     pos = (positions - centre) / scale
     quadrics, border = prepare_quadrics(pos, welded_faces, tolerances.BOUNDARY_WEIGHT)
     corner = faces.copy()

@@ -53,6 +53,7 @@ KERNELS = (
     ("bake", "_encode_normals"),
     ("bake", "_quantize_into"),
     ("dilate", "_dilate"),
+    ("dilate", "_dilate_rows"),  # called alone on one thread (one band)
     ("grid_knn", "_bounds"),
     ("grid_knn", "_bucket"),
     ("grid_knn", "_query"),

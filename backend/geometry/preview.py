@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from backend.geometry import raster
+from backend.geometry.bounds import bounds
 from backend.geometry.export import encode_png
 
 YAW_DEG = 35.0
@@ -43,7 +44,7 @@ def render(
     big = size * 2
     rotation = view_rotation()
     view = vertices.astype(np.float64) @ rotation.T
-    low, high = view.min(axis=0), view.max(axis=0)
+    low, high = bounds(view)
     centre = (low + high) / 2
     scale = 0.9 / max(float(np.max(high[:2] - low[:2])), 1e-12)
     points = np.column_stack(

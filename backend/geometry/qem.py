@@ -23,6 +23,7 @@ import numba
 import numpy as np
 
 from backend.geometry import tolerances
+from backend.geometry.bounds import extent
 from backend.geometry.edge_collapse import (
     build_part_refs,
     build_refs,
@@ -499,7 +500,7 @@ def collapse(
     """
     # Work in a unit frame: quadric magnitudes and the solver's threshold stay well scaled.
     centre = vertices.mean(axis=0).astype(np.float64)
-    scale = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0))) or 1.0
+    scale = float(np.linalg.norm(extent(vertices))) or 1.0
     pos = (vertices.astype(np.float64) - centre) / scale
     work_faces = np.ascontiguousarray(faces, dtype=np.int64).copy()
     quadrics, border = prepare_quadrics(pos, work_faces, tolerances.BOUNDARY_WEIGHT)

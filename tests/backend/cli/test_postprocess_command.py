@@ -4,6 +4,7 @@ geometry path uses (issue 18 times the command end to end, start-up included).""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,21 @@ def test_postprocess_parser_only_for_the_postprocess_command() -> None:
     assert postprocess_parser(["--log-level=DEBUG", "postprocess", "x.ply", "-o", "y.glb"])
     for other in (["--version", "postprocess"], ["generate", "--prompt", "x"], [], ["--log-level"]):
         assert postprocess_parser(other) is None
+
+
+def test_postprocess_command_ends_its_process_with_its_output_flushed(tmp_path: Path) -> None:
+    # The command line's own process ends through os._exit (no interpreter teardown): what it
+    # printed into a pipe and every file it writes must still be there, and the code be 0.
+    source, out = tmp_path / "ball.ply", tmp_path / "ball.glb"
+    _write_ply(source)
+    command = [sys.executable, "-m", "backend.cli", "postprocess", str(source), "-o", str(out),
+               "--faces", "500", "--texture-size", "256"]  # fmt: skip
+    # A pipe block-buffers stdout unless PYTHONUNBUFFERED says otherwise (as it may here).
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
+                            env=environment)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"wrote {out} (") and result.stdout.endswith("faces)\n")
+    manifest = json.loads(out.with_name(out.name + ".json").read_text())
+    assert manifest["faces"] > 0 and out.read_bytes()[:4] == b"glTF"
+    assert out.with_name("ball.preview.png").read_bytes()[:4] == b"\x89PNG"
