@@ -52,6 +52,11 @@ CANDIDATE_SHARE = 0.4  # at most this share of the edges competes in one round
 PASSES = 4  # independent-set passes per round: each adds the winners the last one unblocked
 MAX_ROUNDS = 400  # a safety net: the face count falls geometrically, ~30 rounds at 800k -> 20k
 _INT_MAX = 2**62
+# The compiled steps' scatter-add counters (ring hits, refusals, per-vertex counts, all far
+# below 2^31) are int32, not int64: inductor has no int64 atomic add, so each int64
+# index_add_ in a compiled function fell back to aten.index_put_(accumulate=True), on CUDA a
+# sort of the indices and several launches; ~330 such calls, ~0.08 s of host time, in the
+# 800k-face decimation on an H200 (its profile). int32 adds fuse into the compiled kernels.
 
 
 def _torch() -> Any:
@@ -299,7 +304,10 @@ def _csr(keys: Any, values: Any, n: int) -> tuple[Any, Any]:
     order = torch.argsort(keys, stable=True)
     start = torch.zeros(n + 1, dtype=torch.int64, device=keys.device)
     # A scatter-add, not bincount: CUDA's bincount reads the largest key back first (a wait).
-    start[1:] = torch.cumsum(start[1:].index_add(0, keys, torch.ones_like(keys)), 0)
+    # Counted in int32 (see _INT_MAX's note), summed in int64: the same offsets.
+    per_key = torch.zeros(n, dtype=torch.int32, device=keys.device)
+    per_key.index_add_(0, keys, torch.ones_like(keys, dtype=torch.int32))
+    start[1:] = torch.cumsum(per_key, 0, dtype=torch.int64)
     return start, values[order]
 
 
@@ -373,7 +381,7 @@ def _round_collapses(
     ends = torch.cumsum(counts, dim=1)
     # The faces around each end, checked a slice of the rings at a time: a ring holds ~12
     # faces a candidate, and checking them all at once was the decimator's memory peak.
-    bad = torch.zeros(len(cu), dtype=torch.int64, device=dev)
+    bad = torch.zeros(len(cu), dtype=torch.int32, device=dev)
     for side, moving, other in ((2, cu, cv), (3, cv, cu)):
         for lo, size in _slices(totals[side], dev):
             bad += _kernel(_ring_faces_bad, dev)(
@@ -483,8 +491,8 @@ def _ring_faces_bad(pos: Any, faces: Any, vf_start: Any, vf_items: Any, moving: 
     tri = faces[face]
     on_edge = ((tri == moving[row][:, None]).any(1)) & ((tri == other[row][:, None]).any(1))
     good = _faces_ok(pos, tri, moving[row], place[row]) | on_edge
-    bad = torch.zeros(len(moving), dtype=torch.int64, device=pos.device)
-    return bad.index_add_(0, row, (~good).long())
+    bad = torch.zeros(len(moving), dtype=torch.int32, device=pos.device)
+    return bad.index_add_(0, row, (~good).to(torch.int32))
 
 
 def _choose(ok: Any, edge_key: Any, cand_faces: Any, cu: Any, cv: Any, nb_start: Any,
@@ -500,8 +508,8 @@ def _choose(ok: Any, edge_key: Any, cand_faces: Any, cu: Any, cv: Any, nb_start:
     # Link condition: the endpoints' common neighbours are exactly the edge's faces' apexes.
     probe = torch.minimum(cv[row_u], w_u) * n + torch.maximum(cv[row_u], w_u)
     hit = torch.searchsorted(edge_key, probe).clamp(max=len(edge_key) - 1)
-    common = torch.zeros(len(cu), dtype=torch.int64, device=dev)
-    common.index_add_(0, row_u, (edge_key[hit] == probe).long())
+    common = torch.zeros(len(cu), dtype=torch.int32, device=dev)
+    common.index_add_(0, row_u, (edge_key[hit] == probe).to(torch.int32))
     ok = ok & (common == cand_faces)
     # The vertices of the faces around either end are exactly the ends' neighbours (each
     # end is the other's): the independent set's conflicts, a third of the faces' corners.
@@ -541,9 +549,9 @@ def _pass(live: Any, won: Any, rank: Any, cu: Any, cv: Any, ring_row: Any, ring_
     in_ring = torch.full((n,), _INT_MAX, dtype=torch.int64, device=dev)
     in_ring.scatter_reduce_(0, ring_v, mine[ring_row], reduce="amin")
     # Beaten: a cheaper live candidate has an endpoint in my ring, or my endpoint in its.
-    beaten = torch.zeros(len(live), dtype=torch.int64, device=dev)
-    beaten.index_add_(0, ring_row, (at_end[ring_v] < mine[ring_row]).long())
-    beaten += (in_ring[cu] < mine).long() + (in_ring[cv] < mine).long()
+    beaten = torch.zeros(len(live), dtype=torch.int32, device=dev)
+    beaten.index_add_(0, ring_row, (at_end[ring_v] < mine[ring_row]).to(torch.int32))
+    beaten += (in_ring[cu] < mine).to(torch.int32) + (in_ring[cv] < mine).to(torch.int32)
     fresh = live & (beaten == 0)
     won = won | fresh
     # Block every candidate that conflicts with a new winner, then go again.
@@ -552,7 +560,7 @@ def _pass(live: Any, won: Any, rank: Any, cu: Any, cv: Any, ring_row: Any, ring_
     end_taken[torch.where(fresh, cv, n)] = True
     ring_taken = torch.zeros(n + 1, dtype=torch.bool, device=dev)
     ring_taken[torch.where(fresh[ring_row], ring_v, n)] = True  # losers: the spare slot
-    blocked = torch.zeros(len(live), dtype=torch.int64, device=dev)
-    blocked.index_add_(0, ring_row, end_taken[ring_v].long())
-    blocked += (ring_taken[cu] | ring_taken[cv]).long()
+    blocked = torch.zeros(len(live), dtype=torch.int32, device=dev)
+    blocked.index_add_(0, ring_row, end_taken[ring_v].to(torch.int32))
+    blocked += (ring_taken[cu] | ring_taken[cv]).to(torch.int32)
     return live & ~won & (blocked == 0), won
