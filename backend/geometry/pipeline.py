@@ -261,6 +261,16 @@ def run_pipeline(
     done(2, started)
     # 4. bake
     started = stage(3, f"baking {options.texture_size} px maps")
+    placed = export.place_on_ground(mapped.vertices, options.height_m)
+    # On a device the bake's host thread mostly waits for the GPU: the preview's raster and
+    # light (all it needs but the maps) are drawn meanwhile on a second thread (numba raster
+    # nogil, numpy). Not beside the numba bake, whose kernels use every core.
+    drawing = (
+        overlap.Beside(preview.draw, placed, mapped.faces, normals, mapped.uvs,
+                       options.preview_size, name="preview")
+        if on is not None
+        else None
+    )  # fmt: skip
     target = bake.BakeTarget(
         mapped.vertices, mapped.faces, mapped.uvs, normals, frame, mapped.chart,
         mapped.source_vertex,
@@ -273,7 +283,12 @@ def run_pipeline(
     done(3, started)
     # 5. export
     started = stage(4, f"writing {options.output_format.upper()}")
-    placed = export.place_on_ground(mapped.vertices, options.height_m)
+    # The preview's colouring and PNG beside the export (both mostly numpy / zlib).
+    preview_png_beside = (
+        overlap.Beside(_finish_preview, drawing, maps.base_color, name="preview")
+        if drawing is not None
+        else None
+    )
     levels: list[export.LODGeometry] = []
     if options.lods:
         lods_started = time.perf_counter()
@@ -289,9 +304,12 @@ def run_pipeline(
     done(4, started)
     # 6. preview
     started = stage(5, "rendering the preview")
-    preview_png = preview.render_png(
-        placed, mapped.faces, normals, mapped.uvs, maps.base_color, options.preview_size
-    )
+    if preview_png_beside is not None:  # drawn beside the bake and the export: the wait
+        preview_png = preview_png_beside.result()
+    else:
+        preview_png = preview.render_png(
+            placed, mapped.faces, normals, mapped.uvs, maps.base_color, options.preview_size
+        )
     done(5, started)
     # Not a stage (no progress step), but timed: on a 5M-face source it was 1.3 s no stage showed.
     started = time.perf_counter()
@@ -317,6 +335,12 @@ def run_pipeline(
         lods=lod.report(options.name, mapped, levels),
         to_asset=export.ground_placement(mapped.vertices, options.height_m),
     )
+
+
+def _finish_preview(drawing: overlap.Beside[preview.Drawing], base_color: np.ndarray) -> bytes:
+    """The preview PNG from its drawing (made beside the bake) and the baked base colour:
+    preview.render_png's bytes."""
+    return export.encode_png(preview.finish(drawing.result(), base_color))
 
 
 def _clean(raw: RawAsset, options: PipelineOptions, on: str | None) -> clean.CleanResult:
