@@ -99,20 +99,7 @@ def collapse(
     """
     torch = _torch()
     dev = torch.device(device)
-    # qem.collapse's unit frame, made on the device: the vertices go up in their own dtype
-    # (float32: half the bytes), the bounds are taken there (numpy's strided column min / max
-    # took ~10 ms each on 400k vertices) and the widening, shift and division run there, the
-    # same IEEE operations. Only the mean stays numpy's: its float32 summation order is the
-    # frame's, and no device reduction repeats it.
-    up = torch.as_tensor(np.ascontiguousarray(vertices), device=dev)
-    centre = vertices.mean(axis=0).astype(np.float64)
-    high, low = torch.stack([up.max(dim=0).values, up.min(dim=0).values]).cpu().numpy()
-    scale = float(np.linalg.norm(high - low)) or 1.0
-    # Divided by a tensor, not a Python float: CUDA divides by a host scalar as a product with
-    # its reciprocal, which can round differently from numpy's division.
-    pos = (up.double() - torch.as_tensor(centre, device=dev)) / torch.full(
-        (1,), scale, dtype=torch.float64, device=dev
-    )
+    pos, centre, scale = unit_frame(vertices, dev)
     work = torch.as_tensor(np.asarray(faces, dtype=np.int64), device=dev)
     out_pos, out_faces, origin, owner = collapse_tensors(pos, work, target_faces, endpoint)
     return (
@@ -121,6 +108,27 @@ def collapse(
         origin.cpu().numpy(),
         owner.cpu().numpy(),
     )
+
+
+def unit_frame(vertices: np.ndarray, device: Any) -> tuple[Any, np.ndarray, float]:
+    """qem.collapse's unit frame made on ``device``: (pos (n, 3) float64 tensor there, centre
+    (3,) float64, scale) with pos == (vertices.astype(float64) - centre) / scale bit for bit.
+
+    The vertices go up in their own dtype (float32: half the bytes of a float64 copy), the
+    bounds are taken there (numpy's strided column min / max took ~10 ms each on 400k
+    vertices) and the widening, shift and division run there: the same IEEE operations. Only
+    the mean stays numpy's: its float32 summation order is the frame's."""
+    torch = _torch()
+    up = torch.as_tensor(np.ascontiguousarray(vertices), device=device)
+    centre = vertices.mean(axis=0).astype(np.float64)
+    high, low = torch.stack([up.max(dim=0).values, up.min(dim=0).values]).cpu().numpy()
+    scale = float(np.linalg.norm(high - low)) or 1.0
+    # Divided by a tensor, not a Python float: CUDA divides by a host scalar as a product with
+    # its reciprocal, which can round differently from numpy's division.
+    pos = (up.double() - torch.as_tensor(centre, device=device)) / torch.full(
+        (1,), scale, dtype=torch.float64, device=device
+    )
+    return pos, centre, scale
 
 
 def collapse_tensors(pos: Any, faces: Any, target_faces: int, endpoint: bool = False) -> tuple:

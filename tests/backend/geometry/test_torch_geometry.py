@@ -356,10 +356,17 @@ def test_slices_cover_every_row_and_are_fewer_and_larger_on_a_gpu():
     assert len(torch_qem._slices(20_000_000, "cuda")) == torch_qem.SLICES
 
 
-def test_decimation_frame_is_made_on_the_device(blob_clean):
+def _host_frame(vertices):
+    """qem.collapse's unit frame as the host made it."""
+    centre = vertices.mean(axis=0).astype(np.float64)
+    scale = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0))) or 1.0
+    return (vertices.astype(np.float64) - centre) / scale, centre, scale
+
+
+def test_decimation_frame_is_made_on_the_device(blob_mesh):
     """The unit frame (shift by the mean, divide by the bounds' diagonal) is made on the
     device from the vertices as given: float32 goes up, not a float64 host copy (twice the
-    bytes, and three host passes); the collapse is the one the host-made frame gave."""
+    bytes, and three host passes), and the frame is the host-made one bit for bit."""
     from torch.overrides import TorchFunctionMode
 
     class Uploads(TorchFunctionMode):
@@ -372,19 +379,24 @@ def test_decimation_frame_is_made_on_the_device(blob_clean):
                 self.arrays.append(args[0])
             return func(*args, **(kwargs or {}))
 
-    vertices = blob_clean.vertices.astype(np.float32)
+    vertices = blob_mesh[0].astype(np.float32)
     with Uploads() as uploads:
-        ours = torch_qem.collapse(vertices, blob_clean.faces, 3000)
-    big = [a for a in uploads.arrays if a.size >= vertices.size]
-    assert [a.dtype for a in big if a.ndim == 2 and a.shape[1] == 3 and a.dtype.kind == "f"] \
-        == [np.float32]  # fmt: skip
-    # The host-made frame, as before: the same collapse bit for bit.
-    centre = vertices.mean(axis=0).astype(np.float64)
-    scale = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0)))
-    pos = torch.as_tensor((vertices.astype(np.float64) - centre) / scale)
-    out_pos, out_faces, origin, owner = torch_qem.collapse_tensors(
-        pos, torch.as_tensor(blob_clean.faces.astype(np.int64)), 3000
-    )
-    np.testing.assert_array_equal(ours[0], (out_pos.numpy() * scale + centre).astype(np.float32))
-    for a, b in zip(ours[1:], (out_faces, origin, owner), strict=True):
-        np.testing.assert_array_equal(a, b.numpy())
+        torch_qem.collapse(vertices[:600], np.array([[0, 1, 2], [0, 2, 3]]), 1)
+    assert [a.dtype for a in uploads.arrays if a.shape == (600, 3)] == [np.float32]
+    rng = np.random.default_rng(8)
+    for points in (vertices, vertices.astype(np.float64) * 7.3 + 0.1,
+                   rng.normal(size=(999, 3)).astype(np.float32) * 1e3):  # fmt: skip
+        pos, centre, scale = torch_qem.unit_frame(points, "cpu")
+        expected, host_centre, host_scale = _host_frame(points)
+        assert scale == host_scale and np.array_equal(centre, host_centre)
+        np.testing.assert_array_equal(pos.numpy(), expected)
+
+
+@CUDA
+def test_cuda_decimation_frame_is_the_host_frame(blob_mesh):
+    # CUDA divides by a host scalar through its reciprocal: the frame divides by a tensor.
+    rng = np.random.default_rng(8)
+    for points in (blob_mesh[0].astype(np.float32),
+                   rng.normal(size=(99_999, 3)).astype(np.float32) * 1e3):  # fmt: skip
+        pos, _, _ = torch_qem.unit_frame(points, "cuda")
+        np.testing.assert_array_equal(pos.cpu().numpy(), _host_frame(points)[0])
