@@ -79,7 +79,12 @@ def _kernel(function: Any, device: Any) -> Any:
         return function
     name = function.__name__
     if name not in _COMPILED:
-        compiled = _torch().compile(function, dynamic=True)
+        torch = _torch()
+        # Floats specialised: the thresholds (tolerances.FLIP_COS, MIN_FACE_QUALITY) are
+        # constants of the kernels. By default each was a graph input, made a tensor on every
+        # call (torch._as_tensor_fullprec; on CUDA also copied to the device).
+        specialised = torch._dynamo.config.patch(specialize_float=True)
+        compiled = specialised(torch.compile(function, dynamic=True))
         _COMPILED[name] = compile_or_eager(compiled, function, f"the decimator's {name}")
     return _COMPILED[name]
 
