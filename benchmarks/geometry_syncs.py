@@ -194,7 +194,7 @@ STAGE_FUNCTIONS = (
     (torch_closest, "closest_faces", "bake.closest"),
     (bake, "_splat_on_device", "bake.splat"),
     (bake, "_tangent_space", "bake.normal"),
-    (torch_dilate, "dilate", "bake.dilate"),
+    (torch_dilate, "dilate_texels_tensor", "bake.dilate"),  # what the bake calls
 )
 
 

@@ -133,15 +133,16 @@ def bake(
         slices[name] = texels[:, offset : offset + array.shape[1]]
         offset += array.shape[1]
     views_seen = None
-    if source.views is not None:
+    if source.views is not None:  # drawn on the host: its texel columns come down
         color, views_seen = views.colours(
-            source.views, source.vertices, source.faces, slices["position"], texels[:, :3]
-        )
+            source.views, source.vertices, source.faces, _host(slices["position"]),
+            _host(texels[:, :3]),
+        )  # fmt: skip
     else:
         color = _base_color(source, slices, len(texels), device)
     if source.alpha_field is not None:  # a fourth base-colour channel: glTF's alpha
         alpha = _query(source.alpha_field, slices["position"], 1, device)
-        color = np.hstack([color[:, :3], alpha])
+        color = _side_by_side(color[:, :3], alpha, device)
     channels.insert(0, color)
     material = None
     if source.material_field is not None:
@@ -155,12 +156,13 @@ def bake(
         stacked, _grown = dilate.dilate(
             stacked, filled, tolerances.DILATE_PX, background=mean, in_place=True
         )
-    else:  # the same steps on the device: only the baked texels go up, the maps come down
-        from backend.geometry import torch_dilate
+    else:  # the same steps on the device, from the texels left there: the maps come down
+        from backend.geometry import torch_bake, torch_dilate
 
-        stacked, _grown = torch_dilate.dilate_texels(
-            _to_uint8(channels), flat, size, tolerances.DILATE_PX, device
+        maps, _grown = torch_dilate.dilate_texels_tensor(
+            torch_bake.quantize(channels, device), flat, size, tolerances.DILATE_PX
         )
+        stacked = maps.cpu().numpy()  # uint8: a quarter of the float texels' bytes
     clock.lap("dilate")
     n_color = color.shape[1]
     base = stacked[..., :n_color]
@@ -196,9 +198,10 @@ def _device_attributes(source: BakeSource, layout: list[tuple[str, np.ndarray]],
 
 
 def _splat_on_device(splat_args: tuple, device: str) -> tuple:
-    """The splat on a torch device -> texels (k, c) numpy (only the baked texels come to the
-    host), flat (k,) numpy, and the high-res normals (k, 3) and splat faces (k,) as tensors
-    left on the device for the normal encoding."""
+    """The splat on a torch device -> the baked texels (k, c), their row-major indices flat
+    (k,), their high-res normals (k, 3) and splat faces (k,), all tensors left on the device:
+    the normal encoding, the colour, the quantisation and the dilation read them there (a
+    host copy of the float texels was ~100 MB at 2048 px, and went back up for the dilation)."""
     import torch  # torch only on this path
 
     from backend.geometry import transfer_torch
@@ -206,7 +209,23 @@ def _splat_on_device(splat_args: tuple, device: str) -> tuple:
     values, splat_face = transfer_torch.splat_tensors(*splat_args, device=device)
     flat_t = torch.nonzero(splat_face >= 0).squeeze(1)
     texels_t = values[flat_t]
-    return texels_t.cpu().numpy(), flat_t.cpu().numpy(), texels_t[:, :3], splat_face[flat_t]
+    return texels_t, flat_t, texels_t[:, :3], splat_face[flat_t]
+
+
+def _host(array: Any) -> np.ndarray:
+    """A numpy array of ``array``, a numpy array or a tensor (the device path's texels)."""
+    return array if isinstance(array, np.ndarray) else array.cpu().numpy()
+
+
+def _side_by_side(left: Any, right: Any, device: str | None) -> Any:
+    """Columns of two (k, c) blocks: numpy on the host path; on the device path each may be
+    numpy (a host answer) or a tensor, and the result is a tensor there."""
+    if device is None:
+        return np.hstack([left, right])
+    import torch
+
+    blocks = [torch.as_tensor(b, device=device).float() for b in (left, right)]
+    return torch.cat(blocks, dim=1)
 
 
 class _Clock:
@@ -234,19 +253,25 @@ def _attribute_layout(source: BakeSource) -> list[tuple[str, np.ndarray]]:
 
 
 def _base_color(
-    source: BakeSource, slices: dict[str, np.ndarray], count: int, device: str | None
-) -> np.ndarray:
+    source: BakeSource, slices: dict[str, Any], count: int, device: str | None
+) -> Any:
     """(count, 3|4) float colour of each baked texel, sRGB: in [0, 1], or for vertex colours
-    as interpolated (callers quantize it with _to_image / _to_uint8, which clamp)."""
+    as interpolated (callers quantize it with _to_image, or torch_bake.quantize on a device,
+    which clamp). On the device path ``slices`` are tensors, and so is the answer unless it
+    was made on the host (a texture, a numpy-only field)."""
     if source.color_field is not None:
         return _query(source.color_field, slices["position"], 3, device)
-    if "uv" in slices:
-        return _sample_texture(source.texture, slices["uv"])
+    if "uv" in slices:  # sampled on the host
+        return _sample_texture(source.texture, _host(slices["uv"]))
     if "color" in slices:
         # Unclipped: the bytes clamp to [0, 255] (NaN to 0) exactly as a clip to [0, 1] would,
         # and clipping 2.7M texels made a 32 MB array of fresh pages (0.1 s at 2048 px).
         return slices["color"]
     # An uncoloured mesh (a shape-only model) bakes neutral grey.
+    if device is not None:
+        import torch
+
+        return torch.full((count, 3), 0.8, dtype=torch.float32, device=device)
     return np.full((count, 3), 0.8, np.float32)
 
 
@@ -255,13 +280,18 @@ def _query(
 ) -> np.ndarray:
     """Call a model's field in chunks: points (k, 3) -> (k, channels) float32 in [0, 1].
 
-    With a ``device``, a field's ``torch_field`` form runs there in large batches instead."""
+    With a ``device``, a field's ``torch_field`` form runs there in large batches instead;
+    ``points`` may then be a tensor there (the device path's texels), and so is the answer."""
     if device is not None:
         from backend.geometry import transfer_torch
 
-        batched = transfer_torch.query_field(point_field, points, channels, device)
+        if isinstance(points, np.ndarray):
+            batched = transfer_torch.query_field(point_field, points, channels, device)
+        else:
+            batched = transfer_torch.query_field_tensor(point_field, points, channels)
         if batched is not None:
             return batched
+        points = _host(points)  # a numpy-only field: its points come down
     out = np.empty((len(points), channels), dtype=np.float32)
     for start in range(0, len(points), tolerances.FIELD_CHUNK):
         chunk = np.ascontiguousarray(points[start : start + tolerances.FIELD_CHUNK], np.float32)
@@ -287,9 +317,9 @@ def _sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
 
 
 def _tangent_space(
-    high_normal: Any, target: BakeTarget, size: int, flat: np.ndarray,
+    high_normal: Any, target: BakeTarget, size: int, flat: Any,
     splat_face: Any, device: str | None = None,
-) -> np.ndarray:  # fmt: skip
+) -> Any:  # fmt: skip
     """Encode world normals (k, 3) of the baked texels ``flat`` (k,) (row-major indices) in each
     texel's tangent frame -> (k, 3) in [0, 1].
 
@@ -297,14 +327,14 @@ def _tangent_space(
     of the face the texel was splatted through (``splat_face`` (k,)), its barycentrics
     extrapolated. It is interpolated without normalising and B = w * cross(N, T), as a
     MikkTSpace shader rebuilds it; solving against that exact frame makes the round trip exact.
-    With a torch ``device`` the encoding runs there (torch_bake.py; high_normal and
-    splat_face may then be tensors on that device).
+    With a torch ``device`` the encoding runs there (torch_bake.py; high_normal, flat and
+    splat_face may then be tensors on that device) and the answer is a tensor there.
     """
     if device is not None:
         from backend.geometry import torch_bake, torch_raster
 
         face_id = torch_raster.rasterize_faces(target.uvs, target.faces, size, size, device)
-        return torch_bake.encode_normals(
+        return torch_bake.encode_normals_tensor(
             high_normal, face_id, flat, splat_face, size, target.uvs, target.faces,
             target.normals, target.tangents, device,
         )  # fmt: skip

@@ -269,6 +269,16 @@ def run_pipeline(
     done(2, started)
     # 4. bake
     started = stage(3, f"baking {options.texture_size} px maps")
+    placed = export.place_on_ground(mapped.vertices, options.height_m)
+    # On a device the bake's host thread mostly waits for the GPU: the preview's raster and
+    # light (all it needs but the maps) are drawn meanwhile on a second thread (numba raster
+    # nogil, numpy). Not beside the numba bake, whose kernels use every core.
+    drawing = (
+        overlap.Beside(preview.draw, placed, mapped.faces, normals, mapped.uvs,
+                       options.preview_size, name="preview")
+        if on is not None
+        else None
+    )  # fmt: skip
     target = bake.BakeTarget(
         mapped.vertices, mapped.faces, mapped.uvs, normals, frame, mapped.chart,
         mapped.source_vertex,
@@ -281,13 +291,17 @@ def run_pipeline(
     done(3, started)
     # 5. export
     started = stage(4, f"writing {options.output_format.upper()}")
-    placed = export.place_on_ground(mapped.vertices, options.height_m)
-    # The preview (a serial raster and PNG, ~0.05-0.1 s) on another thread beside the export
-    # and the quality figures, whose parallel and zlib parts leave cores idle between them:
-    # the same image, drawn earlier.
-    drawing = overlap.Beside(
-        preview.render_png, placed, mapped.faces, normals, mapped.uvs, maps.base_color,
-        options.preview_size, name="preview",
+    # The preview beside the export and the quality figures: on a device its drawing was made
+    # beside the bake and only its colouring and PNG are left; on the CPU all of it (a serial
+    # raster and PNG, ~0.05-0.1 s), whose parallel and zlib parts leave cores idle. The same
+    # image, drawn earlier.
+    preview_beside = (
+        overlap.Beside(_finish_preview, drawing, maps.base_color, name="preview")
+        if drawing is not None
+        else overlap.Beside(
+            preview.render_png, placed, mapped.faces, normals, mapped.uvs, maps.base_color,
+            options.preview_size, name="preview",
+        )
     )  # fmt: skip
     levels: list[export.LODGeometry] = []
     if options.lods:
@@ -308,7 +322,7 @@ def run_pipeline(
     timings["quality"] = round(time.perf_counter() - started, 4)
     # 6. preview: drawn beside export and quality; its time is what is left to wait for
     started = stage(5, "rendering the preview")
-    preview_png = drawing.result()
+    preview_png = preview_beside.result()
     done(5, started)
     figures.update({f"{key}_removed": count for key, count in inner.items()})
     figures["torch_stages"] = on is not None  # clean, decimate and bake ran in torch
@@ -331,6 +345,12 @@ def run_pipeline(
         lods=lod.report(options.name, mapped, levels),
         to_asset=export.ground_placement(mapped.vertices, options.height_m),
     )
+
+
+def _finish_preview(drawing: overlap.Beside[preview.Drawing], base_color: np.ndarray) -> bytes:
+    """The preview PNG from its drawing (made beside the bake) and the baked base colour:
+    preview.render_png's bytes."""
+    return export.encode_png(preview.finish(drawing.result(), base_color))
 
 
 def _clean(raw: RawAsset, options: PipelineOptions, on: str | None) -> clean.CleanResult:

@@ -3,9 +3,13 @@
 Orthographic three-quarter view from the front-right and a little above, z-buffered with the
 rasteriser of raster.py at twice the size and box-filtered down (anti-aliasing), base colour
 from the baked map (or flat grey) under one key light plus ambient, transparent background.
+Drawn in two parts, so the pipeline can raster the mesh before its maps are baked: :func:`draw`
+(geometry and light) and :func:`finish` (colour, filter); :func:`render` is both.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,6 +45,30 @@ def render(
     vertices (n, 3), faces (m, 3), normals (n, 3), uvs (n, 2) glTF convention with base_color
     (h, w, 3|4) uint8, or None for a grey model.
     """
+    return finish(draw(vertices, faces, normals, uvs, size), base_color)
+
+
+@dataclass
+class Drawing:
+    """The part of a preview the mesh alone decides (:func:`draw`); :func:`finish` colours it.
+    covered (2s, 2s) bool, shade (k,) float64 and uv (k, 2) float64 (None without UVs) of the
+    k covered pixels, size the final side."""
+
+    covered: np.ndarray
+    shade: np.ndarray
+    uv: np.ndarray | None
+    size: int
+
+
+def draw(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    normals: np.ndarray,
+    uvs: np.ndarray | None = None,
+    size: int = 256,
+) -> Drawing:
+    """:func:`render`'s rasterising and lighting, which need no texture: the pipeline runs
+    this beside the bake (the maps are the preview's only input the bake makes)."""
     big = size * 2
     rotation = view_rotation()
     view = vertices.astype(np.float64) @ rotation.T
@@ -58,8 +86,18 @@ def render(
     normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
     light = rotation @ LIGHT
     shade = 0.35 + 0.65 * np.clip(normal @ light, 0.0, 1.0)
-    if uvs is not None and base_color is not None:
+    uv = None
+    if uvs is not None:
         uv = np.einsum("kj,kjc->kc", weights, uvs[corners].astype(np.float64))
+    return Drawing(covered, shade, uv, size)
+
+
+def finish(drawing: Drawing, base_color: np.ndarray | None = None) -> np.ndarray:
+    """:func:`render`'s image from its :func:`draw`: the base colour at each covered pixel,
+    lit, box-filtered down -> RGBA (size, size, 4) uint8."""
+    covered, shade, uv, size = drawing.covered, drawing.shade, drawing.uv, drawing.size
+    big = size * 2
+    if uv is not None and base_color is not None:
         h, w = base_color.shape[:2]
         rows = np.clip((uv[:, 1] * h).astype(np.int64), 0, h - 1)
         cols = np.clip((uv[:, 0] * w).astype(np.int64), 0, w - 1)

@@ -1,9 +1,10 @@
-"""The per-texel steps of bake.py on a torch device: tangent-space normals and dilation.
+"""The per-texel steps of bake.py on a torch device: tangent-space normals and bytes.
 
 With ``bake(..., device=...)`` the splat already runs in torch (transfer_torch.py); these are
-the two steps after it that touch every texel: encoding the high-resolution normal in each
-texel's MikkTSpace frame (bake._encode_normals, the same arithmetic in float64) and growing the
-maps past chart borders (torch_dilate.py). Same results as the compiled CPU path.
+steps after it that touch every texel: encoding the high-resolution normal in each texel's
+MikkTSpace frame (bake._encode_normals, the same arithmetic in float64) and quantising the
+texels to the maps' bytes (bake._to_uint8's rounding), before the maps grow past chart borders
+(torch_dilate.py). Same results as the compiled CPU path.
 """
 
 from __future__ import annotations
@@ -14,12 +15,23 @@ import numpy as np
 
 
 def encode_normals(
-    high: Any, face_id: Any, flat: np.ndarray, splat_face: Any, size: int,
+    high: Any, face_id: Any, flat: Any, splat_face: Any, size: int,
     uvs: np.ndarray, faces: np.ndarray, normals: np.ndarray, tangents: np.ndarray, device: str,
 ) -> np.ndarray:  # fmt: skip
     """``bake._encode_normals`` on ``device``: world normals high (k, 3) of texels ``flat``
     (k,) -> (k, 3) float32 in [0, 1]; see bake._tangent_space for the frame. face_id (size,
     size) is the atlas raster, numpy or a tensor on the device (torch_raster.py)."""
+    return encode_normals_tensor(
+        high, face_id, flat, splat_face, size, uvs, faces, normals, tangents, device
+    ).cpu().numpy()
+
+
+def encode_normals_tensor(
+    high: Any, face_id: Any, flat: Any, splat_face: Any, size: int,
+    uvs: np.ndarray, faces: np.ndarray, normals: np.ndarray, tangents: np.ndarray, device: str,
+) -> Any:  # fmt: skip
+    """:func:`encode_normals` left on the device: (k, 3) float32 tensor (the bake quantises
+    it there, torch_bake.quantize)."""
     import torch  # optional dependency: only the torch geometry path needs it
 
     dev = torch.device(device)
@@ -62,4 +74,23 @@ def encode_normals(
     encoded = x / length.clamp(min=1e-300)[:, None] * 0.5 + 0.5
     degenerate = (frame_det.abs() < 1e-20) | (length < 1e-20)
     encoded = torch.where(degenerate[:, None], flat_normal, encoded)
-    return encoded.float().cpu().numpy()
+    return encoded.float()
+
+
+def quantize(blocks: list[Any], device: str) -> Any:
+    """``bake._to_uint8`` on ``device``: blocks (k, c_i) float, numpy or tensors, side by side
+    -> (k, sum c_i) uint8 tensor, the same bytes: each value taken as float32, times 255 in
+    float64 (exact: 24 + 8 bits), NaN and below 0 to 0, from 255 up to 255, else rounded half
+    to even (np.rint's and torch.round's rule). The maps' bytes are made where they are
+    dilated, from the texels left there: no float texels cross to the host."""
+    import torch
+
+    dev = torch.device(device)
+    columns = []
+    for block in blocks:
+        if isinstance(block, np.ndarray):  # a host answer (texture, numpy-only field)
+            block = np.ascontiguousarray(block, dtype=np.float32)
+        value = torch.as_tensor(block, device=dev).float().double() * 255.0
+        byte = torch.where(value >= 255.0, 255.0, torch.round(value))
+        columns.append(torch.where(value > 0.0, byte, 0.0).to(torch.uint8))
+    return torch.cat(columns, dim=1)

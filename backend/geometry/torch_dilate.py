@@ -97,9 +97,23 @@ def dilate_texels(
     import torch
 
     dev = torch.device(device)
-    channels = texel_bytes.shape[1]
-    texels = torch.as_tensor(np.ascontiguousarray(texel_bytes, dtype=np.uint8), device=dev)
-    index = torch.as_tensor(np.ascontiguousarray(flat), device=dev).long()
+    out, grown = dilate_texels_tensor(
+        torch.as_tensor(np.ascontiguousarray(texel_bytes, dtype=np.uint8), device=dev),
+        torch.as_tensor(np.ascontiguousarray(flat), device=dev),
+        size,
+        rounds,
+    )
+    return out.cpu().numpy(), grown.cpu().numpy()
+
+
+def dilate_texels_tensor(texels: Any, flat: Any, size: int, rounds: int) -> tuple[Any, Any]:
+    """:func:`dilate_texels` on tensors already on the device (texels (k, c) uint8, flat (k,)
+    integer), its answers left there: the bake reads back only the maps, not ``grown``."""
+    import torch
+
+    dev = texels.device
+    channels = texels.shape[1]
+    index = flat.long()
     values = torch.zeros((size * size, channels), dtype=torch.uint8, device=dev)
     values[index] = texels
     filled = torch.zeros(size * size, dtype=torch.bool, device=dev)
@@ -110,4 +124,4 @@ def dilate_texels(
     if len(flat):  # float64 sums of bytes are exact, so the mean rounds as numpy's does
         mean = torch.round(texels.double().mean(dim=0)).to(torch.uint8)
         out = torch.where(grown[:, :, None], out, mean)
-    return out.cpu().numpy(), grown.cpu().numpy()
+    return out, grown

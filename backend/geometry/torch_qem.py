@@ -52,6 +52,11 @@ CANDIDATE_SHARE = 0.4  # at most this share of the edges competes in one round
 PASSES = 4  # independent-set passes per round: each adds the winners the last one unblocked
 MAX_ROUNDS = 400  # a safety net: the face count falls geometrically, ~30 rounds at 800k -> 20k
 _INT_MAX = 2**62
+# The compiled steps' scatter-add counters (ring hits, refusals, per-vertex counts, all far
+# below 2^31) are int32, not int64: inductor has no int64 atomic add, so each int64
+# index_add_ in a compiled function fell back to aten.index_put_(accumulate=True), on CUDA a
+# sort of the indices and several launches; ~330 such calls, ~0.08 s of host time, in the
+# 800k-face decimation on an H200 (its profile). int32 adds fuse into the compiled kernels.
 
 
 def _torch() -> Any:
@@ -74,7 +79,12 @@ def _kernel(function: Any, device: Any) -> Any:
         return function
     name = function.__name__
     if name not in _COMPILED:
-        compiled = _torch().compile(function, dynamic=True)
+        torch = _torch()
+        # Floats specialised: the thresholds (tolerances.FLIP_COS, MIN_FACE_QUALITY) are
+        # constants of the kernels. By default each was a graph input, made a tensor on every
+        # call (torch._as_tensor_fullprec; on CUDA also copied to the device).
+        specialised = torch._dynamo.config.patch(specialize_float=True)
+        compiled = specialised(torch.compile(function, dynamic=True))
         _COMPILED[name] = compile_or_eager(compiled, function, f"the decimator's {name}")
     return _COMPILED[name]
 
@@ -94,9 +104,7 @@ def collapse(
     """
     torch = _torch()
     dev = torch.device(device)
-    centre = vertices.mean(axis=0).astype(np.float64)
-    scale = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0))) or 1.0
-    pos = torch.as_tensor((vertices.astype(np.float64) - centre) / scale, device=dev)
+    pos, centre, scale = unit_frame(vertices, dev)
     work = torch.as_tensor(np.asarray(faces, dtype=np.int64), device=dev)
     out_pos, out_faces, origin, owner = collapse_tensors(pos, work, target_faces, endpoint)
     return (
@@ -105,6 +113,27 @@ def collapse(
         origin.cpu().numpy(),
         owner.cpu().numpy(),
     )
+
+
+def unit_frame(vertices: np.ndarray, device: Any) -> tuple[Any, np.ndarray, float]:
+    """qem.collapse's unit frame made on ``device``: (pos (n, 3) float64 tensor there, centre
+    (3,) float64, scale) with pos == (vertices.astype(float64) - centre) / scale bit for bit.
+
+    The vertices go up in their own dtype (float32: half the bytes of a float64 copy), the
+    bounds are taken there (numpy's strided column min / max took ~10 ms each on 400k
+    vertices) and the widening, shift and division run there: the same IEEE operations. Only
+    the mean stays numpy's: its float32 summation order is the frame's."""
+    torch = _torch()
+    up = torch.as_tensor(np.ascontiguousarray(vertices), device=device)
+    centre = vertices.mean(axis=0).astype(np.float64)
+    high, low = torch.stack([up.max(dim=0).values, up.min(dim=0).values]).cpu().numpy()
+    scale = float(np.linalg.norm(high - low)) or 1.0
+    # Divided by a tensor, not a Python float: CUDA divides by a host scalar as a product with
+    # its reciprocal, which can round differently from numpy's division.
+    pos = (up.double() - torch.as_tensor(centre, device=device)) / torch.full(
+        (1,), scale, dtype=torch.float64, device=device
+    )
+    return pos, centre, scale
 
 
 def collapse_tensors(pos: Any, faces: Any, target_faces: int, endpoint: bool = False) -> tuple:
@@ -299,7 +328,10 @@ def _csr(keys: Any, values: Any, n: int) -> tuple[Any, Any]:
     order = torch.argsort(keys, stable=True)
     start = torch.zeros(n + 1, dtype=torch.int64, device=keys.device)
     # A scatter-add, not bincount: CUDA's bincount reads the largest key back first (a wait).
-    start[1:] = torch.cumsum(start[1:].index_add(0, keys, torch.ones_like(keys)), 0)
+    # Counted in int32 (see _INT_MAX's note), summed in int64: the same offsets.
+    per_key = torch.zeros(n, dtype=torch.int32, device=keys.device)
+    per_key.index_add_(0, keys, torch.ones_like(keys, dtype=torch.int32))
+    start[1:] = torch.cumsum(per_key, 0, dtype=torch.int64)
     return start, values[order]
 
 
@@ -373,7 +405,7 @@ def _round_collapses(
     ends = torch.cumsum(counts, dim=1)
     # The faces around each end, checked a slice of the rings at a time: a ring holds ~12
     # faces a candidate, and checking them all at once was the decimator's memory peak.
-    bad = torch.zeros(len(cu), dtype=torch.int64, device=dev)
+    bad = torch.zeros(len(cu), dtype=torch.int32, device=dev)
     for side, moving, other in ((2, cu, cv), (3, cv, cu)):
         for lo, size in _slices(totals[side], dev):
             bad += _kernel(_ring_faces_bad, dev)(
@@ -483,8 +515,8 @@ def _ring_faces_bad(pos: Any, faces: Any, vf_start: Any, vf_items: Any, moving: 
     tri = faces[face]
     on_edge = ((tri == moving[row][:, None]).any(1)) & ((tri == other[row][:, None]).any(1))
     good = _faces_ok(pos, tri, moving[row], place[row]) | on_edge
-    bad = torch.zeros(len(moving), dtype=torch.int64, device=pos.device)
-    return bad.index_add_(0, row, (~good).long())
+    bad = torch.zeros(len(moving), dtype=torch.int32, device=pos.device)
+    return bad.index_add_(0, row, (~good).to(torch.int32))
 
 
 def _choose(ok: Any, edge_key: Any, cand_faces: Any, cu: Any, cv: Any, nb_start: Any,
@@ -500,8 +532,8 @@ def _choose(ok: Any, edge_key: Any, cand_faces: Any, cu: Any, cv: Any, nb_start:
     # Link condition: the endpoints' common neighbours are exactly the edge's faces' apexes.
     probe = torch.minimum(cv[row_u], w_u) * n + torch.maximum(cv[row_u], w_u)
     hit = torch.searchsorted(edge_key, probe).clamp(max=len(edge_key) - 1)
-    common = torch.zeros(len(cu), dtype=torch.int64, device=dev)
-    common.index_add_(0, row_u, (edge_key[hit] == probe).long())
+    common = torch.zeros(len(cu), dtype=torch.int32, device=dev)
+    common.index_add_(0, row_u, (edge_key[hit] == probe).to(torch.int32))
     ok = ok & (common == cand_faces)
     # The vertices of the faces around either end are exactly the ends' neighbours (each
     # end is the other's): the independent set's conflicts, a third of the faces' corners.
@@ -541,9 +573,9 @@ def _pass(live: Any, won: Any, rank: Any, cu: Any, cv: Any, ring_row: Any, ring_
     in_ring = torch.full((n,), _INT_MAX, dtype=torch.int64, device=dev)
     in_ring.scatter_reduce_(0, ring_v, mine[ring_row], reduce="amin")
     # Beaten: a cheaper live candidate has an endpoint in my ring, or my endpoint in its.
-    beaten = torch.zeros(len(live), dtype=torch.int64, device=dev)
-    beaten.index_add_(0, ring_row, (at_end[ring_v] < mine[ring_row]).long())
-    beaten += (in_ring[cu] < mine).long() + (in_ring[cv] < mine).long()
+    beaten = torch.zeros(len(live), dtype=torch.int32, device=dev)
+    beaten.index_add_(0, ring_row, (at_end[ring_v] < mine[ring_row]).to(torch.int32))
+    beaten += (in_ring[cu] < mine).to(torch.int32) + (in_ring[cv] < mine).to(torch.int32)
     fresh = live & (beaten == 0)
     won = won | fresh
     # Block every candidate that conflicts with a new winner, then go again.
@@ -552,7 +584,7 @@ def _pass(live: Any, won: Any, rank: Any, cu: Any, cv: Any, ring_row: Any, ring_
     end_taken[torch.where(fresh, cv, n)] = True
     ring_taken = torch.zeros(n + 1, dtype=torch.bool, device=dev)
     ring_taken[torch.where(fresh[ring_row], ring_v, n)] = True  # losers: the spare slot
-    blocked = torch.zeros(len(live), dtype=torch.int64, device=dev)
-    blocked.index_add_(0, ring_row, end_taken[ring_v].long())
-    blocked += (ring_taken[cu] | ring_taken[cv]).long()
+    blocked = torch.zeros(len(live), dtype=torch.int32, device=dev)
+    blocked.index_add_(0, ring_row, end_taken[ring_v].to(torch.int32))
+    blocked += (ring_taken[cu] | ring_taken[cv]).to(torch.int32)
     return live & ~won & (blocked == 0), won

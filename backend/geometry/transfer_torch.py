@@ -221,3 +221,20 @@ def query_field(
             result = torch_field(chunk)[:, :channels].float().clamp(0.0, 1.0)
             out[start : start + len(chunk)] = result.cpu().numpy()
     return out
+
+
+def query_field_tensor(point_field: PointField, points: Any, channels: int) -> Any:
+    """:func:`query_field` for points (k, 3) already a tensor on the device (the bake's texel
+    positions, left there): the same batches and values, the answer (k, channels) float32 left
+    there too; None when the field has no torch form."""
+    torch_field = getattr(point_field, "torch_field", None)
+    if torch_field is None:
+        return None
+    torch = _torch()
+    out = torch.empty((len(points), channels), dtype=torch.float32, device=points.device)
+    with torch.no_grad():
+        for start in range(0, len(points), FIELD_BATCH):
+            chunk = points[start : start + FIELD_BATCH].float().contiguous()
+            result = torch_field(chunk)[:, :channels].float().clamp(0.0, 1.0)
+            out[start : start + len(chunk)] = result
+    return out

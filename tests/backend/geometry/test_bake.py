@@ -162,3 +162,111 @@ def test_given_source_normals_are_the_ones_baked(sphere_mesh, baked_sphere):
     other = bake.bake(source, target, 512, source_normals=tilted)
     np.testing.assert_array_equal(other.base_color, made_here.base_color)
     assert not np.array_equal(other.normal, made_here.normal)
+
+
+def _sources(vertices, faces):
+    """One bake source per colour route the bake takes, each with something that varies."""
+    from backend.geometry.raw_asset import PaintedViews, orthographic_camera
+
+    def color(points):
+        return analytic_color(points).astype(np.float32)
+
+    def color_torch(points):  # the field's torch form: runs where the points are
+        import torch
+
+        return torch.as_tensor(analytic_color(points.cpu().numpy()), device=points.device)
+
+    color.torch_field = color_torch
+    rng = np.random.default_rng(4)
+    texture = rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    spherical = np.column_stack([np.arctan2(vertices[:, 2], vertices[:, 0]) / (2 * np.pi) + 0.5,
+                                 vertices[:, 1] * 0.5 + 0.5])  # fmt: skip
+    column, row = np.meshgrid(np.linspace(-1, 1, 32), np.linspace(1, -1, 32))
+    front = np.column_stack([column.ravel(), row.ravel(), np.zeros(column.size)])
+    painted = PaintedViews(  # one view from +Z: the back half is filled from the front
+        (analytic_color(front) * 255).astype(np.uint8).reshape(1, 32, 32, 3),
+        orthographic_camera(np.eye(3), np.zeros(3), 16.0, (16.0, 16.0))[None], np.ones(1),
+    )  # fmt: skip
+
+    def rough(points):  # numpy-only: its points come to the host
+        return np.column_stack([points[:, 0] * 0.5 + 0.5, np.abs(points[:, 1])])
+
+    def alpha(points):
+        return np.where(points[:, 1:2] > 0.2, 0.25, np.nan).astype(np.float32)  # NaN: 0
+
+    return {
+        "vertex colours": bake.BakeSource(vertices, faces, vertex_colors=color(vertices) * 1.1),
+        "torch field, material, alpha": bake.BakeSource(
+            vertices, faces, color_field=color, material_field=rough, alpha_field=alpha),
+        "texture": bake.BakeSource(vertices, faces, uvs=spherical, texture=texture),
+        "views": bake.BakeSource(vertices, faces, views=painted),
+        "grey": bake.BakeSource(vertices, faces),
+    }
+
+
+def test_every_colour_route_bakes_the_same_bytes_on_a_device(sphere_mesh, baked_sphere):
+    """The device path keeps the texels where they were splatted and quantises them there
+    (torch_bake.quantize): each colour source -- interpolated, a field's torch or numpy form,
+    a texture or views sampled on the host, none -- gives the compiled bake's bytes."""
+    pytest.importorskip("torch")
+    target, _ = baked_sphere
+    for name, source in _sources(*sphere_mesh).items():
+        compiled = bake.bake(source, target, 256)
+        ours = bake.bake(source, target, 256, device="cpu")
+        assert ours.coverage == compiled.coverage, name
+        for part in ("base_color", "normal", "metallic_roughness"):
+            expected, got = getattr(compiled, part), getattr(ours, part)
+            assert (expected is None) == (got is None), (name, part)
+            if expected is not None:
+                np.testing.assert_array_equal(got, expected, f"{name}: {part}")
+        assert len(np.unique(compiled.base_color.reshape(-1, compiled.base_color.shape[2]),
+                             axis=0)) >= (1 if name == "grey" else 50), name  # fmt: skip
+
+
+def test_device_quantisation_gives_the_host_bytes():
+    torch = pytest.importorskip("torch")
+    from backend.geometry import torch_bake
+
+    rng = np.random.default_rng(6)
+    texels = rng.uniform(-0.1, 1.1, (5000, 7))
+    # Halves between two bytes (both ways of rounding a tie), the float32 ones, NaN, inf.
+    texels[:10, 0] = (np.arange(10) + 0.5) / 255.0
+    texels[10:20, 1] = np.float32((np.arange(10) + 100.5) / 255.0)
+    texels[20:23, 2] = [np.nan, np.inf, -np.inf]
+    colour = texels[:, :3]  # float64 and strided
+    normal = torch.as_tensor(texels[:, 3:6].astype(np.float32))  # a tensor, as on a device
+    alpha = texels[:, 6:].astype(np.float32)
+    ours = torch_bake.quantize([colour, normal, alpha], "cpu")
+    assert ours.dtype == torch.uint8
+    np.testing.assert_array_equal(ours.numpy(), bake._to_uint8([colour, normal.numpy(), alpha]))
+
+
+def test_a_device_bake_reads_back_the_maps_bytes_only(sphere_mesh, baked_sphere):
+    """On a GPU every read-back waits and crosses the bus: the texels stay on the device from
+    the splat to the dilation, and the host reads the finished uint8 maps (plus a few small
+    sizes: the raster's boxes, the splat's chunk edges), not the float texels (~100 MB at
+    2048 px), their indices, the encoded normals or the dilation's grown mask."""
+    pytest.importorskip("torch")
+    from torch.overrides import TorchFunctionMode
+
+    class ReadBacks(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.bytes = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if getattr(func, "__name__", "") == "cpu":
+                self.bytes += out.numel() * out.element_size()
+            return out
+
+    target, _ = baked_sphere
+    vertices, faces = sphere_mesh
+    source = bake.BakeSource(vertices, faces, vertex_colors=analytic_color(vertices))
+    size = 512
+    with ReadBacks() as reads:
+        maps = bake.bake(source, target, size, device="cpu")
+    texels = maps.coverage * size**2
+    assert texels > 50_000
+    small = 8 * len(target.faces) + 4096  # the atlas raster's box sizes, the chunk edges
+    assert size**2 * 6 <= reads.bytes <= size**2 * 6 + small, (reads.bytes, texels)

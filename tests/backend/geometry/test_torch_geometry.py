@@ -6,7 +6,9 @@ CUDA tests at the end run only where a GPU is present.
 
 from __future__ import annotations
 
+import cProfile
 import itertools
+import pstats
 
 import numpy as np
 import pytest
@@ -308,6 +310,16 @@ def test_compiled_decimation_gives_the_same_mesh(monkeypatch, caplog):
         for a, b in zip(ours, expected, strict=True):
             np.testing.assert_array_equal(a, b)
     assert "running it eagerly" not in caplog.text  # it compiled, no fallback
+    # Compiled, no scatter-add falls back to aten.index_put_ (inductor has no int64 atomic
+    # add; on CUDA each fallback sorted its indices): ~12 a round before. Only compiled code
+    # calls the op through torch.ops (eager indexing does not show), and warm, not tracing.
+    profile = cProfile.Profile()
+    profile.runcall(torch_qem.collapse, meshes[1].vertices, meshes[1].faces, 300)
+    fallbacks = [f for f in pstats.Stats(profile).stats if "aten.index_put" in f[2]]
+    assert not fallbacks, fallbacks
+    # The thresholds are constants of the kernels, not float inputs made tensors every call.
+    made = [f for f in pstats.Stats(profile).stats if "_as_tensor_fullprec" in f[2]]
+    assert not made, made
 
 
 def test_dilate_texels_is_the_bakes_host_tail():
@@ -345,3 +357,49 @@ def test_slices_cover_every_row_and_are_fewer_and_larger_on_a_gpu():
     on_gpu = torch_qem._slices(7_500_000, "cuda")
     assert len(on_gpu) == 8 and max(size for _, size in on_gpu) == torch_qem.MIN_DEVICE_SLICE
     assert len(torch_qem._slices(20_000_000, "cuda")) == torch_qem.SLICES
+
+
+def _host_frame(vertices):
+    """qem.collapse's unit frame as the host made it."""
+    centre = vertices.mean(axis=0).astype(np.float64)
+    scale = float(np.linalg.norm(vertices.max(axis=0) - vertices.min(axis=0))) or 1.0
+    return (vertices.astype(np.float64) - centre) / scale, centre, scale
+
+
+def test_decimation_frame_is_made_on_the_device(blob_mesh):
+    """The unit frame (shift by the mean, divide by the bounds' diagonal) is made on the
+    device from the vertices as given: float32 goes up, not a float64 host copy (twice the
+    bytes, and three host passes), and the frame is the host-made one bit for bit."""
+    from torch.overrides import TorchFunctionMode
+
+    class Uploads(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.arrays = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if getattr(func, "__name__", "") == "as_tensor" and isinstance(args[0], np.ndarray):
+                self.arrays.append(args[0])
+            return func(*args, **(kwargs or {}))
+
+    vertices = blob_mesh[0].astype(np.float32)
+    with Uploads() as uploads:
+        torch_qem.collapse(vertices[:600], np.array([[0, 1, 2], [0, 2, 3]]), 1)
+    assert [a.dtype for a in uploads.arrays if a.shape == (600, 3)] == [np.float32]
+    rng = np.random.default_rng(8)
+    for points in (vertices, vertices.astype(np.float64) * 7.3 + 0.1,
+                   rng.normal(size=(999, 3)).astype(np.float32) * 1e3):  # fmt: skip
+        pos, centre, scale = torch_qem.unit_frame(points, "cpu")
+        expected, host_centre, host_scale = _host_frame(points)
+        assert scale == host_scale and np.array_equal(centre, host_centre)
+        np.testing.assert_array_equal(pos.numpy(), expected)
+
+
+@CUDA
+def test_cuda_decimation_frame_is_the_host_frame(blob_mesh):
+    # CUDA divides by a host scalar through its reciprocal: the frame divides by a tensor.
+    rng = np.random.default_rng(8)
+    for points in (blob_mesh[0].astype(np.float32),
+                   rng.normal(size=(99_999, 3)).astype(np.float32) * 1e3):  # fmt: skip
+        pos, _, _ = torch_qem.unit_frame(points, "cuda")
+        np.testing.assert_array_equal(pos.cpu().numpy(), _host_frame(points)[0])
