@@ -745,16 +745,17 @@ def product_path() -> list[str]:
                   " median (min-max) s. Model = load + generate; post = the pipeline's stages"
                   " (GLB writing among them); other = the rest of the wall (queue, keeping the"
                   " raw output, progress, transfer).", "",
-                  "| model | wall | model | post | GLB | other | peak VRAM MB | first job |",
-                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "| model | wall | model | post | GLB | other | peak VRAM MB | faces | first job |"
+                  "\n|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for name, entry in data["models"].items():
             if "error" in entry:
-                lines.append(f"| {name} | failed: {entry['error']} | | | | | | |")
+                lines.append(f"| {name} | failed: {entry['error']} | | | | | | | |")
                 continue
             s = entry["summary"]
             cells = " | ".join(_spread(s[k]["median"], s[k]) for k in
                                ("wall_s", "model_s", "postprocess_s", "glb_s", "overhead_s"))
             lines.append(f"| {name} | {cells} | {s['peak_vram_mb'] or '-'} |"
+                         f" {', '.join(f'{f:,}' for f in s['faces'])} |"
                          f" {entry['warmup']['wall_s']:.2f} |")  # fmt: skip
         lines.append("")
     return lines
