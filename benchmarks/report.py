@@ -245,6 +245,11 @@ def triposr_same_settings() -> list[Comparison]:
     return found
 
 
+def _too_few(repeats: int) -> list[str]:
+    """The repeats rule's problem line, if ``repeats`` breaks it."""
+    return [] if repeats >= 5 else [f"{repeats} repeats (rule: at least 5)"]
+
+
 def _spread(median: float, spread: dict[str, float]) -> str:
     return f"{median:.3f} ({spread['min']:.3f}-{spread['max']:.3f})"
 
@@ -277,7 +282,7 @@ def sf3d_reruns() -> list[Comparison]:
             f"{data['device']}, both {dtype}, same weights, image and tet grid, warm-up then"
             f" {data['runs']} runs, median (min-max) s: {spans}",
             agreement,
-            [] if data["runs"] >= 5 else [f"{data['runs']} repeats (rule: at least 5)"],
+            _too_few(data["runs"]),
         ))  # fmt: skip
     return found
 
@@ -346,7 +351,7 @@ def hunyuan_reruns() -> list[Comparison]:
             f" {data['upstream_num_chunks']}-point chunks, warm-up then {data['repeats']} runs,"
             f" median (min-max) s: {spans}; {peak}{patch}",
             agreement,
-            [] if data["repeats"] >= 5 else [f"{data['repeats']} repeats (rule: at least 5)"],
+            _too_few(data["repeats"]),
         ))  # fmt: skip
     return found
 
