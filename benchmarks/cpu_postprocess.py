@@ -47,7 +47,7 @@ def make_input(out: Path, resolution: int) -> Path:
     import numpy as np
     import trimesh
 
-    from benchmarks.geometry_pipeline import make_input as blob
+    from benchmarks.blob_mesh import make_input as blob
 
     raw = blob(resolution)
     colors = (np.clip(raw.vertex_colors, 0.0, 1.0) * 255).astype(np.uint8)

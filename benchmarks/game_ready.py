@@ -28,14 +28,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.outputs import default_out  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from geometry_pipeline import _blob_volume  # noqa: E402
-
 from backend.geometry.pipeline import PipelineOptions, run_pipeline  # noqa: E402
 from backend.geometry.raw_asset import RawAsset  # noqa: E402
+from benchmarks.blob_mesh import _blob_volume  # noqa: E402
+from benchmarks.outputs import default_out  # noqa: E402
 
 TARGET_FACES = 20_000
 TEXTURE_SIZE = 2048

@@ -291,10 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, metavar="TRACE.json",
                         help="also profile a warm run per stage; chrome trace written here")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import geometry_pipeline
+    from benchmarks import blob_mesh
 
-    raw = geometry_pipeline.make_input(args.resolution)
+    raw = blob_mesh.make_input(args.resolution)
     options = PipelineOptions(
         target_faces=args.target_faces, texture_size=args.texture_size, device=args.device,
         geometry_path="torch", measure_quality=True,

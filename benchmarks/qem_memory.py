@@ -68,7 +68,7 @@ def main() -> None:
     import torch
 
     from backend.geometry import clean, torch_qem
-    from benchmarks.geometry_pipeline import make_input
+    from benchmarks.blob_mesh import make_input
 
     raw = make_input(args.resolution)
     cleaned = clean.clean_mesh(raw.vertices, raw.faces)
