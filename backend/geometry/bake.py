@@ -421,14 +421,17 @@ def _encode_normals(high, face_id, flat, splat_face, size, uvs, faces, normals, 
 
 def _to_uint8(blocks: list[np.ndarray]) -> np.ndarray:
     """Blocks (k, c_i) float in [0, 1] side by side -> (k, sum c_i) uint8, rounded to nearest
-    (as float32), each block written into its columns by a compiled pass: no stacked float
-    copy of every texel first (65 MB at 2048 px, 0.1 s)."""
-    out = np.empty((len(blocks[0]), sum(block.shape[1] for block in blocks)), dtype=np.uint8)
+    (as float32): the maps' bytes, as :func:`_to_image` writes them into the maps (the
+    reference the device quantisation, torch_bake.quantize, is held to)."""
+    count = len(blocks[0])
+    channels = sum(block.shape[1] for block in blocks)
+    out = np.zeros((count, channels), dtype=np.uint8)
+    rows = np.arange(count, dtype=np.int64)
+    sums, filled = np.zeros(channels, dtype=np.int64), np.zeros(count, dtype=bool)
     column = 0
     for block in blocks:
-        width = block.shape[1]
-        _quantize(np.asarray(block, dtype=np.float32), out[:, column : column + width])
-        column += width
+        _quantize_into(np.asarray(block, dtype=np.float32), rows, column, out, sums, filled)
+        column += block.shape[1]
     return out
 
 
@@ -458,8 +461,9 @@ QUANTIZE_CHUNKS = 64  # texel chunks of a parallel quantize pass, each with its 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _quantize_into(values, flat, column, image, sums, filled):
     """Row i of ``values`` (k, w) as bytes into ``image`` (texels, c) row flat[i], columns
-    column..column + w, rounded as :func:`_quantize`; adds each column's bytes to ``sums`` and
-    marks filled[flat[i]]. Chunks of rows in parallel (each texel is baked once: no two
+    column..column + w, x 255 rounded to nearest (NaN and below 0 to 0, 255 at most; numpy's
+    rint + clip + astype made three full temporaries); adds each column's bytes to ``sums``
+    and marks filled[flat[i]]. Chunks of rows in parallel (each texel is baked once: no two
     chunks write one texel), each summing apart: integer sums, the same in any order."""
     k, width = values.shape
     step = (k + QUANTIZE_CHUNKS - 1) // QUANTIZE_CHUNKS
@@ -476,12 +480,3 @@ def _quantize_into(values, flat, column, image, sums, filled):
     for chunk in range(QUANTIZE_CHUNKS):
         for j in range(width):
             sums[column + j] += partial[chunk, j]
-
-
-@numba.njit(cache=True, nogil=True)
-def _quantize(values, out):
-    # numpy's rint + clip + astype make three full temporaries of the texel block.
-    for i in range(values.shape[0]):
-        for j in range(values.shape[1]):
-            v = values[i, j] * 255.0
-            out[i, j] = np.uint8(0.0 if not v > 0.0 else (255.0 if v >= 255.0 else np.rint(v)))
