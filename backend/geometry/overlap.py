@@ -2,8 +2,8 @@
 
 For work the pipeline knows early but needs late, run beside a serial stretch that leaves the
 other core idle: the answer is the same as calling it in place (same function, same inputs),
-only the time moves. Worth it only for calls whose heavy part is a ``nogil`` kernel, which
-runs while the main thread is in a ``nogil`` kernel or numpy of its own.
+only the time moves. Worth it only for calls whose heavy part lets go of the GIL (a ``nogil``
+kernel, zlib), which runs while the main thread is in a ``nogil`` kernel or numpy of its own.
 """
 
 from __future__ import annotations
@@ -33,8 +33,12 @@ class Beside(Generic[T]):
         except BaseException as error:  # handed to the caller in result()
             self._error = error
 
-    def result(self) -> T:
+    def wait(self) -> None:
+        """Wait for the call to end, whatever its outcome (nothing is raised)."""
         self._thread.join()
+
+    def result(self) -> T:
+        self.wait()
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]

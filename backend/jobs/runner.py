@@ -20,8 +20,9 @@ import numpy as np
 
 from backend import __version__
 from backend.cancellation import Cancelled, CancelToken
+from backend.geometry.overlap import Beside
 from backend.geometry.raw_asset import RawAsset
-from backend.geometry.raw_store import RawWriter, raw_arrays
+from backend.geometry.raw_store import raw_arrays, write_raw
 from backend.images import encode_png
 from backend.jobs import result_files
 from backend.jobs.game_ready import pipeline_options
@@ -112,7 +113,8 @@ def run_job(
     if keep_raw is not None:
         started = time.perf_counter()
         with _stage_errors(GeometryStageError):  # it samples the colour source, as the bake does
-            writer = RawWriter(raw_arrays(raw), keep_raw)  # written while the pipeline runs
+            # written on its own thread while the pipeline runs
+            writer = Beside(write_raw, raw_arrays(raw), keep_raw, name="keep-raw")
         timings["keep_raw"] = time.perf_counter() - started
 
     # a CUDA job's heavy geometry stages run there (geometry_path.py)
@@ -122,7 +124,7 @@ def run_job(
             result = run_pipeline(raw, options, pipeline_progress, cancel)
     except BaseException:
         if writer is not None:  # the write never outlives the job; the pipeline's error wins
-            writer.join()
+            writer.wait()
         raise
     if writer is not None:
         started = time.perf_counter()

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import trimesh
 
+from backend.geometry.overlap import Beside
 from backend.geometry.raw_asset import PaintedViews, RawAsset, orthographic_camera
-from backend.geometry.raw_store import RawWriter, load_raw, raw_arrays, save_raw
+from backend.geometry.raw_store import load_raw, raw_arrays, save_raw, write_raw
 from tests.support.small_disk import SmallDisk, small_disk  # noqa: F401 (a fixture)
 
 
@@ -65,7 +66,7 @@ def test_the_file_is_a_plain_npz_whatever_the_deflate_level(tmp_path) -> None:
 def test_the_writer_writes_while_the_caller_goes_on_and_hands_back_the_size(tmp_path) -> None:
     vertices, faces = ball()
     arrays = raw_arrays(RawAsset(vertices, faces, name="b"))
-    writer = RawWriter(arrays, tmp_path / "kept" / "raw.npz")
+    writer = Beside(write_raw, arrays, tmp_path / "kept" / "raw.npz")
     assert writer.result() == (tmp_path / "kept" / "raw.npz").stat().st_size
     np.testing.assert_array_equal(load_raw(tmp_path / "kept" / "raw.npz").faces, faces)
 
@@ -76,7 +77,7 @@ def test_a_failed_write_raises_its_own_error_in_the_caller_and_leaves_no_partial
     rng = np.random.default_rng(0)  # noise does not compress: 12 MB cannot fit in 8 MiB
     vertices = rng.random((1_000_000, 3), dtype=np.float32)
     arrays = raw_arrays(RawAsset(vertices, np.zeros((1, 3), np.int64), name="big"))
-    writer = RawWriter(arrays, small_disk.path / "raw.npz")
+    writer = Beside(write_raw, arrays, small_disk.path / "raw.npz")
     with pytest.raises(OSError) as caught:
         writer.result()
     assert caught.value.errno == errno.ENOSPC
