@@ -207,25 +207,15 @@ def query_field(
     """Evaluate a field's ``torch_field`` (tensor (k, 3) -> tensor (k, c)) on ``device`` in
     large batches: points (k, 3) -> (k, channels) float32 in [0, 1], or None when the field
     has no torch form (the caller then uses the numpy one)."""
-    torch_field = getattr(point_field, "torch_field", None)
-    if torch_field is None:
+    if getattr(point_field, "torch_field", None) is None:
         return None
-    torch = _torch()
-    dev = torch.device(device)
-    out = np.empty((len(points), channels), dtype=np.float32)
-    with torch.no_grad():
-        for start in range(0, len(points), FIELD_BATCH):
-            chunk = torch.as_tensor(
-                np.ascontiguousarray(points[start : start + FIELD_BATCH], np.float32), device=dev
-            )
-            result = torch_field(chunk)[:, :channels].float().clamp(0.0, 1.0)
-            out[start : start + len(chunk)] = result.cpu().numpy()
-    return out
+    up = _torch().as_tensor(np.ascontiguousarray(points, np.float32), device=device)
+    return query_field_tensor(point_field, up, channels).cpu().numpy()
 
 
 def query_field_tensor(point_field: PointField, points: Any, channels: int) -> Any:
     """:func:`query_field` for points (k, 3) already a tensor on the device (the bake's texel
-    positions, left there): the same batches and values, the answer (k, channels) float32 left
+    positions, left there), in batches of FIELD_BATCH: the answer (k, channels) float32 left
     there too; None when the field has no torch form."""
     torch_field = getattr(point_field, "torch_field", None)
     if torch_field is None:
