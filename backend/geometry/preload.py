@@ -38,7 +38,6 @@ KERNELS = (
     ("inner_shells", "_face_normals"),
     ("inner_shells", "_vertex_patch_range"),
     ("qem", "prepare_quadrics"),
-    ("qem", "_extent"),
     ("qem", "_slab_interior"),
     ("qem", "_parallel_sweeps"),
     ("qem", "_edge_keys"),
