@@ -226,7 +226,7 @@ def manifold_pairs(f: Any) -> tuple[Any, Any, Any]:
     with a < b, and disagree (p,) bool (both faces run the edge the same way)."""
     torch = _torch()
     start = f.reshape(-1)
-    end = f[:, [1, 2, 0]].reshape(-1)
+    end = torch.roll(f, -1, dims=1).reshape(-1)  # columns 1, 2, 0 (a list index uploads)
     n = int(f.max()) + 1 if len(f) else 1
     key = torch.minimum(start, end) * n + torch.maximum(start, end)
     order = torch.argsort(key, stable=True)

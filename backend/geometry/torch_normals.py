@@ -30,8 +30,9 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray, device: str) -> Any:
     length = torch.linalg.vector_norm(normal, dim=1, keepdim=True)
     unit = normal / torch.where(length == 0, torch.ones_like(length), length)
     # Corner k's angle, between its edges to corners k+1 and k+2 (the loop's p, q, r).
-    u = corner[:, [1, 2, 0]] - corner
-    w = corner[:, [2, 0, 1]] - corner
+    # Rolls, not list indices: a list index is uploaded, and an upload waits for the GPU.
+    u = torch.roll(corner, -1, dims=1) - corner  # corners 1, 2, 0
+    w = torch.roll(corner, 1, dims=1) - corner  # corners 2, 0, 1
     lu = torch.linalg.vector_norm(u, dim=2)
     lw = torch.linalg.vector_norm(w, dim=2)
     usable = (lu != 0) & (lw != 0) & (length != 0)

@@ -161,7 +161,7 @@ def collapse_tensors(pos: Any, faces: Any, target_faces: int, endpoint: bool = F
         pos[kept] = place
         quadrics[kept] = merged
         border[kept] = border[kept] | border[removed]
-        alive[removed] = False
+        alive.index_fill_(0, removed, False)  # not alive[removed] = False: an upload, a wait
         parent[removed] = kept
         remap = torch.arange(n + 1, device=pos.device)
         remap[removed] = kept
@@ -219,7 +219,8 @@ def prepare_quadrics(pos: Any, faces: Any, boundary_weight: float) -> tuple[Any,
     # Border edges: used by one face only. Each gets a plane through it, perpendicular to its
     # face, weighted by its squared length.
     a = faces.reshape(-1)
-    b = faces[:, [1, 2, 0]].reshape(-1)
+    # Columns 1, 2, 0 by a roll: a list index is uploaded, and an upload waits for the GPU.
+    b = torch.roll(faces, -1, dims=1).reshape(-1)
     key = torch.minimum(a, b) * n + torch.maximum(a, b)
     _, inverse, counts = torch.unique(key, return_inverse=True, return_counts=True)
     del key
@@ -378,7 +379,8 @@ def _round_collapses(
     torch = _torch()
     n, dev = pos.shape[0] - 1, pos.device
     a = faces.reshape(-1)
-    b = faces[:, [1, 2, 0]].reshape(-1)
+    # Columns 1, 2, 0 by a roll: a list index is uploaded, and an upload waits for the GPU.
+    b = torch.roll(faces, -1, dims=1).reshape(-1)
     key = torch.minimum(a, b) * n + torch.maximum(a, b)
     del a, b
     edge_key, edge_faces = torch.unique(key, return_counts=True)
