@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 KERNELS = (
     ("clean", "_face_measures"),
     ("adjacency", "union_find"),
-    ("adjacency", "_manifold_pairs"),
+    ("adjacency", "_vertex_faces"),
+    ("adjacency", "_edge_partners"),
+    ("adjacency", "_compact_pairs"),
     ("inner_shells", "_face_normals"),
     ("inner_shells", "_vertex_patch_range"),
     ("qem", "prepare_quadrics"),
