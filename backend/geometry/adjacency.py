@@ -20,8 +20,26 @@ def face_components(faces: np.ndarray, n_vertices: int) -> tuple[int, np.ndarray
     rows = np.concatenate([faces[:, 0], faces[:, 1]])
     cols = np.concatenate([faces[:, 1], faces[:, 2]])
     root = union_find(n_vertices, rows, cols)
-    used = np.unique(root[faces[:, 0]], return_inverse=True)
-    return len(used[0]), used[1].reshape(-1).astype(np.int64)
+    return _rank_roots(root, faces)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _rank_roots(root, faces):
+    # Label = rank of the face's root among the roots faces use (np.unique's inverse, without
+    # its sort): roots are their pieces' lowest vertices, so ranks number pieces by them.
+    m = faces.shape[0]
+    used = np.zeros(root.shape[0], np.bool_)
+    for f in numba.prange(m):
+        used[root[faces[f, 0]]] = True  # racing writes all store True
+    rank = np.empty(root.shape[0], np.int64)
+    count = 0
+    for v in range(root.shape[0]):
+        rank[v] = count
+        count += used[v]
+    labels = np.empty(m, np.int64)
+    for f in numba.prange(m):
+        labels[f] = rank[root[faces[f, 0]]]
+    return count, labels
 
 
 def component_labels(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -70,7 +88,7 @@ def manifold_face_pairs(
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool)
     start, listed = around or vertex_faces(faces, n_vertices)
     other, same = _edge_partners(faces, start, listed)
-    return _compact_pairs(other, same, _chunks(len(other)))
+    return _compact_pairs(other, same, chunk_count(len(other)))
 
 
 def vertex_faces(faces: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +96,7 @@ def vertex_faces(faces: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.nda
     ``faces[start[v]:start[v + 1]]`` (a face repeating v listed once per corner)."""
     faces = np.ascontiguousarray(faces, dtype=np.int64)
     shift = max(0, int(n_vertices).bit_length() - _BUCKET_BITS)
-    return _vertex_faces(faces, n_vertices, shift, _chunks(3 * len(faces)))
+    return _vertex_faces(faces, n_vertices, shift, chunk_count(3 * len(faces)))
 
 
 # Work split into a fixed number of pieces by size, never by thread count: the answers are
@@ -88,7 +106,8 @@ _MAX_CHUNKS = 256
 _BUCKET_BITS = 9  # vertex ranges (buckets) of the parallel counting sort: up to 512
 
 
-def _chunks(n: int) -> int:
+def chunk_count(n: int) -> int:
+    """How many pieces to split ``n`` items of parallel work into (by size alone)."""
     return max(1, min(_MAX_CHUNKS, n // _CHUNK))
 
 
