@@ -32,12 +32,12 @@ log = logging.getLogger(__name__)
 # first (clean, inner shells, decimate, UV, tangents, bake, export and preview, quality). A
 # kernel another kernel calls is linked into its caller's cache entry and needs no load.
 KERNELS = (
+    ("clean", "_keep_rows"),
     ("clean", "_face_measures"),
+    ("adjacency", "_vertex_faces"),
+    ("clean", "_duplicate_mask"),
     ("adjacency", "union_find"),
     ("adjacency", "_rank_roots"),
-    ("adjacency", "_vertex_faces"),
-    ("clean", "_keep_rows"),
-    ("clean", "_duplicate_mask"),
     ("adjacency", "_edge_partners"),
     ("adjacency", "_compact_pairs"),
     ("inner_shells", "_face_normals"),
@@ -117,7 +117,6 @@ def _load_quietly(names) -> None:
     # numba's typeof of an array argument asks for np.ma, which numpy imports on first use
     # (~15 ms): here, not inside clean's first kernel call on the main thread.
     import numpy.ma  # noqa: F401
-
     try:
         load_cached(kernels(names))
     except Exception:  # a failed preload only means the first calls load as before
