@@ -149,13 +149,18 @@ def test_clean_is_the_same_for_any_thread_count(sphere_mesh, monkeypatch):
     monkeypatch.setattr(adjacency, "_BUCKET_BITS", 4)
     vertices, faces = _messy(sphere_mesh)
     before = numba.get_num_threads()
-    results = []
+    results, measures = [], []
     try:
         for threads in (1, 2):
             numba.set_num_threads(threads)
             results.append(clean.clean_mesh(vertices, faces))
+            measures.append(
+                clean.face_areas(vertices, faces).tobytes()
+                + clean.signed_volumes(vertices, faces).tobytes()
+            )
     finally:
         numba.set_num_threads(before)
+    assert measures[0] == measures[1]
     one, two = results
     assert one.report == two.report
     assert min(one.report.values()) > 0, one.report  # every kind of fix was exercised
