@@ -20,8 +20,26 @@ def face_components(faces: np.ndarray, n_vertices: int) -> tuple[int, np.ndarray
     rows = np.concatenate([faces[:, 0], faces[:, 1]])
     cols = np.concatenate([faces[:, 1], faces[:, 2]])
     root = union_find(n_vertices, rows, cols)
-    used = np.unique(root[faces[:, 0]], return_inverse=True)
-    return len(used[0]), used[1].reshape(-1).astype(np.int64)
+    return _rank_roots(root, faces)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _rank_roots(root, faces):
+    # Label = rank of the face's root among the roots faces use (np.unique's inverse, without
+    # its sort): roots are their pieces' lowest vertices, so ranks number pieces by them.
+    m = faces.shape[0]
+    used = np.zeros(root.shape[0], np.bool_)
+    for f in numba.prange(m):
+        used[root[faces[f, 0]]] = True  # racing writes all store True
+    rank = np.empty(root.shape[0], np.int64)
+    count = 0
+    for v in range(root.shape[0]):
+        rank[v] = count
+        count += used[v]
+    labels = np.empty(m, np.int64)
+    for f in numba.prange(m):
+        labels[f] = rank[root[faces[f, 0]]]
+    return count, labels
 
 
 def component_labels(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -57,62 +75,157 @@ def union_find(n, a, b):
 
 
 def manifold_face_pairs(
-    faces: np.ndarray, n_vertices: int
+    faces: np.ndarray, n_vertices: int, around: tuple[np.ndarray, np.ndarray] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Faces sharing an edge used by exactly two faces.
 
     Returns a (p,), b (p,) face indices (a < b) and disagree (p,) bool: both faces run the
-    shared edge the same way, so their windings are inconsistent.
+    shared edge the same way, so their windings are inconsistent. Ordered by (a, a's edge).
+    ``around``: :func:`vertex_faces` of ``faces``, when the caller has it.
     """
     faces = np.ascontiguousarray(faces, dtype=np.int64)
-    a, b, disagree = _manifold_pairs(faces, n_vertices)
-    return a, b, disagree
+    if len(faces) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool)
+    start, listed = around or vertex_faces(faces, n_vertices)
+    other, same = _edge_partners(faces, start, listed)
+    return _compact_pairs(other, same, chunk_count(len(other)))
 
 
-@numba.njit(cache=True, nogil=True)
-def _manifold_pairs(faces, n_vertices):
-    # Faces around each vertex (counting sort), then each edge looks for its other faces among
-    # those of its first vertex: O(m * valence), no sort of the 3m edge keys.
-    m = faces.shape[0]
-    start = np.zeros(n_vertices + 1, np.int64)
-    for f in range(m):
-        for k in range(3):
-            start[faces[f, k] + 1] += 1
-    for v in range(n_vertices):
-        start[v + 1] += start[v]
-    fill = start[:-1].copy()
-    around = np.empty(3 * m, np.int64)
-    for f in range(m):
-        for k in range(3):
-            v = faces[f, k]
-            around[fill[v]] = f
+def vertex_faces(faces: np.ndarray, n_vertices: int) -> tuple[np.ndarray, np.ndarray]:
+    """Faces around each vertex: (start (n + 1,), faces (3m,)), vertex v's faces ascending in
+    ``faces[start[v]:start[v + 1]]`` (a face repeating v listed once per corner)."""
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
+    shift = max(0, int(n_vertices).bit_length() - _BUCKET_BITS)
+    return _vertex_faces(faces, n_vertices, shift, chunk_count(3 * len(faces)))
+
+
+# Work split into a fixed number of pieces by size, never by thread count: the answers are
+# the same for any thread count anyway (every step is a stable, exact one), and so is the work.
+_CHUNK = 1 << 16
+_MAX_CHUNKS = 256
+_BUCKET_BITS = 9  # vertex ranges (buckets) of the parallel counting sort: up to 512
+
+
+def chunk_count(n: int) -> int:
+    """How many pieces to split ``n`` items of parallel work into (by size alone)."""
+    return max(1, min(_MAX_CHUNKS, n // _CHUNK))
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _vertex_faces(faces, n_vertices, shift, chunks):
+    # A counting sort of the 3m corners by vertex, in two stable passes that both run in
+    # parallel: corners into vertex ranges (per-chunk counts, then a scatter), then each range
+    # sorted by vertex on its own (its counts fit in cache).
+    flat = faces.reshape(-1)
+    corners = flat.shape[0]
+    buckets = (n_vertices >> shift) + 1
+    counts = np.zeros((chunks, buckets), np.int64)
+    for c in numba.prange(chunks):
+        for i in range(c * corners // chunks, (c + 1) * corners // chunks):
+            counts[c, flat[i] >> shift] += 1
+    bucket_start = np.empty(buckets + 1, np.int64)
+    total = 0
+    for bucket in range(buckets):
+        bucket_start[bucket] = total
+        for c in range(chunks):
+            count = counts[c, bucket]
+            counts[c, bucket] = total
+            total += count
+    bucket_start[buckets] = total
+    by_bucket = np.empty(corners, np.int64)
+    for c in numba.prange(chunks):
+        fill = counts[c]
+        for i in range(c * corners // chunks, (c + 1) * corners // chunks):
+            bucket = flat[i] >> shift
+            by_bucket[fill[bucket]] = i
+            fill[bucket] += 1
+    start = np.empty(n_vertices + 1, np.int64)
+    around = np.empty(corners, np.int64)
+    for bucket in numba.prange(buckets):
+        low = bucket << shift
+        high = min(n_vertices, (bucket + 1) << shift)
+        if low >= high:
+            continue
+        fill = np.zeros(high - low + 1, np.int64)
+        for j in range(bucket_start[bucket], bucket_start[bucket + 1]):
+            fill[flat[by_bucket[j]] - low + 1] += 1
+        fill[0] = bucket_start[bucket]
+        for v in range(high - low):
+            fill[v + 1] += fill[v]
+        for v in range(high - low):
+            start[low + v] = fill[v]
+        for j in range(bucket_start[bucket], bucket_start[bucket + 1]):
+            corner = by_bucket[j]
+            v = flat[corner] - low
+            around[fill[v]] = corner // 3
             fill[v] += 1
-    out_a = np.empty(3 * m // 2 + 1, np.int64)
-    out_b = np.empty(3 * m // 2 + 1, np.int64)
-    out_same = np.empty(3 * m // 2 + 1, np.bool_)
-    count = 0
-    for f in range(m):
+    start[n_vertices] = corners
+    return start, around
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _edge_partners(faces, start, around):
+    # Per face edge (3f + k): the one other face using that edge, or -1 (none, or several);
+    # same: it runs the edge the same way. Each edge looks for its other faces among those of
+    # its first vertex: O(m * valence), no sort of the 3m edge keys. Faces are independent.
+    m = faces.shape[0]
+    other = np.empty(3 * m, np.int64)
+    same_way = np.empty(3 * m, np.bool_)
+    for f in numba.prange(m):
         for k in range(3):
-            u, w = faces[f, k], faces[f, (k + 1) % 3]
-            if u == w:
-                continue
-            users, other, same = 0, -1, False
-            for j in range(start[u], start[u + 1]):
-                g = around[j]
-                if g == f or (j > start[u] and around[j - 1] == g):
-                    continue  # this face, or a face listed twice (a repeated vertex)
-                for i in range(3):
-                    if faces[g, i] == u:
-                        if faces[g, (i + 1) % 3] == w:
-                            users += 1
-                            other, same = g, True
-                        elif faces[g, (i + 2) % 3] == w:
-                            users += 1
-                            other, same = g, False
-                        break
-            if users == 1 and f < other:
-                if count == out_a.shape[0]:
-                    break  # cannot happen for a mesh whose edges have two faces at most
-                out_a[count], out_b[count], out_same[count] = f, other, same
-                count += 1
-    return out_a[:count], out_b[:count], out_same[:count]
+            u = faces[f, k]
+            w = faces[f, 0] if k == 2 else faces[f, k + 1]
+            users, found, same = 0, -1, False
+            if u != w:
+                first = start[u]
+                for j in range(first, start[u + 1]):
+                    g = around[j]
+                    if g == f or (j > first and around[j - 1] == g):
+                        continue  # this face, or a face listed twice (a repeated vertex)
+                    a, b, c = faces[g, 0], faces[g, 1], faces[g, 2]
+                    # The corners after and before g's first u (g holds u: it is listed here).
+                    if a == u:
+                        after, before = b, c
+                    elif b == u:
+                        after, before = c, a
+                    else:
+                        after, before = a, b
+                    if after == w:
+                        users += 1
+                        found, same = g, True
+                    elif before == w:
+                        users += 1
+                        found, same = g, False
+            if users != 1:
+                found, same = -1, False
+            other[3 * f + k] = found
+            same_way[3 * f + k] = same
+    return other, same_way
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _compact_pairs(other, same_way, chunks):
+    # Keep each pair once, from its lower face, in edge order: per-chunk counts, then writes.
+    n = other.shape[0]
+    counts = np.zeros(chunks + 1, np.int64)
+    for c in numba.prange(chunks):
+        kept = 0
+        for e in range(c * n // chunks, (c + 1) * n // chunks):
+            if other[e] > e // 3:
+                kept += 1
+        counts[c + 1] = kept
+    for c in range(chunks):
+        counts[c + 1] += counts[c]
+    # At most 3m/2 + 1 pairs: a mesh whose edges have two faces at most has fewer.
+    size = min(counts[chunks], n // 2 + 1)
+    out_a = np.empty(size, np.int64)
+    out_b = np.empty(size, np.int64)
+    out_same = np.empty(size, np.bool_)
+    for c in numba.prange(chunks):
+        p = counts[c]
+        for e in range(c * n // chunks, (c + 1) * n // chunks):
+            if other[e] > e // 3:
+                if p < size:
+                    out_a[p], out_b[p], out_same[p] = e // 3, other[e], same_way[e]
+                p += 1
+    return out_a, out_b, out_same

@@ -14,10 +14,16 @@ import numba
 import numpy as np
 
 from backend.geometry import tolerances
-from backend.geometry.adjacency import face_components, manifold_face_pairs
+from backend.geometry.adjacency import (
+    chunk_count,
+    face_components,
+    manifold_face_pairs,
+    vertex_faces,
+)
 from backend.geometry.bounds import bounds, extent
 
 Attributes = dict[str, np.ndarray]
+VertexFaces = tuple[np.ndarray, np.ndarray]  # adjacency.vertex_faces: (start, faces)
 
 
 @dataclass
@@ -61,10 +67,11 @@ def _as_f64(vertices: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vertices, dtype=np.float64)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _face_measures(vertices, faces, out, volume):
-    # One compiled pass: numpy's cross product on 800k faces makes five temporaries.
-    for f in range(faces.shape[0]):
+    # One compiled pass: numpy's cross product on 800k faces makes five temporaries. Faces
+    # are independent: all cores, each face's arithmetic as on one.
+    for f in numba.prange(faces.shape[0]):
         a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
         ax, ay, az = vertices[a, 0], vertices[a, 1], vertices[a, 2]
         bx, by, bz = vertices[b, 0], vertices[b, 1], vertices[b, 2]
@@ -146,42 +153,65 @@ def collapse_zero_area_faces(
     return faces, repeated_vertex_mask(faces)
 
 
-def duplicate_face_mask(faces: np.ndarray, n_vertices: int | None = None) -> np.ndarray:
+def duplicate_face_mask(
+    faces: np.ndarray, n_vertices: int | None = None, around: VertexFaces | None = None
+) -> np.ndarray:
     """(m,) bool: faces to drop among those using the same three vertices.
 
     Copies with one winding keep their first; a pair wound both ways (a zero-volume fin) goes
-    entirely.
+    entirely. ``around``: :func:`vertex_faces` of ``faces``, when the caller has it.
     """
     if len(faces) == 0:
         return np.zeros(0, dtype=bool)
-    ordered = np.sort(faces, axis=1)
-    n = int(n_vertices if n_vertices is not None else faces.max() + 1)
-    if n < 2_000_000:  # n^3 fits an int64 key: much faster than a row-wise unique
-        keys = (ordered[:, 0] * n + ordered[:, 1]) * n + ordered[:, 2]
-        _, first, inverse, counts = np.unique(
-            keys, return_index=True, return_inverse=True, return_counts=True
-        )
-    else:
-        _, first, inverse, counts = np.unique(
-            ordered, axis=0, return_index=True, return_inverse=True, return_counts=True
-        )
-    mask = np.ones(len(faces), dtype=bool)
-    mask[first] = False
-    if np.any(counts > 1):
-        # Winding parity: a rotation keeps it, a reversal flips it.
-        rotations = faces[:, 0] == ordered[:, 0]
-        parity = np.where(
-            rotations,
-            faces[:, 1] < faces[:, 2],
-            np.where(
-                faces[:, 1] == ordered[:, 0], faces[:, 2] < faces[:, 0], faces[:, 0] < faces[:, 1]
-            ),
-        )
-        both = np.zeros(len(counts), dtype=np.int64)
-        np.add.at(both, inverse, np.where(parity, 1, 2))
-        fin = (both[inverse] % 3 == 0) & (counts[inverse] > 1)  # holds both windings
-        mask |= fin
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
+    if around is None:
+        n = max(int(n_vertices or 0), int(faces.max()) + 1)
+        around = vertex_faces(faces, n)
+    return _duplicate_mask(faces, *around)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _duplicate_mask(faces, start, around):
+    # Copies of a face all hold its lowest vertex: each face finds its group among that
+    # vertex's faces (no sort of the m face keys), so faces are independent.
+    mask = np.empty(faces.shape[0], np.bool_)
+    for f in numba.prange(faces.shape[0]):
+        a, b, c = _sorted3(faces[f, 0], faces[f, 1], faces[f, 2])
+        first, count, windings = f, 0, 0
+        for j in range(start[a], start[a + 1]):
+            g = around[j]
+            if j > start[a] and around[j - 1] == g:
+                continue  # listed twice (a repeated vertex)
+            x, y, z = _sorted3(faces[g, 0], faces[g, 1], faces[g, 2])
+            if x == a and y == b and z == c:
+                first = min(first, g)
+                count += 1
+                windings += 1 if _even_winding(faces[g, 0], faces[g, 1], faces[g, 2], x) else 2
+        # 1 per even copy, 2 per odd one: a sum that is a multiple of 3 reads as both windings
+        # (the rule of the earlier np.unique version, kept exactly).
+        mask[f] = first != f or (count > 1 and windings % 3 == 0)
     return mask
+
+
+@numba.njit(cache=True, nogil=True)
+def _sorted3(a, b, c):
+    if a > b:
+        a, b = b, a
+    if b > c:
+        b, c = c, b
+    if a > b:
+        a, b = b, a
+    return a, b, c
+
+
+@numba.njit(cache=True, nogil=True)
+def _even_winding(a, b, c, lowest):
+    # A rotation keeps the parity, a reversal flips it.
+    if a == lowest:
+        return b < c
+    if b == lowest:
+        return c < a
+    return a < b
 
 
 def floater_face_mask(
@@ -221,14 +251,22 @@ def orient_faces(
     flip = np.zeros(len(faces), dtype=bool)
     if disagree.any():
         flip = _propagate_flips(len(faces), a, b, disagree)
-    faces = np.where(flip[:, None], faces[:, ::-1], faces)
+    faces = _turn_over(faces, flip)
     # Outward: a closed piece with negative signed volume is inside out.
     count, labels = components or face_components(faces, len(vertices))
     volume = signed_volumes(vertices, faces)
     inside_out = np.bincount(labels, weights=volume, minlength=count) < 0
+    if not inside_out.any():
+        return faces, flip
     turn = inside_out[labels]
-    faces = np.where(turn[:, None], faces[:, ::-1], faces)
-    return np.ascontiguousarray(faces), flip ^ turn
+    return _turn_over(faces, turn), flip ^ turn
+
+
+def _turn_over(faces: np.ndarray, turn: np.ndarray) -> np.ndarray:
+    """(m, 3) contiguous faces with the ``turn`` ones reversed (no copy when none is)."""
+    if not turn.any():
+        return np.ascontiguousarray(faces)
+    return np.ascontiguousarray(np.where(turn[:, None], faces[:, ::-1], faces))
 
 
 def _propagate_flips(
@@ -346,21 +384,25 @@ def clean_mesh(
     vertices = vertices[kept]
     attributes = {name: values[kept] for name, values in attributes.items()}
     repeated = repeated_vertex_mask(faces)
-    faces, source_face = faces[~repeated], source_face[~repeated]
+    faces, source_face = _without(repeated, faces, source_face)
     faces, merged = collapse_zero_area_faces(vertices, faces, tolerances.ZERO_AREA * diagonal**2)
-    faces, source_face = faces[~merged], source_face[~merged]
+    faces, source_face = _without(merged, faces, source_face)
     report["degenerate_faces"] = int(repeated.sum() + merged.sum())
-    drop = duplicate_face_mask(faces, len(vertices))
+    around = vertex_faces(faces, len(vertices))
+    drop = duplicate_face_mask(faces, len(vertices), around)
     report["duplicate_faces"] = int(drop.sum())
-    faces, source_face = faces[~drop], source_face[~drop]
+    faces, source_face = _without(drop, faces, source_face)
     count, labels = face_components(faces, len(vertices))
     if floater_fraction > 0:
-        drop = floater_face_mask(vertices, faces, floater_fraction, (count, labels))
-        report["floater_faces"] = int(drop.sum())
-        faces, source_face, labels = faces[~drop], source_face[~drop], labels[~drop]
-    pairs = manifold_face_pairs(faces, len(vertices)) if len(faces) else None
+        floaters = floater_face_mask(vertices, faces, floater_fraction, (count, labels))
+        report["floater_faces"] = int(floaters.sum())
+        faces, source_face, labels = _without(floaters, faces, source_face, labels)
+        drop = np.append(drop, floaters)
+    # The faces around each vertex still hold when no face went since they were listed.
+    around = None if drop.any() else around
+    pairs = manifold_face_pairs(faces, len(vertices), around) if len(faces) else None
     faces, flipped = orient_faces(vertices, faces, (count, labels), pairs)
-    if pairs is not None:  # turning faces over changes no adjacency, only who disagrees
+    if pairs is not None and flipped.any():  # turning faces over changes only who disagrees
         pairs = (pairs[0], pairs[1], pairs[2] ^ flipped[pairs[0]] ^ flipped[pairs[1]])
     report["flipped_faces"] = int(flipped.sum())
     corners = {}
@@ -382,6 +424,39 @@ def clean_mesh(
     vertices, faces, attributes = compact_vertices(vertices, faces, attributes)
     known_pairs = None if fill_holes_enabled else pairs  # the patches' faces are not in them
     return CleanResult(vertices, faces, attributes, corners, report, known_pairs)
+
+
+def _without(drop: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``array[~drop]`` of each (m, ...) int64 array, rows compacted on all cores."""
+    if not drop.any():
+        return arrays
+    chunks = chunk_count(len(drop))
+    return tuple(
+        _keep_rows(a.reshape(len(a), -1), drop, chunks).reshape(-1, *a.shape[1:]) for a in arrays
+    )
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _keep_rows(values, drop, chunks):
+    # Per-chunk counts, then each chunk writes its kept rows from its offset: row order kept.
+    m = drop.shape[0]
+    offsets = np.zeros(chunks + 1, np.int64)
+    for c in numba.prange(chunks):
+        kept = 0
+        for f in range(c * m // chunks, (c + 1) * m // chunks):
+            kept += not drop[f]
+        offsets[c + 1] = kept
+    for c in range(chunks):
+        offsets[c + 1] += offsets[c]
+    out = np.empty((offsets[chunks], values.shape[1]), values.dtype)
+    for c in numba.prange(chunks):
+        row = offsets[c]
+        for f in range(c * m // chunks, (c + 1) * m // chunks):
+            if not drop[f]:
+                for k in range(values.shape[1]):
+                    out[row, k] = values[f, k]
+                row += 1
+    return out
 
 
 def split_corners(

@@ -32,9 +32,14 @@ log = logging.getLogger(__name__)
 # first (clean, inner shells, decimate, UV, tangents, bake, export and preview, quality). A
 # kernel another kernel calls is linked into its caller's cache entry and needs no load.
 KERNELS = (
+    ("clean", "_keep_rows"),
     ("clean", "_face_measures"),
+    ("adjacency", "_vertex_faces"),
+    ("clean", "_duplicate_mask"),
     ("adjacency", "union_find"),
-    ("adjacency", "_manifold_pairs"),
+    ("adjacency", "_rank_roots"),
+    ("adjacency", "_edge_partners"),
+    ("adjacency", "_compact_pairs"),
     ("inner_shells", "_face_normals"),
     ("inner_shells", "_vertex_patch_range"),
     ("qem", "prepare_quadrics"),

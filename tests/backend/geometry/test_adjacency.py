@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
+import pytest
 
+from backend.geometry import adjacency
 from backend.geometry.adjacency import component_labels, face_components, manifold_face_pairs
 from tests.support.analytic_meshes import marching_cubes_mesh, sphere_field
 
@@ -35,6 +38,65 @@ def test_manifold_face_pairs_match_a_dictionary_count() -> None:
         _pairs_by_dictionary(faces)
     )
     assert len(a) > 500 and disagree.any() and not disagree.all()
+
+
+def _messy_sphere() -> tuple[np.ndarray, np.ndarray]:
+    """A sphere with third faces on some edges (fins) and some faces turned over."""
+    rng = np.random.default_rng(7)
+    vertices, faces = marching_cubes_mesh(sphere_field, 24)
+    extra = np.column_stack([faces[:40, 0], faces[:40, 1], rng.integers(0, len(vertices), 40)])
+    faces = np.concatenate([faces, extra])
+    faces[rng.choice(len(faces), 25, replace=False)] = faces[rng.choice(len(faces), 25)][:, ::-1]
+    return vertices, faces
+
+
+def _ordered_pairs(faces: np.ndarray) -> list[tuple[int, int, bool]]:
+    """Reference order: by the lower face, then by its edge (k: corner k to k + 1)."""
+    users: dict[tuple[int, int], list[tuple[int, int, bool]]] = {}
+    for f, face in enumerate(faces.tolist()):
+        for k in range(3):
+            u, w = face[k], face[(k + 1) % 3]
+            users.setdefault((min(u, w), max(u, w)), []).append((f, k, u < w))
+    pairs = []
+    for found in users.values():
+        if len(found) == 2:
+            (f, k, fwd_f), (g, _, fwd_g) = sorted(found)
+            pairs.append((f, k, g, fwd_f == fwd_g))
+    return [(f, g, same) for f, _, g, same in sorted(pairs)]
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Many chunks and vertex ranges even on a small mesh, so the parallel splits are used."""
+    monkeypatch.setattr(adjacency, "_CHUNK", 997)
+    monkeypatch.setattr(adjacency, "_BUCKET_BITS", 4)
+
+
+def test_manifold_face_pairs_come_in_edge_order_for_any_thread_count(small_chunks) -> None:
+    vertices, faces = _messy_sphere()
+    expected = _ordered_pairs(faces)
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            a, b, disagree = manifold_face_pairs(faces, len(vertices))
+            got = list(zip(a.tolist(), b.tolist(), disagree.tolist(), strict=True))
+            assert got == expected, threads
+            assert a.dtype == b.dtype == np.int64 and disagree.dtype == np.bool_
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_vertex_faces_list_each_vertex_faces_in_order(small_chunks) -> None:
+    vertices, faces = _messy_sphere()
+    faces = np.concatenate([faces, [[3, 3, 5], [9, 8, 9]]])  # repeated vertices: listed twice
+    start, around = adjacency.vertex_faces(faces, len(vertices))
+    corner_vertex = faces.reshape(-1)
+    order = np.argsort(corner_vertex, kind="stable")
+    assert np.array_equal(around, order // 3)
+    assert np.array_equal(
+        start, np.searchsorted(corner_vertex[order], np.arange(len(vertices) + 1))
+    )
 
 
 def test_face_components_count_pieces() -> None:

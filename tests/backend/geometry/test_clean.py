@@ -82,3 +82,89 @@ def test_split_corners_splits_only_where_corners_disagree():
     assert len(values) == 5  # vertex 2 has two UVs, vertex 1 one
     np.testing.assert_array_equal(source[new_faces], faces)
     np.testing.assert_allclose(values[new_faces], uv)
+
+
+def _duplicate_mask_by_unique(faces: np.ndarray) -> np.ndarray:
+    """Reference: the earlier np.unique form of duplicate_face_mask (parity sum mod 3)."""
+    ordered = np.sort(faces, axis=1)
+    _, first, inverse, counts = np.unique(
+        ordered, axis=0, return_index=True, return_inverse=True, return_counts=True
+    )
+    inverse = inverse.reshape(-1)
+    mask = np.ones(len(faces), dtype=bool)
+    mask[first] = False
+    rotations = faces[:, 0] == ordered[:, 0]
+    second = faces[:, 1] == ordered[:, 0]
+    parity = np.where(
+        rotations, faces[:, 1] < faces[:, 2],
+        np.where(second, faces[:, 2] < faces[:, 0], faces[:, 0] < faces[:, 1]),
+    )  # fmt: skip
+    both = np.zeros(len(counts), dtype=np.int64)
+    np.add.at(both, inverse, np.where(parity, 1, 2))
+    return mask | ((both[inverse] % 3 == 0) & (counts[inverse] > 1))
+
+
+def _messy(sphere_mesh) -> tuple[np.ndarray, np.ndarray]:
+    """The sphere with turned faces, copies in both windings (even three), rotated copies,
+    repeated-vertex faces, split vertices, a floater and an inside-out second sphere."""
+    rng = np.random.default_rng(5)
+    vertices, faces = sphere_mesh
+    faces = faces.copy()
+    turned = rng.choice(len(faces), 200, replace=False)
+    faces[turned] = faces[turned][:, ::-1]
+    n = len(vertices)
+    vertices = np.concatenate([vertices, vertices + 3, vertices[:50] * 0.01 - 3])
+    small = faces[faces.max(axis=1) < 50]
+    faces = np.concatenate([
+        faces, faces[:40], faces[40:60][:, ::-1], faces[60:70], faces[60:70], faces[70:80],
+        faces[80:90][:, [1, 2, 0]], faces[90:95][:, [2, 1, 0]], [[5, 5, 6], [7, 8, 7]],
+        faces[::-1, ::-1] + n, small + 2 * n,
+    ])  # fmt: skip
+    # Split vertices: the first sphere's faces use copies of its lowest vertices (welded back).
+    split = faces[: len(faces) // 3]
+    split[split < 100] += len(vertices)
+    return np.concatenate([vertices, vertices[:100]]), faces
+
+
+def test_duplicate_face_mask_matches_the_unique_form(sphere_mesh, monkeypatch):
+    from backend.geometry import adjacency
+
+    monkeypatch.setattr(adjacency, "_CHUNK", 997)
+    vertices, faces = _messy(sphere_mesh)
+    copies = len(vertices) - 100
+    faces = np.where(faces >= copies, faces - copies, faces)  # welded back by hand
+    expected = _duplicate_mask_by_unique(faces)
+    assert expected.sum() > 100
+    assert np.array_equal(clean.duplicate_face_mask(faces), expected)
+    assert np.array_equal(clean.duplicate_face_mask(faces, faces.max() + 1), expected)
+
+
+def test_clean_is_the_same_for_any_thread_count(sphere_mesh, monkeypatch):
+    """Byte-identical output on one thread and on two, with the work split into many chunks."""
+    import numba
+
+    from backend.geometry import adjacency
+
+    monkeypatch.setattr(adjacency, "_CHUNK", 997)
+    monkeypatch.setattr(adjacency, "_BUCKET_BITS", 4)
+    vertices, faces = _messy(sphere_mesh)
+    before = numba.get_num_threads()
+    results, measures = [], []
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            results.append(clean.clean_mesh(vertices, faces))
+            measures.append(
+                clean.face_areas(vertices, faces).tobytes()
+                + clean.signed_volumes(vertices, faces).tobytes()
+            )
+    finally:
+        numba.set_num_threads(before)
+    assert measures[0] == measures[1]
+    one, two = results
+    assert one.report == two.report
+    assert min(one.report.values()) > 0, one.report  # every kind of fix was exercised
+    assert one.vertices.tobytes() == two.vertices.tobytes()
+    assert one.faces.tobytes() == two.faces.tobytes()
+    for x, y in zip(one.face_pairs, two.face_pairs, strict=True):
+        assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
