@@ -45,6 +45,8 @@ KERNELS = (
     ("uv_pack", "_place_all"),
     ("uv_pack", "_to_atlas"),
     ("tangents", "_accumulate_normals"),
+    ("tangents", "_face_frames"),
+    ("tangents", "_vertex_frames"),
     ("transfer", "_closest_faces"),
     ("transfer", "_splat"),
     ("transfer", "_texel_values"),
