@@ -89,13 +89,13 @@ def vertex_tangents(
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _dot(ax, ay, az, bx, by, bz):
+def dot3(ax, ay, az, bx, by, bz):
     """a . b summed as numpy's einsum("ij,ij->i") sums three terms (x + z, then + y)."""
     return (ax * bx + az * bz) + ay * by
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _norm(x, y, z):
+def norm3(x, y, z):
     """|(x, y, z)| summed as np.linalg.norm(axis=1) sums it."""
     return np.sqrt((x * x + y * y) + z * z)
 
@@ -129,7 +129,7 @@ def _face_frames(vertices, faces, uvs):
             q, r = (k + 1) % 3, (k + 2) % 3
             ax, ay, az = p[q, 0] - p[k, 0], p[q, 1] - p[k, 1], p[q, 2] - p[k, 2]
             bx, by, bz = p[r, 0] - p[k, 0], p[r, 1] - p[k, 1], p[r, 2] - p[k, 2]
-            value = _dot(ax, ay, az, bx, by, bz) / max(_norm(ax, ay, az) * _norm(bx, by, bz), 1e-30)
+            value = dot3(ax, ay, az, bx, by, bz) / max(norm3(ax, ay, az) * norm3(bx, by, bz), 1e-30)
             cos[f, k] = min(max(value, -1.0), 1.0)
     return dp_du, sign, cos
 
@@ -154,9 +154,9 @@ def _vertex_frames(faces, normals, dp_du, sign, angles):
             nx, ny, nz = (np.float64(normals[v, 0]), np.float64(normals[v, 1]),
                           np.float64(normals[v, 2]))  # fmt: skip
             tx, ty, tz = dp_du[f, 0], dp_du[f, 1], dp_du[f, 2]
-            d = _dot(tx, ty, tz, nx, ny, nz)
+            d = dot3(tx, ty, tz, nx, ny, nz)
             tx, ty, tz = tx - nx * d, ty - ny * d, tz - nz * d
-            length = max(_norm(tx, ty, tz), 1e-30)
+            length = max(norm3(tx, ty, tz), 1e-30)
             weight = angles[f, k]
             slot[v, 0] += tx / length * weight
             slot[v, 1] += ty / length * weight
@@ -170,16 +170,16 @@ def _vertex_frames(faces, normals, dp_du, sign, angles):
     for v in range(n):
         nx, ny, nz = np.float64(normals[v, 0]), np.float64(normals[v, 1]), np.float64(normals[v, 2])
         sx, sy, sz = summed[v, 0], summed[v, 1], summed[v, 2]
-        d = _dot(sx, sy, sz, nx, ny, nz)
+        d = dot3(sx, sy, sz, nx, ny, nz)
         sx, sy, sz = sx - nx * d, sy - ny * d, sz - nz * d
-        length = _norm(sx, sy, sz)
+        length = norm3(sx, sy, sz)
         if length > 1e-12:
             scale = max(length, 1e-30)
             sx, sy, sz = sx / scale, sy / scale, sz / scale
         else:  # cross(n, x) or cross(n, y) term for term, as np.cross computes it
             hx, hy, hz = (1.0, 0.0, 0.0) if np.abs(nx) < 0.9 else (0.0, 1.0, 0.0)
             sx, sy, sz = ny * hz - nz * hy, nz * hx - nx * hz, nx * hy - ny * hx
-        scale = max(_norm(sx, sy, sz), 1e-30)
+        scale = max(norm3(sx, sy, sz), 1e-30)
         out[v, 0], out[v, 1], out[v, 2] = sx / scale, sy / scale, sz / scale
         out[v, 3] = -1.0 if handed[v] < 0 else 1.0
     return out
