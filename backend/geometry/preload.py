@@ -46,6 +46,7 @@ KERNELS = (
     ("uv", "_project"),
     ("uv", "_second_moments"),
     ("uv", "_rotate"),
+    ("uv_pack", "_by_chart"),
     ("uv_pack", "_place_all"),
     ("uv_pack", "_to_atlas"),
     ("uv", "_split_seams"),

@@ -41,12 +41,9 @@ def pack_shapes(
 ) -> np.ndarray | None:
     """:func:`pack_charts` by the charts' rasterised shapes; None if no grid within
     ``MAX_GRID_CELLS`` keeps ``padding_px`` (too many charts for the texture size)."""
-    order = np.argsort(chart, kind="stable")
-    starts = np.searchsorted(chart[order], np.arange(n_charts + 1)).astype(np.int64)
-    sorted_corners = np.ascontiguousarray(corners[order], dtype=np.float64)
-    edge1 = sorted_corners[:, 1] - sorted_corners[:, 0]
-    edge2 = sorted_corners[:, 2] - sorted_corners[:, 0]
-    areas = 0.5 * np.abs(edge1[:, 0] * edge2[:, 1] - edge1[:, 1] * edge2[:, 0])
+    order, starts, sorted_corners, areas = _by_chart(
+        np.ascontiguousarray(corners), np.ascontiguousarray(chart), n_charts
+    )
     chart_area = np.add.reduceat(areas, starts[:-1])
     placing = np.argsort(-chart_area, kind="stable").astype(np.int64)
     flat = sorted_corners.reshape(-1, 2)
@@ -70,10 +67,35 @@ def pack_shapes(
             break
     else:
         return None
-    uv = _to_atlas(sorted_corners, starts, turn, offset, low, box, cell, GROW_CELLS, float(side))
-    out = np.empty_like(uv)
-    out[order] = uv
-    return out
+    return _to_atlas(
+        sorted_corners, starts, order, turn, offset, low, box, cell, GROW_CELLS, float(side)
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _by_chart(corners, chart, n_charts):
+    """Faces stably sorted by chart: the order (m,), each chart's first place (c + 1,), the
+    sorted corners (m, 3, 2) float64 and their absolute areas (m,)."""
+    starts = np.zeros(n_charts + 1, np.int64)
+    for f in range(chart.shape[0]):
+        starts[chart[f] + 1] += 1
+    for c in range(n_charts):
+        starts[c + 1] += starts[c]
+    fill = starts[:-1].copy()
+    order = np.empty(chart.shape[0], np.int64)
+    for f in range(chart.shape[0]):
+        order[fill[chart[f]]] = f
+        fill[chart[f]] += 1
+    placed = np.empty((order.shape[0], 3, 2))
+    areas = np.empty(order.shape[0])
+    for i in range(order.shape[0]):
+        for k in range(3):
+            for a in range(2):
+                placed[i, k, a] = np.float64(corners[order[i], k, a])
+        e1x, e1y = placed[i, 1, 0] - placed[i, 0, 0], placed[i, 1, 1] - placed[i, 0, 1]
+        e2x, e2y = placed[i, 2, 0] - placed[i, 0, 0], placed[i, 2, 1] - placed[i, 0, 1]
+        areas[i] = 0.5 * np.abs(e1x * e2y - e1y * e2x)
+    return order, starts, placed, areas
 
 
 def pack_boxes(
@@ -141,7 +163,10 @@ def _cell_size(area: np.ndarray, half_perimeter: np.ndarray, cells: float) -> fl
     for _ in range(100):  # bisection on a log scale: the count falls as the cell grows
         mid = np.sqrt(low * high)
         count = np.sum(area / mid**2 + half_perimeter / mid * rim + rim**2)
+        was = low, high
         low, high = (mid, high) if count > cells else (low, mid)
+        if (low, high) == was:  # settled: every further round would repeat this one
+            break
     return float(high)
 
 
@@ -304,9 +329,22 @@ def _turned_runs(shape):
 
 @numba.njit(cache=True, nogil=True)
 def _longest_first(runs):
-    """The runs, longest first: the order to probe a position in. A long run meets a taken
-    cell sooner and skips further past it; the order changes no result."""
-    return runs[np.argsort(runs[:, 1] - runs[:, 2], kind="mergesort")]
+    """The runs, longest first (a counting sort): the order to probe a position in. A long run
+    meets a taken cell sooner and skips further past it; the order changes no result."""
+    longest = 0
+    for i in range(runs.shape[0]):
+        longest = max(longest, runs[i, 2] - runs[i, 1] + 1)
+    start = np.zeros(longest + 2, np.int64)
+    for i in range(runs.shape[0]):
+        start[longest - (runs[i, 2] - runs[i, 1] + 1) + 1] += 1
+    for k in range(longest + 1):
+        start[k + 1] += start[k]
+    out = np.empty_like(runs)
+    for i in range(runs.shape[0]):
+        slot = longest - (runs[i, 2] - runs[i, 1] + 1)
+        out[start[slot]] = runs[i]
+        start[slot] += 1
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -442,8 +480,9 @@ def _place_all(corners, starts, placing, cell, grow, fill):
 
 
 @numba.njit(cache=True, nogil=True)
-def _to_atlas(corners, starts, turn, offset, low, box, cell, grow, side):
-    """Every corner's UV (m, 3, 2), glTF convention (v down), from the placement."""
+def _to_atlas(corners, starts, order, turn, offset, low, box, cell, grow, side):
+    """Every corner's UV (m, 3, 2), glTF convention (v down), from the placement; sorted
+    face f is face order[f] of the output."""
     out = np.empty_like(corners)
     for c in range(starts.shape[0] - 1):
         for f in range(starts[c], starts[c + 1]):
@@ -451,6 +490,6 @@ def _to_atlas(corners, starts, turn, offset, low, box, cell, grow, side):
                 u = (corners[f, k, 0] - low[c, 0]) / cell + grow
                 v = (corners[f, k, 1] - low[c, 1]) / cell + grow
                 u, v = _turn(u, v, turn[c], box[c, 0], box[c, 1])
-                out[f, k, 0] = (u + offset[c, 0]) / side
-                out[f, k, 1] = 1.0 - (v + offset[c, 1]) / side
+                out[order[f], k, 0] = (u + offset[c, 0]) / side
+                out[order[f], k, 1] = 1.0 - (v + offset[c, 1]) / side
     return out

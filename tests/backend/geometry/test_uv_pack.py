@@ -172,3 +172,18 @@ def test_placement_is_the_brute_force_best(charts, monkeypatch, size, fill):
     if side > 0:
         np.testing.assert_array_equal(turn, want_turn)
         np.testing.assert_array_equal(offset, want_offset)
+
+
+def test_cell_size_stops_only_where_the_bisection_has_settled():
+    rng = np.random.default_rng(9)
+    rim = 2 * uv_pack.GROW_CELLS + 1
+    for _ in range(200):
+        area = rng.random(rng.integers(1, 60)) * 10.0 ** rng.uniform(-6, 2)
+        half_perimeter = np.sqrt(area) * rng.uniform(2, 5, len(area))
+        cells = 10.0 ** rng.uniform(2, 6)
+        low, high = 1e-12, 1e12
+        for _ in range(100):  # the full 100 rounds
+            mid = np.sqrt(low * high)
+            count = np.sum(area / mid**2 + half_perimeter / mid * rim + rim**2)
+            low, high = (mid, high) if count > cells else (low, mid)
+        assert uv_pack._cell_size(area, half_perimeter, cells) == high
