@@ -52,6 +52,7 @@ KERNELS = (
     ("uv", "_split_seams"),
     ("uv", "_uv_signed_areas"),
     ("tangents", "_accumulate_normals"),
+    ("tangents", "_unit_rows"),
     ("tangents", "_face_frames"),
     ("tangents", "_vertex_frames"),
     ("transfer", "_closest_faces"),

@@ -30,8 +30,22 @@ def vertex_normals(
         ids,
         summed,
     )
-    summed /= np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-30)
-    return summed[ids].astype(np.float32)
+    return _unit_rows(summed, ids)
+
+
+@numba.njit(cache=True, nogil=True)
+def _unit_rows(summed, ids):
+    """Rows of ``summed`` made unit (as dividing by np.linalg.norm does), gathered by ``ids``
+    into float32."""
+    for r in range(summed.shape[0]):
+        scale = max(norm3(summed[r, 0], summed[r, 1], summed[r, 2]), 1e-30)
+        for c in range(3):
+            summed[r, c] /= scale
+    out = np.empty((ids.shape[0], 3), np.float32)
+    for i in range(ids.shape[0]):
+        for c in range(3):
+            out[i, c] = summed[ids[i], c]
+    return out
 
 
 @numba.njit(cache=True, nogil=True)

@@ -95,3 +95,14 @@ def test_tangents_match_the_numpy_form(sphere_mesh):
     np.testing.assert_allclose(frame[:, :3], want[:, :3], rtol=0, atol=1e-6)
     assert np.count_nonzero(frame[:, :3] != want[:, :3]) <= 0.001 * frame[:, :3].size
     assert (w := frame[:, 3]).min() == -1.0 and w.max() == 1.0
+
+
+def test_normals_match_the_numpy_form(sphere_mesh):
+    vertices, faces = sphere_mesh
+    weld = np.arange(len(vertices)) // 2  # pairs of vertices share one normal
+    summed = np.zeros((weld.max() + 1, 3))
+    tangents._accumulate_normals(vertices.astype(np.float64), faces.astype(np.int64), weld, summed)
+    summed /= np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-30)
+    np.testing.assert_array_equal(
+        tangents.vertex_normals(vertices, faces, weld), summed[weld].astype(np.float32)
+    )
