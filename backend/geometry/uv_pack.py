@@ -207,7 +207,7 @@ def _footprint(corners, first, last, cell, grow):
     return _grow(shape, grow), low_x, low_y
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")  # per face: no call
 def _raster_triangle(shape, px, py):
     """Set the cells of ``shape`` that triangle (px, py) (in cells) touches.
 
