@@ -44,7 +44,6 @@ KERNELS = (
     ("qem", "_decimate"),
     ("uv", "_face_normals"),
     ("uv", "_project"),
-    ("uv", "_second_moments"),
     ("uv", "_rotate"),
     ("uv_pack", "_by_chart"),
     ("uv_pack", "_place_all"),

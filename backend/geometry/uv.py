@@ -166,23 +166,28 @@ def project_charts(
     tangent /= np.linalg.norm(tangent, axis=1, keepdims=True)
     bitangent = np.cross(axes, tangent)
     chart = np.ascontiguousarray(chart, dtype=np.int64)
-    flat, sums = _project(
-        np.ascontiguousarray(vertices), np.ascontiguousarray(faces), chart, tangent, bitangent
+    count = np.bincount(chart, minlength=len(axes)) * 3.0
+    flat, mean, sxx, syy, sxy = _project(
+        np.ascontiguousarray(vertices),
+        np.ascontiguousarray(faces),
+        chart,
+        tangent,
+        bitangent,
+        count,
     )
     # Principal axes per chart from corner second moments (a rotation: never mirrors).
-    count = np.bincount(chart, minlength=len(axes)) * 3.0
-    mean = sums / np.maximum(count, 1)[:, None]
-    sxx, syy, sxy = _second_moments(flat, chart, mean)
     angle = 0.5 * np.arctan2(2 * sxy, sxx - syy)
     return _rotate(flat, chart, mean, np.cos(angle), np.sin(angle))
 
 
 @numba.njit(cache=True, nogil=True)
-def _project(vertices, faces, chart, tangent, bitangent):
-    """Corners on their chart's (tangent, bitangent) plane (m, 3, 2), and the per-chart sums
-    of those coordinates (c, 2), in corner order (as np.bincount adds)."""
+def _project(vertices, faces, chart, tangent, bitangent, count):
+    """Corners on their chart's (tangent, bitangent) plane (m, 3, 2), each chart's mean corner
+    (c, 2) and its corners' sums of dx^2, dy^2 and dx * dy about it (c,) x 3; sums in corner
+    order, as np.bincount adds them. count (c,) corners per chart."""
+    n = tangent.shape[0]
     flat = np.empty((faces.shape[0], 3, 2))
-    sums = np.zeros((tangent.shape[0], 2))
+    mean = np.zeros((n, 2))
     for f in range(faces.shape[0]):
         c = chart[f]
         for k in range(3):
@@ -194,15 +199,11 @@ def _project(vertices, faces, chart, tangent, bitangent):
             )
             flat[f, k, 0] = dot3(x, y, z, tangent[c, 0], tangent[c, 1], tangent[c, 2])
             flat[f, k, 1] = dot3(x, y, z, bitangent[c, 0], bitangent[c, 1], bitangent[c, 2])
-            sums[c, 0] += flat[f, k, 0]
-            sums[c, 1] += flat[f, k, 1]
-    return flat, sums
-
-
-@numba.njit(cache=True, nogil=True)
-def _second_moments(flat, chart, mean):
-    """Per chart sums of dx^2, dy^2 and dx * dy about ``mean``, in corner order."""
-    n = mean.shape[0]
+            mean[c, 0] += flat[f, k, 0]
+            mean[c, 1] += flat[f, k, 1]
+    for c in range(n):
+        mean[c, 0] /= max(count[c], 1.0)
+        mean[c, 1] /= max(count[c], 1.0)
     sxx, syy, sxy = np.zeros(n), np.zeros(n), np.zeros(n)
     for f in range(flat.shape[0]):
         c = chart[f]
@@ -211,7 +212,7 @@ def _second_moments(flat, chart, mean):
             sxx[c] += dx * dx
             syy[c] += dy * dy
             sxy[c] += dx * dy
-    return sxx, syy, sxy
+    return flat, mean, sxx, syy, sxy
 
 
 @numba.njit(cache=True, nogil=True)

@@ -319,12 +319,8 @@ def _turned_runs(shape):
     rows, cols = shape.shape
     straight = _runs(shape)
     quarter = _runs(np.ascontiguousarray(shape[::-1].T))  # out[q, rows - 1 - r] = shape[r, q]
-    turned = List()
-    turned.append(straight)
-    turned.append(quarter)
-    turned.append(_half_turned(straight, rows, cols))
-    turned.append(_half_turned(quarter, cols, rows))
-    return turned
+    # A tuple, not a typed List: as quick to index, far quicker to compile.
+    return straight, quarter, _half_turned(straight, rows, cols), _half_turned(quarter, cols, rows)
 
 
 @numba.njit(cache=True, nogil=True)
