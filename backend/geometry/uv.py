@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from backend.geometry import adjacency, tolerances
+from backend.geometry.tangents import dot3, norm3
 from backend.geometry.uv_pack import pack_charts
 
 BOX_AXES = np.array(
@@ -44,18 +46,46 @@ class UVResult:
 
 def unit_face_normals(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit normals (m, 3) float64 and areas (m,) of faces (m, 3) over vertices (n, 3)."""
-    corners = vertices[faces].astype(np.float64)
-    cross = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    length = np.linalg.norm(cross, axis=1)
-    return cross / np.maximum(length, 1e-30)[:, None], 0.5 * length
+    return _face_normals(np.ascontiguousarray(vertices), np.ascontiguousarray(faces))
+
+
+@numba.njit(cache=True, nogil=True)
+def _face_normals(vertices, faces):
+    """Unit normals and areas, in float64, bit for bit as np.cross and np.linalg.norm give."""
+    m = faces.shape[0]
+    normals = np.empty((m, 3))
+    areas = np.empty(m)
+    for f in range(m):
+        a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+        e1x = np.float64(vertices[b, 0]) - np.float64(vertices[a, 0])
+        e1y = np.float64(vertices[b, 1]) - np.float64(vertices[a, 1])
+        e1z = np.float64(vertices[b, 2]) - np.float64(vertices[a, 2])
+        e2x = np.float64(vertices[c, 0]) - np.float64(vertices[a, 0])
+        e2y = np.float64(vertices[c, 1]) - np.float64(vertices[a, 1])
+        e2z = np.float64(vertices[c, 2]) - np.float64(vertices[a, 2])
+        nx, ny, nz = e1y * e2z - e1z * e2y, e1z * e2x - e1x * e2z, e1x * e2y - e1y * e2x
+        length = norm3(nx, ny, nz)
+        scale = max(length, 1e-30)
+        normals[f, 0], normals[f, 1], normals[f, 2] = nx / scale, ny / scale, nz / scale
+        areas[f] = 0.5 * length
+    return normals, areas
 
 
 def uv_signed_areas(uvs: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Signed UV area per face, positive when counter-clockwise with v pointing up. (m,)"""
-    corners = uvs[faces].astype(np.float64)
-    corners[..., 1] = -corners[..., 1]  # glTF v runs down; winding is judged with v up
-    e1, e2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
-    return 0.5 * (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
+    return _uv_signed_areas(np.ascontiguousarray(uvs), np.ascontiguousarray(faces))
+
+
+@numba.njit(cache=True, nogil=True)
+def _uv_signed_areas(uvs, faces):
+    out = np.empty(faces.shape[0])
+    for f in range(faces.shape[0]):
+        a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+        # glTF v runs down; winding is judged with v up
+        u0, u1, u2 = np.float64(uvs[a, 0]), np.float64(uvs[b, 0]), np.float64(uvs[c, 0])
+        v0, v1, v2 = -np.float64(uvs[a, 1]), -np.float64(uvs[b, 1]), -np.float64(uvs[c, 1])
+        out[f] = 0.5 * ((u1 - u0) * (v2 - v0) - (v1 - v0) * (u2 - u0))
+    return out
 
 
 def count_flipped(uvs: np.ndarray, faces: np.ndarray) -> int:
@@ -131,33 +161,122 @@ def project_charts(
 
     Each chart is rotated onto its principal axes so its bounding box is tight.
     """
-    axis = axes[chart]
-    helper = np.where(np.abs(axis[:, 1:2]) < 0.9, [[0.0, 1.0, 0.0]], [[1.0, 0.0, 0.0]])
-    tangent = np.cross(helper, axis)
+    helper = np.where(np.abs(axes[:, 1:2]) < 0.9, [[0.0, 1.0, 0.0]], [[1.0, 0.0, 0.0]])
+    tangent = np.cross(helper, axes)
     tangent /= np.linalg.norm(tangent, axis=1, keepdims=True)
-    bitangent = np.cross(axis, tangent)
-    corners = vertices[faces].astype(np.float64)
-    flat = np.stack(
-        [np.einsum("ijk,ik->ij", corners, tangent), np.einsum("ijk,ik->ij", corners, bitangent)],
-        axis=2,
+    bitangent = np.cross(axes, tangent)
+    chart = np.ascontiguousarray(chart, dtype=np.int64)
+    count = np.bincount(chart, minlength=len(axes)) * 3.0
+    flat, mean, sxx, syy, sxy = _project(
+        np.ascontiguousarray(vertices),
+        np.ascontiguousarray(faces),
+        chart,
+        tangent,
+        bitangent,
+        count,
     )
     # Principal axes per chart from corner second moments (a rotation: never mirrors).
-    count = np.bincount(chart, minlength=len(axes)) * 3.0
-    owner = np.repeat(chart, 3)
-    xy = flat.reshape(-1, 2)
-    mean = np.stack([np.bincount(owner, xy[:, k], len(axes)) for k in (0, 1)], axis=1)
-    mean /= np.maximum(count, 1)[:, None]
-    centred = xy - mean[owner]
-    sxx = np.bincount(owner, centred[:, 0] ** 2, len(axes))
-    syy = np.bincount(owner, centred[:, 1] ** 2, len(axes))
-    sxy = np.bincount(owner, centred[:, 0] * centred[:, 1], len(axes))
     angle = 0.5 * np.arctan2(2 * sxy, sxx - syy)
-    cos, sin = np.cos(angle)[owner], np.sin(angle)[owner]
-    rotated = np.stack(
-        [cos * centred[:, 0] + sin * centred[:, 1], -sin * centred[:, 0] + cos * centred[:, 1]],
-        axis=1,
+    return _rotate(flat, chart, mean, np.cos(angle), np.sin(angle))
+
+
+@numba.njit(cache=True, nogil=True)
+def _project(vertices, faces, chart, tangent, bitangent, count):
+    """Corners on their chart's (tangent, bitangent) plane (m, 3, 2), each chart's mean corner
+    (c, 2) and its corners' sums of dx^2, dy^2 and dx * dy about it (c,) x 3; sums in corner
+    order, as np.bincount adds them. count (c,) corners per chart."""
+    n = tangent.shape[0]
+    flat = np.empty((faces.shape[0], 3, 2))
+    mean = np.zeros((n, 2))
+    for f in range(faces.shape[0]):
+        c = chart[f]
+        for k in range(3):
+            v = faces[f, k]
+            x, y, z = (
+                np.float64(vertices[v, 0]),
+                np.float64(vertices[v, 1]),
+                np.float64(vertices[v, 2]),
+            )
+            flat[f, k, 0] = dot3(x, y, z, tangent[c, 0], tangent[c, 1], tangent[c, 2])
+            flat[f, k, 1] = dot3(x, y, z, bitangent[c, 0], bitangent[c, 1], bitangent[c, 2])
+            mean[c, 0] += flat[f, k, 0]
+            mean[c, 1] += flat[f, k, 1]
+    for c in range(n):
+        mean[c, 0] /= max(count[c], 1.0)
+        mean[c, 1] /= max(count[c], 1.0)
+    sxx, syy, sxy = np.zeros(n), np.zeros(n), np.zeros(n)
+    for f in range(flat.shape[0]):
+        c = chart[f]
+        for k in range(3):
+            dx, dy = flat[f, k, 0] - mean[c, 0], flat[f, k, 1] - mean[c, 1]
+            sxx[c] += dx * dx
+            syy[c] += dy * dy
+            sxy[c] += dx * dy
+    return flat, mean, sxx, syy, sxy
+
+
+@numba.njit(cache=True, nogil=True)
+def _rotate(flat, chart, mean, cos, sin):
+    """Corners about their chart's mean, turned by the chart's angle (cos, sin)."""
+    out = np.empty_like(flat)
+    for f in range(flat.shape[0]):
+        c = chart[f]
+        for k in range(3):
+            dx, dy = flat[f, k, 0] - mean[c, 0], flat[f, k, 1] - mean[c, 1]
+            out[f, k, 0] = cos[c] * dx + sin[c] * dy
+            out[f, k, 1] = -sin[c] * dx + cos[c] * dy
+    return out
+
+
+def split_seams(
+    faces: np.ndarray, chart: np.ndarray, n_vertices: int, n_charts: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A vertex is split once per chart it touches: those are the seams.
+
+    faces (m, 3), chart (m,) -> the new vertices' source vertex (n',) int64, ordered by
+    (source vertex, chart), the first corner (flat index into faces) of each, and the faces
+    over the new vertices (m, 3) int64: np.unique of the corners' (vertex, chart) keys with
+    return_index and return_inverse, by two counting sorts in place of a comparison sort.
+    """
+    return _split_seams(
+        np.ascontiguousarray(faces), np.ascontiguousarray(chart), n_vertices, n_charts
     )
-    return rotated.reshape(-1, 3, 2)
+
+
+@numba.njit(cache=True, nogil=True)
+def _split_seams(faces, chart, n_vertices, n_charts):
+    n = faces.shape[0] * 3
+    corner_vertex = faces.ravel()
+    by_chart = _counting_order(np.repeat(chart, 3), np.arange(n), n_charts)
+    order = _counting_order(corner_vertex, by_chart, n_vertices)  # by vertex, chart, corner
+    source = np.empty(n, np.int64)
+    first = np.empty(n, np.int64)
+    inverse = np.empty(n, np.int64)
+    count = 0
+    last_vertex = last_chart = -1
+    for i in order:
+        v, c = corner_vertex[i], chart[i // 3]
+        if v != last_vertex or c != last_chart:
+            source[count], first[count] = v, i
+            count += 1
+            last_vertex, last_chart = v, c
+        inverse[i] = count - 1
+    return source[:count].copy(), first[:count].copy(), inverse.reshape(-1, 3)
+
+
+@numba.njit(cache=True, nogil=True)
+def _counting_order(key, items, n_keys):
+    """``items`` stably sorted by ``key[item]`` (keys in [0, n_keys))."""
+    start = np.zeros(n_keys + 1, np.int64)
+    for i in items:
+        start[key[i] + 1] += 1
+    for k in range(n_keys):
+        start[k + 1] += start[k]
+    out = np.empty_like(items)
+    for i in items:
+        out[start[key[i]]] = i
+        start[key[i]] += 1
+    return out
 
 
 def unwrap(
@@ -175,11 +294,7 @@ def unwrap(
     chart, axes = segment_charts(normals, faces, len(vertices), groups)
     corners = project_charts(vertices, faces, chart, axes)
     uv_corners = pack_charts(corners, chart, len(axes), texture_size, padding_px)
-    # A vertex is split once per chart it touches: those are the seams.
-    corner_key = faces.reshape(-1) * np.int64(len(axes)) + np.repeat(chart, 3)
-    keys, first, inverse = np.unique(corner_key, return_index=True, return_inverse=True)
-    new_faces = inverse.reshape(-1, 3).astype(np.int64)
-    source_vertex = keys // len(axes)
+    source_vertex, first, new_faces = split_seams(faces, chart, len(vertices), len(axes))
     uvs = uv_corners.reshape(-1, 2)[first].astype(np.float32)
     signed = uv_signed_areas(uvs, new_faces)
     return UVResult(

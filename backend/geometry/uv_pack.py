@@ -41,12 +41,9 @@ def pack_shapes(
 ) -> np.ndarray | None:
     """:func:`pack_charts` by the charts' rasterised shapes; None if no grid within
     ``MAX_GRID_CELLS`` keeps ``padding_px`` (too many charts for the texture size)."""
-    order = np.argsort(chart, kind="stable")
-    starts = np.searchsorted(chart[order], np.arange(n_charts + 1)).astype(np.int64)
-    sorted_corners = np.ascontiguousarray(corners[order], dtype=np.float64)
-    edge1 = sorted_corners[:, 1] - sorted_corners[:, 0]
-    edge2 = sorted_corners[:, 2] - sorted_corners[:, 0]
-    areas = 0.5 * np.abs(edge1[:, 0] * edge2[:, 1] - edge1[:, 1] * edge2[:, 0])
+    order, starts, sorted_corners, areas = _by_chart(
+        np.ascontiguousarray(corners), np.ascontiguousarray(chart), n_charts
+    )
     chart_area = np.add.reduceat(areas, starts[:-1])
     placing = np.argsort(-chart_area, kind="stable").astype(np.int64)
     flat = sorted_corners.reshape(-1, 2)
@@ -70,10 +67,35 @@ def pack_shapes(
             break
     else:
         return None
-    uv = _to_atlas(sorted_corners, starts, turn, offset, low, box, cell, GROW_CELLS, float(side))
-    out = np.empty_like(uv)
-    out[order] = uv
-    return out
+    return _to_atlas(
+        sorted_corners, starts, order, turn, offset, low, box, cell, GROW_CELLS, float(side)
+    )
+
+
+@numba.njit(cache=True, nogil=True)
+def _by_chart(corners, chart, n_charts):
+    """Faces stably sorted by chart: the order (m,), each chart's first place (c + 1,), the
+    sorted corners (m, 3, 2) float64 and their absolute areas (m,)."""
+    starts = np.zeros(n_charts + 1, np.int64)
+    for f in range(chart.shape[0]):
+        starts[chart[f] + 1] += 1
+    for c in range(n_charts):
+        starts[c + 1] += starts[c]
+    fill = starts[:-1].copy()
+    order = np.empty(chart.shape[0], np.int64)
+    for f in range(chart.shape[0]):
+        order[fill[chart[f]]] = f
+        fill[chart[f]] += 1
+    placed = np.empty((order.shape[0], 3, 2))
+    areas = np.empty(order.shape[0])
+    for i in range(order.shape[0]):
+        for k in range(3):
+            for a in range(2):
+                placed[i, k, a] = np.float64(corners[order[i], k, a])
+        e1x, e1y = placed[i, 1, 0] - placed[i, 0, 0], placed[i, 1, 1] - placed[i, 0, 1]
+        e2x, e2y = placed[i, 2, 0] - placed[i, 0, 0], placed[i, 2, 1] - placed[i, 0, 1]
+        areas[i] = 0.5 * np.abs(e1x * e2y - e1y * e2x)
+    return order, starts, placed, areas
 
 
 def pack_boxes(
@@ -141,7 +163,10 @@ def _cell_size(area: np.ndarray, half_perimeter: np.ndarray, cells: float) -> fl
     for _ in range(100):  # bisection on a log scale: the count falls as the cell grows
         mid = np.sqrt(low * high)
         count = np.sum(area / mid**2 + half_perimeter / mid * rim + rim**2)
+        was = low, high
         low, high = (mid, high) if count > cells else (low, mid)
+        if (low, high) == was:  # settled: every further round would repeat this one
+            break
     return float(high)
 
 
@@ -156,24 +181,6 @@ def _turn(u, v, k, cols, rows):
     if k == 2:
         return cols - u, rows - v
     return v, cols - u
-
-
-@numba.njit(cache=True, nogil=True)
-def _turned(shape, k):
-    """The footprint (rows, cols) turned like :func:`_turn`: cell for cell, exactly."""
-    rows, cols = shape.shape
-    out = np.empty((cols, rows) if k % 2 else (rows, cols), np.bool_)
-    for r in range(rows):
-        for q in range(cols):
-            if k == 0:
-                out[r, q] = shape[r, q]
-            elif k == 1:
-                out[q, rows - 1 - r] = shape[r, q]
-            elif k == 2:
-                out[rows - 1 - r, cols - 1 - q] = shape[r, q]
-            else:
-                out[cols - 1 - q, r] = shape[r, q]
-    return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -196,29 +203,59 @@ def _footprint(corners, first, last, cell, grow):
         for c in range(3):
             px[c] = (corners[f, c, 0] - low_x) / cell + grow
             py[c] = (corners[f, c, 1] - low_y) / cell + grow
-        twice_area = (px[1] - px[0]) * (py[2] - py[0]) - (px[2] - px[0]) * (py[1] - py[0])
-        sign = 1.0 if twice_area >= 0 else -1.0
-        c0, c1 = int(np.floor(px.min())), int(np.floor(px.max()))
-        r0, r1 = int(np.floor(py.min())), int(np.floor(py.max()))
-        for r in range(r0, r1 + 1):
-            for q in range(c0, c1 + 1):
-                # The cell is outside the triangle if all four of its corners lie outside
-                # one edge (separating axis test; a degenerate triangle keeps its box).
-                inside = True
-                if twice_area != 0.0:
-                    for e in range(3):
-                        ax, ay = px[e], py[e]
-                        bx, by = px[(e + 1) % 3], py[(e + 1) % 3]
-                        outside = 0
-                        for cx, cy in ((q, r), (q + 1, r), (q, r + 1), (q + 1, r + 1)):
-                            if sign * ((bx - ax) * (cy - ay) - (by - ay) * (cx - ax)) < 0:
-                                outside += 1
-                        if outside == 4:
-                            inside = False
-                            break
-                if inside:
-                    shape[r, q] = True
+        _raster_triangle(shape, px, py)
     return _grow(shape, grow), low_x, low_y
+
+
+@numba.njit(cache=True, nogil=True, inline="always")  # per face: no call
+def _raster_triangle(shape, px, py):
+    """Set the cells of ``shape`` that triangle (px, py) (in cells) touches.
+
+    A cell is outside the triangle if all four of its corners lie outside one edge (separating
+    axis test; a degenerate triangle keeps its box). The rounded edge function is monotone
+    along x and along y, so the corner furthest inside decides for all four, and each row's
+    inside cells are one stretch: found from its two ends, filled between.
+    """
+    twice_area = (px[1] - px[0]) * (py[2] - py[0]) - (px[2] - px[0]) * (py[1] - py[0])
+    sign = 1.0 if twice_area >= 0 else -1.0
+    c0, c1 = int(np.floor(px.min())), int(np.floor(px.max()))
+    r0, r1 = int(np.floor(py.min())), int(np.floor(py.max()))
+    if twice_area == 0.0:
+        shape[r0 : r1 + 1, c0 : c1 + 1] = True
+        return
+    ax0, ay0, dx0, dy0, ox0, oy0 = _edge(px, py, 0, sign)
+    ax1, ay1, dx1, dy1, ox1, oy1 = _edge(px, py, 1, sign)
+    ax2, ay2, dx2, dy2, ox2, oy2 = _edge(px, py, 2, sign)
+    for r in range(r0, r1 + 1):
+        # Per edge, the row's share of its edge function at the cell corner furthest inside.
+        t0 = dx0 * ((r + oy0) - ay0)
+        t1 = dx1 * ((r + oy1) - ay1)
+        t2 = dx2 * ((r + oy2) - ay2)
+        left = c0
+        while left <= c1 and (
+            sign * (t0 - dy0 * ((left + ox0) - ax0)) < 0
+            or sign * (t1 - dy1 * ((left + ox1) - ax1)) < 0
+            or sign * (t2 - dy2 * ((left + ox2) - ax2)) < 0
+        ):
+            left += 1
+        right = c1
+        while right > left and (
+            sign * (t0 - dy0 * ((right + ox0) - ax0)) < 0
+            or sign * (t1 - dy1 * ((right + ox1) - ax1)) < 0
+            or sign * (t2 - dy2 * ((right + ox2) - ax2)) < 0
+        ):
+            right -= 1
+        for q in range(left, right + 1):
+            shape[r, q] = True
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _edge(px, py, e, sign):
+    """Edge e of a triangle: its start, direction and the cell corner (0 or 1 along x, y)
+    furthest inside it."""
+    ax, ay = px[e], py[e]
+    dx, dy = px[(e + 1) % 3] - ax, py[(e + 1) % 3] - ay
+    return ax, ay, dx, dy, 1 if -sign * dy > 0 else 0, 1 if sign * dx > 0 else 0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -242,9 +279,14 @@ def _grow(shape, radius):
 
 @numba.njit(cache=True, nogil=True)
 def _runs(shape):
-    """Horizontal runs of set cells: (n, 3) int64 rows of (row, first col, last col)."""
+    """Horizontal runs of set cells: (n, 3) int64 rows of (row, first col, last col), by row
+    then col."""
     rows, cols = shape.shape
-    out = np.empty((rows * (cols // 2 + 1), 3), np.int64)
+    n = 0
+    for r in range(rows):
+        for q in range(cols):
+            n += shape[r, q] and (q == 0 or not shape[r, q - 1])
+    out = np.empty((n, 3), np.int64)
     n = 0
     for r in range(rows):
         q = 0
@@ -256,30 +298,73 @@ def _runs(shape):
                 out[n, 0], out[n, 1], out[n, 2] = r, s, q - 1
                 n += 1
             q += 1
-    return out[:n]
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
-def _blocked(row_sums, last_taken, runs, x, y):
+def _half_turned(runs, rows, cols):
+    """The runs of a rows x cols footprint turned by two quarter turns (like :func:`_turn`),
+    by row then col."""
+    n = runs.shape[0]
+    out = np.empty_like(runs)
+    for i in range(n):
+        r, s, e = runs[n - 1 - i, 0], runs[n - 1 - i, 1], runs[n - 1 - i, 2]
+        out[i, 0], out[i, 1], out[i, 2] = rows - 1 - r, cols - 1 - e, cols - 1 - s
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _turned_runs(shape):
+    """The runs of the footprint at each of its four quarter turns (see :func:`_turn`)."""
+    rows, cols = shape.shape
+    straight = _runs(shape)
+    quarter = _runs(np.ascontiguousarray(shape[::-1].T))  # out[q, rows - 1 - r] = shape[r, q]
+    # A tuple, not a typed List: as quick to index, far quicker to compile.
+    return straight, quarter, _half_turned(straight, rows, cols), _half_turned(quarter, cols, rows)
+
+
+@numba.njit(cache=True, nogil=True)
+def _longest_first(runs):
+    """The runs, longest first (a counting sort): the order to probe a position in. A long run
+    meets a taken cell sooner and skips further past it; the order changes no result."""
+    longest = 0
+    for i in range(runs.shape[0]):
+        longest = max(longest, runs[i, 2] - runs[i, 1] + 1)
+    start = np.zeros(longest + 2, np.int64)
+    for i in range(runs.shape[0]):
+        start[longest - (runs[i, 2] - runs[i, 1] + 1) + 1] += 1
+    for k in range(longest + 1):
+        start[k + 1] += start[k]
+    out = np.empty_like(runs)
+    for i in range(runs.shape[0]):
+        slot = longest - (runs[i, 2] - runs[i, 1] + 1)
+        out[start[slot]] = runs[i]
+        start[slot] += 1
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _blocked(last_taken, runs, x, y):
     """0 if the runs fit at (x, y), else how far right the next position worth testing is:
     past the rightmost taken cell under the first run that hits one."""
     for i in range(runs.shape[0]):
-        r = y + runs[i, 0]
-        first, last = x + runs[i, 1], x + runs[i, 2]
-        if row_sums[r, last + 1] != row_sums[r, first]:
-            return last_taken[r, last] - first + 1
+        first = x + runs[i, 1]
+        hit = last_taken[y + runs[i, 0], x + runs[i, 2]]
+        if hit >= first:
+            return hit - first + 1
     return 0
 
 
 @numba.njit(cache=True, nogil=True)
-def _best_position(row_sums, last_taken, widest, runs, rows, cols, width, height, best):
+def _best_position(last_taken, widest, crowding, runs, rows, cols, width, height, best):
     """Scan for the free position that gives the smallest atlas (then the smallest
     width + height, then bottom-left); ``best`` (side, perimeter, x, y) is the one to beat.
 
     Side and perimeter never shrink as x or y grow, so a row ends at its first fit, and the
-    scan at the first row whose leftmost position cannot win.
+    scan at the first row whose leftmost position cannot win. ``crowding``: rows may lack a
+    free stretch as long as a run (``widest`` is kept up to date only then).
     """
-    size = row_sums.shape[0]
+    size = last_taken.shape[0]
     found = False
     for y in range(0, size - rows + 1):
         new_w, new_h = max(width, cols), max(height, y + rows)
@@ -287,10 +372,11 @@ def _best_position(row_sums, last_taken, widest, runs, rows, cols, width, height
         if side > best[0] or (side == best[0] and perimeter >= best[1]):
             break
         crowded = False  # a row without a free stretch as long as its run: not here
-        for i in range(runs.shape[0]):
-            if widest[y + runs[i, 0]] < runs[i, 2] - runs[i, 1] + 1:
-                crowded = True
-                break
+        if crowding:
+            for i in range(runs.shape[0]):
+                if widest[y + runs[i, 0]] < runs[i, 2] - runs[i, 1] + 1:
+                    crowded = True
+                    break
         if crowded:
             continue
         x = 0
@@ -299,7 +385,7 @@ def _best_position(row_sums, last_taken, widest, runs, rows, cols, width, height
             side, perimeter = max(new_w, new_h), new_w + new_h
             if side > best[0] or (side == best[0] and perimeter >= best[1]):
                 break
-            skip = _blocked(row_sums, last_taken, runs, x, y)
+            skip = _blocked(last_taken, runs, x, y)
             if skip == 0:
                 best[0], best[1], best[2], best[3] = side, perimeter, x, y
                 found = True
@@ -309,25 +395,36 @@ def _best_position(row_sums, last_taken, widest, runs, rows, cols, width, height
 
 
 @numba.njit(cache=True, nogil=True)
-def _take(taken, row_sums, last_taken, widest, shape, x, y):
-    """Mark a placed footprint and refresh the per-row indexes of the rows it covers."""
-    rows, cols = shape.shape
-    size = taken.shape[1]
-    for r in range(y, y + rows):
-        for q in range(cols):
-            if shape[r - y, q]:
-                taken[r, x + q] = True
-        stretch = longest = 0
-        previous = -1
-        for q in range(size):
-            row_sums[r, q + 1] = row_sums[r, q] + taken[r, q]
-            if taken[r, q]:
-                previous, stretch = q, 0
-            else:
-                stretch += 1
-                longest = max(longest, stretch)
-            last_taken[r, q] = previous
-        widest[r] = longest
+def _take(last_taken, widest, crowding, runs, x, y):
+    """Mark a placed footprint (its runs) in the per-row index of the rightmost taken cell,
+    and, when ``crowding``, refresh the longest free stretch of the rows it covers."""
+    size = last_taken.shape[1]
+    # Right to left: a run's index entries reach right up to the next taken cell, which a run
+    # further right has already marked.
+    for i in range(runs.shape[0] - 1, -1, -1):
+        r = y + runs[i, 0]
+        first, last = x + runs[i, 1], x + runs[i, 2]
+        for q in range(first, last + 1):
+            last_taken[r, q] = q
+        if last_taken[r, size - 1] <= last:  # nothing taken to its right: fill to the end
+            last_taken[r, last + 1 :] = last
+        else:
+            q = last + 1
+            while last_taken[r, q] < last:
+                last_taken[r, q] = last
+                q += 1
+    if crowding:
+        for i in range(runs.shape[0]):
+            _refresh_widest(last_taken, widest, y + runs[i, 0])
+
+
+@numba.njit(cache=True, nogil=True)
+def _refresh_widest(last_taken, widest, r):
+    """Longest stretch of free cells in row r, from its rightmost-taken index."""
+    longest = 0
+    for q in range(last_taken.shape[1]):
+        longest = max(longest, q - last_taken[r, q])
+    widest[r] = longest
 
 
 @numba.njit(cache=True, nogil=True)
@@ -337,7 +434,7 @@ def _place_all(corners, starts, placing, cell, grow, fill):
     ``fill`` was too small)."""
     n_charts = starts.shape[0] - 1
     total = 0.0
-    longest = 0.0
+    longest = 0
     shapes = List()
     low = np.zeros((n_charts, 2))
     box = np.zeros((n_charts, 2), np.int64)
@@ -348,36 +445,40 @@ def _place_all(corners, starts, placing, cell, grow, fill):
         total += shape.sum()
         longest = max(longest, shape.shape[0], shape.shape[1])
     size = int(np.sqrt(total / fill) + longest) + 4
-    taken = np.zeros((size, size), np.bool_)
-    occupied = np.zeros((size, size + 1), np.int32)  # running count of taken cells per row
     last_taken = np.full((size, size), -1, np.int32)  # per row: rightmost taken cell <= col
     widest = np.full(size, size, np.int64)  # per row: longest stretch of free cells
+    # Every row is free right of the atlas: while that stretch is as long as any footprint,
+    # no row is too crowded for a run, and ``widest`` need not be kept.
+    crowding = False
     turn = np.zeros(n_charts, np.int64)
     offset = np.zeros((n_charts, 2), np.int64)
     width = height = 0
     for c in placing:
+        if not crowding and size - width < longest:
+            crowding = True
+            for r in range(size):
+                _refresh_widest(last_taken, widest, r)
         best = np.array([1 << 40, 1 << 40, 0, 0], np.int64)
-        chosen = np.zeros((1, 1), np.bool_)
+        turned = _turned_runs(shapes[c])
         for k in range(4):
-            shape = _turned(shapes[c], k)
-            rows, cols = shape.shape
-            runs = _runs(shape)
-            if _best_position(occupied, last_taken, widest, runs, rows, cols, width, height, best):
+            rows, cols = box[c, 1 - k % 2], box[c, k % 2]
+            probe = _longest_first(turned[k])
+            if _best_position(last_taken, widest, crowding, probe, rows, cols, width, height, best):
                 turn[c] = k
-                chosen = shape
         if best[0] == 1 << 40:
             return turn, offset, low, box, -1  # the canvas is too small: the caller retries
         x, y = best[2], best[3]
         offset[c, 0], offset[c, 1] = x, y
-        _take(taken, occupied, last_taken, widest, chosen, x, y)
-        rows, cols = chosen.shape
+        _take(last_taken, widest, crowding, turned[turn[c]], x, y)
+        rows, cols = box[c, 1 - turn[c] % 2], box[c, turn[c] % 2]
         width, height = max(width, x + cols), max(height, y + rows)
     return turn, offset, low, box, max(width, height)
 
 
 @numba.njit(cache=True, nogil=True)
-def _to_atlas(corners, starts, turn, offset, low, box, cell, grow, side):
-    """Every corner's UV (m, 3, 2), glTF convention (v down), from the placement."""
+def _to_atlas(corners, starts, order, turn, offset, low, box, cell, grow, side):
+    """Every corner's UV (m, 3, 2), glTF convention (v down), from the placement; sorted
+    face f is face order[f] of the output."""
     out = np.empty_like(corners)
     for c in range(starts.shape[0] - 1):
         for f in range(starts[c], starts[c + 1]):
@@ -385,6 +486,6 @@ def _to_atlas(corners, starts, turn, offset, low, box, cell, grow, side):
                 u = (corners[f, k, 0] - low[c, 0]) / cell + grow
                 v = (corners[f, k, 1] - low[c, 1]) / cell + grow
                 u, v = _turn(u, v, turn[c], box[c, 0], box[c, 1])
-                out[f, k, 0] = (u + offset[c, 0]) / side
-                out[f, k, 1] = 1.0 - (v + offset[c, 1]) / side
+                out[order[f], k, 0] = (u + offset[c, 0]) / side
+                out[order[f], k, 1] = 1.0 - (v + offset[c, 1]) / side
     return out
