@@ -76,6 +76,7 @@ def bake(
     near_vertex: np.ndarray | None = None,
     device: str | None = None,
     source_normals: np.ndarray | None = None,
+    prepared: DevicePrep | None = None,
 ) -> BakedMaps:
     """Bake every map at ``size`` x ``size`` texels.
 
@@ -85,20 +86,24 @@ def bake(
     there (transfer_torch.py); None keeps the compiled CPU path. ``source_normals`` (N, 3)
     float32 are ``tangents.vertex_normals`` of the source when the caller made them already
     (the pipeline does, beside the decimation); the CPU path makes them otherwise.
+    ``prepared`` (device path) holds the closest faces and splat columns made earlier by
+    :func:`prepare_on_device` (the pipeline makes them beside the UV unwrap).
     """
     clock = _Clock()
-    if near_vertex is not None:
+    if prepared is not None:
+        face, dist, attributes = prepared.face, prepared.dist, prepared.attributes
+    elif near_vertex is not None:
         near = np.asarray(near_vertex, dtype=np.int64)
     else:  # search over welded positions, so a seam's copies do not crowd out other candidates
         from scipy.spatial import cKDTree  # here: the pipeline passes near_vertex, no import
 
         first = np.unique(target.weld, return_index=True)[1]
         near = first[cKDTree(target.vertices[first]).query(source.vertices, k=3, workers=-1)[1]]
-    if device is None:
+    if prepared is None and device is None:
         face, dist = transfer.closest_faces(
             source.vertices, near, target.vertices, target.faces, target.weld
         )
-    else:  # answers stay on the device, where the splat reads them
+    elif prepared is None:  # answers stay on the device, where the splat reads them
         from backend.geometry import torch_closest
 
         face, dist = torch_closest.closest_faces(
@@ -111,7 +116,7 @@ def bake(
         if normals is None:
             normals = tangents.vertex_normals(source.vertices, source.faces)
         attributes = np.hstack([normals] + [a for _, a in layout]).astype(np.float32)
-    else:  # the normals made where the splat reads them: the rest of the columns go up
+    elif prepared is None:  # the normals made where the splat reads them: the rest go up
         attributes = _device_attributes(source, layout, device)
     splat_args = (
         source.vertices, source.faces, attributes, face, dist,
@@ -180,6 +185,33 @@ def bake(
     return BakedMaps(
         base, normal, metallic_roughness, len(flat) / size**2, clock.laps, views_seen
     )
+
+
+@dataclass
+class DevicePrep:
+    """What the device bake needs before the UVs: each source vertex's closest low-res face
+    (k,) and distance (k,), and the splat's per-vertex columns (k, 3 + c), tensors there."""
+
+    face: Any
+    dist: Any
+    attributes: Any
+
+
+def prepare_on_device(
+    source: BakeSource, vertices: np.ndarray, faces: np.ndarray, near_vertex: np.ndarray,
+    device: str,
+) -> DevicePrep:  # fmt: skip
+    """The device bake's first steps on the low-res mesh before it is unwrapped: ``vertices``
+    (n, 3), ``faces`` (m, 3) and ``near_vertex`` (N,) a vertex of it near each source vertex,
+    all of it used by ``faces``. The unwrap keeps the faces' order and their corners' positions
+    and joins seam copies by weld, so the closest faces and distances are those bake() finds on
+    the unwrapped mesh, bit for bit; the GPU makes them while the CPU unwraps."""
+    from backend.geometry import torch_closest
+
+    face, dist = torch_closest.closest_faces(
+        source.vertices, near_vertex, vertices, faces, None, device
+    )
+    return DevicePrep(face, dist, _device_attributes(source, _attribute_layout(source), device))
 
 
 def _device_attributes(source: BakeSource, layout: list[tuple[str, np.ndarray]],

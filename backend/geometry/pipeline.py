@@ -251,12 +251,16 @@ def run_pipeline(
         )
     done(1, started)
     # The distance figures need only the source and the reduced mesh: on the device path the
-    # CPU mostly waits on the GPU from here on, so they are measured meanwhile (same call).
+    # CPU mostly waits on the GPU from here on, so they are measured meanwhile (same call), on
+    # all cores but two (the unwrap's and the bake's host thread: the critical path).
     measured = (
-        overlap.Beside(_surface_distance, source, reduced, name="quality")
+        overlap.Beside(_surface_distance, source, reduced, name="quality", spare=2)
         if on is not None and options.measure_quality and overlap.kernels_threadsafe()
         else None
     )
+    # The device bake's first steps need the reduced mesh, not its UVs: the GPU makes them
+    # while the CPU unwraps (the same closest faces; bake.prepare_on_device).
+    prepared = _prepare_bake(source, source_origin, reduced, on) if not keep_uvs else None
     # 3. UV
     started = stage(2, "unwrapping")
     if keep_uvs:
@@ -287,6 +291,7 @@ def run_pipeline(
     maps = bake.bake(
         source, target, options.texture_size, normal_map=options.pbr, near_vertex=near,
         device=on, source_normals=source_normals.result() if source_normals else None,
+        prepared=prepared.result() if prepared else None,
     )  # fmt: skip
     done(3, started)
     # 5. export
@@ -415,6 +420,27 @@ def _bake_source(
         raw.material_field if pbr else None, raw.views, raw.alpha_field,
     )  # fmt: skip
     return source, origin
+
+
+def _prepare_bake(
+    source: bake.BakeSource,
+    source_origin: np.ndarray,
+    reduced: decimate.DecimateResult,
+    on: str | None,
+) -> overlap.Beside[bake.DevicePrep] | None:
+    """bake.prepare_on_device on a thread, on the device path when every source vertex has a
+    reduced vertex that the faces use (as _near_vertex_hint needs); None otherwise."""
+    if on is None or reduced.owner is None:
+        return None
+    owner = reduced.owner[source_origin]
+    used = np.zeros(len(reduced.vertices), dtype=bool)
+    used[reduced.faces.reshape(-1)] = True
+    if not used[owner].all():
+        return None
+    return overlap.Beside(
+        bake.prepare_on_device, source, reduced.vertices, reduced.faces, owner, on,
+        name="bake-prep",
+    )  # fmt: skip
 
 
 def _near_vertex_hint(

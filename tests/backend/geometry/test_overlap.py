@@ -83,3 +83,36 @@ def test_the_distance_kernels_release_the_gil() -> None:
 
     for kernel in (grid_knn._query, quality._centroids, transfer._closest_of_candidates):
         assert kernel.targetoptions.get("nogil") is True
+
+
+def test_the_device_bake_starts_beside_the_unwrap_with_the_same_answer(sphere_mesh, monkeypatch):
+    # The closest faces and splat columns made on the reduced mesh before its UVs exist: the
+    # same asset bytes as bake() making them itself on the unwrapped mesh.
+    vertices, faces = sphere_mesh
+    threads: list[str] = []
+    real = pipeline.bake.prepare_on_device
+
+    def recorded(*args):
+        threads.append(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(pipeline.bake, "prepare_on_device", recorded)
+    raw = RawAsset(vertices, faces, vertex_colors=analytic_color(vertices))
+    options = PipelineOptions(target_faces=1000, texture_size=256, geometry_path="torch")
+    early = run_pipeline(raw, options)
+    assert threads == ["bake-prep"]
+    monkeypatch.setattr(pipeline, "_prepare_bake", lambda *args: None)
+    in_bake = run_pipeline(raw, options)
+    assert threads == ["bake-prep"]  # not called again: bake() searched itself
+    assert early.asset == in_bake.asset
+
+
+def test_a_beside_call_may_leave_cores_to_the_caller() -> None:
+    import numba
+
+    def threads() -> int:
+        return numba.get_num_threads()
+
+    assert overlap.Beside(threads, spare=1).result() == max(1, numba.config.NUMBA_NUM_THREADS - 1)
+    assert overlap.Beside(threads, spare=10_000).result() == 1
+    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # the caller's untouched
