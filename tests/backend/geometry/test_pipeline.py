@@ -241,25 +241,29 @@ def test_quads_come_out_as_recoverable_pairs(colored_blob, tmp_path):
 
 def test_the_bake_hint_never_points_at_a_vertex_no_face_uses() -> None:
     """A decimated vertex that no face uses has no UV-mapped copy: the hint must not invent one
-    (it read uninitialised memory, and a 4.9 M-face TRELLIS mesh failed with an IndexError)."""
+    (it read uninitialised memory, and a 4.9 M-face TRELLIS mesh failed with an IndexError).
+    A source vertex merged into such a vertex is pointed at the nearest vertex a face uses."""
     from backend.geometry import decimate as decimate_module
     from backend.geometry import uv as uv_module
-    from backend.geometry.pipeline import _near_vertex_hint
+    from backend.geometry.bake import BakeSource
+    from backend.geometry.pipeline import _near_vertex_hint, _owner_hint
 
+    corners = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [5, 5, 5]], np.float32)
     reduced = decimate_module.DecimateResult(
-        vertices=np.zeros((4, 3), np.float32), faces=np.array([[0, 1, 2]]), attributes={},
+        vertices=corners, faces=np.array([[0, 1, 2]]), attributes={},
         owner=np.array([0, 1, 2, 3]),
     )  # fmt: skip
     mapped = uv_module.UVResult(
-        vertices=np.zeros((3, 3), np.float32), faces=np.array([[0, 1, 2]]),
+        vertices=corners[:3], faces=np.array([[0, 1, 2]]),
         uvs=np.zeros((3, 2), np.float32), source_vertex=np.array([0, 1, 2]),
         chart=np.zeros(1, np.int64), charts=1, utilization=0.5, flipped_faces=0,
     )  # fmt: skip
-    assert _near_vertex_hint(np.arange(4), reduced, mapped, keep_uvs=False) is None
-    used = decimate_module.DecimateResult(
-        vertices=reduced.vertices, faces=reduced.faces, attributes={}, owner=np.array([0, 1, 2, 2])
-    )
-    assert _near_vertex_hint(np.arange(4), used, mapped, keep_uvs=False).tolist() == [0, 1, 2, 2]
+    source = BakeSource(np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1.2, 0.1, 0]], np.float32),
+                        np.array([[0, 1, 2]]))  # fmt: skip
+    hint = _owner_hint(source, np.arange(4), reduced, keep_uvs=False)
+    assert hint.tolist() == [0, 1, 2, 1]  # source vertex 3 merged into unused 3: nearest is 1
+    assert _near_vertex_hint(hint, reduced, mapped).tolist() == [0, 1, 2, 1]
+    assert _near_vertex_hint(np.array([0, 1, 2, 3]), reduced, mapped) is None  # never invented
 
 
 def test_quality_figures_are_timed(colored_blob):
