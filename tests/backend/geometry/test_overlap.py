@@ -116,3 +116,33 @@ def test_a_beside_call_may_leave_cores_to_the_caller() -> None:
     assert overlap.Beside(threads, spare=1).result() == max(1, numba.config.NUMBA_NUM_THREADS - 1)
     assert overlap.Beside(threads, spare=10_000).result() == 1
     assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # the caller's untouched
+
+
+def test_quick_handoff_nests_and_restores_the_switch_interval() -> None:
+    import sys
+
+    before = sys.getswitchinterval()
+    with overlap.quick_handoff():
+        assert sys.getswitchinterval() == min(overlap.HANDOFF_S, before)
+        with overlap.quick_handoff():  # a second job's pipeline inside the first's
+            pass
+        assert sys.getswitchinterval() == min(overlap.HANDOFF_S, before)  # still the first's
+    assert sys.getswitchinterval() == before
+
+
+def test_the_device_path_hands_the_gil_over_quickly(sphere_mesh, monkeypatch):
+    import sys
+
+    seen: list[float] = []
+    real = pipeline.uv.unwrap
+
+    def recorded(*args, **kwargs):
+        seen.append(sys.getswitchinterval())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.uv, "unwrap", recorded)
+    vertices, faces = sphere_mesh
+    raw = RawAsset(vertices, faces, vertex_colors=analytic_color(vertices))
+    run_pipeline(raw, PipelineOptions(target_faces=1000, texture_size=256, geometry_path="torch"))
+    run_pipeline(raw, PipelineOptions(target_faces=1000, texture_size=256))  # the CPU path
+    assert seen == [overlap.HANDOFF_S, sys.getswitchinterval()]
