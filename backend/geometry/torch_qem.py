@@ -392,13 +392,17 @@ def _round_collapses(
                      max(64, widen * CANDIDATE_SHARE * edges)))  # fmt: skip
     # Every edge's cost, a slice at a time: the placement's (e, 10) and (e, 3) temporaries
     # for all edges at once were the round's memory peak.
-    cost = torch.empty(edges, dtype=pos.dtype, device=dev)
-    for lo, size in _slices(edges, dev):
-        cost[lo:lo + size] = _kernel(_edge_costs, dev)(edge_key, edge_faces, pos, quadrics,
-                                                       border, endpoint, lo, size)  # fmt: skip
-    priced = _kernel(_price, dev)(edge_key, edge_faces, faces, pos, quadrics, border, endpoint,
-                                  wanted, cost)  # fmt: skip
-    del cost
+    if len(_slices(edges, dev)) == 1:  # one compiled call, not two (~0.5 ms each on a GPU)
+        priced = _kernel(_price_all, dev)(edge_key, edge_faces, faces, pos, quadrics, border,
+                                          endpoint, wanted)  # fmt: skip
+    else:
+        cost = torch.empty(edges, dtype=pos.dtype, device=dev)
+        for lo, size in _slices(edges, dev):
+            cost[lo:lo + size] = _kernel(_edge_costs, dev)(edge_key, edge_faces, pos, quadrics,
+                                                           border, endpoint, lo, size)  # fmt: skip
+        priced = _kernel(_price, dev)(edge_key, edge_faces, faces, pos, quadrics, border,
+                                      endpoint, wanted, cost)  # fmt: skip
+        del cost
     q, place, which, cu, cv, cand_faces, nb_start, nb_items, vf_start, vf_items, counts, ok = (
         priced
     )
@@ -407,13 +411,19 @@ def _round_collapses(
     ends = torch.cumsum(counts, dim=1)
     # The faces around each end, checked a slice of the rings at a time: a ring holds ~12
     # faces a candidate, and checking them all at once was the decimator's memory peak.
-    bad = torch.zeros(len(cu), dtype=torch.int32, device=dev)
-    for side, moving, other in ((2, cu, cv), (3, cv, cu)):
-        for lo, size in _slices(totals[side], dev):
-            bad += _kernel(_ring_faces_bad, dev)(
-                pos, faces, vf_start, vf_items, moving, other, counts[side], ends[side], place,
-                lo, size,
-            )  # fmt: skip
+    if len(_slices(totals[2], dev)) == 1 and len(_slices(totals[3], dev)) == 1:
+        bad = _kernel(_rings_bad, dev)(
+            pos, faces, vf_start, vf_items, cu, cv, counts[2], ends[2], counts[3], ends[3],
+            place, totals[2], totals[3],
+        )  # fmt: skip
+    else:
+        bad = torch.zeros(len(cu), dtype=torch.int32, device=dev)
+        for side, moving, other in ((2, cu, cv), (3, cv, cu)):
+            for lo, size in _slices(totals[side], dev):
+                bad += _kernel(_ring_faces_bad, dev)(
+                    pos, faces, vf_start, vf_items, moving, other, counts[side], ends[side],
+                    place, lo, size,
+                )  # fmt: skip
     ok &= bad == 0
     del bad, vf_start, vf_items
     take = _kernel(_choose, dev)(
@@ -494,6 +504,13 @@ def _price(edge_key: Any, edge_faces: Any, faces: Any, pos: Any, quadrics: Any,
             counts, torch.isfinite(cost[cand]))  # fmt: skip
 
 
+def _price_all(edge_key: Any, edge_faces: Any, faces: Any, pos: Any, quadrics: Any,
+               border: Any, endpoint: bool, wanted: int) -> tuple:  # fmt: skip
+    """:func:`_price` of every edge's cost (:func:`_edge_costs` in one slice): one call."""
+    cost = _edge_costs(edge_key, edge_faces, pos, quadrics, border, endpoint, 0, len(edge_key))
+    return _price(edge_key, edge_faces, faces, pos, quadrics, border, endpoint, wanted, cost)
+
+
 def _expand_slice(start: Any, items: Any, rows: Any, count: Any, ends: Any, lo: int,
                   size: int) -> tuple[Any, Any]:  # fmt: skip
     """Entries [lo, lo + size) of the concatenated CSR slices of ``rows`` (k,) (lengths
@@ -519,6 +536,15 @@ def _ring_faces_bad(pos: Any, faces: Any, vf_start: Any, vf_items: Any, moving: 
     good = _faces_ok(pos, tri, moving[row], place[row]) | on_edge
     bad = torch.zeros(len(moving), dtype=torch.int32, device=pos.device)
     return bad.index_add_(0, row, (~good).to(torch.int32))
+
+
+def _rings_bad(pos: Any, faces: Any, vf_start: Any, vf_items: Any, cu: Any, cv: Any,
+               count_u: Any, ends_u: Any, count_v: Any, ends_v: Any, place: Any, total_u: int,
+               total_v: int) -> Any:  # fmt: skip
+    """:func:`_ring_faces_bad` of both ends' whole rings, summed (k,): one call."""
+    return _ring_faces_bad(
+        pos, faces, vf_start, vf_items, cu, cv, count_u, ends_u, place, 0, total_u
+    ) + _ring_faces_bad(pos, faces, vf_start, vf_items, cv, cu, count_v, ends_v, place, 0, total_v)
 
 
 def _choose(ok: Any, edge_key: Any, cand_faces: Any, cu: Any, cv: Any, nb_start: Any,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from backend.geometry import clean, decimate
@@ -52,3 +53,27 @@ def test_no_decimation_buffer_grows_with_the_rings(blob_mesh, monkeypatch):
     assert decimate.within_tolerance(len(out), 3000)
     per_face = largest.largest / faces
     assert per_face <= BYTES_PER_FACE, (per_face, largest.where)
+
+
+def test_one_slice_rounds_take_the_merged_calls_with_the_same_answer(blob_mesh, monkeypatch):
+    # A round whose edges and rings fit one slice prices and checks them in one call each
+    # (_price_all, _rings_bad); sliced rounds make the same arrays piece by piece.
+    monkeypatch.setenv("DREAMCAD_COMPILE", "0")
+    cleaned = clean.clean_mesh(*blob_mesh)
+    merged_calls: list[str] = []
+    for name in ("_price_all", "_rings_bad"):
+        real = getattr(torch_qem, name)
+        def recorded(*args: Any, _name: str = name, _real: Any = real) -> Any:
+            merged_calls.append(_name)
+            return _real(*args)
+
+        monkeypatch.setattr(torch_qem, name, recorded)
+    monkeypatch.setattr(torch_qem, "MIN_SLICE", 1 << 30, raising=False)  # every round: one slice
+    whole = torch_qem.collapse(cleaned.vertices, cleaned.faces, 3000)
+    assert {"_price_all", "_rings_bad"} <= set(merged_calls)
+    merged_calls.clear()
+    monkeypatch.setattr(torch_qem, "MIN_SLICE", 1, raising=False)  # every round: 16 slices
+    sliced = torch_qem.collapse(cleaned.vertices, cleaned.faces, 3000)
+    assert not merged_calls
+    for a, b in zip(whole, sliced, strict=True):
+        np.testing.assert_array_equal(a, b)
