@@ -63,7 +63,11 @@ def run_path(raw: RawAsset, path: str, device: str, runs: int, faces: int, size:
         return PipelineOptions(target_faces=faces, texture_size=size, device=device,
                                geometry_path=path, measure_quality=measure)  # fmt: skip
 
-    run_pipeline(raw, options(False))  # warm-up
+    # The first run compiles (numba's cache, inductor's graphs: ~1-2 min on a fresh machine).
+    print(f"{path} on {device}: warm-up (compiles on a fresh machine) ...", flush=True)
+    started = time.perf_counter()
+    run_pipeline(raw, options(False))
+    print(f"  warm-up {time.perf_counter() - started:.1f} s; {runs} timed runs ...", flush=True)
     per_stage: dict[str, list[float]] = {}
     for _ in range(runs):
         started = time.perf_counter()
