@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 # first (clean, inner shells, decimate, UV, tangents, bake, export and preview, quality). A
 # kernel another kernel calls is linked into its caller's cache entry and needs no load.
 KERNELS = (
+    ("clean", "_cell_keys"),
+    ("clean", "_unique_keys"),
     ("clean", "_keep_rows"),
     ("clean", "_face_measures"),
     ("adjacency", "_vertex_faces"),
