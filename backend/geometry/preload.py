@@ -38,7 +38,7 @@ KERNELS = (
     ("clean", "_face_measures"),
     ("adjacency", "_vertex_faces"),
     ("clean", "_duplicate_mask"),
-    ("adjacency", "union_find"),
+    ("adjacency", "_union_faces"),
     ("adjacency", "_rank_roots"),
     ("adjacency", "_edge_partners"),
     ("adjacency", "_compact_pairs"),
