@@ -545,8 +545,8 @@ def clean_mesh(
     report: dict[str, int] = {}
     kept, faces = weld_vertices(vertices, faces, tolerances.WELD_DISTANCE * diagonal)
     report["welded_vertices"] = len(vertices) - len(kept)
-    vertices = vertices[kept]
-    attributes = {name: values[kept] for name, values in attributes.items()}
+    vertices = _take_rows(vertices, kept)
+    attributes = {name: _take_rows(values, kept) for name, values in attributes.items()}
     repeated = repeated_vertex_mask(faces)
     faces, source_face = _without(repeated, faces, source_face)
     faces, merged = collapse_zero_area_faces(vertices, faces, tolerances.ZERO_AREA * diagonal**2)
@@ -623,6 +623,25 @@ def _keep_rows(values, drop, chunks):
     return out
 
 
+def _take_rows(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``values[index]`` (rows of an (n, ...) array by (k,) int64 indices) on all cores."""
+    values = np.asarray(values)
+    if values.ndim == 0 or values.dtype.kind not in "biuf":
+        return values[index]
+    rows = np.ascontiguousarray(values).reshape(len(values), -1)
+    taken = _gather_rows(rows, np.ascontiguousarray(index, np.int64))
+    return taken.reshape(len(index), *values.shape[1:])
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _gather_rows(rows, index):
+    out = np.empty((index.shape[0], rows.shape[1]), rows.dtype)
+    for i in numba.prange(index.shape[0]):
+        for k in range(rows.shape[1]):
+            out[i, k] = rows[index[i], k]
+    return out
+
+
 def split_corners(
     vertices: np.ndarray, faces: np.ndarray, corner_values: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -641,8 +660,7 @@ def compact_vertices(
     vertices: np.ndarray, faces: np.ndarray, attributes: Attributes
 ) -> tuple[np.ndarray, np.ndarray, Attributes]:
     """Drop vertices no face uses; returns new (vertices, faces, attributes)."""
-    used = np.zeros(len(vertices), dtype=bool)
-    used[faces.reshape(-1)] = True
+    used = _used_vertices(np.ascontiguousarray(faces, np.int64).reshape(-1), len(vertices))
     if used.all():
         return vertices, faces, attributes
     new_index = np.cumsum(used) - 1
@@ -651,3 +669,12 @@ def compact_vertices(
         new_index[faces],
         {name: values[used] for name, values in attributes.items()},
     )
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _used_vertices(corners, n):
+    # used[corners] = True on all cores: racing writes all store True.
+    used = np.zeros(n, np.bool_)
+    for i in numba.prange(corners.shape[0]):
+        used[corners[i]] = True
+    return used

@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 KERNELS = (
     ("clean", "_cell_keys"),
     ("clean", "_unique_keys"),
+    ("clean", "_gather_rows"),
     ("clean", "_keep_rows"),
+    ("clean", "_used_vertices"),
     ("clean", "_face_measures"),
     ("adjacency", "_vertex_faces"),
     ("clean", "_duplicate_mask"),

@@ -211,3 +211,19 @@ def test_weld_vertices_matches_the_unique_form(sphere_mesh, monkeypatch):
                 assert np.array_equal(welded, expected[1]), (len(points), threads)
     finally:
         numba.set_num_threads(before)
+
+
+def test_take_rows_and_compact_match_numpy_indexing():
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(500, 3)).astype(np.float32)
+    index = rng.integers(0, 500, 800)
+    for array in (values, values.astype(np.float64), values[:, 0], values[:, :2], values > 0):
+        taken = clean._take_rows(array, index)
+        assert taken.dtype == array.dtype and taken.tobytes() == array[index].tobytes()
+        assert taken.shape == array[index].shape
+    faces = rng.integers(0, 400, (300, 3))  # vertices 400..499 and some below unused
+    kept, compacted, attributes = clean.compact_vertices(values, faces, {"c": values[:, :2]})
+    used = np.zeros(500, bool)
+    used[faces] = True
+    assert np.array_equal(kept, values[used]) and np.array_equal(attributes["c"], values[used, :2])
+    assert np.array_equal(compacted, (np.cumsum(used) - 1)[faces])
