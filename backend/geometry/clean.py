@@ -276,9 +276,17 @@ def _insertion_sort(keys, index, low, high):
 
 def repeated_vertex_mask(faces: np.ndarray) -> np.ndarray:
     """(m,) bool: faces that use one vertex twice."""
-    return (
-        (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 2] == faces[:, 0])
-    )
+    return _repeats(np.ascontiguousarray(faces, np.int64))
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _repeats(faces):
+    # One pass on all cores (numpy's form makes five (m,) temporaries).
+    out = np.empty(faces.shape[0], np.bool_)
+    for f in numba.prange(faces.shape[0]):
+        a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+        out[f] = a == b or b == c or c == a
+    return out
 
 
 def degenerate_face_mask(vertices: np.ndarray, faces: np.ndarray, min_area: float) -> np.ndarray:

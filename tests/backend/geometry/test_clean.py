@@ -227,3 +227,13 @@ def test_take_rows_and_compact_match_numpy_indexing():
     used[faces] = True
     assert np.array_equal(kept, values[used]) and np.array_equal(attributes["c"], values[used, :2])
     assert np.array_equal(compacted, (np.cumsum(used) - 1)[faces])
+
+
+def test_repeated_vertex_mask_matches_the_numpy_form():
+    faces = np.random.default_rng(3).integers(0, 6, (2000, 3))
+    expected = (
+        (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 2] == faces[:, 0])
+    )
+    assert 0 < expected.sum() < len(faces)
+    assert np.array_equal(clean.repeated_vertex_mask(faces), expected)
+    assert np.array_equal(clean.repeated_vertex_mask(faces.astype(np.int32)[:, ::-1]), expected)
