@@ -94,6 +94,9 @@ def weld_vertices(
     and the faces remapped (m, k).
     """
     low = bounds(vertices)[0] if len(vertices) else np.zeros(3)
+    welded = _weld_sorted(vertices, faces, low, distance)
+    if welded is not None:
+        return welded
     cells = np.floor((vertices - low) / max(distance, 1e-30)).astype(np.int64)
     if len(cells) and cells.max() < 2**21:  # three 21-bit cells in one int64: a 1-D unique
         keys = (cells[:, 0] << 42) | (cells[:, 1] << 21) | cells[:, 2]
@@ -110,11 +113,180 @@ def weld_vertices(
     return kept, new_index[faces]
 
 
+_CELL_BITS = 21  # three cells in one int64 key
+_WELD_BUCKET_BITS = 9  # key ranges (buckets) of the parallel sort: up to 512
+
+
+def _weld_sorted(
+    vertices: np.ndarray, faces: np.ndarray, low: np.ndarray, distance: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """np.unique of the packed cell keys as a parallel sort: the same (kept, faces), or None
+    where that form does not apply (empty, not float32/64 (n, 3), a cell outside 21 bits)."""
+    dtype = vertices.dtype
+    if len(vertices) == 0 or dtype not in (np.float32, np.float64) or vertices.shape[1:] != (3,):
+        return None
+    if faces.dtype.kind not in "iu":
+        return None
+    # numpy divides by the Python float in the vertices' dtype: the same scalar here.
+    scale = dtype.type(max(distance, 1e-30))
+    keys, top = _cell_keys(np.ascontiguousarray(vertices), low.astype(dtype), scale)
+    if top < 0:
+        return None
+    shift = max(0, int(top).bit_length() - _WELD_BUCKET_BITS)
+    flat = np.ascontiguousarray(faces).reshape(-1)
+    kept, remapped = _unique_keys(keys, flat, shift, chunk_count(len(keys)))
+    return kept, remapped.reshape(faces.shape)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _cell_keys(vertices, low, scale):
+    # numpy's floor((v - low) / distance) bits, packed as three 21-bit cells; top: the largest
+    # key, or -1 when a cell is negative or wider than 21 bits (not finite, or too fine a grid).
+    n = vertices.shape[0]
+    keys = np.empty(n, np.int64)
+    bad = np.zeros(n, np.bool_)
+    for i in numba.prange(n):
+        key = 0
+        for k in range(3):
+            cell = np.floor((vertices[i, k] - low[k]) / scale)
+            if not (cell >= 0 and cell < 2**_CELL_BITS):
+                bad[i] = True
+                cell = 0
+            key = (key << _CELL_BITS) | np.int64(cell)
+        keys[i] = key
+    top = -1
+    if not bad.any():
+        top = keys.max()
+    return keys, top
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _unique_keys(keys, flat_faces, shift, chunks):
+    # np.unique(keys, return_index, return_inverse) as a stable sort in two parallel passes:
+    # keys into key ranges (per-chunk counts, then a scatter in index order), then each range
+    # sorted on its own (stable), its distinct keys numbered from its offset.
+    n = keys.shape[0]
+    buckets = (keys.max() >> shift) + 1
+    counts = np.zeros((chunks, buckets), np.int64)
+    for c in numba.prange(chunks):
+        for i in range(c * n // chunks, (c + 1) * n // chunks):
+            counts[c, keys[i] >> shift] += 1
+    bucket_start = np.empty(buckets + 1, np.int64)
+    total = 0
+    for bucket in range(buckets):
+        bucket_start[bucket] = total
+        for c in range(chunks):
+            count = counts[c, bucket]
+            counts[c, bucket] = total
+            total += count
+    bucket_start[buckets] = total
+    by_bucket = np.empty(n, np.int64)
+    for c in numba.prange(chunks):
+        fill = counts[c]
+        for i in range(c * n // chunks, (c + 1) * n // chunks):
+            bucket = keys[i] >> shift
+            by_bucket[fill[bucket]] = i
+            fill[bucket] += 1
+    distinct = np.zeros(buckets + 1, np.int64)
+    sorted_keys = np.empty(n, np.int64)
+    for bucket in numba.prange(buckets):
+        low, high = bucket_start[bucket], bucket_start[bucket + 1]
+        for j in range(low, high):
+            sorted_keys[j] = keys[by_bucket[j]]
+        _stable_sort(sorted_keys[low:high], by_bucket[low:high])
+        for j in range(low, high):
+            distinct[bucket + 1] += j == low or sorted_keys[j] != sorted_keys[j - 1]
+    for bucket in range(buckets):
+        distinct[bucket + 1] += distinct[bucket]
+    kept = np.empty(distinct[buckets], np.int64)
+    new_index = np.empty(n, np.int64)
+    for bucket in numba.prange(buckets):
+        group = distinct[bucket] - 1
+        for j in range(bucket_start[bucket], bucket_start[bucket + 1]):
+            i = by_bucket[j]
+            if j == bucket_start[bucket] or sorted_keys[j] != sorted_keys[j - 1]:
+                group += 1
+                kept[group] = i  # the first (lowest) index of its key, as np.unique's
+            new_index[i] = group
+    remapped = np.empty(flat_faces.shape[0], np.int64)
+    for i in numba.prange(flat_faces.shape[0]):
+        remapped[i] = new_index[flat_faces[i]]
+    return kept, remapped
+
+
+_SMALL = 16  # ranges this short are insertion-sorted
+
+
+@numba.njit(cache=True, nogil=True)
+def _stable_sort(keys, index):
+    # Stable sort of (keys, index) pairs in place by key: a most-significant-digit radix sort
+    # on the bits the range's keys differ in (the blob's cell keys cluster on grid planes), up
+    # to 11 bits a step, short ranges by insertion. A merge sort took ~3x as long.
+    n = keys.shape[0]
+    buffer_k, buffer_i = np.empty_like(keys), np.empty_like(index)
+    stack = [(0, n)]
+    while len(stack):
+        low, high = stack.pop()
+        if high - low <= _SMALL:
+            _insertion_sort(keys, index, low, high)
+            continue
+        differ = 0
+        for j in range(low + 1, high):
+            differ |= keys[j] ^ keys[low]
+        if differ == 0:
+            continue  # one key: index order already
+        top = 0
+        while differ >> top:
+            top += 1
+        size_bits = 1
+        while (high - low) >> size_bits:
+            size_bits += 1
+        width = min(top, _DIGIT_BITS, size_bits)  # about one slot per key
+        shift = top - width
+        mask = (1 << width) - 1
+        fill = np.zeros((1 << width) + 1, np.int64)
+        for j in range(low, high):
+            fill[((keys[j] >> shift) & mask) + 1] += 1
+        fill[0] = low
+        for d in range(1 << width):
+            fill[d + 1] += fill[d]
+        for d in range(1 << width):
+            if fill[d + 1] - fill[d] > 1:
+                stack.append((fill[d], fill[d + 1]))
+        for j in range(low, high):
+            d = (keys[j] >> shift) & mask
+            buffer_k[fill[d]], buffer_i[fill[d]] = keys[j], index[j]
+            fill[d] += 1
+        keys[low:high] = buffer_k[low:high]
+        index[low:high] = buffer_i[low:high]
+
+
+_DIGIT_BITS = 11
+
+
+@numba.njit(cache=True, nogil=True)
+def _insertion_sort(keys, index, low, high):
+    for j in range(low + 1, high):
+        key, item, t = keys[j], index[j], j
+        while t > low and keys[t - 1] > key:
+            keys[t], index[t] = keys[t - 1], index[t - 1]
+            t -= 1
+        keys[t], index[t] = key, item
+
+
 def repeated_vertex_mask(faces: np.ndarray) -> np.ndarray:
     """(m,) bool: faces that use one vertex twice."""
-    return (
-        (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 2] == faces[:, 0])
-    )
+    return _repeats(np.ascontiguousarray(faces, np.int64))
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _repeats(faces):
+    # One pass on all cores (numpy's form makes five (m,) temporaries).
+    out = np.empty(faces.shape[0], np.bool_)
+    for f in numba.prange(faces.shape[0]):
+        a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+        out[f] = a == b or b == c or c == a
+    return out
 
 
 def degenerate_face_mask(vertices: np.ndarray, faces: np.ndarray, min_area: float) -> np.ndarray:
@@ -381,8 +553,8 @@ def clean_mesh(
     report: dict[str, int] = {}
     kept, faces = weld_vertices(vertices, faces, tolerances.WELD_DISTANCE * diagonal)
     report["welded_vertices"] = len(vertices) - len(kept)
-    vertices = vertices[kept]
-    attributes = {name: values[kept] for name, values in attributes.items()}
+    vertices = _take_rows(vertices, kept)
+    attributes = {name: _take_rows(values, kept) for name, values in attributes.items()}
     repeated = repeated_vertex_mask(faces)
     faces, source_face = _without(repeated, faces, source_face)
     faces, merged = collapse_zero_area_faces(vertices, faces, tolerances.ZERO_AREA * diagonal**2)
@@ -459,6 +631,25 @@ def _keep_rows(values, drop, chunks):
     return out
 
 
+def _take_rows(values: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``values[index]`` (rows of an (n, ...) array by (k,) int64 indices) on all cores."""
+    values = np.asarray(values)
+    if values.ndim == 0 or values.dtype.kind not in "biuf":
+        return values[index]
+    rows = np.ascontiguousarray(values).reshape(len(values), -1)
+    taken = _gather_rows(rows, np.ascontiguousarray(index, np.int64))
+    return taken.reshape(len(index), *values.shape[1:])
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _gather_rows(rows, index):
+    out = np.empty((index.shape[0], rows.shape[1]), rows.dtype)
+    for i in numba.prange(index.shape[0]):
+        for k in range(rows.shape[1]):
+            out[i, k] = rows[index[i], k]
+    return out
+
+
 def split_corners(
     vertices: np.ndarray, faces: np.ndarray, corner_values: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -477,8 +668,7 @@ def compact_vertices(
     vertices: np.ndarray, faces: np.ndarray, attributes: Attributes
 ) -> tuple[np.ndarray, np.ndarray, Attributes]:
     """Drop vertices no face uses; returns new (vertices, faces, attributes)."""
-    used = np.zeros(len(vertices), dtype=bool)
-    used[faces.reshape(-1)] = True
+    used = _used_vertices(np.ascontiguousarray(faces, np.int64).reshape(-1), len(vertices))
     if used.all():
         return vertices, faces, attributes
     new_index = np.cumsum(used) - 1
@@ -487,3 +677,12 @@ def compact_vertices(
         new_index[faces],
         {name: values[used] for name, values in attributes.items()},
     )
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _used_vertices(corners, n):
+    # used[corners] = True on all cores: racing writes all store True.
+    used = np.zeros(n, np.bool_)
+    for i in numba.prange(corners.shape[0]):
+        used[corners[i]] = True
+    return used

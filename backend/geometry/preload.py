@@ -32,14 +32,20 @@ log = logging.getLogger(__name__)
 # first (clean, inner shells, decimate, UV, tangents, bake, export and preview, quality). A
 # kernel another kernel calls is linked into its caller's cache entry and needs no load.
 KERNELS = (
+    ("clean", "_cell_keys"),
+    ("clean", "_unique_keys"),
+    ("clean", "_gather_rows"),
+    ("clean", "_repeats"),
     ("clean", "_keep_rows"),
     ("clean", "_face_measures"),
     ("adjacency", "_vertex_faces"),
     ("clean", "_duplicate_mask"),
-    ("adjacency", "union_find"),
+    ("adjacency", "_union_faces"),
     ("adjacency", "_rank_roots"),
     ("adjacency", "_edge_partners"),
     ("adjacency", "_compact_pairs"),
+    ("clean", "_used_vertices"),
+    ("adjacency", "union_find"),
     ("inner_shells", "_face_normals"),
     ("inner_shells", "_vertex_patch_range"),
     ("qem", "prepare_quadrics"),

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from backend.geometry import adjacency
-from backend.geometry.adjacency import component_labels, face_components, manifold_face_pairs
+from backend.geometry.adjacency import (
+    component_labels,
+    face_components,
+    manifold_face_pairs,
+    union_find,
+)
 from tests.support.analytic_meshes import marching_cubes_mesh, sphere_field
 
 
@@ -129,3 +134,37 @@ def test_face_components_number_pieces_by_lowest_vertex() -> None:
     count, labels = face_components(both, 2 * len(vertices))
     assert count == 2
     assert np.array_equal(labels, np.repeat([1, 0], len(faces)))
+
+
+def test_union_find_in_chunks_matches_one_pass_on_any_thread_count(monkeypatch) -> None:
+    """Pairs in many chunks on 1 and 2 threads (links may race): the roots of one serial pass
+    (each piece's lowest element), for pairs and for faces' corners alike."""
+    monkeypatch.setattr(adjacency, "_CHUNK", 97)
+    rng = np.random.default_rng(4)
+    n = 30000
+    a, b = rng.integers(0, n, 20000), rng.integers(0, n, 20000)
+    faces = rng.integers(0, n, (9000, 3))
+    expected = union_find(n, a, b)  # one chunk: the serial pass
+    expected_faces = union_find(n, faces[:, :2].ravel(), faces[:, 1:].ravel())
+    assert len(np.unique(expected)) > 100
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            for chunks in (3, 64, 256):
+                assert np.array_equal(union_find(n, a, b, chunks), expected)
+                assert np.array_equal(adjacency._union_faces(n, faces, chunks), expected_faces)
+            assert np.array_equal(
+                component_labels(n, a, b), np.unique(expected, return_inverse=True)[1]
+            )
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_split_pairs_finds_a_lost_link() -> None:
+    from backend.geometry.adjacency import _split_pairs
+
+    parent = np.array([0, 0, 2, 2, 4])  # settled; pair (1, 3) joins two roots: a lost link
+    a, b = np.array([[0], [1], [2]]), np.array([[1], [3], [3]])
+    assert _split_pairs(parent, a, b, 3).tolist() == [1]
+    assert _split_pairs(parent, a[[0, 2]], b[[0, 2]], 2).tolist() == []

@@ -147,6 +147,7 @@ def test_clean_is_the_same_for_any_thread_count(sphere_mesh, monkeypatch):
 
     monkeypatch.setattr(adjacency, "_CHUNK", 997)
     monkeypatch.setattr(adjacency, "_BUCKET_BITS", 4)
+    monkeypatch.setattr(clean, "_WELD_BUCKET_BITS", 3)
     vertices, faces = _messy(sphere_mesh)
     before = numba.get_num_threads()
     results, measures = [], []
@@ -168,3 +169,71 @@ def test_clean_is_the_same_for_any_thread_count(sphere_mesh, monkeypatch):
     assert one.faces.tobytes() == two.faces.tobytes()
     for x, y in zip(one.face_pairs, two.face_pairs, strict=True):
         assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
+
+
+def _weld_by_unique(vertices, faces, distance):
+    """The np.unique form weld_vertices had (the reference for its parallel sort)."""
+    low = vertices.min(axis=0)
+    cells = np.floor((vertices - low) / max(distance, 1e-30)).astype(np.int64)
+    keys = (cells[:, 0] << 42) | (cells[:, 1] << 21) | cells[:, 2]
+    _, kept, new_index = np.unique(keys, return_index=True, return_inverse=True)
+    return kept, new_index.reshape(-1)[faces]
+
+
+def test_weld_vertices_matches_the_unique_form(sphere_mesh, monkeypatch):
+    """Same kept indices and faces as np.unique on 1 and 2 threads: clustered and repeated
+    keys, float32 and float64, int32 (m, 2) faces, many buckets and radix steps."""
+    import numba
+
+    from backend.geometry import adjacency
+
+    monkeypatch.setattr(adjacency, "_CHUNK", 997)
+    monkeypatch.setattr(clean, "_WELD_BUCKET_BITS", 3)
+    rng = np.random.default_rng(5)
+    vertices, faces = _messy(sphere_mesh)
+    grid = rng.integers(0, 40, (20000, 3)).astype(np.float32) * 0.01  # many repeats
+    cases = [
+        (vertices, faces, 1e-6 * clean.bbox_diagonal(vertices)),
+        (vertices.astype(np.float64), faces, 1e-3),
+        (grid, rng.integers(0, len(grid), (5000, 3)), 0.02),
+        (grid.astype(np.float64), rng.integers(0, len(grid), (7000, 2)).astype(np.int32), 0.031),
+        (grid[:1], np.zeros((1, 3), np.int64), 0.02),
+    ]
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            for points, corners, distance in cases:
+                expected = _weld_by_unique(points, corners, distance)
+                kept, welded = clean.weld_vertices(points, corners, distance)
+                assert kept.dtype == np.int64 and welded.dtype == expected[1].dtype
+                assert np.array_equal(kept, expected[0]), (len(points), threads)
+                assert np.array_equal(welded, expected[1]), (len(points), threads)
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_take_rows_and_compact_match_numpy_indexing():
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(500, 3)).astype(np.float32)
+    index = rng.integers(0, 500, 800)
+    for array in (values, values.astype(np.float64), values[:, 0], values[:, :2], values > 0):
+        taken = clean._take_rows(array, index)
+        assert taken.dtype == array.dtype and taken.tobytes() == array[index].tobytes()
+        assert taken.shape == array[index].shape
+    faces = rng.integers(0, 400, (300, 3))  # vertices 400..499 and some below unused
+    kept, compacted, attributes = clean.compact_vertices(values, faces, {"c": values[:, :2]})
+    used = np.zeros(500, bool)
+    used[faces] = True
+    assert np.array_equal(kept, values[used]) and np.array_equal(attributes["c"], values[used, :2])
+    assert np.array_equal(compacted, (np.cumsum(used) - 1)[faces])
+
+
+def test_repeated_vertex_mask_matches_the_numpy_form():
+    faces = np.random.default_rng(3).integers(0, 6, (2000, 3))
+    expected = (
+        (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 2] == faces[:, 0])
+    )
+    assert 0 < expected.sum() < len(faces)
+    assert np.array_equal(clean.repeated_vertex_mask(faces), expected)
+    assert np.array_equal(clean.repeated_vertex_mask(faces.astype(np.int32)[:, ::-1]), expected)
