@@ -164,17 +164,15 @@ def chunk_count(n: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _vertex_faces(faces, n_vertices, shift, chunks):
-    # A counting sort of the 3m corners by vertex, in two stable passes that both run in
-    # parallel: corners into vertex ranges (per-chunk counts, then a scatter), then each range
-    # sorted by vertex on its own (its counts fit in cache).
-    flat = faces.reshape(-1)
-    corners = flat.shape[0]
-    buckets = (n_vertices >> shift) + 1
+def bucket_scatter(keys, buckets, shift, chunks):
+    """Indices (n,) of ``keys`` (n,) ordered by range ``key >> shift`` (< ``buckets``), index
+    order kept inside a range, and each range's start (buckets + 1,): a stable counting scatter,
+    per-chunk counts then writes, both passes over ``chunks`` pieces in parallel."""
+    n = keys.shape[0]
     counts = np.zeros((chunks, buckets), np.int64)
     for c in numba.prange(chunks):
-        for i in range(c * corners // chunks, (c + 1) * corners // chunks):
-            counts[c, flat[i] >> shift] += 1
+        for i in range(c * n // chunks, (c + 1) * n // chunks):
+            counts[c, keys[i] >> shift] += 1
     bucket_start = np.empty(buckets + 1, np.int64)
     total = 0
     for bucket in range(buckets):
@@ -184,13 +182,25 @@ def _vertex_faces(faces, n_vertices, shift, chunks):
             counts[c, bucket] = total
             total += count
     bucket_start[buckets] = total
-    by_bucket = np.empty(corners, np.int64)
+    by_bucket = np.empty(n, np.int64)
     for c in numba.prange(chunks):
         fill = counts[c]
-        for i in range(c * corners // chunks, (c + 1) * corners // chunks):
-            bucket = flat[i] >> shift
+        for i in range(c * n // chunks, (c + 1) * n // chunks):
+            bucket = keys[i] >> shift
             by_bucket[fill[bucket]] = i
             fill[bucket] += 1
+    return by_bucket, bucket_start
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _vertex_faces(faces, n_vertices, shift, chunks):
+    # A counting sort of the 3m corners by vertex, in two stable passes that both run in
+    # parallel: corners into vertex ranges (per-chunk counts, then a scatter), then each range
+    # sorted by vertex on its own (its counts fit in cache).
+    flat = faces.reshape(-1)
+    corners = flat.shape[0]
+    buckets = (n_vertices >> shift) + 1
+    by_bucket, bucket_start = bucket_scatter(flat, buckets, shift, chunks)
     start = np.empty(n_vertices + 1, np.int64)
     around = np.empty(corners, np.int64)
     for bucket in numba.prange(buckets):

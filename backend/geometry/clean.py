@@ -15,6 +15,7 @@ import numpy as np
 
 from backend.geometry import tolerances
 from backend.geometry.adjacency import (
+    bucket_scatter,
     chunk_count,
     face_components,
     manifold_face_pairs,
@@ -167,26 +168,7 @@ def _unique_keys(keys, flat_faces, shift, chunks):
     # sorted on its own (stable), its distinct keys numbered from its offset.
     n = keys.shape[0]
     buckets = (keys.max() >> shift) + 1
-    counts = np.zeros((chunks, buckets), np.int64)
-    for c in numba.prange(chunks):
-        for i in range(c * n // chunks, (c + 1) * n // chunks):
-            counts[c, keys[i] >> shift] += 1
-    bucket_start = np.empty(buckets + 1, np.int64)
-    total = 0
-    for bucket in range(buckets):
-        bucket_start[bucket] = total
-        for c in range(chunks):
-            count = counts[c, bucket]
-            counts[c, bucket] = total
-            total += count
-    bucket_start[buckets] = total
-    by_bucket = np.empty(n, np.int64)
-    for c in numba.prange(chunks):
-        fill = counts[c]
-        for i in range(c * n // chunks, (c + 1) * n // chunks):
-            bucket = keys[i] >> shift
-            by_bucket[fill[bucket]] = i
-            fill[bucket] += 1
+    by_bucket, bucket_start = bucket_scatter(keys, buckets, shift, chunks)
     distinct = np.zeros(buckets + 1, np.int64)
     sorted_keys = np.empty(n, np.int64)
     for bucket in numba.prange(buckets):
