@@ -85,7 +85,7 @@ def cpu_before_after() -> list[str]:
 
 
 def _span(row: dict[str, float]) -> str:
-    return f"{row['median']:.3f} ({row['min']:.3f}-{row['max']:.3f})"
+    return spread(row["median"], row)
 
 
 def trellis_speed() -> list[str]:
@@ -231,7 +231,7 @@ def product_path() -> list[str]:
                 continue
             s = entry["summary"]
             cells = " | ".join(
-                spread(s[k]["median"], s[k])
+                _span(s[k])
                 for k in ("wall_s", "model_s", "postprocess_s", "glb_s", "overhead_s")
             )
             lines.append(f"| {name} | {cells} | {s['peak_vram_mb'] or '-'} |"
