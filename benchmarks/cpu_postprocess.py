@@ -95,6 +95,9 @@ def postprocess_process(tree: Path, mesh: Path, output: Path, threads: int) -> d
 def warm_worker(mesh: Path, output: Path, repeats: int) -> None:
     """In a pinned child: ``repeats + 1`` postprocess_file calls in this process (the first a
     warm-up), each timed; prints one JSON line per timed call."""
+    from backend.cli import single_threaded_blas
+
+    single_threaded_blas()  # as the server's process does, before numpy loads
     from backend.geometry.pipeline import PipelineOptions
     from backend.geometry.postprocess import postprocess_file
 

@@ -55,9 +55,8 @@ class PhaseClock:
         sweep_parts = self._saved["_sweep_parts"]
 
         def timed_parts(*args, **kwargs):
-            label = "slab sweeps" if not any(p == "slab sweeps" for p, _ in self.phases) else (
-                "greedy slab round"
-            )
+            first = not any(phase == "slab sweeps" for phase, _ in self.phases)
+            label = "slab sweeps" if first else "greedy slab round"
             started = time.perf_counter()
             sweep_parts(*args, **kwargs)
             self.phases.append((label, time.perf_counter() - started))

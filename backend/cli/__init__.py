@@ -11,6 +11,7 @@ hint, and exits non-zero.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -59,8 +60,18 @@ def postprocess_parser(argv: Sequence[str]) -> argparse.ArgumentParser | None:
     return parser
 
 
+def single_threaded_blas() -> None:
+    """numpy's OpenBLAS to one thread, before numpy is imported (unless the user set it). It
+    starts a thread per core that spins after each call, on the cores numba's threads need,
+    and nothing of ours wants it: the pipeline's linear algebra is closed-form 3x3 blocks, and
+    the models' is torch's own BLAS."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     whole_process = argv is None  # the command line's own process, not a caller's call
+    if whole_process:
+        single_threaded_blas()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = (postprocess_parser(argv) or build_parser()).parse_args(argv)
     args.whole_process = whole_process  # postprocess may then end the process itself

@@ -43,9 +43,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def run_postprocess(args: argparse.Namespace) -> int:
-    # Before numpy loads OpenBLAS: the pipeline's linear algebra is 3x3 blocks, yet OpenBLAS
-    # starts a thread per core that spins after each call, on the cores numba's threads need.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from backend.geometry import heap, preload
     from backend.geometry.pipeline import PipelineOptions
     from backend.geometry.postprocess import postprocess_file

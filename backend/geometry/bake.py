@@ -208,10 +208,13 @@ def prepare_on_device(
     the unwrapped mesh, bit for bit; the GPU makes them while the CPU unwraps."""
     from backend.geometry import torch_closest
 
+    # The columns first: an upload from pageable memory waits for the work queued before it,
+    # so every upload goes ahead of the long search, and the caller is not held up by it.
+    attributes = _device_attributes(source, _attribute_layout(source), device)
     face, dist = torch_closest.closest_faces(
         source.vertices, near_vertex, vertices, faces, None, device
     )
-    return DevicePrep(face, dist, _device_attributes(source, _attribute_layout(source), device))
+    return DevicePrep(face, dist, attributes)
 
 
 def _device_attributes(source: BakeSource, layout: list[tuple[str, np.ndarray]],

@@ -88,6 +88,24 @@ def leave_cores(spare: int) -> None:
     numba.set_num_threads(max(1, numba.config.NUMBA_NUM_THREADS - spare))
 
 
+@contextlib.contextmanager
+def fewer_cores(spare: int, from_threads: int = 3) -> Iterator[None]:
+    """Within: the calling thread's parallel numba kernels leave ``spare`` cores to a call
+    running beside them, when they have at least ``from_threads`` threads, and get their
+    thread count back after. A kernel's loop is cut into equal static chunks, one per thread:
+    with every core taken, the thread that shares its core with the call beside finishes last
+    and the kernel waits for it. With few threads, giving one up costs as much."""
+    import numba
+
+    before = numba.get_num_threads()
+    if before >= from_threads:
+        numba.set_num_threads(max(1, before - spare))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
 def kernels_threadsafe() -> bool:
     """Whether parallel numba kernels may run on two threads at once: numba's ``omp`` and ``tbb``
     threading layers allow it; ``workqueue`` aborts the process if it happens. False until the

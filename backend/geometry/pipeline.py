@@ -273,12 +273,12 @@ def _run_pipeline(
         if on is not None and options.measure_quality and overlap.kernels_threadsafe()
         else None
     )
-    # The device bake's first steps need the reduced mesh, not its UVs: the GPU makes them
-    # while the CPU unwraps (the same closest faces; bake.prepare_on_device).
-    hint = _owner_hint(source, source_origin, reduced, keep_uvs)
-    prepared = _prepare_bake(source, reduced, hint, on) if not keep_uvs else None
     # 3. UV
     started = stage(2, "unwrapping")
+    # The device bake's first steps need the reduced mesh, not its UVs: they are queued on the
+    # GPU first, which works through them while the CPU unwraps (bake.prepare_on_device).
+    hint = _owner_hint(source, source_origin, reduced, keep_uvs)
+    prepared = _prepare_bake(source, reduced, hint, on) if not keep_uvs else None
     if keep_uvs:
         mapped = _incoming_charts(reduced.vertices, reduced.faces, reduced.attributes["uvs"])
     else:
@@ -307,7 +307,7 @@ def _run_pipeline(
     maps = bake.bake(
         source, target, options.texture_size, normal_map=options.pbr, near_vertex=near,
         device=on, source_normals=source_normals.result() if source_normals else None,
-        prepared=prepared.result() if prepared else None,
+        prepared=prepared,
     )  # fmt: skip
     done(3, started)
     # 5. export
@@ -335,12 +335,16 @@ def _run_pipeline(
         raw.roughness, raw.metallic, options.name, levels, quad_count,
         alpha_blend=raw.alpha_field is not None,
     )  # fmt: skip
-    asset = export.export(mesh, options.output_format)
-    done(4, started)
-    # Not a stage (no progress step), but timed: on a 5M-face source it was 1.3 s no stage showed.
-    started = time.perf_counter()
-    figures = _quality(source, reduced, mapped, maps, options, measured)
-    timings["quality"] = round(time.perf_counter() - started, 4)
+    # The export's and quality figures' kernels leave the preview its core (on the CPU path
+    # it is all of its drawing; on a device only its colouring and PNG are left).
+    with overlap.fewer_cores(1 if drawing is None else 0):
+        asset = export.export(mesh, options.output_format)
+        done(4, started)
+        # Not a stage (no progress step), but timed: on a 5M-face source it was 1.3 s no stage
+        # showed.
+        started = time.perf_counter()
+        figures = _quality(source, reduced, mapped, maps, options, measured)
+        timings["quality"] = round(time.perf_counter() - started, 4)
     # 6. preview: drawn beside export and quality; its time is what is left to wait for
     started = stage(5, "rendering the preview")
     preview_png = preview_beside.result()
@@ -471,14 +475,14 @@ def _prepare_bake(
     reduced: decimate.DecimateResult,
     hint: np.ndarray | None,
     on: str | None,
-) -> overlap.Beside[bake.DevicePrep] | None:
-    """bake.prepare_on_device on a thread, on the device path given an owner hint."""
+) -> bake.DevicePrep | None:
+    """bake.prepare_on_device on the device path given an owner hint, called on this thread:
+    it only queues GPU work (no host wait), so the unwrap runs while the GPU does it. On a
+    thread of its own beside the unwrap (session 10) its ~200 eager launches kept taking the
+    GIL from the unwrap's Python glue: uv went from 0.024 to 0.077 s on an H200 box."""
     if on is None or hint is None:
         return None
-    return overlap.Beside(
-        bake.prepare_on_device, source, reduced.vertices, reduced.faces, hint, on,
-        name="bake-prep",
-    )  # fmt: skip
+    return bake.prepare_on_device(source, reduced.vertices, reduced.faces, hint, on)
 
 
 def _near_vertex_hint(hint: np.ndarray | None, reduced: decimate.DecimateResult,

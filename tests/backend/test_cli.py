@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -234,3 +235,19 @@ def test_mesh_in_generate_submit_and_source_job(tmp_path: Path) -> None:
         assert "wrote" in again.stdout and (tmp_path / "again.glb").stat().st_size > 0
         missing = cli("generate", "--source-job", "nope", "--data-dir", str(backend.data_dir))
         assert missing.returncode != 0 and "unknown_job" in missing.stderr
+
+
+def test_a_backend_process_runs_numpy_blas_on_one_thread_unless_told() -> None:
+    # Before numpy loads: its OpenBLAS would start a spinning thread per core beside numba's.
+    child = (
+        "import os, sys\nsys.argv = ['dreamcad-backend', '--version']\n"
+        "from backend.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+        "import numpy\nprint(os.environ.get('OPENBLAS_NUM_THREADS'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    for preset, expected in ((None, "1"), ("3", "3")):
+        if preset:
+            env["OPENBLAS_NUM_THREADS"] = preset
+        out = subprocess.run([sys.executable, "-c", child], cwd=REPO, env=env,
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        assert out.stdout.strip().splitlines()[-1] == expected

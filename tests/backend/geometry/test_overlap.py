@@ -85,9 +85,12 @@ def test_the_distance_kernels_release_the_gil() -> None:
         assert kernel.targetoptions.get("nogil") is True
 
 
-def test_the_device_bake_starts_beside_the_unwrap_with_the_same_answer(sphere_mesh, monkeypatch):
-    # The closest faces and splat columns made on the reduced mesh before its UVs exist: the
-    # same asset bytes as bake() making them itself on the unwrapped mesh.
+def test_the_device_bake_is_queued_before_the_unwrap_with_the_same_answer(
+    sphere_mesh, monkeypatch
+):
+    # The closest faces and splat columns queued on the reduced mesh before its UVs exist, on
+    # the pipeline's own thread (a thread beside the unwrap took its GIL): the same asset bytes
+    # as bake() making them itself on the unwrapped mesh.
     vertices, faces = sphere_mesh
     threads: list[str] = []
     real = pipeline.bake.prepare_on_device
@@ -100,10 +103,11 @@ def test_the_device_bake_starts_beside_the_unwrap_with_the_same_answer(sphere_me
     raw = RawAsset(vertices, faces, vertex_colors=analytic_color(vertices))
     options = PipelineOptions(target_faces=1000, texture_size=256, geometry_path="torch")
     early = run_pipeline(raw, options)
-    assert threads == ["bake-prep"]
+    caller = threading.current_thread().name
+    assert threads == [caller]
     monkeypatch.setattr(pipeline, "_prepare_bake", lambda *args: None)
     in_bake = run_pipeline(raw, options)
-    assert threads == ["bake-prep"]  # not called again: bake() searched itself
+    assert threads == [caller]  # not called again: bake() searched itself
     assert early.asset == in_bake.asset
 
 
@@ -146,3 +150,20 @@ def test_the_device_path_hands_the_gil_over_quickly(sphere_mesh, monkeypatch):
     run_pipeline(raw, PipelineOptions(target_faces=1000, texture_size=256, geometry_path="torch"))
     run_pipeline(raw, PipelineOptions(target_faces=1000, texture_size=256))  # the CPU path
     assert seen == [overlap.HANDOFF_S, sys.getswitchinterval()]
+
+
+def test_fewer_cores_leaves_cores_within_and_restores_after() -> None:
+    import numba
+
+    numba.set_num_threads(2)
+    try:
+        with overlap.fewer_cores(1, from_threads=2):
+            assert numba.get_num_threads() == 1
+        assert numba.get_num_threads() == 2
+        with overlap.fewer_cores(1):  # two threads are below the default threshold: kept
+            assert numba.get_num_threads() == 2
+        with pytest.raises(RuntimeError), overlap.fewer_cores(1, from_threads=2):
+            raise RuntimeError("restored on the way out too")
+        assert numba.get_num_threads() == 2
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
