@@ -143,9 +143,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--resolution", type=int, default=464)
     parser.add_argument("--slabs", action="store_true", help="also time each slab alone")
+    parser.add_argument("--parts", type=int, help="slabs per parallel call instead of the rule's")
     args = parser.parse_args()
+    if args.parts:  # an experiment: the product's count follows qem.parallel_parts
+        qem.parallel_parts = lambda faces: args.parts
     vertices, faces = load_mesh(args.out, args.resolution)
-    print(f"{len(faces)} faces -> {TARGET_FACES}; slabs per call: {qem.parallel_parts(len(faces))}")
+    slabs = qem.parallel_parts(len(faces))
+    print(f"{len(faces)} faces -> {TARGET_FACES}; slabs per call: {slabs}")
     results = []
     for threads in [int(t) for t in args.threads.split(",")]:
         numba.set_num_threads(threads)
@@ -179,6 +183,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "allowed_cpus": len(os.sched_getaffinity(0)),
                     "python": platform.python_version(), "platform": platform.platform()},
         "input": {"resolution": args.resolution, "faces": len(faces)},
+        "slabs_per_call": slabs,
         "results": results,
     }  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)

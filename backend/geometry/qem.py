@@ -101,33 +101,33 @@ def _face_error(f, pos, faces, quadrics, border, endpoint, q):
 @numba.njit(cache=True, nogil=True)
 def _sweeps(face_list, part, interior, pos, faces, quadrics, border, endpoint, flip_cos,
             min_quality, face_alive, vertex_alive, version, parent, refs, vstart, vcount, top,
-            alive_faces, stop_faces, sweep_quantile, mark, touched):  # fmt: skip
+            alive_faces, stop_faces, sweep_quantile, mark, stamp, touched):  # fmt: skip
     """Phase 1 over ``face_list``: sweeps in memory order under a rising error threshold
     (cache-friendly, as in Fast Quadric Mesh Simplification) take the bulk of the near-zero
     collapses. With ``part`` >= 0 only edges between vertices ``interior`` to that part move,
-    so two parts can be swept at once. ``mark`` (n,) and ``touched`` (m,) are zeroed scratch
-    (the caller's, reused between parts). Returns (alive faces, refs, top)."""
-    m = faces.shape[0]
-    stamp = np.zeros(1, np.int64)
+    so two parts can be swept at once. ``mark`` (n,) holds no value above ``stamp`` (1,), which
+    only rises (so it is never zeroed: the caller's, reused between parts); ``touched`` (m,) is
+    zero on ``face_list``. Returns (alive faces, refs, top)."""
     ring_u = np.empty(RING_MAX, np.int64)
     ring_v = np.empty(RING_MAX, np.int64)
     q = np.empty(10, np.float64)
-    error = np.empty(m)
-    for f in face_list:
-        error[f] = _face_error(f, pos, faces, quadrics, border, endpoint, q)
+    error = np.empty(face_list.shape[0])  # by position in the list: the part's size, not m
+    for i in range(face_list.shape[0]):
+        error[i] = _face_error(face_list[i], pos, faces, quadrics, border, endpoint, q)
     stride = max(face_list.shape[0] // 8192, 1)
     for sweep in range(1, 40):
         if alive_faces <= stop_faces:
             break
         at_start = alive_faces
-        sample = error[face_list[::stride]][face_alive[face_list[::stride]]]
+        sample = error[::stride][face_alive[face_list[::stride]]]
         if sample.shape[0] == 0:
             break
         threshold = np.quantile(sample, sweep_quantile)
-        for f in face_list:
+        for i in range(face_list.shape[0]):
+            f = face_list[i]
             if alive_faces <= stop_faces:
                 break
-            if not face_alive[f] or touched[f] == sweep or error[f] > threshold:
+            if not face_alive[f] or touched[f] == sweep or error[i] > threshold:
                 continue
             for k in range(3):
                 a, b = faces[f, k], faces[f, (k + 1) % 3]
@@ -148,9 +148,10 @@ def _sweeps(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
                 for i in range(vstart[kept], vstart[kept] + vcount[kept]):
                     touched[refs[i]] = sweep  # left alone until this sweep ends
                 break
-        for f in face_list:  # re-measure each changed face once, not after every collapse
+        for i in range(face_list.shape[0]):  # re-measure each changed face once, not per collapse
+            f = face_list[i]
             if face_alive[f] and touched[f] == sweep:
-                error[f] = _face_error(f, pos, faces, quadrics, border, endpoint, q)
+                error[i] = _face_error(f, pos, faces, quadrics, border, endpoint, q)
         if at_start - alive_faces < STALL_FRACTION * at_start:
             break  # the cheap edges left are refused (topology): the greedy phase takes over
     return alive_faces, refs, top
@@ -159,12 +160,11 @@ def _sweeps(face_list, part, interior, pos, faces, quadrics, border, endpoint, f
 @numba.njit(cache=True, nogil=True)
 def _greedy(face_list, part, interior, pos, faces, quadrics, border, endpoint, flip_cos,
             min_quality, face_alive, vertex_alive, version, parent, refs, vstart, vcount, top,
-            alive_faces, target_faces, max_key, mark):  # fmt: skip
+            alive_faces, target_faces, max_key, mark, stamp):  # fmt: skip
     """Phase 2 over ``face_list``: the cheapest collapse first, through the bucket queue, until
     ``target_faces`` of them are alive or the cheapest edge left is above bucket ``max_key``.
     With ``part`` >= 0 only edges between vertices ``interior`` to that part move, as in
-    :func:`_sweeps`; ``mark`` (n,) is zeroed scratch. Returns (alive faces, refs, top)."""
-    stamp = np.zeros(1, np.int64)
+    :func:`_sweeps`, with ``mark`` and ``stamp`` as there. Returns (alive faces, refs, top)."""
     ring_u = np.empty(RING_MAX, np.int64)
     ring_v = np.empty(RING_MAX, np.int64)
     q = np.empty(10, np.float64)
@@ -248,6 +248,7 @@ def _parallel_sweeps(face_lists, offsets, interior, stop_faces, greedy_faces, po
             continue
         thread = numba.get_thread_id()
         vcount, vstart, mark = scratch.vcount[thread], scratch.vstart[thread], scratch.mark[thread]
+        stamp = scratch.stamp[thread : thread + 1]  # rises across parts: mark is never zeroed
         alive = 0
         for f in part_faces:
             if face_alive[f]:
@@ -257,20 +258,18 @@ def _parallel_sweeps(face_lists, offsets, interior, stop_faces, greedy_faces, po
             9 * part_faces.shape[0] + 1024,
         )  # fmt: skip
         if alive > stop_faces[p]:
-            mark[:] = 0
             touched = scratch.touched[thread]
             for f in part_faces:  # the only faces this part's sweeps read or mark
                 touched[f] = 0
             alive, refs, top = _sweeps(
                 part_faces, p, interior, pos, faces, quadrics, border, endpoint, flip_cos,
                 min_quality, face_alive, vertex_alive, version, parent, refs, vstart, vcount,
-                top, alive, stop_faces[p], sweep_quantile, mark, touched,
+                top, alive, stop_faces[p], sweep_quantile, mark, stamp, touched,
             )  # fmt: skip
         if alive > greedy_faces[p]:
-            mark[:] = 0
             _greedy(part_faces, p, interior, pos, faces, quadrics, border, endpoint, flip_cos,
                     min_quality, face_alive, vertex_alive, version, parent, refs, vstart, vcount,
-                    top, alive, greedy_faces[p], max_key, mark)  # fmt: skip
+                    top, alive, greedy_faces[p], max_key, mark, stamp)  # fmt: skip
 
 
 @numba.njit(cache=True)
@@ -279,18 +278,19 @@ def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_qua
     n, m = pos.shape[0], faces.shape[0]
     alive_faces = int(face_alive.sum())
     refs, vstart, vcount, top = build_refs(faces, face_alive, n, 6 * m)
+    mark, stamp = np.zeros(n, np.int64), np.zeros(1, np.int64)
     if sweep_faces > target_faces and alive_faces > sweep_faces:
         alive_faces, refs, top = _sweeps(
             np.flatnonzero(face_alive), -1, vertex_alive.astype(np.int64), pos, faces, quadrics,
             border, endpoint, flip_cos, min_quality, face_alive, vertex_alive, version, parent,
             refs, vstart, vcount, top, alive_faces, sweep_faces, sweep_quantile,
-            np.zeros(n, np.int64), np.zeros(m, np.int64),
+            mark, stamp, np.zeros(m, np.int64),
         )  # fmt: skip
     # Phase 2: greedy by quadric error through the bucket queue, to the exact target.
     _greedy(
         np.flatnonzero(face_alive), -1, vertex_alive.astype(np.int64), pos, faces, quadrics,
         border, endpoint, flip_cos, min_quality, face_alive, vertex_alive, version, parent,
-        refs, vstart, vcount, top, alive_faces, target_faces, N_BUCKETS, np.zeros(n, np.int64),
+        refs, vstart, vcount, top, alive_faces, target_faces, N_BUCKETS, mark, stamp,
     )  # fmt: skip
     return face_alive, vertex_alive, parent
 
@@ -380,21 +380,24 @@ def parallel_parts(faces: int) -> int:
 
 class ThreadScratch(NamedTuple):
     """Each parallel thread's reusable arrays (rows by numba.get_thread_id()): vcount, vstart,
-    fill and mark (threads, n) int64 over vertices, touched (threads, m) int64 over faces."""
+    fill and mark (threads, n) int64 over vertices, touched (threads, m) int64 over faces, and
+    stamp (threads,) the highest value in that thread's mark row."""
 
     vcount: np.ndarray
     vstart: np.ndarray
     fill: np.ndarray
     mark: np.ndarray
     touched: np.ndarray
+    stamp: np.ndarray
 
 
 def thread_scratch(n: int, m: int) -> ThreadScratch:
     """Scratch for every thread numba runs a parallel loop on now, for n vertices, m faces."""
     threads = numba.get_num_threads()
     return ThreadScratch(
-        *(np.zeros((threads, n), np.int64) for _ in range(4)), np.zeros((threads, m), np.int64)
-    )
+        *(np.zeros((threads, n), np.int64) for _ in range(4)), np.zeros((threads, m), np.int64),
+        np.zeros(threads, np.int64),
+    )  # fmt: skip
 
 
 def _sweep_parts(pos, faces, quadrics, border, sweep_faces, greedy_faces, endpoint, face_alive,

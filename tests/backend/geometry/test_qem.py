@@ -94,11 +94,17 @@ def test_part_refs_list_each_ring_as_build_refs_does():
     count, start, fill = (np.full(n, 99, np.int64) for _ in range(3))
     part_refs, top = build_part_refs(faces, part, alive, count, start, fill, 0)
     assert top == total
-    np.testing.assert_array_equal(count, vcount)
-    np.testing.assert_array_equal(start, vstart)
-    for w in np.unique(faces[part]):
-        ring = slice(vstart[w], vstart[w] + vcount[w])
-        np.testing.assert_array_equal(part_refs[ring], refs[ring])
+    used = np.unique(faces[part[alive[part]]])
+    np.testing.assert_array_equal(count[used], vcount[used])
+    # Each ring lists its faces as build_refs does, wherever it lies; together they fill
+    # [0, top) once (the part's rings only: the other vertices' entries are left as they were).
+    for w in used:
+        mine_ring = part_refs[start[w] : start[w] + count[w]]
+        np.testing.assert_array_equal(mine_ring, refs[vstart[w] : vstart[w] + vcount[w]])
+    covered = np.concatenate([np.arange(start[w], start[w] + count[w]) for w in used])
+    np.testing.assert_array_equal(np.sort(covered), np.arange(top))
+    untouched = np.setdiff1d(np.arange(n), used)
+    assert (count[untouched] == 99).all() and (start[untouched] == 99).all()
 
 
 def test_slab_scratch_comes_back_clean_for_every_slab(blob_mesh, monkeypatch):
