@@ -15,6 +15,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from backend.geometry.adjacency import chunk_count
+
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _closest_on_triangle(px, py, pz, ax, ay, az, bx, by, bz, cx, cy, cz):
@@ -214,32 +216,55 @@ def _splat_rows(hi_vertices, hi_faces, vertex_face, face_chart, matrix, origin, 
                 through[t, k] = fk
 
 
-@numba.njit(cache=True, nogil=True)
-def _band_lists(through, first_row, last_row, bands, band_rows):
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _band_lists(through, first_row, last_row, bands, band_rows, chunks):
     """Draws (3 t + k) overlapping each band of rows, in triangle order (so the nearest-wins
-    ties break as in one sequential pass)."""
-    count = np.zeros(bands + 1, np.int64)
-    for t in range(through.shape[0]):
-        for k in range(3):
-            if through[t, k] >= 0:
-                for b in range(first_row[t, k] // band_rows, last_row[t, k] // band_rows + 1):
-                    count[b + 1] += 1
-    start = np.cumsum(count)
-    fill = start[:-1].copy()
-    draws = np.empty(start[-1], np.int32)
-    for t in range(through.shape[0]):
-        for k in range(3):
-            if through[t, k] >= 0:
-                for b in range(first_row[t, k] // band_rows, last_row[t, k] // band_rows + 1):
-                    draws[fill[b]] = 3 * t + k
-                    fill[b] += 1
+    ties break as in one sequential pass): per-chunk band counts, then each chunk writes its
+    draws at its own offsets, both over ``chunks`` runs of triangles in parallel (one serial
+    pass was ~0.1 s of the splat on a 16-core box, where the drawing took ~0.05)."""
+    m = through.shape[0]
+    counts = np.zeros((chunks, bands), np.int64)
+    for c in numba.prange(chunks):
+        for t in range(c * m // chunks, (c + 1) * m // chunks):
+            for k in range(3):
+                if through[t, k] >= 0:
+                    for b in range(first_row[t, k] // band_rows, last_row[t, k] // band_rows + 1):
+                        counts[c, b] += 1
+    start = np.empty(bands + 1, np.int64)
+    total = 0
+    for b in range(bands):  # band by band, chunk by chunk: triangle order inside a band
+        start[b] = total
+        for c in range(chunks):
+            count = counts[c, b]
+            counts[c, b] = total
+            total += count
+    start[bands] = total
+    draws = np.empty(total, np.int32)
+    for c in numba.prange(chunks):
+        fill = counts[c]
+        for t in range(c * m // chunks, (c + 1) * m // chunks):
+            for k in range(3):
+                if through[t, k] >= 0:
+                    for b in range(first_row[t, k] // band_rows, last_row[t, k] // band_rows + 1):
+                        draws[fill[b]] = 3 * t + k
+                        fill[b] += 1
     return start, draws
+
+
+def spread_order(count: int) -> np.ndarray:
+    """0..count-1 in a stride order (count, int64): a parallel loop over it gives each
+    thread's equal static run bands from all over the atlas, not one region of it (charts
+    pack unevenly: a run of dense rows kept one thread busy while the others waited)."""
+    stride = max(1, int(count * 0.618))
+    while np.gcd(stride, count) != 1:
+        stride += 1
+    return (np.arange(count, dtype=np.int64) * stride) % max(count, 1)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _splat(
     hi_vertices, hi_faces, vertex_face, vertex_dist, face_chart, matrix, origin, height, width,
-    depth, out_face, out_triangle, band_rows,
+    depth, out_face, out_triangle, band_rows, band_order, chunks,
 ):  # fmt: skip
     """Draw the triangles; each texel keeps the nearest one's index (``out_triangle``) and the
     low-res face it went through (``out_face``). Its attributes come after, from those two
@@ -252,10 +277,11 @@ def _splat(
     _splat_rows(hi_vertices, hi_faces, vertex_face, face_chart, matrix, origin, height, width,
                 through, first_row, last_row)  # fmt: skip
     bands = (height + band_rows - 1) // band_rows
-    start, draws = _band_lists(through, first_row, last_row, bands, band_rows)
+    start, draws = _band_lists(through, first_row, last_row, bands, band_rows, chunks)
     # Each band's rows belong to one thread: the depth test needs no locks, and each band sees
     # its triangles in the sequential order, so the image is the same on any core count.
-    for band in numba.prange(bands):
+    for j in numba.prange(bands):
+        band = band_order[j]
         px = np.empty(3)
         py = np.empty(3)
         top = band * band_rows
@@ -372,7 +398,7 @@ def splat_texels(
     _splat(
         hi_vertices, hi_faces, vertex_face.astype(np.int64), vertex_dist.astype(np.float32),
         face_chart.astype(np.int64), matrix, origin, size, size, depth, out_face, out_triangle,
-        SPLAT_BAND_ROWS,
+        SPLAT_BAND_ROWS, spread_order(-(-size // SPLAT_BAND_ROWS)), chunk_count(len(hi_faces)),
     )  # fmt: skip
     flat = np.flatnonzero(out_face.reshape(-1) >= 0)  # 1-D indices: cheaper than 2-D
     texels = np.empty((len(flat), attributes.shape[1]), dtype=np.float32)

@@ -90,3 +90,42 @@ def test_splat_texels_interpolate_at_the_texel_centres(sphere_mesh):
     )  # fmt: skip
     np.testing.assert_array_equal(np.flatnonzero(face_map.reshape(-1) >= 0), flat)
     np.testing.assert_array_equal(image.reshape(-1, 3)[flat], texels)
+
+
+def _band_lists_in_one_pass(through, first_row, last_row, bands, band_rows):
+    """The reference: every draw appended to its bands in triangle order."""
+    lists: list[list[int]] = [[] for _ in range(bands)]
+    for t in range(through.shape[0]):
+        for k in range(3):
+            if through[t, k] >= 0:
+                for b in range(first_row[t, k] // band_rows, last_row[t, k] // band_rows + 1):
+                    lists[b].append(3 * t + k)
+    start = np.cumsum([0] + [len(items) for items in lists])
+    return start, np.array([d for items in lists for d in items], np.int32)
+
+
+def test_band_lists_in_chunks_keep_triangle_order_in_each_band() -> None:
+    import numba
+
+    rng = np.random.default_rng(5)
+    m, height, band_rows = 3000, 256, 16
+    first = rng.integers(0, height, (m, 3)).astype(np.int32)
+    last = np.minimum(first + rng.integers(0, 40, (m, 3)), height - 1).astype(np.int32)
+    through = np.where(rng.random((m, 3)) < 0.7, rng.integers(0, 50, (m, 3)), -1).astype(np.int32)
+    bands = height // band_rows
+    start, draws = _band_lists_in_one_pass(through, first, last, bands, band_rows)
+    for threads in (1, 2):
+        numba.set_num_threads(threads)
+        for chunks in (1, 7, 64):
+            got_start, got = transfer._band_lists(through, first, last, bands, band_rows, chunks)
+            np.testing.assert_array_equal(got_start, start)
+            np.testing.assert_array_equal(got, draws)
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+
+def test_spread_order_visits_every_band_once_and_spreads_neighbours() -> None:
+    for count in (1, 2, 7, 64, 128, 129):
+        order = transfer.spread_order(count)
+        np.testing.assert_array_equal(np.sort(order), np.arange(count))
+    order = transfer.spread_order(128)
+    assert np.abs(np.diff(order)).min() > 16  # consecutive runs are far apart in the atlas
