@@ -23,6 +23,7 @@ import numba
 import numpy as np
 
 from backend.geometry import tolerances
+from backend.geometry.adjacency import _BUCKET_BITS, _CHUNK, _MAX_CHUNKS, _vertex_faces
 from backend.geometry.bounds import extent
 from backend.geometry.edge_collapse import (
     build_part_refs,
@@ -297,12 +298,24 @@ def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_qua
 
 @numba.njit(cache=True, nogil=True)  # the bake's source normals run beside it
 def prepare_quadrics(pos, faces, boundary_weight):
-    """Plane quadrics (n, 10) and border flags (n,); border edges get perpendicular planes."""
+    """Plane quadrics (n, 10) and border flags (n,); border edges get perpendicular planes.
+    Each vertex gathers its planes (its faces ascending, then its border edges by face and
+    corner): the order, hence the bits, of a scatter over the faces, on every core."""
     n, m = pos.shape[0], faces.shape[0]
-    quadrics = np.zeros((n, 10))
-    border = np.zeros(n, np.bool_)
-    normals = np.zeros((m, 3))
-    for f in range(m):
+    shift = 0
+    while (n >> shift) >= 1 << _BUCKET_BITS:  # vertex_faces' shift: n.bit_length() - 9
+        shift += 1
+    start, around = _vertex_faces(faces, n, shift, max(1, min(_MAX_CHUNKS, 3 * m // _CHUNK)))
+    return _gather_quadrics(pos, faces, start, around, _face_planes(pos, faces), boundary_weight)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _face_planes(pos, faces):
+    """(m, 5) each face's unit normal (zero when degenerate), plane offset and normal's length
+    (twice its area), in one row: the gather reads a face's plane from one cache line."""
+    m = faces.shape[0]
+    planes = np.zeros((m, 5))
+    for f in numba.prange(m):
         # Scalars, not pos[i] views and e1 = p1 - p0 arrays: two allocations and six atomic
         # reference counts a face were most of this loop's time.
         i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
@@ -313,40 +326,61 @@ def prepare_quadrics(pos, faces, boundary_weight):
         ny = e1z * e2x - e1x * e2z
         nz = e1x * e2y - e1y * e2x
         length = np.sqrt(nx * nx + ny * ny + nz * nz)
-        if length == 0.0:
-            continue
-        nx, ny, nz = nx / length, ny / length, nz / length
-        normals[f, 0], normals[f, 1], normals[f, 2] = nx, ny, nz
-        d = -(nx * p0x + ny * p0y + nz * p0z)
-        for k in range(3):
-            add_plane(quadrics, faces[f, k], nx, ny, nz, d, 0.5 * length)
-    alive = np.ones(m, np.bool_)
-    refs, vstart, vcount, _ = build_refs(faces, alive, n, 0)
-    for f in range(m):
-        for k in range(3):
-            a, b = faces[f, k], faces[f, (k + 1) % 3]
-            shared = False
-            for j in range(vstart[b], vstart[b] + vcount[b]):
-                g = refs[j]
-                if g != f and (faces[g, 0] == a or faces[g, 1] == a or faces[g, 2] == a):
-                    shared = True
-                    break
-            if shared:
-                continue
-            border[a] = True
-            border[b] = True
-            ex, ey, ez = pos[b, 0] - pos[a, 0], pos[b, 1] - pos[a, 1], pos[b, 2] - pos[a, 2]
-            sx = ey * normals[f, 2] - ez * normals[f, 1]
-            sy = ez * normals[f, 0] - ex * normals[f, 2]
-            sz = ex * normals[f, 1] - ey * normals[f, 0]
-            length = np.sqrt(sx * sx + sy * sy + sz * sz)
-            if length == 0.0:
-                continue
-            sx, sy, sz = sx / length, sy / length, sz / length
-            d = -(sx * pos[a, 0] + sy * pos[a, 1] + sz * pos[a, 2])
-            weight = boundary_weight * (ex * ex + ey * ey + ez * ez)
-            add_plane(quadrics, a, sx, sy, sz, d, weight)
-            add_plane(quadrics, b, sx, sy, sz, d, weight)
+        planes[f, 4] = length
+        if length != 0.0:
+            nx, ny, nz = nx / length, ny / length, nz / length
+            planes[f, 0], planes[f, 1], planes[f, 2] = nx, ny, nz
+            planes[f, 3] = -(nx * p0x + ny * p0y + nz * p0z)
+    return planes
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _shared(faces, around, first, last, f, w):
+    """Whether a face of ``around[first:last]`` other than ``f`` holds vertex ``w``."""
+    for j in range(first, last):
+        g = around[j]
+        if g != f and (faces[g, 0] == w or faces[g, 1] == w or faces[g, 2] == w):
+            return True
+    return False
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _gather_quadrics(pos, faces, start, around, planes, boundary_weight):
+    """:func:`prepare_quadrics`' sums, a vertex at a time: its faces' planes (a face once per
+    corner it holds), then the perpendicular planes of its open edges (no other face of its
+    ring holds the edge's other end) by face and corner, as a scatter over faces adds them."""
+    n = pos.shape[0]
+    quadrics = np.zeros((n, 10))
+    border = np.zeros(n, np.bool_)
+    for v in numba.prange(n):
+        first, last = start[v], start[v + 1]
+        for j in range(first, last):
+            f = around[j]
+            if planes[f, 4] != 0.0:
+                add_plane(quadrics, v, planes[f, 0], planes[f, 1], planes[f, 2], planes[f, 3],
+                          0.5 * planes[f, 4])  # fmt: skip
+        for j in range(first, last):
+            f = around[j]
+            if j > first and around[j - 1] == f:
+                continue  # listed once per corner: its edges are walked once
+            for k in range(3):
+                a, b = faces[f, k], faces[f, (k + 1) % 3]
+                if (a != v and b != v) or _shared(faces, around, first, last, f, a + b - v):
+                    continue
+                border[v] = True
+                ex, ey, ez = pos[b, 0] - pos[a, 0], pos[b, 1] - pos[a, 1], pos[b, 2] - pos[a, 2]
+                nx, ny, nz = planes[f, 0], planes[f, 1], planes[f, 2]
+                sx = ey * nz - ez * ny
+                sy = ez * nx - ex * nz
+                sz = ex * ny - ey * nx
+                size = np.sqrt(sx * sx + sy * sy + sz * sz)
+                if size == 0.0:
+                    continue
+                sx, sy, sz = sx / size, sy / size, sz / size
+                d = -(sx * pos[a, 0] + sy * pos[a, 1] + sz * pos[a, 2])
+                weight = boundary_weight * (ex * ex + ey * ey + ez * ez)
+                for _end in range((a == v) + (b == v)):  # an edge (v, v) adds its plane twice
+                    add_plane(quadrics, v, sx, sy, sz, d, weight)
     return quadrics, border
 
 
