@@ -48,11 +48,16 @@ KERNELS = (
     ("adjacency", "union_find"),
     ("inner_shells", "_face_normals"),
     ("inner_shells", "_vertex_patch_range"),
+    ("qem", "_unit_frame"),
     ("qem", "prepare_quadrics"),
-    ("qem", "_slab_interior"),
+    ("qem", "_extent"),
+    ("qem", "_live_centroids"),
+    ("qem", "_slab_of"),
+    ("qem", "_slab_layout"),
     ("qem", "_parallel_sweeps"),
-    ("qem", "_edge_keys"),
+    ("qem", "_edge_key_counts"),
     ("qem", "_decimate"),
+    ("qem", "_roots"),
     ("uv", "_face_normals"),
     ("uv", "_project"),
     ("uv", "_rotate"),
@@ -132,6 +137,7 @@ def _load_quietly(names) -> None:
     # numba's typeof of an array argument asks for np.ma, which numpy imports on first use
     # (~15 ms): here, not inside clean's first kernel call on the main thread.
     import numpy.ma  # noqa: F401
+
     try:
         load_cached(kernels(names))
     except Exception:  # a failed preload only means the first calls load as before

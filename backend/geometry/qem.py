@@ -23,6 +23,14 @@ import numba
 import numpy as np
 
 from backend.geometry import tolerances
+from backend.geometry.adjacency import (
+    _BUCKET_BITS,
+    _CHUNK,
+    _MAX_CHUNKS,
+    _vertex_faces,
+    bucket_scatter,
+    chunk_count,
+)
 from backend.geometry.bounds import extent
 from backend.geometry.edge_collapse import (
     build_part_refs,
@@ -297,12 +305,24 @@ def _decimate(pos, faces, quadrics, border, target_faces, sweep_faces, sweep_qua
 
 @numba.njit(cache=True, nogil=True)  # the bake's source normals run beside it
 def prepare_quadrics(pos, faces, boundary_weight):
-    """Plane quadrics (n, 10) and border flags (n,); border edges get perpendicular planes."""
+    """Plane quadrics (n, 10) and border flags (n,); border edges get perpendicular planes.
+    Each vertex gathers its planes (its faces ascending, then its border edges by face and
+    corner): the order, hence the bits, of a scatter over the faces, on every core."""
     n, m = pos.shape[0], faces.shape[0]
-    quadrics = np.zeros((n, 10))
-    border = np.zeros(n, np.bool_)
-    normals = np.zeros((m, 3))
-    for f in range(m):
+    shift = 0
+    while (n >> shift) >= 1 << _BUCKET_BITS:  # vertex_faces' shift: n.bit_length() - 9
+        shift += 1
+    start, around = _vertex_faces(faces, n, shift, max(1, min(_MAX_CHUNKS, 3 * m // _CHUNK)))
+    return _gather_quadrics(pos, faces, start, around, _face_planes(pos, faces), boundary_weight)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _face_planes(pos, faces):
+    """(m, 5) each face's unit normal (zero when degenerate), plane offset and normal's length
+    (twice its area), in one row: the gather reads a face's plane from one cache line."""
+    m = faces.shape[0]
+    planes = np.zeros((m, 5))
+    for f in numba.prange(m):
         # Scalars, not pos[i] views and e1 = p1 - p0 arrays: two allocations and six atomic
         # reference counts a face were most of this loop's time.
         i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
@@ -313,58 +333,149 @@ def prepare_quadrics(pos, faces, boundary_weight):
         ny = e1z * e2x - e1x * e2z
         nz = e1x * e2y - e1y * e2x
         length = np.sqrt(nx * nx + ny * ny + nz * nz)
-        if length == 0.0:
-            continue
-        nx, ny, nz = nx / length, ny / length, nz / length
-        normals[f, 0], normals[f, 1], normals[f, 2] = nx, ny, nz
-        d = -(nx * p0x + ny * p0y + nz * p0z)
-        for k in range(3):
-            add_plane(quadrics, faces[f, k], nx, ny, nz, d, 0.5 * length)
-    alive = np.ones(m, np.bool_)
-    refs, vstart, vcount, _ = build_refs(faces, alive, n, 0)
-    for f in range(m):
-        for k in range(3):
-            a, b = faces[f, k], faces[f, (k + 1) % 3]
-            shared = False
-            for j in range(vstart[b], vstart[b] + vcount[b]):
-                g = refs[j]
-                if g != f and (faces[g, 0] == a or faces[g, 1] == a or faces[g, 2] == a):
-                    shared = True
-                    break
-            if shared:
-                continue
-            border[a] = True
-            border[b] = True
-            ex, ey, ez = pos[b, 0] - pos[a, 0], pos[b, 1] - pos[a, 1], pos[b, 2] - pos[a, 2]
-            sx = ey * normals[f, 2] - ez * normals[f, 1]
-            sy = ez * normals[f, 0] - ex * normals[f, 2]
-            sz = ex * normals[f, 1] - ey * normals[f, 0]
-            length = np.sqrt(sx * sx + sy * sy + sz * sz)
-            if length == 0.0:
-                continue
-            sx, sy, sz = sx / length, sy / length, sz / length
-            d = -(sx * pos[a, 0] + sy * pos[a, 1] + sz * pos[a, 2])
-            weight = boundary_weight * (ex * ex + ey * ey + ez * ez)
-            add_plane(quadrics, a, sx, sy, sz, d, weight)
-            add_plane(quadrics, b, sx, sy, sz, d, weight)
+        planes[f, 4] = length
+        if length != 0.0:
+            nx, ny, nz = nx / length, ny / length, nz / length
+            planes[f, 0], planes[f, 1], planes[f, 2] = nx, ny, nz
+            planes[f, 3] = -(nx * p0x + ny * p0y + nz * p0z)
+    return planes
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _shared(faces, around, first, last, f, w):
+    """Whether a face of ``around[first:last]`` other than ``f`` holds vertex ``w``."""
+    for j in range(first, last):
+        g = around[j]
+        if g != f and (faces[g, 0] == w or faces[g, 1] == w or faces[g, 2] == w):
+            return True
+    return False
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _gather_quadrics(pos, faces, start, around, planes, boundary_weight):
+    """:func:`prepare_quadrics`' sums, a vertex at a time: its faces' planes (a face once per
+    corner it holds), then the perpendicular planes of its open edges (no other face of its
+    ring holds the edge's other end) by face and corner, as a scatter over faces adds them."""
+    n = pos.shape[0]
+    quadrics = np.zeros((n, 10))
+    border = np.zeros(n, np.bool_)
+    for v in numba.prange(n):
+        first, last = start[v], start[v + 1]
+        for j in range(first, last):
+            f = around[j]
+            if planes[f, 4] != 0.0:
+                add_plane(quadrics, v, planes[f, 0], planes[f, 1], planes[f, 2], planes[f, 3],
+                          0.5 * planes[f, 4])  # fmt: skip
+        for j in range(first, last):
+            f = around[j]
+            if j > first and around[j - 1] == f:
+                continue  # listed once per corner: its edges are walked once
+            for k in range(3):
+                a, b = faces[f, k], faces[f, (k + 1) % 3]
+                if (a != v and b != v) or _shared(faces, around, first, last, f, a + b - v):
+                    continue
+                border[v] = True
+                ex, ey, ez = pos[b, 0] - pos[a, 0], pos[b, 1] - pos[a, 1], pos[b, 2] - pos[a, 2]
+                nx, ny, nz = planes[f, 0], planes[f, 1], planes[f, 2]
+                sx = ey * nz - ez * ny
+                sy = ez * nx - ex * nz
+                sz = ex * ny - ey * nx
+                size = np.sqrt(sx * sx + sy * sy + sz * sz)
+                if size == 0.0:
+                    continue
+                sx, sy, sz = sx / size, sy / size, sz / size
+                d = -(sx * pos[a, 0] + sy * pos[a, 1] + sz * pos[a, 2])
+                weight = boundary_weight * (ex * ex + ey * ey + ez * ez)
+                for _end in range((a == v) + (b == v)):  # an edge (v, v) adds its plane twice
+                    add_plane(quadrics, v, sx, sy, sz, d, weight)
     return quadrics, border
 
 
-@numba.njit(cache=True)
-def _slab_interior(faces, part, n):
-    """(n,) the slab all of a vertex's faces lie in, or -1 (on a cut, or in no face). A loop:
-    np.minimum.at over 2.4M corners took 0.2 s."""
-    low = np.full(n, np.iinfo(np.int64).max, np.int64)
-    high = np.full(n, -1, np.int64)
-    for f in range(faces.shape[0]):
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _extent(pos, chunks):
+    """(3,) high - low of ``pos`` (n, 3) over ``chunks`` pieces: bounds.extent's values (a
+    min / max does not round; a NaN wins, as in numpy)."""
+    n = pos.shape[0]
+    low = np.full((chunks, 3), np.inf)
+    high = np.full((chunks, 3), -np.inf)
+    for c in numba.prange(chunks):
+        for i in range(c * n // chunks, (c + 1) * n // chunks):
+            for k in range(3):
+                x = pos[i, k]
+                if x < low[c, k] or x != x:
+                    low[c, k] = x
+                if x > high[c, k] or x != x:
+                    high[c, k] = x
+    out = np.empty(3)
+    for k in range(3):
+        lo, hi = low[0, k], high[0, k]
+        for c in range(1, chunks):
+            if low[c, k] < lo or low[c, k] != low[c, k]:
+                lo = low[c, k]
+            if high[c, k] > hi or high[c, k] != high[c, k]:
+                hi = high[c, k]
+        out[k] = hi - lo
+    return out
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _live_centroids(face_alive, faces, pos, axis, chunks):
+    """The live faces ascending (np.flatnonzero) and each one's centroid along ``axis``, times
+    3 (the corners' sum, in corner order), over ``chunks`` pieces."""
+    m = face_alive.shape[0]
+    first = np.zeros(chunks + 1, np.int64)
+    for c in numba.prange(chunks):
+        count = 0
+        for f in range(c * m // chunks, (c + 1) * m // chunks):
+            count += face_alive[f]
+        first[c + 1] = count
+    for c in range(chunks):
+        first[c + 1] += first[c]
+    alive = np.empty(first[chunks], np.int64)
+    centroid = np.empty(first[chunks])
+    for c in numba.prange(chunks):
+        i = first[c]
+        for f in range(c * m // chunks, (c + 1) * m // chunks):
+            if face_alive[f]:
+                alive[i] = f
+                a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+                centroid[i] = pos[a, axis] + pos[b, axis] + pos[c, axis]
+                i += 1
+    return alive, centroid
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _slab_of(centroid, cuts):
+    """np.searchsorted(cuts, centroid, side="right") for sorted, NaN-free ``cuts``: how many
+    cuts are not above each value (a NaN value: all of them, as numpy sorts NaN last)."""
+    part = np.empty(centroid.shape[0], np.int64)
+    for i in numba.prange(centroid.shape[0]):
+        x, slab = centroid[i], 0
+        for cut in cuts:
+            slab += not (x < cut)
+        part[i] = slab
+    return part
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _slab_layout(alive, part, faces, n, parts, chunks):
+    """The live faces ``alive`` grouped by slab ``part`` (< ``parts``), ascending inside each
+    (a stable counting sort), each slab's start (parts + 1,), and (n,) the slab all of a
+    vertex's live faces lie in, or -1 (on a cut, or in no live face)."""
+    by_part, offsets = bucket_scatter(part, parts, 0, chunks)
+    order = np.empty(alive.shape[0], np.int64)
+    for i in numba.prange(alive.shape[0]):
+        order[i] = alive[by_part[i]]
+    interior = np.full(n, -1, np.int64)
+    for i in numba.prange(alive.shape[0]):  # some face's slab (racing writes: any one)
         for k in range(3):
-            w = faces[f, k]
-            low[w] = min(low[w], part[f])
-            high[w] = max(high[w], part[f])
-    for w in range(n):
-        if low[w] != high[w]:
-            high[w] = -1
-    return high
+            interior[faces[alive[i], k]] = part[i]
+    for i in numba.prange(alive.shape[0]):  # -1 where another face's slab differs
+        for k in range(3):
+            w = faces[alive[i], k]
+            if interior[w] != part[i]:
+                interior[w] = -1
+    return order, offsets, interior
 
 
 def parallel_parts(faces: int) -> int:
@@ -409,48 +520,47 @@ def _sweep_parts(pos, faces, quadrics, border, sweep_faces, greedy_faces, endpoi
 
     Vertices with faces in two slabs stay fixed until a later round or the sequential phases.
     """
-    alive = np.flatnonzero(face_alive)
+    chunks = chunk_count(len(face_alive))
+    axis = int(np.argmax(_extent(pos, chunks)))
+    alive, centroid = _live_centroids(face_alive, faces, pos, axis, chunks)
     if len(alive) == 0:
         return
-    live = faces[alive]
-    axis = int(np.argmax(extent(pos)))
-    coordinate = pos[:, axis]
-    # 3 x the face centroid along that axis only (pos[faces].mean() is 0.19 s at 800k faces).
-    centroid = coordinate[live[:, 0]] + coordinate[live[:, 1]] + coordinate[live[:, 2]]
     levels = (np.arange(1, parts + (1 if shift else 0)) - shift) / parts
     cuts = np.quantile(centroid, levels)
-    part = np.searchsorted(cuts, centroid, side="right").astype(np.int64)
-    count = len(cuts) + 1
-    interior = _slab_interior(live, part, len(pos))
-    # Stable: each slab's faces stay ascending (build_part_refs relies on it); 16-bit keys take
-    # numpy's radix sort, not the merge sort 64-bit keys get.
-    order = alive[np.argsort(part.astype(np.int16), kind="stable")]
-    sizes = np.bincount(part, minlength=count)
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    if not np.isnan(cuts).any() and np.all(cuts[:-1] <= cuts[1:]):
+        part = _slab_of(centroid, cuts)
+    else:  # NaN cuts (a NaN position): numpy's own search
+        part = np.searchsorted(cuts, centroid, side="right").astype(np.int64)
+    # Each slab's faces stay ascending (build_part_refs relies on it).
+    order, offsets, interior = _slab_layout(alive, part, faces, len(pos), len(cuts) + 1, chunks)
+    sizes = np.diff(offsets)
     share = sizes / len(alive)
     stop = np.ceil(share * sweep_faces).astype(np.int64)
     greedy = np.ceil(share * greedy_faces).astype(np.int64)
     _parallel_sweeps(
-        order.astype(np.int64), offsets, interior, stop, greedy, pos, faces, quadrics, border,
+        order, offsets, interior, stop, greedy, pos, faces, quadrics, border,
         bool(endpoint), tolerances.FLIP_COS, tolerances.MIN_FACE_QUALITY, face_alive,
         vertex_alive, version, parent, tolerances.SWEEP_QUANTILE, int(max_key), scratch,
     )  # fmt: skip
 
 
 @numba.njit(cache=True, parallel=True)
-def _edge_keys(faces, face_alive, pos, quadrics, border, endpoint):
-    """Queue bucket of every live edge (each once; -1 in the unused slots), as _greedy keys."""
+def _edge_key_counts(faces, face_alive, pos, quadrics, border, endpoint, threads):
+    """(N_BUCKETS,) how many live edges (each once, as _greedy queues them) fall in each queue
+    bucket: a histogram per thread (``threads``: numba.get_num_threads(), which a cached
+    kernel cannot call), summed: integers, the same for any thread count."""
     m = faces.shape[0]
-    keys = np.full(3 * m, -1, np.int64)
+    counts = np.zeros((threads, N_BUCKETS), np.int64)
     for f in numba.prange(m):
         if not face_alive[f]:
             continue
+        mine = counts[numba.get_thread_id()]
         q = np.empty(10, np.float64)
         for k in range(3):
             a, b = faces[f, k], faces[f, (k + 1) % 3]
             if a < b or (border[a] and border[b]):
-                keys[3 * f + k] = _bucket(edge_cost(a, b, pos, quadrics, border, endpoint, q))
-    return keys
+                mine[_bucket(edge_cost(a, b, pos, quadrics, border, endpoint, q))] += 1
+    return counts.sum(axis=0)
 
 
 def _greedy_slabs(pos, faces, quadrics, border, target_faces, endpoint, face_alive,
@@ -461,22 +571,52 @@ def _greedy_slabs(pos, faces, quadrics, border, target_faces, endpoint, face_ali
     up to it, and the cuts move by half a slab, until PARALLEL_GREEDY_UNTIL x the target."""
     goal = int(target_faces * tolerances.PARALLEL_GREEDY_UNTIL)
     never = 10 * faces.shape[0]  # a stop count no slab reaches: the sweeps are skipped
+    alive = int(np.count_nonzero(face_alive))
     for round_ in range(tolerances.PARALLEL_GREEDY_ROUNDS):
-        alive = int(face_alive.sum())
         if alive <= goal:
             return
-        keys = _edge_keys(faces, face_alive, pos, quadrics, border, bool(endpoint))
-        keys = keys[keys >= 0]
+        counts = _edge_key_counts(faces, face_alive, pos, quadrics, border, bool(endpoint),
+                                  numba.get_num_threads())  # fmt: skip
+        below = np.cumsum(counts)
         # A collapse removes two faces but raises its neighbours' costs: about a quarter of the
         # edges under a bound collapse in a round: a bound over as many edges as faces must go
         # (more overshoots: the first bound rises above the last, mean error +6 %).
-        need = min(alive - goal, len(keys) - 1)
-        bound = int(np.partition(keys, need)[need])
+        need = min(alive - goal, int(below[-1]) - 1)
+        bound = int(np.searchsorted(below, need, side="right"))  # the need-th smallest key
         _sweep_parts(pos, faces, quadrics, border, never, target_faces, endpoint,
                      face_alive, vertex_alive, version, parent, parts, 0.5 * (round_ % 2),
                      scratch, bound)  # fmt: skip
-        if alive - int(face_alive.sum()) < STALL_FRACTION * alive:
+        before, alive = alive, int(np.count_nonzero(face_alive))
+        if before - alive < STALL_FRACTION * before:
             return
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _unit_frame(vertices, centre, scale, faces):
+    """(vertices - centre) / scale in float64 (n, 3), and an int64 copy of ``faces`` (m, 3): as
+    numpy's astype, subtract, divide and copy, on every core."""
+    pos = np.empty((vertices.shape[0], 3))
+    for i in numba.prange(vertices.shape[0]):
+        for k in range(3):
+            pos[i, k] = (np.float64(vertices[i, k]) - centre[k]) / scale
+    copy = np.empty((faces.shape[0], 3), np.int64)
+    for f in numba.prange(faces.shape[0]):
+        for k in range(3):
+            copy[f, k] = faces[f, k]
+    return pos, copy
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _roots(parent):
+    """The end of each element's chain in ``parent`` (where parent[r] == r): what squaring
+    ``parent`` until it stops changing gives."""
+    root = np.empty_like(parent)
+    for i in numba.prange(parent.shape[0]):
+        r = parent[i]
+        while parent[r] != r:
+            r = parent[r]
+        root[i] = r
+    return root
 
 
 def collapse(
@@ -491,8 +631,7 @@ def collapse(
     # Work in a unit frame: quadric magnitudes and the solver's threshold stay well scaled.
     centre = vertices.mean(axis=0).astype(np.float64)
     scale = float(np.linalg.norm(extent(vertices))) or 1.0
-    pos = (vertices.astype(np.float64) - centre) / scale
-    work_faces = np.ascontiguousarray(faces, dtype=np.int64).copy()
+    pos, work_faces = _unit_frame(vertices, centre, scale, faces)
     quadrics, border = prepare_quadrics(pos, work_faces, tolerances.BOUNDARY_WEIGHT)
     sweep_faces = int(target_faces * tolerances.SWEEP_UNTIL)
     n, m = len(pos), len(work_faces)
@@ -514,11 +653,7 @@ def collapse(
         tolerances.SWEEP_QUANTILE, bool(endpoint), tolerances.FLIP_COS, tolerances.MIN_FACE_QUALITY,
         face_alive, vertex_alive, version, parent,
     )  # fmt: skip
-    while True:  # follow merge chains to the surviving vertex
-        grand = parent[parent]
-        if np.array_equal(grand, parent):
-            break
-        parent = grand
+    parent = _roots(parent)  # follow merge chains to the surviving vertex
     origin = np.flatnonzero(vertex_alive)
     new_index = np.full(len(pos), -1, dtype=np.int64)
     new_index[origin] = np.arange(len(origin))
