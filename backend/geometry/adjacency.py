@@ -163,6 +163,24 @@ def chunk_count(n: int) -> int:
     return max(1, min(_MAX_CHUNKS, n // _CHUNK))
 
 
+@numba.njit(cache=True, nogil=True)
+def chunk_offsets(counts):
+    """Each bucket's start (buckets + 1,) from per-chunk counts (chunks, buckets), which become
+    each chunk's first write position in that bucket: bucket by bucket, chunk by chunk, so the
+    chunks' items stay in their order inside a bucket."""
+    chunks, buckets = counts.shape
+    bucket_start = np.empty(buckets + 1, np.int64)
+    total = 0
+    for bucket in range(buckets):
+        bucket_start[bucket] = total
+        for c in range(chunks):
+            count = counts[c, bucket]
+            counts[c, bucket] = total
+            total += count
+    bucket_start[buckets] = total
+    return bucket_start
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def bucket_scatter(keys, buckets, shift, chunks):
     """Indices (n,) of ``keys`` (n,) ordered by range ``key >> shift`` (< ``buckets``), index
@@ -173,15 +191,7 @@ def bucket_scatter(keys, buckets, shift, chunks):
     for c in numba.prange(chunks):
         for i in range(c * n // chunks, (c + 1) * n // chunks):
             counts[c, keys[i] >> shift] += 1
-    bucket_start = np.empty(buckets + 1, np.int64)
-    total = 0
-    for bucket in range(buckets):
-        bucket_start[bucket] = total
-        for c in range(chunks):
-            count = counts[c, bucket]
-            counts[c, bucket] = total
-            total += count
-    bucket_start[buckets] = total
+    bucket_start = chunk_offsets(counts)
     by_bucket = np.empty(n, np.int64)
     for c in numba.prange(chunks):
         fill = counts[c]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from backend.geometry.adjacency import chunk_count
+from backend.geometry.adjacency import chunk_count, chunk_offsets
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -230,16 +230,8 @@ def _band_lists(through, first_row, last_row, bands, band_rows, chunks):
                 if through[t, k] >= 0:
                     for b in range(first_row[t, k] // band_rows, last_row[t, k] // band_rows + 1):
                         counts[c, b] += 1
-    start = np.empty(bands + 1, np.int64)
-    total = 0
-    for b in range(bands):  # band by band, chunk by chunk: triangle order inside a band
-        start[b] = total
-        for c in range(chunks):
-            count = counts[c, b]
-            counts[c, b] = total
-            total += count
-    start[bands] = total
-    draws = np.empty(total, np.int32)
+    start = chunk_offsets(counts)  # triangle order inside a band
+    draws = np.empty(start[bands], np.int32)
     for c in numba.prange(chunks):
         fill = counts[c]
         for t in range(c * m // chunks, (c + 1) * m // chunks):
