@@ -167,3 +167,58 @@ def test_fewer_cores_leaves_cores_within_and_restores_after() -> None:
         assert numba.get_num_threads() == 2
     finally:
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+
+def test_the_decimation_leaves_a_core_to_the_normals_beside_it(sphere_mesh, monkeypatch):
+    """On the CPU path the decimator's kernels run on one thread fewer while the source normals
+    are made beside them (a static chunk sharing that core held every kernel back): the same
+    asset, the decimator's answer not depending on its thread count."""
+    import numba
+
+    vertices, faces = sphere_mesh
+    raw = RawAsset(vertices, faces, vertex_colors=analytic_color(vertices))
+    options = PipelineOptions(target_faces=1000, texture_size=256)
+    threads: list[int] = []
+    real = pipeline.decimate.decimate
+
+    def recorded(*args, **kwargs):
+        threads.append(numba.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.decimate, "decimate", recorded)
+    numba.set_num_threads(2)
+    try:
+        as_built = run_pipeline(raw, options)  # 2 threads: below fewer_cores' threshold
+        real_fewer = overlap.fewer_cores
+        monkeypatch.setattr(
+            pipeline.overlap, "fewer_cores", lambda spare: real_fewer(spare, from_threads=2)
+        )
+        one_left = run_pipeline(raw, options)
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    assert threads == [2, 1]
+    assert one_left.asset == as_built.asset
+
+
+def test_the_device_path_measures_the_distances_after_the_unwrap(sphere_mesh, monkeypatch):
+    """The unwrap is the device path's CPU step on the critical path: the distance figures'
+    thread starts once it is done, not beside it."""
+    vertices, faces = sphere_mesh
+    events: list[str] = []
+    unwrap, distance = pipeline.uv.unwrap, pipeline.quality.surface_distance
+
+    def unwrap_recorded(*args, **kwargs):
+        events.append("unwrap")
+        result = unwrap(*args, **kwargs)
+        events.append("unwrapped")
+        return result
+
+    def distance_recorded(*args):
+        events.append("distance")
+        return distance(*args)
+
+    monkeypatch.setattr(pipeline.uv, "unwrap", unwrap_recorded)
+    monkeypatch.setattr(pipeline.quality, "surface_distance", distance_recorded)
+    raw = RawAsset(vertices, faces, vertex_colors=analytic_color(vertices))
+    run_pipeline(raw, PipelineOptions(target_faces=1000, texture_size=256, geometry_path="torch"))
+    assert events == ["unwrap", "unwrapped", "distance"]
