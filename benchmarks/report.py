@@ -177,3 +177,7 @@ def main() -> None:
     for job, peak, target in memory:
         print(f"peak memory {job:46s} {peak:8.1f} GiB (target {target:.0f})")
     print(f"wrote {RESULTS / 'report.md'} and {PLOTS}/")
+
+
+if __name__ == "__main__":
+    main()

@@ -47,6 +47,23 @@ def test_no_benchmark_defaults_to_a_committed_result():
     assert offenders == []
 
 
+def test_every_benchmark_script_runs_its_main():
+    """A script with a main() calls it under the __main__ guard: report.py lost its guard in a
+    split and ran as a no-op, printing nothing and exiting 0."""
+    silent = []
+    for path in sorted(BENCHMARKS.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        has_main = any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in tree.body)
+        guarded = any(
+            isinstance(n, ast.If) and "__main__" in ast.unparse(n.test)
+            and "main()" in ast.unparse(n)
+            for n in tree.body
+        )  # fmt: skip
+        if has_main and not guarded:
+            silent.append(path.name)
+    assert silent == []
+
+
 def test_default_out_is_a_new_untracked_file(monkeypatch, tmp_path):
     sys.path.insert(0, str(ROOT))
     from benchmarks import outputs
