@@ -52,6 +52,7 @@ KERNELS = (
     ("qem", "prepare_quadrics"),
     ("qem", "_extent"),
     ("qem", "_live_centroids"),
+    ("quantiles", "_order_statistics"),
     ("qem", "_slab_of"),
     ("qem", "_slab_layout"),
     ("qem", "_parallel_sweeps"),

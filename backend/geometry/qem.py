@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from backend.geometry import tolerances
+from backend.geometry import quantiles, tolerances
 from backend.geometry.adjacency import (
     _BUCKET_BITS,
     _CHUNK,
@@ -526,7 +526,7 @@ def _sweep_parts(pos, faces, quadrics, border, sweep_faces, greedy_faces, endpoi
     if len(alive) == 0:
         return
     levels = (np.arange(1, parts + (1 if shift else 0)) - shift) / parts
-    cuts = np.quantile(centroid, levels)
+    cuts = quantiles.quantile(centroid, levels, chunks)  # np.quantile's, on every core
     if not np.isnan(cuts).any() and np.all(cuts[:-1] <= cuts[1:]):
         part = _slab_of(centroid, cuts)
     else:  # NaN cuts (a NaN position): numpy's own search
