@@ -13,12 +13,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from backend.geometry.adjacency import chunk_offsets
+
 BINS = 4096  # histogram bins: ~200 values a bin for 800k faces, a small sort each
 
 
 def quantile(values: np.ndarray, levels: np.ndarray, chunks: int) -> np.ndarray:
     """np.quantile(values, levels) (method "linear") for float64 ``values`` (n,), levels (k,)
-    in [0, 1]; ``chunks`` pieces for the parallel passes. A NaN or an infinity: numpy's own call."""
+    in [0, 1]; ``chunks`` pieces for the parallel passes. A NaN or an infinity: numpy's own
+    call."""
     values = np.ascontiguousarray(values, dtype=np.float64)
     levels = np.asarray(levels, dtype=np.float64)
     n = len(values)
@@ -30,12 +33,10 @@ def quantile(values: np.ndarray, levels: np.ndarray, chunks: int) -> np.ndarray:
     low = np.where(last, n - 1, previous).astype(np.int64)
     high = np.where(last, n - 1, previous + 1).astype(np.int64)
     gamma = virtual - np.where(last, -1.0, previous)  # numpy's (unused where a == b)
-    ranks = np.unique(np.concatenate([low, high]))
-    found, ok = _order_statistics(values, ranks, max(1, chunks), BINS)
+    found, ok = _order_statistics(values, np.concatenate([low, high]), max(1, chunks), BINS)
     if not ok:  # a NaN (numpy sorts it last, answering NaN there) or an infinite span
         return np.quantile(values, levels)
-    a = found[np.searchsorted(ranks, low)]
-    b = found[np.searchsorted(ranks, high)]
+    a, b = found[: len(levels)], found[len(levels) :]
     diff = b - a  # numpy's _lerp: from the nearer end, so t = 1 gives b exactly
     return np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
 
@@ -43,7 +44,7 @@ def quantile(values: np.ndarray, levels: np.ndarray, chunks: int) -> np.ndarray:
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _order_statistics(values, ranks, chunks, bins):
     """(np.sort(values)[ranks], True), or (anything, False) when a value is not finite or
-    their span too small to bin. ``ranks`` ascending and unique, within [0, n)."""
+    their span too small to bin. ``ranks`` within [0, n)."""
     n = values.shape[0]
     lows = np.empty(chunks)
     highs = np.empty(chunks)
@@ -70,49 +71,30 @@ def _order_statistics(values, ranks, chunks, bins):
     scale = bins / (hi - lo)
     if not np.isfinite(scale):
         return found, False
-    # Per chunk histograms; a value's bin never decreases with the value, so the bins hold
-    # the sorted order's consecutive runs.
+    # Per-chunk histograms. A value's bin never decreases with the value, so bin b holds the
+    # sorted order's run start[b]:start[b + 1]: only the runs with a wanted rank are written
+    # (at their sorted positions) and sorted.
     counts = np.zeros((chunks, bins), np.int64)
     for c in numba.prange(chunks):
         for i in range(c * n // chunks, (c + 1) * n // chunks):
             counts[c, _bin(values[i], lo, scale, bins)] += 1
-    start = np.zeros(bins + 1, np.int64)
-    for b in range(bins):
-        total = 0
-        for c in range(chunks):
-            total += counts[c, b]
-        start[b + 1] = start[b] + total
-    # The bins holding a wanted rank, and where each chunk writes its members of each.
-    slot = np.full(bins, -1, np.int64)
-    wanted = np.empty(ranks.shape[0], np.int64)
-    used = 0
+    start = chunk_offsets(counts)  # counts become each chunk's write positions
+    wanted = np.zeros(bins, np.bool_)
     for r in range(ranks.shape[0]):
-        b = np.searchsorted(start, ranks[r], side="right") - 1
-        if slot[b] < 0:
-            slot[b] = used
-            wanted[used] = b
-            used += 1
-    offset = np.zeros((chunks, used), np.int64)
-    first = np.zeros(used + 1, np.int64)
-    for s in range(used):
-        first[s + 1] = first[s]
-        for c in range(chunks):
-            offset[c, s] = first[s + 1]
-            first[s + 1] += counts[c, wanted[s]]
-    members = np.empty(first[used])
+        wanted[np.searchsorted(start, ranks[r], side="right") - 1] = True
+    members = np.empty(n)  # only the wanted runs are written and read
     for c in numba.prange(chunks):
-        at = offset[c].copy()
+        fill = counts[c]
         for i in range(c * n // chunks, (c + 1) * n // chunks):
-            s = slot[_bin(values[i], lo, scale, bins)]
-            if s >= 0:
-                members[at[s]] = values[i]
-                at[s] += 1
-    for s in range(used):
-        members[first[s] : first[s + 1]].sort()
+            b = _bin(values[i], lo, scale, bins)
+            if wanted[b]:
+                members[fill[b]] = values[i]
+                fill[b] += 1
+    for b in range(bins):
+        if wanted[b]:
+            members[start[b] : start[b + 1]].sort()
     for r in range(ranks.shape[0]):
-        b = np.searchsorted(start, ranks[r], side="right") - 1
-        s = slot[b]
-        found[r] = members[first[s] + ranks[r] - start[b]]
+        found[r] = members[ranks[r]]
     return found, True
 
 
