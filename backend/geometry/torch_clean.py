@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.geometry import clean, tolerances
+from backend.geometry import clean, tolerances, torch_sums
 
 
 def _torch() -> Any:
@@ -62,8 +62,7 @@ def clean_mesh(
     f = f[~drop]
     count, labels = components(f, len(v))
     if floater_fraction > 0 and count > 1:
-        area = torch.zeros(count, dtype=torch.float64, device=dev)
-        area.index_add_(0, labels, _areas(v, f))
+        area = torch_sums.index_sum(labels, _areas(v, f), count)  # same bits every run
         small = area < floater_fraction * area.max()
         drop = small[labels]
         report["floater_faces"] = int(drop.sum())
@@ -78,9 +77,8 @@ def clean_mesh(
         )
         flip = torch.as_tensor(flip_np, device=dev)
         f = torch.where(flip[:, None], f.flip(1), f)
-    volume = torch.zeros(int(labels.max()) + 1 if len(labels) else 0, dtype=torch.float64,
-                         device=dev)  # fmt: skip
-    volume.index_add_(0, labels, _volumes(v, f))
+    pieces = int(labels.max()) + 1 if len(labels) else 0
+    volume = torch_sums.index_sum(labels, _volumes(v, f), pieces)  # same bits every run
     turn = (volume < 0)[labels]
     f = torch.where(turn[:, None], f.flip(1), f)
     flipped = flip ^ turn

@@ -3,8 +3,8 @@
 The bake splats every source vertex's normal into the normal map. On a GPU job the source is
 the model's raw mesh (5M faces for TRELLIS), and the numba loop over it took ~0.3 s of one CPU
 thread while the device idled; here the same arithmetic runs data-parallel, every corner's
-angle-weighted face normal added to its vertex with ``index_add_`` (so the sums' order, and the
-last bits, may differ from the sequential loop's).
+angle-weighted face normal added to its vertex in the loop's order (``torch_sums``: the same
+bits on every run; only the device's own arithmetic may differ from the loop's in the last bit).
 """
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from backend.geometry import torch_sums
+
+_SLICE = 1 << 22  # corners gathered at a time: a 5M-face mesh in four slices
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray, device: str) -> Any:
@@ -22,9 +26,8 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray, device: str) -> Any:
     dev = torch.device(device)
     pos = torch.as_tensor(np.ascontiguousarray(vertices), device=dev).double()
     tri = torch.as_tensor(np.ascontiguousarray(faces), device=dev).long()
-    summed = torch.zeros((len(pos), 3), dtype=torch.float64, device=dev)
     if len(tri) == 0:
-        return summed.float()
+        return torch.zeros((len(pos), 3), dtype=torch.float32, device=dev)
     corner = pos[tri]  # (m, 3, 3)
     normal = torch.linalg.cross(corner[:, 1] - corner[:, 0], corner[:, 2] - corner[:, 0])
     length = torch.linalg.vector_norm(normal, dim=1, keepdim=True)
@@ -38,6 +41,7 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray, device: str) -> Any:
     usable = (lu != 0) & (lw != 0) & (length != 0)
     cos = (u * w).sum(dim=2) / torch.where(usable, lu * lw, torch.ones_like(lu))
     angle = torch.where(usable, torch.arccos(cos.clamp(-1.0, 1.0)), torch.zeros_like(cos))
-    summed.index_add_(0, tri.reshape(-1), (angle[:, :, None] * unit[:, None, :]).reshape(-1, 3))
+    weighted = (angle[:, :, None] * unit[:, None, :]).reshape(-1, 3)
+    summed = torch_sums.index_sum(tri.reshape(-1), weighted, len(pos), slice_size=_SLICE)
     norm = torch.linalg.vector_norm(summed, dim=1, keepdim=True).clamp(min=1e-30)
     return (summed / norm).float()

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.geometry import tolerances
+from backend.geometry import tolerances, torch_sums
 
 CANDIDATE_SHARE = 0.4  # at most this share of the edges competes in one round
 PASSES = 4  # independent-set passes per round: each adds the winners the last one unblocked
@@ -203,19 +203,13 @@ def _plane_terms(normal: Any, d: Any, weight: Any) -> Any:
 def prepare_quadrics(pos: Any, faces: Any, boundary_weight: float) -> tuple[Any, Any]:
     """Plane quadrics (n, 10) and border flags (n,), as ``qem.prepare_quadrics``.
 
-    The planes are built a slice of the faces at a time (``_slices``): built all at once,
-    their (3m, 10) rows were the decimator's memory peak. Each vertex still receives its
-    planes in the same order (the faces', then the border edges' as first ends, then as
-    second ends), so the sums are the same to the bit."""
+    Each vertex adds its planes in the sequential loop's order (its faces', then its border
+    edges' as first ends, then as second ends) with ``torch_sums.index_sum``: the same sums on
+    every run, where ``index_add_`` on CUDA changed their last bits (and so the asset) from
+    run to run. The planes are made a slice of the corners at a time: built all at once, their
+    (3m, 10) rows were the decimator's memory peak."""
     torch = _torch()
     n, m = pos.shape[0], faces.shape[0]
-    quadrics = torch.zeros((n, 10), dtype=pos.dtype, device=pos.device)
-    for lo, size in _slices(m, pos.device):
-        part = faces[lo:lo + size]
-        normal, _, length = _face_planes(pos, part)
-        d = -(normal * pos[part[:, 0]]).sum(dim=1)
-        terms = _plane_terms(normal, d, 0.5 * length)  # a zero-area face adds nothing
-        quadrics.index_add_(0, part.reshape(-1), terms.repeat_interleave(3, dim=0))
     # Border edges: used by one face only. Each gets a plane through it, perpendicular to its
     # face, weighted by its squared length.
     a = faces.reshape(-1)
@@ -224,19 +218,26 @@ def prepare_quadrics(pos: Any, faces: Any, boundary_weight: float) -> tuple[Any,
     key = torch.minimum(a, b) * n + torch.maximum(a, b)
     _, inverse, counts = torch.unique(key, return_inverse=True, return_counts=True)
     del key
-    once = counts[inverse] == 1
+    half = torch.nonzero(counts[inverse] == 1).squeeze(1)  # the border half-edges, in order
     del inverse, counts
-    # Every half-edge is priced and the non-border ones add zero terms: masks, not
-    # compactions, so preparing waits only for ``unique``.
-    hits = torch.zeros(n, dtype=torch.int64, device=pos.device)
-    hits.index_add_(0, a, once.long()).index_add_(0, b, once.long())
-    border = hits > 0
-    for end in (a, b):  # all first ends, then all second ends, as one index_add each did
-        for lo, size in _slices(m, pos.device):
-            half = slice(3 * lo, 3 * (lo + size))
-            terms = _border_terms(pos, faces[lo:lo + size], a[half], b[half], once[half],
-                                  boundary_weight)  # fmt: skip
-            quadrics.index_add_(0, end[half], terms)
+    border = torch.zeros(n, dtype=torch.bool, device=pos.device)
+    border[a[half]] = True
+    border[b[half]] = True
+    edge_terms = _border_terms(pos, faces[half // 3], a[half], b[half], boundary_weight)
+    corners, borders = 3 * m, len(half)
+
+    def terms(at: Any) -> Any:  # contribution j: corner j, else border edge (j - 3m) % B
+        face = faces[torch.where(at < corners, at, 0) // 3]
+        normal, _, length = _face_planes(pos, face)
+        d = -(normal * pos[face[:, 0]]).sum(dim=1)
+        plane = _plane_terms(normal, d, 0.5 * length)  # a zero-area face adds nothing
+        if borders == 0:
+            return plane
+        edge = edge_terms[torch.where(at < corners, 0, at - corners) % borders]
+        return torch.where((at < corners)[:, None], plane, edge)
+
+    owner = torch.cat([a, a[half], b[half]])
+    quadrics = torch_sums.index_sum(owner, terms, n, slice_size=3 * _slice_size(m, pos.device))
     return quadrics, border
 
 
@@ -249,16 +250,16 @@ def _face_planes(pos: Any, faces: Any) -> tuple[Any, Any, Any]:
     return cross / length.clamp(min=1e-300)[:, None], cross, length
 
 
-def _border_terms(pos: Any, faces: Any, a: Any, b: Any, once: Any, weight: float) -> Any:
-    """(3k, 10) quadric terms of the half-edges a -> b of ``faces`` (k, 3): a plane through
-    each border half-edge (``once``), perpendicular to its face; zeros elsewhere."""
+def _border_terms(pos: Any, faces: Any, a: Any, b: Any, weight: float) -> Any:
+    """(k, 10) quadric terms of the border half-edges a -> b, each of the face in its row of
+    ``faces`` (k, 3): a plane through the edge, perpendicular to its face (zeros where the
+    edge or the face has no length)."""
     torch = _torch()
     normal, _, length = _face_planes(pos, faces)
-    face = torch.arange(len(faces), device=pos.device).repeat_interleave(3)
     edge = pos[b] - pos[a]
-    side = torch.linalg.cross(edge, normal[face])
+    side = torch.linalg.cross(edge, normal)
     side_len = side.norm(dim=1)
-    good = once & (side_len > 0) & (length[face] > 0)
+    good = (side_len > 0) & (length > 0)
     side = side / torch.where(good, side_len, 1.0)[:, None]
     d = -(side * pos[a]).sum(dim=1)
     terms = _plane_terms(side, d, weight * (edge * edge).sum(dim=1))
@@ -449,9 +450,13 @@ MIN_DEVICE_SLICE = 1 << 20
 def _slices(total: int, device: Any) -> list[tuple[int, int]]:
     """(start, size) slices covering [0, total): ``SLICES`` of them, or fewer when that
     would make them smaller than ``MIN_SLICE`` (``MIN_DEVICE_SLICE`` off the CPU)."""
-    smallest = MIN_SLICE if _torch().device(device).type == "cpu" else MIN_DEVICE_SLICE
-    size = max(smallest, -(-total // SLICES))
+    size = _slice_size(total, device)
     return [(lo, min(size, total - lo)) for lo in range(0, total, size)]
+
+
+def _slice_size(total: int, device: Any) -> int:
+    smallest = MIN_SLICE if _torch().device(device).type == "cpu" else MIN_DEVICE_SLICE
+    return max(smallest, -(-total // SLICES))
 
 
 def _ends(edge_key: Any, pos: Any) -> tuple[Any, Any]:

@@ -290,8 +290,10 @@ def test_decimation_rounds_wait_for_the_host_three_times(blob_clean, monkeypatch
     with counting() as counts:
         _, faces, _, _ = torch_qem.collapse(blob_clean.vertices, blob_clean.faces, 3000)
     assert decimate.within_tolerance(len(faces), 3000) and len(rounds) > 5
-    fixed = counts.syncs["all"] - 3 * len(rounds)  # unique once, the merge chains, the copies
-    assert 0 <= fixed <= 12, (len(rounds), counts.sync_names)
+    # Once per job: the border edges (unique, nonzero), the quadric slices' bounds (a mesh
+    # this size takes several CPU slices), the merge chains, the copies back.
+    fixed = counts.syncs["all"] - 3 * len(rounds)
+    assert 0 <= fixed <= 13, (len(rounds), counts.sync_names)
 
 
 def test_compiled_decimation_gives_the_same_mesh(monkeypatch, caplog):
