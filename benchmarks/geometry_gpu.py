@@ -7,7 +7,8 @@ caches), then ``--runs`` times (at least 5); every stage is reported as median, 
 "mesh stages" is clean + decimate + uv + bake, the part the issue's 0.3 s target covers;
 "pipeline" adds the GLB and preview writing. Quality figures (surface distance in % of the
 diagonal, watertight, pieces, flipped UVs) come from one extra, untimed run per path on the
-same mesh, and sit beside the times. ``--tiny`` runs a small mesh at 256 px, so the script can
+same mesh, and sit beside the times, with the number of distinct GLBs the timed runs made (the
+same input must make the same asset: 1). ``--tiny`` runs a small mesh at 256 px, so the script can
 be checked on a CPU-only machine (with ``--device cpu`` the torch path runs on CPU torch).
 
     python benchmarks/geometry_gpu.py --device cuda --runs 5 --out /tmp/geometry_gpu.json
@@ -17,6 +18,7 @@ be checked on a CPU-only machine (with ``--device cpu`` the torch path runs on C
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -69,10 +71,12 @@ def run_path(raw: RawAsset, path: str, device: str, runs: int, faces: int, size:
     run_pipeline(raw, options(False))
     print(f"  warm-up {time.perf_counter() - started:.1f} s; {runs} timed runs ...", flush=True)
     per_stage: dict[str, list[float]] = {}
+    digests: list[str] = []
     for _ in range(runs):
         started = time.perf_counter()
         result = run_pipeline(raw, options(False))
         wall = time.perf_counter() - started
+        digests.append(hashlib.sha256(result.asset).hexdigest()[:16])
         for stage, seconds in result.timings_s.items():
             per_stage.setdefault(stage, []).append(seconds)
         per_stage.setdefault("mesh stages", []).append(
@@ -86,6 +90,9 @@ def run_path(raw: RawAsset, path: str, device: str, runs: int, faces: int, size:
         "faces": checked.faces,
         "torch_stages": checked.quality.get("torch_stages"),
         "stages": {stage: _summary(samples) for stage, samples in per_stage.items()},
+        # The same input must make the same asset: distinct GLBs over the timed runs (1 is right).
+        "distinct_assets": len(set(digests)),
+        "asset_sha256_16": sorted(set(digests)),
         "quality": {key: checked.quality.get(key) for key in QUALITY_KEYS},
     }
 
@@ -103,8 +110,8 @@ def print_table(report: dict) -> None:
             s = p["stages"].get(stage)
             cells.append(f"{s['median_s']:.4f} ({s['min_s']:.4f}-{s['max_s']:.4f})" if s else "-")
         print(f"| {stage} | " + " | ".join(cells) + " |")
-    for key in ("faces", *QUALITY_KEYS):
-        values = [p["faces"] if key == "faces" else p["quality"][key] for p in paths]
+    for key in ("faces", "distinct_assets", *QUALITY_KEYS):
+        values = [p[key] if key in p else p["quality"][key] for p in paths]
         print(f"| {key} | " + " | ".join(str(v) for v in values) + " |")
     if len(paths) == 2:
         ratio = (paths[1]["stages"]["mesh stages"]["median_s"]

@@ -29,4 +29,5 @@ def test_tiny_cpu_run_writes_a_report(tmp_path: Path, capsys) -> None:
         stage = path["stages"]["decimate"]
         assert stage["min_s"] <= stage["median_s"] <= stage["max_s"]
         assert path["quality"]["watertight"] and path["quality"]["pieces"] == 1
+        assert path["distinct_assets"] == 1  # every timed run made the same GLB
     assert "mesh stages" in capsys.readouterr().out
