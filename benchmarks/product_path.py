@@ -22,6 +22,7 @@ size (``--faces`` / ``--texture-size`` to change; ``--tiny`` uses small ones).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
@@ -116,6 +117,7 @@ def run_job(client: BackendClient, request: SubmitRequest) -> dict[str, Any]:
         "submit_reply_s": round(queued_s, 4),
         "fetch_again_s": round(time.perf_counter() - before, 4),
         "asset_bytes": len(event.asset),
+        "asset_sha256_16": hashlib.sha256(event.asset).hexdigest()[:16],
         "faces": manifest.faces,
         "timings_s": dict(manifest.timings_s),
         "peak_vram_mb": manifest.peak_vram_mb,
@@ -153,6 +155,8 @@ def summarise(jobs: list[dict[str, Any]]) -> dict[str, Any]:
     vram = [job["peak_vram_mb"] for job in jobs if job["peak_vram_mb"] is not None]
     out["peak_vram_mb"] = max(vram) if vram else None
     out["faces"] = sorted({job["faces"] for job in jobs})
+    # Same request, same seed: the same GLB is expected (1); more means a run-to-run drift.
+    out["distinct_assets"] = len({job["asset_sha256_16"] for job in jobs})
     return out
 
 
@@ -171,7 +175,7 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"\n{report['device']} ({report['device_name']}), {report['runs']} warm jobs each, "
           "median (min-max) seconds")  # fmt: skip
     header = f"{'model':<15}{'wall':>22}{'model':>9}{'post':>9}{'GLB':>8}{'other':>8}"
-    print(header + f"{'VRAM MB':>9}{'faces':>8}{'1st job':>9}")
+    print(header + f"{'VRAM MB':>9}{'faces':>8}{'1st job':>9}{'GLBs':>6}")
     for name, entry in report["models"].items():
         if "error" in entry:
             print(f"{name:<15}failed: {entry['error']}")
@@ -182,7 +186,8 @@ def print_table(report: dict[str, Any]) -> None:
         vram = "-" if s["peak_vram_mb"] is None else f"{s['peak_vram_mb']:.0f}"
         print(f"{name:<15}{cell:>22}{s['model_s']['median']:9.3f}{s['postprocess_s']['median']:9.3f}"
               f"{s['glb_s']['median']:8.3f}{s['overhead_s']['median']:8.3f}{vram:>9}"
-              f"{s['faces'][-1]:>8}{entry['warmup']['wall_s']:9.2f}")  # fmt: skip
+              f"{s['faces'][-1]:>8}{entry['warmup']['wall_s']:9.2f}"
+              f"{s['distinct_assets']:>6}")  # fmt: skip
         # each job's wall beside the pipeline's GC pauses, time off the CPU and the other
         # threads' CPU (stall_meter.py): a slow job among fast ones says whether it waited or
         # worked, and whether something else in the process was busy meanwhile

@@ -45,6 +45,7 @@ def test_tiny_run_times_warm_jobs_through_the_service(tmp_path: Path, capsys) ->
         summary = entry["summary"]
         walls = sorted(job["wall_s"] for job in entry["jobs"])
         assert summary["wall_s"]["min"] == walls[0] and summary["wall_s"]["max"] == walls[-1]
+        assert summary["distinct_assets"] == 1, name  # same request and seed: the same GLB
     assert "wall" in capsys.readouterr().out
     # A second run reuses the kept weights instead of writing them again.
     assert module.main([*argv[:-2], "--models", "triposr", "--out", str(tmp_path / "b.json")]) == 0
