@@ -62,7 +62,7 @@ def clean_mesh(
     f = f[~drop]
     count, labels = components(f, len(v))
     if floater_fraction > 0 and count > 1:
-        area = torch_sums.index_sum(labels, _areas(v, f), count)  # same bits every run
+        area = torch_sums.index_sum(labels, _areas(v, f), count, long_rows=True)
         small = area < floater_fraction * area.max()
         drop = small[labels]
         report["floater_faces"] = int(drop.sum())
@@ -78,7 +78,8 @@ def clean_mesh(
         flip = torch.as_tensor(flip_np, device=dev)
         f = torch.where(flip[:, None], f.flip(1), f)
     pieces = int(labels.max()) + 1 if len(labels) else 0
-    volume = torch_sums.index_sum(labels, _volumes(v, f), pieces)  # same bits every run
+    # Per piece: a few long rows. The same bits on every run, unlike index_add_ on CUDA.
+    volume = torch_sums.index_sum(labels, _volumes(v, f), pieces, long_rows=True)
     turn = (volume < 0)[labels]
     f = torch.where(turn[:, None], f.flip(1), f)
     flipped = flip ^ turn

@@ -21,14 +21,23 @@ from typing import Any
 
 
 def index_sum(
-    index: Any, values: Any | Callable[[Any], Any], rows: int, *, slice_size: int | None = None
+    index: Any,
+    values: Any | Callable[[Any], Any],
+    rows: int,
+    *,
+    slice_size: int | None = None,
+    long_rows: bool = False,
 ) -> Any:
     """(rows, c) sums: row i adds ``values[j]`` for each ``index[j] == i`` in increasing j.
 
     ``values`` is a (k, c) tensor, or a function from positions j (a 1-D int64 tensor) to
-    their (len(j), c) values, so a caller never holds all k rows at once. ``slice_size``:
-    at most about that many contributions are gathered at a time (a row's run is never
-    split: splitting would change its order of addition); None gathers them all at once.
+    their (len(j), c) values, so a caller never holds all k rows at once; (k,) values give
+    (rows,) sums. ``slice_size``: at most about that many contributions are gathered at a
+    time (a row's run is never split: splitting would change its order of addition); None
+    gathers them all at once. ``long_rows`` (1-D values only): for a few rows of very many
+    values each (a piece's faces), where one thread per row would walk a long run alone
+    (800k faces: ~30 ms on an H200); each row is added as CUB's fixed tree instead, the same
+    bits on every run but not the loop's.
     """
     import torch  # optional dependency: only the torch geometry path needs it
 
@@ -38,7 +47,7 @@ def index_sum(
     counts.index_add_(0, index, torch.ones_like(index))
     take = values if callable(values) else values.__getitem__
     if slice_size is None or len(order) <= slice_size:
-        return _sums(take(order), counts)
+        return _sums(take(order), counts, long_rows)
     # Row ranges of about slice_size contributions each; their bounds cost one wait.
     offsets = torch.zeros(rows + 1, dtype=torch.int64, device=counts.device)
     torch.cumsum(counts, 0, out=offsets[1:])
@@ -47,17 +56,23 @@ def index_sum(
     row_cut, position = torch.stack([first, offsets[first]]).tolist()
     row_cut, position = [0, *row_cut, rows], [0, *position, len(order)]
     spans = zip(row_cut[:-1], row_cut[1:], position[:-1], position[1:], strict=True)
-    pieces = [_sums(take(order[start:stop]), counts[lo:hi]) for lo, hi, start, stop in spans
+    pieces = [_sums(take(order[start:stop]), counts[lo:hi], long_rows)
+              for lo, hi, start, stop in spans
               if hi > lo]  # fmt: skip
     return torch.cat(pieces)
 
 
-def _sums(ordered: Any, counts: Any) -> Any:
-    """Each run of ``ordered`` (its rows' lengths ``counts``) added in order; empty runs: 0."""
+def _sums(ordered: Any, counts: Any, tree: bool) -> Any:
+    """Each run of ``ordered`` (its rows' lengths ``counts``) added up; empty runs: 0. On
+    CUDA, 2-D data takes the kernel that walks each run in order, 1-D data CUB's segmented
+    reduction (a fixed tree per run)."""
     import torch
 
+    if tree:
+        if ordered.dim() != 1:
+            raise ValueError("long_rows sums take 1-D values")
+        return torch.segment_reduce(ordered, "sum", lengths=counts, axis=0, unsafe=True)
     column = ordered.dim() == 1
-    # 1-D data takes CUB's segmented reduction (a tree, not the given order): one column.
-    data = ordered[:, None] if column else ordered
+    data = ordered[:, None] if column else ordered  # one column: the in-order kernel
     out = torch.segment_reduce(data, "sum", lengths=counts, axis=0, unsafe=True)
     return out[:, 0] if column else out

@@ -149,6 +149,9 @@ def test_cuda_sums_are_the_sequential_sums() -> None:
         for _ in range(3):
             got = torch_sums.index_sum(index.cuda(), values.cuda(), 300, slice_size=slice_size)
             np.testing.assert_array_equal(got.cpu().numpy(), expected)
+    flat = [torch_sums.index_sum(index.cuda(), values[:, 0].cuda(), 300, long_rows=True).cpu()
+            for _ in range(3)]  # fmt: skip
+    assert all(torch.equal(flat[0], again) for again in flat[1:])  # a tree: the same each run
 
 
 @CUDA
@@ -162,3 +165,13 @@ def test_cuda_decimation_gives_the_same_mesh_every_run() -> None:
         again = torch_qem.collapse(mesh.vertices, mesh.faces, 2000, device="cuda")
         for a, b in zip(first, again, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_long_rows_add_each_row_as_a_tree() -> None:
+    # A piece's faces: few rows, very many values. Not the loop's bits, but its sums.
+    index, values = _contributions(9, 3, 100_000, 1)
+    expected = _sequential(index, values, 3)[:, 0]
+    got = torch_sums.index_sum(index, values[:, 0], 3, long_rows=True)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, atol=1e-12 * np.abs(values).max())
+    with pytest.raises(ValueError, match="1-D"):
+        torch_sums.index_sum(index, values, 3, long_rows=True)
