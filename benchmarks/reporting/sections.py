@@ -223,11 +223,11 @@ def product_path() -> list[str]:
                   " median (min-max) s. Model = load + generate; post = the pipeline's stages"
                   " (GLB writing among them); other = the rest of the wall (queue, keeping the"
                   " raw output, progress, transfer).", "",
-                  "| model | wall | model | post | GLB | other | peak VRAM MB | faces | first job |"
-                  "\n|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "| model | wall | model | post | GLB | other | peak VRAM MB | faces | first job"
+                  " | distinct GLBs |\n|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for name, entry in data["models"].items():
             if "error" in entry:
-                lines.append(f"| {name} | failed: {entry['error']} | | | | | | | |")
+                lines.append(f"| {name} | failed: {entry['error']} | | | | | | | | |")
                 continue
             s = entry["summary"]
             cells = " | ".join(
@@ -236,7 +236,8 @@ def product_path() -> list[str]:
             )
             lines.append(f"| {name} | {cells} | {s['peak_vram_mb'] or '-'} |"
                          f" {', '.join(f'{f:,}' for f in s['faces'])} |"
-                         f" {entry['warmup']['wall_s']:.2f} |")  # fmt: skip
+                         f" {entry['warmup']['wall_s']:.2f} |"
+                         f" {s.get('distinct_assets', 'not recorded')} |")  # fmt: skip
         lines.append("")
     return lines
 
@@ -408,5 +409,11 @@ def gpu_geometry() -> list[str]:
                 + " | ".join(str(paths[n].get("quality", {}).get(figure, "-")) for n in names)
                 + " |"
             )
+        if any("distinct_assets" in paths[n] for n in names):  # recorded from session 13 on
+            lines.append("| distinct GLBs over the runs (1: repeatable) | "
+                         + " | ".join(str(paths[n].get("distinct_assets", "-")) for n in names)
+                         + " |")  # fmt: skip
+        if data.get("note"):
+            lines += ["", data["note"]]
         lines.append("")
     return lines
