@@ -21,6 +21,7 @@ import numpy as np
 
 from backend.geometry import dilate, raster, tangents, tolerances, transfer, views
 from backend.geometry.raw_asset import PaintedViews, PointField
+from backend.geometry.torch_host import to_numpy
 
 
 @dataclass
@@ -167,7 +168,7 @@ def bake(
         maps, _grown = torch_dilate.dilate_texels_tensor(
             torch_bake.quantize(channels, device), flat, size, tolerances.DILATE_PX
         )
-        stacked = maps.cpu().numpy()  # uint8: a quarter of the float texels' bytes
+        stacked = to_numpy(maps)  # uint8: a quarter of the float texels' bytes
     clock.lap("dilate")
     n_color = color.shape[1]
     base = stacked[..., :n_color]

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from backend.geometry.torch_gather import rows
+
 
 def encode_normals(
     high: Any, face_id: Any, flat: Any, splat_face: Any, size: int,
@@ -47,7 +49,7 @@ def encode_normals_tensor(
     px = ((flat_t % size).double() + 0.5) / size
     py = ((flat_t // size).double() + 0.5) / size
     corner = put(faces, torch.int64)[face]  # (k, 3)
-    uv = put(uvs, torch.float64)[corner]  # (k, 3, 2)
+    uv = rows(put(uvs, torch.float64), corner)  # (k, 3, 2)
     e1, e2 = uv[:, 1] - uv[:, 0], uv[:, 2] - uv[:, 0]
     dx, dy = px - uv[:, 0, 0], py - uv[:, 0, 1]
     det = e1[:, 0] * e2[:, 1] - e2[:, 0] * e1[:, 1]
@@ -56,7 +58,7 @@ def encode_normals_tensor(
     w2 = (e1[:, 0] * dy - dx * e1[:, 1]) / det
     weight = torch.stack([1.0 - w1 - w2, w1, w2], dim=1)[:, :, None]
     n = (weight * put(normals, torch.float64)[corner]).sum(dim=1)
-    frame = (weight * put(tangents, torch.float64)[corner]).sum(dim=1)
+    frame = (weight * rows(put(tangents, torch.float64), corner)).sum(dim=1)
     t, w = frame[:, :3], frame[:, 3]
     sign = torch.where(w < 0, -1.0, 1.0)[:, None]
     b = sign * torch.linalg.cross(n, t)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from backend.geometry import clean, tolerances, torch_sums
+from backend.geometry.torch_host import to_numpy, to_numpy_all
 
 
 def _torch() -> Any:
@@ -50,7 +51,7 @@ def clean_mesh(
     kept, f = weld(v, f, tolerances.WELD_DISTANCE * diagonal)
     report["welded_vertices"] = len(v) - len(kept)
     v = v[kept]
-    kept_np = kept.cpu().numpy()
+    kept_np = to_numpy(kept)
     attributes = {name: values[kept_np] for name, values in attributes.items()}
     repeated = _repeated(f)
     f = f[~repeated]
@@ -90,12 +91,12 @@ def clean_mesh(
     if not bool(used.all()):
         new_index = torch.cumsum(used.long(), 0) - 1
         f = new_index[f]
-        used_np = used.cpu().numpy()
+        used_np = to_numpy(used)
         v = v[used]
         attributes = {name: values[used_np] for name, values in attributes.items()}
-    pairs = (pair_a.cpu().numpy(), pair_b.cpu().numpy(), disagree.cpu().numpy())
+    a_np, b_np, disagree_np, v_np, f_np = to_numpy_all([pair_a, pair_b, disagree, v, f])
     return clean.CleanResult(
-        v.cpu().numpy(), np.ascontiguousarray(f.cpu().numpy()), attributes, {}, report, pairs
+        v_np, np.ascontiguousarray(f_np), attributes, {}, report, (a_np, b_np, disagree_np)
     )
 
 

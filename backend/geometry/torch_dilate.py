@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from backend.geometry.torch_host import to_numpy_all
+
 
 def _box3(image: Any) -> Any:
     """Sum over each texel's 3x3 neighbourhood (zero outside): image (c, h, w) -> (c, h, w)."""
@@ -83,7 +85,8 @@ def dilate(
         torch.as_tensor(np.ascontiguousarray(filled, dtype=bool), device=dev),
         rounds,
     )
-    return out.cpu().numpy(), grown.cpu().numpy()
+    out_np, grown_np = to_numpy_all([out, grown])
+    return out_np, grown_np
 
 
 def dilate_texels(
@@ -103,7 +106,8 @@ def dilate_texels(
         size,
         rounds,
     )
-    return out.cpu().numpy(), grown.cpu().numpy()
+    out_np, grown_np = to_numpy_all([out, grown])
+    return out_np, grown_np
 
 
 def dilate_texels_tensor(texels: Any, flat: Any, size: int, rounds: int) -> tuple[Any, Any]:

@@ -23,6 +23,7 @@ import numpy as np
 
 from backend.geometry import adjacency, clean, inner_shells, tolerances, torch_clean
 from backend.geometry.inner_shells import _EDGE_EPS, _SPAN_EPS, InnerShellResult
+from backend.geometry.torch_host import to_numpy
 
 ROUND_VIEWS = 16  # views drawn together (one host wait per round: has every patch been seen?)
 # Bounds on memory in flight (estimates, ~25 float64 / int64 temporaries each): about 1.6 GB
@@ -67,7 +68,7 @@ def find_inner_shells(
     faces_t = torch.as_tensor(faces, device=dev)
     setup = patch_setup(vertices, faces, faces_t, pairs)
     count, patch, lowest, alone = setup.count, setup.patch, setup.lowest, setup.alone
-    patch_np = patch.cpu().numpy()
+    patch_np = to_numpy(patch)
     if count <= 1:
         return InnerShellResult(np.zeros(len(faces), dtype=bool), patch_np, count, 0, 0)
     scene = _Scene(vertices, faces_t, setup.cull, pixels, dev)
@@ -83,7 +84,7 @@ def find_inner_shells(
         seen[torch.where(outside & alone, lowest, count)] = True
         if bool(seen[:count].all()):
             break
-    seen_np = seen[:count].cpu().numpy()
+    seen_np = to_numpy(seen[:count])
     hidden = ~seen_np[patch_np]
     return InnerShellResult(hidden, patch_np, count, int(count - seen_np.sum()), directions,
                             drawn)  # fmt: skip
@@ -113,7 +114,7 @@ def patch_setup(
     open_faces.index_add_(0, patch, (edges != 3).long())
     closed = open_faces == 0
     closed[patch[torch.as_tensor(a[disagree], device=dev)]] = False
-    volume = np.bincount(patch.cpu().numpy(), weights=clean.signed_volumes(vertices, faces),
+    volume = np.bincount(to_numpy(patch), weights=clean.signed_volumes(vertices, faces),
                          minlength=count)  # fmt: skip
     outward = closed & torch.as_tensor(volume > 0, device=dev)
     corner_patch = patch.repeat_interleave(3)

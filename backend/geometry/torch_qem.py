@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from backend.geometry import tolerances, torch_sums
+from backend.geometry.torch_host import to_numpy_all
 
 CANDIDATE_SHARE = 0.4  # at most this share of the edges competes in one round
 PASSES = 4  # independent-set passes per round: each adds the winners the last one unblocked
@@ -107,12 +108,8 @@ def collapse(
     pos, centre, scale = unit_frame(vertices, dev)
     work = torch.as_tensor(np.asarray(faces, dtype=np.int64), device=dev)
     out_pos, out_faces, origin, owner = collapse_tensors(pos, work, target_faces, endpoint)
-    return (
-        (out_pos.cpu().numpy() * scale + centre).astype(np.float32),
-        out_faces.cpu().numpy(),
-        origin.cpu().numpy(),
-        owner.cpu().numpy(),
-    )
+    pos_np, faces_np, origin_np, owner_np = to_numpy_all([out_pos, out_faces, origin, owner])
+    return (pos_np * scale + centre).astype(np.float32), faces_np, origin_np, owner_np
 
 
 def unit_frame(vertices: np.ndarray, device: Any) -> tuple[Any, np.ndarray, float]:
