@@ -45,17 +45,31 @@ _COMPILED: dict[str, Any] = {}
 
 def round_function(device: Any) -> Any:
     """``_round``, compiled where the backend compiles (``backend.torch_compile``): eager, a
-    round is ~12 whole-image kernels; compiled, one or two (the same integer arithmetic)."""
+    round is ~12 whole-image kernels; compiled, three. On a CUDA device, one Triton kernel
+    (triton_dilate.py: ~8x faster than the compiled round on an H200), falling back to the
+    compiled round where it cannot be built. The same integer arithmetic in all of them."""
     from backend.torch_compile import compile_or_eager, should_compile
 
     if not should_compile(device):
         return _round
-    if "round" not in _COMPILED:
-        import torch
+    import torch
 
+    if "round" not in _COMPILED:
         compiled = torch.compile(_round, dynamic=True)
         _COMPILED["round"] = compile_or_eager(compiled, _round, "the dilation round")
-    return _COMPILED["round"]
+    if torch.device(device).type != "cuda":
+        return _COMPILED["round"]
+    if "triton" not in _COMPILED:
+        from backend.geometry import triton_dilate
+
+        _COMPILED["triton"] = (
+            compile_or_eager(
+                triton_dilate.dilation_round, _COMPILED["round"], "the dilation round's kernel"
+            )
+            if triton_dilate.available()
+            else _COMPILED["round"]  # no Triton: the compiled round
+        )
+    return _COMPILED["triton"]
 
 
 def dilate_tensor(values: Any, filled: Any, rounds: int) -> tuple[Any, Any]:
