@@ -1,10 +1,13 @@
 """One dilation round (torch_dilate._round) as a single Triton kernel, for CUDA devices.
 
 Compiled by torch.compile, a round of the 2048 px bake's maps (8 int16 planes, 64 MB) ran as
-three kernels of 0.4-0.5 ms each on an H200, ~21 ms for the bake's 16 rounds, about 150 GB/s.
+three kernels of 0.4-0.5 ms each on an H200, ~21 ms for the bake's 16 rounds, about 150 GB/s
+(this kernel's own time is not measured yet: benchmarks/device_steps.py times both).
 Here one program takes a run of texels, reads each plane's 3x3 neighbourhood (neighbours come
 from the L1/L2 caches) and writes the grown planes once. The same integer arithmetic as the
-torch round: the bytes are equal (tests/backend/geometry/test_torch_geometry.py on a GPU).
+torch round: the bytes are equal (checked under Triton's interpreter; on a GPU by
+tests/backend/geometry/test_triton_dilate.py, and by torch_dilate.kernel_if_exact before a
+process uses it).
 Triton ships with torch's Linux CUDA wheels; without it this module has no kernel.
 """
 

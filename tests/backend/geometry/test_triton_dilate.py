@@ -44,3 +44,21 @@ def test_cuda_jobs_take_the_kernel() -> None:
     image[:, 4, 4], mask[0, 4, 4] = 9, 1
     image, mask = grow(image, mask)
     assert int(mask.sum()) == 9 and int(image[0].sum()) == 81
+
+
+def test_a_kernel_is_used_only_once_it_grows_the_test_map_exactly(caplog) -> None:
+    fallback = object()
+    # The torch round itself passes the check (on the CPU here; on the GPU it runs there).
+    assert torch_dilate.kernel_if_exact(torch_dilate._round, fallback, "cpu") is torch_dilate._round
+
+    def off_by_one(image, mask):  # a kernel whose means are one too high
+        grown, mask = torch_dilate._round(image, mask)
+        return torch.where(grown > 0, grown + 1, grown), mask
+
+    def broken(image, mask):
+        raise RuntimeError("no C compiler for the launcher")
+
+    with caplog.at_level("WARNING"):
+        assert torch_dilate.kernel_if_exact(off_by_one, fallback, "cpu") is fallback
+        assert torch_dilate.kernel_if_exact(broken, fallback, "cpu") is fallback
+    assert "differently" in caplog.text and "no C compiler" in caplog.text
