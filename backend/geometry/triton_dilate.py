@@ -32,6 +32,18 @@ def available() -> bool:
 if triton is not None:  # the kernel exists only where Triton does
 
     @triton.jit
+    def _box_sum(plane, row, col, inside, height, width, block: tl.constexpr):
+        """Sum of one int16 plane over each texel's 3x3 neighbourhood (zero outside), int32."""
+        total = tl.zeros((block,), dtype=tl.int32)
+        for dy in tl.static_range(3):
+            for dx in tl.static_range(3):
+                r = row + (dy - 1)
+                c = col + (dx - 1)
+                ok = inside & (r >= 0) & (r < height) & (c >= 0) & (c < width)
+                total += tl.load(plane + r * width + c, mask=ok, other=0).to(tl.int32)
+        return total
+
+    @triton.jit
     def _round_kernel(image, mask, image_out, mask_out, height, width,
                       channels: tl.constexpr, block: tl.constexpr):  # fmt: skip
         texel = tl.program_id(0) * block + tl.arange(0, block)
@@ -39,32 +51,19 @@ if triton is not None:  # the kernel exists only where Triton does
         inside = texel < plane
         row = texel // width
         col = texel % width
-        count = tl.zeros((block,), dtype=tl.int32)
-        for dy in tl.static_range(3):
-            for dx in tl.static_range(3):
-                r = row + (dy - 1)
-                c = col + (dx - 1)
-                ok = inside & (r >= 0) & (r < height) & (c >= 0) & (c < width)
-                count += tl.load(mask + r * width + c, mask=ok, other=0).to(tl.int32)
+        count = _box_sum(mask, row, col, inside, height, width, block)
         own = tl.load(mask + texel, mask=inside, other=1).to(tl.int32)
         fresh = (count > 0) & (own == 0)
         halves = 2 * tl.maximum(count, 1)
         for channel in tl.static_range(channels):  # a build per map count (4-9), cached on disk
             base = image + channel * plane
-            total = tl.zeros((block,), dtype=tl.int32)
-            for dy in tl.static_range(3):
-                for dx in tl.static_range(3):
-                    r = row + (dy - 1)
-                    c = col + (dx - 1)
-                    ok = inside & (r >= 0) & (r < height) & (c >= 0) & (c < width)
-                    total += tl.load(base + r * width + c, mask=ok, other=0).to(tl.int32)
+            total = _box_sum(base, row, col, inside, height, width, block)
             # floor((2 total + n) / 2n): both sides are non-negative, so truncation is the floor
             mean = (2 * total + count) // halves
             value = tl.load(base + texel, mask=inside, other=0).to(tl.int32)
             grown = tl.where(fresh, mean, value)
             tl.store(image_out + channel * plane + texel, grown.to(tl.int16), mask=inside)
         tl.store(mask_out + texel, (own | fresh.to(tl.int32)).to(tl.int16), mask=inside)
-
 
 def dilation_round(image: Any, mask: Any) -> tuple[Any, Any]:
     """torch_dilate._round: image (c, h, w) int16 (zero where empty), mask (1, h, w) int16,
