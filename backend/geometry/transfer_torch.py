@@ -137,7 +137,7 @@ def _project(points: Any, affine: Any, shift: Any, size: int) -> Any:
     """Texel positions (c, 3, 2) of corners points (c, 3, 3) through affine maps (c, 2, 3) +
     shift (c, 2): transfer._project's operations in its order, ((o + m0 x) + m1 y) + m2 z,
     times the size (a batched matrix product (einsum) rounds in another order, and on CUDA
-    ran as 37 float64 GEMM launches: 13 ms of the 2048 px bake against ~0.3 ms)."""
+    ran as 37 float64 GEMM launches, 13 ms of the 2048 px bake: here, six elementwise kernels)."""
     pixel = shift[:, None, :] + affine[:, None, :, 0] * points[:, :, None, 0]
     pixel = pixel + affine[:, None, :, 1] * points[:, :, None, 1]
     pixel = pixel + affine[:, None, :, 2] * points[:, :, None, 2]

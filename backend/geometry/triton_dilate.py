@@ -65,6 +65,7 @@ if triton is not None:  # the kernel exists only where Triton does
             tl.store(image_out + channel * plane + texel, grown.to(tl.int16), mask=inside)
         tl.store(mask_out + texel, (own | fresh.to(tl.int32)).to(tl.int16), mask=inside)
 
+
 def dilation_round(image: Any, mask: Any) -> tuple[Any, Any]:
     """torch_dilate._round: image (c, h, w) int16 (zero where empty), mask (1, h, w) int16,
     on a CUDA device -> new (image, mask), contiguous."""
