@@ -68,7 +68,8 @@ def gathers(device: torch.device, repeats: int, rows: int, picks: int) -> list[d
         ours, ours_t = timed(lambda t=table: torch_gather.rows(t, index), device, repeats)
         name = f"{tuple(shape)} {str(dtype).replace('torch.', '')}"
         same = bool(torch.equal(plain, ours))
-        out.append({"rows": name, "plain_ms": plain_t, "ours_ms": ours_t, "same": same})
+        out.append({"rows": name, "picks": picks, "plain_ms": plain_t, "ours_ms": ours_t,
+                    "same": same})  # fmt: skip
     return out
 
 

@@ -37,6 +37,7 @@ from benchmarks.reporting.plots import draw_comparisons, draw_geometry, draw_mem
 from benchmarks.reporting.sections import (  # noqa: E402
     cpu_before_after,
     cpu_scaling,
+    device_steps,
     geometry_conditions,
     geometry_stages,
     gpu_geometry,
@@ -151,6 +152,7 @@ def markdown(
     lines += trellis_end_to_end()
     lines += product_path()
     lines += gpu_geometry()
+    lines += device_steps()
     lines += trellis_speed()
     lines += trellis2_speed()
     lines += hunyuan_memory()

@@ -417,3 +417,33 @@ def gpu_geometry() -> list[str]:
             lines += ["", data["note"]]
         lines.append("")
     return lines
+
+
+def device_steps() -> list[str]:
+    """Single GPU steps, plain torch against ours, same answer beside each (device_steps_*.json)."""
+    lines: list[str] = []
+    for path in sorted(RESULTS.glob("device_steps_*.json")):
+        data = json.loads(path.read_text())
+        gathers = [(f"gather of {g['picks']:,} rows {g['rows']}", g) for g in data["gathers"]]
+        dilation = data["dilation"]
+        rows = [
+            (f"read-back of {data['read_back']['bytes'] / 1e6:.0f} MB", data["read_back"]),
+            *gathers,
+            (f"dilation, {dilation['rounds']} rounds of {dilation['planes']} planes,"
+             f" {dilation['texels']} texels", dilation),
+        ]  # fmt: skip
+        lines += [
+            f"## GPU steps of the bake and the copies (`{path.name}`)",
+            "",
+            f"{data['machine'].get('gpu', '?')}, torch {data['machine'].get('torch', '?')};"
+            f" {data['repeats']} repeats after a warm-up, ms, median (min-max).",
+            "",
+            "| step | plain torch | ours | same answer |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {name} | {_span(row['plain_ms'])} | {_span(row['ours_ms'])} | {row['same']} |"
+            for name, row in rows
+        ]
+        lines.append("")
+    return lines
