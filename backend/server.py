@@ -154,7 +154,10 @@ class BackendServer:
         self.supervisor.start()
         self.downloads.start()  # a download a stop interrupted resumes
         if self.settings.warm_up_kernels:
-            threading.Thread(target=_warm_up_kernels, name="warm-up", daemon=True).start()
+            devices = [h.device for h in self.supervisor.health()]
+            threading.Thread(
+                target=_warm_up_kernels, args=(devices,), name="warm-up", daemon=True
+            ).start()
         log.info(
             "serving on %s (instance %s) with workers on %s",
             self.settings.address,
@@ -339,11 +342,12 @@ class BackendServer:
         self.router.curve_secretkey = secret
 
 
-def _warm_up_kernels() -> None:
-    """Compile (or load from cache) the geometry kernels before the first job needs them."""
+def _warm_up_kernels(devices: list[str]) -> None:
+    """Compile (or load from cache) the geometry kernels before the first job needs them: the
+    CPU's, and the compiled torch stages of the workers' CUDA devices."""
     from backend.geometry.warmup import warm_up
 
     try:
-        warm_up()
+        warm_up(devices=devices)
     except Exception:  # a failed warm-up only means the first job compiles; never fatal
         log.exception("geometry warm-up failed; the first job will compile the kernels")

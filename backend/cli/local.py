@@ -74,6 +74,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     warmup = commands.add_parser(
         "warmup", help="compile the geometry kernels now (once per install; setup runs it)"
     )
+    warmup.add_argument(
+        "--device",
+        dest="devices",
+        action="append",
+        default=[],
+        metavar="DEVICE",
+        help="also build the compiled GPU stages on this device (e.g. cuda:0; repeatable)",
+    )
     warmup.set_defaults(func=run_warmup)
 
     doctor = commands.add_parser("doctor", help="check GPU, driver, torch, disk and weights")
@@ -216,7 +224,10 @@ def run_warmup(args: argparse.Namespace) -> int:
     from backend.geometry.warmup import warm_up
 
     print("compiling the geometry kernels (cached on disk: only the first run is slow)")
-    total = warm_up(lambda label, seconds: print(f"  {label:<40} {seconds:6.1f} s", flush=True))
+    total = warm_up(
+        lambda label, seconds: print(f"  {label:<58} {seconds:6.1f} s", flush=True),
+        devices=args.devices,
+    )
     print(f"geometry kernels ready in {total:.1f} s")
     return 0
 

@@ -8,17 +8,23 @@ path (vertex colours, colour and material fields, an incoming texture with kept 
 views, the parallel slab decimation of large meshes, inner-shell views, the LOD chain) and the
 box packer of many-chart meshes, so setup (``dreamcad-backend warmup``, run by
 scripts/setup_env.sh) and ``serve`` start-up pay it instead. Once cached it takes ~2 s.
+
+On a CUDA device the heavy stages are torch code (geometry_path.py) that ``torch.compile`` and
+Triton build on its first call in each process: the decimator's regions, the dilation kernel and
+its exactness check. ``devices`` runs the same inputs there too (``serve`` passes its workers'
+devices), so the first job on a GPU server does not pay that build either.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
-from backend.geometry import uv_pack
+from backend.geometry import geometry_path, uv_pack
 from backend.geometry.pipeline import PipelineOptions, run_pipeline
 from backend.geometry.raw_asset import PaintedViews, RawAsset, orthographic_camera
 from backend.geometry.tolerances import PARALLEL_SWEEP_FACES
@@ -93,17 +99,31 @@ def _inputs() -> list[tuple[str, RawAsset, PipelineOptions]]:
     ]  # fmt: skip
 
 
-def warm_up(report: Callable[[str, float], None] | None = None) -> float:
-    """Run the pipeline on each warm-up input; returns the seconds it took in all.
+def device_needs_warm_up(device: str) -> bool:
+    """Whether jobs on ``device`` run compiled torch stages (a CUDA device on the torch path);
+    the CPU's numba kernels are warmed in any case."""
+    return device.startswith("cuda") and geometry_path.chosen(device) == "torch"
+
+
+def warm_up(
+    report: Callable[[str, float], None] | None = None, devices: Sequence[str] = ()
+) -> float:
+    """Run the pipeline on each warm-up input, on the CPU and then on each of ``devices`` that
+    runs compiled torch stages; returns the seconds it took in all.
 
     ``report(label, seconds)`` is called after each input (for a CLI line or a log entry).
     """
+    for device in devices:  # a device that cannot run jobs is refused before any work
+        PipelineOptions(device=device).check()
     start = time.perf_counter()
-    for label, raw, options in _inputs():
-        began = time.perf_counter()
-        run_pipeline(raw, options)
-        if report is not None:
-            report(label, time.perf_counter() - began)
+    runs = [("", "cpu")] + [(f" on {d}", d) for d in dict.fromkeys(devices)
+                            if device_needs_warm_up(d)]  # fmt: skip
+    for suffix, device in runs:
+        for label, raw, options in _inputs():
+            began = time.perf_counter()
+            run_pipeline(raw, replace(options, device=device))
+            if report is not None:
+                report(label + suffix, time.perf_counter() - began)
     # Meshes cut into more than MAX_SHAPE_CHARTS charts are packed by box instead.
     triangle = np.array([[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])
     uv_pack.pack_boxes(triangle, np.zeros(1, np.int64), 1, 256, 4)

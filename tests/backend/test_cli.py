@@ -139,6 +139,13 @@ def test_jobs_cancel_with_no_backend_goes_through_the_queue(tmp_path) -> None:
         assert "_request" not in result.stderr and "(field" not in result.stderr
 
 
+def test_warmup_refuses_a_device_before_compiling_anything() -> None:
+    result = cli("warmup", "--device", "gpu7")
+    assert result.returncode != 0
+    assert "'gpu7' is not a torch device name" in result.stderr
+    assert "kernels ready" not in result.stdout and "vertex colours" not in result.stdout
+
+
 def test_unreachable_backend_is_a_clear_error() -> None:
     result = cli("ping", "--address", f"tcp://127.0.0.1:{free_port()}", "--timeout", "1")
     assert result.returncode == 1

@@ -1,0 +1,61 @@
+"""The device warm-up builds what a CUDA job compiles, so the first job on a GPU server does not.
+
+Which devices are warmed runs everywhere; the check that a job after the warm-up compiles no
+torch region needs a CUDA GPU (the CPU's numba kernels are test_warmup.py's).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.geometry import geometry_path
+from backend.geometry.pipeline import PipelineOptions, run_pipeline
+from backend.geometry.raw_asset import RawAsset
+from backend.geometry.warmup import device_needs_warm_up, warm_up
+from tests.support.analytic_meshes import analytic_color, blob_field, marching_cubes_mesh
+
+
+def test_cuda_devices_on_the_torch_path_are_warmed(monkeypatch) -> None:
+    monkeypatch.delenv(geometry_path.ENV_VAR, raising=False)
+    assert device_needs_warm_up("cuda")
+    assert device_needs_warm_up("cuda:1")
+    assert not device_needs_warm_up("cpu")  # numba: warmed in any case
+    monkeypatch.setenv(geometry_path.ENV_VAR, "numba")
+    assert not device_needs_warm_up("cuda:0")  # a forced numba path compiles no torch
+
+
+def _material(points: np.ndarray) -> np.ndarray:
+    return np.tile(np.float32([0.4, 0.7]), (len(points), 1))
+
+
+def test_after_the_device_warm_up_a_cuda_job_compiles_nothing() -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    from torch._dynamo.utils import counters
+
+    from backend.torch_compile import should_compile
+
+    if not should_compile("cuda"):
+        pytest.skip("this torch does not compile on CUDA (no Triton, or DREAMCAD_COMPILE=0)")
+    seen: list[str] = []
+    warm_up(lambda label, seconds: seen.append(label), devices=["cuda"])
+    assert sum(label.endswith(" on cuda") for label in seen) == 4
+    before = dict(counters["frames"])
+    assert before.get("ok", 0) > 0  # the warm-up compiled, rather than finding nothing to do
+
+    # Other sizes, both colour sources, textures other than the warm-up's 256 px.
+    vertices, faces = marching_cubes_mesh(blob_field, 120)
+    jobs = [
+        (RawAsset(vertices.astype(np.float64), faces.astype(np.int32),
+                  vertex_colors=analytic_color(vertices)),
+         PipelineOptions(target_faces=5_000, texture_size=1024, device="cuda")),
+        (RawAsset(vertices, faces, color_field=analytic_color, material_field=_material),
+         PipelineOptions(target_faces=1_500, texture_size=512, device="cuda")),
+    ]  # fmt: skip
+    for raw, options in jobs:
+        assert run_pipeline(raw, options).faces > 0
+    compiled_in_jobs = {k: v - before.get(k, 0) for k, v in counters["frames"].items()
+                        if v != before.get(k, 0)}  # fmt: skip
+    assert compiled_in_jobs == {}, f"torch regions compiled inside a job: {compiled_in_jobs}"
