@@ -46,6 +46,9 @@ if [ ! -f .venv/node/node_modules/gltf-validator/package.json ]; then
     npm install -s --no-audit --no-fund --prefix .venv/node "gltf-validator@$validator_version"
 fi
 # numba compiles the geometry kernels on first use (~45 s here) and caches them on disk: pay it
-# now, not in the first job. A no-op (~2 s) once cached.
-.venv/backend/bin/dreamcad-backend --log-level WARNING warmup | tail -n 1
+# now, not in the first job. A no-op (~2 s) once cached. With a CUDA GPU, the compiled torch
+# stages too (~2 min the first time; inductor's disk cache then makes serve's start-up ~20 s).
+warm_devices=$(.venv/backend/bin/python -c "import torch; print('--device cuda' if torch.cuda.is_available() else '')" 2>/dev/null || true)
+# shellcheck disable=SC2086  # warm_devices is empty or two words
+.venv/backend/bin/dreamcad-backend --log-level WARNING warmup $warm_devices | tail -n 1
 echo "setup: done ($root/.venv)"

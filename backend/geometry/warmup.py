@@ -99,6 +99,21 @@ def _inputs() -> list[tuple[str, RawAsset, PipelineOptions]]:
     ]  # fmt: skip
 
 
+def _device_inputs() -> list[tuple[str, RawAsset, PipelineOptions]]:
+    """The CPU's inputs, and one large enough that the device decimator prices its edges in
+    slices (over ``torch_qem.MIN_DEVICE_SLICE`` edges: a model's 800k-face surface), which
+    are regions of their own."""
+    from backend.geometry import torch_qem
+
+    big_v, big_f = _sphere(int(torch_qem.MIN_DEVICE_SLICE / 1.5 * 1.25))  # edges = 1.5 faces
+    return [
+        *_inputs(),
+        ("a large mesh, the decimator's sliced pricing",
+         RawAsset(big_v, big_f, vertex_colors=_color(big_v)),
+         PipelineOptions(target_faces=20_000, texture_size=256)),
+    ]  # fmt: skip
+
+
 def device_needs_warm_up(device: str) -> bool:
     """Whether jobs on ``device`` run compiled torch stages (a CUDA device on the torch path);
     the CPU's numba kernels are warmed in any case."""
@@ -119,7 +134,7 @@ def warm_up(
     runs = [("", "cpu")] + [(f" on {d}", d) for d in dict.fromkeys(devices)
                             if device_needs_warm_up(d)]  # fmt: skip
     for suffix, device in runs:
-        for label, raw, options in _inputs():
+        for label, raw, options in _inputs() if device == "cpu" else _device_inputs():
             began = time.perf_counter()
             run_pipeline(raw, replace(options, device=device))
             if report is not None:

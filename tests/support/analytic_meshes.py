@@ -59,3 +59,18 @@ def marching_cubes_mesh(
     vertices = vertices - extent
     # skimage winds faces counter-clockwise seen from the high-value side (outside, here).
     return vertices.astype(np.float32), faces.astype(np.int64)
+
+
+def subdivided(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One 1-to-4 midpoint subdivision: four times the faces, the same closed surface (a large
+    model-like mesh without a fine marching-cubes grid)."""
+    corners = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
+    edges, edge_of = np.unique(np.sort(corners, axis=1), axis=0, return_inverse=True)
+    mid = len(vertices) + edge_of.reshape(-1, 3)  # midpoints of edges (a, b), (b, c), (c, a)
+    a, b, c = faces.T
+    ab, bc, ca = mid.T
+    new_faces = np.stack(
+        [np.stack(t, 1) for t in ((a, ab, ca), (ab, b, bc), (ca, bc, c), (ab, bc, ca))]
+    ).reshape(-1, 3)
+    midpoints = (vertices[edges[:, 0]] + vertices[edges[:, 1]]) / 2
+    return np.concatenate([vertices, midpoints.astype(vertices.dtype)]), new_faces

@@ -9,11 +9,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.geometry import geometry_path
+from backend.geometry import geometry_path, torch_qem
 from backend.geometry.pipeline import PipelineOptions, run_pipeline
 from backend.geometry.raw_asset import RawAsset
 from backend.geometry.warmup import device_needs_warm_up, warm_up
-from tests.support.analytic_meshes import analytic_color, blob_field, marching_cubes_mesh
+from tests.support.analytic_meshes import (
+    analytic_color,
+    blob_field,
+    marching_cubes_mesh,
+    subdivided,
+)
 
 
 def test_cuda_devices_on_the_torch_path_are_warmed(monkeypatch) -> None:
@@ -41,15 +46,20 @@ def test_after_the_device_warm_up_a_cuda_job_compiles_nothing() -> None:
         pytest.skip("this torch does not compile on CUDA (no Triton, or DREAMCAD_COMPILE=0)")
     seen: list[str] = []
     warm_up(lambda label, seconds: seen.append(label), devices=["cuda"])
-    assert sum(label.endswith(" on cuda") for label in seen) == 4
+    assert sum(label.endswith(" on cuda") for label in seen) == 5
     before = dict(counters["frames"])
     assert before.get("ok", 0) > 0  # the warm-up compiled, rather than finding nothing to do
 
-    # Other sizes, both colour sources, textures other than the warm-up's 256 px.
+    # Other shapes and sizes, both colour sources, textures other than the warm-up's 256 px;
+    # one a model's 800k faces, whose edges the decimator prices in slices.
     vertices, faces = marching_cubes_mesh(blob_field, 120)
+    big_v, big_f = subdivided(*subdivided(vertices, faces))
+    assert 1.5 * len(big_f) > torch_qem.MIN_DEVICE_SLICE
     jobs = [
-        (RawAsset(vertices.astype(np.float64), faces.astype(np.int32),
-                  vertex_colors=analytic_color(vertices)),
+        (RawAsset(big_v.astype(np.float64), big_f.astype(np.int32),
+                  vertex_colors=analytic_color(big_v)),
+         PipelineOptions(target_faces=20_000, texture_size=2048, device="cuda")),
+        (RawAsset(vertices, faces, vertex_colors=analytic_color(vertices)),
          PipelineOptions(target_faces=5_000, texture_size=1024, device="cuda")),
         (RawAsset(vertices, faces, color_field=analytic_color, material_field=_material),
          PipelineOptions(target_faces=1_500, texture_size=512, device="cuda")),
