@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 COMPILE_ENV = "DREAMCAD_COMPILE"
+
+# dynamo's tracing state is process-wide: a compiled function entered on one thread while another
+# thread compiles (inductor traces its graphs with torch.fx) raises "Detected that you are using
+# FX to symbolically trace a dynamo-optimized function". Seen on a GPU server when the start-up
+# warm-up compiled the decimator while the first job ran. So compiled calls take turns, across
+# threads (re-entrant: a compiled call may run another); eager fallbacks run freely.
+COMPILED_CALLS = threading.RLock()
 
 
 def should_compile(device: Any) -> bool:
@@ -41,11 +49,17 @@ def compile_or_eager(compiled: Callable[..., Any], eager: Callable[..., Any], na
 
     state = {"use": compiled, "proven": False}
 
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if state["use"] is eager:
+            return eager(*args, **kwargs)
+        with COMPILED_CALLS:
+            return state["use"](*args, **kwargs)
+
     def call(*args: Any, **kwargs: Any) -> Any:
         if state["proven"]:
-            return state["use"](*args, **kwargs)
+            return run(*args, **kwargs)
         try:
-            result = state["use"](*args, **kwargs)
+            result = run(*args, **kwargs)
         except torch.OutOfMemoryError:
             raise
         except Exception as error:  # any compile failure: fall back, say why

@@ -75,3 +75,43 @@ def test_errors_after_compiling_worked_and_out_of_memory_are_the_callers() -> No
                            lambda x: x, "b")  # fmt: skip
     with pytest.raises(torch.OutOfMemoryError):
         oom(1)  # out of memory before any success is the job's, not the compiler's
+
+
+def test_a_compiled_call_waits_while_another_thread_compiles() -> None:
+    """Compiling traces with torch.fx, whose flag is process-wide: dynamo refuses to enter a
+    compiled function on any thread meanwhile. The stand-in compile below really holds
+    torch.fx's tracing state (a symbolic trace paused half-way) while another thread calls a
+    real ``torch.compile``d function; without the turn-taking that call raises."""
+    import threading
+
+    from backend.torch_compile import compile_or_eager
+
+    def double(x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+    ready = compile_or_eager(torch.compile(double, backend="eager"), double, "double")
+    assert torch.equal(ready(torch.ones(2)), torch.full((2,), 2.0))  # compiled, proven
+    tracing, other_called = threading.Event(), threading.Event()
+
+    def traced(x: torch.Tensor) -> torch.Tensor:
+        tracing.set()  # inside torch.fx's trace: its process-wide flag is on
+        other_called.wait(timeout=1.0)  # the other thread's call is not let in meanwhile
+        return x + 1
+
+    def compile_like(x: torch.Tensor) -> torch.fx.GraphModule:
+        return torch.fx.symbolic_trace(traced)
+
+    compiling = compile_or_eager(compile_like, traced, "a compile")
+    worker = threading.Thread(target=compiling, args=(torch.ones(1),))
+    worker.start()
+    assert tracing.wait(timeout=10.0)
+    outcome: list[object] = []
+    try:
+        outcome.append(ready(torch.ones(3)))
+    except RuntimeError as error:  # dynamo: "Detected that you are using FX to ..."
+        outcome.append(error)
+    finally:
+        other_called.set()
+        worker.join()
+    assert len(outcome) == 1 and isinstance(outcome[0], torch.Tensor), outcome
+    assert torch.equal(outcome[0], torch.full((3,), 2.0))
