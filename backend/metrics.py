@@ -20,7 +20,6 @@ expect that); jobs that ended before it are the store's history (``dreamcad-back
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ from backend.jobs.stats import device_seconds, error_code, stage_seconds
 from backend.jobs.store import JobRecord, JobStore
 from backend.models.registry import CacheEvent
 from backend.telemetry import gpu_info
+from backend.torch_loaded import loaded_torch
 from shared_protocol.messages import WorkerHealth
 
 log = logging.getLogger(__name__)
@@ -342,7 +342,7 @@ class BackendMetrics:
 
 def _torch_memory() -> dict[str, tuple[float, float]]:
     """device -> (allocated, reserved) bytes, only where a model already started CUDA here."""
-    torch = sys.modules.get("torch")
+    torch = loaded_torch()
     if torch is None or not torch.cuda.is_initialized():
         return {}
     return {

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import queue
-import sys
 from typing import Literal
 
 from backend.jobs.runner import error_from_exception
 from backend.models.registry import ModelCache
+from backend.torch_loaded import loaded_torch
 from shared_protocol.errors import ErrorInfo
 from shared_protocol.messages import ModelState
 
@@ -88,7 +88,7 @@ class ModelControl:
 
 def _allocated_mb(device: str) -> float | None:
     """What torch holds on a CUDA device now (None: not CUDA, or CUDA never started)."""
-    if not device.startswith("cuda") or "torch" not in sys.modules:
+    torch = loaded_torch() if device.startswith("cuda") else None
+    if torch is None or not torch.cuda.is_initialized():
         return None
-    cuda = sys.modules["torch"].cuda
-    return cuda.memory_allocated(device) / 2**20 if cuda.is_initialized() else None
+    return torch.cuda.memory_allocated(device) / 2**20

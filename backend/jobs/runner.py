@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import platform
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from backend.jobs.spec import JobSpec
 from backend.jobs.stall_meter import StallMeter
 from backend.models.base import ImagePixels
 from backend.models.registry import ModelCache
+from backend.torch_loaded import loaded_torch
 from shared_protocol.errors import ErrorCode, ErrorInfo, ProtocolError
 from shared_protocol.messages import LodInfo, Manifest, Progress
 
@@ -213,7 +213,7 @@ def error_from_exception(error: BaseException) -> tuple[ErrorInfo, bool]:
 
 def _is_cuda_out_of_memory(error: BaseException | None) -> bool:
     """torch.cuda.OutOfMemoryError, looked up only if torch was ever imported."""
-    torch = sys.modules.get("torch")
+    torch = loaded_torch()
     return torch is not None and isinstance(error, torch.cuda.OutOfMemoryError)
 
 
@@ -223,10 +223,8 @@ def _torch_cuda(device: str):
     Models that never touch CUDA (the built-ins) must not pay for, or fail on, its start-up:
     the allocator's statistics exist only once CUDA is initialised.
     """
-    if not device.startswith("cuda") or "torch" not in sys.modules:
-        return None
-    cuda = sys.modules["torch"].cuda
-    return cuda if cuda.is_initialized() else None
+    torch = loaded_torch() if device.startswith("cuda") else None
+    return torch.cuda if torch is not None and torch.cuda.is_initialized() else None
 
 
 def _reset_peak_vram(device: str) -> None:

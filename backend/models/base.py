@@ -28,7 +28,6 @@ import abc
 import contextlib
 import dataclasses
 import re
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ import numpy as np
 from backend.cancellation import CancelToken
 from backend.geometry.raw_asset import RawAsset
 from backend.models.common.device_errors import DEFAULT_HINT, typed_device_errors
+from backend.torch_loaded import loaded_torch
 from shared_protocol.errors import ErrorCode, ProtocolError
 from shared_protocol.messages import DEFAULT_FACES, DEFAULT_TEXTURE_SIZE, ModelInfo, ParameterSchema
 from shared_protocol.parameters import resolve_parameters
@@ -317,8 +317,9 @@ class ModelAdapter(abc.ABC):
         if self._owns_models and self.models is not None:
             self.models.clear()
             self.models, self._owns_models = None, False
-        if device is not None and device.startswith("cuda") and "torch" in sys.modules:
-            sys.modules["torch"].cuda.empty_cache()
+        torch = loaded_torch() if device is not None and device.startswith("cuda") else None
+        if torch is not None:
+            torch.cuda.empty_cache()
 
     @contextlib.contextmanager
     def inner_model(self, model_id: str) -> Iterator[ModelAdapter]:

@@ -8,9 +8,9 @@ worker's next job starts from a clean pool. Anything else passes through unchang
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator
 
+from backend.torch_loaded import loaded_torch
 from shared_protocol.errors import ErrorCode, ProtocolError
 
 DEFAULT_HINT = (
@@ -26,7 +26,7 @@ def typed_device_errors(model_id: str, hint: str = DEFAULT_HINT) -> Iterator[Non
     except Exception as error:
         # torch is looked up, not imported: a model that never imported it cannot run out of
         # CUDA memory, and the built-in models must not pay for the import.
-        torch = sys.modules.get("torch")
+        torch = loaded_torch()
         if torch is None or not isinstance(error, torch.cuda.OutOfMemoryError):
             raise
         torch.cuda.empty_cache()
