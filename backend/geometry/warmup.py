@@ -115,9 +115,12 @@ def _device_inputs() -> list[tuple[str, RawAsset, PipelineOptions]]:
 
 
 def device_needs_warm_up(device: str) -> bool:
-    """Whether jobs on ``device`` run compiled torch stages (a CUDA device on the torch path);
-    the CPU's numba kernels are warmed in any case."""
-    return device.startswith("cuda") and geometry_path.chosen(device) == "torch"
+    """Whether jobs on ``device`` run compiled torch stages: a CUDA device with Triton, or any
+    device with the torch path and compiling forced (``DREAMCAD_GEOMETRY_PATH=torch``,
+    ``DREAMCAD_COMPILE=1``). The CPU's numba kernels are warmed in any case."""
+    from backend.torch_compile import should_compile
+
+    return geometry_path.chosen(device) == "torch" and should_compile(device)
 
 
 def warm_up(

@@ -13,6 +13,7 @@ from backend.geometry import geometry_path, torch_qem
 from backend.geometry.pipeline import PipelineOptions, run_pipeline
 from backend.geometry.raw_asset import RawAsset
 from backend.geometry.warmup import device_needs_warm_up, warm_up
+from backend.torch_compile import COMPILE_ENV
 from tests.support.analytic_meshes import (
     analytic_color,
     blob_field,
@@ -21,11 +22,17 @@ from tests.support.analytic_meshes import (
 )
 
 
-def test_cuda_devices_on_the_torch_path_are_warmed(monkeypatch) -> None:
+def test_devices_whose_jobs_run_compiled_torch_are_warmed(monkeypatch) -> None:
     monkeypatch.delenv(geometry_path.ENV_VAR, raising=False)
+    monkeypatch.setenv(COMPILE_ENV, "1")  # as on a CUDA machine with Triton
     assert device_needs_warm_up("cuda")
     assert device_needs_warm_up("cuda:1")
     assert not device_needs_warm_up("cpu")  # numba: warmed in any case
+    monkeypatch.setenv(geometry_path.ENV_VAR, "torch")
+    assert device_needs_warm_up("cpu")  # the torch path, compiled, on the CPU
+    monkeypatch.setenv(COMPILE_ENV, "0")
+    assert not device_needs_warm_up("cuda:0")  # nothing compiled: nothing to build
+    monkeypatch.setenv(COMPILE_ENV, "1")
     monkeypatch.setenv(geometry_path.ENV_VAR, "numba")
     assert not device_needs_warm_up("cuda:0")  # a forced numba path compiles no torch
 
