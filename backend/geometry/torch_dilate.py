@@ -13,6 +13,7 @@ fill changes nothing, and each such question would be a host sync.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ def _round(image: Any, mask: Any) -> tuple[Any, Any]:
 
 
 _COMPILED: dict[str, Any] = {}
+_SETUP = threading.Lock()  # the start-up warm-up and a first job may both ask at once
 
 
 def round_function(device: Any) -> Any:
@@ -57,20 +59,21 @@ def round_function(device: Any) -> Any:
         return _round
     import torch
 
-    if "round" not in _COMPILED:
-        compiled = torch.compile(_round, dynamic=True)
-        _COMPILED["round"] = compile_or_eager(compiled, _round, "the dilation round")
-    if torch.device(device).type != "cuda":
-        return _COMPILED["round"]
-    if "triton" not in _COMPILED:
-        from backend.geometry import triton_dilate
+    with _SETUP:  # once per process: the wrapper, the kernel's build and its check
+        if "round" not in _COMPILED:
+            compiled = torch.compile(_round, dynamic=True)
+            _COMPILED["round"] = compile_or_eager(compiled, _round, "the dilation round")
+        if torch.device(device).type != "cuda":
+            return _COMPILED["round"]
+        if "triton" not in _COMPILED:
+            from backend.geometry import triton_dilate
 
-        _COMPILED["triton"] = (
-            kernel_if_exact(triton_dilate.dilation_round, _COMPILED["round"], device)
-            if triton_dilate.available()
-            else _COMPILED["round"]  # no Triton: the compiled round
-        )
-    return _COMPILED["triton"]
+            _COMPILED["triton"] = (
+                kernel_if_exact(triton_dilate.dilation_round, _COMPILED["round"], device)
+                if triton_dilate.available()
+                else _COMPILED["round"]  # no Triton: the compiled round
+            )
+        return _COMPILED["triton"]
 
 
 def kernel_if_exact(kernel: Any, fallback: Any, device: Any) -> Any:

@@ -86,7 +86,8 @@ def _kernel(function: Any, device: Any) -> Any:
         # call (torch._as_tensor_fullprec; on CUDA also copied to the device).
         specialised = torch._dynamo.config.patch(specialize_float=True)
         compiled = specialised(torch.compile(function, dynamic=True))
-        _COMPILED[name] = compile_or_eager(compiled, function, f"the decimator's {name}")
+        # setdefault: two threads here at once (warm-up, first job) keep one wrapper, one build
+        _COMPILED.setdefault(name, compile_or_eager(compiled, function, f"the decimator's {name}"))
     return _COMPILED[name]
 
 
