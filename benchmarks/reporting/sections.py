@@ -238,6 +238,8 @@ def product_path() -> list[str]:
                          f" {', '.join(f'{f:,}' for f in s['faces'])} |"
                          f" {entry['warmup']['wall_s']:.2f} |"
                          f" {s.get('distinct_assets', 'not recorded')} |")  # fmt: skip
+        if data.get("note"):
+            lines += ["", data["note"]]
         lines.append("")
     return lines
 
