@@ -134,10 +134,10 @@ def warm_up(
     for device in devices:  # a device that cannot run jobs is refused before any work
         PipelineOptions(device=device).check()
     start = time.perf_counter()
-    runs = [("", "cpu")] + [(f" on {d}", d) for d in dict.fromkeys(devices)
-                            if device_needs_warm_up(d)]  # fmt: skip
-    for suffix, device in runs:
-        for label, raw, options in _inputs() if device == "cpu" else _device_inputs():
+    runs = [("", "cpu", _inputs)] + [(f" on {d}", d, _device_inputs) for d in dict.fromkeys(devices)
+                                     if device_needs_warm_up(d)]  # fmt: skip
+    for suffix, device, inputs in runs:
+        for label, raw, options in inputs():
             began = time.perf_counter()
             run_pipeline(raw, replace(options, device=device))
             if report is not None:
