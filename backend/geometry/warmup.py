@@ -28,6 +28,7 @@ from backend.geometry import geometry_path, uv_pack
 from backend.geometry.pipeline import PipelineOptions, run_pipeline
 from backend.geometry.raw_asset import PaintedViews, RawAsset, orthographic_camera
 from backend.geometry.tolerances import PARALLEL_SWEEP_FACES
+from backend.torch_loaded import loaded_torch
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,8 @@ def warm_up(
             run_pipeline(raw, replace(options, device=device))
             if report is not None:
                 report(label + suffix, time.perf_counter() - began)
+    if len(runs) > 1 and (torch := loaded_torch()) is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()  # the large input's buffers: give the models their memory back
     # Meshes cut into more than MAX_SHAPE_CHARTS charts are packed by box instead.
     triangle = np.array([[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])
     uv_pack.pack_boxes(triangle, np.zeros(1, np.int64), 1, 256, 4)
