@@ -21,7 +21,8 @@ COMPILE_ENV = "DREAMCAD_COMPILE"
 # thread compiles (inductor traces its graphs with torch.fx) raises "Detected that you are using
 # FX to symbolically trace a dynamo-optimized function". Seen on a GPU server when the start-up
 # warm-up compiled the decimator while the first job ran. So compiled calls take turns, across
-# threads (re-entrant: a compiled call may run another); eager fallbacks run freely.
+# threads (re-entrant: a compiled call may run another); eager fallbacks run freely. Their host
+# side holds the GIL anyway; what the turns add is a wait while another thread compiles.
 COMPILED_CALLS = threading.RLock()
 
 
