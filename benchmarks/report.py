@@ -38,6 +38,7 @@ from benchmarks.reporting.sections import (  # noqa: E402
     cpu_before_after,
     cpu_scaling,
     device_steps,
+    first_job,
     geometry_conditions,
     geometry_stages,
     gpu_geometry,
@@ -153,6 +154,7 @@ def markdown(
     lines += product_path()
     lines += gpu_geometry()
     lines += device_steps()
+    lines += first_job()
     lines += trellis_speed()
     lines += trellis2_speed()
     lines += hunyuan_memory()

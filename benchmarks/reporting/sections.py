@@ -449,3 +449,30 @@ def device_steps() -> list[str]:
         ]
         lines.append("")
     return lines
+
+
+def first_job() -> list[str]:
+    """A fresh backend process's first job, with and without the start-up warm-up
+    (first_job_*.json)."""
+    lines: list[str] = []
+    for path in sorted(RESULTS.glob("first_job_*.json")):
+        data = json.loads(path.read_text())
+        modes = data["modes"]
+        lines += [
+            f"## First job of a fresh process (`{path.name}`)",
+            "",
+            f"{data['machine'].get('gpu') or data['device']}; {data['input_faces']} triangles ->"
+            f" {data['target_faces']} faces, {data['texture_size']} px; {data['runs']} fresh"
+            f" processes per mode, compile caches {data['caches']}; median (min-max). `none`:"
+            " no device warm-up (the first job compiles); `warm`: `serve`'s start-up warm-up"
+            " first." + ("" if data["meets_repeat_rule"] else " Fewer than 5 runs: a check."),
+            "",
+            "| figure | none | warm |",
+            "|---|---|---|",
+        ]
+        for row in ("device_warm_up_s", "first_job_s", "first_job_frames_compiled",
+                    "second_job_s"):  # fmt: skip
+            cells = [_span(modes[m][row]) if row in modes[m] else "-" for m in ("none", "warm")]
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        lines += [f"| distinct GLBs over all jobs | {data['distinct_assets']} | |", ""]
+    return lines
