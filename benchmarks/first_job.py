@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import spread  # noqa: E402
 
 MODES = ("none", "warm")
 MESH_STAGES = ("clean", "decimate", "uv", "bake")
@@ -99,25 +100,20 @@ def run_child(args: argparse.Namespace, mode: str, input_path: Path, caches: Pat
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _spread(values: list[float]) -> dict[str, float]:
-    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
-            "max": round(max(values), 3)}  # fmt: skip
-
-
 def summarise(samples: list[dict]) -> dict[str, Any]:
     first = [s["jobs"][0] for s in samples]
     second = [s["jobs"][1] for s in samples]
     out = {
-        "start_s": _spread([s["start_s"] for s in samples]),
-        "first_job_s": _spread([j["wall_s"] for j in first]),
-        "first_job_frames_compiled": _spread([j["frames_compiled"] for j in first]),
-        "second_job_s": _spread([j["wall_s"] for j in second]),
-        "second_job_mesh_stages_s": _spread([j["mesh_stages_s"] for j in second]),
-        "second_job_frames_compiled": _spread([j["frames_compiled"] for j in second]),
+        "start_s": spread([s["start_s"] for s in samples]),
+        "first_job_s": spread([j["wall_s"] for j in first]),
+        "first_job_frames_compiled": spread([j["frames_compiled"] for j in first]),
+        "second_job_s": spread([j["wall_s"] for j in second]),
+        "second_job_mesh_stages_s": spread([j["mesh_stages_s"] for j in second]),
+        "second_job_frames_compiled": spread([j["frames_compiled"] for j in second]),
     }
     if "warm_up_s" in samples[0]:
-        out["warm_up_s"] = _spread([s["warm_up_s"] for s in samples])
-        out["device_warm_up_s"] = _spread([s["device_warm_up_s"] for s in samples])
+        out["warm_up_s"] = spread([s["warm_up_s"] for s in samples])
+        out["device_warm_up_s"] = spread([s["device_warm_up_s"] for s in samples])
     return out
 
 
@@ -131,7 +127,7 @@ def print_table(report: dict) -> None:
         cells = []
         for mode in MODES:
             s = report["modes"][mode].get(row)
-            cells.append(f"{s['median']} ({s['min']}-{s['max']})" if s else "-")
+            cells.append(f"{s['median']:.4g} ({s['min']:.4g}-{s['max']:.4g})" if s else "-")
         print(f"| {row} | " + " | ".join(cells) + " |")
     print(f"| distinct GLBs over all jobs | {report['distinct_assets']} |")
 

@@ -1,8 +1,8 @@
 """One dilation round (torch_dilate._round) as a single Triton kernel, for CUDA devices.
 
 Compiled by torch.compile, a round of the 2048 px bake's maps (8 int16 planes, 64 MB) ran as
-three kernels of 0.4-0.5 ms each on an H200, ~21 ms for the bake's 16 rounds, about 150 GB/s
-(this kernel's own time is not measured yet: benchmarks/device_steps.py times both).
+three kernels of 0.4-0.5 ms each on an H200, ~21 ms for the bake's 16 rounds, about 150 GB/s;
+this kernel takes 2.6 ms for the 16 rounds (benchmarks/device_steps.py, same bytes).
 Here one program takes a run of texels, reads each plane's 3x3 neighbourhood (neighbours come
 from the L1/L2 caches) and writes the grown planes once. The same integer arithmetic as the
 torch round: the bytes are equal (checked under Triton's interpreter; on a GPU by
