@@ -33,15 +33,13 @@ from benchmarks.reporting.comparisons import (  # noqa: E402
     comparisons,
     triposr_same_settings,
 )
+from benchmarks.reporting.gpu_sections import device_steps, first_job, gpu_geometry  # noqa: E402
 from benchmarks.reporting.plots import draw_comparisons, draw_geometry, draw_memory  # noqa: E402
 from benchmarks.reporting.sections import (  # noqa: E402
     cpu_before_after,
     cpu_scaling,
-    device_steps,
-    first_job,
     geometry_conditions,
     geometry_stages,
-    gpu_geometry,
     hunyuan_memory,
     peak_memory,
     product_path,

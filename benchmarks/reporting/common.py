@@ -23,3 +23,8 @@ def too_few(repeats: int) -> list[str]:
 def spread(median: float, row: dict[str, float]) -> str:
     """``median (min-max)`` of a summary row."""
     return f"{median:.3f} ({row['min']:.3f}-{row['max']:.3f})"
+
+
+def span(row: dict[str, float]) -> str:
+    """``median (min-max)`` of a summary row with a median."""
+    return spread(row["median"], row)

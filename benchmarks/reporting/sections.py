@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from benchmarks.reporting.common import RESULTS, load_result, spread
+from benchmarks.reporting.common import RESULTS, load_result, span
 
 
 def peak_memory() -> list[tuple[str, float, float]]:
@@ -64,8 +64,8 @@ def cpu_before_after() -> list[str]:
         before, after = data["results"]["before"], data["results"]["after"]
         lines += [f"## `postprocess` before / after (`{path.name}`)", "", data["conditions"]
                   + f". {data.get('note', '')}", "", "| | before | after |", "|---|---|---|",
-                  f"| wall s | {_span(before['wall_s'])} | {_span(after['wall_s'])} |",
-                  f"| CPU s | {_span(before['cpu_s'])} | {_span(after['cpu_s'])} |",
+                  f"| wall s | {span(before['wall_s'])} | {span(after['wall_s'])} |",
+                  f"| CPU s | {span(before['cpu_s'])} | {span(after['cpu_s'])} |",
                   f"| same quality figures | {data['same_quality']} | |", ""]  # fmt: skip
     pairs: dict[str, dict[str, Any]] = {}
     for path in sorted(RESULTS.glob("export_glb_*_*.json")):
@@ -76,16 +76,12 @@ def cpu_before_after() -> list[str]:
             before, after = sides["before"], sides["after"]
             lines += [f"## GLB export before / after (`{stem}_*.json`)", "",
                       after["conditions"] + ".", "", "| | before | after |", "|---|---|---|",
-                      f"| wall s | {_span(before['wall_s'])} | {_span(after['wall_s'])} |",
-                      f"| CPU s | {_span(before['cpu_s'])} | {_span(after['cpu_s'])} |",
+                      f"| wall s | {span(before['wall_s'])} | {span(after['wall_s'])} |",
+                      f"| CPU s | {span(before['cpu_s'])} | {span(after['cpu_s'])} |",
                       f"| GLB bytes | {before['glb_bytes']:,} | {after['glb_bytes']:,} |",
                       f"| same pixels | {before.get('same_pixels')} | {after['same_pixels']} |",
                       ""]  # fmt: skip
     return lines
-
-
-def _span(row: dict[str, float]) -> str:
-    return spread(row["median"], row)
 
 
 def trellis_speed() -> list[str]:
@@ -104,8 +100,8 @@ def trellis_speed() -> list[str]:
                   "| mode | SS sampling s | SLat sampling s | both s | x plain | max rel vs plain"
                   " (SS / SLat) | first run s |", "|---|---|---|---|---|---|---|"]  # fmt: skip
         for mode, row in data["modes"].items():
-            lines.append(f"| {mode} | {_span(row['ss_sample_s'])} | {_span(row['slat_sample_s'])}"
-                         f" | {_span(row['flows_s'])} | {row['speedup_vs_plain']:.2f}x |"
+            lines.append(f"| {mode} | {span(row['ss_sample_s'])} | {span(row['slat_sample_s'])}"
+                         f" | {span(row['flows_s'])} | {row['speedup_vs_plain']:.2f}x |"
                          f" {row['ss_max_rel_vs_plain']:.1e} / {row['slat_max_rel_vs_plain']:.1e}"
                          f" | {row['warmup_s']:.1f} |")  # fmt: skip
         lines += ["", "Against upstream: the same-run pair is the parity run's timing table above"
@@ -136,7 +132,7 @@ def trellis2_speed() -> list[str]:
                       f" {entry.get('peak_vram_gb', 0):.1f} GiB; upstream published"
                       f" ~{TRELLIS2_PUBLISHED.get(kind, float('nan')):.0f} s.", "",
                       "| stage | s |", "|---|---|"]  # fmt: skip
-            lines += [f"| {stage} | {_span(row)} |" for stage, row in stages.items()]
+            lines += [f"| {stage} | {span(row)} |" for stage, row in stages.items()]
             lines.append("")
     return lines
 
@@ -231,7 +227,7 @@ def product_path() -> list[str]:
                 continue
             s = entry["summary"]
             cells = " | ".join(
-                _span(s[k])
+                span(s[k])
                 for k in ("wall_s", "model_s", "postprocess_s", "glb_s", "overhead_s")
             )
             lines.append(f"| {name} | {cells} | {s['peak_vram_mb'] or '-'} |"
@@ -376,103 +372,4 @@ def trellis2_parity() -> list[str]:
             lines.append(f"| {name} | {compared} | {row['pass']} |")
         lines += ["", f"All pass: {data['all_pass']}; peak VRAM of the run"
                   f" {data['peak_vram_gb']:.1f} GB.", ""]  # fmt: skip
-    return lines
-
-
-def gpu_geometry() -> list[str]:
-    """The geometry pipeline's torch path against numba on one box (geometry_gpu_*.json)."""
-    lines: list[str] = []
-    for path in sorted(RESULTS.glob("geometry_gpu_*.json")):
-        data = json.loads(path.read_text())
-        paths = {p["path"]: p for p in data["paths"]}
-        names = list(paths)
-        lines += [
-            f"## Geometry pipeline on the GPU (`{path.name}`)",
-            "",
-            f"{data['machine'].get('gpu', '?')}, {data['machine'].get('cpus', '?')} CPUs;"
-            f" {data['input_faces']} triangles -> {data['target_faces']} faces,"
-            f" {data['texture_size']} px maps; {data['warm_up']} warm-up, {data['runs']}"
-            f" runs, median (min-max). Targets: {data['targets']}.",
-            "",
-            "| stage | " + " | ".join(f"{n} on {paths[n]['device']}" for n in names) + " |",
-            "|---|" + "---|" * len(names),
-        ]
-        for stage in paths[names[0]]["stages"]:
-            cells = []
-            for n in names:
-                row = paths[n]["stages"].get(stage)
-                cells.append(
-                    f"{row['median_s']:.3f} ({row['min_s']:.3f}-{row['max_s']:.3f})" if row else "-"
-                )
-            lines.append(f"| {stage} | " + " | ".join(cells) + " |")
-        for figure in paths[names[0]].get("quality", {}):
-            lines.append(
-                f"| {figure} | "
-                + " | ".join(str(paths[n].get("quality", {}).get(figure, "-")) for n in names)
-                + " |"
-            )
-        if any("distinct_assets" in paths[n] for n in names):  # recorded from session 13 on
-            lines.append("| distinct GLBs over the runs (1: repeatable) | "
-                         + " | ".join(str(paths[n].get("distinct_assets", "-")) for n in names)
-                         + " |")  # fmt: skip
-        if data.get("note"):
-            lines += ["", data["note"]]
-        lines.append("")
-    return lines
-
-
-def device_steps() -> list[str]:
-    """Single GPU steps, plain torch against ours, same answer beside each (device_steps_*.json)."""
-    lines: list[str] = []
-    for path in sorted(RESULTS.glob("device_steps_*.json")):
-        data = json.loads(path.read_text())
-        gathers = [(f"gather of {g['picks']:,} rows {g['rows']}", g) for g in data["gathers"]]
-        dilation = data["dilation"]
-        rows = [
-            (f"read-back of {data['read_back']['bytes'] / 1e6:.0f} MB", data["read_back"]),
-            *gathers,
-            (f"dilation, {dilation['rounds']} rounds of {dilation['planes']} planes,"
-             f" {dilation['texels']} texels", dilation),
-        ]  # fmt: skip
-        lines += [
-            f"## GPU steps of the bake and the copies (`{path.name}`)",
-            "",
-            f"{data['machine'].get('gpu', '?')}, torch {data['machine'].get('torch', '?')};"
-            f" {data['repeats']} repeats after a warm-up, ms, median (min-max).",
-            "",
-            "| step | plain torch | ours | same answer |",
-            "|---|---|---|---|",
-        ]
-        lines += [
-            f"| {name} | {_span(row['plain_ms'])} | {_span(row['ours_ms'])} | {row['same']} |"
-            for name, row in rows
-        ]
-        lines.append("")
-    return lines
-
-
-def first_job() -> list[str]:
-    """A fresh backend process's first job, with and without the start-up warm-up
-    (first_job_*.json)."""
-    lines: list[str] = []
-    for path in sorted(RESULTS.glob("first_job_*.json")):
-        data = json.loads(path.read_text())
-        modes = data["modes"]
-        lines += [
-            f"## First job of a fresh process (`{path.name}`)",
-            "",
-            f"{data['machine'].get('gpu') or data['device']}; {data['input_faces']} triangles ->"
-            f" {data['target_faces']} faces, {data['texture_size']} px; {data['runs']} fresh"
-            f" processes per mode, compile caches {data['caches']}; median (min-max). `none`:"
-            " no device warm-up (the first job compiles); `warm`: `serve`'s start-up warm-up"
-            " first." + ("" if data["meets_repeat_rule"] else " Fewer than 5 runs: a check."),
-            "",
-            "| figure | none | warm |",
-            "|---|---|---|",
-        ]
-        for row in ("device_warm_up_s", "first_job_s", "first_job_frames_compiled",
-                    "second_job_s"):  # fmt: skip
-            cells = [_span(modes[m][row]) if row in modes[m] else "-" for m in ("none", "warm")]
-            lines.append(f"| {row} | " + " | ".join(cells) + " |")
-        lines += [f"| distinct GLBs over all jobs | {data['distinct_assets']} | |", ""]
     return lines
