@@ -27,6 +27,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from backend import job_priority
 from backend.disk_space import disk_full_error, free_mb, is_disk_full
 from backend.downloads.manager import DownloadManager
 from backend.event_bus import EventBus
@@ -348,6 +349,7 @@ def _warm_up_kernels(devices: list[str]) -> None:
     from backend.geometry.warmup import warm_up
 
     try:
-        warm_up(devices=devices)
+        with job_priority.background():  # it gives way to jobs (job_priority.py)
+            warm_up(devices=devices)
     except Exception:  # a failed warm-up only means the first job compiles; never fatal
         log.exception("geometry warm-up failed; the first job will compile the kernels")

@@ -13,9 +13,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from backend import job_priority
+
 log = logging.getLogger(__name__)
 
 COMPILE_ENV = "DREAMCAD_COMPILE"
+
 
 # dynamo's tracing state is process-wide: a compiled function entered on one thread while another
 # thread compiles (inductor traces its graphs with torch.fx) raises "Detected that you are using
@@ -23,7 +26,33 @@ COMPILE_ENV = "DREAMCAD_COMPILE"
 # warm-up compiled the decimator while the first job ran. So compiled calls take turns, across
 # threads (re-entrant: a compiled call may run another); eager fallbacks run freely. Their host
 # side holds the GIL anyway; what the turns add is a wait while another thread compiles.
-COMPILED_CALLS = threading.RLock()
+# Background work (the warm-up) takes no new turn while a job runs (job_priority.py).
+class CompiledCallTurns:
+    """A re-entrant lock on compiled calls that background threads take only between jobs."""
+
+    def __init__(self) -> None:
+        self._owner: int | None = None
+        self._depth = 0
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        with job_priority.CHANGED:
+            if self._owner != me:  # a nested call never waits: its thread holds the turn
+                job_priority.CHANGED.wait_for(
+                    lambda: self._owner is None and not job_priority.must_give_way()
+                )
+                self._owner = me
+            self._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with job_priority.CHANGED:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                job_priority.CHANGED.notify_all()
+
+
+COMPILED_CALLS = CompiledCallTurns()
 
 
 def should_compile(device: Any) -> bool:

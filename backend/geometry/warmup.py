@@ -24,6 +24,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from backend import job_priority
 from backend.geometry import geometry_path, uv_pack
 from backend.geometry.pipeline import PipelineOptions, run_pipeline
 from backend.geometry.raw_asset import PaintedViews, RawAsset, orthographic_camera
@@ -139,6 +140,7 @@ def warm_up(
                                      if device_needs_warm_up(d)]  # fmt: skip
     for suffix, device, inputs in runs:
         for label, raw, options in inputs():
+            job_priority.give_way()  # in serve's background thread: after any running job
             began = time.perf_counter()
             run_pipeline(raw, replace(options, device=device))
             if report is not None:

@@ -20,6 +20,7 @@ from backend.cancellation import CancelToken
 from backend.disk_space import disk_full_error, is_disk_full
 from backend.geometry.raw_store import RAW_FILE
 from backend.images import decode_image
+from backend.job_priority import job_running
 from backend.jobs.device_placer import DevicePlacer
 from backend.jobs.model_control import ModelControl
 from backend.jobs.queue import JobQueue
@@ -98,7 +99,8 @@ class Worker(threading.Thread):
             log.info(
                 "job %s: %s on %s (attempt %d)", job_id, record.model, self.device, record.attempts
             )
-            self._run_and_record(record, token)
+            with job_running():  # background work (the start-up warm-up) waits meanwhile
+                self._run_and_record(record, token)
         self.current_job_id = None  # kept if the thread dies: the supervisor settles that job
 
     def _run_and_record(self, record: JobRecord, token: CancelToken) -> None:

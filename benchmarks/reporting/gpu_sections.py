@@ -94,14 +94,16 @@ def first_job() -> list[str]:
             f" {data['target_faces']} faces, {data['texture_size']} px; {data['runs']} fresh"
             f" processes per mode, compile caches {data['caches']}; median (min-max). `none`:"
             " no device warm-up (the first job compiles); `warm`: `serve`'s start-up warm-up"
-            " first." + ("" if data["meets_repeat_rule"] else " Fewer than 5 runs: a check."),
+            " first; `during`: the first job arrives as the warm-up starts (it gives way to"
+            " the job)." + ("" if data["meets_repeat_rule"] else " Fewer than 5 runs: a check."),
             "",
-            "| figure | none | warm |",
-            "|---|---|---|",
+            "| figure | " + " | ".join(modes) + " |",
+            "|---" * (len(modes) + 1) + "|",
         ]
         for row in ("device_warm_up_s", "first_job_s", "first_job_frames_compiled",
                     "second_job_s"):  # fmt: skip
-            cells = [span(modes[m][row]) if row in modes[m] else "-" for m in ("none", "warm")]
+            cells = [span(modes[m][row]) if row in modes[m] else "-" for m in modes]
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
-        lines += [f"| distinct GLBs over all jobs | {data['distinct_assets']} | |", ""]
+        lines += [f"| distinct GLBs over all jobs | {data['distinct_assets']} |"
+                  + " |" * (len(modes) - 1), ""]  # fmt: skip
     return lines

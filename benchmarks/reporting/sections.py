@@ -234,6 +234,10 @@ def product_path() -> list[str]:
                          f" {', '.join(f'{f:,}' for f in s['faces'])} |"
                          f" {entry['warmup']['wall_s']:.2f} |"
                          f" {s.get('distinct_assets', 'not recorded')} |")  # fmt: skip
+        if data.get("kernels_ready_s") is not None:
+            lines += ["", f"The server's start-up kernel warm-up took {data['kernels_ready_s']}"
+                      " s; the first job arrived during it (the warm-up gives way to jobs),"
+                      " the timed jobs after it."]  # fmt: skip
         if data.get("note"):
             lines += ["", data["note"]]
         lines.append("")
