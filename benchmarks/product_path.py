@@ -257,15 +257,15 @@ def run(args: argparse.Namespace, models: list[str], weights_dir: Path,
                 model, weights_dir, args.tiny, torch.device(args.device), rgba
             )
     weights = [f"--weights={m}={p['path']}" for m, p in prepared.items()]
-    # What setup does once per install (scripts/setup_env.sh: `dreamcad-backend warmup`): the
-    # kernels compiled into numba's on-disk cache. Without it the server's start-up warm-up
-    # compiles them (~70 s cold on a GPU box) on a thread beside the first timed jobs, and
-    # their stages wait for numba's compiler lock: not what a set-up install does.
+    # What setup does once per install (scripts/setup_env.sh: `dreamcad-backend warmup`, with
+    # `--device cuda` on a GPU box): the kernels compiled into numba's and inductor's on-disk
+    # caches. Without it the server's start-up warm-up and the first job compile them (numba
+    # ~70 s cold on a GPU box, the decimator's regions ~28 s): not what a set-up install does.
     from backend.geometry.warmup import warm_up
 
     print("kernels: warm-up as setup does ...", flush=True)
     started = time.perf_counter()
-    warm_up()
+    warm_up(devices=[args.device] if args.device.startswith("cuda") else [])
     setup_warmup_s = round(time.perf_counter() - started, 2)
     backend = BackendProcess(scratch / "data", *weights, warm_up=True, device=args.device,
                              log_path=scratch / "backend.log")  # fmt: skip
