@@ -61,7 +61,9 @@ def round_function(device: Any) -> Any:
 
     with _SETUP:  # once per process: the wrapper, the kernel's build and its check
         if "round" not in _COMPILED:
-            compiled = torch.compile(_round, dynamic=True)
+            from backend.torch_ahead import compiled_ahead
+
+            compiled = compiled_ahead(_round, device)  # kept on disk for the next process
             _COMPILED["round"] = compile_or_eager(compiled, _round, "the dilation round")
         if torch.device(device).type != "cuda":
             return _COMPILED["round"]
