@@ -122,7 +122,10 @@ def run_child(args: argparse.Namespace, mode: str, input_path: Path, caches: Pat
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise RuntimeError(f"{mode} process failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    sample = json.loads(done.stdout.strip().splitlines()[-1])
+    # what torch_ahead said: builds loaded, made, or why none could be made on this torch
+    sample["ahead_log"] = [line[:400] for line in done.stderr.splitlines() if "torch_ahead" in line]
+    return sample
 
 
 def summarise(samples: list[dict]) -> dict[str, Any]:
@@ -185,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s %(levelname)s %(message)s")
+        for noisy in ("torch", "numba", "filelock", "triton"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         print(json.dumps(child(args)))
         return 0
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
