@@ -8,7 +8,8 @@ a fresh process that imports the backend, starts CUDA, runs ``warm_up(devices=[d
 the warm-up starts on a background thread and the first job arrives at once, so the job shares
 the process with the warm-up (which gives way to it, job_priority.py); the second job runs after
 the warm-up ended. It reports the first job's wall time, the second (warm) job's, the dynamo
-frames compiled meanwhile (process-wide: in ``during`` the warm-up's count too), and each GLB's
+frames compiled meanwhile (process-wide: in ``during`` the warm-up's count too; builds that
+torch_ahead.py loads or makes count none, its log lines are in each sample), and each GLB's
 digest: the same input must make the same asset in every process and mode.
 
 Inductor's and Triton's disk caches live in a folder of this run. One untimed process fills
