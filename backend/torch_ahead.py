@@ -113,9 +113,17 @@ class _KeptBuilds:
 
     def run(self, args: Any, kwargs: Any) -> tuple[bool, Any]:
         if self.builds is None:
-            self._load()
+            try:
+                self._load()
+            except Exception as error:  # no place for builds here: compile per process
+                log.warning("%s: kept builds unavailable (%s: %s); each process compiles it",
+                            self.function.__qualname__, type(error).__name__, error)  # fmt: skip
+                self.builds, self.can_build = [], False
         assert self.builds is not None
         for index, build in enumerate(self.builds):
+            accepts = getattr(build, "guard_check", None)  # a bool, without the refusal's text
+            if accepts is not None and not accepts(*args, **kwargs):
+                continue
             try:
                 result = build(*args, **kwargs)
             except RuntimeError as error:
@@ -193,5 +201,6 @@ def _save(build: Any, path: Path) -> None:
             os.replace(temp, path)
         finally:
             Path(temp).unlink(missing_ok=True)
-    except OSError as error:  # a full or read-only disk: this process has the build all the same
-        log.warning("compiled code not kept at %s: %s", path, error)
+    except Exception as error:  # a full disk, a build this torch cannot write: this process
+        # has the build all the same (an error here must not send the caller to eager code)
+        log.warning("compiled code not kept at %s: %s: %s", path, type(error).__name__, error)

@@ -22,7 +22,7 @@ def mix(x, y):
 # One fresh process: the kernel compiled ahead, called on each shape; what it built and whether
 # each answer equals the eager function's.
 SCRIPT = """
-import json, sys
+import json, os, sys
 import torch
 from backend import torch_ahead
 import kernels.mix as kernel
@@ -33,6 +33,10 @@ def counting_build(self, args, kwargs):
     built.append([tuple(a.shape) for a in args])
     return build(self, args, kwargs)
 torch_ahead._KeptBuilds._build = counting_build
+if os.environ.get("BREAK_SAVE"):  # a build this torch cannot write (not a disk error)
+    def cannot_write(*args, **kwargs):
+        raise TypeError("cannot pickle this build")
+    torch_ahead.os.replace = cannot_write
 
 fast = torch_ahead.compiled_ahead(kernel.mix, "cpu")
 same = []
@@ -103,4 +107,15 @@ def test_switched_off_nothing_is_kept(tmp_path: Path) -> None:
     _write_kernel(tmp_path, factor=2)
     result = _run(tmp_path, [[10, 3]], DREAMCAD_COMPILE_AHEAD="0")
     assert result["built"] == [] and result["same"] == [True]
+    assert _builds(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_a_build_that_cannot_be_written_still_runs_and_is_not_kept(tmp_path: Path) -> None:
+    """Not a disk error but a build this torch cannot write: the call is answered by the build
+    all the same (an exception here would send compile_or_eager's caller to eager code)."""
+    _write_kernel(tmp_path, factor=2)
+    result = _run(tmp_path, [[10, 3], [20, 3]], BREAK_SAVE="1")
+    assert result["built"] == [[[10, 3], [10, 3]]] and result["same"] == [True, True]
+    assert "compiled code not kept" in result["log"] and "TypeError" in result["log"]
     assert _builds(tmp_path) == []
