@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 AHEAD_ENV = "DREAMCAD_COMPILE_AHEAD"
 GUARDS_REFUSED = "GuardManager check failed"  # how an artefact's guard check says no
+MAX_BUILDS = 6  # per function: the specialisations its calls need (a size traced as 0 or 1...)
 
 
 def enabled() -> bool:
@@ -58,9 +59,6 @@ def device_signature(device: Any) -> str:
         major, minor = torch.cuda.get_device_capability(device)
         return f"cuda sm{major}{minor} triton {triton.__version__}"
     return f"{device.type} {platform.machine()} {torch.backends.cpu.get_cpu_capability()}"
-
-
-MAX_BUILDS = 6  # per function: the specialisations its calls need (a size traced as 0 or 1...)
 
 
 def artefact_stem(function: Callable[..., Any], device: Any, config: dict[str, Any]) -> Path:
