@@ -20,6 +20,7 @@ job. ``DREAMCAD_COMPILE_AHEAD=0`` turns it off. Artefacts live beside inductor's
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import logging
@@ -31,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from backend.torch_compile import OFF
+
 log = logging.getLogger(__name__)
 
 AHEAD_ENV = "DREAMCAD_COMPILE_AHEAD"
@@ -39,7 +42,7 @@ MAX_BUILDS = 6  # per function: the specialisations its calls need (a size trace
 
 
 def enabled() -> bool:
-    return os.environ.get(AHEAD_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    return os.environ.get(AHEAD_ENV, "1").strip().lower() not in OFF
 
 
 def artefact_dir() -> Path:
@@ -65,15 +68,21 @@ def artefact_stem(function: Callable[..., Any], device: Any, config: dict[str, A
     """The path of ``function``'s builds less their number: ``<stem>-<n>.aot``."""
     import torch
 
-    digest = hashlib.sha256()
-    package = Path(inspect.getfile(function)).parent
-    for source in sorted(package.glob("*.py")):
-        digest.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
+    digest = hashlib.sha256(_package_digest(Path(inspect.getfile(function)).parent))
     for part in (function.__module__, function.__qualname__, torch.__version__, sys.version,
                  device_signature(device), sorted(config.items())):  # fmt: skip
         digest.update(repr(part).encode() + b"\0")
     name = f"{function.__module__}.{function.__qualname__}"
     return artefact_dir() / f"{name}-{digest.hexdigest()[:20]}"
+
+
+@functools.cache
+def _package_digest(package: Path) -> bytes:
+    """The package's sources, read once per process (its kernels all ask at start-up)."""
+    digest = hashlib.sha256()
+    for source in sorted(package.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
+    return digest.digest()
 
 
 def compiled_ahead(

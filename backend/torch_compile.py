@@ -18,6 +18,7 @@ from backend import job_priority
 log = logging.getLogger(__name__)
 
 COMPILE_ENV = "DREAMCAD_COMPILE"
+OFF = ("0", "false", "no", "off")  # how a DREAMCAD_COMPILE* switch says no
 
 
 # dynamo's tracing state is process-wide: a compiled function entered on one thread while another
@@ -58,7 +59,7 @@ COMPILED_CALLS = CompiledCallTurns()
 def should_compile(device: Any) -> bool:
     """The ``DREAMCAD_COMPILE`` policy for code running on ``device`` (a str or torch.device)."""
     choice = os.environ.get(COMPILE_ENV, "auto").strip().lower()
-    if choice in ("0", "false", "no", "off"):
+    if choice in OFF:
         return False
     if choice in ("1", "true", "yes", "on"):
         return True
